@@ -1,0 +1,108 @@
+"""Behaviours: what a task does, as a SimPy generator of requests.
+
+A behaviour is any callable ``behaviour(task)`` returning a generator that yields the events made
+by ``task.run(ns)``, ``task.sleep(ns)``, ``task.alloc(nbytes)`` and ``task.free(nbytes)`` (or any
+other SimPy event, during which the task is blocked). Research code writes these directly::
+
+    def bursty(task):
+        while True:
+            yield task.run(cfssim.ms(3))
+            yield task.sleep(cfssim.ms(7))
+
+YAML programs (``program: [{run: 10ms}, {sleep: 40ms}]``) compile to the same kind of generator
+through `compile_program`, and `program` builds one from Python keywords.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Iterator, Sequence
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from .scenario import Alloc, Exit, Free, Loop, Run, Sleep, Step
+
+Behaviour = Callable[[Any], Generator[Any, Any, Any]]
+_STEPS: TypeAdapter[tuple[Step, ...]] = TypeAdapter(tuple[Step, ...])
+
+
+class TaskExit(Exception):
+    """Raised inside a behaviour by an ``exit`` step; ends the thread with `code`."""
+
+    def __init__(self, code: int = 0) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class BehaviourError(RuntimeError):
+    """A behaviour that would spin forever without time passing."""
+
+
+def _times(repeat: int | None) -> Iterator[int]:
+    count = 0
+    while repeat is None or count < repeat:
+        yield count
+        count += 1
+
+
+def execute(task: Any, steps: Sequence[Step]) -> Generator[Any, Any, None]:
+    """Run `steps` once for `task` (a generator to ``yield from``)."""
+    for step in steps:
+        if isinstance(step, Run):
+            yield task.run(step.ns)
+        elif isinstance(step, Sleep):
+            yield task.sleep(step.ns)
+        elif isinstance(step, Alloc):
+            yield task.alloc(step.bytes)
+        elif isinstance(step, Free):
+            yield task.free(step.bytes)
+        elif isinstance(step, Exit):
+            raise TaskExit(step.code)
+        elif isinstance(step, Loop):
+            yield from repeat_steps(task, step.program, step.repeat)
+        else:  # pragma: no cover - the step union is closed
+            raise TypeError(f"unknown step {step!r}")
+
+
+def repeat_steps(task: Any, steps: Sequence[Step], repeat: int | None) -> Generator[Any, Any, None]:
+    """Run `steps` `repeat` times (None: forever); a forever loop must let time pass."""
+    for _ in _times(repeat):
+        before = (task.now, task.sum_exec)
+        yield from execute(task, steps)
+        if repeat is None and (task.now, task.sum_exec) == before:
+            raise BehaviourError(
+                f"{task.name}: a 'forever' loop whose iteration takes no time would never end "
+                "(add a run or sleep step)"
+            )
+
+
+def compile_program(steps: Sequence[Step], repeat: int | None = 1) -> Behaviour:
+    """A behaviour running `steps` `repeat` times (None: forever) — YAML programs use this."""
+    frozen = tuple(steps)
+
+    def behaviour(task: Any) -> Generator[Any, Any, None]:
+        yield from repeat_steps(task, frozen, repeat)
+
+    behaviour.steps = frozen  # type: ignore[attr-defined]
+    behaviour.repeat = repeat  # type: ignore[attr-defined]
+    return behaviour
+
+
+def program(*steps: dict[str, Any] | Step, repeat: int | None = None, **named: Any) -> Behaviour:
+    """Build a behaviour from steps, written as in YAML, repeated forever by default::
+
+        program(run="2ms", sleep="8ms")          # keyword order is step order
+        program({"run": "10ms"}, {"alloc": "4MiB"}, repeat=3)
+        program(run="forever")
+    """
+    raw: list[Any] = list(steps) + [{key: value} for key, value in named.items()]
+    if not raw:
+        raise ValueError("program() needs at least one step, e.g. program(run='10ms')")
+    try:
+        parsed = _STEPS.validate_python(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"step {'.'.join(str(p) for p in err['loc'][:1])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ValueError(f"invalid program: {problems}") from None
+    return compile_program(parsed, repeat)

@@ -1,0 +1,1 @@
+"""cgroups: file semantics (files), hierarchy (tree), CPU bandwidth, memory controller."""

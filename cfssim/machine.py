@@ -1,0 +1,946 @@
+"""`Machine`: the CPUs and the scheduling core — ``schedule``, ``update_curr``, enqueue/dequeue,
+wakeups, bandwidth throttling and load balancing, driven by exact timers.
+
+Each CPU (`Rq`) has a root `CfsRunQueue`; task groups add a group entity and a queue per CPU
+(`cfssim.cgroup.tree.TaskGroup`). The fair policy (`Cfs`, `Eevdf`) decides placement, picking and
+preemption; this module does what the kernel's core and the shared parts of fair.c do.
+
+No CPU is polled every tick. After every scheduling event a CPU arms *one* timer for the next
+moment something must happen to its running task — demand done, slice used up (timed exactly, as
+HRTICK does), a condition the kernel checks only at ticks (rounded up to the tick grid), local
+bandwidth runtime exhausted (noticed at the next tick, as ``update_curr`` at ``scheduler_tick``
+does). A timer is cancelled by replacing it: a stale firing sees it is no longer ``rq.timer``.
+
+Operations mark the CPUs they disturb (`touch`); `flush` then reschedules those that need it and
+re-arms their timers, so one wakeup or throttle costs one pass per affected CPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+import simpy
+
+from .cgroup.bandwidth import CFS_BANDWIDTH_SLACK_PERIOD, MIN_BANDWIDTH_EXPIRATION
+from .sched.entity import SchedEntity
+from .sched.fair import Cfs
+from .sched.policy import (
+    ENQUEUE_INITIAL,
+    ENQUEUE_MIGRATED,
+    ENQUEUE_WAKEUP,
+    FairPolicy,
+    SchedTunables,
+)
+from .sched.runqueue import CfsRunQueue
+from .sched.weights import calc_delta_fair
+from .task import Task, TaskState
+from .trace import Recorder
+
+if TYPE_CHECKING:
+    from .cgroup.tree import TaskGroup
+
+POLICIES: dict[str, type[FairPolicy]] = {"cfs": Cfs}
+NEVER = 1 << 62
+
+
+class Rq:
+    """One CPU: ``struct rq`` with only what the model needs."""
+
+    __slots__ = (
+        "busy",
+        "cfs",
+        "cpu",
+        "curr",
+        "dirty",
+        "exec_start",
+        "need_resched",
+        "nr_balance_failed",
+        "on_settle",
+        "on_timer",
+        "seg_start",
+        "settling",
+        "tasks",
+        "timer",
+        "timer_at",
+    )
+
+    def __init__(self, cpu: int, cfs: CfsRunQueue) -> None:
+        self.cpu = cpu
+        self.cfs = cfs
+        self.curr: Task | None = None
+        self.tasks: dict[int, Task] = {}  # fair tasks enqueued here (curr included), by tid
+        self.exec_start = 0
+        self.seg_start = 0
+        self.busy = 0  # ns spent running tasks
+        self.need_resched = False
+        self.dirty = False
+        self.settling: Task | None = None  # curr finished a request; its next one is pending
+        self.timer: simpy.Event | None = None
+        self.timer_at = -1
+        self.nr_balance_failed = 0
+        self.on_timer: Callable[[simpy.Event], None] = lambda ev: None
+        self.on_settle: Callable[[simpy.Event], None] = lambda ev: None
+
+    @property
+    def idle(self) -> bool:
+        return self.curr is None and self.cfs.h_nr_running == 0
+
+
+class Machine:
+    """`ncpus` CPUs sharing one fair policy, one root task group and one recorder."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        tunables: SchedTunables,
+        policy: str,
+        root: TaskGroup,
+        recorder: Recorder,
+        seed: int = 1,
+    ) -> None:
+        self.env = env
+        self.tun = tunables
+        self.ncpus = tunables.cpus
+        self.root = root
+        self.rec = recorder
+        self.rqs = [Rq(cpu, root.cfs_rq[cpu]) for cpu in range(self.ncpus)]
+        if policy not in POLICIES:
+            raise ValueError(f"unknown policy {policy!r} (expected one of {', '.join(POLICIES)})")
+        self.policy = POLICIES[policy](tunables, [rq.cfs for rq in self.rqs])
+        self.tick_ns = tunables.tick_ns
+        self.dirty: list[Rq] = []
+        self.idle_rqs: set[int] = set(range(self.ncpus))
+        self.kick_pending = False
+        self.context_switches = 0
+        for rq in self.rqs:
+            rq.on_timer = self._timer_callback(rq)
+            rq.on_settle = self._settle_callback(rq)
+        # A busy CPU balances every busy_factor (16) × balance_interval, which the kernel keeps
+        # between the domain's min_interval (its weight in ms) and max_interval (twice that).
+        # Which of the two, and the phase against other CPUs, depends on history and noise we
+        # do not model; a seeded draw stands for it, so N hogs on M CPUs rotate fairly.
+        weight_ms = max(1, min(self.ncpus, 64)) * 1_000_000
+        self.balance_range = (16 * weight_ms, 32 * weight_ms)
+        self.rng = np.random.default_rng([seed, 0x5EED])
+        if self.ncpus > 1:
+            for rq in self.rqs:
+                self._arm_balance(rq, self._balance_interval())
+
+    @property
+    def now(self) -> int:
+        return int(self.env.now)
+
+    # ==== accounting ======================================================================
+    def update_curr(self, rq: Rq) -> None:
+        """``update_curr`` at every level of the running task's hierarchy: sum_exec, vruntime,
+        min_vruntime, cpuacct and bandwidth runtime all advance by the same wall delta."""
+        now = self.env.now
+        delta = now - rq.exec_start
+        rq.exec_start = now
+        task = rq.curr
+        if task is None or delta <= 0:
+            return
+        task.sum_exec += delta
+        if task.remaining is not None:
+            task.remaining -= delta
+        cpu = rq.cpu
+        for usage in task.acct:
+            usage[cpu] += delta
+        policy = self.policy
+        se: SchedEntity | None = task.se
+        while se is not None:
+            cfs_rq = se.rq_of
+            assert cfs_rq is not None
+            se.sum_exec += delta
+            se.vruntime += calc_delta_fair(delta, se.weight, se.inv_weight)
+            cfs_rq.update_min_vruntime()
+            if policy.update_curr(cfs_rq, se):
+                rq.need_resched = True
+            if cfs_rq.runtime_enabled:
+                self.account_cfs_rq_runtime(rq, cfs_rq, delta)
+            se = se.parent
+
+    # ==== bandwidth control (kernel/sched/fair.c, CONFIG_CFS_BANDWIDTH) ====================
+    def account_cfs_rq_runtime(self, rq: Rq, cfs_rq: CfsRunQueue, delta: int) -> None:
+        """``__account_cfs_rq_runtime``: charge unweighted runtime; refill from the pool when
+        it is gone; reschedule when the pool is empty too."""
+        cfs_rq.runtime_remaining -= delta
+        if cfs_rq.runtime_remaining > 0 or cfs_rq.throttled:
+            return
+        if not self.assign_cfs_rq_runtime(cfs_rq, cfs_rq.tg.bandwidth.slice) and cfs_rq.curr:
+            rq.need_resched = True
+
+    def assign_cfs_rq_runtime(self, cfs_rq: CfsRunQueue, target: int) -> bool:
+        tg = cfs_rq.tg
+        ok, arm = tg.bandwidth.assign(cfs_rq, target, self.now)
+        if arm:
+            self._arm_period_timer(tg)
+        return ok
+
+    def check_cfs_rq_runtime(self, cfs_rq: CfsRunQueue) -> bool:
+        """``check_cfs_rq_runtime``: throttle a queue whose runtime is gone (at put_prev)."""
+        if not cfs_rq.runtime_enabled or cfs_rq.runtime_remaining > 0:
+            return False
+        if cfs_rq.throttled:
+            return True
+        return self.throttle_cfs_rq(cfs_rq)
+
+    def check_enqueue_throttle(self, cfs_rq: CfsRunQueue) -> None:
+        """``check_enqueue_throttle``: the first entity queued on a queue without runtime."""
+        if not cfs_rq.runtime_enabled or cfs_rq.curr is not None or cfs_rq.throttled:
+            return
+        rq = self.rqs[cfs_rq.cpu]
+        self.account_cfs_rq_runtime(rq, cfs_rq, 0)
+        if cfs_rq.runtime_remaining <= 0:
+            self.throttle_cfs_rq(cfs_rq)
+
+    def throttle_cfs_rq(self, cfs_rq: CfsRunQueue) -> bool:
+        """``throttle_cfs_rq``: one last try for 1 ns, then take the group entity off its
+        parent and mark the subtree throttled. False when the pool still had runtime."""
+        if self.assign_cfs_rq_runtime(cfs_rq, 1):
+            return False
+        tg = cfs_rq.tg
+        tg.bandwidth.throttled.append(cfs_rq)
+        rq = self.rqs[cfs_rq.cpu]
+        task_delta = cfs_rq.h_nr_running
+        dequeue = True
+        se = cfs_rq.se
+        while se is not None:
+            qcfs_rq = se.rq_of
+            assert qcfs_rq is not None
+            if not se.on_rq:
+                break
+            if dequeue:
+                self.dequeue_entity(qcfs_rq, se, sleep=True)
+                if qcfs_rq.load:
+                    dequeue = False
+            else:
+                self.update_cfs_group(se)
+            qcfs_rq.h_nr_running -= task_delta
+            if qcfs_rq.throttled:
+                break
+            se = se.parent
+        for group in tg.subtree():
+            group.cfs_rq[cfs_rq.cpu].throttle_count += 1
+        cfs_rq.throttled = True
+        if cfs_rq.nr_running:
+            cfs_rq.throttled_clock = self.now
+        rq.need_resched = True
+        self.touch(rq)
+        return True
+
+    def unthrottle_cfs_rq(self, cfs_rq: CfsRunQueue) -> None:
+        """``unthrottle_cfs_rq``: count the throttled time, put the group entity back."""
+        tg = cfs_rq.tg
+        rq = self.rqs[cfs_rq.cpu]
+        self.update_curr(rq)
+        cfs_rq.throttled = False
+        tg.bandwidth.throttled.remove(cfs_rq)
+        now = self.now
+        if cfs_rq.throttled_clock >= 0:
+            tg.bandwidth.stat.throttled_time += now - cfs_rq.throttled_clock
+            self.rec.add("throttles", tg.index, cfs_rq.cpu, cfs_rq.throttled_clock, now)
+            cfs_rq.throttled_clock = -1
+        for group in tg.subtree():
+            group.cfs_rq[cfs_rq.cpu].throttle_count -= 1
+        if not cfs_rq.load:
+            return
+        task_delta = cfs_rq.h_nr_running
+        enqueue = True
+        se = cfs_rq.se
+        while se is not None:
+            qcfs_rq = se.rq_of
+            assert qcfs_rq is not None
+            if se.on_rq:
+                enqueue = False
+            if enqueue:
+                self.enqueue_entity(qcfs_rq, se, ENQUEUE_WAKEUP)
+            else:
+                self.update_cfs_group(se)
+            qcfs_rq.h_nr_running += task_delta
+            if qcfs_rq.throttled:
+                break
+            se = se.parent
+        if rq.curr is None and rq.cfs.h_nr_running:
+            rq.need_resched = True
+        self.touch(rq)
+
+    def return_cfs_rq_runtime(self, cfs_rq: CfsRunQueue) -> None:
+        """``return_cfs_rq_runtime``: on the last dequeue, give slack back; maybe start the
+        slack timer (``start_cfs_slack_bandwidth``)."""
+        bw = cfs_rq.tg.bandwidth
+        if not bw.give_back(cfs_rq) or bw.slack_started:
+            return
+        if bw.refresh_within(self.now, MIN_BANDWIDTH_EXPIRATION + CFS_BANDWIDTH_SLACK_PERIOD):
+            return
+        bw.slack_started = True
+        timer = self.env.timeout(CFS_BANDWIDTH_SLACK_PERIOD)
+        timer.callbacks.append(lambda ev, tg=cfs_rq.tg: self._slack_timer(tg))
+
+    def _slack_timer(self, tg: TaskGroup) -> None:
+        """``do_sched_cfs_slack_timer``."""
+        bw = tg.bandwidth
+        bw.slack_started = False
+        if bw.refresh_within(self.now, MIN_BANDWIDTH_EXPIRATION):
+            return
+        if bw.quota is None or bw.runtime <= bw.slice:
+            return
+        for cfs_rq in bw.distribute():
+            self.unthrottle_cfs_rq(cfs_rq)
+        self.flush()
+
+    def _arm_period_timer(self, tg: TaskGroup) -> None:
+        bw = tg.bandwidth
+        bw.timer_gen += 1
+        gen = bw.timer_gen
+        timer = self.env.timeout(bw.expires - self.now)
+        timer.callbacks.append(lambda ev: self._period_timer(tg, gen))
+
+    def _period_timer(self, tg: TaskGroup, gen: int) -> None:
+        """``sched_cfs_period_timer``: refill, count, distribute, unthrottle; re-arm or stop."""
+        bw = tg.bandwidth
+        if gen != bw.timer_gen or not bw.period_active:
+            return
+        start = bw.expires - bw.period
+        throttled_now = bool(bw.throttled)
+        active, ready = bw.period_tick()
+        quota = -1 if bw.quota is None else bw.quota
+        # usage is filled in from the run segments when the trace is frozen (exact, no update_curr)
+        self.rec.add("periods", tg.index, start, bw.period, 0, int(throttled_now), quota)
+        for cfs_rq in ready:
+            self.unthrottle_cfs_rq(cfs_rq)
+        if active:
+            bw.forward(self.now)
+            self._arm_period_timer(tg)
+        else:
+            bw.period_active = False
+        self.flush()
+
+    def set_bandwidth(self, tg: TaskGroup, period: int, quota: int | None, burst: int) -> None:
+        """``tg_set_cfs_bandwidth``: new limits, refill, restart the timer, reset local
+        runtime to 0 on every CPU and unthrottle everything."""
+        bw = tg.bandwidth
+        bw.set(period, quota, burst)
+        if bw.enabled and bw.start(self.now):
+            self._arm_period_timer(tg)
+        for cfs_rq in tg.cfs_rq:
+            cfs_rq.runtime_enabled = bw.enabled
+            cfs_rq.runtime_remaining = 0
+            if cfs_rq.throttled:
+                self.unthrottle_cfs_rq(cfs_rq)
+            self.touch(self.rqs[cfs_rq.cpu])
+        self.flush()
+
+    # ==== group weights ====================================================================
+    def add_load(self, cfs_rq: CfsRunQueue, delta: int) -> None:
+        cfs_rq.load += delta
+        if cfs_rq.se is not None:
+            cfs_rq.tg.load_sum += delta
+
+    def update_cfs_group(self, se: SchedEntity) -> None:
+        """``update_cfs_group``: re-derive a group entity's weight (`calc_group_shares`)."""
+        my_q = se.my_q
+        if my_q is None:
+            return
+        weight = my_q.tg.calc_group_shares(my_q.cpu)
+        if weight != se.weight:
+            self.reweight_entity(se, weight)
+
+    def reweight_entity(self, se: SchedEntity, weight: int) -> None:
+        """``reweight_entity``: a new weight for a queued or sleeping entity."""
+        cfs_rq = se.rq_of
+        assert cfs_rq is not None
+        if not se.on_rq:
+            self.policy.reweight_entity(cfs_rq, se, weight)
+            return
+        in_tree = se.node is not None
+        if in_tree:
+            cfs_rq.remove(se)
+        self.add_load(cfs_rq, weight - se.weight)
+        self.policy.reweight_entity(cfs_rq, se, weight)
+        if in_tree:
+            cfs_rq.insert(se, self.policy.key(se))
+
+    # ==== enqueue / dequeue ================================================================
+    def enqueue_entity(self, cfs_rq: CfsRunQueue, se: SchedEntity, flags: int) -> None:
+        """``enqueue_entity``: place, account the load, insert in the tree."""
+        if se.my_q is not None:
+            self.update_cfs_group(se)
+        self.policy.place_entity(cfs_rq, se, flags)
+        self.add_load(cfs_rq, se.weight)
+        cfs_rq.nr_running += 1
+        if se is not cfs_rq.curr:
+            cfs_rq.insert(se, self.policy.key(se))
+        se.on_rq = True
+        if cfs_rq.nr_running == 1:
+            self.check_enqueue_throttle(cfs_rq)
+            if cfs_rq.throttled and cfs_rq.throttled_clock < 0:
+                cfs_rq.throttled_clock = self.now
+
+    def dequeue_entity(self, cfs_rq: CfsRunQueue, se: SchedEntity, sleep: bool) -> None:
+        """``dequeue_entity``: out of the tree and the load; slack goes back on the last one."""
+        self.policy.dequeue_entity(cfs_rq, se, sleep)
+        if se.node is not None:
+            cfs_rq.remove(se)
+        se.on_rq = False
+        self.add_load(cfs_rq, -se.weight)
+        cfs_rq.nr_running -= 1
+        if cfs_rq.runtime_enabled and cfs_rq.nr_running == 0:
+            self.return_cfs_rq_runtime(cfs_rq)
+        cfs_rq.update_min_vruntime()
+
+    def enqueue_task(self, rq: Rq, task: Task, flags: int) -> None:
+        """``enqueue_task_fair``: enqueue up the hierarchy until an already-queued level, or a
+        throttled queue, is reached."""
+        rq.tasks[task.tid] = task
+        se: SchedEntity | None = task.se
+        while se is not None:
+            if se.on_rq:
+                break
+            cfs_rq = se.rq_of
+            assert cfs_rq is not None
+            self.enqueue_entity(cfs_rq, se, flags)
+            cfs_rq.h_nr_running += 1
+            if cfs_rq.throttled:
+                return
+            flags = ENQUEUE_WAKEUP
+            se = se.parent
+        while se is not None:
+            cfs_rq = se.rq_of
+            assert cfs_rq is not None
+            self.update_cfs_group(se)
+            cfs_rq.h_nr_running += 1
+            if cfs_rq.throttled:
+                return
+            se = se.parent
+
+    def dequeue_task(self, rq: Rq, task: Task, sleep: bool) -> None:
+        """``dequeue_task_fair``: dequeue up the hierarchy while levels become empty."""
+        del rq.tasks[task.tid]
+        se: SchedEntity | None = task.se
+        while se is not None:
+            cfs_rq = se.rq_of
+            assert cfs_rq is not None
+            self.dequeue_entity(cfs_rq, se, sleep)
+            cfs_rq.h_nr_running -= 1
+            if cfs_rq.throttled:
+                return
+            se = se.parent
+            if cfs_rq.load:  # the parent still has other entities: stop dequeuing
+                break
+        while se is not None:
+            cfs_rq = se.rq_of
+            assert cfs_rq is not None
+            self.update_cfs_group(se)
+            cfs_rq.h_nr_running -= 1
+            if cfs_rq.throttled:
+                return
+            se = se.parent
+
+    def reweight_task(self, task: Task, weight: int) -> None:
+        """``set_user_nice`` → ``reweight_task`` and ``prio_changed_fair``."""
+        rq = self.rqs[task.cpu] if task.cpu >= 0 else None
+        if rq is not None and task.se.on_rq:
+            self.update_curr(rq)
+        lowered = weight < task.se.weight
+        self.reweight_entity(task.se, weight)
+        if rq is None or task.state is not TaskState.RUNNABLE:
+            return
+        if rq.curr is task:
+            rq.need_resched = rq.need_resched or lowered
+        else:
+            self.check_preempt_curr(rq, task)
+        self.touch(rq)
+
+    def move_group(self, task: Task, attach: Callable[[], None]) -> None:
+        """``sched_move_task``: take the task off its queues, re-attach it to a new task group
+        (`attach`), and queue it again with its vruntime carried relative (``ENQUEUE_MOVE``)."""
+        if task.state is not TaskState.RUNNABLE or task.cpu < 0:
+            if task.cpu >= 0 and not task.vruntime_relative:
+                self.policy.migrate_out(task.se.rq_of, task.se)  # type: ignore[arg-type]
+                task.vruntime_relative = True
+            attach()
+            return
+        rq = self.rqs[task.cpu]
+        self.update_curr(rq)
+        running = rq.curr is task
+        if running:
+            self.put_prev_task(task)
+        self.dequeue_task(rq, task, sleep=False)
+        self.policy.migrate_out(task.se.rq_of, task.se)  # type: ignore[arg-type]
+        attach()
+        self.enqueue_task(rq, task, ENQUEUE_MIGRATED)
+        if running:
+            rq.need_resched = True
+        self.touch(rq)
+
+    def detach_running(self, task: Task) -> None:
+        """Switch a running task out so it can be migrated (the stopper's job in the kernel)."""
+        rq = self.rqs[task.cpu]
+        if rq.curr is not task:
+            return
+        self.update_curr(rq)
+        self.put_prev_task(task)
+        self.context_switch(rq, task, None)
+        rq.need_resched = True
+        self.touch(rq)
+
+    def set_task_cpu(self, task: Task, cpu: int) -> None:
+        """``set_task_cpu`` / ``set_task_rq``: attach the task's entity to `cpu`'s queues."""
+        group = task.group
+        assert group is not None
+        if task.cpu >= 0 and task.cpu != cpu:
+            task.nr_migrations += 1
+            self.rec.add("migrations", task.tid, self.now, task.cpu, cpu)
+        task.cpu = cpu
+        task.se.rq_of = group.cfs_rq[cpu]
+        task.se.parent = group.se[cpu]
+        task.se.depth = 0 if task.se.parent is None else task.se.parent.depth + 1
+
+    # ==== wakeups and blocking =============================================================
+    def wake_up(self, task: Task, new: bool = False) -> None:
+        """``try_to_wake_up`` / ``wake_up_new_task``: choose a CPU, enqueue, maybe preempt."""
+        cpu = self.select_task_rq(task, new)
+        flags = ENQUEUE_INITIAL if new else ENQUEUE_WAKEUP
+        if task.cpu != cpu:
+            if task.cpu >= 0 and not task.vruntime_relative:
+                self.policy.migrate_out(task.se.rq_of, task.se)  # type: ignore[arg-type]
+                task.vruntime_relative = True
+            self.set_task_cpu(task, cpu)
+        if task.vruntime_relative:
+            flags |= ENQUEUE_MIGRATED
+            task.vruntime_relative = False
+        rq = self.rqs[cpu]
+        self.update_curr(rq)
+        now = self.now
+        task.state = TaskState.RUNNABLE
+        task.wait_start = now
+        if not new:
+            task.nr_wakeups += 1
+            task.wake_time = now
+        self.enqueue_task(rq, task, flags)
+        self.check_preempt_curr(rq, task, fork=new)
+        self.touch(rq)
+
+    def block(self, task: Task, state: TaskState = TaskState.SLEEPING) -> None:
+        """The task stops being runnable (sleep, wait, exit, kill): ``dequeue_task(SLEEP)``."""
+        if task.state is TaskState.RUNNABLE and task.cpu >= 0:
+            rq = self.rqs[task.cpu]
+            self.update_curr(rq)
+            if task.se.on_rq:
+                self.dequeue_task(rq, task, sleep=True)
+            else:
+                rq.tasks.pop(task.tid, None)
+            if rq.settling is task:
+                rq.settling = None
+            if rq.curr is task:
+                rq.need_resched = True
+            self.rec.add("vruntime", task.tid, self.now, task.se.vruntime)
+            self.touch(rq)
+        task.state = state
+        task.remaining = None
+        task.forever = False
+
+    def check_preempt_curr(self, rq: Rq, task: Task, fork: bool = False) -> None:
+        """``check_preempt_curr`` → ``check_preempt_wakeup`` at the matching level."""
+        curr = rq.curr
+        if curr is None:
+            rq.need_resched = True
+            return
+        if curr is task:
+            return
+        if curr.policy == "idle" and task.policy != "idle":
+            rq.need_resched = True
+            return
+        if task.policy != "normal":
+            return
+        cfs_rq_of_task = task.se.rq_of
+        assert cfs_rq_of_task is not None
+        if cfs_rq_of_task.throttle_count:
+            return
+        se, pse = find_matching_se(curr.se, task.se)
+        if not pse.on_rq:
+            return
+        assert se.rq_of is not None
+        if self.policy.check_preempt_wakeup(se.rq_of, se, pse, fork):
+            rq.need_resched = True
+
+    # ==== the scheduler ====================================================================
+    def schedule(self, rq: Rq) -> None:
+        """``__schedule``: put the running task back, pick the next, switch if it differs."""
+        prev = rq.curr
+        self.update_curr(rq)
+        if prev is not None:
+            self.put_prev_task(prev)
+        nxt = self.pick_next_task(rq)
+        if nxt is None and self.newidle_balance(rq):
+            nxt = self.pick_next_task(rq)
+        rq.need_resched = False
+        if nxt is not prev:
+            self.context_switch(rq, prev, nxt)
+
+    def put_prev_task(self, prev: Task) -> None:
+        """``put_prev_task_fair``: each level's curr goes back into its tree (if still queued);
+        queues out of runtime are throttled here (``check_cfs_rq_runtime``)."""
+        policy = self.policy
+        se: SchedEntity | None = prev.se
+        while se is not None:
+            cfs_rq = se.rq_of
+            assert cfs_rq is not None
+            if cfs_rq.runtime_enabled:
+                self.check_cfs_rq_runtime(cfs_rq)
+            if se.on_rq and se.node is None:
+                cfs_rq.insert(se, policy.key(se))
+            if cfs_rq.curr is se:
+                cfs_rq.curr = None
+            se = se.parent
+        if prev.se.on_rq:
+            prev.wait_start = self.now
+
+    def pick_next_task(self, rq: Rq) -> Task | None:
+        """``pick_next_task_fair``: pick at each level down to a task (``set_next_entity``)."""
+        cfs_rq = rq.cfs
+        if not cfs_rq.nr_running:
+            return None
+        policy = self.policy
+        while True:
+            se = policy.pick_next_entity(cfs_rq)
+            assert se is not None, f"empty pick on {cfs_rq}"
+            if se.node is not None:
+                cfs_rq.remove(se)
+            cfs_rq.curr = se
+            se.prev_sum_exec = se.sum_exec
+            policy.set_next_entity(cfs_rq, se)
+            my_q = se.my_q
+            if my_q is None:
+                return se.task  # type: ignore[no-any-return]
+            cfs_rq = my_q
+
+    def context_switch(self, rq: Rq, prev: Task | None, nxt: Task | None) -> None:
+        """Record the segment that ends and account the switch (schedstat, sched figures)."""
+        now = self.now
+        if prev is not None:
+            self.rec.segment(rq.cpu, prev.tid, rq.seg_start, now)
+            rq.busy += now - rq.seg_start
+            prev.last_ran = now
+            if prev.state is TaskState.RUNNABLE:
+                prev.nivcsw += 1
+                self.rec.add("vruntime", prev.tid, now, prev.se.vruntime)
+            else:
+                prev.nvcsw += 1
+        else:
+            self.idle_rqs.discard(rq.cpu)
+        if nxt is not None:
+            nxt.pcount += 1
+            nxt.run_delay += now - nxt.wait_start
+            if nxt.wake_time >= 0:
+                latency = now - nxt.wake_time
+                nxt.latencies.append(latency)
+                self.rec.add("wakeups", nxt.tid, rq.cpu, nxt.wake_time, latency)
+                nxt.wake_time = -1
+        else:
+            self.idle_rqs.add(rq.cpu)
+        rq.seg_start = now
+        rq.exec_start = now
+        rq.curr = nxt
+        self.context_switches += 1
+
+    # ==== timers ===========================================================================
+    def touch(self, rq: Rq) -> None:
+        """Mark `rq` for rescheduling/re-arming at the next `flush`."""
+        if not rq.dirty:
+            rq.dirty = True
+            self.dirty.append(rq)
+
+    def flush(self) -> None:
+        """Reschedule the CPUs that need it and re-arm the timers of every touched CPU."""
+        dirty = self.dirty
+        while dirty:
+            rq = dirty.pop()
+            rq.dirty = False
+            if rq.settling is not None:
+                continue
+            if rq.need_resched or (rq.curr is None and rq.cfs.h_nr_running):
+                self.schedule(rq)
+            self.arm(rq)
+            if self.idle_rqs and rq.cfs.h_nr_running >= 2 and not self.kick_pending:
+                self._maybe_kick(rq)
+
+    def arm(self, rq: Rq) -> None:
+        """Arm the CPU's one timer for the next decision about its running task."""
+        task = rq.curr
+        if task is None:
+            rq.timer = None
+            return
+        due = NEVER if task.remaining is None else task.remaining
+        tick_due = NEVER
+        precise = self.tun.precise
+        policy = self.policy
+        se: SchedEntity | None = task.se
+        while se is not None:
+            cfs_rq = se.rq_of
+            assert cfs_rq is not None
+            after = policy.precise_preempt_after(cfs_rq, se)
+            if after is not None:
+                if precise:
+                    due = min(due, after)
+                else:
+                    tick_due = min(tick_due, after)
+            after = policy.tick_preempt_after(cfs_rq, se)
+            if after is not None:
+                tick_due = min(tick_due, after)
+            if cfs_rq.runtime_enabled and not cfs_rq.throttled:
+                tick_due = min(tick_due, max(0, cfs_rq.runtime_remaining))
+            se = se.parent
+        now = self.now
+        if tick_due < NEVER:
+            tick = self.tick_ns
+            due = min(due, -(-(now + tick_due) // tick) * tick - now)
+        if due >= NEVER:
+            rq.timer = None
+            return
+        when = now + max(0, due)
+        if rq.timer is not None and rq.timer_at == when:
+            return
+        timer = self.env.timeout(when - now)
+        timer.callbacks.append(rq.on_timer)
+        rq.timer = timer
+        rq.timer_at = when
+
+    def _timer_callback(self, rq: Rq) -> Callable[[simpy.Event], None]:
+        def fire(ev: simpy.Event) -> None:
+            if ev is rq.timer:
+                rq.timer = None
+                self.on_timer(rq)
+
+        return fire
+
+    def on_timer(self, rq: Rq) -> None:
+        """The CPU's timer: account, then act on what is due — end of a run request, slice
+        end (``hrtick``/``check_preempt_tick``/``update_deadline``), bandwidth at the tick."""
+        self.update_curr(rq)
+        task = rq.curr
+        if task is None:
+            return
+        now = self.now
+        on_tick = now % self.tick_ns == 0
+        precise = self.tun.precise
+        policy = self.policy
+        se: SchedEntity | None = task.se
+        while se is not None:
+            cfs_rq = se.rq_of
+            assert cfs_rq is not None
+            if precise or on_tick:
+                after = policy.precise_preempt_after(cfs_rq, se)
+                if after is not None and after <= 0:
+                    rq.need_resched = True
+            if on_tick:
+                after = policy.tick_preempt_after(cfs_rq, se)
+                if after is not None and after <= 0:
+                    policy.tick_preempted(cfs_rq, se)
+                    rq.need_resched = True
+                self.update_cfs_group(se)
+            se = se.parent
+        if task.remaining is not None and task.remaining <= 0:
+            self.complete_run(rq, task)
+        self.touch(rq)
+        self.flush()
+
+    def complete_run(self, rq: Rq, task: Task) -> None:
+        """The running task received its demand: resume its behaviour before deciding more.
+
+        The behaviour's next request (run, sleep…) arrives at this same instant; a zero-delay
+        settle event afterwards blocks the task if it asked for something else.
+        """
+        task.remaining = None
+        event = task.run_event
+        task.run_event = None
+        rq.settling = task
+        if event is not None:
+            event.succeed()
+        settle = self.env.timeout(0)
+        settle.callbacks.append(rq.on_settle)
+
+    def _settle_callback(self, rq: Rq) -> Callable[[simpy.Event], None]:
+        def settle(ev: simpy.Event) -> None:
+            task = rq.settling
+            if task is None:
+                return
+            rq.settling = None
+            if task.remaining is None and not task.forever and task.state is TaskState.RUNNABLE:
+                self.block(task)  # waiting on some other event: a voluntary sleep
+            self.touch(rq)
+            self.flush()
+
+        return settle
+
+    def resume_running(self, task: Task) -> None:
+        """A settling task asked for more CPU: it simply keeps running."""
+        rq = self.rqs[task.cpu]
+        if rq.settling is task:
+            rq.settling = None
+        self.touch(rq)
+
+    # ==== SMP: CPU selection and balancing =================================================
+    def select_task_rq(self, task: Task, new: bool) -> int:
+        """``select_task_rq_fair``: the previous CPU if idle, else an idle allowed CPU
+        (scanning from the previous one, like ``select_idle_sibling``), else — for a wakeup —
+        the previous CPU, and for a fork the least loaded (``find_idlest_cpu``)."""
+        allowed = task.allowed_order
+        prev = task.cpu
+        rqs = self.rqs
+        if prev in task.allowed and rqs[prev].idle and not new:
+            return prev
+        start = prev + 1 if prev >= 0 else 0
+        n = self.ncpus
+        for i in range(n):
+            cpu = (start + i) % n
+            if cpu in task.allowed and rqs[cpu].idle:
+                return cpu
+        if not new and prev in task.allowed:
+            return prev
+        return min(allowed, key=lambda c: (rqs[c].cfs.h_nr_running, rqs[c].cfs.load, c))
+
+    def task_h_load(self, task: Task) -> int:
+        """``task_h_load``: the task's weight as seen at the root of its CPU."""
+        se = task.se
+        load = se.weight
+        while se.parent is not None:
+            q = se.rq_of
+            assert q is not None
+            load = load * se.parent.weight // max(1, q.load)
+            se = se.parent
+        return load
+
+    def _movable(self, src: Rq, dst: Rq) -> list[Task]:
+        """Tasks queued (not running) on `src` that may run on `dst`, coldest first
+        (``detach_tasks`` walks ``cfs_tasks`` from its tail)."""
+        movable = [
+            t
+            for t in src.tasks.values()
+            if t is not src.curr
+            and dst.cpu in t.allowed
+            and t.se.on_rq
+            and not t.se.rq_of.throttle_count  # type: ignore[union-attr]
+        ]
+        movable.sort(key=lambda t: (t.last_ran, t.tid))
+        return movable
+
+    def move_queued_task(self, task: Task, src: Rq, dst: Rq, preempt: bool = True) -> None:
+        """``detach_task`` + ``attach_task``: migrate a queued task between CPUs."""
+        self.update_curr(src)
+        self.update_curr(dst)
+        self.dequeue_task(src, task, sleep=False)
+        self.policy.migrate_out(task.se.rq_of, task.se)  # type: ignore[arg-type]
+        self.set_task_cpu(task, dst.cpu)
+        self.enqueue_task(dst, task, ENQUEUE_MIGRATED)
+        if preempt:
+            self.check_preempt_curr(dst, task)
+        self.touch(src)
+        self.touch(dst)
+
+    def newidle_balance(self, rq: Rq) -> bool:
+        """``newidle_balance``: a CPU about to idle pulls one task from the busiest CPU."""
+        best: tuple[int, int, int] | None = None
+        busiest: Rq | None = None
+        for other in self.rqs:
+            if other is rq or other.cfs.h_nr_running < 2:
+                continue
+            key = (other.cfs.h_nr_running, other.cfs.load, -other.cpu)
+            if (best is None or key > best) and self._movable(other, rq):
+                best, busiest = key, other
+        if busiest is None:
+            return False
+        self.move_queued_task(self._movable(busiest, rq)[0], busiest, rq, preempt=False)
+        return True
+
+    def load_balance(self, rq: Rq) -> None:
+        """Periodic ``load_balance``: pull weighted load from the busiest CPU toward the
+        average; a task heavier than the imbalance moves only after failed attempts
+        (``shr_bound(load, nr_balance_failed)``), which rotates N hogs over M < N CPUs."""
+        self.refresh_group_weights()
+        this_load = rq.cfs.load
+        busiest: Rq | None = None
+        for other in self.rqs:
+            if other is rq or other.cfs.h_nr_running < 2:
+                continue
+            if busiest is None or (other.cfs.load, other.cfs.h_nr_running) > (
+                busiest.cfs.load,
+                busiest.cfs.h_nr_running,
+            ):
+                busiest = other
+        if busiest is None or busiest.cfs.load <= this_load:
+            rq.nr_balance_failed = 0
+            return
+        imbalance = (busiest.cfs.load - this_load) // 2
+        moved = 0
+        for task in self._movable(busiest, rq):
+            load = self.task_h_load(task)
+            if load >> min(rq.nr_balance_failed, 31) > imbalance:
+                continue
+            self.move_queued_task(task, busiest, rq)
+            imbalance -= load
+            moved += 1
+            if imbalance <= 0:
+                break
+        rq.nr_balance_failed = 0 if moved else rq.nr_balance_failed + 1
+
+    def refresh_group_weights(self) -> None:
+        """What each CPU's tick does for its running hierarchy (``entity_tick`` →
+        ``update_cfs_group``): bring group-entity weights up to date before comparing loads.
+        Between events a CPU's weights may lag other CPUs' changes, as between ticks."""
+        for rq in self.rqs:
+            if rq.curr is not None:
+                self.update_curr(rq)
+                se = rq.curr.se.parent
+                while se is not None:
+                    self.update_cfs_group(se)
+                    se = se.parent
+
+    def _balance_interval(self) -> int:
+        low, high = self.balance_range
+        return int(self.rng.integers(low // self.tick_ns, high // self.tick_ns + 1)) * self.tick_ns
+
+    def _arm_balance(self, rq: Rq, delay: int) -> None:
+        timer = self.env.timeout(delay)
+        timer.callbacks.append(lambda ev: self._balance_tick(rq))
+
+    def _balance_tick(self, rq: Rq) -> None:
+        if rq.curr is not None:
+            self.load_balance(rq)
+            self.flush()
+        self._arm_balance(rq, self._balance_interval())
+
+    def _maybe_kick(self, busy: Rq) -> None:
+        """``nohz_balancer_kick``: a CPU with waiting work wakes an idle CPU that can take
+        some at the next tick."""
+        if not any(self._movable(busy, self.rqs[cpu]) for cpu in self.idle_rqs):
+            return
+        self.kick_pending = True
+        now = self.now
+        at = -(-(now + 1) // self.tick_ns) * self.tick_ns
+        timer = self.env.timeout(at - now)
+        timer.callbacks.append(lambda ev: self._nohz_idle_balance())
+
+    def _nohz_idle_balance(self) -> None:
+        self.kick_pending = False
+        for cpu in sorted(self.idle_rqs):
+            rq = self.rqs[cpu]
+            if rq.idle and self.newidle_balance(rq):
+                rq.need_resched = True
+                self.touch(rq)
+        self.flush()
+
+
+def find_matching_se(se: SchedEntity, pse: SchedEntity) -> tuple[SchedEntity, SchedEntity]:
+    """``find_matching_se``: walk both entities up until they share a run queue."""
+    while se.depth > pse.depth:
+        se = se.parent  # type: ignore[assignment]
+    while pse.depth > se.depth:
+        pse = pse.parent  # type: ignore[assignment]
+    while se.rq_of is not pse.rq_of:
+        se = se.parent  # type: ignore[assignment]
+        pse = pse.parent  # type: ignore[assignment]
+    return se, pse

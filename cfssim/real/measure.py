@@ -1,0 +1,546 @@
+"""`measure`: run a scenario as real processes under real cgroups and return its `Result`.
+
+The run: refuse what cannot be run safely or faithfully → make the cgroup tree → start the
+workers (one per session) → place every tid in its cgroups and set nice, policy, affinity and
+oom_score_adj → release all threads from one barrier at t0 → apply the timed events, sample the
+cgroups every few ms, note thread ends and process exits → read every figure just before the end
+→ kill the workers and remove the cgroups, always (try/finally, SIGINT and SIGTERM included).
+
+Times in the result are ns since t0. Cgroup paths are the scenario's ("/app"), not the host's.
+Scenario ``/`` is the run's own ``cfssim-<id>`` directory, so the kernel's autogroups (which exist
+only in the host's root cpu cgroup) play no part — unless `host_root` keeps root-level processes
+in the host's root cpu cgroup, where each session then is its own autogroup.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..result import Result
+from ..scenario import Alloc, Kill, Move, Nice, Write, iter_steps
+from ..trace import Recorder
+from ..units import NSEC_PER_MSEC, NSEC_PER_SEC, format_duration
+from . import procfs
+from .cgroupfs import Driver, Layout, Sample, detect, make_driver
+from .errors import Refused, WorkerFailed
+from .worker import DoneReport, ExitReport, ProcessJob, Sessions, encode_program, worker_binary
+
+if TYPE_CHECKING:
+    from ..scenario import Scenario
+
+MAX_DURATION_NS = 60 * NSEC_PER_SEC
+SAMPLE_INTERVAL_NS = 10 * NSEC_PER_MSEC
+START_DELAY_NS = 20 * NSEC_PER_MSEC  # from the barrier's release to t0
+BACKGROUND_WARNING = 0.05  # of the machine's capacity
+POLICIES = {
+    "normal": os.SCHED_OTHER,
+    "batch": os.SCHED_BATCH,
+    "idle": os.SCHED_IDLE,
+    "fifo": os.SCHED_FIFO,
+    "rr": os.SCHED_RR,
+}
+KILL_REASON_CODES = {"oom_kill": 0, "oom_group_kill": 1, "killed": 2}
+
+
+def measure(
+    scenario: Scenario,
+    out_dir: str | Path | None = None,
+    *,
+    trace: bool = False,
+    force: bool = False,
+    max_duration_ns: int = MAX_DURATION_NS,
+    host_root: bool = False,
+    layout: Layout | None = None,
+    sample_interval_ns: int = SAMPLE_INTERVAL_NS,
+) -> Result:
+    """Run `scenario` on this machine's kernel; save into `out_dir` when given.
+
+    Raises a `RealRunError` subclass (with its ``exit_status``) when the machine cannot run it
+    or the scenario is refused: an ``alloc`` without an enclosing memory limit (unless `force`),
+    a duration above `max_duration_ns`, CPUs the machine lacks.
+    """
+    check_scenario(scenario, force=force, max_duration_ns=max_duration_ns, host_root=host_root)
+    if trace:
+        raise Refused("--trace (tracefs sched_switch/sched_wakeup capture) is not available yet")
+    layout = detect() if layout is None else layout
+    run = RealRun(scenario, layout, worker_binary(), host_root, sample_interval_ns)
+    with _cleanup_on_signals():
+        try:
+            result = run.execute()
+        finally:
+            run.cleanup()
+    if out_dir is not None:
+        result.save(out_dir)
+    return result
+
+
+# ---- refusals ---------------------------------------------------------------------------------
+def check_scenario(
+    scenario: Scenario, *, force: bool, max_duration_ns: int, host_root: bool = False
+) -> None:
+    """Raise `Refused` for a scenario that cannot be run safely or faithfully."""
+    if scenario.duration_ns > max_duration_ns:
+        raise Refused(
+            f"{_where(scenario)}duration: expected at most {format_duration(max_duration_ns)} "
+            f"for a real run, found {format_duration(scenario.duration_ns)}"
+        )
+    online = os.cpu_count() or 1
+    for proc in scenario.processes:
+        if proc.cpus is not None and max(proc.cpus) >= online:
+            raise Refused(
+                f"{_where(scenario)}process {proc.name!r}: cpus {list(proc.cpus)} need a CPU this "
+                f"machine lacks (it has {online})"
+            )
+    if not force:
+        for proc in scenario.processes:
+            if _allocates(proc.program):
+                for path in [proc.cgroup, *_move_targets(scenario, proc.name)]:
+                    if _memory_limit_above(scenario, path) is None:
+                        raise Refused(
+                            f"{_where(scenario)}process {proc.name!r} allocates memory in cgroup "
+                            f"{path!r}, which has no memory limit on itself or an ancestor: the "
+                            "real run could exhaust the machine (add memory.limit_in_bytes or "
+                            "memory.max, or pass --force)"
+                        )
+    if host_root:
+        for event in scenario.events:
+            target = event.action
+            if isinstance(target, Move) and target.to == "/":
+                raise Refused(
+                    f"{_where(scenario)}event at {format_duration(event.at_ns)}: moving to '/' "
+                    "with host_root would write the host's root cgroup, which cfssim never does"
+                )
+
+
+def _where(scenario: Scenario) -> str:
+    return f"{scenario.source}: " if scenario.source else ""
+
+
+def _allocates(program: Any) -> bool:
+    return any(isinstance(step, Alloc) for step, _depth in iter_steps(program))
+
+
+def _move_targets(scenario: Scenario, process: str) -> list[str]:
+    moves = [e.action for e in scenario.events]
+    return [m.to for m in moves if isinstance(m, Move) and m.process == process]
+
+
+def _memory_limit_above(scenario: Scenario, path: str) -> int | None:
+    """The nearest memory limit on `path` or its ancestors (None: unlimited all the way up)."""
+    while True:
+        config = scenario.cgroups.get(path)
+        if config is not None and config.memory_limit is not None:
+            return int(config.memory_limit)
+        if path == "/":
+            return None
+        path = path.rsplit("/", 1)[0] or "/"
+
+
+# ---- one run ----------------------------------------------------------------------------------
+@dataclass
+class Task:
+    """One scenario thread on the host: where it is and what happened to it."""
+
+    name: str
+    process: int
+    thread: int
+    cgroup: str
+    nice: int
+    pid: int = 0
+    tid: int = 0
+    base: procfs.ThreadStats = field(default_factory=procfs.ThreadStats)
+    last: procfs.ThreadStats | None = None
+    exit: dict[str, Any] | None = None
+
+
+@dataclass
+class RealRun:
+    scenario: Scenario
+    layout: Layout
+    binary: Path
+    host_root: bool = False
+    sample_interval_ns: int = SAMPLE_INTERVAL_NS
+    driver: Driver = field(init=False)
+    sessions: Sessions | None = field(init=False, default=None)
+    stat_dir: Path = field(init=False)
+    tasks: list[Task] = field(init=False, default_factory=list)
+    configs: dict[str, Any] = field(init=False)
+    recorder: Recorder = field(init=False, default_factory=Recorder)
+    kills: list[dict[str, Any]] = field(init=False, default_factory=list)
+    warnings: list[str] = field(init=False, default_factory=list)
+    sent_kills: set[int] = field(init=False, default_factory=set)
+    oom_seen: dict[str, tuple[int, int]] = field(init=False, default_factory=dict)
+    samples: dict[str, list[tuple[int, Sample]]] = field(init=False, default_factory=dict)
+    t0: int = 0
+
+    def __post_init__(self) -> None:
+        self.driver = make_driver(self.layout)
+        self.configs = dict(self.scenario.cgroups)
+        self.stat_dir = Path(tempfile.mkdtemp(prefix="cfssim-stats-"))
+        for index, proc in enumerate(self.scenario.processes):
+            for thread in range(proc.threads):
+                self.tasks.append(
+                    Task(f"{proc.name}/{thread}", index, thread, proc.cgroup, proc.nice)
+                )
+        self.paths = sorted(self.configs, key=lambda p: (p.count("/"), p))
+
+    # ---- phases ----
+    def execute(self) -> Result:
+        self.driver.create(self.configs)
+        self.sessions = Sessions(self.binary, self.stat_dir, self._jobs_by_session())
+        self._collect_tids()
+        self._place_all()
+        for task in self.tasks:
+            task.base = procfs.read_thread_stats(procfs.task_dir(task.pid, task.tid))
+        busy0, usage0 = procfs.machine_busy_ns(), self.driver.sample("/").usage_ns
+        self.t0 = time.monotonic_ns() + START_DELAY_NS
+        self.sessions.release(self.t0)
+        self._run_until(self.t0 + self.scenario.duration_ns)
+        self._read_thread_stats(final=True)
+        wall = time.monotonic_ns() - self.t0
+        figures = {path: self.driver.figures(path) for path in self.paths}
+        busy = procfs.machine_busy_ns() - busy0
+        usage = figures["/"]["cpuacct.usage"] - usage0
+        return self._result(figures, busy, usage, wall)
+
+    def cleanup(self) -> None:
+        """Kill and reap the workers, remove the cgroups and the stat files (always safe)."""
+        try:
+            if self.sessions is not None:
+                self.sessions.kill()
+        finally:
+            try:
+                self.driver.remove()
+            finally:
+                shutil.rmtree(self.stat_dir, ignore_errors=True)
+
+    def _jobs_by_session(self) -> list[list[ProcessJob]]:
+        sessions: dict[str | None, list[ProcessJob]] = {}
+        for index, proc in enumerate(self.scenario.processes):
+            tokens = tuple(encode_program(proc.program, proc.repeat))
+            job = ProcessJob(index, proc.threads, proc.start_ns, tokens)
+            sessions.setdefault(proc.session, []).append(job)
+        return list(sessions.values())
+
+    def _collect_tids(self) -> None:
+        assert self.sessions is not None
+        by_key = {(t.process, t.thread): t for t in self.tasks}
+        missing = len(self.tasks)
+        deadline = time.monotonic() + 10
+        while missing:
+            if time.monotonic() > deadline or not self.sessions.open_pipes:
+                raise WorkerFailed(f"{missing} worker thread(s) never reported their tid")
+            for report in self.sessions.poll(0.1):
+                if isinstance(report, ExitReport):
+                    raise WorkerFailed(f"worker process {report.process} died before the start")
+                if not isinstance(report, DoneReport):
+                    task = by_key[(report.process, report.thread)]
+                    task.pid, task.tid = report.pid, report.tid
+                    missing -= 1
+
+    def _place_all(self) -> None:
+        for index, proc in enumerate(self.scenario.processes):
+            threads = [t for t in self.tasks if t.process == index]
+            _write_proc(threads[0].pid, "oom_score_adj", str(proc.oom_score_adj))
+            for task in threads:
+                self._attach(task, proc.cgroup)
+                os.setpriority(os.PRIO_PROCESS, task.tid, proc.nice)
+                if proc.policy != "normal":
+                    os.sched_setscheduler(
+                        task.tid, POLICIES[proc.policy], os.sched_param(proc.rt_priority)
+                    )
+                if proc.cpus is not None:
+                    os.sched_setaffinity(task.tid, proc.cpus)
+                if proc.slice_ns is not None:
+                    _set_custom_slice(task.tid, POLICIES[proc.policy], proc.nice, proc.slice_ns)
+
+    def _attach(self, task: Task, path: str) -> None:
+        if self.host_root and path == "/":
+            # stay in the inherited (host root) cpu cgroup; account it in the run's cpuacct
+            self.driver.attach(path, task.pid, task.tid, skip="cpu")
+        else:
+            self.driver.attach(path, task.pid, task.tid)
+        task.cgroup = path
+
+    # ---- the timed part ----
+    def _run_until(self, end: int) -> None:
+        assert self.sessions is not None
+        events = sorted(self.scenario.events, key=lambda e: e.at_ns)
+        next_sample = self.t0
+        while True:
+            now = time.monotonic_ns()
+            if now >= end or self._all_exited():
+                break
+            while events and self.t0 + events[0].at_ns <= now:
+                self._apply(events.pop(0).action)
+            if now >= next_sample:
+                self._sample(now)
+                next_sample += self.sample_interval_ns
+            wake = min([end, next_sample] + ([self.t0 + events[0].at_ns] if events else []))
+            for report in self.sessions.poll(max(0, wake - time.monotonic_ns()) / NSEC_PER_SEC):
+                self._on_report(report)
+        self._sample(time.monotonic_ns())
+
+    def _all_exited(self) -> bool:
+        return all(task.exit is not None for task in self.tasks)
+
+    def _sample(self, now: int) -> None:
+        for index, path in enumerate(self.paths):
+            sample = self.driver.sample(path)
+            self.samples.setdefault(path, []).append((now - self.t0, sample))
+            limit = self.configs[path].memory_limit
+            self.recorder.add(
+                "memory", index, now - self.t0, sample.memory_bytes, -1 if limit is None else limit
+            )
+        self._read_thread_stats(final=False)
+
+    def _read_thread_stats(self, *, final: bool) -> None:
+        """Read live threads' figures (all at the end; during the run only those that may die
+        by an OOM kill, so that a victim keeps its last figures)."""
+        for task in self.tasks:
+            if task.exit is not None:
+                continue
+            if not final and not _allocates(self.scenario.processes[task.process].program):
+                continue
+            with contextlib.suppress(OSError, ValueError):
+                task.last = procfs.read_thread_stats(procfs.task_dir(task.pid, task.tid))
+
+    def _on_report(self, report: Any) -> None:
+        if isinstance(report, DoneReport):
+            task = self._task(report.process, report.thread)
+            task.last = procfs.read_saved_stats(self.stat_dir, report.process, report.thread)
+            time_ns = report.time_ns - self.t0
+            task.exit = {"time_ns": time_ns, "reason": "exited", "code": report.code}
+        elif isinstance(report, ExitReport):
+            self._on_exit(report)
+
+    def _on_exit(self, report: ExitReport) -> None:
+        status = report.status
+        reason, code = "exited", os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
+        if os.WIFSIGNALED(status):
+            reason = self._death_reason(report.process, os.WTERMSIG(status))
+        time_ns = report.time_ns - self.t0
+        threads = [t for t in self.tasks if t.process == report.process]
+        for task in threads:
+            if task.exit is None:
+                task.exit = {"time_ns": time_ns, "reason": reason}
+                if code is not None:
+                    task.exit["code"] = code
+                if reason in KILL_REASON_CODES:
+                    self.recorder.add(
+                        "kills",
+                        self.tasks.index(task),
+                        self.paths.index(task.cgroup),
+                        time_ns,
+                        KILL_REASON_CODES[reason],
+                    )
+        if reason in KILL_REASON_CODES:
+            name = self.scenario.processes[report.process].name
+            cgroup = threads[0].cgroup
+            self.kills.append(
+                {"process": name, "cgroup": cgroup, "time_ns": time_ns, "reason": reason}
+            )
+
+    def _death_reason(self, process: int, signum: int) -> str:
+        """Tell an OOM kill from other deaths: SIGKILL we did not send, with a rise of the
+        victim memcg's oom_kill (or v2 oom_group_kill) counter not yet attributed."""
+        if process in self.sent_kills:
+            return "killed"
+        if signum != signal.SIGKILL:
+            return f"signal {signal.Signals(signum).name}"
+        cgroup = self._task(process, 0).cgroup
+        kills, group_kills = self.driver.oom_kills(cgroup)
+        seen_kills, seen_group = self.oom_seen.get(cgroup, (0, 0))
+        self.oom_seen[cgroup] = (kills, group_kills)
+        if group_kills > seen_group:
+            return "oom_group_kill"
+        if kills > seen_kills:
+            return "oom_kill"
+        return "killed"
+
+    def _task(self, process: int, thread: int) -> Task:
+        return next(t for t in self.tasks if t.process == process and t.thread == thread)
+
+    def _targets(self, process: str, thread: int | None) -> list[Task]:
+        index = next(i for i, p in enumerate(self.scenario.processes) if p.name == process)
+        return [
+            t
+            for t in self.tasks
+            if t.process == index and (thread is None or t.thread == thread) and t.exit is None
+        ]
+
+    def _apply(self, action: Any) -> None:
+        """Apply one timed event (Write, Move, Nice, Kill) now."""
+        if isinstance(action, Write):
+            from ..cgroup.files import apply_write, format_cpulist
+
+            old = new = self.configs[action.path]
+            for file, value in action.files.items():
+                text = format_cpulist(value) if isinstance(value, list) else value
+                new = apply_write(new, file, text, is_root=action.path == "/")
+            self.driver.write_settings(action.path, old, new)
+            self.configs[action.path] = new
+        elif isinstance(action, Move):
+            for task in self._targets(action.process, action.thread):
+                self._attach(task, action.to)
+        elif isinstance(action, Nice):
+            for task in self._targets(action.process, action.thread):
+                os.setpriority(os.PRIO_PROCESS, task.tid, action.value)
+                task.nice = action.value
+        elif isinstance(action, Kill):
+            targets = self._targets(action.process, None)
+            if targets:
+                if action.thread is not None:
+                    self.warnings.append(
+                        f"kill of {action.process}/{action.thread}: a signal kills the whole "
+                        "process on Linux"
+                    )
+                for task in targets:  # freeze the victims' figures just before the kill
+                    with contextlib.suppress(OSError, ValueError):
+                        task.last = procfs.read_thread_stats(procfs.task_dir(task.pid, task.tid))
+                self.sent_kills.add(targets[0].process)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(targets[0].pid, signal.SIGKILL)
+        else:
+            raise TypeError(f"unknown event action {action!r}")
+
+    # ---- the result ----
+    def _result(
+        self, figures: dict[str, dict[str, Any]], busy_ns: int, usage_ns: int, wall_ns: int
+    ) -> Result:
+        online = os.cpu_count() or 1
+        background = max(0, busy_ns - usage_ns)
+        fraction = background / (online * wall_ns) if wall_ns > 0 else 0.0
+        if fraction > BACKGROUND_WARNING:
+            self.warnings.append(
+                f"background load was {fraction:.1%} of the machine's CPU capacity (above "
+                f"{BACKGROUND_WARNING:.0%}): the comparison with a simulation is unreliable"
+            )
+        machine = self.scenario.machine
+        if machine.cpus != online:
+            self.warnings.append(
+                f"the scenario models {machine.cpus} CPUs, this machine has {online}"
+            )
+        self._record_periods()
+        root_percpu = figures["/"].get("cpuacct.usage_percpu", [])
+        meta = {
+            "kernel_release": procfs.kernel_release(),
+            "cgroup_version": self.layout.version,
+            "cgroup_root": {c: str(self.driver.base(c)) for c in self.layout.mounts},
+            "t0_monotonic_ns": self.t0,
+            "wall_ns": wall_ns,
+            "background_cpu_ns": background,
+            "background_cpu_fraction": round(fraction, 4),
+            "sample_interval_ns": self.sample_interval_ns,
+            "host_root": self.host_root,
+            "warnings": self.warnings + self.driver.warnings,
+        }
+        return Result(
+            source="kernel",
+            scenario=self.scenario.name,
+            policy=f"kernel-{procfs.kernel_release()}",
+            cpus=online,
+            duration_ns=self.scenario.duration_ns,
+            seed=self.scenario.seed,
+            tasks={task.name: self._task_figures(task) for task in self.tasks},
+            cgroups=figures,
+            cpu={str(cpu): {"busy_ns": ns} for cpu, ns in enumerate(root_percpu)},
+            kills=self.kills,
+            meta=meta,
+            trace=self.recorder.freeze(
+                [t.name for t in self.tasks], self.paths, online
+            ),
+        )
+
+    def _task_figures(self, task: Task) -> dict[str, Any]:
+        proc = self.scenario.processes[task.process]
+        stats = (task.last or task.base).since(task.base)
+        return {
+            "cgroup": task.cgroup,
+            "process": proc.name,
+            "cpu_time_ns": stats.cpu_time_ns,
+            "wait_time_ns": stats.wait_time_ns,
+            "timeslices": stats.timeslices,
+            "nr_switches": stats.nr_switches,
+            "nr_voluntary_switches": stats.nr_voluntary_switches,
+            "nr_involuntary_switches": stats.nr_involuntary_switches,
+            "nr_migrations": stats.nr_migrations,
+            "wakeups": stats.nr_voluntary_switches,
+            "wakeup_latency_ns": None,
+            "vruntime": stats.vruntime,
+            "nice": task.nice,
+            "policy": proc.policy,
+            "exit": task.exit,
+            "max_rss_bytes": self._max_rss(task),
+        }
+
+    def _max_rss(self, task: Task) -> int | None:
+        with contextlib.suppress(OSError):
+            return procfs.max_rss_bytes(task.pid)
+        return None
+
+    def _record_periods(self) -> None:
+        """`periods` rows from the samples: a period boundary wherever nr_periods moved."""
+        for index, path in enumerate(self.paths):
+            quota = self.configs[path].quota_ns
+            rows = self.samples.get(path, [])
+            start: tuple[int, Sample] | None = None
+            for time_ns, sample in rows:
+                if start is None:
+                    start = (time_ns, sample)
+                elif sample.nr_periods > start[1].nr_periods:
+                    self.recorder.add(
+                        "periods",
+                        index,
+                        start[0],
+                        time_ns - start[0],
+                        sample.usage_ns - start[1].usage_ns,
+                        int(sample.nr_throttled > start[1].nr_throttled),
+                        -1 if quota is None else quota,
+                    )
+                    start = (time_ns, sample)
+
+
+def _write_proc(pid: int, name: str, value: str) -> None:
+    Path(f"/proc/{pid}/{name}").write_text(value)
+
+
+def _set_custom_slice(tid: int, policy: int, nice: int, slice_ns: int) -> None:
+    """sched_setattr(sched_runtime=slice) — the EEVDF custom slice (`__setparam_fair`)."""
+    import ctypes
+    import struct
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    sys_sched_setattr = 314  # x86_64
+    attr = struct.pack("IIQiIQQQII", 56, policy, 0, nice, 0, slice_ns, 0, 0, 0, 0)
+    if libc.syscall(sys_sched_setattr, tid, attr, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"sched_setattr(slice) of tid {tid}: {os.strerror(err)}")
+
+
+@contextlib.contextmanager
+def _cleanup_on_signals() -> Iterator[None]:
+    """Turn SIGTERM (like SIGINT) into an exception so the run's finally cleans up."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
+
+    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -1,0 +1,110 @@
+"""Readers of /proc: per-thread scheduler figures, machine-wide CPU time, process memory.
+
+`/proc/<pid>/task/<tid>/schedstat` gives ``sum_exec_runtime run_delay pcount`` (ns, ns, count);
+`/proc/<pid>/task/<tid>/sched` (the `proc_sched_show_task` text) gives switch and migration counts
+and ``se.vruntime`` in ms with 6 decimals. This kernel has no schedstats, so wakeups are counted as
+voluntary switches (each sleep ends in one wakeup).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+USER_HZ = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class ThreadStats:
+    """Cumulative scheduler figures of one thread (ns and counts)."""
+
+    cpu_time_ns: int = 0
+    wait_time_ns: int = 0
+    timeslices: int = 0
+    nr_switches: int = 0
+    nr_voluntary_switches: int = 0
+    nr_involuntary_switches: int = 0
+    nr_migrations: int = 0
+    vruntime: int = 0
+
+    def since(self, base: ThreadStats) -> ThreadStats:
+        """The counters accumulated after `base` (vruntime stays absolute)."""
+        values = {f.name: getattr(self, f.name) - getattr(base, f.name) for f in fields(self)}
+        values["vruntime"] = self.vruntime
+        return ThreadStats(**values)
+
+
+_SCHED_KEYS = {
+    "nr_switches": "nr_switches",
+    "nr_voluntary_switches": "nr_voluntary_switches",
+    "nr_involuntary_switches": "nr_involuntary_switches",
+    "se.nr_migrations": "nr_migrations",
+}
+
+
+def ms_decimal_to_ns(text: str) -> int:
+    """The kernel's ``SPLIT_NS`` format ("240.986102" ms) → int ns, without float rounding."""
+    negative = text.startswith("-")
+    whole, _, frac = text.lstrip("-").partition(".")
+    value = int(whole) * 1_000_000 + int((frac + "000000")[:6])
+    return -value if negative else value
+
+
+def parse_thread_stats(schedstat: str, sched: str) -> ThreadStats:
+    """Figures from the texts of a thread's ``schedstat`` and ``sched`` files."""
+    cpu, wait, slices = (int(w) for w in schedstat.split()[:3])
+    values: dict[str, int] = {}
+    for line in sched.splitlines():
+        key, sep, value = line.partition(":")
+        key, value = key.strip(), value.strip()
+        if not sep or not value:
+            continue
+        if key in _SCHED_KEYS:
+            values[_SCHED_KEYS[key]] = int(value)
+        elif key == "se.vruntime":
+            values["vruntime"] = ms_decimal_to_ns(value)
+    return ThreadStats(cpu_time_ns=cpu, wait_time_ns=wait, timeslices=slices, **values)
+
+
+def read_thread_stats(directory: Path) -> ThreadStats:
+    """Figures from a directory holding ``schedstat`` and ``sched`` (a /proc task directory)."""
+    return parse_thread_stats(
+        (directory / "schedstat").read_text(), (directory / "sched").read_text()
+    )
+
+
+def task_dir(pid: int, tid: int) -> Path:
+    return Path(f"/proc/{pid}/task/{tid}")
+
+
+def read_saved_stats(stat_dir: Path, process: int, thread: int) -> ThreadStats:
+    """The copy a worker thread made of its own files when it ended (see worker.c)."""
+    stem = stat_dir / f"{process}.{thread}"
+    return parse_thread_stats(
+        Path(f"{stem}.schedstat").read_text(), Path(f"{stem}.sched").read_text()
+    )
+
+
+def max_rss_bytes(pid: int) -> int:
+    """VmHWM of a process (its peak resident set), bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def machine_busy_ns(stat_text: str | None = None) -> int:
+    """CPU time spent busy on all CPUs since boot (user…steal of /proc/stat's ``cpu`` line), ns.
+
+    Idle and iowait are not busy; guest time is already inside user.
+    """
+    text = Path("/proc/stat").read_text() if stat_text is None else stat_text
+    first = text.splitlines()[0].split()
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in first[1:9])
+    ticks = user + nice + system + irq + softirq + steal
+    return ticks * 1_000_000_000 // USER_HZ
+
+
+def kernel_release() -> str:
+    return os.uname().release

@@ -1,0 +1,1114 @@
+"""Scenarios: the YAML contract, its validated frozen model, and errors that point at the YAML.
+
+`load_scenario(path_or_text)` reads YAML 1.2 with ruamel.yaml (round-trip, so every key and item
+keeps its line and column), validates it with pydantic into `Scenario` (units resolved: int ns,
+int bytes; cgroup files resolved to `CgroupConfig`), and raises `ScenarioError` whose
+``messages`` read ``file:line:col: path.to.field: expected …, found …`` — all problems found at
+once where the structure allows it.
+
+Decisions: an event or a process start after ``duration`` is an error (it could never happen);
+``memory.oom_control: 1`` is the one way to set oom_kill_disable (the kernel's own write); a
+scenario uses cgroup v1 files or v2 files, not both (``cpu.idle`` and ``cpuset.cpus`` fit
+either); kernel files take kernel values (µs, bytes, ``100M``) and also cfssim units.
+`Limits` caps the size of a run; each limit names the CLI flag that raises it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from ._errors import describe, did_you_mean
+from .cgroup import files as cgfiles
+from .cgroup.files import CgroupConfig, CgroupFileError, FileValue
+from .units import NSEC_PER_USEC, format_duration, format_size, parse_duration, parse_size
+
+Loc = tuple[str | int, ...]
+SCHEMA_FILE = "cfssim.schema.json"
+_SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+_PACKAGED_SCENARIO_DIR = Path(__file__).resolve().parent / "_scenarios"
+
+
+# ---- limits and errors --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Limits:
+    """Safety limits on the size of a scenario; each names the CLI flag that overrides it."""
+
+    max_tasks: int = 100_000
+    max_duration_ns: int = 3600 * 1_000_000_000
+    max_events: int = 100_000
+    max_loop_depth: int = 8
+    max_alloc_bytes: int = 1 << 40
+
+
+class ScenarioError(Exception):
+    """Invalid scenario; ``messages``: ``file:line:col: field: expected …, found …`` each."""
+
+    def __init__(self, messages: Sequence[str]) -> None:
+        self.messages = list(messages)
+        super().__init__("\n".join(self.messages))
+
+
+def _fail(message: str, *, about_key: bool = False) -> PydanticCustomError:
+    """A pydantic error whose text is exactly `message`; `about_key`: point at the key."""
+    kind = "scenario_key" if about_key else "scenario"
+    return PydanticCustomError(kind, "{message}", {"message": message})
+
+
+def _issue(loc: Loc, message: str, value: Any = None, *, about_key: bool = False
+           ) -> InitErrorDetails:
+    return InitErrorDetails(type=_fail(message, about_key=about_key), loc=loc, input=value)
+
+
+# ---- YAML-facing value types ------------------------------------------------------------------
+_DURATION_PATTERN = r"^[+]?(0|(\d+(\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h))+$"
+_SIZE_PATTERN = r"^\s*(\d+(\.\d*)?|\.\d+)\s*(B|KiB|MiB|GiB|TiB|kB|KB|MB|GB|TB)?\s*$"
+_DURATION_SCHEMA: dict[str, Any] = {
+    "anyOf": [{"type": "string", "pattern": _DURATION_PATTERN}, {"type": "integer", "minimum": 0}],
+    "description": "a duration such as '100ms', '1.5s', '1m30s', or an integer of nanoseconds",
+}
+_SIZE_SCHEMA: dict[str, Any] = {
+    "anyOf": [{"type": "string", "pattern": _SIZE_PATTERN}, {"type": "integer", "minimum": 1}],
+    "description": "a size such as '4MiB', '100MB' or an integer of bytes",
+}
+_FOREVER = {"const": "forever"}
+_CPUS_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1},
+        {"type": "string", "pattern": r"^\s*\d+(-\d+)?(\s*,\s*\d+(-\d+)?)*\s*$"},
+        {"type": "integer", "minimum": 0},
+    ],
+    "description": "CPUs as a list [0, 1] or a cpulist string '0-1,3'",
+}
+
+
+def _duration(value: Any) -> int:
+    """A non-negative duration → int ns (ints are ns)."""
+    try:
+        value_ns = parse_duration(value)
+    except (ValueError, TypeError):
+        raise _fail(f"expected a duration such as '100ms' or '1.5s' (units ns, us, ms, s, m, "
+                    f"h), found {describe(value)}") from None
+    if value_ns < 0:
+        raise _fail(f"expected a non-negative duration, found {describe(value)}")
+    return value_ns
+
+
+def _duration_or_forever(value: Any) -> int | None:
+    return None if value is None or value == "forever" else _duration(value)
+
+
+def _size(value: Any) -> int:
+    """A positive size → int bytes (ints are bytes)."""
+    try:
+        size = parse_size(value)
+    except (ValueError, TypeError):
+        raise _fail(f"expected a size such as '4MiB', '100MB' or 4096 (bytes), "
+                    f"found {describe(value)}") from None
+    if size <= 0:
+        raise _fail(f"expected a positive size, found {describe(value)}")
+    return size
+
+
+def _size_or_all(value: Any) -> int | None:
+    return None if value is None or value == "all" else _size(value)
+
+
+def _repeat(value: Any) -> int | None:
+    if value is None or value == "forever":
+        return None
+    if type(value) is not int or value < 1:
+        raise _fail(f"expected a count ≥ 1 or 'forever', found {describe(value)}")
+    return value
+
+
+def _cpu_tuple(value: Any) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    try:
+        return tuple(sorted(cgfiles.parse_cpulist("cpus", value)))
+    except CgroupFileError as error:
+        raise _fail(f"expected {error.expected}, found {error.found}") from None
+
+
+def _cgroup_path(value: Any) -> str:
+    try:
+        return cgfiles.check_path(value)
+    except ValueError as error:
+        raise _fail(str(error)) from None
+
+
+Duration = Annotated[int, BeforeValidator(_duration), WithJsonSchema(_DURATION_SCHEMA)]
+DurationOrForever = Annotated[
+    int | None,
+    BeforeValidator(_duration_or_forever),
+    WithJsonSchema({"anyOf": [_DURATION_SCHEMA, _FOREVER]}),
+]
+Size = Annotated[int, BeforeValidator(_size), WithJsonSchema(_SIZE_SCHEMA)]
+SizeOrAll = Annotated[
+    int | None,
+    BeforeValidator(_size_or_all),
+    WithJsonSchema({"anyOf": [_SIZE_SCHEMA, {"const": "all"}]}),
+]
+Repeat = Annotated[
+    int | None,
+    BeforeValidator(_repeat),
+    WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 1}, _FOREVER]}),
+]
+CpuList = Annotated[
+    tuple[int, ...] | None, BeforeValidator(_cpu_tuple), WithJsonSchema(_CPUS_SCHEMA)
+]
+CgroupPath = Annotated[
+    str,
+    BeforeValidator(_cgroup_path),
+    WithJsonSchema({"type": "string", "pattern": r"^/([^/\s]+(/[^/\s]+)*)?$"}),
+]
+
+
+class _Model(BaseModel):
+    """Frozen, unknown keys rejected; YAML names are aliases, Python names also accepted."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", validate_by_name=True, validate_by_alias=True
+    )
+
+
+# ---- program steps ----------------------------------------------------------------------------
+class Run(_Model):
+    """Run for `ns` of CPU time (None = forever)."""
+
+    ns: DurationOrForever = Field(alias="run")
+
+
+class Sleep(_Model):
+    """Sleep for `ns` of wall time."""
+
+    ns: Duration = Field(alias="sleep")
+
+
+class Alloc(_Model):
+    """Touch `bytes` more anonymous memory (charged to the task's memcg)."""
+
+    bytes: Size = Field(alias="alloc")
+
+
+class Free(_Model):
+    """Free `bytes` of the task's memory (None = all of it)."""
+
+    bytes: SizeOrAll = Field(alias="free")
+
+
+class Exit(_Model):
+    """Exit the thread with `code`."""
+
+    code: int = Field(alias="exit", ge=0, le=255)
+
+
+class Loop(_Model):
+    """Repeat `program` `repeat` times (None = forever). YAML: ``{loop: {repeat, program}}``."""
+
+    repeat: Repeat = 1
+    program: tuple[Step, ...] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unwrap(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and set(data) == {"loop"}:
+            body = data["loop"]
+            if not isinstance(body, Mapping):
+                raise _fail(f"expected a mapping {{repeat: …, program: […]}}, "
+                            f"found {describe(body)}")
+            return body
+        return data
+
+
+_STEP_KINDS: dict[str, type[_Model]] = {
+    "run": Run, "sleep": Sleep, "alloc": Alloc, "free": Free, "exit": Exit, "loop": Loop,
+}
+_STEP_TAGS = {model: tag for tag, model in _STEP_KINDS.items()}
+
+
+def _step_kind(value: Any) -> str | None:
+    if isinstance(value, Mapping):
+        return next(iter(value), None)
+    return _STEP_TAGS.get(type(value))
+
+
+def _one_key_step(value: Any) -> Any:
+    expected = f"a one-key mapping with one of {', '.join(_STEP_KINDS)}, such as {{run: 10ms}}"
+    if isinstance(value, tuple(_STEP_TAGS)):
+        return value
+    if not isinstance(value, Mapping) or not value:
+        raise _fail(f"expected {expected}, found {describe(value)}")
+    keys = list(value)
+    if len(keys) > 1:
+        raise _fail(f"expected {expected}, found {len(keys)} keys ({', '.join(map(str, keys))})")
+    if keys[0] not in _STEP_KINDS:
+        raise _fail(f"expected {expected}{did_you_mean(keys[0], _STEP_KINDS)}, "
+                    f"found {describe(keys[0])}")
+    return value
+
+
+Step = Annotated[
+    Annotated[Run, Tag("run")]
+    | Annotated[Sleep, Tag("sleep")]
+    | Annotated[Alloc, Tag("alloc")]
+    | Annotated[Free, Tag("free")]
+    | Annotated[Exit, Tag("exit")]
+    | Annotated[Loop, Tag("loop")],
+    Discriminator(_step_kind),
+    BeforeValidator(_one_key_step),
+]
+Loop.model_rebuild()
+
+
+def iter_steps(program: Sequence[Step], depth: int = 1) -> Iterator[tuple[Step, int]]:
+    """Every step of `program` with its loop nesting depth (1 = top level), loops included."""
+    for step in program:
+        yield step, depth
+        if isinstance(step, Loop):
+            yield from iter_steps(step.program, depth + 1)
+
+
+def _takes_time(program: Sequence[Step]) -> bool:
+    """Whether one pass of `program` can advance time (a run or sleep of non-zero length)."""
+    return any(isinstance(step, (Run, Sleep)) and step.ns != 0
+               for step, _ in iter_steps(program))
+
+
+# ---- processes ---------------------------------------------------------------------------------
+Policy = Literal["normal", "batch", "idle", "fifo", "rr"]
+_POLICY_NAMES: dict[str, Policy] = {
+    "normal": "normal", "other": "normal", "batch": "batch", "idle": "idle", "fifo": "fifo",
+    "rr": "rr", "sched_normal": "normal", "sched_other": "normal", "sched_batch": "batch",
+    "sched_idle": "idle", "sched_fifo": "fifo", "sched_rr": "rr",
+}
+_RT_POLICIES = ("fifo", "rr")
+MIN_CUSTOM_SLICE_NS = 100_000  # __setparam_fair clamps sched_runtime to 0.1 ms..100 ms
+MAX_CUSTOM_SLICE_NS = 100_000_000
+
+
+def _policy(value: Any) -> Policy:
+    name = str(value).lower() if isinstance(value, str) else None
+    if name not in _POLICY_NAMES:
+        raise _fail(f"expected one of normal, batch, idle, fifo, rr (or SCHED_OTHER, "
+                    f"SCHED_BATCH, …){did_you_mean(str(value).lower(), _POLICY_NAMES)}, "
+                    f"found {describe(value)}")
+    return _POLICY_NAMES[name]
+
+
+def _custom_slice(value: Any) -> int | None:
+    """``__setparam_fair``: 0 = no custom slice, else clamped to 0.1 ms..100 ms."""
+    value_ns = _duration(value)
+    return None if value_ns == 0 else max(MIN_CUSTOM_SLICE_NS, min(MAX_CUSTOM_SLICE_NS, value_ns))
+
+
+_NAME_PATTERN = r"^[A-Za-z0-9_.:+-]+$"
+
+
+class ProcessSpec(_Model):
+    """A process (thread group) of `threads` identical threads running `program`."""
+
+    name: str = Field(pattern=_NAME_PATTERN)
+    cgroup: CgroupPath = "/"
+    threads: int = Field(default=1, ge=1)
+    nice: int = Field(default=0, ge=-20, le=19)
+    policy: Annotated[
+        Policy,
+        BeforeValidator(_policy),
+        WithJsonSchema({"enum": [*_POLICY_NAMES, *(n.upper() for n in _POLICY_NAMES
+                                                   if n.startswith("sched_"))]}),
+    ] = "normal"
+    rt_priority: int = Field(default=0, ge=0, le=99)
+    cpus: CpuList = None
+    start_ns: Duration = Field(default=0, alias="start")
+    repeat: Repeat = 1
+    program: tuple[Step, ...] = Field(min_length=1)
+    oom_score_adj: int = Field(default=0, ge=-1000, le=1000)
+    slice_ns: Annotated[
+        int | None, BeforeValidator(_custom_slice), WithJsonSchema(_DURATION_SCHEMA)
+    ] = Field(default=None, alias="slice")
+    session: str | None = None
+
+    @model_validator(mode="after")
+    def _policy_rules(self) -> ProcessSpec:
+        errors: list[InitErrorDetails] = []
+        if self.policy in _RT_POLICIES and not 1 <= self.rt_priority <= 99:
+            errors.append(_issue(("rt_priority",), f"expected 1..99 for policy {self.policy}, "
+                                 f"found {self.rt_priority}", self.rt_priority))
+        if self.policy not in _RT_POLICIES and self.rt_priority != 0:
+            errors.append(_issue(("rt_priority",), f"expected 0 (rt_priority needs policy fifo "
+                                 f"or rr), found {self.rt_priority}", self.rt_priority))
+        if self.policy in _RT_POLICIES and self.slice_ns is not None:
+            errors.append(_issue(("slice",), "expected no custom slice for a real-time policy "
+                                 "(slices belong to normal and batch tasks), found "
+                                 f"{format_duration(self.slice_ns)}", self.slice_ns))
+        if self.repeat is None and not _takes_time(self.program):
+            errors.append(_issue(("program",), "expected a run or sleep step when the program "
+                                 "repeats forever, found a program that takes no time"))
+        for index, (step, _) in enumerate(iter_steps(self.program)):
+            if isinstance(step, Loop) and step.repeat is None and not _takes_time(step.program):
+                errors.append(_issue(("program",), f"expected a run or sleep step inside the "
+                                     f"forever loop (step {index}), found none"))
+        if errors:
+            raise ValidationError.from_exception_data("ProcessSpec", errors)
+        return self
+
+
+# ---- events ------------------------------------------------------------------------------------
+class Write(_Model):
+    """Write `files` (``{file: value}``, in order) into the cgroup at `path`."""
+
+    path: CgroupPath
+    files: dict[str, FileValue] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_yaml(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and set(data) != {"path", "files"}:
+            if len(data) != 1:
+                raise _fail("expected one cgroup path with its files, such as "
+                            f"{{/app: {{cpu.max: '50000 100000'}}}}, found {describe(data)}")
+            path, files = next(iter(data.items()))
+            return {"path": path, "files": files}
+        return data
+
+
+class Move(_Model):
+    """Move `process` (or only its `thread`) to the cgroup `to`."""
+
+    process: str
+    to: CgroupPath
+    thread: int | None = Field(default=None, ge=0)
+
+
+class Nice(_Model):
+    """Set the nice level of `process` (or one `thread`) to `value`."""
+
+    process: str
+    value: int = Field(ge=-20, le=19)
+    thread: int | None = Field(default=None, ge=0)
+
+
+class Kill(_Model):
+    """SIGKILL `process` (or one `thread`)."""
+
+    process: str
+    thread: int | None = Field(default=None, ge=0)
+
+
+Action = Write | Move | Nice | Kill
+_ACTIONS = ("write", "move", "nice", "kill")
+
+
+class EventSpec(_Model):
+    """At `at_ns`, exactly one action: ``write``, ``move``, ``nice`` or ``kill``."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [{"required": [name]} for name in _ACTIONS]}
+    )
+
+    at_ns: Duration = Field(alias="at")
+    write: Write | None = None
+    move: Move | None = None
+    nice: Nice | None = None
+    kill: Kill | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_action(self) -> EventSpec:
+        given = [name for name in _ACTIONS if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise _fail("expected exactly one action of write, move, nice or kill, found "
+                        + (" and ".join(given) if given else "none"))
+        return self
+
+    @property
+    def action(self) -> Action:
+        """The one action of this event."""
+        return next(getattr(self, name) for name in _ACTIONS if getattr(self, name) is not None)
+
+
+# ---- machine -----------------------------------------------------------------------------------
+#: kernel/sched/features.h names (classic CFS and EEVDF eras) a scenario may switch.
+KERNEL_FEATURES = frozenset({
+    "GENTLE_FAIR_SLEEPERS", "START_DEBIT", "NEXT_BUDDY", "LAST_BUDDY", "CACHE_HOT_BUDDY",
+    "WAKEUP_PREEMPTION", "HRTICK", "HRTICK_DL", "DOUBLE_TICK", "NONTASK_CAPACITY", "TTWU_QUEUE",
+    "SIS_PROP", "SIS_UTIL", "WARN_DOUBLE_CLOCK", "RT_PUSH_IPI", "RT_RUNTIME_SHARE", "LB_MIN",
+    "ATTACH_AGE_LOAD", "WA_IDLE", "WA_WEIGHT", "WA_BIAS", "UTIL_EST", "UTIL_EST_FASTUP",
+    "LATENCY_WARN", "ALT_PERIOD", "BASE_SLICE", "PLACE_LAG", "PLACE_DEADLINE_INITIAL",
+    "PLACE_REL_DEADLINE", "RUN_TO_PARITY", "PREEMPT_SHORT", "PICK_BUDDY", "DELAY_DEQUEUE",
+    "DELAY_ZERO",
+})
+
+
+def _tunable(unit_ns: int, minimum: int) -> Any:
+    """Parser of a kernel tunable in the unit of its suffix (ns or µs); durations converted."""
+    unit = "ns" if unit_ns == 1 else "µs"
+
+    def parse(value: Any) -> int | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value_ns = _duration(value)
+            if value_ns % unit_ns:
+                raise _fail(f"expected a whole number of {unit}, found {describe(value)}")
+            number = value_ns // unit_ns
+        elif type(value) is int:
+            number = value
+        else:
+            raise _fail(f"expected an integer of {unit} or a duration such as '5ms', "
+                        f"found {describe(value)}")
+        if number < minimum:
+            raise _fail(f"expected a value ≥ {minimum} {unit}, found {describe(value)}")
+        return number
+
+    return parse
+
+
+def _tunable_schema(unit: str, minimum: int) -> WithJsonSchema:
+    return WithJsonSchema({"anyOf": [{"type": "integer", "minimum": minimum},
+                                     {"type": "string", "pattern": _DURATION_PATTERN}],
+                           "description": f"in {unit} (or a duration string)"})
+
+
+NsTunable = Annotated[int | None, BeforeValidator(_tunable(1, 0)), _tunable_schema("ns", 0)]
+UsTunable = Annotated[
+    int | None, BeforeValidator(_tunable(NSEC_PER_USEC, 1)), _tunable_schema("µs", 1)
+]
+RtRuntimeTunable = Annotated[
+    int | None, BeforeValidator(_tunable(NSEC_PER_USEC, -1)), _tunable_schema("µs", -1)
+]
+TUNABLES = (
+    "sched_latency_ns", "sched_min_granularity_ns", "sched_wakeup_granularity_ns",
+    "sched_base_slice_ns", "sched_tunable_scaling", "sched_migration_cost_ns",
+    "sched_cfs_bandwidth_slice_us", "sched_rt_runtime_us", "sched_rt_period_us",
+)
+
+
+class MachineSpec(_Model):
+    """The simulated machine; kernel tunables are given flat under their kernel names."""
+
+    cpus: int = Field(ge=1, le=1024)
+    policy: Literal["eevdf", "cfs"] = "eevdf"
+    hz: Literal[100, 250, 300, 1000] = 250
+    slice_ends: Literal["precise", "tick"] = "precise"
+    autogroup: bool = True
+    throttle_model: Literal["task", "entity"] = "task"
+    features: dict[str, bool] = Field(default_factory=dict)
+    sched_latency_ns: NsTunable = None
+    sched_min_granularity_ns: NsTunable = None
+    sched_wakeup_granularity_ns: NsTunable = None
+    sched_base_slice_ns: NsTunable = None
+    sched_tunable_scaling: Literal[0, 1, 2] | None = None
+    sched_migration_cost_ns: NsTunable = None
+    sched_cfs_bandwidth_slice_us: UsTunable = None
+    sched_rt_runtime_us: RtRuntimeTunable = None
+    sched_rt_period_us: UsTunable = None
+
+    @field_validator("features")
+    @classmethod
+    def _known_features(cls, features: dict[str, bool]) -> dict[str, bool]:
+        unknown = [
+            _issue((name,), f"expected a kernel feature name{did_you_mean(name, KERNEL_FEATURES)}"
+                   f", found {describe(name)}", name, about_key=True)
+            for name in features if name not in KERNEL_FEATURES
+        ]
+        if unknown:
+            raise ValidationError.from_exception_data("MachineSpec", unknown)
+        return features
+
+    @property
+    def tunables(self) -> dict[str, int]:
+        """The kernel tunables given, by kernel name, in the unit of their suffix."""
+        return {name: getattr(self, name) for name in TUNABLES if getattr(self, name) is not None}
+
+
+# ---- cgroups -----------------------------------------------------------------------------------
+def _resolve_cgroups(raw: Any) -> Any:
+    """``{path: {file: value}}`` → ``{path: CgroupConfig}`` with "/" and implied ancestors."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise _fail(f"expected a mapping of cgroup paths to their files, found {describe(raw)}")
+    configs: dict[str, CgroupConfig] = {}
+    errors: list[InitErrorDetails] = []
+    for path, files in raw.items():
+        if isinstance(files, CgroupConfig):
+            configs[path] = files
+            continue
+        try:
+            cgfiles.check_path(path)
+        except ValueError as error:
+            errors.append(_issue((path,), str(error), path))
+            continue
+        if files is None:
+            files = {}
+        if not isinstance(files, Mapping):
+            errors.append(_issue((path,), "expected a mapping of cgroup files to values such as "
+                                 f"{{cpu.shares: 1024}}, found {describe(files)}", files))
+            continue
+        config = CgroupConfig()
+        for file, value in files.items():
+            try:
+                config = cgfiles.apply_write(config, file, value, is_root=path == cgfiles.ROOT)
+            except CgroupFileError as error:
+                errors.append(_issue((path, file), f"expected {error.expected}, "
+                                     f"found {error.found}", value,
+                                     about_key=file not in cgfiles.FILES))
+        configs[path] = config
+    if errors:
+        raise ValidationError.from_exception_data("cgroups", errors)
+    for path in list(configs):
+        for ancestor in cgfiles.ancestors(path):
+            configs.setdefault(ancestor, CgroupConfig())
+    configs.setdefault(cgfiles.ROOT, CgroupConfig())
+    return {path: configs[path] for path in sorted(configs)}
+
+
+def _files_schema() -> dict[str, Any]:
+    value = {"anyOf": [{"type": "integer"}, {"type": "string"}]}
+    properties = {
+        name: {**(_CPUS_SCHEMA if name == "cpuset.cpus" else value), "description": spec.syntax}
+        for name, spec in cgfiles.FILES.items()
+    }
+    return {"type": ["object", "null"], "properties": properties, "additionalProperties": False}
+
+
+_CGROUPS_SCHEMA = {
+    "type": "object",
+    "propertyNames": {"pattern": r"^/([^/\s]+(/[^/\s]+)*)?$"},
+    "additionalProperties": _files_schema(),
+    "description": "cgroups keyed by path; each maps kernel file names (v1 or v2) to values",
+}
+CgroupMap = Annotated[
+    dict[str, CgroupConfig], BeforeValidator(_resolve_cgroups), WithJsonSchema(_CGROUPS_SCHEMA)
+]
+
+
+# ---- the scenario --------------------------------------------------------------------------------
+class Scenario(_Model):
+    """A validated scenario: units resolved, every cgroup (with "/" and ancestors) configured."""
+
+    name: str = Field(pattern=_NAME_PATTERN)
+    description: str = ""
+    duration_ns: Duration = Field(alias="duration")
+    seed: int = Field(default=0, ge=0)
+    machine: MachineSpec
+    cgroups: CgroupMap = Field(default_factory=lambda: {cgfiles.ROOT: CgroupConfig()})
+    processes: tuple[ProcessSpec, ...] = Field(min_length=1)
+    events: tuple[EventSpec, ...] = ()
+    _source: str | None = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> str | None:
+        """The file the scenario was loaded from, if any."""
+        return self._source
+
+    @property
+    def interface(self) -> cgfiles.Interface:
+        """The cgroup interface the scenario's files belong to ("v1" or "v2")."""
+        return self.cgroups[cgfiles.ROOT].interface
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _cross_checks(
+        cls, data: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+    ) -> Scenario:
+        scenario = handler(data)
+        if not isinstance(scenario, Scenario):  # pragma: no cover - pydantic guarantees it
+            raise TypeError("Scenario validation returned another type")
+        limits = (info.context or {}).get("limits") or Limits()
+        raw_cgroups = data.get("cgroups") if isinstance(data, Mapping) else None
+        checker = _CrossChecker(scenario, raw_cgroups if isinstance(raw_cgroups, Mapping)
+                                else {}, limits)
+        return checker.run()
+
+
+class _CrossChecker:
+    """The checks that need more than one field; every finding carries its YAML location."""
+
+    def __init__(self, scenario: Scenario, raw_cgroups: Mapping[str, Any], limits: Limits):
+        self.scenario, self.raw_cgroups, self.limits = scenario, raw_cgroups, limits
+        self.errors: list[InitErrorDetails] = []
+
+    def fail(self, loc: Loc, message: str, value: Any = None) -> None:
+        self.errors.append(_issue(loc, message, value))
+
+    def run(self) -> Scenario:
+        configs = self.check_interface()
+        self.check_hierarchy(configs, lambda path, file: ("cgroups", path, file))
+        self.check_limits()
+        self.check_cgroup_cpus(configs)
+        self.check_processes(configs)
+        self.check_events(configs)
+        if self.errors:
+            raise ValidationError.from_exception_data("Scenario", self.errors)
+        events = tuple(sorted(self.scenario.events, key=lambda event: event.at_ns))
+        return self.scenario.model_copy(update={"cgroups": configs, "events": events})
+
+    # -- cgroup interface and hierarchy
+    def _written_files(self) -> Iterator[tuple[Loc, str]]:
+        for path, files in self.raw_cgroups.items():
+            if isinstance(files, Mapping):
+                for file in files:
+                    yield ("cgroups", path, file), file
+        for index, event in enumerate(self.scenario.events):
+            if event.write is not None:
+                for file in event.write.files:
+                    yield ("events", index, "write", event.write.path, file), file
+
+    def check_interface(self) -> dict[str, CgroupConfig]:
+        """One file family per scenario; every group then carries that interface."""
+        first: tuple[str, cgfiles.Interface] | None = None
+        for loc, file in self._written_files():
+            family = cgfiles.FILES[file].interface if file in cgfiles.FILES else None
+            if family is None:
+                continue
+            if first is None:
+                first = (file, family)
+            elif family != first[1]:
+                self.fail(loc, f"expected a cgroup {first[1]} file like {first[0]!r} (one "
+                          f"interface per scenario), found {family} file {file!r}", file)
+        interface = first[1] if first else "v1"
+        return {path: dataclasses.replace(config, interface=interface)
+                for path, config in self.scenario.cgroups.items()}
+
+    def check_hierarchy(self, configs: Mapping[str, CgroupConfig], where: Any) -> bool:
+        try:
+            cgfiles.check_hierarchy(configs)
+        except cgfiles.HierarchyError as error:
+            self.fail(where(error.path, error.file),
+                      f"expected {error.expected}, found {error.found}")
+            return False
+        return True
+
+    # -- limits
+    def check_limits(self) -> None:
+        scenario, limits = self.scenario, self.limits
+        if scenario.duration_ns <= 0:
+            self.fail(("duration",), "expected a positive duration, found 0")
+        if scenario.duration_ns > limits.max_duration_ns:
+            self.fail(("duration",), f"expected at most {format_duration(limits.max_duration_ns)}"
+                      f" (raise the limit with --max-duration), found "
+                      f"{format_duration(scenario.duration_ns)}")
+        tasks = sum(process.threads for process in scenario.processes)
+        if tasks > limits.max_tasks:
+            index = max(range(len(scenario.processes)),
+                        key=lambda i: scenario.processes[i].threads)
+            self.fail(("processes", index, "threads"), f"expected at most {limits.max_tasks} "
+                      f"threads in all (raise the limit with --max-tasks), found {tasks}")
+        if len(scenario.events) > limits.max_events:
+            self.fail(("events",), f"expected at most {limits.max_events} events (raise the "
+                      f"limit with --max-events), found {len(scenario.events)}")
+        for index, process in enumerate(scenario.processes):
+            for step, depth in iter_steps(process.program):
+                if depth > limits.max_loop_depth:
+                    self.fail(("processes", index, "program"), f"expected loops nested at most "
+                              f"{limits.max_loop_depth} deep (raise the limit with "
+                              f"--max-loop-depth), found depth {depth}")
+                    break
+                if isinstance(step, Alloc) and step.bytes > limits.max_alloc_bytes:
+                    self.fail(("processes", index, "program"), f"expected allocations of at "
+                              f"most {format_size(limits.max_alloc_bytes)} (raise the limit "
+                              f"with --max-alloc), found {format_size(step.bytes)}")
+
+    # -- processes
+    def _cpus_outside(self, cpus: frozenset[int] | tuple[int, ...]) -> list[int]:
+        return sorted(cpu for cpu in cpus if cpu >= self.scenario.machine.cpus)
+
+    def check_cgroup_cpus(self, configs: Mapping[str, CgroupConfig],
+                          where: Any = lambda path: ("cgroups", path, "cpuset.cpus")) -> None:
+        for path, config in configs.items():
+            if config.cpus is not None and self._cpus_outside(config.cpus):
+                self.fail(where(path), f"expected CPUs within "
+                          f"0..{self.scenario.machine.cpus - 1} (machine.cpus), found "
+                          f"{cgfiles.format_cpulist(config.cpus)!r}")
+
+    def check_processes(self, configs: Mapping[str, CgroupConfig]) -> None:
+        seen: set[str] = set()
+        for index, process in enumerate(self.scenario.processes):
+            where: Loc = ("processes", index)
+            if process.name in seen:
+                self.fail((*where, "name"), f"expected a unique process name, found "
+                          f"{process.name!r} again")
+            seen.add(process.name)
+            if process.cgroup not in configs:
+                self.fail((*where, "cgroup"), self._unknown_cgroup(process.cgroup, configs))
+            elif process.cpus is not None:
+                self._check_affinity((*where, "cpus"), process.cpus, process.cgroup, configs)
+            if process.start_ns > self.scenario.duration_ns:
+                self.fail((*where, "start"), f"expected a start within the duration "
+                          f"({format_duration(self.scenario.duration_ns)}), found "
+                          f"{format_duration(process.start_ns)}")
+
+    def _unknown_cgroup(self, path: str, configs: Mapping[str, CgroupConfig]) -> str:
+        return (f"expected a cgroup listed under cgroups: ({', '.join(configs)})"
+                f"{did_you_mean(path, configs)}, found {path!r}")
+
+    def _check_affinity(self, loc: Loc, cpus: tuple[int, ...], cgroup: str,
+                        configs: Mapping[str, CgroupConfig]) -> None:
+        outside = self._cpus_outside(cpus)
+        if outside:
+            self.fail(loc, f"expected CPUs within 0..{self.scenario.machine.cpus - 1} "
+                      f"(machine.cpus), found {cgfiles.format_cpulist(cpus)!r}")
+            return
+        allowed = cgfiles.effective_cpus(configs, cgroup)
+        if allowed is not None and not allowed & set(cpus):
+            self.fail(loc, f"expected CPUs that meet {cgroup}'s cpuset.cpus "
+                      f"({cgfiles.format_cpulist(allowed)}), found "
+                      f"{cgfiles.format_cpulist(cpus)!r}")
+
+    # -- events
+    def check_events(self, configs: Mapping[str, CgroupConfig]) -> None:
+        processes = {process.name: process for process in self.scenario.processes}
+        state = dict(configs)
+        order = sorted(range(len(self.scenario.events)),
+                       key=lambda i: self.scenario.events[i].at_ns)
+        for index in order:
+            event = self.scenario.events[index]
+            where: Loc = ("events", index)
+            if event.at_ns > self.scenario.duration_ns:
+                self.fail((*where, "at"), f"expected a time within the duration "
+                          f"({format_duration(self.scenario.duration_ns)}), found "
+                          f"{format_duration(event.at_ns)}")
+            action = event.action
+            kind = _ACTIONS[[Write, Move, Nice, Kill].index(type(action))]
+            if isinstance(action, Write):
+                self._apply_event_write((*where, "write"), action, state)
+                continue
+            process = processes.get(action.process)
+            if process is None:
+                self.fail((*where, kind, "process"), f"expected a process named in processes: "
+                          f"({', '.join(processes)}){did_you_mean(action.process, processes)}, "
+                          f"found {action.process!r}")
+                continue
+            if action.thread is not None and action.thread >= process.threads:
+                self.fail((*where, kind, "thread"), f"expected a thread index within "
+                          f"0..{process.threads - 1} of {process.name}, found {action.thread}")
+            if isinstance(action, Move):
+                if action.to not in state:
+                    self.fail((*where, kind, "to"), self._unknown_cgroup(action.to, state))
+                elif process.cpus is not None:
+                    self._check_affinity((*where, kind, "to"), process.cpus, action.to, state)
+
+    def _apply_event_write(self, where: Loc, write: Write,
+                           state: dict[str, CgroupConfig]) -> None:
+        if write.path not in state:
+            self.fail((*where, write.path), self._unknown_cgroup(write.path, state))
+            return
+        config = state[write.path]
+        for file, value in write.files.items():
+            try:
+                config = cgfiles.apply_write(config, file, value,
+                                             is_root=write.path == cgfiles.ROOT)
+            except CgroupFileError as error:
+                self.fail((*where, write.path, file), f"expected {error.expected}, "
+                          f"found {error.found}", value)
+                return
+        candidate = {**state, write.path: dataclasses.replace(
+            config, interface=state[write.path].interface)}
+        if self.check_hierarchy(candidate, lambda path, file: (*where, write.path)):
+            state.update(candidate)
+            self.check_cgroup_cpus({write.path: candidate[write.path]},
+                                   lambda path: (*where, path, "cpuset.cpus"))
+
+
+# ---- YAML reading and error locations ---------------------------------------------------------
+@dataclass
+class _Located:
+    """Plain data parsed from YAML, with (line, col) 1-based of every key and value by path."""
+
+    data: Any
+    keys: dict[Loc, tuple[int, int]]
+    values: dict[Loc, tuple[int, int]]
+
+
+def _plain(node: Any, path: Loc, located: _Located) -> Any:
+    """ruamel round-trip nodes → plain dict/list/scalars, recording positions on the way."""
+    if isinstance(node, CommentedMap):
+        result: dict[Any, Any] = {}
+        for key, value in node.items():
+            with _NO_POSITION:
+                line, col = node.lc.key(key)
+                located.keys[(*path, key)] = (line + 1, col + 1)
+            with _NO_POSITION:
+                line, col = node.lc.value(key)
+                located.values[(*path, key)] = (line + 1, col + 1)
+            result[_plain(key, (), located) if not isinstance(key, str) else str(key)] = \
+                _plain(value, (*path, key), located)
+        return result
+    if isinstance(node, CommentedSeq):
+        items = []
+        for index, value in enumerate(node):
+            with _NO_POSITION:
+                line, col = node.lc.item(index)
+                located.values[(*path, index)] = (line + 1, col + 1)
+            items.append(_plain(value, (*path, index), located))
+        return items
+    if isinstance(node, bool) or node is None:
+        return node
+    for kind in (int, float, str):
+        if isinstance(node, kind):
+            return kind(node)
+    return node
+
+
+#: merged (``<<``) keys have no position of their own; the parent's is used instead
+_NO_POSITION = contextlib.suppress(KeyError, IndexError, TypeError)
+
+
+def _read_yaml(text: str, origin: str) -> _Located:
+    yaml = YAML(typ="rt")
+    yaml.version = (1, 2)
+    located = _Located(None, {}, {})
+    try:
+        node = yaml.load(io.StringIO(text))
+    except MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        problem = " ".join(part for part in (error.problem, error.context) if part)
+        problem = problem.removeprefix("found ")
+        raise ScenarioError([f"{origin}:{line}:{col}: document: expected valid YAML, "
+                             f"found {problem or 'a syntax error'}"]) from None
+    except YAMLError as error:
+        raise ScenarioError([f"{origin}:1:1: document: expected valid YAML, found {error}"]) \
+            from None
+    if node is None:
+        raise ScenarioError([f"{origin}:1:1: document: expected a mapping with name, duration, "
+                             "machine and processes, found an empty document"])
+    if isinstance(node, CommentedMap):
+        located.values[()] = (node.lc.line + 1, node.lc.col + 1)
+    located.data = _plain(node, (), located)
+    if not isinstance(located.data, dict):
+        raise ScenarioError([f"{origin}:1:1: document: expected a mapping with name, duration, "
+                             f"machine and processes, found {describe(located.data)}"])
+    return located
+
+
+def _yaml_path(data: Any, loc: Loc) -> tuple[Loc, Loc]:
+    """(the part of a pydantic `loc` found in the YAML data, the path to show).
+
+    Segments pydantic adds (union tags) are dropped; a key absent from a mapping (a missing
+    or defaulted field) is still shown.
+    """
+    path: list[str | int] = []
+    shown: list[str | int] = []
+    node = data
+    for part in loc:
+        in_mapping = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_mapping or in_list:
+            node = node[part]
+            path.append(part)
+            shown.append(part)
+        elif isinstance(node, dict) and isinstance(part, str):
+            shown.append(part)
+            node = None
+    return tuple(path), tuple(shown)
+
+
+def _format_path(path: Loc) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "document"
+
+
+_KNOWN_KEYS = sorted({
+    field.alias or name
+    for model in (Scenario, MachineSpec, ProcessSpec, EventSpec, Move, Nice, Kill, Loop, Run,
+                  Sleep, Alloc, Free, Exit)
+    for name, field in model.model_fields.items()
+} | set(_ACTIONS) | set(cgfiles.FILES) | {"loop"})
+
+
+def _message(error: Any) -> str:
+    """pydantic's error → ``expected …, found …``."""
+    kind, ctx, value = error["type"], error.get("ctx") or {}, error.get("input")
+    found = describe(value)
+    if kind in ("scenario", "scenario_key"):
+        return str(ctx["message"])
+    if kind == "missing":
+        return f"expected a value, found no {error['loc'][-1]!r} key"
+    if kind == "extra_forbidden":
+        key = error["loc"][-1]
+        return f"expected a known key{did_you_mean(key, _KNOWN_KEYS)}, found unknown key {key!r}"
+    if kind == "literal_error":
+        choices = re.findall(r"'([^']*)'", str(ctx["expected"]))
+        return f"expected {ctx['expected']}{did_you_mean(value, choices)}, found {found}"
+    bounds = {"greater_than_equal": ("≥", "ge"), "less_than_equal": ("≤", "le"),
+              "greater_than": (">", "gt"), "less_than": ("<", "lt")}
+    if kind in bounds:
+        sign, key = bounds[kind]
+        return f"expected a value {sign} {ctx[key]}, found {found}"
+    if kind == "too_short":
+        return f"expected at least {ctx['min_length']} item(s), found {found}"
+    if kind == "string_pattern_mismatch":
+        return ("expected a name of letters, digits and _ . : + - (no spaces or '/'), "
+                f"found {found}")
+    expectations = {
+        ("int_type", "int_parsing", "int_from_float"): "an integer",
+        ("bool_type", "bool_parsing"): "true or false",
+        ("string_type",): "a string",
+        ("dict_type", "model_type", "model_attributes_type", "mapping_type"): "a mapping",
+        ("list_type", "tuple_type"): "a list",
+    }
+    for kinds, expected in expectations.items():
+        if kind in kinds:
+            return f"expected {expected}, found {found}"
+    return f"expected valid input ({error['msg']}), found {found}"
+
+
+def _position(located: _Located, path: Loc, about_key: bool) -> tuple[int, int]:
+    """Where `path` sits in the file: its key or its value, else its nearest ancestor's."""
+    for depth in range(len(path), -1, -1):
+        prefix = path[:depth]
+        first, second = (located.keys, located.values) if about_key else (located.values,
+                                                                          located.keys)
+        position = first.get(prefix) or second.get(prefix)
+        if position:
+            return position
+    return (1, 1)
+
+
+def _located_messages(error: ValidationError, located: _Located, origin: str) -> list[str]:
+    found: list[tuple[int, int, str]] = []
+    for item in error.errors():
+        if item["type"] == "too_short" and len(item.get("input") or ()) >= item["ctx"].get(
+                "min_length", 0):
+            continue  # pydantic's echo of failed items, already reported one by one
+        path, shown = _yaml_path(located.data, item["loc"])
+        about_key = item["type"] in ("missing", "extra_forbidden", "scenario_key")
+        line, col = _position(located, path, about_key)
+        found.append((line, col, f"{origin}:{line}:{col}: {_format_path(shown)}: "
+                      f"{_message(item)}"))
+    return [message for _, _, message in sorted(found, key=lambda item: item[:2])]
+
+
+# ---- loading -----------------------------------------------------------------------------------
+def _read_source(source: str | Path) -> tuple[str, str, str | None]:
+    """(text, origin for messages, file name stem or None)."""
+    if isinstance(source, Path) or ("\n" not in source and Path(source).is_file()):
+        path = Path(source)
+        try:
+            return path.read_text(encoding="utf-8"), str(path), path.stem
+        except (OSError, UnicodeDecodeError) as error:
+            raise ScenarioError([f"{path}:1:1: document: expected a readable UTF-8 YAML file, "
+                                 f"found {error}"]) from None
+    return source, "<string>", None
+
+
+def load_scenario(source: str | Path, *, limits: Limits | None = None) -> Scenario:
+    """A validated `Scenario` from a YAML file (a Path or an existing file name) or YAML text.
+
+    A missing ``name`` defaults to the file's stem. Raises `ScenarioError`.
+    """
+    text, origin, stem = _read_source(source)
+    located = _read_yaml(text, origin)
+    data = located.data
+    if "name" not in data:
+        data = {"name": stem or "scenario", **data}
+    try:
+        scenario = Scenario.model_validate(data, context={"limits": limits or Limits()})
+    except ValidationError as error:
+        raise ScenarioError(_located_messages(error, located, origin)) from None
+    scenario._source = origin if stem is not None else None
+    return scenario
+
+
+# ---- JSON Schema and bundled scenarios ---------------------------------------------------------
+def _draft7(node: Any, definitions: dict[str, Any]) -> Any:
+    """pydantic's 2020-12 flavour → draft-07: ``$defs`` → ``definitions``, no discriminators."""
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            if key == "discriminator":
+                continue
+            if key == "$ref":
+                out[key] = value.replace("#/$defs/", "#/definitions/")
+            else:
+                out[key] = _draft7(value, definitions)
+        return out
+    if isinstance(node, list):
+        return [_draft7(item, definitions) for item in node]
+    return node
+
+
+def scenario_json_schema() -> dict[str, Any]:
+    """A draft-07 JSON Schema of the YAML scenario shape (for editors and `jsonschema`)."""
+    schema = Scenario.model_json_schema(by_alias=True, mode="validation")
+    definitions = _draft7(schema.pop("$defs", {}), {})
+    loop = definitions["Loop"]
+    definitions["Loop"] = {
+        "type": "object", "title": "Loop", "description": loop.get("description", ""),
+        "properties": {"loop": {k: v for k, v in loop.items() if k not in ("title",
+                                                                           "description")}},
+        "required": ["loop"], "additionalProperties": False,
+    }
+    definitions["Write"] = {
+        "type": "object", "title": "Write", "description": definitions["Write"]["description"],
+        "minProperties": 1, "maxProperties": 1,
+        "propertyNames": _CGROUPS_SCHEMA["propertyNames"],
+        "additionalProperties": {**_files_schema(), "type": "object", "minProperties": 1},
+    }
+    body = _draft7(schema, definitions)
+    body["properties"]["name"]["description"] = "defaults to the file name without .yaml"
+    body["required"] = [key for key in body.get("required", []) if key != "name"]
+    return {"$schema": "http://json-schema.org/draft-07/schema#", **body,
+            "definitions": definitions}
+
+
+def schema_text() -> str:
+    """The schema as written to ``cfssim.schema.json``."""
+    return json.dumps(scenario_json_schema(), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+
+
+def scenario_dir() -> Path:
+    """The bundled scenarios: ``scenarios/`` in a checkout, ``cfssim/_scenarios`` when installed."""
+    return _PACKAGED_SCENARIO_DIR if _PACKAGED_SCENARIO_DIR.is_dir() else _SCENARIO_DIR
+
+
+def bundled_scenarios() -> dict[str, Path]:
+    """Bundled scenario name (file stem) → path, sorted by name."""
+    directory = scenario_dir()
+    return {path.stem: path for path in sorted(directory.glob("*.yaml"))}
+
+
+def resolve_scenario(name_or_path: str | Path) -> Path:
+    """A scenario file: an existing path, or the name of a bundled scenario."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    bundled = bundled_scenarios()
+    if str(name_or_path) in bundled:
+        return bundled[str(name_or_path)]
+    raise ScenarioError([f"{name_or_path}:1:1: document: expected a YAML file or a bundled "
+                         f"scenario ({', '.join(bundled)}){did_you_mean(name_or_path, bundled)}, "
+                         "found neither"])

@@ -1,0 +1,169 @@
+"""Classic CFS (Linux ≤ 6.5): vruntime order, latency-derived slices, sleeper credit, buddies.
+
+Follows kernel/sched/fair.c of the 5.13–6.5 era (verified against 5.4 for the common parts):
+``sched_slice``/``__sched_period``, ``place_entity`` with START_DEBIT and GENTLE_FAIR_SLEEPERS,
+``check_preempt_tick``, ``check_preempt_wakeup``/``wakeup_preempt_entity``, ``pick_next_entity``
+with next/last buddies, and the relative-vruntime hand-over on migration.
+"""
+
+from __future__ import annotations
+
+from .entity import SchedEntity
+from .policy import ENQUEUE_INITIAL, ENQUEUE_MIGRATED, ENQUEUE_WAKEUP, FairPolicy
+from .runqueue import CfsRunQueue
+from .weights import calc_delta, calc_delta_fair, inverse_calc_delta_fair, inverse_weight
+
+
+class Cfs(FairPolicy):
+    """The Completely Fair Scheduler policy."""
+
+    name = "cfs"
+
+    def key(self, se: SchedEntity) -> int:
+        return se.vruntime
+
+    # ---- slices -------------------------------------------------------------------------
+    def sched_period(self, nr_running: int) -> int:
+        """``__sched_period``: latency, stretched to nr × min_granularity past nr_latency."""
+        tun = self.tun
+        if nr_running > tun.nr_latency:
+            return nr_running * tun.sched_min_granularity_ns
+        return tun.sched_latency_ns
+
+    def sched_slice(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> int:
+        """``sched_slice``: the period shared by weight at every level up to the root (ns)."""
+        queued = se.on_rq
+        nr_running = cfs_rq.nr_running
+        if self.feat["ALT_PERIOD"]:
+            nr_running = self.roots[cfs_rq.cpu].h_nr_running
+        slice_ns = self.sched_period(nr_running + (0 if queued else 1))
+        level: SchedEntity | None = se
+        while level is not None:
+            rq = level.rq_of
+            assert rq is not None
+            load = rq.load if level.on_rq else rq.load + level.weight
+            if load != level.weight:
+                slice_ns = calc_delta(slice_ns, level.weight, inverse_weight(load))
+            level = level.parent
+        if self.feat["BASE_SLICE"]:
+            slice_ns = max(slice_ns, self.tun.sched_min_granularity_ns)
+        return slice_ns
+
+    def sched_vslice(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> int:
+        return calc_delta_fair(self.sched_slice(cfs_rq, se), se.weight, se.inv_weight)
+
+    # ---- enqueue ------------------------------------------------------------------------
+    def place_entity(self, cfs_rq: CfsRunQueue, se: SchedEntity, flags: int) -> None:
+        """Renormalise a migrated vruntime, then ``place_entity`` for new and waking entities."""
+        if flags & ENQUEUE_MIGRATED:
+            se.vruntime += cfs_rq.min_vruntime
+        if flags & ENQUEUE_INITIAL:
+            vruntime = cfs_rq.min_vruntime
+            if self.feat["START_DEBIT"]:
+                vruntime += self.sched_vslice(cfs_rq, se)
+            se.vruntime = max(se.vruntime, vruntime)
+        elif flags & ENQUEUE_WAKEUP:
+            thresh = self.tun.sched_latency_ns
+            if self.feat["GENTLE_FAIR_SLEEPERS"]:
+                thresh >>= 1
+            se.vruntime = max(se.vruntime, cfs_rq.min_vruntime - thresh)
+
+    def migrate_out(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> None:
+        """``migrate_task_rq_fair``: carry vruntime relative to the old queue's min_vruntime."""
+        se.vruntime -= cfs_rq.min_vruntime
+
+    def dequeue_entity(self, cfs_rq: CfsRunQueue, se: SchedEntity, sleep: bool) -> bool:
+        clear_buddies(cfs_rq, se)
+        return True
+
+    # ---- pick ---------------------------------------------------------------------------
+    def wakeup_gran(self, se: SchedEntity) -> int:
+        return calc_delta_fair(self.tun.sched_wakeup_granularity_ns, se.weight, se.inv_weight)
+
+    def wakeup_preempt_entity(self, curr: SchedEntity, se: SchedEntity) -> int:
+        """``wakeup_preempt_entity``: −1 if `se` is not left of `curr`, 1 if by more than the
+        wakee's granularity, else 0."""
+        vdiff = curr.vruntime - se.vruntime
+        if vdiff <= 0:
+            return -1
+        return 1 if vdiff > self.wakeup_gran(se) else 0
+
+    def pick_next_entity(self, cfs_rq: CfsRunQueue) -> SchedEntity | None:
+        """``pick_next_entity``: the leftmost, unless a last/next buddy is close enough to it."""
+        left = cfs_rq.first()
+        if left is None:
+            return None
+        se = left
+        last, nxt = cfs_rq.last, cfs_rq.next
+        if last is not None and last.on_rq and self.wakeup_preempt_entity(last, left) < 1:
+            se = last
+        if nxt is not None and nxt.on_rq and self.wakeup_preempt_entity(nxt, left) < 1:
+            se = nxt
+        clear_buddies(cfs_rq, se)
+        return se
+
+    # ---- preemption ---------------------------------------------------------------------
+    def precise_preempt_after(self, cfs_rq: CfsRunQueue, curr: SchedEntity) -> int | None:
+        """``hrtick_start_fair``: armed at slice − ran for the running task when the CPU has
+        more than one task; its expiry reschedules unconditionally."""
+        if not curr.is_task or self.roots[cfs_rq.cpu].h_nr_running <= 1:
+            return None
+        ran = curr.sum_exec - curr.prev_sum_exec
+        return max(0, self.sched_slice(cfs_rq, curr) - ran)
+
+    def tick_preempt_after(self, cfs_rq: CfsRunQueue, curr: SchedEntity) -> int | None:
+        """When ``check_preempt_tick`` would first fire if evaluated at that instant: ran > ideal,
+        or (ran ≥ min_granularity and curr.vruntime − leftmost.vruntime > ideal)."""
+        if cfs_rq.nr_running <= 1:
+            return None
+        ideal = self.sched_slice(cfs_rq, curr)
+        ran = curr.sum_exec - curr.prev_sum_exec
+        after = ideal - ran + 1
+        left = cfs_rq.first()
+        if left is not None:
+            need = ideal + left.vruntime - curr.vruntime + 1
+            by_vruntime = max(
+                self.tun.sched_min_granularity_ns - ran,
+                inverse_calc_delta_fair(need, curr.weight, curr.inv_weight),
+            )
+            after = min(after, by_vruntime)
+        return max(0, after)
+
+    def tick_preempted(self, cfs_rq: CfsRunQueue, curr: SchedEntity) -> None:
+        clear_buddies(cfs_rq, curr)
+
+    def check_preempt_wakeup(
+        self, cfs_rq: CfsRunQueue, curr: SchedEntity, se: SchedEntity, fork: bool
+    ) -> bool:
+        """``check_preempt_wakeup`` at the matching level: preempt when the wakee is more than
+        one wakeup granularity left of curr; the wakee becomes the next buddy."""
+        if not self.feat["WAKEUP_PREEMPTION"]:
+            return False
+        nr_latency_reached = cfs_rq.nr_running >= self.tun.nr_latency
+        if self.feat["NEXT_BUDDY"]:
+            set_buddy(se, "next")
+        if self.wakeup_preempt_entity(curr, se) == 1:
+            set_buddy(se, "next")
+            if self.feat["LAST_BUDDY"] and nr_latency_reached and curr.is_task:
+                set_buddy(curr, "last")
+            return True
+        return False
+
+
+def set_buddy(se: SchedEntity, which: str) -> None:
+    """``set_next_buddy`` / ``set_last_buddy``: mark `se` at its level and every level above."""
+    level: SchedEntity | None = se
+    while level is not None:
+        rq = level.rq_of
+        if rq is not None:
+            setattr(rq, which, level)
+        level = level.parent
+
+
+def clear_buddies(cfs_rq: CfsRunQueue, se: SchedEntity) -> None:
+    """``clear_buddies``: forget `se` as a buddy here and, while it is the buddy, above."""
+    for which in ("next", "last"):
+        level: SchedEntity | None = se
+        while level is not None and level.rq_of is not None and getattr(level.rq_of, which) is level:
+            setattr(level.rq_of, which, None)
+            level = level.parent

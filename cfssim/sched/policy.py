@@ -1,0 +1,197 @@
+"""The fair-policy interface and the scheduler tunables both policies read.
+
+A `FairPolicy` decides four things per run queue level, like the pieces of kernel/sched/fair.c
+that differ between classic CFS (≤6.5) and EEVDF (6.6+): where an entity is placed when it is
+enqueued (``place_entity``), which entity runs next (``pick_next_entity``), when the running
+entity should give the CPU up (``check_preempt_tick`` / ``update_deadline``, returned here as a
+*time* so the machine can arm one exact timer instead of polling every tick), and whether a
+waking entity preempts the running one (``check_preempt_wakeup``). The machine does the rest:
+accounting (``update_curr``), the hierarchy, bandwidth control, SMP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from .entity import SchedEntity
+from .runqueue import CfsRunQueue
+
+# enqueue flags (subset of ENQUEUE_* in kernel/sched/sched.h)
+ENQUEUE_WAKEUP = 0x01
+ENQUEUE_INITIAL = 0x80  # a new task (wake_up_new_task)
+ENQUEUE_MIGRATED = 0x40  # arrives from another CPU (vruntime was made relative)
+ENQUEUE_RESTORE = 0x02  # re-queued without a state change (reweight, move between groups)
+
+#: defaults of /sys/kernel/debug/sched/features that matter to the model
+DEFAULT_FEATURES: dict[str, bool] = {
+    # classic CFS (as of 5.13–6.5)
+    "GENTLE_FAIR_SLEEPERS": True,
+    "ALT_PERIOD": True,
+    "BASE_SLICE": True,
+    "START_DEBIT": True,
+    "NEXT_BUDDY": False,
+    "LAST_BUDDY": True,
+    "WAKEUP_PREEMPTION": True,
+    "HRTICK": True,  # measured: slice ends are precise on the reference machines
+    # EEVDF (6.18)
+    "PLACE_LAG": True,
+    "PLACE_DEADLINE_INITIAL": True,
+    "PLACE_REL_DEADLINE": True,
+    "RUN_TO_PARITY": True,
+    "PREEMPT_SHORT": True,
+    "PICK_BUDDY": True,
+    "DELAY_DEQUEUE": True,
+    "DELAY_ZERO": True,
+}
+
+
+def ilog2(n: int) -> int:
+    return n.bit_length() - 1
+
+
+@dataclass
+class SchedTunables:
+    """Scheduler tunables with the kernel's defaults, scaled for the CPU count.
+
+    Normalised values are scaled by ``factor`` per ``sched_tunable_scaling`` (0 none, 1 log =
+    1 + ilog2(min(ncpus, 8)), 2 linear = min(ncpus, 8)), as ``update_sysctl()`` does. Passing
+    an explicit value in `overrides` (kernel names, ns) sets the effective value directly.
+    """
+
+    cpus: int
+    hz: int = 250
+    slice_ends: str = "precise"  # "precise" (hrtick-like) or "tick"
+    sched_tunable_scaling: int = 1
+    sched_latency_ns: int = 0
+    sched_min_granularity_ns: int = 0
+    sched_wakeup_granularity_ns: int = 0
+    sched_base_slice_ns: int = 0
+    sched_migration_cost_ns: int = 500_000
+    sched_cfs_bandwidth_slice_us: int = 5_000
+    sched_rt_runtime_us: int = 950_000
+    sched_rt_period_us: int = 1_000_000
+    features: dict[str, bool] = field(default_factory=lambda: dict(DEFAULT_FEATURES))
+
+    NORMALIZED: ClassVar[dict[str, int]] = {
+        "sched_latency_ns": 6_000_000,
+        "sched_min_granularity_ns": 750_000,
+        "sched_wakeup_granularity_ns": 1_000_000,
+        "sched_base_slice_ns": 700_000,
+    }
+
+    @classmethod
+    def for_machine(
+        cls,
+        cpus: int,
+        *,
+        hz: int = 250,
+        slice_ends: str = "precise",
+        overrides: dict[str, int] | None = None,
+        features: dict[str, bool] | None = None,
+    ) -> SchedTunables:
+        overrides = dict(overrides or {})
+        scaling = overrides.pop("sched_tunable_scaling", 1)
+        tun = cls(cpus=cpus, hz=hz, slice_ends=slice_ends, sched_tunable_scaling=scaling)
+        factor = tun.factor
+        for name, normalized in cls.NORMALIZED.items():
+            setattr(tun, name, normalized * factor)
+        for name, value in overrides.items():
+            if not hasattr(tun, name) or name in ("cpus", "hz", "features"):
+                raise ValueError(f"unknown scheduler tunable {name!r}")
+            setattr(tun, name, int(value))
+        if features:
+            unknown = set(features) - set(DEFAULT_FEATURES)
+            if unknown:
+                raise ValueError(f"unknown scheduler feature(s): {', '.join(sorted(unknown))}")
+            tun.features.update(features)
+        return tun
+
+    @property
+    def factor(self) -> int:
+        ncpus = min(self.cpus, 8)
+        if self.sched_tunable_scaling == 0:
+            return 1
+        if self.sched_tunable_scaling == 2:
+            return ncpus
+        return 1 + ilog2(ncpus)
+
+    @property
+    def tick_ns(self) -> int:
+        return 1_000_000_000 // self.hz
+
+    @property
+    def nr_latency(self) -> int:
+        """``sched_nr_latency`` = latency / min_granularity (8 by default)."""
+        return max(1, self.sched_latency_ns // max(1, self.sched_min_granularity_ns))
+
+    @property
+    def bandwidth_slice_ns(self) -> int:
+        return self.sched_cfs_bandwidth_slice_us * 1000
+
+    @property
+    def precise(self) -> bool:
+        """Slice ends timed exactly (HRTICK) rather than at the next tick."""
+        return self.slice_ends == "precise" and self.features.get("HRTICK", True)
+
+
+class FairPolicy:
+    """What differs between fair policies. Subclasses: `fair.Cfs`, `eevdf.Eevdf`.
+
+    All delays are wall-clock ns from ``now``; ``None`` means "never, unless something changes".
+    """
+
+    name: ClassVar[str] = "abstract"
+
+    def __init__(self, tunables: SchedTunables, roots: list[CfsRunQueue]) -> None:
+        self.tun = tunables
+        self.feat = tunables.features
+        self.roots = roots  # each CPU's root cfs_rq (rq->cfs), for CPU-wide counts
+
+    def key(self, se: SchedEntity) -> int:
+        """The run-queue ordering key (vruntime for CFS, deadline for EEVDF)."""
+        raise NotImplementedError
+
+    def place_entity(self, cfs_rq: CfsRunQueue, se: SchedEntity, flags: int) -> None:
+        """Set `se`'s vruntime (and request) as it is enqueued on `cfs_rq`."""
+        raise NotImplementedError
+
+    def pick_next_entity(self, cfs_rq: CfsRunQueue) -> SchedEntity | None:
+        """Choose among the queued entities of `cfs_rq` (curr has been put back already)."""
+        raise NotImplementedError
+
+    def set_next_entity(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> None:
+        """`se` starts running at this level (after ``prev_sum_exec`` was snapshotted)."""
+
+    def update_curr(self, cfs_rq: CfsRunQueue, curr: SchedEntity) -> bool:
+        """After curr's vruntime advanced: True asks for a reschedule (``update_deadline``)."""
+        return False
+
+    def dequeue_entity(self, cfs_rq: CfsRunQueue, se: SchedEntity, sleep: bool) -> bool:
+        """Before `se` leaves `cfs_rq`; returning False keeps it queued (delayed dequeue)."""
+        return True
+
+    def precise_preempt_after(self, cfs_rq: CfsRunQueue, curr: SchedEntity) -> int | None:
+        """Delay until curr's request/slice at this level is used up (timed exactly with HRTICK)."""
+        raise NotImplementedError
+
+    def tick_preempt_after(self, cfs_rq: CfsRunQueue, curr: SchedEntity) -> int | None:
+        """Delay until a condition that the kernel only checks at a tick first holds."""
+        return None
+
+    def check_preempt_wakeup(
+        self, cfs_rq: CfsRunQueue, curr: SchedEntity, se: SchedEntity, fork: bool
+    ) -> bool:
+        """`se` (now queued) is woken — or forked, with `fork` — beside running `curr` at the
+        same level: preempt?"""
+        raise NotImplementedError
+
+    def tick_preempted(self, cfs_rq: CfsRunQueue, curr: SchedEntity) -> None:
+        """The tick decided to preempt `curr` at this level (CFS clears its buddies)."""
+
+    def migrate_out(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> None:
+        """`se` leaves `cfs_rq` for another CPU (``migrate_task_rq_fair``)."""
+
+    def reweight_entity(self, cfs_rq: CfsRunQueue, se: SchedEntity, weight: int) -> None:
+        """Change a queued or sleeping entity's weight (renice, group shares)."""
+        se.set_weight(weight)

@@ -1,0 +1,128 @@
+"""`CfsRunQueue`: one fair run queue (``struct cfs_rq``), per CPU and per task group.
+
+Queued entities that are not running sit in ``tree``, a `sortedcontainers.SortedList` of
+``(key, seq, se)`` — our red-black tree, ordered by the policy's key (vruntime under CFS,
+deadline under EEVDF) with ``seq`` breaking ties deterministically. Like the kernel, the running
+entity (``curr``) is out of the tree but still counted in ``load`` and ``nr_running``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sortedcontainers import SortedList
+
+if TYPE_CHECKING:
+    from .entity import SchedEntity
+
+
+class CfsRunQueue:
+    """A fair run queue. ``tg`` is the task group it belongs to, ``cpu`` its CPU index."""
+
+    __slots__ = (
+        "avg_load",
+        "avg_vruntime",
+        "cpu",
+        "curr",
+        "h_nr_running",
+        "last",
+        "load",
+        "min_vruntime",
+        "name",
+        "next",
+        "nr_running",
+        "runtime_enabled",
+        "runtime_remaining",
+        "se",
+        "tg",
+        "throttle_count",
+        "throttled",
+        "throttled_clock",
+        "tree",
+    )
+
+    def __init__(self, tg: Any, cpu: int, name: str) -> None:
+        self.tg = tg
+        self.cpu = cpu
+        self.name = name
+        self.se: SchedEntity | None = None  # the group entity representing this queue one level up
+        self.tree: SortedList = SortedList()
+        self.curr: SchedEntity | None = None
+        self.load = 0  # Σ weight of queued entities, curr included (cfs_rq->load.weight)
+        self.nr_running = 0  # entities queued here, curr included
+        self.h_nr_running = 0  # tasks queued in this hierarchy
+        self.min_vruntime = 0
+        self.next: SchedEntity | None = None  # next buddy
+        self.last: SchedEntity | None = None  # last buddy
+        # EEVDF: Σ w·(v − min_vruntime) and Σ w over the tree (curr excluded), see avg_vruntime()
+        self.avg_vruntime = 0
+        self.avg_load = 0
+        # CFS bandwidth control (only meaningful when the group has a quota)
+        self.runtime_enabled = False
+        self.runtime_remaining = 0
+        self.throttled = False
+        self.throttle_count = 0  # throttled self or ancestors (throttled_hierarchy)
+        self.throttled_clock = -1  # when the current throttled interval started counting
+
+    # ---- the tree -----------------------------------------------------------------------
+    def insert(self, se: SchedEntity, key: int) -> None:
+        """``__enqueue_entity``: put `se` in the tree at `key`."""
+        node = (key, se.seq, se)
+        se.node = node
+        self.tree.add(node)
+        self.avg_vruntime += se.weight * (se.vruntime - self.min_vruntime)
+        self.avg_load += se.weight
+
+    def remove(self, se: SchedEntity) -> None:
+        """``__dequeue_entity``: take `se` out of the tree."""
+        self.tree.remove(se.node)
+        se.node = None
+        self.avg_vruntime -= se.weight * (se.vruntime - self.min_vruntime)
+        self.avg_load -= se.weight
+
+    def first(self) -> SchedEntity | None:
+        """``__pick_first_entity``: the leftmost queued entity."""
+        tree = self.tree
+        return tree[0][2] if tree else None
+
+    def second(self) -> SchedEntity | None:
+        tree = self.tree
+        return tree[1][2] if len(tree) > 1 else None
+
+    def entities(self) -> list[SchedEntity]:
+        """Queued entities in key order (curr excluded)."""
+        return [node[2] for node in self.tree]
+
+    # ---- vruntime bookkeeping -----------------------------------------------------------
+    def update_min_vruntime(self) -> None:
+        """``update_min_vruntime``: max(old, min(curr.v if queued, leftmost.v)); never decreases."""
+        curr = self.curr
+        vruntime = self.min_vruntime
+        if curr is not None:
+            if curr.on_rq:
+                vruntime = curr.vruntime
+            else:
+                curr = None
+        tree = self.tree
+        if tree:
+            left = tree[0][2].vruntime
+            if curr is None or left < vruntime:
+                vruntime = left
+        if vruntime > self.min_vruntime:
+            # keep Σ w·(v − min_vruntime) relative to the new reference point
+            self.avg_vruntime -= self.avg_load * (vruntime - self.min_vruntime)
+            self.min_vruntime = vruntime
+
+    def avg_vruntime_now(self) -> int:
+        """``avg_vruntime``: V = Σ wᵢ·vᵢ / Σ wᵢ over queued entities, curr included (floored)."""
+        avg, load = self.avg_vruntime, self.avg_load
+        curr = self.curr
+        if curr is not None and curr.on_rq:
+            avg += curr.weight * (curr.vruntime - self.min_vruntime)
+            load += curr.weight
+        if load:  # the kernel floors (div_s64 after "sign flips"); Python's // floors already
+            return self.min_vruntime + avg // load
+        return self.min_vruntime
+
+    def __repr__(self) -> str:
+        return f"<cfs_rq {self.name}@{self.cpu} n={self.nr_running} load={self.load}>"

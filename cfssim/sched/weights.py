@@ -1,0 +1,81 @@
+"""Nice levels to load weights, and the kernel's fixed-point `calc_delta_fair`.
+
+Mirrors ``sched_prio_to_weight[]`` / ``sched_prio_to_wmult[]`` (kernel/sched/core.c) and
+``__calc_delta()`` (kernel/sched/fair.c): ``delta * weight / lw.weight`` computed as a multiply by
+the precomputed inverse ``2**32 / lw.weight`` and a shift, truncating like the kernel does.
+Weights here are the user-visible scale (nice 0 = 1024); the kernel's 64-bit ``<< 10`` resolution
+cancels out of every ratio we compute.
+"""
+
+from __future__ import annotations
+
+NICE_0_LOAD = 1024
+WEIGHT_IDLEPRIO = 3  # SCHED_IDLE tasks (and cpu.idle groups)
+WMULT_SHIFT = 32
+WMULT_CONST = (1 << 32) - 1
+
+#: ``sched_prio_to_weight[nice + 20]``
+PRIO_TO_WEIGHT = (
+    88761, 71755, 56483, 46273, 36291,
+    29154, 23254, 18705, 14949, 11916,
+    9548, 7620, 6100, 4904, 3906,
+    3121, 2501, 1991, 1586, 1277,
+    1024, 820, 655, 526, 423,
+    335, 272, 215, 172, 137,
+    110, 87, 70, 56, 45,
+    36, 29, 23, 18, 15,
+)  # fmt: skip
+
+#: ``sched_prio_to_wmult[nice + 20]`` = 2**32 / weight
+PRIO_TO_WMULT = (
+    48388, 59856, 76040, 92818, 118348,
+    147320, 184698, 229616, 287308, 360437,
+    449829, 563644, 704093, 875809, 1099582,
+    1376151, 1717300, 2157191, 2708050, 3363326,
+    4194304, 5237765, 6557202, 8165337, 10153587,
+    12820798, 15790321, 19976592, 24970740, 31350126,
+    39045157, 49367440, 61356676, 76695844, 95443717,
+    119304647, 148102320, 186737708, 238609294, 286331153,
+)  # fmt: skip
+
+
+def nice_to_weight(nice: int) -> int:
+    """Load weight of a SCHED_NORMAL/BATCH task at `nice` (−20..19)."""
+    if not -20 <= nice <= 19:
+        raise ValueError(f"nice must be within -20..19, found {nice}")
+    return PRIO_TO_WEIGHT[nice + 20]
+
+
+def inverse_weight(weight: int) -> int:
+    """``lw->inv_weight`` as ``__update_inv_weight`` computes it: 2**32 / weight, saturated."""
+    if weight <= 0:
+        return WMULT_CONST
+    return min(WMULT_CONST, WMULT_CONST // weight)
+
+
+def calc_delta(delta: int, weight: int, inv_weight: int) -> int:
+    """``__calc_delta(delta, weight, lw)``: ``delta * weight / lw.weight`` via the inverse.
+
+    The kernel keeps the 64-bit product in range by pre-shifting; Python ints are unbounded, so
+    the single multiply-and-shift gives the same truncated quotient.
+    """
+    return (delta * weight * inv_weight) >> WMULT_SHIFT
+
+
+def calc_delta_fair(delta: int, weight: int, inv_weight: int) -> int:
+    """``calc_delta_fair(delta, se)``: wall ns → virtual ns for an entity of `weight`."""
+    if weight == NICE_0_LOAD:
+        return delta
+    return (delta * NICE_0_LOAD * inv_weight) >> WMULT_SHIFT
+
+
+def inverse_calc_delta_fair(vdelta: int, weight: int, inv_weight: int) -> int:
+    """The least wall delta whose `calc_delta_fair` reaches `vdelta` (used to time decisions)."""
+    if vdelta <= 0:
+        return 0
+    if weight == NICE_0_LOAD:
+        return vdelta
+    wall = max(1, (vdelta * weight) // NICE_0_LOAD)
+    while calc_delta_fair(wall, weight, inv_weight) < vdelta:
+        wall += max(1, (vdelta - calc_delta_fair(wall, weight, inv_weight)) * weight // NICE_0_LOAD)
+    return wall

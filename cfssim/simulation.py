@@ -1,0 +1,555 @@
+"""`Simulation`: build a machine, cgroups and tasks (by hand or from a `Scenario`), run the SimPy
+environment, and collect a `Result`.
+
+    sim = Simulation(cpus=2, policy="cfs", seed=1)
+    sim.add_cgroup("/app", {"cpu.cfs_quota_us": 50000})
+    sim.add_process("web", threads=4, behaviour=program(run="2ms", sleep="8ms"), cgroup="/app")
+    result = sim.run(until="10s")
+
+A run is a pure function of its inputs and seed: every ordering decision is deterministic and
+the only randomness is each task's own ``task.random`` generator (seeded from seed and tid) for
+behaviours that want it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import simpy
+
+from .behaviour import Behaviour, BehaviourError, TaskExit, compile_program
+from .cgroup.files import CgroupConfig, apply_write
+from .cgroup.memory import MemoryController, MemoryLimitBusy, OomAction
+from .cgroup.tree import TaskGroup, effective_cpus
+from .machine import Machine
+from .result import Result
+from .sched.policy import SchedTunables
+from .sched.weights import nice_to_weight
+from .scenario import Scenario
+from .summary import build_result
+from .task import Process, Task, TaskState
+from .trace import KILL_REASONS, Recorder
+from .units import parse_duration
+
+DEFAULT_SESSION = "cfssim"
+
+
+class Simulation:
+    """One simulated machine. Times are int ns (strings like ``"10ms"`` are accepted)."""
+
+    def __init__(
+        self,
+        cpus: int = 2,
+        policy: str = "eevdf",
+        seed: int = 1,
+        *,
+        hz: int = 250,
+        slice_ends: str = "precise",
+        autogroup: bool = True,
+        throttle_model: str = "task",
+        tunables: Mapping[str, int] | None = None,
+        features: Mapping[str, bool] | None = None,
+        name: str = "custom",
+        description: str = "",
+    ) -> None:
+        self.env = simpy.Environment()
+        self.name = name
+        self.description = description
+        self.seed = seed
+        self.policy_name = policy
+        self.autogroup = autogroup
+        self.throttle_model = throttle_model
+        self.tun = SchedTunables.for_machine(
+            cpus,
+            hz=hz,
+            slice_ends=slice_ends,
+            overrides=dict(tunables or {}),
+            features=dict(features or {}),
+        )
+        self.rec = Recorder()
+        self._seq = 0
+        self.groups: dict[str, TaskGroup] = {}
+        self.cgroup_order: list[str] = []  # visible cgroups, trace index order
+        self.root = self._new_group("/", None, CgroupConfig())
+        self.machine = Machine(self.env, self.tun, policy, self.root, self.rec, seed)
+        self.memory: MemoryController | None = None
+        self.tasks: list[Task] = []
+        self.processes: dict[str, Process] = {}
+        self.behaviours: dict[str, Behaviour] = {}
+        self.warnings: list[str] = []
+        self.event_log: list[dict[str, Any]] = []
+        self._started = False
+
+    # ==== building ========================================================================
+    def next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _new_group(
+        self, path: str, parent: TaskGroup | None, config: CgroupConfig, *, autogroup: bool = False
+    ) -> TaskGroup:
+        group = TaskGroup(
+            path,
+            parent,
+            self.tun.cpus,
+            config,
+            self.next_seq,
+            bandwidth_slice_ns=self.tun.bandwidth_slice_ns,
+            autogroup=autogroup,
+        )
+        self.groups[path] = group
+        if not autogroup:
+            group.index = len(self.cgroup_order)
+            self.cgroup_order.append(path)
+        return group
+
+    def add_cgroup(self, path: str, config: CgroupConfig | Mapping[str, Any] | None = None) -> TaskGroup:
+        """Create cgroup `path` (and missing ancestors) from a `CgroupConfig` or a mapping of
+        kernel file names to values (``{"cpu.shares": 2048, "memory.max": "64MiB"}``)."""
+        if self._started:
+            raise RuntimeError("cgroups must be added before run(); use write() for changes")
+        if not path.startswith("/"):
+            raise ValueError(f"cgroup paths start with '/', found {path!r}")
+        if path in self.groups:
+            group = self.groups[path]
+        else:
+            parent_path = path.rsplit("/", 1)[0] or "/"
+            parent = self.groups.get(parent_path) or self.add_cgroup(parent_path)
+            group = self._new_group(path, parent, CgroupConfig())
+        if isinstance(config, CgroupConfig):
+            group.apply_weight(config)
+        elif config:
+            for file, value in config.items():
+                group.apply_weight(apply_write(group.config, file, value, is_root=path == "/"))
+        return group
+
+    def add_process(
+        self,
+        name: str,
+        behaviour: Behaviour,
+        *,
+        threads: int = 1,
+        nice: int = 0,
+        cgroup: str = "/",
+        cpus: Iterable[int] | None = None,
+        start: int | str = 0,
+        policy: str = "normal",
+        rt_priority: int = 0,
+        oom_score_adj: int = 0,
+        slice: int | str | None = None,  # noqa: A002 - the kernel's name (sched_runtime)
+        session: str | None = None,
+    ) -> Process:
+        """Add a process of `threads` threads, each running its own copy of `behaviour`."""
+        if self._started:
+            raise RuntimeError("processes must be added before run()")
+        if name in self.processes:
+            raise ValueError(f"a process named {name!r} exists already")
+        group = self.add_cgroup(cgroup) if cgroup not in self.groups else self.groups[cgroup]
+        process = Process(len(self.processes), name, session or DEFAULT_SESSION, oom_score_adj)
+        process.cgroup = group.path
+        self.processes[name] = process
+        affinity = frozenset(cpus) if cpus is not None else frozenset(range(self.tun.cpus))
+        if not affinity or not affinity <= frozenset(range(self.tun.cpus)):
+            raise ValueError(f"{name}: cpus {sorted(affinity)} outside 0..{self.tun.cpus - 1}")
+        slice_ns = None if slice is None else parse_duration(slice)
+        start_ns = parse_duration(start)
+        for index in range(threads):
+            task = Task(
+                len(self.tasks),
+                f"{name}/{index}",
+                process,
+                self.next_seq(),
+                nice=nice,
+                policy=policy,
+                rt_priority=rt_priority,
+                affinity=affinity,
+                slice_ns=slice_ns,
+            )
+            task.sim = self
+            task.random = np.random.default_rng([self.seed, task.tid])
+            process.threads.append(task)
+            self.tasks.append(task)
+            self._attach(task, group)
+            task.proc = self.env.process(self._life(task, behaviour, start_ns))
+        self.behaviours[name] = behaviour
+        return process
+
+    def _autogroup(self, session: str) -> TaskGroup:
+        path = f"/autogroup-{session}"
+        return self.groups.get(path) or self._new_group(path, self.root, CgroupConfig(), autogroup=True)
+
+    def _attach(self, task: Task, group: TaskGroup) -> None:
+        """Put `task` in `group` (its session's autogroup when that is the root)."""
+        if group is self.root and self.autogroup:
+            group = self._autogroup(task.process.session)
+        task.group = group
+        task.acct = [g.usage for g in group.cgroup().ancestors()]
+        task.set_allowed(task.affinity & effective_cpus(group, self.tun.cpus) or task.affinity)
+        if task.cpu >= 0:
+            self.machine.set_task_cpu(task, task.cpu)
+
+    # ==== behaviour requests (called through Task.run/sleep/alloc/free) ====================
+    def _life(self, task: Task, behaviour: Behaviour, start: int) -> Any:
+        if start:
+            yield self.env.timeout(start)
+        code: int | None = 0
+        try:
+            yield from behaviour(task)
+        except TaskExit as stop:
+            code = stop.code
+        except simpy.Interrupt:
+            return
+        except BehaviourError as err:
+            self.warnings.append(str(err))
+            code = None
+        if task.state is not TaskState.DEAD:
+            self.exit_task(task, "exited", code)
+
+    def request_run(self, task: Task, ns: int | None) -> simpy.Event:
+        event = self.env.event()
+        if ns is not None and ns <= 0:
+            event.succeed()
+            return event
+        task.run_event = event
+        task.remaining = ns
+        task.forever = ns is None
+        machine = self.machine
+        if task.state is TaskState.NEW:
+            machine.wake_up(task, new=True)
+        elif task.state is TaskState.SLEEPING:
+            machine.wake_up(task)
+        else:
+            machine.resume_running(task)
+        machine.flush()
+        return event
+
+    def request_sleep(self, task: Task, ns: int) -> simpy.Event:
+        if task.state is TaskState.RUNNABLE:
+            self.machine.block(task)
+            self.machine.flush()
+        return self.env.timeout(max(0, ns))
+
+    def request_alloc(self, task: Task, nbytes: int) -> simpy.Event:
+        """Fault in `nbytes`: charge the memcg page by page; on failure run the memcg OOM
+        killer, or wait (``oom_kill_disable``, a victim still exiting); memory.high delays."""
+        event = self.env.event()
+        self.env.process(self._alloc(task, nbytes, event))
+        return event
+
+    def _alloc(self, task: Task, nbytes: int, done: simpy.Event) -> Any:
+        memory = self._memory()
+        process = task.process
+        left = nbytes
+        while left > 0:
+            memcg = memory[process.cgroup]
+            charge = memory.charge(memcg, left)
+            self._charged(process, memcg.path, charge.charged)
+            left -= charge.charged
+            if charge.penalty_ns:
+                yield self.request_sleep(task, charge.penalty_ns)
+            if charge.failed is None:
+                continue
+            decision = memory.mem_cgroup_oom(charge.failed, self._mem_processes(), waiter=task)
+            if decision.action is OomAction.KILL:
+                for victim in decision.victims:
+                    self.kill_process(victim, KILL_REASONS[1] if decision.oom_group else KILL_REASONS[0])  # type: ignore[arg-type]
+                if task.state is TaskState.DEAD:
+                    return
+                continue
+            # WAIT_OOM / WAIT_VICTIM / NO_VICTIM: sleep until memory is uncharged or limits rise
+            wake = self.env.event()
+            task.memory_wake = wake
+            yield self._block_until(task, wake)
+            if task.state is TaskState.DEAD:
+                return
+        done.succeed()
+
+    def _block_until(self, task: Task, wake: simpy.Event) -> simpy.Event:
+        if task.state is TaskState.RUNNABLE:
+            self.machine.block(task)
+            self.machine.flush()
+        return wake
+
+    def _wake_memory_waiters(self, woken: Iterable[object]) -> None:
+        for waiter in woken:
+            if isinstance(waiter, Task) and waiter.memory_wake is not None:
+                event, waiter.memory_wake = waiter.memory_wake, None
+                event.succeed()
+
+    def request_free(self, task: Task, nbytes: int | None) -> simpy.Event:
+        process = task.process
+        self._uncharge(process, nbytes)
+        event = self.env.event()
+        event.succeed()
+        return event
+
+    def _memory(self) -> MemoryController:
+        if self.memory is None:
+            configs = {path: self.groups[path].config for path in self.cgroup_order}
+            self.memory = MemoryController(configs, hz=self.tun.hz)
+        return self.memory
+
+    def _mem_processes(self) -> list[Process]:
+        return list(self.processes.values())
+
+    def _charged(self, process: Process, path: str, nbytes: int) -> None:
+        if not nbytes:
+            return
+        process.charged[path] = process.charged.get(path, 0) + nbytes
+        process.rss += nbytes
+        process.max_rss = max(process.max_rss, process.rss)
+        self._sample_memory(path)
+
+    def _uncharge(self, process: Process, nbytes: int | None) -> None:
+        """Release `nbytes` (None: all) of `process`'s memory, newest charges first."""
+        if self.memory is None:
+            return
+        want = process.rss if nbytes is None else min(nbytes, process.rss)
+        woken: list[object] = []
+        for path in reversed(list(process.charged)):
+            if want <= 0:
+                break
+            take = min(want, process.charged[path])
+            process.charged[path] -= take
+            if not process.charged[path]:
+                del process.charged[path]
+            process.rss -= take
+            want -= take
+            woken.extend(self.memory.uncharge(self.memory[path], take))
+            self._sample_memory(path)
+        self._wake_memory_waiters(woken)
+
+    def _sample_memory(self, path: str) -> None:
+        assert self.memory is not None
+        now = int(self.env.now)
+        for memcg in self.memory[path].lineage():
+            limit = memcg.limit
+            self.rec.add(
+                "memory", self.groups[memcg.path].index, now, memcg.usage, -1 if limit is None else limit
+            )
+
+    # ==== life and death ==================================================================
+    def exit_task(self, task: Task, reason: str, code: int | None = 0) -> None:
+        """The thread ends (``do_exit``); the last thread of a process frees its memory."""
+        if task.state is TaskState.DEAD:
+            return
+        self.machine.block(task, TaskState.DEAD)
+        self.machine.flush()
+        task.exit = {"time_ns": int(self.env.now), "reason": reason, "code": code}
+        process = task.process
+        if not process.alive:
+            process.exit = task.exit
+            self._uncharge(process, None)
+            if self.memory is not None:  # an exiting victim wakes waiters even with rss 0
+                self._wake_memory_waiters(self.memory.uncharge(self.memory[process.cgroup], 0))
+
+    def kill_process(self, process: Process, reason: str = "killed") -> None:
+        """SIGKILL every thread of `process` (the OOM killer's ``oom_kill_process``)."""
+        if not process.alive:
+            return
+        now = int(self.env.now)
+        group = self.groups[process.cgroup]
+        for task in process.threads:
+            if task.state is TaskState.DEAD:
+                continue
+            self.rec.add("kills", task.tid, group.index, now, KILL_REASONS.index(reason))
+            proc = task.proc
+            self.exit_task(task, reason, None)
+            if proc is not None and proc.is_alive and proc is not self.env.active_process:
+                proc.interrupt("killed")
+
+    # ==== runtime changes (scenario events, or research code) ==============================
+    def at(self, time: int | str, action: Callable[[], None]) -> None:
+        """Call `action` at simulated time `time`."""
+        when = parse_duration(time)
+
+        def fire(ev: simpy.Event) -> None:
+            action()
+            self.machine.flush()
+
+        timer = self.env.timeout(max(0, when - int(self.env.now)))
+        timer.callbacks.append(fire)
+
+    def write(self, path: str, files: Mapping[str, Any]) -> None:
+        """Write cgroup files now, with the kernel's effects (``echo V > path/file``)."""
+        group = self.groups[path]
+        old = group.config
+        config = old
+        for file, value in files.items():
+            config = apply_write(config, file, value, is_root=path == "/")
+        if self.memory is not None:
+            try:
+                self._wake_memory_waiters(self.memory.apply_config(self.memory[path], config))
+            except MemoryLimitBusy as busy:
+                self.event_log.append({"time_ns": int(self.env.now), "path": path, "error": str(busy)})
+                config = config.__class__(**{**config.__dict__, "memory_limit": old.memory_limit})
+            self._enforce_memory_max(path)
+        group.apply_weight(config)
+        if (config.period_ns, config.quota_ns, config.burst_ns) != (
+            old.period_ns,
+            old.quota_ns,
+            old.burst_ns,
+        ):
+            self.machine.set_bandwidth(group, config.period_ns, config.quota_ns, config.burst_ns)
+        if config.shares != old.shares or config.idle != old.idle:
+            for se in group.se:
+                if se is not None:
+                    self.machine.update_cfs_group(se)
+        if config.cpus != old.cpus:
+            for task in self.tasks:
+                if task.group is not None and group in task.group.ancestors():
+                    self._attach(task, task.group)
+                    self._reselect_cpu(task)
+        self.event_log.append({"time_ns": int(self.env.now), "write": {path: dict(files)}})
+
+    def _enforce_memory_max(self, path: str) -> None:
+        """v2 ``memory.max`` below usage: OOM-kill until usage fits (``memory_max_write``)."""
+        assert self.memory is not None
+        memcg = self.memory[path]
+        while True:
+            decision = self.memory.enforce_max(memcg, self._mem_processes())
+            if decision is None or decision.action is not OomAction.KILL:
+                return
+            for victim in decision.victims:
+                self.kill_process(victim, KILL_REASONS[1] if decision.oom_group else KILL_REASONS[0])  # type: ignore[arg-type]
+
+    def _reselect_cpu(self, task: Task) -> None:
+        """Move a runnable task off a CPU it may no longer use."""
+        if task.cpu in task.allowed or task.state is not TaskState.RUNNABLE:
+            return
+        machine = self.machine
+        src = machine.rqs[task.cpu]
+        machine.detach_running(task)
+        dst = machine.rqs[machine.select_task_rq(task, new=True)]
+        machine.move_queued_task(task, src, dst)
+
+    def move(self, process: str, to: str, thread: int | None = None) -> None:
+        """``echo pid > /sys/fs/cgroup/<to>/cgroup.procs`` (or one thread's tid)."""
+        proc = self.processes[process]
+        group = self.groups[to]
+        threads = proc.threads if thread is None else [proc.threads[thread]]
+        for task in threads:
+            if task.state is not TaskState.DEAD:
+                self.machine.move_group(task, lambda t=task: self._attach(t, group))
+                self._reselect_cpu(task)
+        if thread is None:
+            proc.cgroup = to  # new pages are charged here; old charges stay where they were
+        self.machine.flush()
+        self.event_log.append({"time_ns": int(self.env.now), "move": {process: to}})
+
+    def set_nice(self, process: str, value: int, thread: int | None = None) -> None:
+        """``setpriority``/``renice``: a new weight for the threads."""
+        proc = self.processes[process]
+        for task in proc.threads if thread is None else [proc.threads[thread]]:
+            task.nice = value
+            if task.policy != "idle":
+                self.machine.reweight_task(task, nice_to_weight(value))
+        self.machine.flush()
+
+    def kill(self, process: str, thread: int | None = None) -> None:
+        proc = self.processes[process]
+        if thread is None:
+            self.kill_process(proc, "killed")
+        else:
+            task = proc.threads[thread]
+            self.rec.add("kills", task.tid, self.groups[proc.cgroup].index, int(self.env.now), 2)
+            self.exit_task(task, "killed", None)
+            if task.proc is not None and task.proc.is_alive:
+                task.proc.interrupt("killed")
+
+    # ==== running =========================================================================
+    def run(
+        self, until: int | str, progress: Callable[[int, int], None] | None = None
+    ) -> Result:
+        """Run to simulated time `until` and return the `Result`. `progress(now, until)` is
+        called every simulated 1% when given."""
+        end = parse_duration(until)
+        if end <= 0:
+            raise ValueError(f"the run must last a positive time, found {until!r}")
+        self._start()
+        if progress is None:
+            self.env.run(until=end)
+        else:
+            step = max(1, end // 100)
+            for mark in range(step, end + step, step):
+                self.env.run(until=min(mark, end))
+                progress(int(self.env.now), end)
+        return build_result(self, end)
+
+    def _start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        for group in self.groups.values():
+            bw = group.bandwidth
+            if bw.enabled:
+                self.machine.set_bandwidth(group, bw.period, bw.quota, bw.burst)
+        self._memory()
+
+
+def from_scenario(
+    scenario: Scenario, *, seed: int | None = None, policy: str | None = None
+) -> Simulation:
+    """Build a `Simulation` from a validated `Scenario`."""
+    machine = scenario.machine
+    sim = Simulation(
+        cpus=machine.cpus,
+        policy=policy or machine.policy,
+        seed=scenario.seed if seed is None else seed,
+        hz=machine.hz,
+        slice_ends=machine.slice_ends,
+        autogroup=machine.autogroup,
+        throttle_model=machine.throttle_model,
+        tunables=machine.tunables,
+        features=machine.features,
+        name=scenario.name,
+        description=scenario.description,
+    )
+    for path, config in scenario.cgroups.items():
+        if path != "/":
+            sim.add_cgroup(path, config)
+        else:
+            sim.root.apply_weight(config)
+    for spec in scenario.processes:
+        sim.add_process(
+            spec.name,
+            compile_program(spec.program, spec.repeat),
+            threads=spec.threads,
+            nice=spec.nice,
+            cgroup=spec.cgroup,
+            cpus=spec.cpus,
+            start=spec.start_ns,
+            policy=spec.policy,
+            rt_priority=spec.rt_priority,
+            oom_score_adj=spec.oom_score_adj,
+            slice=spec.slice_ns,
+            session=spec.session,
+        )
+    for event in scenario.events:
+        sim.at(event.at_ns, _event_action(sim, event))
+    return sim
+
+
+def _event_action(sim: Simulation, event: Any) -> Callable[[], None]:
+    if event.write is not None:
+        return lambda: sim.write(event.write.path, event.write.files)
+    if event.move is not None:
+        return lambda: sim.move(event.move.process, event.move.to, event.move.thread)
+    if event.nice is not None:
+        return lambda: sim.set_nice(event.nice.process, event.nice.value, event.nice.thread)
+    return lambda: sim.kill(event.kill.process, event.kill.thread)
+
+
+def run_scenario(
+    scenario: Scenario,
+    *,
+    seed: int | None = None,
+    policy: str | None = None,
+    duration_ns: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Result:
+    """Simulate `scenario` (optionally overriding seed, policy and duration)."""
+    sim = from_scenario(scenario, seed=seed, policy=policy)
+    return sim.run(duration_ns or scenario.duration_ns, progress=progress)

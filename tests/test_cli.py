@@ -1,0 +1,98 @@
+"""The command line: validate, schema, scenarios, and run's error paths (exit 2, no traceback)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from cfssim.cli import main, summary_rows
+from cfssim.result import Result
+from cfssim.scenario import SCHEMA_FILE, bundled_scenarios, scenario_json_schema
+
+ROOT = Path(__file__).resolve().parent.parent
+BAD = Path(__file__).parent / "bad_scenarios"
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_validate_ok_lines() -> None:
+    code, out, _ = invoke("validate", *map(str, bundled_scenarios().values()))
+    assert code == 0
+    assert out.count("\nok ") + out.startswith("ok ") == len(bundled_scenarios())
+    assert "seed-quota, 3s, 1 processes (2 threads), 2 cgroups, 1 events" in out
+
+
+def test_validate_bundled_name() -> None:
+    code, out, _ = invoke("validate", "shares")
+    assert code == 0 and out.startswith("ok shares: shares, 3s")
+
+
+def test_validate_errors_exit_2_on_stderr() -> None:
+    bad = BAD / "unknown-key-process.yaml"
+    code, out, err = invoke("validate", "shares", str(bad))
+    assert code == 2
+    assert out.startswith("ok shares")
+    assert (f"{bad}:7:5: processes[0].cgrop: expected a known key (did you mean 'cgroup'?), "
+            "found unknown key 'cgrop'") in err
+    assert "Traceback" not in err
+
+
+def test_validate_limits_flags() -> None:
+    code, _, err = invoke("validate", "--max-tasks", "1", "seed-quota")
+    assert code == 2 and "--max-tasks" in err
+    code, _, err = invoke("validate", "--max-duration", "soon", "seed-quota")
+    assert code == 2 and "expected a duration" in err
+
+
+def test_schema_stdout_and_file(tmp_path: Path) -> None:
+    code, out, _ = invoke("schema")
+    assert code == 0 and json.loads(out) == scenario_json_schema()
+    target = tmp_path / "s.json"
+    code, _, _ = invoke("schema", "-o", str(target))
+    assert code == 0 and target.read_text() == (ROOT / SCHEMA_FILE).read_text()
+
+
+def test_scenarios_table() -> None:
+    code, out, _ = invoke("scenarios")
+    assert code == 0
+    for name in bundled_scenarios():
+        assert name in out
+
+
+def test_run_bad_scenario_exit_2_without_traceback() -> None:
+    bad = BAD / "quota-below-1ms.yaml"
+    code, _, err = invoke("run", str(bad), "--no-report")
+    assert code == 2
+    assert f"{bad}:7:23: cgroups./app.cpu.cfs_quota_us: expected a quota of at least" in err
+    assert "Traceback" not in err
+
+
+def test_run_unknown_scenario_and_bad_options() -> None:
+    code, _, err = invoke("run", "no-such-scenario")
+    assert code == 2 and "expected a YAML file or a bundled scenario" in err
+    code, _, err = invoke("run", "seed-quota", "--duration", "forever")
+    assert code == 2 and "--duration" in err
+    code, _, err = invoke("run", "seed-quota", "--policy", "bfs")
+    assert code == 2 and "bfs" in err
+
+
+def test_summary_rows_from_a_result() -> None:
+    result = Result(
+        source="simulation", scenario="s", policy="eevdf", cpus=2, duration_ns=2_000_000_000,
+        seed=1,
+        tasks={"go/0": {"cgroup": "/a", "cpu_time_ns": 1_000_000_000, "wait_time_ns": 5,
+                        "nr_switches": 7, "exit": {"time_ns": 1, "reason": "oom_kill"}}},
+        cgroups={"/a": {"cpu.stat": {"nr_periods": 20, "nr_throttled": 10,
+                                     "throttled_time": 300},
+                        "cpuacct.usage": 1_000_000_000, "memory.max_usage_in_bytes": 4096,
+                        "memory.oom_control": {"oom_kill": 1}}},
+    )
+    task, group = summary_rows(result)
+    assert (task["name"], task["cpu_percent"], task["nr_switches"], task["exit"]) == (
+        "go/0", 50.0, 7, "oom_kill")
+    assert (group["nr_throttled"], group["throttled_time_ns"], group["oom_kill"]) == (10, 300, 1)

@@ -1,0 +1,169 @@
+"""`cfssim.real.measure` on the real kernel: figures, OOM kills, refusals, cleanup after a crash.
+
+The kernel facts asserted here were measured on the 2-CPU 6.18 development machines (see
+docs/kernel-measurements.md); tolerances leave room for background load.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cfssim.real import cgroupfs, measure
+from cfssim.real.errors import ControllerMissing, NotRoot, RealRunError, Refused
+
+MS = 1_000_000
+scenario_module = pytest.importorskip("cfssim.scenario")
+if not hasattr(scenario_module, "load_scenario"):
+    pytest.skip("cfssim.scenario.load_scenario is not there yet", allow_module_level=True)
+load_scenario = scenario_module.load_scenario
+
+HOG = """
+name: hog
+duration: 1s
+machine: {cpus: 2}
+cgroups:
+  /app: {cpu.cfs_quota_us: 50000, cpu.cfs_period_us: 100000}
+processes:
+  - {name: hog, cgroup: /app, repeat: forever, program: [{run: forever}]}
+"""
+OOM = """
+name: oom
+duration: 1s
+machine: {cpus: 2}
+cgroups:
+  /box: {memory.limit_in_bytes: 100MiB}
+processes:
+  - {name: eater, cgroup: /box, program: [{alloc: 200MiB}, {sleep: 1s}]}
+"""
+UNLIMITED_ALLOC = """
+name: unlimited
+duration: 1s
+machine: {cpus: 2}
+processes:
+  - {name: eater, program: [{alloc: 1MiB}]}
+"""
+
+
+def usable() -> cgroupfs.Layout:
+    try:
+        return cgroupfs.detect()
+    except RealRunError as exc:
+        pytest.skip(f"cannot measure on this machine: {exc.message}")
+
+
+# ---- refusals (no kernel needed) --------------------------------------------------------------
+def test_alloc_without_an_enclosing_memory_limit_is_refused() -> None:
+    with pytest.raises(Refused, match=r"'eater' allocates memory in cgroup '/'.*--force"):
+        measure(load_scenario(UNLIMITED_ALLOC))
+
+
+def test_duration_above_the_cap_is_refused() -> None:
+    with pytest.raises(Refused, match="duration: expected at most 500ms"):
+        measure(load_scenario(HOG), max_duration_ns=500 * MS)
+
+
+def test_non_root_and_missing_controller_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(NotRoot) as info:
+        measure(load_scenario(HOG))
+    assert info.value.exit_status == NotRoot.exit_status
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    no_memory = [m for m in cgroupfs.read_mounts() if "memory" not in m.options
+                 and m.fstype == "cgroup"]
+    monkeypatch.setattr(cgroupfs, "read_mounts", lambda: no_memory)
+    with pytest.raises(ControllerMissing, match="memory"):
+        measure(load_scenario(HOG))
+
+
+# ---- real runs --------------------------------------------------------------------------------
+@pytest.mark.kernel
+def test_one_hog_under_half_a_cpu_quota() -> None:
+    usable()
+    result = measure(load_scenario(HOG))
+    stat = result.cgroups["/app"]["cpu.stat"]
+    usage = result.cgroups["/app"]["cpuacct.usage"]
+    assert result.source == "kernel" and result.policy.startswith("kernel-")
+    # 10 periods of 50 ms quota, and the period timer starts at the first run: 10 or 11 periods
+    assert 500 * MS - 15 * MS <= usage <= 550 * MS + 15 * MS
+    assert stat["nr_periods"] in (10, 11)
+    assert stat["nr_throttled"] >= stat["nr_periods"] - 2
+    # each throttled period costs ~49 ms of throttled_time on a quiet machine (one CPU,
+    # task-based throttling); background load delays the quota's exhaustion and shortens it
+    throttled = stat["nr_throttled"]
+    assert stat["throttled_time"] <= 52 * MS * throttled
+    if result.meta["background_cpu_fraction"] < 0.05:
+        assert stat["throttled_time"] >= 45 * MS * throttled
+    task = result.tasks["hog/0"]
+    assert task["cgroup"] == "/app" and task["exit"] is None
+    assert abs(task["cpu_time_ns"] - usage) < 2 * MS
+    assert "background_cpu_fraction" in result.meta
+    assert len(result.trace["periods"]["start"]) >= 8
+
+
+@pytest.mark.kernel
+def test_the_oom_killer_is_told_apart_from_other_deaths() -> None:
+    usable()
+    result = measure(load_scenario(OOM))
+    box = result.cgroups["/box"]
+    assert box["memory.oom_control"]["oom_kill"] == 1
+    assert box["memory.max_usage_in_bytes"] == 100 << 20
+    assert box["memory.failcnt"] > 0
+    (kill,) = result.kills
+    assert kill["process"] == "eater" and kill["reason"] == "oom_kill"
+    assert result.tasks["eater/0"]["exit"]["reason"] == "oom_kill"
+
+
+# ---- cleanup after a crash --------------------------------------------------------------------
+RUNNER = """
+import sys
+from cfssim.scenario import load_scenario
+from cfssim.real import measure
+measure(load_scenario(sys.stdin.read()))
+"""
+
+
+def _worker_processes(binary: Path) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.readlink(entry / "exe") == str(binary):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL])
+def test_a_killed_run_leaves_nothing_after_cleanup(signum: int) -> None:
+    layout = usable()
+    from cfssim.real.worker import worker_binary
+
+    binary = worker_binary()
+    rng = random.Random(signum)
+    for _ in range(3):
+        runner = subprocess.Popen(
+            [sys.executable, "-c", RUNNER], stdin=subprocess.PIPE, cwd=Path(__file__).parents[1]
+        )
+        assert runner.stdin is not None
+        runner.stdin.write(HOG.encode())
+        runner.stdin.close()
+        time.sleep(rng.uniform(0.05, 0.8))  # before, during or after the set-up
+        runner.send_signal(signum)
+        runner.wait(timeout=10)
+        cgroupfs.cleanup_leftovers(layout)
+        mine = [h / f"{cgroupfs.PREFIX}{runner.pid}-0" for h in layout.hierarchies]
+        assert not any(p.exists() for p in mine)
+        deadline = time.monotonic() + 2
+        while _worker_processes(binary) and time.monotonic() < deadline:
+            time.sleep(0.02)  # PR_SET_PDEATHSIG kills them, asynchronously
+        assert _worker_processes(binary) == []

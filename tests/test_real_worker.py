@@ -1,0 +1,111 @@
+"""The C worker and the /proc readers: exact program encoding, exact CPU demand."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from cfssim.real import procfs
+from cfssim.real.errors import NoCompiler
+from cfssim.real.worker import (
+    OP_ALLOC,
+    OP_EXIT,
+    OP_FREE,
+    OP_LOOP,
+    OP_RUN,
+    OP_SLEEP,
+    DoneReport,
+    ExitReport,
+    ProcessJob,
+    Sessions,
+    TidReport,
+    encode_program,
+    worker_binary,
+)
+from cfssim.scenario import Alloc, Exit, Free, Loop, Run, Sleep
+
+MS = 1_000_000
+
+
+def test_programs_encode_to_flat_tokens_with_loop_lengths() -> None:
+    inner = Loop(repeat=3, program=(Run(run="1ms"), Sleep(sleep="2ms")))
+    program = (Alloc(alloc="4KiB"), inner, Free(free="all"), Exit(exit=3))
+    assert encode_program(program) == [
+        OP_ALLOC, 4096,
+        OP_LOOP, 3, 4, OP_RUN, 1 * MS, OP_SLEEP, 2 * MS,
+        OP_FREE, -1,
+        OP_EXIT, 3,
+    ]
+    assert encode_program((Run(run="forever"),), repeat=None) == [OP_LOOP, -1, 2, OP_RUN, -1]
+
+
+def test_sched_text_parses_without_float_rounding() -> None:
+    sched = (
+        "w (1, #threads: 1)\n---\nse.vruntime   :   240.986102\n"
+        "se.nr_migrations  :  4\nnr_switches  :  10\nnr_voluntary_switches : 3\n"
+        "nr_involuntary_switches : 7\n"
+    )
+    stats = procfs.parse_thread_stats("350008916 211654 19\n", sched)
+    assert stats == procfs.ThreadStats(350008916, 211654, 19, 10, 3, 7, 4, 240986102)
+    assert procfs.ms_decimal_to_ns("-0.000001") == -1
+    later = procfs.ThreadStats(400, 20, 21, 12, 3, 9, 4, 999)
+    assert later.since(stats).cpu_time_ns == 400 - 350008916
+    assert later.since(stats).vruntime == 999
+
+
+def test_machine_busy_time_counts_everything_but_idle_and_iowait() -> None:
+    line = "cpu  100 10 50 1000 7 3 2 5 0 0\n"
+    assert procfs.machine_busy_ns(line) == 170 * 1_000_000_000 // procfs.USER_HZ
+
+
+def test_a_missing_compiler_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    with pytest.raises(NoCompiler, match="no C compiler"):
+        worker_binary(compiler="no-such-cc")
+
+
+@pytest.fixture(scope="module")
+def binary() -> Path:
+    if not any(shutil.which(c) for c in ("cc", "gcc", "clang")):
+        pytest.skip("no C compiler to build the worker")
+    return worker_binary()
+
+
+def run_jobs(binary: Path, tmp_path: Path, jobs: list[ProcessJob]) -> list[object]:
+    sessions = Sessions(binary, tmp_path, [jobs])
+    reports: list[object] = []
+    try:
+        threads = sum(j.threads for j in jobs)
+        while sum(isinstance(r, TidReport) for r in reports) < threads:
+            reports += sessions.poll(1.0)
+        sessions.release(time.monotonic_ns())
+        while sum(isinstance(r, ExitReport) for r in reports) < len(jobs):
+            reports += sessions.poll(5.0)
+    finally:
+        sessions.kill()
+    return reports
+
+
+def test_each_thread_burns_exactly_its_demand_of_cpu_time(binary: Path, tmp_path: Path) -> None:
+    demand = 60 * MS
+    jobs = [ProcessJob(0, 2, 0, tuple(encode_program((Run(run="60ms"),))))]
+    reports = run_jobs(binary, tmp_path, jobs)
+    done = [r for r in reports if isinstance(r, DoneReport)]
+    assert sorted(r.thread for r in done) == [0, 1]
+    for thread in (0, 1):
+        cpu = procfs.read_saved_stats(tmp_path, 0, thread).cpu_time_ns
+        # the demand plus the thread's start-up (< 1 ms); CPU time, not wall time
+        assert demand <= cpu < demand + MS
+
+
+def test_exit_codes_sleeps_and_memory_steps(binary: Path, tmp_path: Path) -> None:
+    program = (Alloc(alloc="8MiB"), Free(free="4MiB"), Sleep(sleep="5ms"), Exit(exit=7))
+    jobs = [ProcessJob(3, 1, 0, tuple(encode_program(program)))]
+    reports = run_jobs(binary, tmp_path, jobs)
+    (exit_report,) = [r for r in reports if isinstance(r, ExitReport)]
+    assert exit_report.process == 3 and exit_report.status >> 8 == 7
+    stats = procfs.read_saved_stats(tmp_path, 3, 0)
+    assert stats.nr_voluntary_switches >= 1  # the sleep
