@@ -91,9 +91,9 @@ def compile_program(steps: Sequence[Step], repeat: int | None = 1) -> Behaviour:
 def program(*steps: dict[str, Any] | Step, repeat: int | None = None, **named: Any) -> Behaviour:
     """Build a behaviour from steps, written as in YAML, repeated forever by default::
 
-        program(run="2ms", sleep="8ms")          # keyword order is step order
-        program({"run": "10ms"}, {"alloc": "4MiB"}, repeat=3)
-        program(run="forever")
+    program(run="2ms", sleep="8ms")          # keyword order is step order
+    program({"run": "10ms"}, {"alloc": "4MiB"}, repeat=3)
+    program(run="forever")
     """
     raw: list[Any] = list(steps) + [{key: value} for key, value in named.items()]
     if not raw:

@@ -37,7 +37,7 @@ DEFAULT_SCENARIO = "seed-quota"
 DEFAULT_OUT = Path("cfssim-out")
 EXIT_BAD_INPUT = 2
 EXIT_FAILURE = 1
-ProgressHook = Callable[[int], None]
+ProgressHook = Callable[[int, int], None]  # (simulated ns reached, total ns)
 
 
 class _Group(click.Group):
@@ -202,7 +202,7 @@ def run(scenario: str | None, out_dir: Path | None, seed: int | None, policy: st
 
 @contextmanager
 def _progress(total_ns: int, *, enabled: bool) -> Iterator[ProgressHook | None]:
-    """A progress bar on stderr fed with the simulated time reached (ns); None when quiet."""
+    """A progress bar on stderr fed (now_ns, total_ns) by the simulation; None when quiet."""
     console = Console(stderr=True)
     if not enabled or not console.is_terminal:
         yield None
@@ -211,7 +211,7 @@ def _progress(total_ns: int, *, enabled: bool) -> Iterator[ProgressHook | None]:
                TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("simulating", total=total_ns)
-        yield lambda now_ns: progress.update(task, completed=now_ns)
+        yield lambda now_ns, total: progress.update(task, completed=now_ns, total=total)
 
 
 # ---- summary -----------------------------------------------------------------------------------

@@ -64,6 +64,8 @@ class Rq:
         "tasks",
         "timer",
         "timer_at",
+        "timer_level",
+        "timer_resched",
     )
 
     def __init__(self, cpu: int, cfs: CfsRunQueue) -> None:
@@ -79,6 +81,8 @@ class Rq:
         self.settling: Task | None = None  # curr finished a request; its next one is pending
         self.timer: simpy.Event | None = None
         self.timer_at = -1
+        self.timer_resched = False  # the armed timer ends the running task's slice
+        self.timer_level: SchedEntity | None = None  # the level whose tick check fires
         self.nr_balance_failed = 0
         self.on_timer: Callable[[simpy.Event], None] = lambda ev: None
         self.on_settle: Callable[[simpy.Event], None] = lambda ev: None
@@ -136,7 +140,7 @@ class Machine:
     def update_curr(self, rq: Rq) -> None:
         """``update_curr`` at every level of the running task's hierarchy: sum_exec, vruntime,
         min_vruntime, cpuacct and bandwidth runtime all advance by the same wall delta."""
-        now = self.env.now
+        now: int = self.env.now  # type: ignore[assignment]  # int ns: we only schedule int delays
         delta = now - rq.exec_start
         rq.exec_start = now
         task = rq.curr
@@ -277,7 +281,8 @@ class Machine:
             return
         bw.slack_started = True
         timer = self.env.timeout(CFS_BANDWIDTH_SLACK_PERIOD)
-        timer.callbacks.append(lambda ev, tg=cfs_rq.tg: self._slack_timer(tg))
+        tg = cfs_rq.tg
+        timer.callbacks.append(lambda ev: self._slack_timer(tg))
 
     def _slack_timer(self, tg: TaskGroup) -> None:
         """``do_sched_cfs_slack_timer``."""
@@ -615,7 +620,7 @@ class Machine:
             policy.set_next_entity(cfs_rq, se)
             my_q = se.my_q
             if my_q is None:
-                return se.task  # type: ignore[no-any-return]
+                return se.task
             cfs_rq = my_q
 
     def context_switch(self, rq: Rq, prev: Task | None, nxt: Task | None) -> None:
@@ -669,15 +674,19 @@ class Machine:
                 self._maybe_kick(rq)
 
     def arm(self, rq: Rq) -> None:
-        """Arm the CPU's one timer for the next decision about its running task."""
+        """Arm the CPU's one timer for the next decision about its running task, and note
+        whether that decision is a reschedule (slice or request used up, or a tick-checked
+        condition) so the firing need not re-derive it."""
         task = rq.curr
         if task is None:
             rq.timer = None
             return
-        due = NEVER if task.remaining is None else task.remaining
-        tick_due = NEVER
         precise = self.tun.precise
         policy = self.policy
+        exact_due = NEVER  # reschedule at exactly this delay (HRTICK)
+        tick_due = NEVER  # reschedule at the first tick at or after this delay
+        bandwidth_due = NEVER  # local runtime runs out: noticed at the next tick's update_curr
+        tick_level: SchedEntity | None = None
         se: SchedEntity | None = task.se
         while se is not None:
             cfs_rq = se.rq_of
@@ -685,22 +694,28 @@ class Machine:
             after = policy.precise_preempt_after(cfs_rq, se)
             if after is not None:
                 if precise:
-                    due = min(due, after)
+                    exact_due = min(exact_due, after)
                 else:
                     tick_due = min(tick_due, after)
             after = policy.tick_preempt_after(cfs_rq, se)
-            if after is not None:
-                tick_due = min(tick_due, after)
+            if after is not None and after < tick_due:
+                tick_due, tick_level = after, se
             if cfs_rq.runtime_enabled and not cfs_rq.throttled:
-                tick_due = min(tick_due, max(0, cfs_rq.runtime_remaining))
+                bandwidth_due = min(bandwidth_due, max(0, cfs_rq.runtime_remaining))
             se = se.parent
         now = self.now
+        tick = self.tick_ns
         if tick_due < NEVER:
-            tick = self.tick_ns
-            due = min(due, -(-(now + tick_due) // tick) * tick - now)
+            tick_due = -(-(now + tick_due) // tick) * tick - now
+        if bandwidth_due < NEVER:
+            bandwidth_due = -(-(now + bandwidth_due) // tick) * tick - now
+        demand_due = NEVER if task.remaining is None else task.remaining
+        due = min(exact_due, tick_due, bandwidth_due, demand_due)
         if due >= NEVER:
             rq.timer = None
             return
+        rq.timer_resched = due in (exact_due, tick_due)
+        rq.timer_level = tick_level if due == tick_due else None
         when = now + max(0, due)
         if rq.timer is not None and rq.timer_at == when:
             return
@@ -718,31 +733,23 @@ class Machine:
         return fire
 
     def on_timer(self, rq: Rq) -> None:
-        """The CPU's timer: account, then act on what is due — end of a run request, slice
-        end (``hrtick``/``check_preempt_tick``/``update_deadline``), bandwidth at the tick."""
+        """The CPU's timer: account (``update_curr`` — which also charges bandwidth runtime
+        and runs ``update_deadline``), then act on what `arm` found due: a reschedule (HRTICK
+        expiry or a tick-checked ``check_preempt_tick``), the end of a run request."""
         self.update_curr(rq)
         task = rq.curr
         if task is None:
             return
-        now = self.now
-        on_tick = now % self.tick_ns == 0
-        precise = self.tun.precise
-        policy = self.policy
-        se: SchedEntity | None = task.se
-        while se is not None:
-            cfs_rq = se.rq_of
-            assert cfs_rq is not None
-            if precise or on_tick:
-                after = policy.precise_preempt_after(cfs_rq, se)
-                if after is not None and after <= 0:
-                    rq.need_resched = True
-            if on_tick:
-                after = policy.tick_preempt_after(cfs_rq, se)
-                if after is not None and after <= 0:
-                    policy.tick_preempted(cfs_rq, se)
-                    rq.need_resched = True
+        if rq.timer_resched:
+            rq.need_resched = True
+            level = rq.timer_level
+            if level is not None and level.rq_of is not None:
+                self.policy.tick_preempted(level.rq_of, level)
+        if self.now % self.tick_ns == 0:  # entity_tick → update_cfs_group on the running path
+            se = task.se.parent
+            while se is not None:
                 self.update_cfs_group(se)
-            se = se.parent
+                se = se.parent
         if task.remaining is not None and task.remaining <= 0:
             self.complete_run(rq, task)
         self.touch(rq)

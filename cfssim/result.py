@@ -5,8 +5,9 @@ Per-task and per-cgroup figures are keyed like the kernel's files (``cpu.stat`` 
 line up key by key and `compare` is a diff of two Results. Saved as ``result.json``; the trace
 tables (run segments, throttles, memory samples…) sit beside it in ``trace.npz``.
 
-Per-task fields (like ``/proc/<pid>/sched`` and ``schedstat``): ``cgroup``, ``process``, ``cpu_time_ns``
-(se.sum_exec_runtime), ``wait_time_ns`` (run_delay), ``timeslices`` (pcount), ``nr_switches``,
+Per-task fields (like ``/proc/<pid>/sched`` and ``schedstat``): ``cgroup``, ``process``,
+``cpu_time_ns`` (se.sum_exec_runtime), ``wait_time_ns`` (run_delay), ``timeslices`` (pcount),
+``nr_switches``,
 ``nr_voluntary_switches``, ``nr_involuntary_switches``, ``nr_migrations``, ``wakeups``,
 ``wakeup_latency_ns`` ({p50, p99, max, mean}), ``vruntime``, ``nice``, ``policy``, ``exit``
 (null or {time_ns, reason}), ``max_rss_bytes``.

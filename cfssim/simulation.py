@@ -14,6 +14,7 @@ behaviours that want it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -21,13 +22,13 @@ import simpy
 
 from .behaviour import Behaviour, BehaviourError, TaskExit, compile_program
 from .cgroup.files import CgroupConfig, apply_write
-from .cgroup.memory import MemoryController, MemoryLimitBusy, OomAction
+from .cgroup.memory import MemoryController, MemoryLimitBusy, OomAction, OomDecision
 from .cgroup.tree import TaskGroup, effective_cpus
 from .machine import Machine
 from .result import Result
+from .scenario import Scenario
 from .sched.policy import SchedTunables
 from .sched.weights import nice_to_weight
-from .scenario import Scenario
 from .summary import build_result
 from .task import Process, Task, TaskState
 from .trace import KILL_REASONS, Recorder
@@ -105,7 +106,9 @@ class Simulation:
             self.cgroup_order.append(path)
         return group
 
-    def add_cgroup(self, path: str, config: CgroupConfig | Mapping[str, Any] | None = None) -> TaskGroup:
+    def add_cgroup(
+        self, path: str, config: CgroupConfig | Mapping[str, Any] | None = None
+    ) -> TaskGroup:
         """Create cgroup `path` (and missing ancestors) from a `CgroupConfig` or a mapping of
         kernel file names to values (``{"cpu.shares": 2048, "memory.max": "64MiB"}``)."""
         if self._started:
@@ -138,7 +141,7 @@ class Simulation:
         policy: str = "normal",
         rt_priority: int = 0,
         oom_score_adj: int = 0,
-        slice: int | str | None = None,  # noqa: A002 - the kernel's name (sched_runtime)
+        slice: int | str | None = None,
         session: str | None = None,
     ) -> Process:
         """Add a process of `threads` threads, each running its own copy of `behaviour`."""
@@ -178,7 +181,9 @@ class Simulation:
 
     def _autogroup(self, session: str) -> TaskGroup:
         path = f"/autogroup-{session}"
-        return self.groups.get(path) or self._new_group(path, self.root, CgroupConfig(), autogroup=True)
+        return self.groups.get(path) or self._new_group(
+            path, self.root, CgroupConfig(), autogroup=True
+        )
 
     def _attach(self, task: Task, group: TaskGroup) -> None:
         """Put `task` in `group` (its session's autogroup when that is the root)."""
@@ -253,8 +258,7 @@ class Simulation:
                 continue
             decision = memory.mem_cgroup_oom(charge.failed, self._mem_processes(), waiter=task)
             if decision.action is OomAction.KILL:
-                for victim in decision.victims:
-                    self.kill_process(victim, KILL_REASONS[1] if decision.oom_group else KILL_REASONS[0])  # type: ignore[arg-type]
+                self._oom_kill(decision)
                 if task.state is TaskState.DEAD:
                     return
                 continue
@@ -327,7 +331,11 @@ class Simulation:
         for memcg in self.memory[path].lineage():
             limit = memcg.limit
             self.rec.add(
-                "memory", self.groups[memcg.path].index, now, memcg.usage, -1 if limit is None else limit
+                "memory",
+                self.groups[memcg.path].index,
+                now,
+                memcg.usage,
+                -1 if limit is None else limit,
             )
 
     # ==== life and death ==================================================================
@@ -383,7 +391,9 @@ class Simulation:
             try:
                 self._wake_memory_waiters(self.memory.apply_config(self.memory[path], config))
             except MemoryLimitBusy as busy:
-                self.event_log.append({"time_ns": int(self.env.now), "path": path, "error": str(busy)})
+                self.event_log.append(
+                    {"time_ns": int(self.env.now), "path": path, "error": str(busy)}
+                )
                 config = config.__class__(**{**config.__dict__, "memory_limit": old.memory_limit})
             self._enforce_memory_max(path)
         group.apply_weight(config)
@@ -412,8 +422,14 @@ class Simulation:
             decision = self.memory.enforce_max(memcg, self._mem_processes())
             if decision is None or decision.action is not OomAction.KILL:
                 return
-            for victim in decision.victims:
-                self.kill_process(victim, KILL_REASONS[1] if decision.oom_group else KILL_REASONS[0])  # type: ignore[arg-type]
+            self._oom_kill(decision)
+
+    def _oom_kill(self, decision: OomDecision) -> None:
+        """``oom_kill_process``: SIGKILL the chosen victims (the whole group with oom.group)."""
+        reason = KILL_REASONS[1] if decision.oom_group else KILL_REASONS[0]
+        for victim in decision.victims:
+            assert isinstance(victim, Process)
+            self.kill_process(victim, reason)
 
     def _reselect_cpu(self, task: Task) -> None:
         """Move a runnable task off a CPU it may no longer use."""
@@ -432,7 +448,7 @@ class Simulation:
         threads = proc.threads if thread is None else [proc.threads[thread]]
         for task in threads:
             if task.state is not TaskState.DEAD:
-                self.machine.move_group(task, lambda t=task: self._attach(t, group))
+                self.machine.move_group(task, partial(self._attach, task, group))
                 self._reselect_cpu(task)
         if thread is None:
             proc.cgroup = to  # new pages are charged here; old charges stay where they were
@@ -460,9 +476,7 @@ class Simulation:
                 task.proc.interrupt("killed")
 
     # ==== running =========================================================================
-    def run(
-        self, until: int | str, progress: Callable[[int, int], None] | None = None
-    ) -> Result:
+    def run(self, until: int | str, progress: Callable[[int, int], None] | None = None) -> Result:
         """Run to simulated time `until` and return the `Result`. `progress(now, until)` is
         called every simulated 1% when given."""
         end = parse_duration(until)

@@ -24,13 +24,17 @@ def latency_figures(latencies: Any) -> dict[str, int] | None:
     """p50/p99/max/mean of wakeup latencies (ns), or None without wakeups."""
     if not len(latencies):
         return None
-    values = np.frombuffer(latencies, dtype=np.int64) if not isinstance(latencies, np.ndarray) else latencies
+    values = (
+        np.frombuffer(latencies, dtype=np.int64)
+        if not isinstance(latencies, np.ndarray)
+        else latencies
+    )
     p50, p99 = np.percentile(values, [50, 99])
     return {
-        "p50": int(round(p50)),
-        "p99": int(round(p99)),
+        "p50": round(float(p50)),
+        "p99": round(float(p99)),
         "max": int(values.max()),
-        "mean": int(round(values.mean())),
+        "mean": round(float(values.mean())),
     }
 
 
@@ -70,7 +74,9 @@ def build_result(sim: Simulation, end: int) -> Result:
         duration_ns=end,
         seed=sim.seed,
         tasks={t.name: _task_figures(sim, t, end, pending.get(t.tid, 0)) for t in sim.tasks},
-        cgroups={path: _cgroup_figures(sim, sim.groups[path], pending) for path in sim.cgroup_order},
+        cgroups={
+            path: _cgroup_figures(sim, sim.groups[path], pending) for path in sim.cgroup_order
+        },
         cpu={str(cpu): {"busy_ns": int(b), "idle_ns": int(end - b)} for cpu, b in enumerate(busy)},
         kills=_kills(sim, trace),
         meta={
@@ -100,7 +106,11 @@ def build_result(sim: Simulation, end: int) -> Result:
 
 def _close_open_segments(sim: Simulation, trace: Trace, end: int) -> None:
     """Append the segments still running at the end of the run."""
-    open_rows = [(rq.cpu, rq.curr.tid, rq.seg_start, end) for rq in sim.machine.rqs if rq.curr and end > rq.seg_start]
+    open_rows = [
+        (rq.cpu, rq.curr.tid, rq.seg_start, end)
+        for rq in sim.machine.rqs
+        if rq.curr and end > rq.seg_start
+    ]
     if not open_rows:
         return
     seg = trace.tables["segments"]
@@ -120,7 +130,13 @@ def _fill_period_usage(sim: Simulation, trace: Trace) -> None:
         rows = np.nonzero(periods["cgroup"] == group.index)[0]
         if not len(rows):
             continue
-        tids = np.array([t.tid for t in sim.tasks if t.group is not None and group in t.group.cgroup().ancestors()])
+        tids = np.array(
+            [
+                t.tid
+                for t in sim.tasks
+                if t.group is not None and group in t.group.cgroup().ancestors()
+            ]
+        )
         start = periods["start"][rows]
         stop = start + periods["period"][rows]
         curve = group_usage_curve(trace, tids, np.concatenate((start, stop)))
@@ -128,7 +144,9 @@ def _fill_period_usage(sim: Simulation, trace: Trace) -> None:
 
 
 def _task_figures(sim: Simulation, task: Task, end: int, pending: int) -> dict[str, Any]:
-    queued_wait = end - task.wait_start if task.se.on_rq and sim.machine.rqs[task.cpu].curr is not task else 0
+    queued_wait = (
+        end - task.wait_start if task.se.on_rq and sim.machine.rqs[task.cpu].curr is not task else 0
+    )
     if task.state is not TaskState.RUNNABLE:
         queued_wait = 0
     group = task.group
@@ -157,7 +175,11 @@ def _task_figures(sim: Simulation, task: Task, end: int, pending: int) -> dict[s
 def _cgroup_figures(sim: Simulation, group: TaskGroup, pending: dict[int, int]) -> dict[str, Any]:
     usage = list(group.usage)
     for task in sim.tasks:
-        if task.tid in pending and task.group is not None and group in task.group.cgroup().ancestors():
+        if (
+            task.tid in pending
+            and task.group is not None
+            and group in task.group.cgroup().ancestors()
+        ):
             usage[task.cpu] += pending[task.tid]
     total = sum(usage)
     config = group.config
@@ -200,5 +222,7 @@ def _kills(sim: Simulation, trace: Trace) -> list[dict[str, Any]]:
             "cgroup": sim.cgroup_order[cg],
             "reason": KILL_REASONS[reason],
         }
-        for tid, cg, time, reason in zip(kills["task"], kills["cgroup"], kills["time"], kills["reason"], strict=True)
+        for tid, cg, time, reason in zip(
+            kills["task"], kills["cgroup"], kills["time"], kills["reason"], strict=True
+        )
     ]

@@ -108,16 +108,15 @@ class Trace:
 
     def save(self, path: str | Path) -> None:
         """Write one compressed ``.npz`` (``table.column`` arrays plus the name lists)."""
-        arrays = {
-            f"{name}.{col}": values for name, cols in self.tables.items() for col, values in cols.items()
+        arrays: dict[str, np.ndarray] = {
+            f"{name}.{col}": values
+            for name, cols in self.tables.items()
+            for col, values in cols.items()
         }
-        np.savez_compressed(
-            path,
-            __tasks__=np.array(self.tasks, dtype=str),
-            __cgroups__=np.array(self.cgroups, dtype=str),
-            __cpus__=np.array([self.cpus]),
-            **arrays,
-        )
+        arrays["__tasks__"] = np.array(self.tasks, dtype=str)
+        arrays["__cgroups__"] = np.array(self.cgroups, dtype=str)
+        arrays["__cpus__"] = np.array([self.cpus])
+        np.savez_compressed(path, allow_pickle=False, **arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> Trace:

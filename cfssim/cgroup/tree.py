@@ -47,7 +47,9 @@ class TaskGroup:
         if parent is not None:
             parent.children.append(self)
             for cpu in range(ncpus):
-                se = SchedEntity(next_seq(), NICE_0_LOAD, my_q=self.cfs_rq[cpu], parent=parent.se[cpu])
+                se = SchedEntity(
+                    next_seq(), NICE_0_LOAD, my_q=self.cfs_rq[cpu], parent=parent.se[cpu]
+                )
                 se.rq_of = parent.cfs_rq[cpu]
                 self.se[cpu] = se
                 self.cfs_rq[cpu].se = se

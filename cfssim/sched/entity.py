@@ -57,7 +57,7 @@ class SchedEntity:
         self.task = task
         self.my_q = my_q
         self.parent = parent
-        self.depth = 0 if parent is None else parent.depth + 1
+        self.depth: int = 0 if parent is None else parent.depth + 1
         self.rq_of: CfsRunQueue | None = None  # the cfs_rq this entity is (or would be) queued on
         self.on_rq = False
         self.node: tuple[int, int, SchedEntity] | None = None  # its key in rq_of.tree, if in it

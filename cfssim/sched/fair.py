@@ -164,6 +164,8 @@ def clear_buddies(cfs_rq: CfsRunQueue, se: SchedEntity) -> None:
     """``clear_buddies``: forget `se` as a buddy here and, while it is the buddy, above."""
     for which in ("next", "last"):
         level: SchedEntity | None = se
-        while level is not None and level.rq_of is not None and getattr(level.rq_of, which) is level:
+        while (
+            level is not None and level.rq_of is not None and getattr(level.rq_of, which) is level
+        ):
             setattr(level.rq_of, which, None)
             level = level.parent
