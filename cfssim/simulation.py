@@ -497,9 +497,9 @@ class Simulation:
             return
         self._started = True
         for group in self.groups.values():
-            bw = group.bandwidth
-            if bw.enabled:
-                self.machine.set_bandwidth(group, bw.period, bw.quota, bw.burst)
+            config = group.config
+            if config.quota_ns is not None:
+                self.machine.set_bandwidth(group, config.period_ns, config.quota_ns, config.burst_ns)
         self._memory()
 
 

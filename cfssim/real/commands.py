@@ -1,23 +1,33 @@
-"""The ``cfssim measure`` click command (register it with ``main.add_command(measure_command)``).
+"""The ``cfssim measure`` and ``cfssim compare`` click commands (register them with
+``main.add_command(measure_command)`` and ``main.add_command(compare_command)``).
 
 Exit statuses: 0 success, 2 bad scenario, and the `RealRunError` subclasses' own (21 not Linux,
 22 not root, 23 no cgroupfs, 24 read-only, 25 controller missing, 26 v2 without controllers,
-27 no compiler, 28 refused, 29 worker failure).
+27 no compiler, 28 refused, 29 worker failure); ``compare --check`` exits 1 when a figure is
+outside its tolerance.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .errors import RealRunError
 
+if TYPE_CHECKING:
+    from ..result import Result
+
+DEFAULT_OUT = Path("cfssim-out")
+
 
 @click.command("measure")
 @click.argument("scenario_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Directory for result.json and trace.npz (default: out/<scenario name>-kernel).")
+              help="Directory for result.json and trace.npz (default: cfssim-out/<scenario>-kernel).")
 @click.option("--trace", is_flag=True, help="Also record sched_switch/sched_wakeup from tracefs.")
 @click.option("--force", is_flag=True, help="Run even when an allocation has no memory limit.")
 @click.option("--host-root", is_flag=True,
@@ -33,11 +43,11 @@ def measure_command(
     cleanup: bool,
 ) -> None:
     """Run SCENARIO_FILE as real processes under real cgroups and measure it."""
-    from ..scenario import ScenarioError, load_scenario
+    from ..scenario import load_scenario
     from .cgroupfs import cleanup_leftovers
     from .measure import measure
 
-    try:
+    with _exits("measure"):
         if cleanup:
             removed = cleanup_leftovers()
             click.echo(f"removed {len(removed)} leftover cgroup director(ies)")
@@ -47,15 +57,117 @@ def measure_command(
         if scenario_file is None:
             raise click.UsageError("SCENARIO_FILE is required (or use --cleanup)")
         scenario = load_scenario(scenario_file)
-        out = out_dir or Path("out") / f"{scenario.name}-kernel"
+        out = out_dir or DEFAULT_OUT / f"{scenario.name}-kernel"
         result = measure(scenario, out, trace=trace, force=force, host_root=host_root)
+    for warning in result.meta.get("warnings", []):
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(f"measured {scenario.name!r} on {result.policy}: {out}")
+
+
+@click.command("compare")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Directory for compare.html and compare.json (and, for a scenario, both "
+                   "runs' results; default: cfssim-out/<scenario>-compare).")
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="How to print the comparison.")
+@click.option("--policy", type=click.Choice(["eevdf", "cfs"]),
+              help="Simulate with this policy instead of machine.policy.")
+@click.option("--trace", is_flag=True, help="Also record sched_switch/sched_wakeup from tracefs.")
+@click.option("--force", is_flag=True, help="Run even when an allocation has no memory limit.")
+@click.option("--verdicts-only", is_flag=True, help="Leave out figures without a tolerance.")
+@click.option("--check", is_flag=True, help="Exit with status 1 when a figure is out of tolerance.")
+def compare_command(
+    inputs: tuple[str, ...],
+    out_dir: Path | None,
+    output_format: str,
+    policy: str | None,
+    trace: bool,
+    force: bool,
+    verdicts_only: bool,
+    check: bool,
+) -> None:
+    """Compare a simulation with the kernel: SCENARIO (a file or bundled name) runs both sides;
+    A_DIR B_DIR compares two saved results (B is the reference).
+
+    Prints, per task and per cgroup, both values, their difference and a verdict against the
+    real twin's tolerances, and writes compare.html (usage, throttling, memory overlaid).
+    """
+    from ..compare import compare, rich_table
+    from ..report import write_comparison_report
+    from ..result import Result
+
+    with _exits("compare"):
+        if len(inputs) == 1:
+            a, b, name = _run_both(inputs[0], policy=policy, trace=trace, force=force,
+                                   out=lambda name: out_dir or DEFAULT_OUT / f"{name}-compare")
+        elif len(inputs) == 2:
+            a, b = (_load_result(Path(i)) for i in inputs)
+            name = b.scenario or a.scenario
+        else:
+            raise click.UsageError("expected SCENARIO, or A_DIR B_DIR (two result directories)")
+    out = out_dir or DEFAULT_OUT / f"{name}-compare"
+    comparison = compare(a, b)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "compare.json").write_text(comparison.to_json())
+    write_comparison_report(a, b, out / "compare.html", labels=comparison.labels)
+    if output_format == "json":
+        click.echo(comparison.to_json(), nl=False)
+    else:
+        from rich.console import Console
+
+        console = Console()
+        console.print(rich_table(comparison, verdicts_only=verdicts_only))
+        for note in comparison.notes:
+            console.print(f"note: {note}", markup=False, highlight=False)
+        verdict = "all within tolerance" if comparison.ok else (
+            f"{len(comparison.failures)} figure(s) out of tolerance")
+        console.print(f"{verdict}; compare.html in {out}/", markup=False, highlight=False)
+    if check and not comparison.ok:
+        raise SystemExit(1)
+
+
+def _run_both(
+    name_or_path: str,
+    *,
+    policy: str | None,
+    trace: bool,
+    force: bool,
+    out: Callable[[str], Path],
+) -> tuple[Result, Result, str]:
+    """Simulate and measure one scenario; both results saved under ``out(name)``."""
+    from ..scenario import load_scenario, resolve_scenario
+    from ..simulation import run_scenario
+    from .measure import measure
+
+    scenario = load_scenario(resolve_scenario(name_or_path))
+    directory = out(scenario.name)
+    kernel = measure(scenario, directory / "kernel", trace=trace, force=force)
+    simulated = run_scenario(scenario, policy=policy)
+    simulated.save(directory / "simulation")
+    return simulated, kernel, scenario.name
+
+
+def _load_result(directory: Path) -> Result:
+    from ..result import RESULT_FILE, Result
+
+    if not (directory / RESULT_FILE).is_file():
+        raise click.UsageError(f"{directory}: expected a result directory holding "
+                               f"{RESULT_FILE}, found none")
+    return Result.load(directory)
+
+
+@contextmanager
+def _exits(command: str) -> Iterator[None]:
+    """Scenario errors → their messages and exit 2; real-run errors → one line, own status."""
+    from ..scenario import ScenarioError
+
+    try:
+        yield
     except ScenarioError as exc:
         for message in exc.messages:
             click.echo(message, err=True)
         raise SystemExit(2) from None
     except RealRunError as exc:
-        click.echo(f"cfssim measure: {exc.message}", err=True)
+        click.echo(f"cfssim {command}: {exc.message}", err=True)
         raise SystemExit(exc.exit_status) from None
-    for warning in result.meta.get("warnings", []):
-        click.echo(f"warning: {warning}", err=True)
-    click.echo(f"measured {scenario.name!r} on {result.policy}: {out}")
