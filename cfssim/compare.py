@@ -96,7 +96,7 @@ def within_capacity(capacity_ns: int, fraction: float) -> Rule:
     limit = int(capacity_ns * fraction)
 
     def rule(a: int, b: int) -> tuple[bool, str]:
-        return abs(a - b) <= limit, f"±{fraction:.0%} of capacity ({format_duration(limit)})"
+        return abs(a - b) <= limit, f"±{format_duration(limit)} ({fraction:.0%} of capacity)"
 
     return rule
 
@@ -111,7 +111,7 @@ def within_count(limit: int) -> Rule:
 def within_relative(fraction: float, floor_ns: int) -> Rule:
     def rule(a: int, b: int) -> tuple[bool, str]:
         allowed = max(int(abs(b) * fraction), floor_ns)
-        return abs(a - b) <= allowed, f"±{fraction:.0%} (≥ {format_duration(floor_ns)})"
+        return abs(a - b) <= allowed, f"±{fraction:.0%}, ≥ {format_duration(floor_ns)}"
 
     return rule
 

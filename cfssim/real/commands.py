@@ -9,10 +9,10 @@ outside its tolerance.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -27,7 +27,7 @@ DEFAULT_OUT = Path("cfssim-out")
 @click.command("measure")
 @click.argument("scenario_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Directory for result.json and trace.npz (default: cfssim-out/<scenario>-kernel).")
+              help="Directory for result.json and trace.npz (default: cfssim-out/<name>-kernel).")
 @click.option("--trace", is_flag=True, help="Also record sched_switch/sched_wakeup from tracefs.")
 @click.option("--force", is_flag=True, help="Run even when an allocation has no memory limit.")
 @click.option("--host-root", is_flag=True,
@@ -95,18 +95,15 @@ def compare_command(
     """
     from ..compare import compare, rich_table
     from ..report import write_comparison_report
-    from ..result import Result
 
     with _exits("compare"):
         if len(inputs) == 1:
-            a, b, name = _run_both(inputs[0], policy=policy, trace=trace, force=force,
-                                   out=lambda name: out_dir or DEFAULT_OUT / f"{name}-compare")
+            a, b, out = _run_both(inputs[0], out_dir, policy=policy, trace=trace, force=force)
         elif len(inputs) == 2:
             a, b = (_load_result(Path(i)) for i in inputs)
-            name = b.scenario or a.scenario
+            out = out_dir or DEFAULT_OUT / f"{b.scenario or a.scenario}-compare"
         else:
             raise click.UsageError("expected SCENARIO, or A_DIR B_DIR (two result directories)")
-    out = out_dir or DEFAULT_OUT / f"{name}-compare"
     comparison = compare(a, b)
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.json").write_text(comparison.to_json())
@@ -117,6 +114,8 @@ def compare_command(
         from rich.console import Console
 
         console = Console()
+        if not console.is_terminal:
+            console = Console(width=150)  # a wide table piped to a file stays one line per row
         console.print(rich_table(comparison, verdicts_only=verdicts_only))
         for note in comparison.notes:
             console.print(f"note: {note}", markup=False, highlight=False)
@@ -128,24 +127,20 @@ def compare_command(
 
 
 def _run_both(
-    name_or_path: str,
-    *,
-    policy: str | None,
-    trace: bool,
-    force: bool,
-    out: Callable[[str], Path],
-) -> tuple[Result, Result, str]:
-    """Simulate and measure one scenario; both results saved under ``out(name)``."""
+    name_or_path: str, out_dir: Path | None, *, policy: str | None, trace: bool, force: bool
+) -> tuple[Result, Result, Path]:
+    """Simulate and measure one scenario; both results saved under the output directory
+    (``simulation/`` and ``kernel/``), which is returned."""
     from ..scenario import load_scenario, resolve_scenario
     from ..simulation import run_scenario
     from .measure import measure
 
     scenario = load_scenario(resolve_scenario(name_or_path))
-    directory = out(scenario.name)
-    kernel = measure(scenario, directory / "kernel", trace=trace, force=force)
-    simulated = run_scenario(scenario, policy=policy)
-    simulated.save(directory / "simulation")
-    return simulated, kernel, scenario.name
+    out = out_dir or DEFAULT_OUT / f"{scenario.name}-compare"
+    simulated = run_scenario(scenario, policy=policy)  # first: it fails fast on a bad policy
+    simulated.save(out / "simulation")
+    kernel = measure(scenario, out / "kernel", trace=trace, force=force)
+    return simulated, kernel, out
 
 
 def _load_result(directory: Path) -> Result:
