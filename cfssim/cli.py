@@ -7,7 +7,6 @@ Exit statuses: 0 success, 2 bad input (scenario errors on stderr as ``file:line:
 from __future__ import annotations
 
 import csv
-import inspect
 import io
 import json
 import sys
@@ -183,14 +182,14 @@ def run(scenario: str | None, out_dir: Path | None, seed: int | None, policy: st
             raise click.BadParameter(
                 f"expected a positive duration of at most {format_duration(limits.max_duration_ns)}"
                 f" (raise with --max-duration), found {duration!r}", param_hint="--duration")
-    loaded = load_scenario(resolve_scenario(scenario or DEFAULT_SCENARIO), limits=limits)
-    from .simulation import run_scenario  # imported late: the simulator is the heavy part
+    from .rtapp import load_workload  # imported late: the simulator is the heavy part
 
+    workload = load_workload(resolve_scenario(scenario or DEFAULT_SCENARIO), limits=limits)
+    loaded = workload.scenario
+    for warning in workload.warnings:
+        click.echo(f"warning: {warning}", err=True)
     with _progress(duration_ns or loaded.duration_ns, enabled=output_format == "table") as hook:
-        kwargs: dict[str, Any] = {"seed": seed, "policy": policy, "duration_ns": duration_ns}
-        if "progress" in inspect.signature(run_scenario).parameters:
-            kwargs["progress"] = hook
-        result = run_scenario(loaded, **kwargs)
+        result = workload.run(seed=seed, policy=policy, duration_ns=duration_ns, progress=hook)
     out = out_dir or DEFAULT_OUT / loaded.name
     result.save(out)
     if not no_report:
@@ -282,6 +281,12 @@ def _print_summary(result: Any, scenario: Scenario, output_format: str, out: Pat
 
 
 main.add_command(measure_command)
+
+
+from .interop_commands import COMMANDS as _INTEROP_COMMANDS  # noqa: E402
+
+for _command in _INTEROP_COMMANDS:
+    main.add_command(_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

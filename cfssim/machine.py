@@ -24,6 +24,7 @@ import numpy as np
 import simpy
 
 from .cgroup.bandwidth import CFS_BANDWIDTH_SLACK_PERIOD, MIN_BANDWIDTH_EXPIRATION
+from .sched.eevdf import Eevdf
 from .sched.entity import SchedEntity
 from .sched.fair import Cfs
 from .sched.policy import (
@@ -41,7 +42,14 @@ from .trace import Recorder
 if TYPE_CHECKING:
     from .cgroup.tree import TaskGroup
 
-POLICIES: dict[str, type[FairPolicy]] = {"cfs": Cfs}
+LIVELOCK_FIRES = 10_000
+
+
+class SimulationError(RuntimeError):
+    """The simulation reached a state it cannot leave (a bug, reported with context)."""
+
+
+POLICIES: dict[str, type[FairPolicy]] = {"eevdf": Eevdf, "cfs": Cfs}
 NEVER = 1 << 62
 
 
@@ -55,6 +63,8 @@ class Rq:
         "curr",
         "dirty",
         "exec_start",
+        "fires_now",
+        "last_fire",
         "need_resched",
         "nr_balance_failed",
         "on_settle",
@@ -83,6 +93,8 @@ class Rq:
         self.timer_at = -1
         self.timer_resched = False  # the armed timer ends the running task's slice
         self.timer_level: SchedEntity | None = None  # the level whose tick check fires
+        self.last_fire = -1  # livelock guard: timer firings at one instant
+        self.fires_now = 0
         self.nr_balance_failed = 0
         self.on_timer: Callable[[simpy.Event], None] = lambda ev: None
         self.on_settle: Callable[[simpy.Event], None] = lambda ev: None
@@ -217,7 +229,7 @@ class Machine:
             if not se.on_rq:
                 break
             if dequeue:
-                self.dequeue_entity(qcfs_rq, se, sleep=True)
+                self.dequeue_entity(qcfs_rq, se, sleep=True, special=True)
                 if qcfs_rq.load:
                     dequeue = False
             else:
@@ -257,6 +269,8 @@ class Machine:
         while se is not None:
             qcfs_rq = se.rq_of
             assert qcfs_rq is not None
+            if enqueue and se.sched_delayed:  # unfinished DELAY_DEQUEUE business first
+                self.dequeue_entity(qcfs_rq, se, sleep=True)
             if se.on_rq:
                 enqueue = False
             if enqueue:
@@ -349,6 +363,7 @@ class Machine:
         my_q = se.my_q
         if my_q is None:
             return
+        self.policy.update_group_slice(se)
         weight = my_q.tg.calc_group_shares(my_q.cpu)
         if weight != se.weight:
             self.reweight_entity(se, weight)
@@ -384,9 +399,18 @@ class Machine:
             if cfs_rq.throttled and cfs_rq.throttled_clock < 0:
                 cfs_rq.throttled_clock = self.now
 
-    def dequeue_entity(self, cfs_rq: CfsRunQueue, se: SchedEntity, sleep: bool) -> None:
-        """``dequeue_entity``: out of the tree and the load; slack goes back on the last one."""
-        self.policy.dequeue_entity(cfs_rq, se, sleep)
+    def dequeue_entity(
+        self, cfs_rq: CfsRunQueue, se: SchedEntity, sleep: bool, special: bool = False
+    ) -> bool:
+        """``dequeue_entity``: out of the tree and the load; slack goes back on the last one.
+        A sleeper the policy delays (DELAY_DEQUEUE) stays queued as ``sched_delayed`` and False
+        is returned; `special` (``DEQUEUE_SPECIAL``, throttling) never delays. Dequeuing an
+        entity that is delayed already completes its delayed dequeue."""
+        policy = self.policy
+        if sleep and not special and not se.sched_delayed and policy.delay_dequeue(cfs_rq, se):
+            se.sched_delayed = True
+            return False
+        policy.dequeue_entity(cfs_rq, se, sleep)
         if se.node is not None:
             cfs_rq.remove(se)
         se.on_rq = False
@@ -395,6 +419,7 @@ class Machine:
         if cfs_rq.runtime_enabled and cfs_rq.nr_running == 0:
             self.return_cfs_rq_runtime(cfs_rq)
         cfs_rq.update_min_vruntime()
+        return True
 
     def enqueue_task(self, rq: Rq, task: Task, flags: int) -> None:
         """``enqueue_task_fair``: enqueue up the hierarchy until an already-queued level, or a
@@ -403,6 +428,8 @@ class Machine:
         se: SchedEntity | None = task.se
         while se is not None:
             if se.on_rq:
+                if se.sched_delayed:
+                    self.policy.requeue_delayed_entity(se.rq_of, se)  # type: ignore[arg-type]
                 break
             cfs_rq = se.rq_of
             assert cfs_rq is not None
@@ -422,27 +449,41 @@ class Machine:
             se = se.parent
 
     def dequeue_task(self, rq: Rq, task: Task, sleep: bool) -> None:
-        """``dequeue_task_fair``: dequeue up the hierarchy while levels become empty."""
+        """``dequeue_task_fair``: the task leaves the machine's movable set and its queues (a
+        delayed sleeper stays queued until it is picked or wakes)."""
         del rq.tasks[task.tid]
-        se: SchedEntity | None = task.se
-        while se is not None:
-            cfs_rq = se.rq_of
+        self.dequeue_entities(task.se, sleep)
+
+    def dequeue_entities(self, se: SchedEntity, sleep: bool) -> bool:
+        """``dequeue_entities``: dequeue `se`, and its ancestors while their queues become
+        empty (they go to sleep, so they may be delayed); then refresh the levels above.
+        Returns False when `se` itself was kept queued as ``sched_delayed``."""
+        nr_tasks = 1 if se.my_q is None else 0
+        first = se
+        level: SchedEntity | None = se
+        while level is not None:
+            cfs_rq = level.rq_of
             assert cfs_rq is not None
-            self.dequeue_entity(cfs_rq, se, sleep)
-            cfs_rq.h_nr_running -= 1
+            if not self.dequeue_entity(cfs_rq, level, sleep):
+                if level is first:
+                    return False
+                break
+            cfs_rq.h_nr_running -= nr_tasks
             if cfs_rq.throttled:
-                return
-            se = se.parent
+                return True
+            level = level.parent
             if cfs_rq.load:  # the parent still has other entities: stop dequeuing
                 break
-        while se is not None:
-            cfs_rq = se.rq_of
+            sleep = True
+        while level is not None:
+            cfs_rq = level.rq_of
             assert cfs_rq is not None
-            self.update_cfs_group(se)
-            cfs_rq.h_nr_running -= 1
+            self.update_cfs_group(level)
+            cfs_rq.h_nr_running -= nr_tasks
             if cfs_rq.throttled:
-                return
-            se = se.parent
+                return True
+            level = level.parent
+        return True
 
     def reweight_task(self, task: Task, weight: int) -> None:
         """``set_user_nice`` → ``reweight_task`` and ``prio_changed_fair``."""
@@ -462,6 +503,7 @@ class Machine:
     def move_group(self, task: Task, attach: Callable[[], None]) -> None:
         """``sched_move_task``: take the task off its queues, re-attach it to a new task group
         (`attach`), and queue it again with its vruntime carried relative (``ENQUEUE_MOVE``)."""
+        self.finish_delayed_dequeue(task)
         if task.state is not TaskState.RUNNABLE or task.cpu < 0:
             if task.cpu >= 0 and not task.vruntime_relative:
                 self.policy.migrate_out(task.se.rq_of, task.se)  # type: ignore[arg-type]
@@ -505,8 +547,24 @@ class Machine:
         task.se.depth = 0 if task.se.parent is None else task.se.parent.depth + 1
 
     # ==== wakeups and blocking =============================================================
+    def finish_delayed_dequeue(self, task: Task) -> None:
+        """Complete a sleeping task's delayed dequeue now (before it changes group)."""
+        if task.se.sched_delayed:
+            self.update_curr(self.rqs[task.cpu])
+            self.dequeue_entities(task.se, sleep=True)
+
     def wake_up(self, task: Task, new: bool = False) -> None:
-        """``try_to_wake_up`` / ``wake_up_new_task``: choose a CPU, enqueue, maybe preempt."""
+        """``try_to_wake_up`` / ``wake_up_new_task``: choose a CPU, enqueue, maybe preempt.
+        A delayed sleeper is still queued: it wakes in place (``ttwu_runnable``)."""
+        if task.se.sched_delayed:
+            rq = self.rqs[task.cpu]
+            self.update_curr(rq)
+            self.policy.requeue_delayed_entity(task.se.rq_of, task.se)  # type: ignore[arg-type]
+            rq.tasks[task.tid] = task
+            self._woken(task, new)
+            self.check_preempt_curr(rq, task)
+            self.touch(rq)
+            return
         cpu = self.select_task_rq(task, new)
         flags = ENQUEUE_INITIAL if new else ENQUEUE_WAKEUP
         if task.cpu != cpu:
@@ -519,15 +577,19 @@ class Machine:
             task.vruntime_relative = False
         rq = self.rqs[cpu]
         self.update_curr(rq)
+        self._woken(task, new)
+        self.enqueue_task(rq, task, flags)
+        self.check_preempt_curr(rq, task, fork=new)
+        self.touch(rq)
+
+    def _woken(self, task: Task, new: bool) -> None:
+        """The task becomes runnable: its state and wakeup statistics."""
         now = self.now
         task.state = TaskState.RUNNABLE
         task.wait_start = now
         if not new:
             task.nr_wakeups += 1
             task.wake_time = now
-        self.enqueue_task(rq, task, flags)
-        self.check_preempt_curr(rq, task, fork=new)
-        self.touch(rq)
 
     def block(self, task: Task, state: TaskState = TaskState.SLEEPING) -> None:
         """The task stops being runnable (sleep, wait, exit, kill): ``dequeue_task(SLEEP)``."""
@@ -605,23 +667,50 @@ class Machine:
             prev.wait_start = self.now
 
     def pick_next_task(self, rq: Rq) -> Task | None:
-        """``pick_next_task_fair``: pick at each level down to a task (``set_next_entity``)."""
-        cfs_rq = rq.cfs
-        if not cfs_rq.nr_running:
-            return None
+        """``pick_next_task_fair``: pick at each level down to a task (``set_next_entity``).
+
+        While a level is picked, its ``prev_curr`` names the entity that ran there until this
+        schedule (rq.curr's ancestor), so a policy can tell a re-pick from a switch. A picked
+        ``sched_delayed`` entity is dequeued for good and the pick starts over from the root
+        (``pick_next_entity`` in 6.12+); the levels are set only once a task is reached."""
         policy = self.policy
-        while True:
+        chain: list[SchedEntity] = []  # rq.curr's entities, root level first
+        if rq.curr is not None:
+            level: SchedEntity | None = rq.curr.se
+            while level is not None:
+                chain.append(level)
+                level = level.parent
+            chain.reverse()
+        depth_max = len(chain)
+        path: list[SchedEntity] = []
+        while not path or path[-1].my_q is not None:
+            cfs_rq = path[-1].my_q if path else rq.cfs
+            assert cfs_rq is not None
+            if not path and not cfs_rq.nr_running:
+                return None
+            depth = len(path)
+            prev_se = chain[depth] if depth < depth_max else None
+            cfs_rq.prev_curr = prev_se if prev_se is not None and prev_se.rq_of is cfs_rq else None
             se = policy.pick_next_entity(cfs_rq)
             assert se is not None, f"empty pick on {cfs_rq}"
+            if se.sched_delayed:
+                self.dequeue_entities(se, sleep=True)
+                for level in path:
+                    level.my_q.prev_curr = None  # type: ignore[union-attr]
+                rq.cfs.prev_curr = None
+                path.clear()
+                continue
+            path.append(se)
+        for se in path:
+            cfs_rq = se.rq_of
+            assert cfs_rq is not None
             if se.node is not None:
                 cfs_rq.remove(se)
             cfs_rq.curr = se
             se.prev_sum_exec = se.sum_exec
             policy.set_next_entity(cfs_rq, se)
-            my_q = se.my_q
-            if my_q is None:
-                return se.task
-            cfs_rq = my_q
+            cfs_rq.prev_curr = None
+        return path[-1].task
 
     def context_switch(self, rq: Rq, prev: Task | None, nxt: Task | None) -> None:
         """Record the segment that ends and account the switch (schedstat, sched figures)."""
@@ -701,14 +790,16 @@ class Machine:
             if after is not None and after < tick_due:
                 tick_due, tick_level = after, se
             if cfs_rq.runtime_enabled and not cfs_rq.throttled:
-                bandwidth_due = min(bandwidth_due, max(0, cfs_rq.runtime_remaining))
+                bandwidth_due = min(bandwidth_due, cfs_rq.runtime_remaining)
             se = se.parent
         now = self.now
         tick = self.tick_ns
+        # a tick-checked condition due now was checked by this instant's tick (or will be
+        # seen by the next): round up to the first tick strictly after now in that case
         if tick_due < NEVER:
-            tick_due = -(-(now + tick_due) // tick) * tick - now
+            tick_due = -(-(now + max(tick_due, 1)) // tick) * tick - now
         if bandwidth_due < NEVER:
-            bandwidth_due = -(-(now + bandwidth_due) // tick) * tick - now
+            bandwidth_due = -(-(now + max(bandwidth_due, 1)) // tick) * tick - now
         demand_due = NEVER if task.remaining is None else task.remaining
         due = min(exact_due, tick_due, bandwidth_due, demand_due)
         if due >= NEVER:
@@ -736,6 +827,16 @@ class Machine:
         """The CPU's timer: account (``update_curr`` — which also charges bandwidth runtime
         and runs ``update_deadline``), then act on what `arm` found due: a reschedule (HRTICK
         expiry or a tick-checked ``check_preempt_tick``), the end of a run request."""
+        now = self.now
+        if now == rq.last_fire:
+            rq.fires_now += 1
+            if rq.fires_now > LIVELOCK_FIRES:
+                raise SimulationError(
+                    f"CPU {rq.cpu} decided {rq.fires_now} times at t={now} ns without time "
+                    f"passing (running {rq.curr}); this is a simulator bug, please report it"
+                )
+        else:
+            rq.last_fire, rq.fires_now = now, 0
         self.update_curr(rq)
         task = rq.curr
         if task is None:

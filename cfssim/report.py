@@ -54,11 +54,9 @@ KILL_COLOUR = "#d62728"
 # ---- pages ------------------------------------------------------------------------------------
 def write_report(result: Result, path: str | Path) -> Path:
     """Write the self-contained HTML report of one run to `path`; returns the path."""
+    runs = [(result.source, result)]
     title = f"cfssim report — {result.scenario}"
-    sections = _figure_sections(build_figures(result), FIGURE_TITLES)
-    sections.append(_section("Tasks", task_table([(result.source, result)])))
-    sections.append(_section("Cgroups", cgroup_table([(result.source, result)])))
-    return _write_page(path, title, _header([(result.source, result)]), sections)
+    return _write_runs(path, title, runs, build_figures(result), FIGURE_TITLES)
 
 
 def write_comparison_report(
@@ -67,10 +65,7 @@ def write_comparison_report(
     """Write ``compare.html``: usage, throttling and memory of `a` and `b` overlaid."""
     runs = list(zip(labels or run_labels(a, b), (a, b), strict=True))
     title = f"cfssim comparison — {a.scenario} vs {b.scenario}"
-    sections = _figure_sections(build_comparison_figures(runs), COMPARISON_TITLES)
-    sections.append(_section("Tasks", task_table(runs)))
-    sections.append(_section("Cgroups", cgroup_table(runs)))
-    return _write_page(path, title, _header(runs), sections)
+    return _write_runs(path, title, runs, build_comparison_figures(runs), COMPARISON_TITLES)
 
 
 def run_labels(a: Result, b: Result) -> tuple[str, str]:
@@ -82,19 +77,17 @@ def run_labels(a: Result, b: Result) -> tuple[str, str]:
 
 def build_figures(result: Result) -> dict[str, go.Figure]:
     """The figures of one run, keyed like `FIGURE_TITLES`; figures without data are left out."""
-    runs = [(result.source, result)]
     figures = {
         "timeline": timeline_figure(result),
-        "usage": usage_figure(runs),
-        "throttling": throttling_figure(runs),
-        "memory": memory_figure(runs),
+        **build_comparison_figures([(result.source, result)]),
         "vruntime": vruntime_figure(result),
     }
     return {key: fig for key, fig in figures.items() if fig is not None}
 
 
 def build_comparison_figures(runs: Sequence[Run]) -> dict[str, go.Figure]:
-    """Per-cgroup usage, throttling and memory of several runs overlaid."""
+    """Per-cgroup usage, throttling and memory of one or more runs overlaid; figures without
+    data are left out."""
     figures = {
         "usage": usage_figure(runs),
         "throttling": throttling_figure(runs),
@@ -121,20 +114,15 @@ def timeline_figure(result: Result) -> go.Figure | None:
     if trace is None or not len(trace["segments"]["start"]):
         return None
     seg = trace["segments"]
-    groups = task_cgroups(result)
     colours = cgroup_colours([result])
     names = np.array(trace.tasks, dtype=object)
-    task_group = np.array([groups[i] for i in range(len(trace.tasks))], dtype=object)
+    seg_group = np.array(task_cgroups(result), dtype=object)[seg["task"]]
     cpus = max(trace.cpus, result.cpus, int(seg["cpu"].max()) + 1)
     row_px = max(14, min(48, 900 // cpus))
 
-    fig = go.Figure()
-    for path in _unique(task_group[seg["task"]]):
-        throttled = _throttled_bands(trace, path)
-        if throttled is not None:
-            fig.add_trace(throttled.update(fillcolor=_rgba(colours.get(path, OTHER_COLOUR), 0.22)))
-    for path in _unique(task_group[seg["task"]]):
-        rows = task_group[seg["task"]] == path
+    fig = go.Figure(_throttled_bands(trace, colours))
+    for path in _unique(seg_group):
+        rows = seg_group == path
         task = seg["task"][rows]
         fig.add_trace(
             go.Scattergl(
@@ -148,9 +136,8 @@ def timeline_figure(result: Result) -> go.Figure | None:
                 hovertemplate="%{text}<br>CPU %{y}<br>%{x:.3f} ms<extra>" + path + "</extra>",
             )
         )
-    kills = _kill_markers_on_cpus(trace, names)
-    if kills is not None:
-        fig.add_trace(kills)
+    if len(trace["kills"]["time"]):
+        fig.add_trace(_kill_markers_on_cpus(trace))
     fig.update_layout(
         height=120 + row_px * cpus,
         margin={"t": 30, "b": 40},
@@ -167,43 +154,45 @@ def timeline_figure(result: Result) -> go.Figure | None:
     return fig
 
 
-def _throttled_bands(trace: Trace, path: str) -> go.Scattergl | None:
-    """The cgroup's throttled intervals as filled rectangles, one per (CPU, interval), one trace."""
+def _throttled_bands(trace: Trace, colours: dict[str, str]) -> list[go.Scattergl]:
+    """Per throttled cgroup, one trace of filled rectangles: one per (CPU, throttled interval),
+    the height of the CPU's row, in the cgroup's colour made translucent."""
     thr = trace["throttles"]
-    if path not in trace.cgroups:
-        return None
-    rows = thr["cgroup"] == trace.cgroups.index(path)
-    if not rows.any():
-        return None
-    start, end = thr["start"][rows] / NSEC_PER_MSEC, thr["end"][rows] / NSEC_PER_MSEC
-    low, high = thr["cpu"][rows] - 0.45, thr["cpu"][rows] + 0.45
-    nan = np.full(len(start), np.nan)
-    x = np.column_stack([start, end, end, start, start, nan]).ravel()
-    y = np.column_stack([low, low, high, high, low, nan]).ravel()
-    return go.Scattergl(
-        x=x,
-        y=y,
-        fill="toself",
-        mode="lines",
-        line={"width": 0},
-        name=f"{path} throttled",
-        legendgroup=path,
-        hoverinfo="skip",
-    )
+    bands = []
+    for index in _unique(thr["cgroup"]):
+        rows = thr["cgroup"] == index
+        path = _cgroup_name(trace, int(index))
+        start, end = thr["start"][rows] / NSEC_PER_MSEC, thr["end"][rows] / NSEC_PER_MSEC
+        low, high = thr["cpu"][rows] - 0.45, thr["cpu"][rows] + 0.45
+        nan = np.full(len(start), np.nan)
+        bands.append(
+            go.Scattergl(
+                x=np.column_stack([start, end, end, start, start, nan]).ravel(),
+                y=np.column_stack([low, low, high, high, low, nan]).ravel(),
+                fill="toself",
+                fillcolor=_rgba(colours.get(path, OTHER_COLOUR), 0.22),
+                mode="lines",
+                line={"width": 0},
+                name=f"{path} throttled",
+                legendgroup=path,
+                hoverinfo="skip",
+            )
+        )
+    return bands
 
 
-def _kill_markers_on_cpus(trace: Trace, names: np.ndarray) -> go.Scattergl | None:
-    """Kills as markers on the CPU where the task last ran before being killed."""
+def _kill_markers_on_cpus(trace: Trace) -> go.Scattergl:
+    """Kills as markers on the CPU where the killed task last ran (CPU 0 if it never ran)."""
     kills, seg = trace["kills"], trace["segments"]
-    if not len(kills["time"]):
-        return None
-    cpus = []
-    for task, time in zip(kills["task"], kills["time"], strict=True):
-        ran = (seg["task"] == task) & (seg["start"] <= time)
-        cpus.append(int(seg["cpu"][ran][np.argmax(seg["end"][ran])]) if ran.any() else 0)
+    last_cpu = np.zeros(len(trace.tasks), dtype=np.int64)
+    by_end = np.lexsort((seg["end"], seg["task"]))  # per task, its latest segment last
+    task, cpu = seg["task"][by_end], seg["cpu"][by_end]
+    latest = np.r_[task[1:] != task[:-1], True]
+    last_cpu[task[latest]] = cpu[latest]
+    names = np.array(trace.tasks, dtype=object)
     return go.Scattergl(
         x=kills["time"] / NSEC_PER_MSEC,
-        y=cpus,
+        y=last_cpu[kills["task"]],
         mode="markers",
         marker={"symbol": "x", "size": 14, "color": KILL_COLOUR, "line": {"width": 1}},
         name="killed",
@@ -256,6 +245,7 @@ def cgroup_usage(result: Result) -> dict[str, UsageSeries]:
 
 
 def _usage_from_periods(result: Result, trace: Trace) -> dict[str, UsageSeries]:
+    """Usage per bandwidth period, straight from the ``periods`` table."""
     per = trace["periods"]
     series = {}
     for index in _unique(per["cgroup"]):
@@ -286,14 +276,15 @@ def _period_lengths(start: np.ndarray, configured_ns: int | None) -> np.ndarray:
 
 
 def _usage_from_segments(result: Result, trace: Trace) -> dict[str, UsageSeries]:
+    """Usage per bucket (`BUCKET_CHOICES_NS`) from the run segments, for every cgroup with tasks
+    and each of its ancestors; the quota line from the cgroup's configured bandwidth figures."""
     seg = trace["segments"]
     if not len(seg["start"]):
         return {}
     duration = max(result.duration_ns, int(seg["end"].max()))
     bucket = next((b for b in BUCKET_CHOICES_NS if duration >= 20 * b), BUCKET_CHOICES_NS[-1])
     edges = np.arange(0, duration + bucket, bucket, dtype=np.int64)
-    groups = task_cgroups(result)
-    task_group = np.array([groups[i] for i in range(len(trace.tasks))], dtype=object)
+    task_group = np.array(task_cgroups(result), dtype=object)
     seg_group = task_group[seg["task"]]
     series = {}
     for path in _unique(seg_group):
@@ -949,6 +940,20 @@ def _figure_sections(
         )
         sections.append(_section(title, plot))
     return sections
+
+
+def _write_runs(
+    path: str | Path,
+    title: str,
+    runs: Sequence[Run],
+    figures: dict[str, go.Figure],
+    titles: dict[str, tuple[str, str]],
+) -> Path:
+    """The page of one or more runs: header, figure sections, the task and cgroup tables."""
+    sections = _figure_sections(figures, titles)
+    sections.append(_section("Tasks", task_table(runs)))
+    sections.append(_section("Cgroups", cgroup_table(runs)))
+    return _write_page(path, title, _header(runs), sections)
 
 
 def _write_page(path: str | Path, title: str, header: str, sections: Sequence[str]) -> Path:

@@ -499,14 +499,22 @@ class Simulation:
         for group in self.groups.values():
             config = group.config
             if config.quota_ns is not None:
-                self.machine.set_bandwidth(group, config.period_ns, config.quota_ns, config.burst_ns)
+                self.machine.set_bandwidth(
+                    group, config.period_ns, config.quota_ns, config.burst_ns
+                )
         self._memory()
 
 
 def from_scenario(
-    scenario: Scenario, *, seed: int | None = None, policy: str | None = None
+    scenario: Scenario,
+    *,
+    seed: int | None = None,
+    policy: str | None = None,
+    behaviours: Mapping[str, Behaviour] | None = None,
 ) -> Simulation:
-    """Build a `Simulation` from a validated `Scenario`."""
+    """Build a `Simulation` from a validated `Scenario`; `behaviours` replaces the compiled
+    program of the processes it names (e.g. rt-app's exact periodic timers)."""
+    behaviours = behaviours or {}
     machine = scenario.machine
     sim = Simulation(
         cpus=machine.cpus,
@@ -529,7 +537,7 @@ def from_scenario(
     for spec in scenario.processes:
         sim.add_process(
             spec.name,
-            compile_program(spec.program, spec.repeat),
+            behaviours.get(spec.name) or compile_program(spec.program, spec.repeat),
             threads=spec.threads,
             nice=spec.nice,
             cgroup=spec.cgroup,
@@ -563,7 +571,8 @@ def run_scenario(
     policy: str | None = None,
     duration_ns: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    behaviours: Mapping[str, Behaviour] | None = None,
 ) -> Result:
-    """Simulate `scenario` (optionally overriding seed, policy and duration)."""
-    sim = from_scenario(scenario, seed=seed, policy=policy)
+    """Simulate `scenario` (optionally overriding seed, policy, duration and behaviours)."""
+    sim = from_scenario(scenario, seed=seed, policy=policy, behaviours=behaviours)
     return sim.run(duration_ns or scenario.duration_ns, progress=progress)

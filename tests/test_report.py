@@ -181,6 +181,17 @@ def test_timeline_shades_throttled_intervals_and_marks_the_kill() -> None:
     assert kill.text == ("oom_kill: web/1 (/web)",)
 
 
+def test_kill_marker_sits_on_the_cpu_the_task_ran_on_last() -> None:
+    rec = Recorder()
+    for cpu, start in ((1, 0), (0, 10 * MS), (1, 5 * MS)):  # recorded out of order
+        rec.segment(cpu, 0, start, start + MS)
+    rec.add("kills", 0, 0, 12 * MS, 2)
+    result = Result("simulation", "k", "eevdf", 2, 20 * MS, 1, tasks={"a/0": {"cgroup": "/"}})
+    result.trace = rec.freeze(["a/0"], ["/"], cpus=2)
+    (kill,) = traces(build_figures(result)["timeline"], "killed")
+    assert list(kill.y) == [0] and kill.text == ("killed: a/0 (/)",)
+
+
 def test_usage_per_period_with_quota_line_and_throttled_marks() -> None:
     fig = build_figures(fake_run())["usage"]
     (usage,) = [t for t in fig.data if t.name == "/web"]

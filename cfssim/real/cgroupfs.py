@@ -515,10 +515,13 @@ def _owner_alive(name: str) -> bool:
 
 
 def cleanup_leftovers(layout: Layout | None = None, *, include_live: bool = False) -> list[Path]:
-    """Remove the ``cfssim-*`` directories of crashed runs in every hierarchy; return them.
+    """Remove the ``cfssim-*`` directories of crashed runs in every hierarchy, and their tracefs
+    instances (``--trace``); return them.
 
     Directories whose owning process still runs are left alone unless `include_live`.
     """
+    from .tracefs import leftover_instances, remove_instance
+
     layout = detect() if layout is None else layout
     removed = []
     for hierarchy in layout.hierarchies:
@@ -526,4 +529,8 @@ def cleanup_leftovers(layout: Layout | None = None, *, include_live: bool = Fals
             if top.is_dir() and (include_live or not _owner_alive(top.name)):
                 remove_tree(top)
                 removed.append(top)
+    for instance in leftover_instances(PREFIX):
+        if include_live or not _owner_alive(instance.name):
+            remove_instance(instance)
+            removed.append(instance)
     return removed

@@ -3,8 +3,8 @@
 
 Exit statuses: 0 success, 2 bad scenario, and the `RealRunError` subclasses' own (21 not Linux,
 22 not root, 23 no cgroupfs, 24 read-only, 25 controller missing, 26 v2 without controllers,
-27 no compiler, 28 refused, 29 worker failure); ``compare --check`` exits 1 when a figure is
-outside its tolerance.
+27 no compiler, 28 refused, 29 worker failure, 30 tracefs unusable); ``compare --check``
+exits 1 when a figure is outside its tolerance.
 """
 
 from __future__ import annotations

@@ -55,3 +55,9 @@ class Refused(RealRunError):
 
 class WorkerFailed(RealRunError):
     exit_status = 29
+
+
+class TracefsUnavailable(RealRunError):
+    """``--trace``: tracefs cannot be mounted, or an instance cannot be made or configured."""
+
+    exit_status = 30

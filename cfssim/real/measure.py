@@ -5,6 +5,8 @@ workers (one per session) → place every tid in its cgroups and set nice, polic
 oom_score_adj → release all threads from one barrier at t0 → apply the timed events, sample the
 cgroups every few ms, note thread ends and process exits → read every figure just before the end
 → kill the workers and remove the cgroups, always (try/finally, SIGINT and SIGTERM included).
+With `trace`, a private tracefs instance records the threads' ``sched_switch``/``sched_wakeup``
+events from just before t0 (`cfssim.real.tracefs`) and becomes the trace's run segments.
 
 Times in the result are ns since t0. Cgroup paths are the scenario's ("/app"), not the host's.
 Scenario ``/`` is the run's own ``cfssim-<id>`` directory, so the kernel's autogroups (which exist
@@ -33,6 +35,7 @@ from ..units import NSEC_PER_MSEC, NSEC_PER_SEC, format_duration
 from . import procfs
 from .cgroupfs import Driver, Layout, Sample, detect, make_driver
 from .errors import Refused, WorkerFailed
+from .tracefs import TraceSession, events_to_tables, parse_trace
 from .worker import DoneReport, ExitReport, ProcessJob, Sessions, encode_program, worker_binary
 
 if TYPE_CHECKING:
@@ -70,10 +73,8 @@ def measure(
     a duration above `max_duration_ns`, CPUs the machine lacks.
     """
     check_scenario(scenario, force=force, max_duration_ns=max_duration_ns, host_root=host_root)
-    if trace:
-        raise Refused("--trace (tracefs sched_switch/sched_wakeup capture) is not available yet")
     layout = detect() if layout is None else layout
-    run = RealRun(scenario, layout, worker_binary(), host_root, sample_interval_ns)
+    run = RealRun(scenario, layout, worker_binary(), host_root, sample_interval_ns, trace)
     with _cleanup_on_signals():
         try:
             result = run.execute()
@@ -170,7 +171,9 @@ class RealRun:
     binary: Path
     host_root: bool = False
     sample_interval_ns: int = SAMPLE_INTERVAL_NS
+    trace: bool = False
     driver: Driver = field(init=False)
+    tracer: TraceSession | None = field(init=False, default=None)
     sessions: Sessions | None = field(init=False, default=None)
     stat_dir: Path = field(init=False)
     tasks: list[Task] = field(init=False, default_factory=list)
@@ -200,12 +203,17 @@ class RealRun:
         self.sessions = Sessions(self.binary, self.stat_dir, self._jobs_by_session())
         self._collect_tids()
         self._place_all()
+        if self.trace:
+            self.tracer = TraceSession(self.driver.run_name, [t.tid for t in self.tasks])
+            self.tracer.start()
         for task in self.tasks:
             task.base = procfs.read_thread_stats(procfs.task_dir(task.pid, task.tid))
         busy0, usage0 = procfs.machine_busy_ns(), self.driver.sample("/").usage_ns
         self.t0 = time.monotonic_ns() + START_DELAY_NS
         self.sessions.release(self.t0)
         self._run_until(self.t0 + self.scenario.duration_ns)
+        if self.tracer is not None:
+            self._record_trace(self.tracer, time.monotonic_ns() - self.t0)
         self._read_thread_stats(final=True)
         wall = time.monotonic_ns() - self.t0
         figures = {path: self.driver.figures(path) for path in self.paths}
@@ -216,6 +224,8 @@ class RealRun:
     def cleanup(self) -> None:
         """Kill and reap the workers, remove the cgroups and the stat files (always safe)."""
         try:
+            if self.tracer is not None:
+                self.tracer.close()
             if self.sessions is not None:
                 self.sessions.kill()
         finally:
@@ -271,6 +281,17 @@ class RealRun:
         else:
             self.driver.attach(path, task.pid, task.tid)
         task.cgroup = path
+
+    def _record_trace(self, tracer: TraceSession, end_ns: int) -> None:
+        """The traced events as run segments, wakeups and migrations (times since t0)."""
+        text, lost = tracer.stop()
+        tids = {task.tid: index for index, task in enumerate(self.tasks)}
+        end = min(end_ns, self.scenario.duration_ns)
+        events_to_tables(parse_trace(text), tids, self.t0, end).record(self.recorder)
+        if lost:
+            self.warnings.append(
+                f"the trace buffer overran: {lost} scheduler events lost, run segments incomplete"
+            )
 
     # ---- the timed part ----
     def _run_until(self, end: int) -> None:

@@ -157,19 +157,32 @@ class FairPolicy:
         raise NotImplementedError
 
     def pick_next_entity(self, cfs_rq: CfsRunQueue) -> SchedEntity | None:
-        """Choose among the queued entities of `cfs_rq` (curr has been put back already)."""
+        """Choose among the queued entities of `cfs_rq` (curr has been put back already;
+        ``cfs_rq.prev_curr`` names it when it ran here until this schedule)."""
         raise NotImplementedError
 
     def set_next_entity(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> None:
-        """`se` starts running at this level (after ``prev_sum_exec`` was snapshotted)."""
+        """`se` starts running at this level (after ``prev_sum_exec`` was snapshotted).
+        ``cfs_rq.prev_curr is se`` when the pick kept the entity that was already running."""
 
     def update_curr(self, cfs_rq: CfsRunQueue, curr: SchedEntity) -> bool:
         """After curr's vruntime advanced: True asks for a reschedule (``update_deadline``)."""
         return False
 
     def dequeue_entity(self, cfs_rq: CfsRunQueue, se: SchedEntity, sleep: bool) -> bool:
-        """Before `se` leaves `cfs_rq`; returning False keeps it queued (delayed dequeue)."""
+        """Before `se` leaves `cfs_rq` (still counted there); returning False keeps it queued."""
         return True
+
+    def delay_dequeue(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> bool:
+        """`se` goes to sleep: keep it queued as ``sched_delayed`` instead (DELAY_DEQUEUE)?"""
+        return False
+
+    def requeue_delayed_entity(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> None:
+        """A ``sched_delayed`` entity becomes runnable again where it is queued."""
+        se.sched_delayed = False
+
+    def update_group_slice(self, se: SchedEntity) -> None:
+        """A group entity's queue changed: refresh what the group entity derives from it."""
 
     def precise_preempt_after(self, cfs_rq: CfsRunQueue, curr: SchedEntity) -> int | None:
         """Delay until curr's request/slice at this level is used up (timed exactly with HRTICK)."""

@@ -4,6 +4,10 @@ Queued entities that are not running sit in ``tree``, a `sortedcontainers.Sorted
 ``(key, seq, se)`` — our red-black tree, ordered by the policy's key (vruntime under CFS,
 deadline under EEVDF) with ``seq`` breaking ties deterministically. Like the kernel, the running
 entity (``curr``) is out of the tree but still counted in ``load`` and ``nr_running``.
+
+For EEVDF the tree also keeps a multiset of the queued entities' slices (``slices``: slice →
+count), standing in for the kernel's min/max-slice augmentation of the rbtree: the distinct
+slices are few (usually one), so ``min_slice``/``max_slice`` are O(distinct slices).
 """
 
 from __future__ import annotations
@@ -31,9 +35,11 @@ class CfsRunQueue:
         "name",
         "next",
         "nr_running",
+        "prev_curr",
         "runtime_enabled",
         "runtime_remaining",
         "se",
+        "slices",
         "tg",
         "throttle_count",
         "throttled",
@@ -57,6 +63,9 @@ class CfsRunQueue:
         # EEVDF: Σ w·(v − min_vruntime) and Σ w over the tree (curr excluded), see avg_vruntime()
         self.avg_vruntime = 0
         self.avg_load = 0
+        self.slices: dict[int, int] = {}  # se.slice → number of tree entities with it
+        # while a pick runs: the entity that ran here until this schedule (EEVDF's "curr")
+        self.prev_curr: SchedEntity | None = None
         # CFS bandwidth control (only meaningful when the group has a quota)
         self.runtime_enabled = False
         self.runtime_remaining = 0
@@ -72,6 +81,8 @@ class CfsRunQueue:
         self.tree.add(node)
         self.avg_vruntime += se.weight * (se.vruntime - self.min_vruntime)
         self.avg_load += se.weight
+        slices = self.slices
+        slices[se.slice] = slices.get(se.slice, 0) + 1
 
     def remove(self, se: SchedEntity) -> None:
         """``__dequeue_entity``: take `se` out of the tree."""
@@ -79,6 +90,42 @@ class CfsRunQueue:
         se.node = None
         self.avg_vruntime -= se.weight * (se.vruntime - self.min_vruntime)
         self.avg_load -= se.weight
+        slices = self.slices
+        left = slices[se.slice] - 1
+        if left:
+            slices[se.slice] = left
+        else:
+            del slices[se.slice]
+
+    def set_slice(self, se: SchedEntity, slice_ns: int) -> None:
+        """Change `se`'s slice (ns), keeping ``slices`` right when `se` is in the tree."""
+        if se.node is not None and slice_ns != se.slice:
+            slices = self.slices
+            left = slices[se.slice] - 1
+            if left:
+                slices[se.slice] = left
+            else:
+                del slices[se.slice]
+            slices[slice_ns] = slices.get(slice_ns, 0) + 1
+        se.slice = slice_ns
+
+    def min_slice(self) -> int | None:
+        """``cfs_rq_min_slice``: the shortest slice (ns) queued here, curr included."""
+        curr = self.curr
+        best = curr.slice if curr is not None and curr.on_rq else None
+        if self.slices:
+            least = min(self.slices)
+            best = least if best is None else min(best, least)
+        return best
+
+    def max_slice(self) -> int | None:
+        """``cfs_rq_max_slice``: the longest slice (ns) queued here, curr included."""
+        curr = self.curr
+        best = curr.slice if curr is not None and curr.on_rq else None
+        if self.slices:
+            most = max(self.slices)
+            best = most if best is None else max(best, most)
+        return best
 
     def first(self) -> SchedEntity | None:
         """``__pick_first_entity``: the leftmost queued entity."""

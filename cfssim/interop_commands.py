@@ -1,0 +1,192 @@
+"""The ``convert``, ``export`` and ``sweep`` commands (registered on ``cfssim`` by cli.py).
+
+Bad input raises `ScenarioError` (the cfssim group prints its messages, exit 2) or
+`click.BadParameter`/`click.UsageError` (exit 2); never a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from .rtapp import load_workload
+from .scenario import resolve_scenario
+from .scenario_yaml import dump_scenario
+from .sweep import (
+    DEFAULT_METRICS,
+    SweepError,
+    parquet_available,
+    parse_seeds,
+    parse_set,
+    plot,
+    write_table,
+)
+from .sweep import sweep as run_sweep
+
+
+def _warn(warnings: list[str]) -> None:
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
+# ---- convert ------------------------------------------------------------------------------------
+@click.command()
+@click.argument("workload", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the scenario YAML here instead of stdout.")
+@click.option("--cpus", type=click.IntRange(1, 1024),
+              help="machine.cpus (default: 2, or enough for the CPUs the workload names).")
+@click.option("--duration", help="Run time when global.duration is -1, e.g. 10s.")
+def convert(workload: Path, output: Path | None, cpus: int | None, duration: str | None) -> None:
+    """Convert an rt-app WORKLOAD (JSON) into a cfssim scenario YAML.
+
+    What YAML cannot express exactly (timers, phase changes, unmodelled events) is listed as
+    warnings on stderr; `cfssim run WORKLOAD.json` simulates timers and phases exactly.
+    """
+    from .units import parse_duration
+
+    options: dict[str, Any] = {"cpus": cpus}
+    if duration is not None:
+        try:
+            options["duration_ns"] = parse_duration(duration)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--duration") from None
+    loaded = load_workload(workload, **options) if workload.suffix.lower() == ".json" \
+        else load_workload(workload)
+    _warn(loaded.warnings)
+    text = dump_scenario(loaded.scenario, header=[
+        f"converted from {workload.name} by cfssim convert", *(
+            f"warning: {w}" for w in loaded.warnings)])
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+
+
+# ---- export -------------------------------------------------------------------------------------
+@click.command()
+@click.argument("result_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["perfetto", "chrome", "ftrace"]),
+              default="perfetto", show_default=True, help="Trace format to write.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Output file (default: RESULT_DIR/trace.perfetto-trace, trace.json or "
+                   "trace.txt).")
+@click.option("--ns", "ns_precision", is_flag=True,
+              help="ftrace: nanosecond timestamps (as trace-cmd report -t) instead of µs.")
+def export(result_dir: Path, fmt: str, output: Path | None, ns_precision: bool) -> None:
+    """Export the trace of a run (RESULT_DIR with result.json and trace.npz) for Perfetto,
+    chrome://tracing or ftrace tools."""
+    from .export import SUFFIXES
+    from .export import export as write_trace
+    from .result import RESULT_FILE, TRACE_FILE, Result
+
+    for needed in (RESULT_FILE, TRACE_FILE):
+        if not (result_dir / needed).is_file():
+            raise click.UsageError(f"{result_dir}: expected a run directory with {RESULT_FILE} "
+                                   f"and {TRACE_FILE} (measured runs need --trace), found no "
+                                   f"{needed}")
+    result = Result.load(result_dir)
+    out = output or result_dir / f"trace{SUFFIXES[fmt]}"
+    try:
+        write_trace(result, fmt, out, ns_precision=ns_precision)
+    except RuntimeError as error:  # the perfetto extra is missing
+        raise click.UsageError(str(error)) from None
+    click.echo(f"wrote {out}")
+
+
+# ---- sweep --------------------------------------------------------------------------------------
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+    console = Console(stderr=True)
+    if not enabled or not console.is_terminal:
+        yield None
+        return
+    columns = (TextColumn("sweeping"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("sweep", total=None)
+        yield lambda done, total: progress.update(task, completed=done, total=total)
+
+
+def _executor(dask: str | None, workers: int | None) -> tuple[Executor, Callable[[], None]]:
+    """The executor and how to release it: Dask's when --dask, else a local process pool."""
+    if dask is None:
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(max_workers=workers)
+        return pool, pool.shutdown
+    try:
+        from distributed import Client
+    except ImportError:
+        raise click.UsageError("--dask needs the distributed package: "
+                               "pip install 'cfssim[dask]'") from None
+    client = Client(dask)
+    return client.get_executor(), client.close
+
+
+@click.command()
+@click.argument("scenario")
+@click.option("--set", "sets", multiple=True, metavar="FIELD=V1,V2",
+              help="A swept field and its values, e.g. machine.cpus=2,4,8 or "
+                   "'cgroups./app.cpu.max=50000 100000,max 100000' (repeatable: a grid).")
+@click.option("--seeds", help="Seeds, e.g. 1,2,3 or 1-8 (default: the scenario's).")
+@click.option("--metric", "metrics", multiple=True,
+              help="Result figures to keep (glob patterns over names such as "
+                   "tasks.web/0.cpu_time_ns; repeatable). Default: CPU, wait and throttling.")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Output directory (default: cfssim-out/<scenario>-sweep).")
+@click.option("--plot", "plot_metric", help="Plot this metric against --x into sweep.html.")
+@click.option("--x", "x_field", help="The swept field on the plot's x axis (default: the "
+                                     "first --set).")
+@click.option("--workers", type=click.IntRange(min=1), help="Local worker processes.")
+@click.option("--dask", metavar="ADDRESS", help="Run on a Dask scheduler (tcp://host:8786).")
+def sweep(scenario: str, sets: tuple[str, ...], seeds: str | None, metrics: tuple[str, ...],
+          out_dir: Path | None, plot_metric: str | None, x_field: str | None,
+          workers: int | None, dask: str | None) -> None:
+    """Run SCENARIO (YAML, rt-app JSON or a bundled name) over a grid of field values and seeds;
+    write one row per run to sweep.csv (and sweep.parquet with pyarrow)."""
+    try:
+        axes = [parse_set(option) for option in sets]
+        seed_list = parse_seeds(seeds) if seeds else None
+    except SweepError as error:
+        raise click.BadParameter(str(error)) from None
+    path = Path(scenario) if Path(scenario).is_file() else resolve_scenario(scenario)
+    loaded = load_workload(path)
+    _warn(loaded.warnings)
+    if plot_metric and not (x_field or axes):
+        raise click.UsageError("--plot needs a swept field (--set or --x)")
+    executor, release = _executor(dask, workers)
+    try:
+        with _progress(enabled=True) as hook:
+            rows = run_sweep(loaded.scenario, axes, seed_list,
+                             metrics=list(metrics) or list(DEFAULT_METRICS), executor=executor,
+                             on_done=hook)
+    finally:
+        release()
+    out = out_dir or Path("cfssim-out") / f"{loaded.scenario.name}-sweep"
+    out.mkdir(parents=True, exist_ok=True)
+    written = [write_table(rows, out / "sweep.csv")]
+    if parquet_available():
+        written.append(write_table(rows, out / "sweep.parquet"))
+    if plot_metric:
+        try:
+            written.append(plot(rows, plot_metric, x_field or axes[0].field, out / "sweep.html"))
+        except SweepError as error:
+            raise click.BadParameter(str(error), param_hint="--plot") from None
+    failed = [row for row in rows if row.get("error")]
+    for row in failed:
+        click.echo(f"run {row['run']} failed: {row['error']}", err=True)
+    click.echo(f"{len(rows)} runs, {len(failed)} failed; wrote "
+               + ", ".join(str(p) for p in written))
+    if rows and len(failed) == len(rows):
+        raise SystemExit(1)
+
+
+COMMANDS = (convert, export, sweep)

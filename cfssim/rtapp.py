@@ -1,0 +1,724 @@
+"""rt-app workloads (JSON, as rt-app and LISA write them) read as cfssim workloads.
+
+`load_rtapp(path)` reads rt-app's grammar (doc/tutorial.txt of scheduler-tools/rt-app): ``global``
+(``duration`` s, ``default_policy``, ``mem_buffer_size``), ``tasks`` with ``instance``, ``delay``
+(µs), ``loop`` (−1 = forever), ``phases`` (an object of ordered phases, or the events inline),
+events ``run``/``runtime``/``sleep`` (µs), ``timer`` ``{ref, period, mode}``, ``mem``/``memrun``
+(bytes written to the thread's buffer), properties ``policy``, ``priority`` (the nice value for
+SCHED_OTHER/BATCH, the RT priority for FIFO/RR), ``dl-runtime`` (µs; on SCHED_OTHER the EEVDF
+custom slice), ``cpus`` and ``taskgroup`` (a path, or ``{"path", "cpu.max", "cpu.weight", …}``).
+Keys are matched by prefix as rt-app does, so workgen's ``run0``/``sleep1`` work; duplicate keys
+are kept in order; C comments and trailing commas (accepted by rt-app's json-c) are allowed.
+Each rt-app task becomes a process of ``instance`` threads named ``<task>/<i>``.
+
+The result is a `Workload`: its `Scenario` (the YAML view, for ``cfssim convert``) and, for the
+constructs the YAML has no step for, exact Python behaviours used by `Workload.run`:
+
+- ``timer`` sleeps until the timer's next period boundary (rt-app's ``run_event``: ``t_next``
+  starts at the thread's start, advances by ``period`` at each use; when already past it, the
+  ``relative`` default re-anchors to now, ``absolute`` keeps the grid). Refs starting with
+  ``unique`` are per thread, others shared by every thread using them. The YAML view writes a
+  timer as the sleep that reaches the boundary when nothing delays the thread, with a warning.
+- a phase that changes ``priority`` (nice) or ``taskgroup`` applies it when the phase starts.
+- ``mem`` grows the thread's resident memory up to ``mem_buffer_size`` (the YAML view allocates
+  that growth when the thread starts).
+
+Everything cfssim does not model (locks, conditions, barriers, suspend/resume, I/O, yield, fork,
+SCHED_DEADLINE, uclamp, NUMA binding, phase-level policy/cpus/slice changes) is reported in
+`Workload.warnings`, one line per key, ``file:line:col: path: …`` — never silently dropped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from ._errors import describe
+from .behaviour import Behaviour, execute
+from .cgroup import files as cgfiles
+from .cgroup.files import CgroupConfig, CgroupFileError
+from .result import Result
+from .scenario import Limits, Run, Scenario, ScenarioError, Sleep, load_scenario
+from .scenario_yaml import exact_size, step_data
+from .units import NSEC_PER_SEC, NSEC_PER_USEC
+
+DEFAULT_MEM_BUFFER_BYTES = 4 * 1024 * 1024  # rt-app's mem_buffer_size default (4 MB)
+DEFAULT_CPUS = 2
+DEFAULT_RT_PRIORITY = 10  # rt-app's default priority for SCHED_FIFO / SCHED_RR
+
+_POLICIES = {"SCHED_OTHER": "normal", "SCHED_NORMAL": "normal", "SCHED_BATCH": "batch",
+             "SCHED_IDLE": "idle", "SCHED_FIFO": "fifo", "SCHED_RR": "rr",
+             "SCHED_DEADLINE": "deadline"}  # deadline: not modelled, runs as normal
+_FAIR = ("normal", "batch")
+#: rt-app events cfssim does not model (prefix → what it does in rt-app)
+_UNMODELLED_EVENTS = {
+    "lock": "mutex lock", "unlock": "mutex unlock", "wait": "condition wait",
+    "signal": "condition signal", "broad": "condition broadcast", "sync": "signal-and-wait",
+    "barrier": "barrier", "suspend": "suspend", "resume": "resume", "iorun": "I/O write",
+    "yield": "sched_yield", "fork": "fork",
+}
+#: event prefixes, longest first where one is a prefix of another (rt-app matches prefixes)
+_EVENTS = ("runtime", "run", "sleep", "timer", "memrun", "mem", *_UNMODELLED_EVENTS)
+_UNMODELLED_PROPERTIES = {
+    "dl-period": "SCHED_DEADLINE period", "dl-deadline": "SCHED_DEADLINE deadline",
+    "util_min": "utilization clamping", "util_max": "utilization clamping",
+    "membind_nodes": "NUMA memory binding",
+}
+_SETTINGS = ("policy", "priority", "cpus", "taskgroup", "dl-runtime")
+_TASK_ONLY = ("instance", "delay", "phases", "loop")
+_GLOBAL_IGNORED = ("calibration", "pi_enabled", "lock_pages", "logdir", "log_basename", "log_size",
+                   "ftrace", "gnuplot", "io_device", "cumulative_slack")
+_NAME_CHARS = re.compile(r"[^A-Za-z0-9_.:+-]")
+
+Pairs = list[tuple[str, Any]]
+Loc = tuple[str, ...]
+
+
+# ---- the parsed workload ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Timer:
+    """A ``timer`` event: sleep until the next `period_ns` boundary of timer `ref`."""
+
+    ref: str
+    period_ns: int
+    relative: bool = True
+
+    @property
+    def unique(self) -> bool:
+        """rt-app: a ref starting with "unique" is private to each thread."""
+        return self.ref.startswith("unique")
+
+
+@dataclass(frozen=True)
+class MemWrite:
+    """A ``mem``/``memrun`` event: write `nbytes` into the thread's buffer."""
+
+    nbytes: int
+
+
+Event = Run | Sleep | Timer | MemWrite
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Scheduling settings a task or phase gives (None: not given)."""
+
+    policy: str | None = None
+    priority: int | None = None
+    cpus: tuple[int, ...] | None = None
+    cgroup: str | None = None
+    slice_us: int | None = None
+
+    def over(self, base: Settings) -> Settings:
+        """These settings on top of `base` (given fields win)."""
+        return Settings(*(mine if mine is not None else theirs for mine, theirs in
+                          zip(dataclasses.astuple(self), dataclasses.astuple(base), strict=True)))
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    loop: int | None  # None = forever
+    events: tuple[Event, ...]
+    keys: tuple[str, ...]  # the JSON key of each event
+    settings: Settings
+    where: Loc
+
+
+@dataclass(frozen=True)
+class RtTask:
+    """One rt-app task: `threads` instances of `phases`, run `loop` times (None = forever)."""
+
+    name: str
+    threads: int
+    start_ns: int
+    loop: int | None
+    phases: tuple[Phase, ...]
+    settings: Settings  # the effective settings when the thread starts (task, then phase 0)
+    base: Settings  # the task-level settings (phases without cpus fall back to its cpus)
+
+
+@dataclass
+class Workload:
+    """A runnable workload: the scenario plus exact behaviours for what YAML cannot say."""
+
+    scenario: Scenario
+    warnings: list[str] = field(default_factory=list)
+    tasks: tuple[RtTask, ...] = ()
+    mem_buffer_bytes: int = DEFAULT_MEM_BUFFER_BYTES
+
+    def behaviours(self) -> dict[str, Behaviour]:
+        """Fresh exact behaviours (shared timers start unset) for the processes that need them."""
+        shared: dict[str, _TimerState] = {}
+        return {task.name: _task_behaviour(task, shared, self.mem_buffer_bytes)
+                for task in self.tasks if _needs_behaviour(task)}
+
+    def run(self, *, seed: int | None = None, policy: str | None = None,
+            duration_ns: int | None = None,
+            progress: Callable[[int, int], None] | None = None) -> Result:
+        """Simulate exactly (timers, phase changes and memory growth included)."""
+        from .simulation import run_scenario
+
+        result = run_scenario(self.scenario, seed=seed, policy=policy, duration_ns=duration_ns,
+                              progress=progress, behaviours=self.behaviours())
+        result.meta.setdefault("warnings", []).extend(self.warnings)
+        return result
+
+
+# ---- exact behaviours ---------------------------------------------------------------------------
+@dataclass
+class _TimerState:
+    next_ns: int | None = None
+
+
+def _needs_behaviour(task: RtTask) -> bool:
+    changes = any(_phase_changes(task, phase) for phase in task.phases)
+    special = any(isinstance(event, (Timer, MemWrite))
+                  for phase in task.phases for event in phase.events)
+    return changes or special
+
+
+def _phase_changes(task: RtTask, phase: Phase) -> dict[str, Any]:
+    """The nice / cgroup a phase sets (applied at every start of the phase, as rt-app does)."""
+    effective = phase.settings.over(task.settings)
+    changes: dict[str, Any] = {}
+    if effective.policy in _FAIR and phase.settings.priority is not None:
+        changes["nice"] = effective.priority
+    if phase.settings.cgroup is not None:
+        changes["cgroup"] = phase.settings.cgroup
+    return changes
+
+
+def _times(count: int | None) -> Iterator[int]:
+    done = 0
+    while count is None or done < count:
+        yield done
+        done += 1
+
+
+def _task_behaviour(task: RtTask, shared: dict[str, _TimerState], buffer_bytes: int) -> Behaviour:
+    """rt-app's ``thread_body``: loop over phases, phase loops and their events."""
+    phase_changes = [_phase_changes(task, phase) for phase in task.phases]
+
+    def behaviour(thread: Any) -> Generator[Any, Any, None]:
+        sim, process = thread.sim, thread.process
+        index = process.threads.index(thread)
+        t_first = thread.now
+        private: dict[str, _TimerState] = {}
+        nice, cgroup = thread.nice, process.cgroup
+        written = resident = 0
+        for _ in _times(task.loop):
+            for phase, changes in zip(task.phases, phase_changes, strict=True):
+                for _ in _times(phase.loop):
+                    if changes.get("nice", nice) != nice:
+                        nice = changes["nice"]
+                        sim.set_nice(process.name, nice, thread=index)
+                    if changes.get("cgroup", cgroup) != cgroup:
+                        cgroup = changes["cgroup"]
+                        sim.move(process.name, cgroup, thread=index)
+                    for event in phase.events:
+                        if isinstance(event, Timer):
+                            timers = private if event.unique else shared
+                            yield from _timer(thread, timers.setdefault(event.ref, _TimerState()),
+                                              event, t_first)
+                        elif isinstance(event, MemWrite):  # pages of the buffer touched
+                            written = min(buffer_bytes, written + event.nbytes)
+                            pages = -(-written // cgfiles.PAGE_SIZE) * cgfiles.PAGE_SIZE
+                            if pages > resident:
+                                yield thread.alloc(pages - resident)
+                                resident = pages
+                        else:
+                            yield from execute(thread, (event,))
+
+    return behaviour
+
+
+def _timer(thread: Any, state: _TimerState, timer: Timer, t_first: int
+           ) -> Generator[Any, Any, None]:
+    """rt-app ``run_event`` case ``rtapp_timer``."""
+    if state.next_ns is None:
+        state.next_ns = t_first
+    state.next_ns += timer.period_ns
+    now = thread.now
+    if now < state.next_ns:
+        yield thread.sleep(state.next_ns - now)
+    elif timer.relative:
+        state.next_ns = now
+
+
+# ---- JSON reading -------------------------------------------------------------------------------
+_COMMENT_OR_STRING = re.compile(r'"(?:\\.|[^"\\])*"|/\*.*?\*/|//[^\n]*', re.S)
+_TRAILING_COMMA = re.compile(r",(\s*[}\]])")
+
+
+def _blank(match: re.Match[str]) -> str:
+    text = match.group(0)
+    if text.startswith('"'):
+        return text
+    return re.sub(r"[^\n]", " ", text)  # keep line and column positions
+
+
+def relax_json(text: str) -> str:
+    """rt-app's json-c dialect → JSON: C comments blanked out, trailing commas dropped."""
+    text = _COMMENT_OR_STRING.sub(_blank, text)
+    return _TRAILING_COMMA.sub(lambda m: " " + m.group(1), text)
+
+
+class _Reader:
+    """Parses one rt-app document, collecting errors and warnings with their JSON location."""
+
+    def __init__(self, text: str, origin: str) -> None:
+        self.text, self.origin = text, origin
+        self.errors: list[str] = []
+        self.warnings: list[str] = []
+        self.cgroups: dict[str, dict[str, Any]] = {}
+        self.cgroup_where: dict[str, Loc] = {}
+
+    # -- messages
+    def position(self, where: Loc) -> tuple[int, int]:
+        """Line and column of the last key of `where`, found by searching its keys in order."""
+        pos = 0
+        for key in where:
+            match = re.compile('"' + re.escape(key) + r'"\s*:').search(self.text, pos)
+            if match is None:
+                break
+            pos = match.start()
+        line = self.text.count("\n", 0, pos) + 1
+        return line, pos - (self.text.rfind("\n", 0, pos) + 1) + 1
+
+    def message(self, where: Loc, text: str) -> str:
+        line, col = self.position(where)
+        return f"{self.origin}:{line}:{col}: {'.'.join(where) or 'document'}: {text}"
+
+    def error(self, where: Loc, expected: str, found: Any) -> None:
+        self.errors.append(self.message(where, f"expected {expected}, found {describe(found)}"))
+
+    def warn(self, where: Loc, text: str) -> None:
+        self.warnings.append(self.message(where, text))
+
+    # -- values
+    def integer(self, where: Loc, value: Any, expected: str, low: int | None = None,
+                high: int | None = None) -> int | None:
+        number = value if type(value) is int else None
+        if isinstance(value, float) and value.is_integer():
+            number = int(value)
+        if number is None or (low is not None and number < low) or \
+                (high is not None and number > high):
+            self.error(where, expected, value)
+            return None
+        return number
+
+    def usec(self, where: Loc, value: Any) -> int | None:
+        number = self.integer(where, value, "a non-negative integer of µs", low=0)
+        return None if number is None else number * NSEC_PER_USEC
+
+    def mapping(self, where: Loc, value: Any, expected: str) -> Pairs | None:
+        if isinstance(value, list) and all(isinstance(p, tuple) for p in value):
+            return value
+        self.error(where, expected, _plain(value))
+        return None
+
+    # -- document
+    def document(self, data: Any) -> tuple[int | None, Settings, int, list[RtTask]]:
+        top = self.mapping((), data, "an object with 'tasks' (and 'global')") or []
+        keys = dict(top)
+        duration, default, buffer = self.global_options(keys.get("global"))
+        for key, _ in top:
+            if key not in ("tasks", "global", "resources"):
+                self.warn((key,), "unknown top-level key (ignored)")
+        tasks_pairs = self.mapping(("tasks",), keys.get("tasks"),
+                                   "an object of tasks, such as {\"thread0\": {\"run\": 10000}}")
+        tasks = [task for name, body in tasks_pairs or []
+                 if (task := self.task(name, body, default)) is not None]
+        if tasks_pairs is not None and not tasks and not self.errors:
+            self.error(("tasks",), "at least one task that creates a thread", _plain(tasks_pairs))
+        return duration, default, buffer, tasks
+
+    def global_options(self, raw: Any) -> tuple[int | None, Settings, int]:
+        duration: int | None = None
+        policy = "normal"
+        buffer = DEFAULT_MEM_BUFFER_BYTES
+        if raw is None:
+            return duration, Settings(policy=policy), buffer
+        for key, value in self.mapping(("global",), raw, "an object") or []:
+            where = ("global", key)
+            if key == "duration":
+                seconds = self.integer(where, value, "a whole number of seconds, or -1", low=-1)
+                duration = seconds * NSEC_PER_SEC if seconds and seconds > 0 else None
+            elif key == "default_policy":
+                policy = self.policy(where, value) or policy
+            elif key == "mem_buffer_size":
+                buffer = self.integer(where, value, "a positive number of bytes", low=1) or buffer
+            elif key not in _GLOBAL_IGNORED:
+                self.warn(where, "unknown global option (ignored)")
+        return duration, Settings(policy=policy), buffer
+
+    def policy(self, where: Loc, value: Any) -> str | None:
+        if value == "SCHED_DEADLINE":
+            self.warn(where, "SCHED_DEADLINE is not modelled; the thread runs as SCHED_OTHER")
+        if value not in _POLICIES:
+            self.error(where, f"one of {', '.join(_POLICIES)}", value)
+            return None
+        return _POLICIES[value]
+
+    def task(self, raw_name: str, body: Any, default: Settings) -> RtTask | None:
+        where: Loc = ("tasks", raw_name)
+        pairs = self.mapping(where, body, "an object describing the thread")
+        if pairs is None:
+            return None
+        name = _NAME_CHARS.sub("_", raw_name) or "task"
+        if name != raw_name:
+            self.warn(where, f"task name renamed to {name!r} (cfssim names use letters, digits "
+                      "and _ . : + -)")
+        keys = dict(pairs)
+        threads = self.integer((*where, "instance"), keys.get("instance", 1),
+                               "a thread count ≥ 0", low=0)
+        start = self.usec((*where, "delay"), keys.get("delay", 0))
+        loop = self.loop((*where, "loop"), keys.get("loop", -1))
+        settings = self.settings(where, pairs)
+        if "phases" in keys:
+            phase_pairs = self.mapping((*where, "phases"), keys["phases"],
+                                       "an object of phases, such as {\"p1\": {\"run\": 10}}")
+            phases = [self.phase((*where, "phases", phase_name), phase_name, phase_body)
+                      for phase_name, phase_body in phase_pairs or []]
+            inline = [key for key, _ in pairs if _event_kind(key)]
+            for key in inline:
+                self.warn((*where, key), "event beside 'phases' (ignored, as rt-app does)")
+        else:
+            phases = [self.phase(where, "inline", pairs, inline=True)]
+        valid = [phase for phase in phases if phase is not None]
+        if threads is None or start is None or self.errors or len(valid) != len(phases):
+            return None
+        if threads == 0 or loop == 0:
+            self.warn(where, "creates no thread (instance or loop is 0); left out")
+            return None
+        if not valid:
+            self.error((*where, "phases"), "at least one phase", [])
+            return None
+        effective = valid[0].settings.over(settings).over(default)
+        task = RtTask(name, threads, start, loop, tuple(valid), effective, settings)
+        self.check_phase_settings(task)
+        if loop is None and not any(_takes_time(p) for p in valid):
+            self.error(where, "a run, sleep or timer that takes time in a task that loops "
+                       "forever", "none")
+            return None
+        return task
+
+    def loop(self, where: Loc, value: Any) -> int | None:
+        number = self.integer(where, value, "a loop count ≥ 0, or -1 for forever", low=-1)
+        return None if number == -1 else (number if number is not None else 1)
+
+    def phase(self, where: Loc, name: str, body: Any, inline: bool = False) -> Phase | None:
+        pairs = self.mapping(where, body, "an object of events and properties")
+        if pairs is None:
+            return None
+        loop = 1 if inline else self.loop((*where, "loop"), dict(pairs).get("loop", 1))
+        if loop == 0:
+            self.error((*where, "loop"), "a phase loop count ≥ 1, or -1 for forever", 0)
+        events: list[Event] = []
+        keys: list[str] = []
+        for key, value in pairs:
+            kind = _event_kind(key)
+            if kind is not None:
+                event = self.event((*where, key), kind, value)
+                if event is not None:
+                    events.append(event)
+                    keys.append(key)
+            elif key in _UNMODELLED_PROPERTIES:
+                self.warn((*where, key), f"{_UNMODELLED_PROPERTIES[key]} is not modelled "
+                          "(ignored)")
+            elif key not in _SETTINGS and not (key in _TASK_ONLY and (inline or key == "loop")):
+                self.warn((*where, key), "unknown key (ignored)")
+        settings = Settings() if inline else self.settings(where, pairs)
+        return Phase(name, loop, tuple(events), tuple(keys), settings, where)
+
+    def event(self, where: Loc, kind: str, value: Any) -> Event | None:
+        if kind in _UNMODELLED_EVENTS:
+            self.warn(where, f"event '{kind}' ({_UNMODELLED_EVENTS[kind]}) is not modelled "
+                      "(ignored)")
+            return None
+        if kind in ("run", "runtime"):
+            ns = self.usec(where, value)
+            return None if ns is None else Run.model_validate({"run": ns})
+        if kind == "sleep":
+            ns = self.usec(where, value)
+            return None if ns is None else Sleep.model_validate({"sleep": ns})
+        if kind in ("mem", "memrun"):
+            nbytes = self.integer(where, value, "a non-negative number of bytes", low=0)
+            return None if nbytes is None else MemWrite(nbytes)
+        return self.timer(where, value)
+
+    def timer(self, where: Loc, value: Any) -> Timer | None:
+        pairs = self.mapping(where, value, "an object {\"ref\": …, \"period\": µs}")
+        if pairs is None:
+            return None
+        keys = dict(pairs)
+        ref = keys.get("ref", "unknown")
+        period = self.usec((*where, "period"), keys.get("period", 0))
+        mode = keys.get("mode", "relative")
+        if mode not in ("relative", "absolute"):
+            self.error((*where, "mode"), "'relative' or 'absolute'", mode)
+            return None
+        for key in keys:
+            if key not in ("ref", "period", "mode"):
+                self.warn((*where, key), "unknown timer key (ignored)")
+        if not isinstance(ref, str):
+            self.error((*where, "ref"), "a timer name", ref)
+            return None
+        return None if period is None else Timer(ref, period, mode == "relative")
+
+    def settings(self, where: Loc, pairs: Pairs) -> Settings:
+        keys = dict(pairs)
+        policy = self.policy((*where, "policy"), keys["policy"]) if "policy" in keys else None
+        priority = None
+        if "priority" in keys:
+            priority = self.integer((*where, "priority"), keys["priority"], "an integer")
+        cpus = None
+        if "cpus" in keys:
+            raw = keys["cpus"]
+            if isinstance(raw, list) and raw and all(type(c) is int and c >= 0 for c in raw):
+                cpus = tuple(sorted(set(raw)))
+            else:
+                self.error((*where, "cpus"), "a non-empty array of CPU numbers, such as [0, 2]",
+                           raw)
+        slice_us = None
+        if "dl-runtime" in keys:
+            slice_us = self.integer((*where, "dl-runtime"), keys["dl-runtime"],
+                                    "a non-negative integer of µs", low=0)
+        cgroup = self.taskgroup((*where, "taskgroup"), keys["taskgroup"]) \
+            if "taskgroup" in keys else None
+        return Settings(policy, priority, cpus, cgroup, slice_us)
+
+    def taskgroup(self, where: Loc, value: Any) -> str | None:
+        """A path string (v1 style), or ``{"path": …, "<cgroup file>": value, …}``."""
+        files: dict[str, Any] = {}
+        if isinstance(value, list):
+            keys = dict(value)
+            path = keys.pop("path", None)
+            files = {key: _plain(val) for key, val in keys.items()}
+        else:
+            path = value
+        if path == "":
+            return None
+        if not isinstance(path, str):
+            self.error(where, "a cgroup path such as \"/tg1\" or {\"path\": \"/tg1\", "
+                       "\"cpu.max\": \"50000 100000\"}", _plain(value))
+            return None
+        path = "/" + path.strip("/") if path.strip("/") else "/"
+        try:
+            cgfiles.check_path(path)
+        except ValueError as problem:
+            self.errors.append(self.message(where, str(problem)))
+            return None
+        config = CgroupConfig()
+        for file, file_value in files.items():
+            try:
+                config = cgfiles.apply_write(config, file, file_value, is_root=path == "/")
+            except CgroupFileError as problem:
+                self.error((*where, file), problem.expected, file_value)
+        known = self.cgroups.get(path)
+        if files and known and known != files:
+            self.error(where, f"the same files as the earlier taskgroup {path} "
+                       f"({'.'.join(self.cgroup_where[path])})", files)
+        elif path != "/" and (files or path not in self.cgroups):
+            self.cgroups[path] = files
+            self.cgroup_where[path] = where
+        return path
+
+    def check_phase_settings(self, task: RtTask) -> None:
+        """Warn about phase-level changes only the start of a thread can take."""
+        for phase in task.phases[1:]:
+            effective = phase.settings.over(task.settings)
+            cpus = phase.settings.cpus or task.base.cpus  # set_thread_affinity's preference
+            for key, changed in (("policy", effective.policy != task.settings.policy),
+                                 ("cpus", cpus != task.settings.cpus),
+                                 ("dl-runtime", effective.slice_us != task.settings.slice_us)):
+                if changed:
+                    self.warn((*phase.where, key), f"phase {phase.name} changes {key}, which is "
+                              "not modelled; the thread keeps its first phase's")
+
+
+def _plain(value: Any) -> Any:
+    """Pairs lists (the reader's objects) → dicts, for messages and cgroup files."""
+    if isinstance(value, list) and value and all(isinstance(p, tuple) for p in value):
+        return {key: _plain(val) for key, val in value}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _event_kind(key: str) -> str | None:
+    if key in _SETTINGS or key in _TASK_ONLY or key in _UNMODELLED_PROPERTIES:
+        return None
+    return next((kind for kind in _EVENTS if key.startswith(kind)), None)
+
+
+def _wall(event: Event) -> int:
+    """Wall time an event takes when nothing delays the thread (ns)."""
+    return event.ns or 0 if isinstance(event, (Run, Sleep)) else 0
+
+
+def _takes_time(phase: Phase) -> bool:
+    return any(_wall(event) > 0 or (isinstance(event, Timer) and event.period_ns > 0)
+               for event in phase.events)
+
+
+# ---- the YAML view ------------------------------------------------------------------------------
+def _yaml_steps(phase: Phase, reader: _Reader) -> list[dict[str, Any]]:
+    """A phase's events as YAML steps. A timer becomes the sleep that ends on its boundary when
+    nothing delays the thread (the time since the previous timer, cyclically); memory writes
+    are allocated when the thread starts (see `_memory_bytes`)."""
+    steps: list[dict[str, Any]] = []
+    timers = [i for i, event in enumerate(phase.events) if isinstance(event, Timer)]
+    elapsed = sum(_wall(event) for event in phase.events[timers[-1] + 1:]) if timers else 0
+    for event, key in zip(phase.events, phase.keys, strict=True):
+        if isinstance(event, Timer):
+            steps.append({"sleep": max(0, event.period_ns - elapsed)})
+            reader.warn((*phase.where, key), "timer written as a sleep that reaches its period "
+                        "boundary only when nothing delays the thread (`cfssim run` on the "
+                        "JSON models the timer exactly)")
+            elapsed = 0
+        elif isinstance(event, (Run, Sleep)):
+            steps.append(step_data(event))
+            elapsed += _wall(event)
+    return steps
+
+
+def _memory_bytes(task: RtTask, buffer_bytes: int) -> int:
+    """Resident bytes a thread's mem events reach: min(buffer, all bytes written) in pages."""
+    per_pass = 0
+    for phase in task.phases:
+        written = sum(e.nbytes for e in phase.events if isinstance(e, MemWrite))
+        if written and (phase.loop is None or task.loop is None):
+            return buffer_bytes
+        per_pass += written * (phase.loop or 1)
+    written = min(buffer_bytes, per_pass * (task.loop or 1))
+    return -(-written // cgfiles.PAGE_SIZE) * cgfiles.PAGE_SIZE
+
+
+def _changes_after_start(task: RtTask) -> bool:
+    """Whether a later phase sets a nice level or taskgroup other than the starting one."""
+    start = {"nice": task.settings.priority, "cgroup": task.settings.cgroup}
+    return any(value != start[key] for phase in task.phases[1:]
+               for key, value in _phase_changes(task, phase).items())
+
+
+def _process(task: RtTask, reader: _Reader, buffer_bytes: int) -> dict[str, Any]:
+    """The scenario's process for `task` (its YAML view)."""
+    where: Loc = ("tasks", task.name)
+    settings = task.settings
+    policy = "normal" if settings.policy in (None, "deadline") else settings.policy
+    data: dict[str, Any] = {"name": task.name, "threads": task.threads, "policy": policy,
+                            "start": task.start_ns,
+                            "repeat": "forever" if task.loop is None else task.loop}
+    if policy in _FAIR and settings.priority is not None:
+        if not -20 <= settings.priority <= 19:
+            reader.error((*where, "priority"), f"a nice value -20..19 for {policy}",
+                         settings.priority)
+        data["nice"] = settings.priority
+    if policy in ("fifo", "rr"):
+        data["rt_priority"] = DEFAULT_RT_PRIORITY if settings.priority is None \
+            else settings.priority
+    if settings.slice_us:
+        if settings.policy in _FAIR:
+            data["slice"] = settings.slice_us * NSEC_PER_USEC
+        else:
+            reader.warn((*where, "dl-runtime"), f"dl-runtime is not modelled for {policy} "
+                        "(ignored)")
+    if settings.cpus is not None:
+        data["cpus"] = list(settings.cpus)
+    if settings.cgroup is not None:
+        data["cgroup"] = settings.cgroup
+    if _changes_after_start(task):
+        reader.warn(where, "phases change nice or taskgroup: the YAML view keeps the first "
+                    "phase's (`cfssim run` on the JSON applies each)")
+    program: list[dict[str, Any]] = []
+    memory = _memory_bytes(task, buffer_bytes)
+    if memory:
+        program.append({"alloc": memory})
+        reader.warn(where, f"mem events: the YAML view allocates the {exact_size(memory)} they "
+                    "make resident when the thread starts (`cfssim run` on the JSON grows it "
+                    "event by event); their CPU cost is not modelled")
+    for phase in task.phases:
+        steps = _yaml_steps(phase, reader)
+        if steps and phase.loop == 1:
+            program.extend(steps)
+        elif steps:
+            program.append({"loop": {"repeat": "forever" if phase.loop is None else phase.loop,
+                                     "program": steps}})
+    data["program"] = program or [{"sleep": 0}]
+    return data
+
+
+def _machine_cpus(tasks: Sequence[RtTask], cpus: int | None) -> int:
+    used = [cpu for task in tasks for settings in (task.base, *(p.settings for p in task.phases))
+            for cpu in settings.cpus or ()]
+    return cpus if cpus is not None else max(DEFAULT_CPUS, max(used, default=0) + 1)
+
+
+def load_rtapp(source: str | Path, *, cpus: int | None = None, duration_ns: int | None = None,
+               name: str | None = None, limits: Limits | None = None) -> Workload:
+    """A `Workload` from an rt-app JSON file (or JSON text).
+
+    `cpus` sets machine.cpus (default: 2, or enough for the highest CPU named); `duration_ns`
+    is needed when ``global.duration`` is -1 or absent. Raises `ScenarioError` (messages
+    ``file:line:col: path: expected …, found …``).
+    """
+    is_file = isinstance(source, Path) or ("\n" not in source and Path(source).is_file())
+    origin = str(source) if is_file else "<string>"
+    try:
+        text = Path(source).read_text(encoding="utf-8") if is_file else str(source)
+    except (OSError, UnicodeDecodeError) as problem:
+        raise ScenarioError([f"{origin}:1:1: document: expected a readable UTF-8 rt-app JSON "
+                             f"file, found {problem}"]) from None
+    relaxed = relax_json(text)
+    try:
+        data = json.loads(relaxed, object_pairs_hook=list)
+    except json.JSONDecodeError as problem:
+        raise ScenarioError([f"{origin}:{problem.lineno}:{problem.colno}: document: expected "
+                             f"valid rt-app JSON, found {problem.msg.lower()}"]) from None
+    reader = _Reader(relaxed, origin)
+    duration, _, buffer, tasks = reader.document(data)
+    if duration is None and duration_ns is None and not reader.errors:
+        reader.error(("global", "duration"), "a positive duration in seconds (cfssim runs a "
+                     "fixed time; pass a duration for -1)", "-1 or no duration")
+    processes = [_process(task, reader, buffer) for task in tasks]
+    if reader.errors:
+        raise ScenarioError(reader.errors)
+    stem = Path(origin).stem if is_file else "rt-app"
+    scenario_data = {
+        "name": name or _NAME_CHARS.sub("_", stem),
+        "description": f"converted from rt-app workload {Path(origin).name}",
+        "duration": duration_ns or duration,
+        "machine": {"cpus": _machine_cpus(tasks, cpus)},
+        "cgroups": reader.cgroups,
+        "processes": processes,
+    }
+    try:
+        scenario = Scenario.model_validate(scenario_data,
+                                           context={"limits": limits or Limits()})
+    except ValidationError as problem:
+        raise ScenarioError([
+            f"{origin}:1:1: {'.'.join(map(str, error['loc']))}: {error['msg']}"
+            for error in problem.errors()]) from None
+    return Workload(scenario, reader.warnings, tuple(tasks), buffer)
+
+
+def load_workload(path: str | Path, *, limits: Limits | None = None,
+                  **rtapp_options: Any) -> Workload:
+    """A `Workload` from a scenario YAML file or an rt-app ``.json`` file (by suffix)."""
+    if Path(path).suffix.lower() == ".json":
+        return load_rtapp(path, limits=limits, **rtapp_options)
+    return Workload(load_scenario(path, limits=limits))
+
+
+def load_any(path: str | Path, *, limits: Limits | None = None) -> Scenario:
+    """The `Scenario` of a YAML scenario or an rt-app JSON file (its YAML view)."""
+    return load_workload(path, limits=limits).scenario

@@ -1,0 +1,323 @@
+"""EEVDF (Linux 6.6+, with 6.18 semantics): lag, eligibility, virtual deadlines, slice protection,
+delayed dequeue.
+
+Follows kernel/sched/fair.c of 6.18: ``avg_vruntime``/``vruntime_eligible``, ``update_deadline``,
+``__pick_eevdf``, ``place_entity`` (PLACE_LAG, PLACE_DEADLINE_INITIAL, PLACE_REL_DEADLINE),
+``update_entity_lag`` (clamped to ±calc_delta_fair(max queued slice + TICK)),
+``set_protect_slice``/``update_protect_slice``/``cancel_protect_slice`` (RUN_TO_PARITY, 6.17+),
+``check_preempt_wakeup_fair`` (PREEMPT_SHORT), ``dequeue_entity`` with DELAY_DEQUEUE/DELAY_ZERO,
+``requeue_delayed_entity`` and ``reweight_entity``. Virtual times are virtual ns; slices are ns.
+
+The run-queue tree is ordered by virtual deadline; ``pick_eevdf`` walks it from the left and
+takes the first eligible entity. Typical cost: O(log n) (the walk starts at the leftmost node,
+which is usually eligible, or stops after a few); worst case O(n), when many entities with
+earlier deadlines are ineligible (short-slice tasks that ran ahead). The kernel's rbtree,
+augmented with each subtree's minimum vruntime, bounds that case at O(log n); a SortedList
+cannot prune subtrees, and the case is rare enough not to warrant a second index.
+"""
+
+from __future__ import annotations
+
+from .entity import SchedEntity
+from .fair import clear_buddies, set_buddy
+from .policy import ENQUEUE_INITIAL, FairPolicy, SchedTunables
+from .runqueue import CfsRunQueue
+from .weights import calc_delta_fair, inverse_calc_delta_fair
+
+#: ``normalized_sysctl_sched_base_slice``: protection without RUN_TO_PARITY (ns)
+NORMALIZED_BASE_SLICE = SchedTunables.NORMALIZED["sched_base_slice_ns"]
+
+
+def div_s64(a: int, b: int) -> int:
+    """The kernel's ``div_s64``: integer division truncating toward zero."""
+    q = abs(a) // b
+    return q if a >= 0 else -q
+
+
+def queue_sums(cfs_rq: CfsRunQueue, se: SchedEntity | None = None, with_se: bool = True) -> tuple[int, int]:
+    """(Σ w·(v − min_vruntime), Σ w) over the entities queued on `cfs_rq`, curr included, with
+    `se` counted (`with_se`) or left out wherever it currently is."""
+    avg, load = cfs_rq.avg_vruntime, cfs_rq.avg_load
+    base = cfs_rq.min_vruntime
+    curr = cfs_rq.curr
+    if curr is not None and curr.on_rq and curr is not se:
+        avg += curr.weight * (curr.vruntime - base)
+        load += curr.weight
+    if se is not None:
+        in_tree = se.node is not None
+        if in_tree != with_se:
+            sign = 1 if with_se else -1
+            avg += sign * se.weight * (se.vruntime - base)
+            load += sign * se.weight
+    return avg, load
+
+
+def avg_vruntime(cfs_rq: CfsRunQueue, avg: int, load: int) -> int:
+    """``avg_vruntime``: V from `queue_sums` (floored, like the kernel)."""
+    return cfs_rq.min_vruntime + avg // load if load else cfs_rq.min_vruntime
+
+
+def entity_eligible(cfs_rq: CfsRunQueue, se: SchedEntity) -> bool:
+    """``entity_eligible``: v ≤ V, tested without division (``vruntime_eligible``)."""
+    avg, load = queue_sums(cfs_rq)
+    return avg >= (se.vruntime - cfs_rq.min_vruntime) * load
+
+
+class Eevdf(FairPolicy):
+    """Earliest Eligible Virtual Deadline First, as in Linux 6.18."""
+
+    name = "eevdf"
+
+    def __init__(self, tunables: SchedTunables, roots: list[CfsRunQueue]) -> None:
+        super().__init__(tunables, roots)
+        feat = self.feat
+        self.base_slice = tunables.sched_base_slice_ns
+        self.tick_ns = tunables.tick_ns
+        self.place_lag = feat["PLACE_LAG"]
+        self.deadline_initial = feat["PLACE_DEADLINE_INITIAL"]
+        self.rel_deadline_feat = feat["PLACE_REL_DEADLINE"]
+        self.run_to_parity = feat["RUN_TO_PARITY"]
+        self.preempt_short = feat["PREEMPT_SHORT"]
+        self.pick_buddy = feat["PICK_BUDDY"]
+        self.next_buddy = feat["NEXT_BUDDY"]
+        self.delay = feat["DELAY_DEQUEUE"]
+        self.delay_zero = feat["DELAY_ZERO"]
+        self.wakeup_preemption = feat["WAKEUP_PREEMPTION"]
+        #: entities whose deadline is stored relative to their vruntime (``se->rel_deadline``)
+        self.rel_deadline: set[SchedEntity] = set()
+
+    def key(self, se: SchedEntity) -> int:
+        return se.deadline
+
+    # ---- requests -----------------------------------------------------------------------
+    def vslice(self, se: SchedEntity) -> int:
+        return calc_delta_fair(se.slice, se.weight, se.inv_weight)
+
+    def update_deadline(self, se: SchedEntity) -> None:
+        """``update_deadline``: a new request (base slice unless custom) once v ≥ vd."""
+        if se.my_q is None and not se.custom_slice:
+            se.slice = self.base_slice
+        se.deadline = se.vruntime + self.vslice(se)
+
+    def update_curr(self, cfs_rq: CfsRunQueue, curr: SchedEntity) -> bool:
+        """The tail of ``update_curr``: renew the request when used up; reschedule then, or
+        whenever curr is unprotected with others queued."""
+        resched = False
+        if curr.vruntime - curr.deadline >= 0:
+            self.update_deadline(curr)
+            resched = True
+        if cfs_rq.nr_running == 1:
+            return False
+        return resched or curr.vprot - curr.vruntime <= 0
+
+    def update_group_slice(self, se: SchedEntity) -> None:
+        """A group entity's slice is the shortest slice queued inside it."""
+        my_q = se.my_q
+        if my_q is None:
+            return
+        slice_ns = my_q.min_slice()
+        if slice_ns is not None and slice_ns != se.slice:
+            rq = se.rq_of
+            assert rq is not None
+            rq.set_slice(se, slice_ns)
+
+    # ---- protection (RUN_TO_PARITY, 6.17+) ------------------------------------------------
+    def set_protect_slice(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> None:
+        """``set_protect_slice``: vprot = min(vd, v + calc_delta_fair(q)), q = min(own slice,
+        shortest queued slice) with RUN_TO_PARITY, else min(own slice, 0.7 ms)."""
+        q = NORMALIZED_BASE_SLICE
+        if self.run_to_parity:
+            least = cfs_rq.min_slice()
+            q = se.slice if least is None else least
+        q = min(q, se.slice)
+        vprot = se.deadline
+        if q != se.slice:
+            vprot = min(vprot, se.vruntime + calc_delta_fair(q, se.weight, se.inv_weight))
+        se.vprot = vprot
+
+    def update_protect_slice(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> None:
+        """``update_protect_slice``: shrink protection to the shortest queued slice."""
+        least = cfs_rq.min_slice()
+        if least is not None:
+            se.vprot = min(se.vprot, se.vruntime + calc_delta_fair(least, se.weight, se.inv_weight))
+
+    @staticmethod
+    def cancel_protect_slice(se: SchedEntity) -> None:
+        if se.vprot - se.vruntime > 0:
+            se.vprot = se.vruntime
+
+    # ---- enqueue / dequeue ----------------------------------------------------------------
+    def place_entity(self, cfs_rq: CfsRunQueue, se: SchedEntity, flags: int) -> None:
+        """``place_entity``: v = V − lag·(W + w)/W (PLACE_LAG), then a fresh request — half a
+        slice for new tasks (PLACE_DEADLINE_INITIAL) — or the kept relative deadline."""
+        if se.my_q is not None:
+            least = se.my_q.min_slice()
+            if least is not None:
+                se.slice = least
+        elif not se.custom_slice:
+            se.slice = self.base_slice
+        vslice = self.vslice(se)
+        avg, load = queue_sums(cfs_rq, se, with_se=False)
+        lag = 0
+        if self.place_lag and load and se.vlag:
+            lag = div_s64(se.vlag * (load + se.weight), load)
+        se.vruntime = avg_vruntime(cfs_rq, avg, load) - lag
+        if se in self.rel_deadline:
+            self.rel_deadline.discard(se)
+            se.deadline += se.vruntime
+            return
+        if self.deadline_initial and flags & ENQUEUE_INITIAL:
+            vslice //= 2
+        se.deadline = se.vruntime + vslice
+
+    def update_entity_lag(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> None:
+        """``update_entity_lag``/``entity_lag`` (6.18): vlag = V − v (with `se` counted),
+        clamped to ±calc_delta_fair(max queued slice + TICK)."""
+        avg, load = queue_sums(cfs_rq, se, with_se=True)
+        vlag = avg_vruntime(cfs_rq, avg, load) - se.vruntime
+        longest = cfs_rq.max_slice()
+        longest = max(se.slice, longest) if longest is not None else se.slice
+        limit = calc_delta_fair(longest + self.tick_ns, se.weight, se.inv_weight)
+        se.vlag = max(-limit, min(limit, vlag))
+
+    def delay_dequeue(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> bool:
+        """DELAY_DEQUEUE: an ineligible sleeper stays queued (``set_delayed``)."""
+        if not self.delay or entity_eligible(cfs_rq, se):
+            return False
+        clear_buddies(cfs_rq, se)
+        return True
+
+    def dequeue_entity(self, cfs_rq: CfsRunQueue, se: SchedEntity, sleep: bool) -> bool:
+        """``dequeue_entity``: keep the lag; a non-sleep dequeue (migration, group move) keeps
+        the relative deadline (PLACE_REL_DEADLINE); a delayed entity's positive lag is
+        dropped (DELAY_ZERO). A task sleeping inside a group that stays busy makes the group
+        the next buddy (``dequeue_entities``)."""
+        clear_buddies(cfs_rq, se)
+        self.update_entity_lag(cfs_rq, se)
+        if self.rel_deadline_feat and not sleep:
+            se.deadline -= se.vruntime
+            self.rel_deadline.add(se)
+        if se.sched_delayed:
+            se.sched_delayed = False
+            if self.delay_zero and se.vlag > 0:
+                se.vlag = 0
+        group = cfs_rq.se
+        if sleep and group is not None and cfs_rq.load > se.weight and not cfs_rq.throttle_count:
+            set_buddy(group, "next")
+        return True
+
+    def requeue_delayed_entity(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> None:
+        """``requeue_delayed_entity``: a delayed entity wakes where it is queued; with
+        DELAY_ZERO a lag that became positive is dropped and the entity placed afresh."""
+        if self.delay_zero:
+            self.update_entity_lag(cfs_rq, se)
+            if se.vlag > 0:
+                in_tree = se.node is not None
+                if in_tree:
+                    cfs_rq.remove(se)
+                se.vlag = 0
+                self.place_entity(cfs_rq, se, 0)
+                if in_tree:
+                    cfs_rq.insert(se, se.deadline)
+        se.sched_delayed = False
+
+    def reweight_entity(self, cfs_rq: CfsRunQueue, se: SchedEntity, weight: int) -> None:
+        """``reweight_entity``: scale vlag and a relative deadline by w_old/w_new; a queued
+        entity is re-placed so its lag survives (the machine took it out of the tree)."""
+        queued = se.on_rq
+        if queued:
+            self.update_entity_lag(cfs_rq, se)
+            se.deadline -= se.vruntime
+            self.rel_deadline.add(se)
+        old = se.weight
+        se.vlag = div_s64(se.vlag * old, weight)
+        if se in self.rel_deadline:
+            se.deadline = div_s64(se.deadline * old, weight)
+        se.set_weight(weight)
+        if queued:
+            self.place_entity(cfs_rq, se, 0)
+
+    # ---- pick -----------------------------------------------------------------------------
+    def pick_next_entity(self, cfs_rq: CfsRunQueue) -> SchedEntity | None:
+        return self.pick_eevdf(cfs_rq, cfs_rq.prev_curr, protect=True)
+
+    def pick_eevdf(
+        self, cfs_rq: CfsRunQueue, curr: SchedEntity | None, protect: bool
+    ) -> SchedEntity | None:
+        """``__pick_eevdf``: an eligible next buddy (PICK_BUDDY); else curr while protected;
+        else the eligible entity with the earliest deadline — curr only if strictly earlier.
+        `curr` is the entity running at this level (in the tree while a pick runs)."""
+        tree = cfs_rq.tree
+        if cfs_rq.nr_running == 1:
+            if curr is not None and curr.on_rq:
+                return curr
+            return tree[0][2] if tree else None
+        avg, load = queue_sums(cfs_rq)
+        base = cfs_rq.min_vruntime
+        nxt = cfs_rq.next
+        if (
+            self.pick_buddy
+            and nxt is not None
+            and nxt.on_rq
+            and avg >= (nxt.vruntime - base) * load
+        ):
+            return nxt
+        if curr is not None and (not curr.on_rq or avg < (curr.vruntime - base) * load):
+            curr = None
+        if curr is not None and protect and curr.vprot - curr.vruntime > 0:
+            return curr
+        best: SchedEntity | None = None
+        for node in tree:
+            se = node[2]
+            if avg >= (se.vruntime - base) * load:
+                best = se
+                break
+        if best is None or (curr is not None and curr.deadline < best.deadline):
+            best = curr
+        if best is None and tree:  # only rounding can leave nothing eligible
+            best = tree[0][2]
+        return best
+
+    def set_next_entity(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> None:
+        """``set_next_entity``: forget `se` as a buddy; a newly picked entity gets its slice
+        protection (a re-picked one keeps what is left of it)."""
+        clear_buddies(cfs_rq, se)
+        if cfs_rq.prev_curr is not se:
+            self.set_protect_slice(cfs_rq, se)
+
+    # ---- preemption -----------------------------------------------------------------------
+    def precise_preempt_after(self, cfs_rq: CfsRunQueue, curr: SchedEntity) -> int | None:
+        """Wall ns until curr's vruntime reaches the end of its protection, or its deadline
+        when unprotected (HRTICK-exact slice ends)."""
+        if cfs_rq.nr_running <= 1:
+            return None
+        v = curr.vruntime
+        target = curr.vprot if curr.vprot > v else curr.deadline
+        return inverse_calc_delta_fair(target - v, curr.weight, curr.inv_weight)
+
+    def tick_preempt_after(self, cfs_rq: CfsRunQueue, curr: SchedEntity) -> int | None:
+        """Unprotected with others queued: ``update_curr`` reschedules at every tick (the next
+        tick strictly after now)."""
+        if cfs_rq.nr_running > 1 and curr.vprot - curr.vruntime <= 0:
+            return 1
+        return None
+
+    def check_preempt_wakeup(
+        self, cfs_rq: CfsRunQueue, curr: SchedEntity, se: SchedEntity, fork: bool
+    ) -> bool:
+        """``check_preempt_wakeup_fair``: preempt iff ``pick_eevdf`` would now choose the wakee
+        — ignoring (and then cancelling) curr's protection when the wakee's slice is shorter
+        (PREEMPT_SHORT); otherwise RUN_TO_PARITY shrinks curr's protection. Forks never
+        preempt."""
+        if self.next_buddy and not fork and not se.sched_delayed:
+            set_buddy(se, "next")
+        if not self.wakeup_preemption or fork:
+            return False
+        short = self.preempt_short and se.slice < curr.slice
+        if self.pick_eevdf(cfs_rq, curr, protect=not short) is se:
+            if short:
+                self.cancel_protect_slice(curr)
+            return True
+        if self.run_to_parity:
+            self.update_protect_slice(cfs_rq, curr)
+        return False

@@ -1,0 +1,164 @@
+"""Trace export: ftrace text round-trips through our reader; Chrome JSON and the Perfetto protobuf
+(parsed back with the perfetto package's own proto classes) carry the same switches."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import cfssim
+from cfssim.export import (
+    STATE_BITS,
+    Switch,
+    chrome_trace,
+    counters,
+    ftrace_text,
+    merged_segments,
+    read_ftrace,
+    sched_events,
+)
+from cfssim.interop_commands import export
+from cfssim.units import ms
+
+SCENARIO = """
+name: exp
+duration: 500ms
+machine: {cpus: 2, policy: cfs}
+cgroups:
+  /app: {cpu.cfs_quota_us: 50000}
+  /mem: {memory.limit_in_bytes: 64MiB}
+processes:
+  - {name: web, cgroup: /app, threads: 3, repeat: forever, program: [{run: 7ms}, {sleep: 3ms}]}
+  - {name: hog, cpus: [0], repeat: forever, program: [{run: forever}]}
+  - {name: m, cgroup: /mem, repeat: 3, program: [{alloc: 4MiB}, {sleep: 20ms}, {run: 1ms}]}
+"""
+
+
+@pytest.fixture(scope="module")
+def result() -> cfssim.Result:
+    return cfssim.run_scenario(cfssim.load_scenario(SCENARIO))
+
+
+def test_switches_follow_the_segments(result: cfssim.Result) -> None:
+    switches, wakeups = sched_events(result)
+    segments = merged_segments(result.trace)
+    # every stretch of running starts with a switch to that task on that CPU
+    ins = {(s.cpu, s.next - 1, s.time) for s in switches if s.next}
+    assert ins == {(cpu, task, start) for cpu, task, start, _ in segments.tolist()}
+    # a task left with no wakeup before its next run was preempted or throttled (R+)
+    web0 = result.trace.tasks.index("web/0") + 1
+    states = {s.prev_state for s in switches if s.prev == web0}
+    assert states <= {"R+", "S"} and "S" in states
+    hog = result.trace.tasks.index("hog/0") + 1
+    assert {s.prev_state for s in switches if s.prev == hog} == {"R+"}  # never sleeps
+    m = result.trace.tasks.index("m/0") + 1
+    assert [s.prev_state for s in switches if s.prev == m][-1] == "X"  # exits after 3 rounds
+    assert len(wakeups) == len(result.trace["wakeups"]["time"])
+
+
+def test_ftrace_text_is_the_kernel_format_and_round_trips(result: cfssim.Result) -> None:
+    text = ftrace_text(result, ns_precision=True)
+    lines = [line for line in text.splitlines() if not line.startswith("#")]
+    assert lines[0] == ("          <idle>-0       [000] d..2.     0.000000000: sched_switch: "
+                        "prev_comm=swapper/0 prev_pid=0 prev_prio=120 prev_state=R ==> "
+                        "next_comm=web/0 next_pid=1 next_prio=120")
+    assert text.startswith("# tracer: nop\n")
+    back = read_ftrace(text, end_ns=result.duration_ns)
+    assert back.tasks == result.trace.tasks
+    assert np.array_equal(merged_segments(back), merged_segments(result.trace))
+    original = result.trace["wakeups"]
+    key = np.lexsort((original["task"], original["time"]))
+    back_key = np.lexsort((back["wakeups"]["task"], back["wakeups"]["time"]))
+    for column in ("task", "cpu", "time", "latency"):
+        assert np.array_equal(back["wakeups"][column][back_key], original[column][key])
+
+
+def test_microsecond_ftrace_truncates_times_like_the_kernel(result: cfssim.Result) -> None:
+    text = ftrace_text(result)
+    assert "     0.000000: sched_switch: prev_comm=swapper/0" in text
+    back = merged_segments(read_ftrace(text, end_ns=result.duration_ns))
+    original = merged_segments(result.trace)
+    assert np.array_equal(back[:, :2], original[:, :2])
+    assert np.array_equal(back[:, 2], original[:, 2] // 1000 * 1000)
+
+
+def test_counters(result: cfssim.Result) -> None:
+    series = {c.name: c for c in counters(result)}
+    usage = series["/app cpuacct.usage"]
+    assert usage.values[-1] == result.cgroups["/app"]["cpuacct.usage"]
+    assert list(usage.values) == sorted(usage.values)  # cumulative
+    quota = series["/app quota remaining"]
+    assert set(quota.values[::2]) == {ms(50)}  # refilled each period
+    assert min(quota.values) == 0  # web wants 3 × 70% of a CPU: the quota runs out
+    memory = series["/mem memory usage"]
+    assert max(memory.values) == result.cgroups["/mem"]["memory.max_usage_in_bytes"] == 3 * (
+        4 << 20)
+
+
+def test_chrome_trace_has_the_same_stretches_and_counters(result: cfssim.Result) -> None:
+    data = json.loads(json.dumps(chrome_trace(result)))
+    slices = sorted((e["tid"], e["args"]["pid"] - 1, round(e["ts"] * 1000),
+                     round((e["ts"] + e["dur"]) * 1000))
+                    for e in data["traceEvents"] if e["ph"] == "X")
+    assert slices == sorted(tuple(row) for row in merged_segments(result.trace).tolist())
+    counter_names = {e["name"] for e in data["traceEvents"] if e["ph"] == "C"}
+    assert counter_names == {c.name for c in counters(result)}
+
+
+def test_perfetto_protobuf_parses_back(result: cfssim.Result) -> None:
+    """Parsed with the perfetto package's proto classes: TraceProcessor needs a binary that is
+    downloaded on first use, which an offline machine cannot do."""
+    pytest.importorskip("perfetto", reason="the perfetto extra is not installed")
+    from perfetto.protos.perfetto.trace.perfetto_trace_pb2 import Trace as PerfettoTrace
+
+    from cfssim.export import perfetto_trace
+
+    parsed = PerfettoTrace.FromString(perfetto_trace(result))
+    switches = []
+    names: dict[int, str] = {}
+    counters_seen: dict[int, str] = {}
+    values = 0
+    for packet in parsed.packet:
+        if packet.HasField("process_tree"):
+            names.update({t.tid: t.name for t in packet.process_tree.threads})
+        if packet.HasField("ftrace_events"):
+            for event in packet.ftrace_events.event:
+                if event.HasField("sched_switch"):
+                    sw = event.sched_switch
+                    state = {v: k for k, v in STATE_BITS.items()}[sw.prev_state]
+                    switches.append(Switch(event.timestamp, packet.ftrace_events.cpu,
+                                           sw.prev_pid, state, sw.next_pid))
+        if packet.HasField("track_descriptor"):
+            counters_seen[packet.track_descriptor.uuid] = packet.track_descriptor.name
+        if packet.HasField("track_event"):
+            values += 1
+    expected, _ = sched_events(result)
+    assert sorted(switches, key=lambda s: (s.time, s.cpu)) == expected
+    assert names[1] == "web/0" and len(names) == len(result.trace.tasks)
+    assert sorted(counters_seen.values()) == sorted(c.name for c in counters(result))
+    assert values == sum(len(c.times) for c in counters(result))
+
+
+@pytest.mark.parametrize("fmt", ["chrome", "ftrace", "perfetto"])
+def test_export_command(result: cfssim.Result, tmp_path: Path, fmt: str) -> None:
+    if fmt == "perfetto":
+        pytest.importorskip("perfetto", reason="the perfetto extra is not installed")
+    result.save(tmp_path)
+    outcome = CliRunner().invoke(export, [str(tmp_path), "--format", fmt])
+    assert outcome.exit_code == 0, outcome.output
+    written = Path(outcome.output.split("wrote ", 1)[1].strip())
+    assert written.stat().st_size > 0
+    if fmt == "ftrace":
+        back = read_ftrace(written.read_text(), end_ns=result.duration_ns)
+        assert np.array_equal(merged_segments(back)[:, :2], merged_segments(result.trace)[:, :2])
+
+
+def test_export_without_a_trace_is_a_clear_error(result: cfssim.Result, tmp_path: Path) -> None:
+    result.to_json(tmp_path / "result.json")
+    outcome = CliRunner().invoke(export, [str(tmp_path), "--format", "chrome"])
+    assert outcome.exit_code == 2
+    assert "expected a run directory with result.json and trace.npz" in outcome.output
