@@ -780,15 +780,14 @@ class Machine:
         while se is not None:
             cfs_rq = se.rq_of
             assert cfs_rq is not None
-            after = policy.precise_preempt_after(cfs_rq, se)
-            if after is not None:
+            exact, ticked = policy.preempt_after(cfs_rq, se)
+            if exact is not None:
                 if precise:
-                    exact_due = min(exact_due, after)
+                    exact_due = min(exact_due, exact)
                 else:
-                    tick_due = min(tick_due, after)
-            after = policy.tick_preempt_after(cfs_rq, se)
-            if after is not None and after < tick_due:
-                tick_due, tick_level = after, se
+                    tick_due = min(tick_due, exact)
+            if ticked is not None and ticked < tick_due:
+                tick_due, tick_level = ticked, se
             if cfs_rq.runtime_enabled and not cfs_rq.throttled:
                 bandwidth_due = min(bandwidth_due, cfs_rq.runtime_remaining)
             se = se.parent

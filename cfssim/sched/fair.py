@@ -106,18 +106,26 @@ class Cfs(FairPolicy):
     def precise_preempt_after(self, cfs_rq: CfsRunQueue, curr: SchedEntity) -> int | None:
         """``hrtick_start_fair``: armed at slice − ran for the running task when the CPU has
         more than one task; its expiry reschedules unconditionally."""
-        if not curr.is_task or self.roots[cfs_rq.cpu].h_nr_running <= 1:
-            return None
-        ran = curr.sum_exec - curr.prev_sum_exec
-        return max(0, self.sched_slice(cfs_rq, curr) - ran)
+        return self.preempt_after(cfs_rq, curr)[0]
 
     def tick_preempt_after(self, cfs_rq: CfsRunQueue, curr: SchedEntity) -> int | None:
         """When ``check_preempt_tick`` would first fire if evaluated at that instant: ran > ideal,
         or (ran ≥ min_granularity and curr.vruntime − leftmost.vruntime > ideal)."""
-        if cfs_rq.nr_running <= 1:
-            return None
+        return self.preempt_after(cfs_rq, curr)[1]
+
+    def preempt_after(
+        self, cfs_rq: CfsRunQueue, curr: SchedEntity
+    ) -> tuple[int | None, int | None]:
+        """Both of the above from one ``sched_slice``."""
+        hrtick = curr.my_q is None and self.roots[cfs_rq.cpu].h_nr_running > 1
+        ticked = cfs_rq.nr_running > 1
+        if not (hrtick or ticked):
+            return None, None
         ideal = self.sched_slice(cfs_rq, curr)
         ran = curr.sum_exec - curr.prev_sum_exec
+        precise = max(0, ideal - ran) if hrtick else None
+        if not ticked:
+            return precise, None
         after = ideal - ran + 1
         left = cfs_rq.first()
         if left is not None:
@@ -127,7 +135,7 @@ class Cfs(FairPolicy):
                 inverse_calc_delta_fair(need, curr.weight, curr.inv_weight),
             )
             after = min(after, by_vruntime)
-        return max(0, after)
+        return precise, max(0, after)
 
     def tick_preempted(self, cfs_rq: CfsRunQueue, curr: SchedEntity) -> None:
         clear_buddies(cfs_rq, curr)

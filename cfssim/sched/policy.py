@@ -192,6 +192,13 @@ class FairPolicy:
         """Delay until a condition that the kernel only checks at a tick first holds."""
         return None
 
+    def preempt_after(
+        self, cfs_rq: CfsRunQueue, curr: SchedEntity
+    ) -> tuple[int | None, int | None]:
+        """Both delays above in one call — what the machine asks when it arms its timer;
+        a policy may override it to share work between the two."""
+        return self.precise_preempt_after(cfs_rq, curr), self.tick_preempt_after(cfs_rq, curr)
+
     def check_preempt_wakeup(
         self, cfs_rq: CfsRunQueue, curr: SchedEntity, se: SchedEntity, fork: bool
     ) -> bool:
