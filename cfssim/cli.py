@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .real.commands import measure_command
+from .real.commands import compare_command, measure_command
 from .scenario import (
     Limits,
     Scenario,
@@ -281,6 +281,7 @@ def _print_summary(result: Any, scenario: Scenario, output_format: str, out: Pat
 
 
 main.add_command(measure_command)
+main.add_command(compare_command)
 
 
 from .interop_commands import COMMANDS as _INTEROP_COMMANDS  # noqa: E402

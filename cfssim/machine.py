@@ -34,6 +34,7 @@ from .sched.policy import (
     FairPolicy,
     SchedTunables,
 )
+from .sched.rt import RT_POLICIES, FairServer, RtRunQueue
 from .sched.runqueue import CfsRunQueue
 from .sched.weights import calc_delta_fair
 from .task import Task, TaskState
@@ -61,6 +62,7 @@ class Rq:
         "cfs",
         "cpu",
         "curr",
+        "curr_rt",
         "dirty",
         "exec_start",
         "fires_now",
@@ -69,7 +71,9 @@ class Rq:
         "nr_balance_failed",
         "on_settle",
         "on_timer",
+        "rt",
         "seg_start",
+        "server",
         "settling",
         "tasks",
         "timer",
@@ -78,10 +82,13 @@ class Rq:
         "timer_resched",
     )
 
-    def __init__(self, cpu: int, cfs: CfsRunQueue) -> None:
+    def __init__(self, cpu: int, cfs: CfsRunQueue, server: FairServer) -> None:
         self.cpu = cpu
         self.cfs = cfs
+        self.rt = RtRunQueue()  # SCHED_FIFO/RR tasks, above the fair class
+        self.server = server  # the fair server (6.12+ dl_server) against RT starvation
         self.curr: Task | None = None
+        self.curr_rt = False  # curr is a real-time task
         self.tasks: dict[int, Task] = {}  # fair tasks enqueued here (curr included), by tid
         self.exec_start = 0
         self.seg_start = 0
@@ -101,7 +108,7 @@ class Rq:
 
     @property
     def idle(self) -> bool:
-        return self.curr is None and self.cfs.h_nr_running == 0
+        return self.curr is None and self.cfs.h_nr_running == 0 and not self.rt.nr_running
 
 
 class Machine:
@@ -121,7 +128,14 @@ class Machine:
         self.ncpus = tunables.cpus
         self.root = root
         self.rec = recorder
-        self.rqs = [Rq(cpu, root.cfs_rq[cpu]) for cpu in range(self.ncpus)]
+        period = tunables.sched_rt_period_us * 1000
+        server_ns = max(0, period - tunables.sched_rt_runtime_us * 1000)
+        if tunables.sched_rt_runtime_us < 0:  # -1: no RT limit asked for
+            server_ns = 0
+        self.rqs = [
+            Rq(cpu, root.cfs_rq[cpu], FairServer(min(server_ns, period), period))
+            for cpu in range(self.ncpus)
+        ]
         if policy not in POLICIES:
             raise ValueError(f"unknown policy {policy!r} (expected one of {', '.join(POLICIES)})")
         self.policy = POLICIES[policy](tunables, [rq.cfs for rq in self.rqs])
@@ -164,6 +178,11 @@ class Machine:
         cpu = rq.cpu
         for usage in task.acct:
             usage[cpu] += delta
+        if rq.curr_rt:  # update_curr_rt: cpuacct (above) counts RT tasks, bandwidth does not
+            rq.rt.account(task, delta)
+            return
+        if rq.server.armed:
+            self.server_consumed(rq, delta)
         policy = self.policy
         se: SchedEntity | None = task.se
         while se is not None:
@@ -504,7 +523,7 @@ class Machine:
         """``sched_move_task``: take the task off its queues, re-attach it to a new task group
         (`attach`), and queue it again with its vruntime carried relative (``ENQUEUE_MOVE``)."""
         self.finish_delayed_dequeue(task)
-        if task.state is not TaskState.RUNNABLE or task.cpu < 0:
+        if task.state is not TaskState.RUNNABLE or task.cpu < 0 or task.policy in RT_POLICIES:
             if task.cpu >= 0 and not task.vruntime_relative:
                 self.policy.migrate_out(task.se.rq_of, task.se)  # type: ignore[arg-type]
                 task.vruntime_relative = True
@@ -529,7 +548,8 @@ class Machine:
         if rq.curr is not task:
             return
         self.update_curr(rq)
-        self.put_prev_task(task)
+        if not rq.curr_rt:
+            self.put_prev_task(task)
         self.context_switch(rq, task, None)
         rq.need_resched = True
         self.touch(rq)
@@ -556,6 +576,9 @@ class Machine:
     def wake_up(self, task: Task, new: bool = False) -> None:
         """``try_to_wake_up`` / ``wake_up_new_task``: choose a CPU, enqueue, maybe preempt.
         A delayed sleeper is still queued: it wakes in place (``ttwu_runnable``)."""
+        if task.policy in RT_POLICIES:
+            self.wake_up_rt(task, new)
+            return
         if task.se.sched_delayed:
             rq = self.rqs[task.cpu]
             self.update_curr(rq)
@@ -596,7 +619,11 @@ class Machine:
         if task.state is TaskState.RUNNABLE and task.cpu >= 0:
             rq = self.rqs[task.cpu]
             self.update_curr(rq)
-            if task.se.on_rq:
+            if task.policy in RT_POLICIES:
+                rq.rt.dequeue(task)
+                if not rq.rt.nr_running:
+                    rq.server.stop()
+            elif task.se.on_rq:
                 self.dequeue_task(rq, task, sleep=True)
             else:
                 rq.tasks.pop(task.tid, None)
@@ -617,6 +644,9 @@ class Machine:
             rq.need_resched = True
             return
         if curr is task:
+            return
+        if rq.curr_rt:  # a fair task waits behind RT: the fair server starts
+            self.server_start(rq)
             return
         if curr.policy == "idle" and task.policy != "idle":
             rq.need_resched = True
@@ -639,9 +669,11 @@ class Machine:
         """``__schedule``: put the running task back, pick the next, switch if it differs."""
         prev = rq.curr
         self.update_curr(rq)
-        if prev is not None:
+        if prev is not None and not rq.curr_rt:
             self.put_prev_task(prev)
-        nxt = self.pick_next_task(rq)
+        nxt = self.pick_next_rt(rq) if rq.rt.nr_running else None
+        if nxt is None:
+            nxt = self.pick_next_task(rq)
         if nxt is None and self.newidle_balance(rq):
             nxt = self.pick_next_task(rq)
         rq.need_resched = False
@@ -681,6 +713,8 @@ class Machine:
                 chain.append(level)
                 level = level.parent
             chain.reverse()
+        if rq.curr_rt:
+            chain.clear()
         depth_max = len(chain)
         path: list[SchedEntity] = []
         while not path or path[-1].my_q is not None:
@@ -739,6 +773,7 @@ class Machine:
         rq.seg_start = now
         rq.exec_start = now
         rq.curr = nxt
+        rq.curr_rt = nxt is not None and nxt.policy in RT_POLICIES
         self.context_switches += 1
 
     # ==== timers ===========================================================================
@@ -756,7 +791,7 @@ class Machine:
             rq.dirty = False
             if rq.settling is not None:
                 continue
-            if rq.need_resched or (rq.curr is None and rq.cfs.h_nr_running):
+            if rq.need_resched or (rq.curr is None and (rq.cfs.h_nr_running or rq.rt.nr_running)):
                 self.schedule(rq)
             self.arm(rq)
             if self.idle_rqs and rq.cfs.h_nr_running >= 2 and not self.kick_pending:
@@ -769,6 +804,9 @@ class Machine:
         task = rq.curr
         if task is None:
             rq.timer = None
+            return
+        if rq.curr_rt:
+            self.arm_rt(rq, task)
             return
         precise = self.tun.precise
         policy = self.policy
@@ -800,12 +838,20 @@ class Machine:
         if bandwidth_due < NEVER:
             bandwidth_due = -(-(now + max(bandwidth_due, 1)) // tick) * tick - now
         demand_due = NEVER if task.remaining is None else task.remaining
+        if rq.server.boosting and rq.rt.nr_running:  # RT takes over when the server is spent
+            exact_due = min(exact_due, rq.server.runtime)
         due = min(exact_due, tick_due, bandwidth_due, demand_due)
+        level = tick_level if due == tick_due else None
+        self.set_timer(rq, due, due in (exact_due, tick_due), level)
+
+    def set_timer(self, rq: Rq, due: int, resched: bool, level: SchedEntity | None) -> None:
+        """Arm the CPU's timer `due` ns from now (NEVER: none); `resched` when it ends a slice."""
+        now = self.now
         if due >= NEVER:
             rq.timer = None
             return
-        rq.timer_resched = due in (exact_due, tick_due)
-        rq.timer_level = tick_level if due == tick_due else None
+        rq.timer_resched = resched
+        rq.timer_level = level
         when = now + max(0, due)
         if rq.timer is not None and rq.timer_at == when:
             return
@@ -840,12 +886,14 @@ class Machine:
         task = rq.curr
         if task is None:
             return
+        if rq.curr_rt and rq.rt.task_tick(task):
+            rq.need_resched = True
         if rq.timer_resched:
             rq.need_resched = True
             level = rq.timer_level
             if level is not None and level.rq_of is not None:
                 self.policy.tick_preempted(level.rq_of, level)
-        if self.now % self.tick_ns == 0:  # entity_tick → update_cfs_group on the running path
+        if self.now % self.tick_ns == 0 and not rq.curr_rt:  # entity_tick → update_cfs_group
             se = task.se.parent
             while se is not None:
                 self.update_cfs_group(se)
@@ -889,6 +937,92 @@ class Machine:
         if rq.settling is task:
             rq.settling = None
         self.touch(rq)
+
+    # ==== the real-time class, above the fair class (cfssim.sched.rt) ========================
+    def wake_up_rt(self, task: Task, new: bool) -> None:
+        """``try_to_wake_up`` for SCHED_FIFO/RR: queue on the CPU ``select_task_rq_rt`` finds;
+        preempt a fair or lower-priority curr at once (unless the fair server is running)."""
+        cpu = self.select_task_rq_rt(task)
+        if task.cpu != cpu:
+            self.set_task_cpu(task, cpu)
+        rq = self.rqs[cpu]
+        self.update_curr(rq)
+        self._woken(task, new)
+        rq.rt.enqueue(task)
+        if rq.cfs.h_nr_running:
+            self.server_start(rq)
+        fair_boosted = rq.server.boosting and rq.curr is not None and not rq.curr_rt
+        if rq.rt.preempts(task, rq.curr) and not fair_boosted:
+            rq.need_resched = True
+        self.touch(rq)
+
+    def select_task_rq_rt(self, task: Task) -> int:
+        """``select_task_rq_rt``/``find_lowest_rq``: the previous CPU if the task would run
+        there at once, else the allowed CPU with the lowest top priority (idle lowest)."""
+        rqs = self.rqs
+
+        def top(cpu: int) -> int:
+            head = rqs[cpu].rt.first()
+            if head is not None:
+                return head.rt_priority
+            return -1 if rqs[cpu].curr is not None or rqs[cpu].cfs.h_nr_running else -2
+
+        prev = task.cpu
+        if prev in task.allowed and top(prev) < task.rt_priority:
+            return prev
+        return min(task.allowed_order, key=lambda cpu: (top(cpu), cpu))
+
+    def pick_next_rt(self, rq: Rq) -> Task | None:
+        """``pick_next_task_rt`` — unless the fair server runs the fair class above RT. Fair
+        tasks left waiting start the server (``dl_server_start``)."""
+        if rq.cfs.h_nr_running:
+            if rq.server.boosting:
+                return None
+            self.server_start(rq)
+        return rq.rt.first()
+
+    def arm_rt(self, rq: Rq, task: Task) -> None:
+        """The timer for a running RT task: its run request, or its RR slice (counted down at
+        ticks, so rounded up to the tick grid)."""
+        due = NEVER if task.remaining is None else task.remaining
+        left = rq.rt.slice_left(task)
+        if left is not None:
+            now, tick = self.now, self.tick_ns
+            due = min(due, -(-(now + max(left, 1)) // tick) * tick - now)
+        self.set_timer(rq, due, False, None)
+
+    def server_start(self, rq: Rq) -> None:
+        """Fair tasks wait behind RT tasks: arm the fair server if it is not under way."""
+        if rq.server.size:
+            self._arm_server(rq, rq.server.start(self.now))
+
+    def server_consumed(self, rq: Rq, delta: int) -> None:
+        """Fair tasks ran `delta` ns while the server is armed (``dl_server_update``)."""
+        server = rq.server
+        self._arm_server(rq, server.consume(delta, self.now))
+        if server.running and server.runtime <= 0 and rq.rt.nr_running:
+            rq.need_resched = True  # the boost is spent: RT runs again
+
+    def _arm_server(self, rq: Rq, at: int | None) -> None:
+        if at is None:
+            return
+        server = rq.server
+        gen = server.gen
+        timer = self.env.timeout(max(0, at - self.now))
+        timer.callbacks.append(lambda ev: self._server_timer(rq, gen))
+
+    def _server_timer(self, rq: Rq, gen: int) -> None:
+        """The fair server's timer: zero-laxity point or replenishment; the fair class may now
+        run above RT."""
+        server = rq.server
+        if gen != server.gen:
+            return
+        self.update_curr(rq)
+        self._arm_server(rq, server.timer(self.now))
+        if server.boosting and rq.cfs.h_nr_running and rq.curr_rt:
+            rq.need_resched = True
+        self.touch(rq)
+        self.flush()
 
     # ==== SMP: CPU selection and balancing =================================================
     def select_task_rq(self, task: Task, new: bool) -> int:
@@ -939,6 +1073,15 @@ class Machine:
         """``detach_task`` + ``attach_task``: migrate a queued task between CPUs."""
         self.update_curr(src)
         self.update_curr(dst)
+        if task.policy in RT_POLICIES:  # an RT task off a CPU it may no longer use
+            src.rt.dequeue(task)
+            self.set_task_cpu(task, dst.cpu)
+            dst.rt.enqueue(task)
+            if dst.rt.preempts(task, dst.curr):
+                dst.need_resched = True
+            self.touch(src)
+            self.touch(dst)
+            return
         self.dequeue_task(src, task, sleep=False)
         self.policy.migrate_out(task.se.rq_of, task.se)  # type: ignore[arg-type]
         self.set_task_cpu(task, dst.cpu)

@@ -518,7 +518,7 @@ class MachineSpec(_Model):
     cpus: int = Field(ge=1, le=1024)
     policy: Literal["eevdf", "cfs"] = "eevdf"
     hz: Literal[100, 250, 300, 1000] = 250
-    slice_ends: Literal["precise", "tick"] = "precise"
+    slice_ends: Literal["precise", "tick"] = "tick"
     autogroup: bool = True
     throttle_model: Literal["task", "entity"] = "task"
     features: dict[str, bool] = Field(default_factory=dict)

@@ -47,7 +47,7 @@ class Simulation:
         seed: int = 1,
         *,
         hz: int = 250,
-        slice_ends: str = "precise",
+        slice_ends: str = "tick",
         autogroup: bool = True,
         throttle_model: str = "task",
         tunables: Mapping[str, int] | None = None,

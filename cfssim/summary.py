@@ -11,6 +11,7 @@ import numpy as np
 
 from .cgroup.files import read_file, shares_to_weight
 from .result import Result
+from .sched.rt import RT_POLICIES
 from .task import TaskState
 from .trace import KILL_REASONS, Trace
 
@@ -66,6 +67,7 @@ def build_result(sim: Simulation, end: int) -> Result:
     _fill_period_usage(sim, trace)
     busy = np.zeros(machine.ncpus, dtype=np.int64)
     np.add.at(busy, trace["segments"]["cpu"], trace["segments"]["end"] - trace["segments"]["start"])
+    rt_busy = _rt_busy(sim, trace)
     result = Result(
         source="simulation",
         scenario=sim.name,
@@ -77,7 +79,15 @@ def build_result(sim: Simulation, end: int) -> Result:
         cgroups={
             path: _cgroup_figures(sim, sim.groups[path], pending) for path in sim.cgroup_order
         },
-        cpu={str(cpu): {"busy_ns": int(b), "idle_ns": int(end - b)} for cpu, b in enumerate(busy)},
+        cpu={
+            str(cpu): {
+                "busy_ns": int(b),
+                "idle_ns": int(end - b),
+                "rt_ns": int(rt),
+                "fair_ns": int(b - rt),
+            }
+            for cpu, (b, rt) in enumerate(zip(busy, rt_busy, strict=True))
+        },
         kills=_kills(sim, trace),
         meta={
             "description": sim.description,
@@ -102,6 +112,16 @@ def build_result(sim: Simulation, end: int) -> Result:
         trace=trace,
     )
     return result
+
+
+def _rt_busy(sim: Simulation, trace: Trace) -> np.ndarray:
+    """Per-CPU ns spent running real-time (FIFO/RR) tasks; the rest of busy time is fair."""
+    seg = trace["segments"]
+    rt_tids = np.array([t.tid for t in sim.tasks if t.policy in RT_POLICIES], dtype=np.int64)
+    mask = np.isin(seg["task"], rt_tids)
+    out = np.zeros(sim.machine.ncpus, dtype=np.int64)
+    np.add.at(out, seg["cpu"][mask], seg["end"][mask] - seg["start"][mask])
+    return out
 
 
 def _close_open_segments(sim: Simulation, trace: Trace, end: int) -> None:
@@ -157,6 +177,7 @@ def _task_figures(sim: Simulation, task: Task, end: int, pending: int) -> dict[s
         "cgroup": group.cgroup().path,
         "nice": task.nice,
         "policy": task.policy,
+        "sched_class": "rt" if task.policy in RT_POLICIES else "fair",
         "cpu_time_ns": task.sum_exec + pending,
         "wait_time_ns": task.run_delay + queued_wait,
         "timeslices": task.pcount,

@@ -17,13 +17,14 @@ in the host's root cpu cgroup, where each session then is its own autogroup.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shutil
 import signal
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,7 +44,8 @@ if TYPE_CHECKING:
 
 MAX_DURATION_NS = 60 * NSEC_PER_SEC
 SAMPLE_INTERVAL_NS = 10 * NSEC_PER_MSEC
-START_DELAY_NS = 20 * NSEC_PER_MSEC  # from the barrier's release to t0
+START_DELAY_NS = 20 * NSEC_PER_MSEC  # from the barrier's release to t0, at least
+MAX_GRID_NS = NSEC_PER_SEC  # t0 is put on the bandwidth period grid when it is this fine
 BACKGROUND_WARNING = 0.05  # of the machine's capacity
 POLICIES = {
     "normal": os.SCHED_OTHER,
@@ -209,7 +211,7 @@ class RealRun:
         for task in self.tasks:
             task.base = procfs.read_thread_stats(procfs.task_dir(task.pid, task.tid))
         busy0, usage0 = procfs.machine_busy_ns(), self.driver.sample("/").usage_ns
-        self.t0 = time.monotonic_ns() + START_DELAY_NS
+        self.t0 = on_period_grid(time.monotonic_ns() + START_DELAY_NS, self.configs.values())
         self.sessions.release(self.t0)
         self._run_until(self.t0 + self.scenario.duration_ns)
         if self.tracer is not None:
@@ -530,6 +532,24 @@ class RealRun:
                         -1 if quota is None else quota,
                     )
                     start = (time_ns, sample)
+
+
+def on_period_grid(earliest_ns: int, configs: Iterable[Any]) -> int:
+    """The first CLOCK_MONOTONIC instant ≥ `earliest_ns` on every bandwidth period's grid.
+
+    A group's period timer is set up with expiry 0 and started with ``hrtimer_forward_now``
+    (``start_cfs_bandwidth``), so its periods end at whole multiples of the period since boot.
+    The simulator's periods end at multiples of the period since its t = 0: starting the real
+    run on the grid gives both the same period phase (it decides, e.g., whether a short burst
+    of work falls into one period or straddles two).
+    """
+    grid = 1
+    for config in configs:
+        if config.quota_ns is not None:
+            grid = math.lcm(grid, config.period_ns)
+    if grid > MAX_GRID_NS:
+        return earliest_ns
+    return -(-earliest_ns // grid) * grid
 
 
 def _write_proc(pid: int, name: str, value: str) -> None:

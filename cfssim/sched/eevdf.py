@@ -34,7 +34,9 @@ def div_s64(a: int, b: int) -> int:
     return q if a >= 0 else -q
 
 
-def queue_sums(cfs_rq: CfsRunQueue, se: SchedEntity | None = None, with_se: bool = True) -> tuple[int, int]:
+def queue_sums(
+    cfs_rq: CfsRunQueue, se: SchedEntity | None = None, with_se: bool = True
+) -> tuple[int, int]:
     """(Σ w·(v − min_vruntime), Σ w) over the entities queued on `cfs_rq`, curr included, with
     `se` counted (`with_se`) or left out wherever it currently is."""
     avg, load = cfs_rq.avg_vruntime, cfs_rq.avg_load

@@ -1,0 +1,265 @@
+"""EEVDF (`policy: eevdf`): lag and eligibility invariants, shares, slice ends, custom slices,
+delayed dequeue, groups and bandwidth — and, where the real twin can run, the kernel itself.
+
+Numbers follow from kernel-reference.md §3: base slice 0.7 ms × (1 + ilog2(2)) = 1.4 ms on
+2 CPUs; HZ=250 → 4 ms ticks; nice 0 : nice 5 = 1024 : 335.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import cfssim
+from cfssim.sched.eevdf import Eevdf, queue_sums
+
+MS = 1_000_000
+
+
+def hogs_on_cpu0(n: int, **machine: object) -> cfssim.Simulation:
+    sim = cfssim.Simulation(cpus=2, policy="eevdf", **machine)  # type: ignore[arg-type]
+    sim.add_process("hog", threads=n, behaviour=cfssim.program(run="forever"), cpus=[0])
+    return sim
+
+
+def slice_lengths(result: cfssim.Result, tid: int) -> np.ndarray:
+    assert result.trace is not None
+    seg = result.trace["segments"]
+    mask = seg["task"] == tid
+    return (seg["end"] - seg["start"])[mask][:-1]  # the last one is cut by the end of the run
+
+
+# ---- invariants ------------------------------------------------------------------------------
+class Checked(Eevdf):
+    """Eevdf that checks, at every pick, Σ wᵢ·lagᵢ = 0 and that the pick is eligible."""
+
+    picks = 0
+
+    def pick_next_entity(self, cfs_rq):  # type: ignore[no-untyped-def]
+        se = super().pick_next_entity(cfs_rq)
+        avg, load = queue_sums(cfs_rq)
+        if load:
+            v_avg = cfs_rq.min_vruntime + avg // load
+            lag_sum = sum(e.weight * (v_avg - e.vruntime) for e in cfs_rq.entities())
+            # V is floored: W·V − Σ w·v lies in (−W, 0]
+            assert -load < lag_sum <= 0, (lag_sum, load)
+        if cfs_rq.nr_running > 1:
+            assert avg >= (se.vruntime - cfs_rq.min_vruntime) * load, "picked an ineligible entity"
+        Checked.picks += 1
+        return se
+
+
+task_spec = st.tuples(
+    st.integers(-5, 10),  # nice
+    st.integers(1, 6),  # run ms
+    st.integers(0, 8),  # sleep ms (0: a hog)
+    st.sampled_from([None, "100us", "3ms"]),  # custom slice
+)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    tasks=st.lists(task_spec, min_size=2, max_size=6),
+    cpus=st.integers(1, 2),
+    grouped=st.booleans(),
+    delay=st.booleans(),
+    parity=st.booleans(),
+)
+def test_lag_sums_to_zero_and_only_eligible_entities_are_picked(
+    tasks: list[tuple[int, int, int, str | None]],
+    cpus: int,
+    grouped: bool,
+    delay: bool,
+    parity: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(cfssim.machine.POLICIES, "eevdf", Checked)
+    sim = cfssim.Simulation(
+        cpus=cpus, features={"DELAY_DEQUEUE": delay, "RUN_TO_PARITY": parity}
+    )
+    for i, (nice, run, sleep, slice_) in enumerate(tasks):
+        steps = {"run": f"{run}ms", "sleep": f"{sleep}ms"} if sleep else {"run": "forever"}
+        sim.add_process(
+            f"t{i}",
+            behaviour=cfssim.program(**steps),
+            nice=nice,
+            slice=slice_,
+            cgroup=f"/g{i % 2}" if grouped else "/",
+        )
+    before = Checked.picks
+    sim.run("150ms")
+    assert Checked.picks > before
+
+
+def test_long_run_shares_follow_the_weights() -> None:
+    sim = cfssim.Simulation(cpus=2, policy="eevdf")
+    sim.add_process("a", behaviour=cfssim.program(run="forever"), cpus=[0])
+    sim.add_process("b", behaviour=cfssim.program(run="forever"), cpus=[0], nice=5)
+    result = sim.run("10s")
+    share = result.tasks["a/0"]["cpu_time_ns"] / 10e9
+    assert share == pytest.approx(1024 / (1024 + 335), abs=0.005)
+
+
+# ---- slice ends --------------------------------------------------------------------------
+def test_two_hogs_swap_every_base_slice_with_precise_slice_ends() -> None:
+    result = hogs_on_cpu0(2).run("1s")
+    lengths = slice_lengths(result, 0)
+    assert np.median(lengths) == 1_400_000
+    assert result.tasks["hog/0"]["timeslices"] == pytest.approx(1e9 / 2.8e6, abs=2)
+
+
+def test_two_hogs_swap_about_every_tick_with_tick_slice_ends() -> None:
+    result = hogs_on_cpu0(2, slice_ends="tick").run("1s")
+    assert np.median(slice_lengths(result, 0)) == 4 * MS
+
+
+def test_base_slice_is_tunable() -> None:
+    result = hogs_on_cpu0(2, tunables={"sched_base_slice_ns": 3 * MS}).run("1s")
+    assert np.median(slice_lengths(result, 0)) == 3 * MS
+
+
+# ---- custom slices and PREEMPT_SHORT ---------------------------------------------------
+def wakeup_latency(slice_: str | None, preempt_short: bool = True) -> float:
+    sim = cfssim.Simulation(cpus=2, policy="eevdf", features={"PREEMPT_SHORT": preempt_short})
+    sim.add_process("hog", threads=2, behaviour=cfssim.program(run="forever"), cpus=[0])
+    sim.add_process(
+        "ticker", behaviour=cfssim.program(run="300us", sleep="7ms"), cpus=[0], slice=slice_
+    )
+    latency = sim.run("3s").tasks["ticker/0"]["wakeup_latency_ns"]
+    assert latency is not None
+    return float(latency["mean"])
+
+
+def test_a_short_custom_slice_lowers_wakeup_latency_and_preempt_short_is_why() -> None:
+    default, short = wakeup_latency(None), wakeup_latency("100us")
+    assert short < default / 2
+    gain_with = default - short
+    gain_without = wakeup_latency(None, False) - wakeup_latency("100us", False)
+    assert gain_without < gain_with
+
+
+# ---- delayed dequeue ------------------------------------------------------------------------
+def test_an_ineligible_sleeper_stays_queued_until_picked() -> None:
+    sim = cfssim.Simulation(cpus=1, policy="eevdf")
+    sim.add_process("hog", behaviour=cfssim.program(run="forever"))
+    sim.add_process("napper", behaviour=cfssim.program(run="5ms", sleep="50ms"))
+    seen: list[bool] = []
+    napper = sim.processes["napper"].threads[0]
+    machine = sim.machine
+    original = machine.dequeue_entities
+
+    def spy(se, sleep):  # type: ignore[no-untyped-def]
+        kept = original(se, sleep)
+        if se is napper.se and not kept:
+            seen.append(napper.se.on_rq and napper.se.sched_delayed)
+        return kept
+
+    machine.dequeue_entities = spy  # type: ignore[method-assign]
+    sim.run("1s")
+    assert seen and all(seen)
+    assert not napper.se.sched_delayed or napper.se.on_rq
+
+
+def test_without_delay_dequeue_no_entity_is_ever_delayed() -> None:
+    sim = cfssim.Simulation(cpus=1, policy="eevdf", features={"DELAY_DEQUEUE": False})
+    sim.add_process("hog", behaviour=cfssim.program(run="forever"))
+    sim.add_process("napper", behaviour=cfssim.program(run="5ms", sleep="50ms"))
+    assert not sim.machine.policy.delay_dequeue(sim.root.cfs_rq[0], sim.tasks[1].se)
+    result = sim.run("1s")
+    # each cycle: 50 ms asleep, then 5 ms of CPU shared with the hog (≈ 5–10 ms of wall time)
+    assert 5 * MS * 1000 // 60 <= result.tasks["napper/0"]["cpu_time_ns"] <= 5 * MS * 1000 // 55
+
+
+# ---- groups and bandwidth --------------------------------------------------------------------
+def test_groups_and_quota_work_as_under_cfs() -> None:
+    sim = cfssim.Simulation(cpus=2, policy="eevdf")
+    sim.add_cgroup("/half", {"cpu.cfs_quota_us": 50000, "cpu.cfs_period_us": 100000})
+    sim.add_cgroup("/big", {"cpu.shares": 2048})
+    sim.add_cgroup("/small", {"cpu.shares": 1024})
+    sim.add_process("capped", behaviour=cfssim.program(run="forever"), cgroup="/half", cpus=[1])
+    sim.add_process("big", behaviour=cfssim.program(run="forever"), cgroup="/big", cpus=[0])
+    sim.add_process("small", behaviour=cfssim.program(run="forever"), cgroup="/small", cpus=[0])
+    result = sim.run("2s")
+    assert result.tasks["capped/0"]["cpu_time_ns"] == pytest.approx(1e9, rel=0.02)
+    assert result.cgroups["/half"]["cpu.stat"]["nr_throttled"] >= 19
+    big, small = result.tasks["big/0"]["cpu_time_ns"], result.tasks["small/0"]["cpu_time_ns"]
+    assert big / small == pytest.approx(2.0, rel=0.02)
+
+
+def test_renice_keeps_shares_following_the_new_weight() -> None:
+    sim = cfssim.Simulation(cpus=1, policy="eevdf")
+    sim.add_process("a", behaviour=cfssim.program(run="forever"))
+    sim.add_process("b", behaviour=cfssim.program(run="forever"))
+    sim.at("1s", lambda: sim.set_nice("b", 5))
+    result = sim.run("11s")
+    b_after = result.tasks["b/0"]["cpu_time_ns"] - 0.5e9
+    assert b_after / 10e9 == pytest.approx(335 / 1359, abs=0.005)
+
+
+def test_eevdf_is_the_default_policy() -> None:
+    assert cfssim.Simulation().machine.policy.name == "eevdf"
+    text = "duration: 1s\nmachine: {cpus: 2}\nprocesses: [{name: a, program: [{run: 1ms}]}]\n"
+    assert cfssim.load_scenario(text).machine.policy == "eevdf"
+
+
+# ---- against the real kernel -------------------------------------------------------------
+TWIN = """
+name: eevdf-twin
+duration: 3s
+machine: {cpus: 2}
+processes:
+  - {name: hog, threads: 4, repeat: forever, program: [{run: forever}]}
+  - {name: ticker, repeat: forever, program: [{run: 2ms}, {sleep: 18ms}]}
+"""
+
+
+def background_load(seconds: float = 0.5) -> float:
+    """Fraction of the machine's CPU time used by others over `seconds` (/proc/stat)."""
+
+    def busy_total() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        idle = fields[3] + fields[4]
+        return sum(fields) - idle, sum(fields)
+
+    b0, t0 = busy_total()
+    time.sleep(seconds)
+    b1, t1 = busy_total()
+    return (b1 - b0) / max(1, t1 - t0)
+
+
+@pytest.mark.kernel
+def test_a_periodic_task_among_hogs_matches_the_kernel() -> None:
+    from cfssim.real import measure
+    from cfssim.real.errors import RealRunError
+
+    if os.geteuid() != 0:
+        pytest.skip("the real twin needs root")
+    load = background_load()
+    if load > 0.05:
+        pytest.skip(f"machine busy ({load:.0%} background load > 5%)")
+    scenario = cfssim.load_scenario(TWIN)
+    try:
+        real = measure.measure(scenario)
+    except RealRunError as exc:
+        pytest.skip(f"cannot measure here: {exc}")
+    sim = cfssim.run_scenario(scenario)
+    k, s = real.tasks["ticker/0"], sim.tasks["ticker/0"]
+    assert s["cpu_time_ns"] == pytest.approx(k["cpu_time_ns"], rel=0.05)
+    wait_k = k["wait_time_ns"] / max(1, k["timeslices"])
+    wait_s = s["wait_time_ns"] / max(1, s["timeslices"])
+    assert wait_s == pytest.approx(wait_k, rel=0.30)
+    for i in range(4):
+        name = f"hog/{i}"
+        assert sim.tasks[name]["timeslices"] == pytest.approx(
+            real.tasks[name]["timeslices"], rel=0.20
+        )
