@@ -358,7 +358,13 @@ class Machine:
 
     def set_bandwidth(self, tg: TaskGroup, period: int, quota: int | None, burst: int) -> None:
         """``tg_set_cfs_bandwidth``: new limits, refill, restart the timer, reset local
-        runtime to 0 on every CPU and unthrottle everything."""
+        runtime to 0 on every CPU and unthrottle everything.
+
+        CPU time a running task used before the write is accounted first: the kernel's tick has
+        done that at most one tick earlier, while our lone runners may not have been updated
+        since they started."""
+        for rq in self.rqs:
+            self.update_curr(rq)
         bw = tg.bandwidth
         bw.set(period, quota, burst)
         if bw.enabled and bw.start(self.now):

@@ -301,17 +301,27 @@ def check_work_conserving(
     is never idle during it (overlap 0), and (2) no other allowed CPU d is idle during it for
     more than one tick: an idle CPU pulls at once when it goes idle (newidle_balance); a CPU
     already idle learns of waiting work from the busy CPU's nohz kick, which the kernel sends
-    from the tick, so it may take until the next tick boundary (≤ 1 tick).
+    from the tick, so it may take until the next tick boundary (≤ 1 tick). A CPU on which the
+    task's cgroup (or an ancestor) is throttled cannot take it (``can_migrate_task`` refuses a
+    throttled destination), so those intervals of d do not count as idle for that task.
     """
     assert result.trace is not None
     idle = {cpu: idle_intervals(result, cpu) for cpu in range(result.cpus)}
     for name in result.trace.tasks:
         cgroup = result.tasks[name]["cgroup"]
+        usable = {
+            other: [
+                part
+                for span in idle[other]
+                for part in subtract(span, throttled_on(result, cgroup, other))
+            ]
+            for other in allowed[name]
+        }
         for start, end, cpu in waits(result, name, ready_at[name]):
             for a, b in subtract((start, end), throttled_on(result, cgroup, cpu)):
                 for other in allowed[name]:
                     limit = 0 if other == cpu else TICK
-                    for x, y in idle[other]:
+                    for x, y in usable[other]:
                         overlap = min(b, y) - max(a, x)
                         assert overlap <= limit, (
                             f"{name} waited on cpu {cpu} in [{a}, {b}) while cpu {other} "

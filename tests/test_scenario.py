@@ -74,7 +74,7 @@ def test_defaults_and_implied_ancestors() -> None:
         0, "normal", 0, None, 0, 1, 0, None, None)
     machine = scenario.machine
     assert (machine.slice_ends, machine.autogroup, machine.throttle_model, machine.features,
-            machine.tunables) == ("precise", True, "task", {}, {})
+            machine.tunables) == ("tick", True, "task", {}, {})
     assert scenario.seed == 0 and scenario.events == ()
 
 

@@ -65,11 +65,15 @@ def test_bundled_scenario_matches_its_golden(name: str, update_goldens: bool) ->
 
 def test_seed_quota_drops_from_two_cpus_to_one_after_the_write() -> None:
     # The study note's demo: 2 busy threads use ~200% until t = 1 s, then quota = period = 100 ms
-    # grants one CPU: every later period's usage is 100 ms ± 2%.
+    # grants one CPU. In the period of the write each CPU may overrun by up to a tick before its
+    # update_curr notices the pool is empty (the debt is repaid later); from the next period on
+    # usage is 100 ms ± 2% per period.
     result = run_scenario(load_scenario(SCENARIOS["seed-quota"]))
     assert result.trace is not None
     periods = result.trace["periods"]
-    usage = periods["usage"][periods["start"] >= 1_000_000_000]
+    first = periods["start"] == 1_000_000_000
+    assert 100_000_000 <= periods["usage"][first][0] <= 100_000_000 + 2 * 4_000_000
+    usage = periods["usage"][periods["start"] > 1_000_000_000]
     assert len(usage) >= 15
     assert all(abs(u - 100_000_000) <= 2_000_000 for u in usage), usage
     first_second = result.trace["segments"]
