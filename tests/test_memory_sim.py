@@ -94,7 +94,9 @@ def test_oom_group_kills_every_process_of_the_group() -> None:
     sim = cfssim.Simulation(cpus=2, policy="cfs", seed=1)
     sim.add_cgroup("/app", {"memory.max": "64MiB", "memory.oom.group": 1})
     sim.add_process("a", cgroup="/app", behaviour=grow("8MiB"))
-    sim.add_process("b", cgroup="/app", behaviour=cfssim.program({"alloc": "1MiB"}, {"sleep": "1s"}))
+    sim.add_process(
+        "b", cgroup="/app", behaviour=cfssim.program({"alloc": "1MiB"}, {"sleep": "1s"})
+    )
     result = sim.run("1s")
     assert {k["process"] for k in result.kills} == {"a", "b"}
     assert {k["reason"] for k in result.kills} == {"oom_group_kill"}

@@ -36,7 +36,13 @@ def summary(result: Result) -> dict[str, Any]:
                 "cpuacct.usage": fig["cpuacct.usage"],
                 "cpu.stat": {
                     k: fig["cpu.stat"][k]
-                    for k in ("nr_periods", "nr_throttled", "throttled_time", "nr_bursts", "burst_time")
+                    for k in (
+                        "nr_periods",
+                        "nr_throttled",
+                        "throttled_time",
+                        "nr_bursts",
+                        "burst_time",
+                    )
                 },
                 "memory.max_usage_in_bytes": fig.get("memory.max_usage_in_bytes"),
                 "memory.failcnt": fig.get("memory.failcnt"),
