@@ -10,17 +10,19 @@ other SimPy event, during which the task is blocked). Research code writes these
             yield task.sleep(cfssim.ms(7))
 
 YAML programs (``program: [{run: 10ms}, {sleep: 40ms}]``) compile to the same kind of generator
-through `compile_program`, and `program` builds one from Python keywords.
+through `compile_program`, and `program` builds one from Python keywords. A compiled program
+gives each thread a `TimerClock` when it starts, for its ``timer`` steps.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from .scenario import Alloc, Exit, Free, Loop, Run, Sleep, Step
+from .scenario import Alloc, Exit, Free, Loop, Run, Sleep, Step, Timer
 
 Behaviour = Callable[[Any], Generator[Any, Any, Any]]
 _STEPS: TypeAdapter[tuple[Step, ...]] = TypeAdapter(tuple[Step, ...])
@@ -38,6 +40,31 @@ class BehaviourError(RuntimeError):
     """A behaviour that would spin forever without time passing."""
 
 
+@dataclass
+class TimerClock:
+    """One thread's periodic timer (`Timer` steps): started at `start_ns`, last expired at
+    `expiry_ns` (int ns, simulated or CLOCK_MONOTONIC time)."""
+
+    start_ns: int
+    expiry_ns: int
+
+    @classmethod
+    def starting(cls, now_ns: int) -> TimerClock:
+        """The timer of a thread starting at `now_ns`."""
+        return cls(now_ns, now_ns)
+
+    def next_expiry(self, timer: Timer, now_ns: int) -> int:
+        """Advance to `timer`'s next expiry: one period after the last; if that has passed,
+        the first boundary start + k·period at or after now (absolute) or now (relative)."""
+        period = timer.period_ns
+        expiry = self.expiry_ns + period
+        if expiry < now_ns:
+            periods = -(-(now_ns - self.start_ns) // period)  # ceiling: missed ones skipped
+            expiry = now_ns if timer.mode == "relative" else self.start_ns + periods * period
+        self.expiry_ns = expiry
+        return expiry
+
+
 def _times(repeat: int | None) -> Iterator[int]:
     count = 0
     while repeat is None or count < repeat:
@@ -45,13 +72,18 @@ def _times(repeat: int | None) -> Iterator[int]:
         count += 1
 
 
-def execute(task: Any, steps: Sequence[Step]) -> Generator[Any, Any, None]:
-    """Run `steps` once for `task` (a generator to ``yield from``)."""
+def execute(task: Any, steps: Sequence[Step], clock: TimerClock
+            ) -> Generator[Any, Any, None]:
+    """Run `steps` once for `task`, whose timer is `clock` (a generator to ``yield from``)."""
     for step in steps:
         if isinstance(step, Run):
             yield task.run(step.ns)
         elif isinstance(step, Sleep):
             yield task.sleep(step.ns)
+        elif isinstance(step, Timer):
+            expiry = clock.next_expiry(step, task.now)
+            if expiry > task.now:  # an expiry already reached does not block
+                yield task.sleep(expiry - task.now)
         elif isinstance(step, Alloc):
             yield task.alloc(step.bytes)
         elif isinstance(step, Free):
@@ -59,20 +91,21 @@ def execute(task: Any, steps: Sequence[Step]) -> Generator[Any, Any, None]:
         elif isinstance(step, Exit):
             raise TaskExit(step.code)
         elif isinstance(step, Loop):
-            yield from repeat_steps(task, step.program, step.repeat)
+            yield from repeat_steps(task, step.program, step.repeat, clock)
         else:  # pragma: no cover - the step union is closed
             raise TypeError(f"unknown step {step!r}")
 
 
-def repeat_steps(task: Any, steps: Sequence[Step], repeat: int | None) -> Generator[Any, Any, None]:
+def repeat_steps(task: Any, steps: Sequence[Step], repeat: int | None, clock: TimerClock
+                 ) -> Generator[Any, Any, None]:
     """Run `steps` `repeat` times (None: forever); a forever loop must let time pass."""
     for _ in _times(repeat):
         before = (task.now, task.sum_exec)
-        yield from execute(task, steps)
+        yield from execute(task, steps, clock)
         if repeat is None and (task.now, task.sum_exec) == before:
             raise BehaviourError(
                 f"{task.name}: a 'forever' loop whose iteration takes no time would never end "
-                "(add a run or sleep step)"
+                "(add a run, sleep or timer step)"
             )
 
 
@@ -81,7 +114,7 @@ def compile_program(steps: Sequence[Step], repeat: int | None = 1) -> Behaviour:
     frozen = tuple(steps)
 
     def behaviour(task: Any) -> Generator[Any, Any, None]:
-        yield from repeat_steps(task, frozen, repeat)
+        yield from repeat_steps(task, frozen, repeat, TimerClock.starting(task.now))
 
     behaviour.steps = frozen  # type: ignore[attr-defined]
     behaviour.repeat = repeat  # type: ignore[attr-defined]

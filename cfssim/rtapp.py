@@ -16,9 +16,13 @@ constructs the YAML has no step for, exact Python behaviours used by `Workload.r
 
 - ``timer`` sleeps until the timer's next period boundary (rt-app's ``run_event``: ``t_next``
   starts at the thread's start, advances by ``period`` at each use; when already past it, the
-  ``relative`` default re-anchors to now, ``absolute`` keeps the grid). Refs starting with
-  ``unique`` are per thread, others shared by every thread using them. The YAML view writes a
-  timer as the sleep that reaches the boundary when nothing delays the thread, with a warning.
+  ``relative`` default re-anchors to now, ``absolute`` keeps the grid and catches up missed
+  periods without sleeping). Refs starting with ``unique`` are per thread, others shared by
+  every thread using them. When a task's timers are one per-thread timer (one ref, private to
+  each thread, one mode), the YAML view writes them as ``timer`` steps: exactly in relative
+  mode; in absolute mode with a warning, since the step skips missed periods where rt-app
+  catches them up. Other timers become the sleep that reaches the boundary when nothing
+  delays the thread, with a warning.
 - a phase that changes ``priority`` (nice) or ``taskgroup`` applies it when the phase starts.
 - ``mem`` grows the thread's resident memory up to ``mem_buffer_size`` (the YAML view allocates
   that growth when the thread starts).
@@ -33,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from collections import Counter
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,11 +46,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from ._errors import describe
-from .behaviour import Behaviour, execute
+from .behaviour import Behaviour, TimerClock, execute
 from .cgroup import files as cgfiles
 from .cgroup.files import CgroupConfig, CgroupFileError
 from .result import Result
-from .scenario import Limits, Run, Scenario, ScenarioError, Sleep, load_scenario
+from .scenario import Limits, Run, Scenario, ScenarioError, Sleep, TimerMode, load_scenario
+from .scenario import Timer as TimerStep
 from .scenario_yaml import exact_size, step_data
 from .units import NSEC_PER_SEC, NSEC_PER_USEC
 
@@ -211,6 +217,7 @@ def _task_behaviour(task: RtTask, shared: dict[str, _TimerState], buffer_bytes: 
         sim, process = thread.sim, thread.process
         index = process.threads.index(thread)
         t_first = thread.now
+        clock = TimerClock.starting(t_first)  # for `execute`; rt-app timers use `_timer`
         private: dict[str, _TimerState] = {}
         nice, cgroup = thread.nice, process.cgroup
         written = resident = 0
@@ -235,7 +242,7 @@ def _task_behaviour(task: RtTask, shared: dict[str, _TimerState], buffer_bytes: 
                                 yield thread.alloc(pages - resident)
                                 resident = pages
                         else:
-                            yield from execute(thread, (event,))
+                            yield from execute(thread, (event,), clock)
 
     return behaviour
 
@@ -571,19 +578,51 @@ def _takes_time(phase: Phase) -> bool:
 
 
 # ---- the YAML view ------------------------------------------------------------------------------
-def _yaml_steps(phase: Phase, reader: _Reader) -> list[dict[str, Any]]:
-    """A phase's events as YAML steps. A timer becomes the sleep that ends on its boundary when
-    nothing delays the thread (the time since the previous timer, cyclically); memory writes
-    are allocated when the thread starts (see `_memory_bytes`)."""
+def _timers(task: RtTask) -> list[Timer]:
+    return [event for phase in task.phases for event in phase.events
+            if isinstance(event, Timer)]
+
+
+def _why_not_timer_steps(task: RtTask, ref_tasks: Counter[str]) -> str | None:
+    """Why `task`'s timers are not one per-thread timer like the YAML ``timer`` step (None:
+    they are). `ref_tasks`: how many tasks use each ref."""
+    timers = _timers(task)
+    refs = sorted({timer.ref for timer in timers})
+    if len(refs) > 1:
+        return f"the thread uses several timers ({', '.join(refs)})"
+    if len({timer.relative for timer in timers}) > 1:
+        return "the timer is used in both modes"
+    if any(timer.period_ns == 0 for timer in timers):
+        return "a zero period"
+    if timers and not timers[0].unique and (task.threads > 1 or ref_tasks[refs[0]] > 1):
+        return f"timer {refs[0]!r} is shared by threads"
+    return None
+
+
+def _yaml_steps(phase: Phase, reader: _Reader, approximate_because: str | None
+                ) -> list[dict[str, Any]]:
+    """A phase's events as YAML steps; memory writes are allocated when the thread starts (see
+    `_memory_bytes`). Timers become ``timer`` steps, or, when `approximate_because` says why
+    they cannot, the sleep that ends on the boundary when nothing delays the thread (the time
+    since the previous timer, cyclically)."""
     steps: list[dict[str, Any]] = []
     timers = [i for i, event in enumerate(phase.events) if isinstance(event, Timer)]
     elapsed = sum(_wall(event) for event in phase.events[timers[-1] + 1:]) if timers else 0
     for event, key in zip(phase.events, phase.keys, strict=True):
-        if isinstance(event, Timer):
+        where = (*phase.where, key)
+        if isinstance(event, Timer) and approximate_because is None:
+            mode: TimerMode = "relative" if event.relative else "absolute"
+            steps.append(step_data(TimerStep(period=event.period_ns, mode=mode)))
+            if not event.relative:
+                reader.warn(where, "absolute timer written as a timer step, which skips the "
+                            "periods a late thread missed where rt-app catches them up without "
+                            "sleeping (the same wakeups while the thread keeps up; `cfssim "
+                            "run` on the JSON models rt-app exactly)")
+        elif isinstance(event, Timer):
             steps.append({"sleep": max(0, event.period_ns - elapsed)})
-            reader.warn((*phase.where, key), "timer written as a sleep that reaches its period "
-                        "boundary only when nothing delays the thread (`cfssim run` on the "
-                        "JSON models the timer exactly)")
+            reader.warn(where, f"timer written as a sleep ({approximate_because}) that "
+                        "reaches its period boundary only when nothing delays the thread "
+                        "(`cfssim run` on the JSON models the timer exactly)")
             elapsed = 0
         elif isinstance(event, (Run, Sleep)):
             steps.append(step_data(event))
@@ -610,8 +649,9 @@ def _changes_after_start(task: RtTask) -> bool:
                for key, value in _phase_changes(task, phase).items())
 
 
-def _process(task: RtTask, reader: _Reader, buffer_bytes: int) -> dict[str, Any]:
-    """The scenario's process for `task` (its YAML view)."""
+def _process(task: RtTask, reader: _Reader, buffer_bytes: int, ref_tasks: Counter[str]
+             ) -> dict[str, Any]:
+    """The scenario's process for `task` (its YAML view); `ref_tasks`: tasks using each timer."""
     where: Loc = ("tasks", task.name)
     settings = task.settings
     policy = "normal" if settings.policy in (None, "deadline") else settings.policy
@@ -646,8 +686,9 @@ def _process(task: RtTask, reader: _Reader, buffer_bytes: int) -> dict[str, Any]
         reader.warn(where, f"mem events: the YAML view allocates the {exact_size(memory)} they "
                     "make resident when the thread starts (`cfssim run` on the JSON grows it "
                     "event by event); their CPU cost is not modelled")
+    approximate_because = _why_not_timer_steps(task, ref_tasks)
     for phase in task.phases:
-        steps = _yaml_steps(phase, reader)
+        steps = _yaml_steps(phase, reader, approximate_because)
         if steps and phase.loop == 1:
             program.extend(steps)
         elif steps:
@@ -689,7 +730,8 @@ def load_rtapp(source: str | Path, *, cpus: int | None = None, duration_ns: int 
     if duration is None and duration_ns is None and not reader.errors:
         reader.error(("global", "duration"), "a positive duration in seconds (cfssim runs a "
                      "fixed time; pass a duration for -1)", "-1 or no duration")
-    processes = [_process(task, reader, buffer) for task in tasks]
+    ref_tasks = Counter(ref for task in tasks for ref in {timer.ref for timer in _timers(task)})
+    processes = [_process(task, reader, buffer, ref_tasks) for task in tasks]
     if reader.errors:
         raise ScenarioError(reader.errors)
     stem = Path(origin).stem if is_file else "rt-app"

@@ -213,6 +213,55 @@ class Sleep(_Model):
     ns: Duration = Field(alias="sleep")
 
 
+TimerMode = Literal["absolute", "relative"]
+
+
+def _period(value: Any) -> int:
+    """A timer period: a positive duration → int ns."""
+    try:
+        period_ns = parse_duration(value)
+    except (ValueError, TypeError):
+        return _duration(value)  # raises the duration message
+    if period_ns <= 0:
+        raise _fail(f"expected a positive period such as '200ms', found {describe(value)}")
+    return period_ns
+
+
+class Timer(_Model):
+    """Sleep until the thread's periodic timer next expires (a period boundary), in ns.
+
+    YAML: ``{timer: 200ms}`` or ``{timer: {period: 200ms, mode: absolute|relative}}``. Each
+    thread has one timer, started when the thread starts (its `start`); every timer step moves
+    its expiry one period on from the previous expiry. If that expiry has already passed
+    (the thread is late), ``absolute`` (the default) moves it to the first boundary
+    start + k·period at or after now — the missed periods are skipped, not caught up — and
+    ``relative`` (rt-app's default mode) restarts the timer at now. A thread that keeps up
+    wakes at start + k·period in both modes; an expiry at or before now does not sleep.
+    """
+
+    period_ns: Annotated[
+        int,
+        BeforeValidator(_period),
+        WithJsonSchema({"anyOf": [{"type": "string", "pattern": _DURATION_PATTERN},
+                                  {"type": "integer", "minimum": 1}],
+                        "description": "a positive duration such as '200ms', or ns"}),
+    ] = Field(alias="period")
+    mode: TimerMode = "absolute"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unwrap(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and set(data) == {"timer"}:
+            body = data["timer"]
+            if isinstance(body, Mapping):
+                return body
+            if isinstance(body, (list, tuple)):
+                raise _fail(f"expected a period such as 200ms or a mapping {{period: …, "
+                            f"mode: absolute|relative}}, found {describe(body)}")
+            return {"period": body}
+        return data
+
+
 class Alloc(_Model):
     """Touch `bytes` more anonymous memory (charged to the task's memcg)."""
 
@@ -250,7 +299,8 @@ class Loop(_Model):
 
 
 _STEP_KINDS: dict[str, type[_Model]] = {
-    "run": Run, "sleep": Sleep, "alloc": Alloc, "free": Free, "exit": Exit, "loop": Loop,
+    "run": Run, "sleep": Sleep, "timer": Timer, "alloc": Alloc, "free": Free, "exit": Exit,
+    "loop": Loop,
 }
 _STEP_TAGS = {model: tag for tag, model in _STEP_KINDS.items()}
 
@@ -279,6 +329,7 @@ def _one_key_step(value: Any) -> Any:
 Step = Annotated[
     Annotated[Run, Tag("run")]
     | Annotated[Sleep, Tag("sleep")]
+    | Annotated[Timer, Tag("timer")]
     | Annotated[Alloc, Tag("alloc")]
     | Annotated[Free, Tag("free")]
     | Annotated[Exit, Tag("exit")]
@@ -298,8 +349,9 @@ def iter_steps(program: Sequence[Step], depth: int = 1) -> Iterator[tuple[Step, 
 
 
 def _takes_time(program: Sequence[Step]) -> bool:
-    """Whether one pass of `program` can advance time (a run or sleep of non-zero length)."""
-    return any(isinstance(step, (Run, Sleep)) and step.ns != 0
+    """Whether one pass of `program` can advance time (a run or sleep of non-zero length, or
+    a timer: each expiry is a period after the previous one)."""
+    return any(isinstance(step, Timer) or (isinstance(step, (Run, Sleep)) and step.ns != 0)
                for step, _ in iter_steps(program))
 
 
@@ -371,12 +423,12 @@ class ProcessSpec(_Model):
                                  "(slices belong to normal and batch tasks), found "
                                  f"{format_duration(self.slice_ns)}", self.slice_ns))
         if self.repeat is None and not _takes_time(self.program):
-            errors.append(_issue(("program",), "expected a run or sleep step when the program "
-                                 "repeats forever, found a program that takes no time"))
+            errors.append(_issue(("program",), "expected a run, sleep or timer step when the "
+                                 "program repeats forever, found a program that takes no time"))
         for index, (step, _) in enumerate(iter_steps(self.program)):
             if isinstance(step, Loop) and step.repeat is None and not _takes_time(step.program):
-                errors.append(_issue(("program",), f"expected a run or sleep step inside the "
-                                     f"forever loop (step {index}), found none"))
+                errors.append(_issue(("program",), f"expected a run, sleep or timer step "
+                                     f"inside the forever loop (step {index}), found none"))
         if errors:
             raise ValidationError.from_exception_data("ProcessSpec", errors)
         return self
@@ -944,9 +996,9 @@ def _format_path(path: Loc) -> str:
 _KNOWN_KEYS = sorted({
     field.alias or name
     for model in (Scenario, MachineSpec, ProcessSpec, EventSpec, Move, Nice, Kill, Loop, Run,
-                  Sleep, Alloc, Free, Exit)
+                  Sleep, Timer, Alloc, Free, Exit)
     for name, field in model.model_fields.items()
-} | set(_ACTIONS) | set(cgfiles.FILES) | {"loop"})
+} | set(_ACTIONS) | set(cgfiles.FILES) | {"loop", "timer"})
 
 
 def _message(error: Any) -> str:
@@ -1071,6 +1123,15 @@ def scenario_json_schema() -> dict[str, Any]:
         "properties": {"loop": {k: v for k, v in loop.items() if k not in ("title",
                                                                            "description")}},
         "required": ["loop"], "additionalProperties": False,
+    }
+    timer = definitions["Timer"]
+    definitions["Timer"] = {
+        "type": "object", "title": "Timer", "description": timer.get("description", ""),
+        "properties": {"timer": {"anyOf": [
+            timer["properties"]["period"],
+            {k: v for k, v in timer.items() if k not in ("title", "description")},
+        ]}},
+        "required": ["timer"], "additionalProperties": False,
     }
     definitions["Write"] = {
         "type": "object", "title": "Write", "description": definitions["Write"]["description"],

@@ -31,6 +31,7 @@ from .scenario import (
     Scenario,
     Sleep,
     Step,
+    Timer,
 )
 from .units import NSEC_PER_MSEC, NSEC_PER_SEC, NSEC_PER_USEC
 
@@ -102,6 +103,10 @@ def step_data(step: Step) -> dict[str, Any]:
         return {"run": "forever" if step.ns is None else exact_duration(step.ns)}
     if isinstance(step, Sleep):
         return {"sleep": exact_duration(step.ns)}
+    if isinstance(step, Timer):
+        period = exact_duration(step.period_ns)
+        return {"timer": period if step.mode == "absolute" else
+                {"period": period, "mode": step.mode}}
     if isinstance(step, Alloc):
         return {"alloc": exact_size(step.bytes)}
     if isinstance(step, Free):

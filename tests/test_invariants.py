@@ -2,8 +2,9 @@
 on one fixed mixed workload: conservation of CPU time, a sane trace (no overlaps, affinity),
 per-task figures that agree with the trace, work conservation, and determinism.
 
-Set CFSSIM_FUZZ_EXAMPLES=500 to explore more (random examples); by default 30 derandomized
-examples keep the suite reproducible.
+Set CFSSIM_FUZZ_EXAMPLES=500 to explore more (random examples, failures shrunk); by default
+30 derandomized examples per policy keep the suite reproducible and fast (no shrinking: a
+failure is reported as found).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import cfssim
@@ -23,10 +24,12 @@ from cfssim.machine import POLICIES
 
 TICK = ms(4)  # HZ=250 everywhere here
 EXAMPLES = int(os.environ.get("CFSSIM_FUZZ_EXAMPLES", "30"))
+EXPLORING = "CFSSIM_FUZZ_EXAMPLES" in os.environ
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,
-    derandomize="CFSSIM_FUZZ_EXAMPLES" not in os.environ,
+    derandomize=not EXPLORING,
+    phases=tuple(Phase) if EXPLORING else (Phase.explicit, Phase.generate),
     suppress_health_check=[HealthCheck.too_slow],
 )
 
@@ -94,7 +97,7 @@ def programs(draw: st.DrawFn) -> tuple[tuple[dict[str, Any], ...], int | None]:
 
 
 @st.composite
-def workloads(draw: st.DrawFn, with_cgroups: bool = True) -> Workload:
+def workloads(draw: st.DrawFn, policy: str, with_cgroups: bool = True) -> Workload:
     ncpus = draw(st.integers(2, 4))
     cgroups: dict[str, dict[str, int]] = {}
     if with_cgroups:
@@ -134,7 +137,7 @@ def workloads(draw: st.DrawFn, with_cgroups: bool = True) -> Workload:
             break
     return Workload(
         cpus=ncpus,
-        policy=draw(st.sampled_from(sorted(POLICIES))),
+        policy=policy,
         slice_ends=draw(st.sampled_from(["precise", "tick"])),
         seed=draw(st.integers(0, 2**16)),
         duration_ns=draw(st.integers(50, 200)) * ms(1),
@@ -344,9 +347,11 @@ def check_all(workload: Workload, result: Result) -> None:
 
 
 # ==== tests =====================================================================================
+@pytest.mark.parametrize("policy", sorted(POLICIES))
 @FUZZ
-@given(workloads())
-def test_random_workloads_keep_every_invariant(workload: Workload) -> None:
+@given(data=st.data())
+def test_random_workloads_keep_every_invariant(policy: str, data: st.DataObject) -> None:
+    workload = data.draw(workloads(policy))
     result = workload.run()
     check_all(workload, result)
     again = workload.run()
@@ -390,3 +395,21 @@ def test_same_seed_same_digest_different_seed_different_digest(policy: str) -> N
 
     assert digest(5) == digest(5)
     assert digest(5) != digest(6)
+
+
+@pytest.mark.xfail(
+    reason="EEVDF, precise slice ends: Machine.on_timer raises SimulationError at 47.3 ms "
+    "(CPU 1 decides 10001 times without time passing, running b/1)",
+    strict=True,
+)
+def test_eevdf_short_sleepers_in_a_light_group_do_not_livelock() -> None:
+    # found by the fuzzer (shrunk by hand): the run must simply complete, and keep the invariants
+    sim = cfssim.Simulation(cpus=2, policy="eevdf", seed=0, slice_ends="precise")
+    sim.add_cgroup("/g1", {"cpu.shares": 256})
+    sim.add_process("hog", nice=-5, behaviour=cfssim.program(run="forever"))
+    sim.add_process("a", threads=2, nice=-5, behaviour=cfssim.program(run="100us", sleep="100us"))
+    sim.add_process(
+        "b", threads=2, cgroup="/g1", behaviour=cfssim.program(run="100us", sleep="100us")
+    )
+    result = sim.run("50ms")
+    check_conservation(result)

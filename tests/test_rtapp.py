@@ -14,7 +14,7 @@ import pytest
 
 from cfssim.cgroup.files import weight_to_shares
 from cfssim.rtapp import load_any, load_rtapp, load_workload, relax_json
-from cfssim.scenario import Loop, Run, ScenarioError, Sleep, load_scenario
+from cfssim.scenario import Loop, Run, ScenarioError, Sleep, Timer, load_scenario
 from cfssim.scenario_yaml import dump_scenario
 from cfssim.units import ms
 
@@ -79,9 +79,10 @@ def test_documented_example2_ten_percent_load_with_a_timer(tmp_path: Path) -> No
     result = workload.run(policy="cfs")
     assert result.tasks["thread0/0"]["cpu_time_ns"] == ms(200)  # 10 ms every 100 ms for 2 s
     assert wakeups(result, "thread0/0") == [ms(100) * k for k in range(1, 20)]
-    # the YAML view: the sleep that reaches the boundary when uncontended, with a warning
-    assert workload.scenario.processes[0].program == (Run(run=ms(10)), Sleep(sleep=ms(90)))
-    assert any("tasks.thread0.timer: timer written as a sleep" in w for w in workload.warnings)
+    # the YAML view: rt-app's relative timer is exactly the relative timer step, no warning
+    assert workload.scenario.processes[0].program == (
+        Run(run=ms(10)), Timer(period=ms(100), mode="relative"))
+    assert not any("timer" in warning for warning in workload.warnings)
 
 
 def test_timer_keeps_its_period_under_preemption_unlike_sleep(tmp_path: Path) -> None:
@@ -328,6 +329,7 @@ def test_convert_command_writes_yaml_that_loads_back(tmp_path: Path) -> None:
     outcome = CliRunner().invoke(convert, [str(source), "-o", str(out)])
     assert outcome.exit_code == 0, outcome.output
     assert "warning:" in outcome.output and "event 'lock'" in outcome.output
-    assert load_scenario(out).processes[0].program == (Run(run=ms(2)), Sleep(sleep=ms(8)))
+    assert load_scenario(out).processes[0].program == (  # "x": used by one thread only
+        Run(run=ms(2)), Timer(period=ms(10), mode="relative"))
     bad = CliRunner().invoke(convert, [str(write(tmp_path, '{"tasks": 3}', "bad.json"))])
     assert isinstance(bad.exception, ScenarioError)  # the cfssim group prints it, exit 2

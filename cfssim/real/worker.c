@@ -13,6 +13,8 @@
  *     4 b    free: unmap the b most recently allocated bytes (-1: all)
  *     5 c    exit: end this thread with code c (the process exits with its last thread's code)
  *     6 r n  loop: repeat the next n tokens r times (-1: forever)
+ *     7 p m  timer: sleep until this thread's next timer expiry, period p ns, mode m (0 absolute,
+ *            1 relative) — `Timer` and `TimerClock` in cfssim/scenario.py and cfssim/behaviour.py
  *
  * It forks one child per process; each child starts its threads (the main thread is thread 0),
  * and every thread reports "tid <proc> <thread> <tid> <pid>" on stdout. The parent places the tids
@@ -43,7 +45,7 @@
 #include <unistd.h>
 
 #define PAGE 4096
-enum { OP_RUN = 1, OP_SLEEP, OP_ALLOC, OP_FREE, OP_EXIT, OP_LOOP };
+enum { OP_RUN = 1, OP_SLEEP, OP_ALLOC, OP_FREE, OP_EXIT, OP_LOOP, OP_TIMER };
 
 struct proc {
     int index, threads;
@@ -54,6 +56,9 @@ struct proc {
 };
 
 struct region { char *addr; size_t len; };
+
+/* A thread's periodic timer (CLOCK_MONOTONIC ns): started with the thread, last expired at expiry. */
+struct timer { int64_t start, expiry; };
 
 static const char *statdir;
 static int go_fd;
@@ -94,6 +99,21 @@ static void nap(int64_t ns) {
     while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR) {}
 }
 
+static void sleep_until(int64_t t) {
+    struct timespec at = {t / 1000000000, t % 1000000000};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, NULL) == EINTR) {}
+}
+
+/* One period after the last expiry; if that has passed, the first boundary start + k*period at or
+ * after now (absolute: missed periods are skipped) or now (relative). Sleeps only if in the future. */
+static void timer_wait(struct timer *tm, int64_t period, int64_t relative) {
+    int64_t now = now_ns(CLOCK_MONOTONIC), expiry = tm->expiry + period;
+    if (expiry < now)
+        expiry = relative ? now : tm->start + (now - tm->start + period - 1) / period * period;
+    tm->expiry = expiry;
+    if (expiry > now) sleep_until(expiry);
+}
+
 static void alloc(int64_t bytes) {
     size_t len = ((size_t)bytes + PAGE - 1) / PAGE * PAGE;
     if (len == 0) return;
@@ -123,8 +143,8 @@ static void release(int64_t bytes) {
     pthread_mutex_unlock(&mem_lock);
 }
 
-/* Runs tokens [i, end); returns 1 with *code set when an exit step ran. */
-static int execute(const int64_t *tok, int i, int end, int *code) {
+/* Runs tokens [i, end) with the thread's timer tm; returns 1 with *code set when an exit step ran. */
+static int execute(const int64_t *tok, int i, int end, struct timer *tm, int *code) {
     while (i < end) {
         int64_t op = tok[i], arg = tok[i + 1];
         switch (op) {
@@ -132,11 +152,12 @@ static int execute(const int64_t *tok, int i, int end, int *code) {
         case OP_SLEEP: nap(arg); i += 2; break;
         case OP_ALLOC: alloc(arg); i += 2; break;
         case OP_FREE: release(arg); i += 2; break;
+        case OP_TIMER: timer_wait(tm, arg, tok[i + 2]); i += 3; break;
         case OP_EXIT: *code = (int)arg; return 1;
         case OP_LOOP: {
             int body = (int)tok[i + 2];
             for (int64_t r = 0; arg < 0 || r < arg; r++)
-                if (execute(tok, i + 3, i + 3 + body, code)) return 1;
+                if (execute(tok, i + 3, i + 3 + body, tm, code)) return 1;
             i += 3 + body;
             break;
         }
@@ -163,10 +184,10 @@ static void *thread_main(void *arg) {
     say("tid %d %d %ld %d\n", current->index, t, (long)syscall(SYS_gettid), (int)getpid());
     int64_t t0;
     if (read(go_fd, &t0, sizeof t0) != sizeof t0) _exit(123);   /* the barrier */
-    struct timespec at = {(t0 + current->start_ns) / 1000000000, (t0 + current->start_ns) % 1000000000};
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, NULL) == EINTR) {}
+    struct timer tm = {t0 + current->start_ns, t0 + current->start_ns};
+    sleep_until(tm.start);
     int code = 0;
-    execute(current->tokens, 0, current->ntokens, &code);
+    execute(current->tokens, 0, current->ntokens, &tm, &code);
     char src[64], dst[4096];
     const char *files[] = {"schedstat", "sched"};
     for (int k = 0; k < 2; k++) {

@@ -18,12 +18,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..scenario import Alloc, Exit, Free, Loop, Run, Sleep, Step
+from ..scenario import Alloc, Exit, Free, Loop, Run, Sleep, Step, Timer
 from .errors import NoCompiler, WorkerFailed
 
 SOURCE = Path(__file__).with_name("worker.c")
-OP_RUN, OP_SLEEP, OP_ALLOC, OP_FREE, OP_EXIT, OP_LOOP = range(1, 7)
+OP_RUN, OP_SLEEP, OP_ALLOC, OP_FREE, OP_EXIT, OP_LOOP, OP_TIMER = range(1, 8)
 FOREVER = -1
+TIMER_MODES = {"absolute": 0, "relative": 1}
 
 
 # ---- the binary -------------------------------------------------------------------------------
@@ -57,7 +58,7 @@ def worker_binary(compiler: str | None = None) -> Path:
 
 # ---- programs ---------------------------------------------------------------------------------
 def encode_program(program: Sequence[Step], repeat: int | None = 1) -> list[int]:
-    """Scenario steps (Run, Sleep, Alloc, Free, Exit, Loop) → the worker's integer tokens.
+    """Scenario steps (Run, Sleep, Timer, Alloc, Free, Exit, Loop) → the worker's integer tokens.
 
     A process's `repeat` (None: forever) wraps the whole program in one loop.
     """
@@ -74,6 +75,8 @@ def _encode_steps(steps: Iterable[Step]) -> list[int]:
             tokens += [OP_RUN, FOREVER if step.ns is None else step.ns]
         elif isinstance(step, Sleep):
             tokens += [OP_SLEEP, step.ns]
+        elif isinstance(step, Timer):
+            tokens += [OP_TIMER, step.period_ns, TIMER_MODES[step.mode]]
         elif isinstance(step, Alloc):
             tokens += [OP_ALLOC, step.bytes]
         elif isinstance(step, Free):
