@@ -1099,16 +1099,34 @@ class Machine:
         self.touch(src)
         self.touch(dst)
 
-    def newidle_balance(self, rq: Rq) -> bool:
-        """``newidle_balance``: a CPU about to idle pulls one task from the busiest CPU."""
-        best: tuple[int, int, int] | None = None
-        busiest: Rq | None = None
+    def find_busiest_queue(
+        self, rq: Rq, key: Callable[[Rq], tuple[int, int]], movable_only: bool = False
+    ) -> Rq | None:
+        """``find_busiest_queue``: the other CPU with waiting tasks and the greatest `key`.
+        Exact ties happen here only because we have no PELT noise; in the kernel they are
+        broken by that noise, here by a seeded draw (never by CPU number, which would pin the
+        same pairs of tasks together forever)."""
+        best: tuple[int, int] | None = None
+        tied: list[Rq] = []
         for other in self.rqs:
             if other is rq or other.cfs.h_nr_running < 2:
                 continue
-            key = (other.cfs.h_nr_running, other.cfs.load, -other.cpu)
-            if (best is None or key > best) and self._movable(other, rq):
-                best, busiest = key, other
+            if movable_only and not self._movable(other, rq):
+                continue
+            k = key(other)
+            if best is None or k > best:
+                best, tied = k, [other]
+            elif k == best:
+                tied.append(other)
+        if len(tied) <= 1:
+            return tied[0] if tied else None
+        return tied[int(self.rng.integers(len(tied)))]
+
+    def newidle_balance(self, rq: Rq) -> bool:
+        """``newidle_balance``: a CPU about to idle pulls one task from the busiest CPU."""
+        busiest = self.find_busiest_queue(
+            rq, lambda other: (other.cfs.h_nr_running, other.cfs.load), movable_only=True
+        )
         if busiest is None:
             return False
         self.move_queued_task(self._movable(busiest, rq)[0], busiest, rq, preempt=False)
@@ -1120,15 +1138,9 @@ class Machine:
         (``shr_bound(load, nr_balance_failed)``), which rotates N hogs over M < N CPUs."""
         self.refresh_group_weights()
         this_load = rq.cfs.load
-        busiest: Rq | None = None
-        for other in self.rqs:
-            if other is rq or other.cfs.h_nr_running < 2:
-                continue
-            if busiest is None or (other.cfs.load, other.cfs.h_nr_running) > (
-                busiest.cfs.load,
-                busiest.cfs.h_nr_running,
-            ):
-                busiest = other
+        busiest = self.find_busiest_queue(
+            rq, lambda other: (other.cfs.load, other.cfs.h_nr_running)
+        )
         if busiest is None or busiest.cfs.load <= this_load:
             rq.nr_balance_failed = 0
             return

@@ -60,7 +60,9 @@ def throttles(result: Result, cgroup: str) -> list[tuple[int, int, int]]:
     assert result.trace is not None
     th = result.trace["throttles"]
     mask = th["cgroup"] == result.trace.cgroups.index(cgroup)
-    rows = zip(th["cpu"][mask].tolist(), th["start"][mask].tolist(), th["end"][mask].tolist())
+    rows = zip(
+        th["cpu"][mask].tolist(), th["start"][mask].tolist(), th["end"][mask].tolist(), strict=True
+    )
     return sorted(rows, key=lambda row: (row[1], row[0]))
 
 
@@ -114,11 +116,6 @@ def test_study_note_demo_quota_brings_200_percent_to_100(scenario: str, policy: 
     assert cpu_stat["throttled_time"] == 2 * (result.duration_ns - s(1)) - after
 
 
-@pytest.mark.xfail(
-    reason="Machine.set_bandwidth resets runtime_remaining without update_curr first: CPU time "
-    "run before the write (since the CPU's last event) is charged to the new quota as debt",
-    strict=True,
-)
 def test_quota_written_at_runtime_does_not_charge_time_run_before_it() -> None:
     # One hog alone on a 1-CPU machine (no other event ever calls update_curr) gets 50 ms/100 ms
     # written at 1 s. tg_set_cfs_bandwidth resets each CPU's runtime_remaining to 0; the kernel's
@@ -221,15 +218,13 @@ def test_balancing_never_moves_a_task_into_a_throttled_queue() -> None:
 REQUEST = cfssim.program(run="15ms", sleep="235ms")
 
 
-def bursty(burst_us: int, *, start: str = "0s", rewrite_burst: bool = False) -> Result:
+def bursty(burst_us: int) -> Result:
     sim = cfssim.Simulation(cpus=2, policy="cfs", seed=1)
     files = {"cpu.cfs_period_us": 100_000, "cpu.cfs_quota_us": 10_000}
-    if not rewrite_burst:
+    if burst_us:
         files["cpu.cfs_burst_us"] = burst_us
     sim.add_cgroup("/app", files)
-    sim.add_process("t", cgroup="/app", behaviour=REQUEST, start=start)
-    if rewrite_burst:  # a second write: tg_set_cfs_bandwidth refills again
-        sim.at(0, lambda: sim.write("/app", {"cpu.cfs_burst_us": burst_us}))
+    sim.add_process("t", cgroup="/app", behaviour=REQUEST)
     return sim.run(s(2) + ms(1))
 
 
@@ -275,51 +270,44 @@ def test_burst_request_without_burst_is_throttled_once_per_request() -> None:
 
 
 def test_burst_lets_each_request_run_through() -> None:
-    # Set up as the real twin does: quota written, then cpu.cfs_burst_us = 10 ms (a second
-    # tg_set_cfs_bandwidth, which refills again: pool = min(10 + 10, quota + burst) = 20 ms).
-    # The task starts at 10 ms, so its requests start at 10 + 250k ms: phase 10 or 60 ms in a
-    # period, each 15 ms run inside one period. Nothing is throttled (20 ms ≥ 15 ms, and the
-    # pool is back at 20 ms two refills after each request).
+    # Quota then cpu.cfs_burst_us = 10 ms: two tg_set_cfs_bandwidth calls (as the real twin
+    # writes them), two refills: pool = min(10 + 10, quota + burst) = 20 ms. Requests start at
+    # 250k ms: phase 0 or 50 ms in a period, so each 15 ms run lies inside one period. Nothing is
+    # throttled (20 ms ≥ 15 ms, and two refills after each request the pool is back at 20 ms).
     # __refill_cfs_bandwidth_runtime counts a burst when a period drew more than a quota from
     # the pool: drawn = usage + local runtime kept at the end − kept at the start
     #   = 15 + 1 − 0 = 16 ms for the first request (6 ms burst), 15 + 1 − 1 = 15 ms later (5 ms):
-    # nr_bursts = 8 (requests at 10, 260, …, 1760 ms), burst_time = 6 + 7 × 5 = 41 ms.
+    # nr_bursts = 8 (requests at 0, 250, …, 1750 ms), burst_time = 6 + 7 × 5 = 41 ms.
     # Timer: per request the expiry after it (runtime drawn) and the next one (idle: it stops)
-    # count, then it restarts on its grid at the next request: nr_periods = 16.
-    # (Kernel, other phase: nr_bursts 8, burst_time 25.5 ms, nr_periods 18.)
-    result = bursty(10_000, start="10ms", rewrite_burst=True)
+    # count, then it restarts on its grid at the next request: nr_periods = 8 × 2 = 16.
+    # (Kernel, other phase and background load: nr_bursts 8, burst_time 25.5 ms, nr_periods 18.)
+    result = bursty(10_000)
     cpu_stat = stat(result, "/app")
     assert cpu_stat["nr_throttled"] == cpu_stat["throttled_time"] == 0
     assert cpu_stat["nr_bursts"] == 8
     assert cpu_stat["burst_time"] == ms(41)
     assert cpu_stat["nr_periods"] == 16
-    assert result.tasks["t/0"]["cpu_time_ns"] == 8 * ms(15)
-
-
-def test_burst_configured_at_once_still_throttles_the_first_request() -> None:
-    # Quota and burst set in one go refill once: the pool starts at one quota (10 ms), so the
-    # first request is throttled (at the 12 ms tick, until 100 ms); afterwards the pool banks up
-    # to 20 ms and no later request is throttled.
-    result = bursty(10_000)
-    assert [(a, b) for _, a, b in throttles(result, "/app")] == [(ms(12), ms(100))]
-    assert stat(result, "/app")["nr_throttled"] == 1
+    assert usage_between(result, ["t/0"], 0, s(2)) == 8 * ms(15)
+    assert [(p.start, p.usage) for p in periods(result, "/app") if p.usage] == [
+        (k * ms(250) - k * ms(250) % ms(100), ms(15)) for k in range(8)
+    ]
 
 
 @pytest.mark.xfail(
     reason="Simulation.write skips tg_set_cfs_bandwidth when period/quota/burst are unchanged; "
-    "the kernel refills the pool (+quota) on every write of these files",
+    "the kernel refills the pool and unthrottles on every write of these files",
     strict=True,
 )
-def test_rewriting_the_same_burst_value_refills_the_pool() -> None:
-    # cpu.cfs_burst_us written again with its current value at t = 0 is still a
-    # tg_set_cfs_bandwidth: pool = min(10 + 10, 20) = 20 ms, so the first request (at 10 ms)
-    # runs through unthrottled.
-    sim = cfssim.Simulation(cpus=2, policy="cfs", seed=1)
-    sim.add_cgroup("/app", {"cpu.cfs_quota_us": 10_000, "cpu.cfs_burst_us": 10_000})
-    sim.add_process("t", cgroup="/app", behaviour=REQUEST, start="10ms")
-    sim.at(0, lambda: sim.write("/app", {"cpu.cfs_burst_us": 10_000}))
-    result = sim.run("200ms")
-    assert stat(result, "/app")["nr_throttled"] == 0
+def test_rewriting_the_same_quota_refills_and_unthrottles() -> None:
+    # A hog under 50 ms/100 ms is throttled from ~52 ms. `echo 50000 > cpu.cfs_quota_us` at 60 ms
+    # (the same value) is still a tg_set_cfs_bandwidth: pool = min(0 + 50, 50) = 50 ms and every
+    # queue unthrottled, so the hog runs again at once: 40 ms in [60, 100) ms.
+    sim = cfssim.Simulation(cpus=1, policy="cfs", seed=1)
+    sim.add_cgroup("/app", {"cpu.cfs_quota_us": 50_000})
+    sim.add_process("hog", cgroup="/app", behaviour=FOREVER)
+    sim.at("60ms", lambda: sim.write("/app", {"cpu.cfs_quota_us": 50_000}))
+    result = sim.run("100ms")
+    assert usage_between(result, ["hog/0"], ms(60), ms(100)) == ms(40)
 
 
 # ==== hierarchy =================================================================================
@@ -335,12 +323,29 @@ def test_nested_quota_the_tighter_level_binds() -> None:
     for start in range(ms(100), ms(1500), ms(100)):
         assert abs(usage_between(result, batch, start, start + ms(100)) - ms(30)) <= 2 * TICK
         assert abs(usage_between(result, web, start, start + ms(100)) - ms(70)) <= 2 * TICK
-    for start in range(ms(1700), s(3), ms(100)):
-        assert abs(usage_between(result, batch, start, start + ms(100)) - ms(50)) <= 2 * TICK
-        assert abs(usage_between(result, web, start, start + ms(100)) - ms(50)) <= 2 * TICK
-    assert sum(p.usage for p in periods(result, "/parent")[1:]) == pytest.approx(
-        ms(100) * (len(periods(result, "/parent")) - 1), abs=2 * TICK
-    )
+    # after the write: the parent's 100 ms per period is shared; which child holds the CPU when
+    # the pool runs dry varies (4 ms ticks), so the split is checked on the average (±5 pp)
+    for row in periods(result, "/parent"):
+        if row.start >= ms(1600):
+            assert abs(row.usage - ms(100)) <= 2 * TICK
+    both = usage_between(result, batch + web, ms(1600), s(3))
+    assert usage_between(result, batch, ms(1600), s(3)) / both == pytest.approx(0.5, abs=0.05)
+
+
+@pytest.mark.xfail(
+    reason="EEVDF, precise slice ends: Machine.on_timer raises SimulationError at the first "
+    "refill (t = 100 ms) of a parent quota over two child groups",
+    strict=True,
+)
+def test_eevdf_parent_quota_over_two_children_runs() -> None:
+    sim = cfssim.Simulation(cpus=2, policy="eevdf", seed=1, slice_ends="precise")
+    sim.add_cgroup("/parent", {"cpu.cfs_quota_us": 100_000})
+    sim.add_cgroup("/parent/a")
+    sim.add_cgroup("/parent/b")
+    sim.add_process("a", threads=2, cgroup="/parent/a", behaviour=FOREVER)
+    sim.add_process("b", threads=2, cgroup="/parent/b", behaviour=FOREVER)
+    result = sim.run(ms(200) + ms(1))
+    assert [p.usage for p in periods(result, "/parent")] == [ms(100)] * 2
 
 
 def test_v2_child_quota_above_its_parent_is_capped_by_the_parent() -> None:

@@ -1,0 +1,215 @@
+"""Simulator speed: scheduling events and simulated seconds per wall-clock second.
+
+Run: ``python benchmarks/speed.py [--quick] [--profile]``. Cases (issue 2):
+
+1. 2 CPUs × 10 hogs × 60 s, for every policy (target: ≥ 300k context switches per wall-second);
+2. 8 CPUs × 200 mixed tasks × 10 s (hogs, run/sleep tasks, niced batch, quota'd cgroups);
+3. 1 CPU with 10, 100, 1k, 10k runnable hogs: the cost per context switch, which must grow
+   roughly like log n (a sorted run queue); printed next to log2 n.
+
+"events" are SimPy events scheduled (timers, process steps, zero-delay settles): the engine's
+unit of work. ``--profile`` runs case 1 (CFS) under cProfile and prints the top 10 functions by
+own time. Times are wall-clock; the simulation itself is deterministic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import math
+import pstats
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import simpy
+
+import cfssim
+from cfssim.machine import POLICIES
+
+
+@dataclass
+class Measurement:
+    name: str
+    policy: str
+    simulated_ns: int
+    wall_s: float
+    context_switches: int
+    events: int
+
+    @property
+    def switches_per_s(self) -> float:
+        return self.context_switches / self.wall_s
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.wall_s
+
+    @property
+    def sim_s_per_s(self) -> float:
+        return self.simulated_ns / 1e9 / self.wall_s
+
+    @property
+    def us_per_switch(self) -> float:
+        return self.wall_s / max(1, self.context_switches) * 1e6
+
+
+def scheduled_events(env: simpy.Environment) -> int:
+    """SimPy's running event id: how many events were scheduled so far."""
+    return int(repr(env._eid)[6:-1])  # itertools.count(N)
+
+
+def measure(
+    name: str, policy: str, build: Callable[[], cfssim.Simulation], warmup: int, span: int
+) -> Measurement:
+    """Run `build()`'s simulation to `warmup` ns (start-up: tasks created and spread), then time
+    the engine alone over the next `span` ns."""
+    sim = build()
+    sim.run(warmup) if warmup else sim._start()
+    switches, events = sim.machine.context_switches, scheduled_events(sim.env)
+    started = time.perf_counter()
+    sim.env.run(until=warmup + span)
+    wall = time.perf_counter() - started
+    return Measurement(
+        name,
+        policy,
+        span,
+        wall,
+        sim.machine.context_switches - switches,
+        scheduled_events(sim.env) - events,
+    )
+
+
+# ==== the cases =================================================================================
+def hogs(cpus: int, n: int, policy: str) -> Callable[[], cfssim.Simulation]:
+    def build() -> cfssim.Simulation:
+        sim = cfssim.Simulation(cpus=cpus, policy=policy, seed=1)
+        sim.add_process("hog", threads=n, behaviour=cfssim.program(run="forever"))
+        return sim
+
+    return build
+
+
+def mixed(policy: str) -> cfssim.Simulation:
+    """200 tasks on 8 CPUs: 40 hogs (half in a quota'd cgroup), 40 niced batch hogs, 120
+    run/sleep tasks of 0.2–8 ms bursts and 1–40 ms sleeps in weighted cgroups."""
+    sim = cfssim.Simulation(cpus=8, policy=policy, seed=1)
+    sim.add_cgroup("/batch", {"cpu.shares": 512, "cpu.cfs_quota_us": 300_000})
+    sim.add_cgroup("/web", {"cpu.shares": 2048})
+    sim.add_cgroup("/svc", {"cpu.cfs_quota_us": 200_000, "cpu.cfs_period_us": 50_000})
+    sim.add_process("hog", threads=20, behaviour=cfssim.program(run="forever"))
+    sim.add_process("qhog", threads=20, cgroup="/batch", behaviour=cfssim.program(run="forever"))
+    sim.add_process("nice", threads=40, nice=10, behaviour=cfssim.program(run="forever"))
+    for index in range(120):
+        run_us = 200 + (index * 397) % 7800
+        sleep_us = 1000 + (index * 7919) % 39_000
+        sim.add_process(
+            f"io{index}",
+            behaviour=cfssim.program(run=f"{run_us}us", sleep=f"{sleep_us}us"),
+            cgroup=("/web", "/svc", "/")[index % 3],
+            nice=(index % 7) - 3,
+        )
+    return sim
+
+
+def run_cases(quick: bool) -> list[Measurement]:
+    scale = 10 if quick else 1
+    out = []
+    for policy in sorted(POLICIES):
+        out.append(
+            measure(
+                "2 CPUs x 10 hogs",
+                policy,
+                hogs(2, 10, policy),
+                cfssim.ms(100),
+                cfssim.s(60) // scale,
+            )
+        )
+    for policy in sorted(POLICIES):
+        out.append(
+            measure(
+                "8 CPUs x 200 mixed",
+                policy,
+                lambda p=policy: mixed(p),
+                cfssim.ms(100),
+                cfssim.s(10) // scale,
+            )
+        )
+    for n in (10, 100, 1000, 10_000):
+        # each hog runs ≥ min_granularity per turn: ~1300 switches per simulated second on 1
+        # CPU whatever n; run long enough to give every task several turns
+        span = max(cfssim.s(5), n * cfssim.ms(3)) // scale
+        out.append(measure(f"1 CPU x {n} runnable", "cfs", hogs(1, n, "cfs"), cfssim.ms(50), span))
+    return out
+
+
+COLUMNS = (
+    ("case", "<22"),
+    ("policy", "<6"),
+    ("sim s", ">6"),
+    ("wall s", ">7"),
+    ("switches", ">9"),
+    ("switch/s", ">9"),
+    ("events/s", ">9"),
+    ("sim s/s", ">8"),
+    ("us/switch", ">9"),
+)
+
+
+def print_table(rows: list[Measurement]) -> None:
+    header = " ".join(f"{title:{align}}" for title, align in COLUMNS)
+    print(header)
+    print("-" * len(header))
+    for m in rows:
+        cells = (
+            m.name,
+            m.policy,
+            f"{m.simulated_ns / 1e9:.1f}",
+            f"{m.wall_s:.2f}",
+            m.context_switches,
+            f"{m.switches_per_s:.0f}",
+            f"{m.events_per_s:.0f}",
+            f"{m.sim_s_per_s:.2f}",
+            f"{m.us_per_switch:.2f}",
+        )
+        print(" ".join(f"{cell:{align}}" for cell, (_, align) in zip(cells, COLUMNS, strict=True)))
+    one_cpu = [m for m in rows if m.name.startswith("1 CPU")]
+    if one_cpu:
+        base = one_cpu[0]
+        print("\ncost per context switch against log2 n (1 CPU, normalised to n = 10):")
+        for m in one_cpu:
+            n = int(m.name.split("x ")[1].split()[0])
+            ratio = m.us_per_switch / base.us_per_switch
+            log_ratio = math.log2(n) / math.log2(10)
+            print(
+                f"  n = {n:>6}: {m.us_per_switch:7.2f} us"
+                f"  ratio {ratio:5.2f}  log2 ratio {log_ratio:5.2f}"
+            )
+
+
+def profile_first_case(quick: bool) -> None:
+    span = cfssim.s(60) // (10 if quick else 1)
+    profiler = cProfile.Profile()
+    build = hogs(2, 10, "cfs")
+    profiler.enable()
+    measure("profile", "cfs", build, cfssim.ms(100), span)
+    profiler.disable()
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(10)
+    print("\ncProfile, 2 CPUs x 10 hogs (cfs), top 10 by own time:")
+    print(text.getvalue())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a tenth of the simulated time")
+    parser.add_argument("--profile", action="store_true", help="cProfile case 1 (CFS)")
+    args = parser.parse_args()
+    print_table(run_cases(args.quick))
+    if args.profile:
+        profile_first_case(args.quick)
+
+
+if __name__ == "__main__":
+    main()
