@@ -1073,6 +1073,7 @@ class Machine:
             and dst.cpu in t.allowed
             and t.se.on_rq
             and not t.se.rq_of.throttle_count  # type: ignore[union-attr]
+            and not t.group.cfs_rq[dst.cpu].throttle_count  # type: ignore[union-attr]
         ]
         movable.sort(key=lambda t: (t.last_ran, t.tid))
         return movable

@@ -21,7 +21,7 @@ import numpy as np
 import simpy
 
 from .behaviour import Behaviour, BehaviourError, TaskExit, compile_program
-from .cgroup.files import CgroupConfig, apply_write
+from .cgroup.files import BANDWIDTH_FILES, CgroupConfig, apply_write
 from .cgroup.memory import MemoryController, MemoryLimitBusy, OomAction, OomDecision
 from .cgroup.tree import TaskGroup, effective_cpus
 from .machine import Machine
@@ -191,7 +191,9 @@ class Simulation:
             group = self._autogroup(task.process.session)
         task.group = group
         task.acct = [g.usage for g in group.cgroup().ancestors()]
-        task.set_allowed(task.affinity & effective_cpus(group, self.tun.cpus) or task.affinity)
+        cpuset = effective_cpus(group, self.tun.cpus)
+        # an affinity outside the cpuset falls back to the cpuset (cpuset_cpus_allowed_fallback)
+        task.set_allowed(task.affinity & cpuset or cpuset)
         if task.cpu >= 0:
             self.machine.set_task_cpu(task, task.cpu)
 
@@ -397,11 +399,7 @@ class Simulation:
                 config = config.__class__(**{**config.__dict__, "memory_limit": old.memory_limit})
             self._enforce_memory_max(path)
         group.apply_weight(config)
-        if (config.period_ns, config.quota_ns, config.burst_ns) != (
-            old.period_ns,
-            old.quota_ns,
-            old.burst_ns,
-        ):
+        if BANDWIDTH_FILES.intersection(files):  # every such write refills and unthrottles
             self.machine.set_bandwidth(group, config.period_ns, config.quota_ns, config.burst_ns)
         if config.shares != old.shares or config.idle != old.idle:
             for se in group.se:

@@ -189,11 +189,6 @@ def test_quota_above_one_cpu_with_fewer_hogs_never_throttles() -> None:
     assert cpu_stat["nr_throttled"] == cpu_stat["throttled_time"] == 0
 
 
-@pytest.mark.xfail(
-    reason="Machine._movable checks only the source queue's throttle_count; the kernel's "
-    "can_migrate_task also refuses a throttled destination (throttled_lb_pair)",
-    strict=True,
-)
 def test_balancing_never_moves_a_task_into_a_throttled_queue() -> None:
     # 3 hogs under 20 ms/100 ms on 2 CPUs plus an unrelated sleeper: when one CPU's /app queue
     # is throttled, load balancing must not pull /app tasks onto that CPU.
@@ -293,11 +288,6 @@ def test_burst_lets_each_request_run_through() -> None:
     ]
 
 
-@pytest.mark.xfail(
-    reason="Simulation.write skips tg_set_cfs_bandwidth when period/quota/burst are unchanged; "
-    "the kernel refills the pool and unthrottles on every write of these files",
-    strict=True,
-)
 def test_rewriting_the_same_quota_refills_and_unthrottles() -> None:
     # A hog under 50 ms/100 ms is throttled from ~52 ms. `echo 50000 > cpu.cfs_quota_us` at 60 ms
     # (the same value) is still a tg_set_cfs_bandwidth: pool = min(0 + 50, 50) = 50 ms and every
@@ -332,11 +322,6 @@ def test_nested_quota_the_tighter_level_binds() -> None:
     assert usage_between(result, batch, ms(1600), s(3)) / both == pytest.approx(0.5, abs=0.05)
 
 
-@pytest.mark.xfail(
-    reason="EEVDF, precise slice ends: Machine.on_timer raises SimulationError at the first "
-    "refill (t = 100 ms) of a parent quota over two child groups",
-    strict=True,
-)
 def test_eevdf_parent_quota_over_two_children_runs() -> None:
     sim = cfssim.Simulation(cpus=2, policy="eevdf", seed=1, slice_ends="precise")
     sim.add_cgroup("/parent", {"cpu.cfs_quota_us": 100_000})
@@ -345,7 +330,9 @@ def test_eevdf_parent_quota_over_two_children_runs() -> None:
     sim.add_process("a", threads=2, cgroup="/parent/a", behaviour=FOREVER)
     sim.add_process("b", threads=2, cgroup="/parent/b", behaviour=FOREVER)
     result = sim.run(ms(200) + ms(1))
-    assert [p.usage for p in periods(result, "/parent")] == [ms(100)] * 2
+    # each CPU notices the empty pool at its next update_curr: usage may overrun the quota by up
+    # to a tick per CPU (the debt is repaid from the next refill)
+    assert all(ms(100) <= p.usage <= ms(100) + 2 * ms(4) for p in periods(result, "/parent"))
 
 
 def test_v2_child_quota_above_its_parent_is_capped_by_the_parent() -> None:

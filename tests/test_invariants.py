@@ -397,11 +397,6 @@ def test_same_seed_same_digest_different_seed_different_digest(policy: str) -> N
     assert digest(5) != digest(6)
 
 
-@pytest.mark.xfail(
-    reason="EEVDF, precise slice ends: Machine.on_timer raises SimulationError at 47.3 ms "
-    "(CPU 1 decides 10001 times without time passing, running b/1)",
-    strict=True,
-)
 def test_eevdf_short_sleepers_in_a_light_group_do_not_livelock() -> None:
     # found by the fuzzer (shrunk by hand): the run must simply complete, and keep the invariants
     sim = cfssim.Simulation(cpus=2, policy="eevdf", seed=0, slice_ends="precise")

@@ -48,6 +48,12 @@ MAX_SIZE_BYTES = 2**63 - 1
 ROOT = "/"
 
 
+#: Files whose every write is a ``tg_set_cfs_bandwidth`` call: refill the pool, restart the
+#: period timer, unthrottle.
+BANDWIDTH_FILES = frozenset(
+    {"cpu.cfs_period_us", "cpu.cfs_quota_us", "cpu.cfs_burst_us", "cpu.max", "cpu.max.burst"}
+)
+
 class CgroupFileError(ValueError):
     """A write the kernel would refuse; ``str()`` is ``"file: expected …, found …"``."""
 

@@ -290,12 +290,14 @@ class Eevdf(FairPolicy):
     # ---- preemption -----------------------------------------------------------------------
     def precise_preempt_after(self, cfs_rq: CfsRunQueue, curr: SchedEntity) -> int | None:
         """Wall ns until curr's vruntime reaches the end of its protection, or its deadline
-        when unprotected (HRTICK-exact slice ends)."""
+        when unprotected (HRTICK-exact slice ends). A request already used up is renewed by
+        the next ``update_curr`` that accounts some time (``update_deadline`` needs a positive
+        delta), so at least 1 ns: re-picking it at once would change nothing."""
         if cfs_rq.nr_running <= 1:
             return None
         v = curr.vruntime
         target = curr.vprot if curr.vprot > v else curr.deadline
-        return inverse_calc_delta_fair(target - v, curr.weight, curr.inv_weight)
+        return max(1, inverse_calc_delta_fair(target - v, curr.weight, curr.inv_weight))
 
     def tick_preempt_after(self, cfs_rq: CfsRunQueue, curr: SchedEntity) -> int | None:
         """Unprotected with others queued: ``update_curr`` reschedules at every tick (the next
