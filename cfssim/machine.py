@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from .cgroup.tree import TaskGroup
 
 LIVELOCK_FIRES = 10_000
+CACHE_NICE_TRIES = 1  # sd->cache_nice_tries of the MC (multi-core) domain
 
 
 class SimulationError(RuntimeError):
@@ -1147,7 +1148,13 @@ class Machine:
             return
         imbalance = (busiest.cfs.load - this_load) // 2
         moved = 0
+        now = self.now
+        cache_cold = rq.nr_balance_failed > CACHE_NICE_TRIES
         for task in self._movable(busiest, rq):
+            # can_migrate_task → task_hot: a task that ran within sched_migration_cost is left
+            # where its cache is, until balancing has failed more than cache_nice_tries times
+            if not cache_cold and now - task.last_ran < self.tun.sched_migration_cost_ns:
+                continue
             load = self.task_h_load(task)
             if load >> min(rq.nr_balance_failed, 31) > imbalance:
                 continue

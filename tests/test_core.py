@@ -120,6 +120,19 @@ def test_n_equal_hogs_on_m_cpus_each_get_m_over_n(n: int, m: int) -> None:
         assert busy == m * result.duration_ns
 
 
+@pytest.mark.parametrize(("n", "m", "kernel_spread"), [(3, 2, 0.009), (5, 2, 0.024)])
+def test_hogs_rotating_over_two_cpus_stay_near_m_over_n(n: int, m: int, kernel_spread: float) -> None:
+    # What the reference kernel does (docs/kernel-measurements.md, quiet machine, 10 s): 3 hogs on
+    # 2 CPUs got 6.446/6.551/6.480 s (within 0.9 % of their mean), 5 hogs 3.805–3.957 s (2.4 %),
+    # with ~20 migrations per hog. Our balancer rotates the solo slot at seeded-random moments,
+    # which spreads shares somewhat more; hold it to 5 % for every seed, and the machine busy.
+    for seed in range(1, 6):
+        result = run_hogs(n, m, seed)
+        shares = [share(result, name) for name in result.tasks]
+        assert sum(shares) == pytest.approx(m, abs=1e-9)
+        assert max(abs(x / (m / n) - 1) for x in shares) < max(0.05, 2 * kernel_spread), seed
+
+
 @pytest.mark.parametrize(("n", "m"), [(1, 2), (2, 4), (3, 4), (4, 4)])
 def test_fewer_hogs_than_cpus_each_run_alone(n: int, m: int) -> None:
     # N ≤ M: select_task_rq_fair places each new task on an idle CPU; nothing ever waits, so
