@@ -121,7 +121,9 @@ def test_n_equal_hogs_on_m_cpus_each_get_m_over_n(n: int, m: int) -> None:
 
 
 @pytest.mark.parametrize(("n", "m", "kernel_spread"), [(3, 2, 0.009), (5, 2, 0.024)])
-def test_hogs_rotating_over_two_cpus_stay_near_m_over_n(n: int, m: int, kernel_spread: float) -> None:
+def test_hogs_rotating_over_two_cpus_stay_near_m_over_n(
+    n: int, m: int, kernel_spread: float
+) -> None:
     # What the reference kernel does (docs/kernel-measurements.md, quiet machine, 10 s): 3 hogs on
     # 2 CPUs got 6.446/6.551/6.480 s (within 0.9 % of their mean), 5 hogs 3.805–3.957 s (2.4 %),
     # with ~20 migrations per hog. Our balancer rotates the solo slot at seeded-random moments,
