@@ -12,6 +12,7 @@ slices are few (usually one), so ``min_slice``/``max_slice`` are O(distinct slic
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from sortedcontainers import SortedList
@@ -111,21 +112,18 @@ class CfsRunQueue:
 
     def min_slice(self) -> int | None:
         """``cfs_rq_min_slice``: the shortest slice (ns) queued here, curr included."""
-        curr = self.curr
-        best = curr.slice if curr is not None and curr.on_rq else None
-        if self.slices:
-            least = min(self.slices)
-            best = least if best is None else min(best, least)
-        return best
+        return self._slice_bound(min)
 
     def max_slice(self) -> int | None:
         """``cfs_rq_max_slice``: the longest slice (ns) queued here, curr included."""
+        return self._slice_bound(max)
+
+    def _slice_bound(self, bound: Callable[[Iterable[int]], int]) -> int | None:
+        candidates = list(self.slices)
         curr = self.curr
-        best = curr.slice if curr is not None and curr.on_rq else None
-        if self.slices:
-            most = max(self.slices)
-            best = most if best is None else max(best, most)
-        return best
+        if curr is not None and curr.on_rq:
+            candidates.append(curr.slice)
+        return bound(candidates) if candidates else None
 
     def first(self) -> SchedEntity | None:
         """``__pick_first_entity``: the leftmost queued entity."""
