@@ -1,9 +1,12 @@
 """`Machine`: the CPUs and the scheduling core — ``schedule``, ``update_curr``, enqueue/dequeue,
-wakeups, bandwidth throttling and load balancing, driven by exact timers.
+wakeups and blocking, driven by exact timers.
 
 Each CPU (`Rq`) has a root `CfsRunQueue`; task groups add a group entity and a queue per CPU
 (`cfssim.cgroup.tree.TaskGroup`). The fair policy (`Cfs`, `Eevdf`) decides placement, picking and
-preemption; this module does what the kernel's core and the shared parts of fair.c do.
+preemption; this module does what the kernel's core and the shared parts of fair.c do. Three
+concepts live beside it as mixins of `Machine`: bandwidth throttling (`cfssim.cgroup.throttle`),
+the RT class and fair server (`cfssim.sched.rt`), CPU selection and load balancing
+(`cfssim.sched.balance`).
 
 No CPU is polled every tick. After every scheduling event a CPU arms *one* timer for the next
 moment something must happen to its running task — demand done, slice used up (timed exactly, as
@@ -23,7 +26,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import simpy
 
-from .cgroup.bandwidth import CFS_BANDWIDTH_SLACK_PERIOD, MIN_BANDWIDTH_EXPIRATION
+from .cgroup.throttle import BandwidthControl
+from .sched.balance import LoadBalancing
 from .sched.eevdf import Eevdf
 from .sched.entity import SchedEntity
 from .sched.fair import Cfs
@@ -31,10 +35,11 @@ from .sched.policy import (
     ENQUEUE_INITIAL,
     ENQUEUE_MIGRATED,
     ENQUEUE_WAKEUP,
+    NEVER,
     FairPolicy,
     SchedTunables,
 )
-from .sched.rt import RT_POLICIES, FairServer, RtRunQueue
+from .sched.rt import RT_POLICIES, FairServer, RealTimeClass, RtRunQueue
 from .sched.runqueue import CfsRunQueue
 from .sched.weights import calc_delta_fair
 from .task import Task, TaskState
@@ -44,7 +49,6 @@ if TYPE_CHECKING:
     from .cgroup.tree import TaskGroup
 
 LIVELOCK_FIRES = 10_000
-CACHE_NICE_TRIES = 1  # sd->cache_nice_tries of the MC (multi-core) domain
 
 
 class SimulationError(RuntimeError):
@@ -52,7 +56,6 @@ class SimulationError(RuntimeError):
 
 
 POLICIES: dict[str, type[FairPolicy]] = {"eevdf": Eevdf, "cfs": Cfs}
-NEVER = 1 << 62
 
 
 class Rq:
@@ -112,7 +115,7 @@ class Rq:
         return self.curr is None and self.cfs.h_nr_running == 0 and not self.rt.nr_running
 
 
-class Machine:
+class Machine(BandwidthControl, RealTimeClass, LoadBalancing):
     """`ncpus` CPUs sharing one fair policy, one root task group and one recorder."""
 
     def __init__(
@@ -199,186 +202,6 @@ class Machine:
             if cfs_rq.runtime_enabled:
                 self.account_cfs_rq_runtime(rq, cfs_rq, delta)
             se = se.parent
-
-    # ==== bandwidth control (kernel/sched/fair.c, CONFIG_CFS_BANDWIDTH) ====================
-    def account_cfs_rq_runtime(self, rq: Rq, cfs_rq: CfsRunQueue, delta: int) -> None:
-        """``__account_cfs_rq_runtime``: charge unweighted runtime; refill from the pool when
-        it is gone; reschedule when the pool is empty too."""
-        cfs_rq.runtime_remaining -= delta
-        if cfs_rq.runtime_remaining > 0 or cfs_rq.throttled:
-            return
-        if not self.assign_cfs_rq_runtime(cfs_rq, cfs_rq.tg.bandwidth.slice) and cfs_rq.curr:
-            rq.need_resched = True
-
-    def assign_cfs_rq_runtime(self, cfs_rq: CfsRunQueue, target: int) -> bool:
-        tg = cfs_rq.tg
-        ok, arm = tg.bandwidth.assign(cfs_rq, target, self.now)
-        if arm:
-            self._arm_period_timer(tg)
-        return ok
-
-    def check_cfs_rq_runtime(self, cfs_rq: CfsRunQueue) -> bool:
-        """``check_cfs_rq_runtime``: throttle a queue whose runtime is gone (at put_prev)."""
-        if not cfs_rq.runtime_enabled or cfs_rq.runtime_remaining > 0:
-            return False
-        if cfs_rq.throttled:
-            return True
-        return self.throttle_cfs_rq(cfs_rq)
-
-    def check_enqueue_throttle(self, cfs_rq: CfsRunQueue) -> None:
-        """``check_enqueue_throttle``: the first entity queued on a queue without runtime."""
-        if not cfs_rq.runtime_enabled or cfs_rq.curr is not None or cfs_rq.throttled:
-            return
-        rq = self.rqs[cfs_rq.cpu]
-        self.account_cfs_rq_runtime(rq, cfs_rq, 0)
-        if cfs_rq.runtime_remaining <= 0:
-            self.throttle_cfs_rq(cfs_rq)
-
-    def throttle_cfs_rq(self, cfs_rq: CfsRunQueue) -> bool:
-        """``throttle_cfs_rq``: one last try for 1 ns, then take the group entity off its
-        parent and mark the subtree throttled. False when the pool still had runtime."""
-        if self.assign_cfs_rq_runtime(cfs_rq, 1):
-            return False
-        tg = cfs_rq.tg
-        tg.bandwidth.throttled.append(cfs_rq)
-        rq = self.rqs[cfs_rq.cpu]
-        task_delta = cfs_rq.h_nr_running
-        dequeue = True
-        se = cfs_rq.se
-        while se is not None:
-            qcfs_rq = se.rq_of
-            assert qcfs_rq is not None
-            if not se.on_rq:
-                break
-            if dequeue:
-                self.dequeue_entity(qcfs_rq, se, sleep=True, special=True)
-                if qcfs_rq.load:
-                    dequeue = False
-            else:
-                self.update_cfs_group(se)
-            qcfs_rq.h_nr_running -= task_delta
-            if qcfs_rq.throttled:
-                break
-            se = se.parent
-        for group in tg.subtree():
-            group.cfs_rq[cfs_rq.cpu].throttle_count += 1
-        cfs_rq.throttled = True
-        if cfs_rq.nr_running:
-            cfs_rq.throttled_clock = self.now
-        rq.need_resched = True
-        self.touch(rq)
-        return True
-
-    def unthrottle_cfs_rq(self, cfs_rq: CfsRunQueue) -> None:
-        """``unthrottle_cfs_rq``: count the throttled time, put the group entity back."""
-        tg = cfs_rq.tg
-        rq = self.rqs[cfs_rq.cpu]
-        self.update_curr(rq)
-        cfs_rq.throttled = False
-        tg.bandwidth.throttled.remove(cfs_rq)
-        now = self.now
-        if cfs_rq.throttled_clock >= 0:
-            tg.bandwidth.stat.throttled_time += now - cfs_rq.throttled_clock
-            self.rec.add("throttles", tg.index, cfs_rq.cpu, cfs_rq.throttled_clock, now)
-            cfs_rq.throttled_clock = -1
-        for group in tg.subtree():
-            group.cfs_rq[cfs_rq.cpu].throttle_count -= 1
-        if not cfs_rq.load:
-            return
-        task_delta = cfs_rq.h_nr_running
-        enqueue = True
-        se = cfs_rq.se
-        while se is not None:
-            qcfs_rq = se.rq_of
-            assert qcfs_rq is not None
-            if enqueue and se.sched_delayed:  # unfinished DELAY_DEQUEUE business first
-                self.dequeue_entity(qcfs_rq, se, sleep=True)
-            if se.on_rq:
-                enqueue = False
-            if enqueue:
-                self.enqueue_entity(qcfs_rq, se, ENQUEUE_WAKEUP)
-            else:
-                self.update_cfs_group(se)
-            qcfs_rq.h_nr_running += task_delta
-            if qcfs_rq.throttled:
-                break
-            se = se.parent
-        if rq.curr is None and rq.cfs.h_nr_running:
-            rq.need_resched = True
-        self.touch(rq)
-
-    def return_cfs_rq_runtime(self, cfs_rq: CfsRunQueue) -> None:
-        """``return_cfs_rq_runtime``: on the last dequeue, give slack back; maybe start the
-        slack timer (``start_cfs_slack_bandwidth``)."""
-        bw = cfs_rq.tg.bandwidth
-        if not bw.give_back(cfs_rq) or bw.slack_started:
-            return
-        if bw.refresh_within(self.now, MIN_BANDWIDTH_EXPIRATION + CFS_BANDWIDTH_SLACK_PERIOD):
-            return
-        bw.slack_started = True
-        timer = self.env.timeout(CFS_BANDWIDTH_SLACK_PERIOD)
-        tg = cfs_rq.tg
-        timer.callbacks.append(lambda ev: self._slack_timer(tg))
-
-    def _slack_timer(self, tg: TaskGroup) -> None:
-        """``do_sched_cfs_slack_timer``."""
-        bw = tg.bandwidth
-        bw.slack_started = False
-        if bw.refresh_within(self.now, MIN_BANDWIDTH_EXPIRATION):
-            return
-        if bw.quota is None or bw.runtime <= bw.slice:
-            return
-        for cfs_rq in bw.distribute():
-            self.unthrottle_cfs_rq(cfs_rq)
-        self.flush()
-
-    def _arm_period_timer(self, tg: TaskGroup) -> None:
-        bw = tg.bandwidth
-        bw.timer_gen += 1
-        gen = bw.timer_gen
-        timer = self.env.timeout(bw.expires - self.now)
-        timer.callbacks.append(lambda ev: self._period_timer(tg, gen))
-
-    def _period_timer(self, tg: TaskGroup, gen: int) -> None:
-        """``sched_cfs_period_timer``: refill, count, distribute, unthrottle; re-arm or stop."""
-        bw = tg.bandwidth
-        if gen != bw.timer_gen or not bw.period_active:
-            return
-        start = bw.expires - bw.period
-        throttled_now = bool(bw.throttled)
-        active, ready = bw.period_tick()
-        quota = -1 if bw.quota is None else bw.quota
-        # usage is filled in from the run segments when the trace is frozen (exact, no update_curr)
-        self.rec.add("periods", tg.index, start, bw.period, 0, int(throttled_now), quota)
-        for cfs_rq in ready:
-            self.unthrottle_cfs_rq(cfs_rq)
-        if active:
-            bw.forward(self.now)
-            self._arm_period_timer(tg)
-        else:
-            bw.period_active = False
-        self.flush()
-
-    def set_bandwidth(self, tg: TaskGroup, period: int, quota: int | None, burst: int) -> None:
-        """``tg_set_cfs_bandwidth``: new limits, refill, restart the timer, reset local
-        runtime to 0 on every CPU and unthrottle everything.
-
-        CPU time a running task used before the write is accounted first: the kernel's tick has
-        done that at most one tick earlier, while our lone runners may not have been updated
-        since they started."""
-        for rq in self.rqs:
-            self.update_curr(rq)
-        bw = tg.bandwidth
-        bw.set(period, quota, burst)
-        if bw.enabled and bw.start(self.now):
-            self._arm_period_timer(tg)
-        for cfs_rq in tg.cfs_rq:
-            cfs_rq.runtime_enabled = bw.enabled
-            cfs_rq.runtime_remaining = 0
-            if cfs_rq.throttled:
-                self.unthrottle_cfs_rq(cfs_rq)
-            self.touch(self.rqs[cfs_rq.cpu])
-        self.flush()
 
     # ==== group weights ====================================================================
     def add_load(self, cfs_rq: CfsRunQueue, delta: int) -> None:
@@ -946,270 +769,6 @@ class Machine:
         if rq.settling is task:
             rq.settling = None
         self.touch(rq)
-
-    # ==== the real-time class, above the fair class (cfssim.sched.rt) ========================
-    def wake_up_rt(self, task: Task, new: bool) -> None:
-        """``try_to_wake_up`` for SCHED_FIFO/RR: queue on the CPU ``select_task_rq_rt`` finds;
-        preempt a fair or lower-priority curr at once (unless the fair server is running)."""
-        cpu = self.select_task_rq_rt(task)
-        if task.cpu != cpu:
-            self.set_task_cpu(task, cpu)
-        rq = self.rqs[cpu]
-        self.update_curr(rq)
-        self._woken(task, new)
-        rq.rt.enqueue(task)
-        if rq.cfs.h_nr_running:
-            self.server_start(rq)
-        fair_boosted = rq.server.boosting and rq.curr is not None and not rq.curr_rt
-        if rq.rt.preempts(task, rq.curr) and not fair_boosted:
-            rq.need_resched = True
-        self.touch(rq)
-
-    def select_task_rq_rt(self, task: Task) -> int:
-        """``select_task_rq_rt``/``find_lowest_rq``: the previous CPU if the task would run
-        there at once, else the allowed CPU with the lowest top priority (idle lowest)."""
-        rqs = self.rqs
-
-        def top(cpu: int) -> int:
-            head = rqs[cpu].rt.first()
-            if head is not None:
-                return head.rt_priority
-            return -1 if rqs[cpu].curr is not None or rqs[cpu].cfs.h_nr_running else -2
-
-        prev = task.cpu
-        if prev in task.allowed and top(prev) < task.rt_priority:
-            return prev
-        return min(task.allowed_order, key=lambda cpu: (top(cpu), cpu))
-
-    def pick_next_rt(self, rq: Rq) -> Task | None:
-        """``pick_next_task_rt`` — unless the fair server runs the fair class above RT. Fair
-        tasks left waiting start the server (``dl_server_start``)."""
-        if rq.cfs.h_nr_running:
-            if rq.server.boosting:
-                return None
-            self.server_start(rq)
-        return rq.rt.first()
-
-    def arm_rt(self, rq: Rq, task: Task) -> None:
-        """The timer for a running RT task: its run request, or its RR slice (counted down at
-        ticks, so rounded up to the tick grid)."""
-        due = NEVER if task.remaining is None else task.remaining
-        left = rq.rt.slice_left(task)
-        if left is not None:
-            now, tick = self.now, self.tick_ns
-            due = min(due, -(-(now + max(left, 1)) // tick) * tick - now)
-        self.set_timer(rq, due, False, None)
-
-    def server_start(self, rq: Rq) -> None:
-        """Fair tasks wait behind RT tasks: arm the fair server if it is not under way."""
-        if rq.server.size:
-            self._arm_server(rq, rq.server.start(self.now))
-
-    def server_consumed(self, rq: Rq, delta: int) -> None:
-        """Fair tasks ran `delta` ns while the server is armed (``dl_server_update``)."""
-        server = rq.server
-        self._arm_server(rq, server.consume(delta, self.now))
-        if server.running and server.runtime <= 0 and rq.rt.nr_running:
-            rq.need_resched = True  # the boost is spent: RT runs again
-
-    def _arm_server(self, rq: Rq, at: int | None) -> None:
-        if at is None:
-            return
-        server = rq.server
-        gen = server.gen
-        timer = self.env.timeout(max(0, at - self.now))
-        timer.callbacks.append(lambda ev: self._server_timer(rq, gen))
-
-    def _server_timer(self, rq: Rq, gen: int) -> None:
-        """The fair server's timer: zero-laxity point or replenishment; the fair class may now
-        run above RT."""
-        server = rq.server
-        if gen != server.gen:
-            return
-        self.update_curr(rq)
-        self._arm_server(rq, server.timer(self.now))
-        if server.boosting and rq.cfs.h_nr_running and rq.curr_rt:
-            rq.need_resched = True
-        self.touch(rq)
-        self.flush()
-
-    # ==== SMP: CPU selection and balancing =================================================
-    def select_task_rq(self, task: Task, new: bool) -> int:
-        """``select_task_rq_fair``: the previous CPU if idle, else an idle allowed CPU
-        (scanning from the previous one, like ``select_idle_sibling``), else — for a wakeup —
-        the previous CPU, and for a fork the least loaded (``find_idlest_cpu``)."""
-        allowed = task.allowed_order
-        prev = task.cpu
-        rqs = self.rqs
-        if prev in task.allowed and rqs[prev].idle and not new:
-            return prev
-        start = prev + 1 if prev >= 0 else 0
-        n = self.ncpus
-        for i in range(n):
-            cpu = (start + i) % n
-            if cpu in task.allowed and rqs[cpu].idle:
-                return cpu
-        if not new and prev in task.allowed:
-            return prev
-        return min(allowed, key=lambda c: (rqs[c].cfs.h_nr_running, rqs[c].cfs.load, c))
-
-    def task_h_load(self, task: Task) -> int:
-        """``task_h_load``: the task's weight as seen at the root of its CPU."""
-        se = task.se
-        load = se.weight
-        while se.parent is not None:
-            q = se.rq_of
-            assert q is not None
-            load = load * se.parent.weight // max(1, q.load)
-            se = se.parent
-        return load
-
-    def _movable(self, src: Rq, dst: Rq) -> list[Task]:
-        """Tasks queued (not running) on `src` that may run on `dst`, coldest first
-        (``detach_tasks`` walks ``cfs_tasks`` from its tail)."""
-        movable = [
-            t
-            for t in src.tasks.values()
-            if t is not src.curr
-            and dst.cpu in t.allowed
-            and t.se.on_rq
-            and not t.se.rq_of.throttle_count  # type: ignore[union-attr]
-            and not t.group.cfs_rq[dst.cpu].throttle_count  # type: ignore[union-attr]
-        ]
-        movable.sort(key=lambda t: (t.last_ran, t.tid))
-        return movable
-
-    def move_queued_task(self, task: Task, src: Rq, dst: Rq, preempt: bool = True) -> None:
-        """``detach_task`` + ``attach_task``: migrate a queued task between CPUs."""
-        self.update_curr(src)
-        self.update_curr(dst)
-        if task.policy in RT_POLICIES:  # an RT task off a CPU it may no longer use
-            src.rt.dequeue(task)
-            self.set_task_cpu(task, dst.cpu)
-            dst.rt.enqueue(task)
-            if dst.rt.preempts(task, dst.curr):
-                dst.need_resched = True
-            self.touch(src)
-            self.touch(dst)
-            return
-        self.dequeue_task(src, task, sleep=False)
-        self.policy.migrate_out(task.se.rq_of, task.se)  # type: ignore[arg-type]
-        self.set_task_cpu(task, dst.cpu)
-        self.enqueue_task(dst, task, ENQUEUE_MIGRATED)
-        if preempt:
-            self.check_preempt_curr(dst, task)
-        self.touch(src)
-        self.touch(dst)
-
-    def find_busiest_queue(
-        self, rq: Rq, key: Callable[[Rq], tuple[int, int]], movable_only: bool = False
-    ) -> Rq | None:
-        """``find_busiest_queue``: the other CPU with waiting tasks and the greatest `key`.
-        Exact ties happen here only because we have no PELT noise; in the kernel they are
-        broken by that noise, here by a seeded draw (never by CPU number, which would pin the
-        same pairs of tasks together forever)."""
-        best: tuple[int, int] | None = None
-        tied: list[Rq] = []
-        for other in self.rqs:
-            if other is rq or other.cfs.h_nr_running < 2:
-                continue
-            if movable_only and not self._movable(other, rq):
-                continue
-            k = key(other)
-            if best is None or k > best:
-                best, tied = k, [other]
-            elif k == best:
-                tied.append(other)
-        if len(tied) <= 1:
-            return tied[0] if tied else None
-        return tied[int(self.rng.integers(len(tied)))]
-
-    def newidle_balance(self, rq: Rq) -> bool:
-        """``newidle_balance``: a CPU about to idle pulls one task from the busiest CPU."""
-        busiest = self.find_busiest_queue(
-            rq, lambda other: (other.cfs.h_nr_running, other.cfs.load), movable_only=True
-        )
-        if busiest is None:
-            return False
-        self.move_queued_task(self._movable(busiest, rq)[0], busiest, rq, preempt=False)
-        return True
-
-    def load_balance(self, rq: Rq) -> None:
-        """Periodic ``load_balance``: pull weighted load from the busiest CPU toward the
-        average; a task heavier than the imbalance moves only after failed attempts
-        (``shr_bound(load, nr_balance_failed)``), which rotates N hogs over M < N CPUs."""
-        self.refresh_group_weights()
-        this_load = rq.cfs.load
-        busiest = self.find_busiest_queue(
-            rq, lambda other: (other.cfs.load, other.cfs.h_nr_running)
-        )
-        if busiest is None or busiest.cfs.load <= this_load:
-            rq.nr_balance_failed = 0
-            return
-        imbalance = (busiest.cfs.load - this_load) // 2
-        moved = 0
-        now = self.now
-        cache_cold = rq.nr_balance_failed > CACHE_NICE_TRIES
-        for task in self._movable(busiest, rq):
-            # can_migrate_task → task_hot: a task that ran within sched_migration_cost is left
-            # where its cache is, until balancing has failed more than cache_nice_tries times
-            if not cache_cold and now - task.last_ran < self.tun.sched_migration_cost_ns:
-                continue
-            load = self.task_h_load(task)
-            if load >> min(rq.nr_balance_failed, 31) > imbalance:
-                continue
-            self.move_queued_task(task, busiest, rq)
-            imbalance -= load
-            moved += 1
-            if imbalance <= 0:
-                break
-        rq.nr_balance_failed = 0 if moved else rq.nr_balance_failed + 1
-
-    def refresh_group_weights(self) -> None:
-        """What each CPU's tick does for its running hierarchy (``entity_tick`` →
-        ``update_cfs_group``): bring group-entity weights up to date before comparing loads.
-        Between events a CPU's weights may lag other CPUs' changes, as between ticks."""
-        for rq in self.rqs:
-            if rq.curr is not None:
-                self.update_curr(rq)
-                se = rq.curr.se.parent
-                while se is not None:
-                    self.update_cfs_group(se)
-                    se = se.parent
-
-    def _balance_interval(self) -> int:
-        low, high = self.balance_range
-        return int(self.rng.integers(low // self.tick_ns, high // self.tick_ns + 1)) * self.tick_ns
-
-    def _arm_balance(self, rq: Rq, delay: int) -> None:
-        timer = self.env.timeout(delay)
-        timer.callbacks.append(lambda ev: self._balance_tick(rq))
-
-    def _balance_tick(self, rq: Rq) -> None:
-        if rq.curr is not None:
-            self.load_balance(rq)
-            self.flush()
-        self._arm_balance(rq, self._balance_interval())
-
-    def _maybe_kick(self, busy: Rq) -> None:
-        """``nohz_balancer_kick``: a CPU with waiting work wakes an idle CPU that can take
-        some at the next tick."""
-        if not any(self._movable(busy, self.rqs[cpu]) for cpu in self.idle_rqs):
-            return
-        self.kick_pending = True
-        now = self.now
-        at = -(-(now + 1) // self.tick_ns) * self.tick_ns
-        timer = self.env.timeout(at - now)
-        timer.callbacks.append(lambda ev: self._nohz_idle_balance())
-
-    def _nohz_idle_balance(self) -> None:
-        self.kick_pending = False
-        for cpu in sorted(self.idle_rqs):
-            rq = self.rqs[cpu]
-            if rq.idle and self.newidle_balance(rq):
-                rq.need_resched = True
-                self.touch(rq)
-        self.flush()
 
 
 def find_matching_se(se: SchedEntity, pse: SchedEntity) -> tuple[SchedEntity, SchedEntity]:

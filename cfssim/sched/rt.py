@@ -1,3 +1,5 @@
+# mypy: disable-error-code="misc"
+# (a Machine mixin: its methods annotate `self: Machine`, which mypy flags as [misc])
 """The real-time class (SCHED_FIFO, SCHED_RR) above the fair class, and the fair server that
 keeps fair tasks from starving under it.
 
@@ -23,7 +25,10 @@ from typing import TYPE_CHECKING
 
 from sortedcontainers import SortedList
 
+from .policy import NEVER
+
 if TYPE_CHECKING:
+    from ..machine import Machine, Rq
     from ..task import Task
 
 RR_TIMESLICE_NS = 100_000_000  # sched_rr_timeslice_ms = 100
@@ -164,3 +169,93 @@ class FairServer:
             self.running = True
             return self.deadline
         return self.replenish(now)
+
+
+class RealTimeClass:
+    """The RT class and the fair server on the machine's CPUs (a `Machine` mixin): RT wakeups,
+    CPU choice, picking above the fair class, RR slices and the fair server's timer."""
+
+    def wake_up_rt(self: Machine, task: Task, new: bool) -> None:
+        """``try_to_wake_up`` for SCHED_FIFO/RR: queue on the CPU ``select_task_rq_rt`` finds;
+        preempt a fair or lower-priority curr at once (unless the fair server is running)."""
+        cpu = self.select_task_rq_rt(task)
+        if task.cpu != cpu:
+            self.set_task_cpu(task, cpu)
+        rq = self.rqs[cpu]
+        self.update_curr(rq)
+        self._woken(task, new)
+        rq.rt.enqueue(task)
+        if rq.cfs.h_nr_running:
+            self.server_start(rq)
+        fair_boosted = rq.server.boosting and rq.curr is not None and not rq.curr_rt
+        if rq.rt.preempts(task, rq.curr) and not fair_boosted:
+            rq.need_resched = True
+        self.touch(rq)
+
+    def select_task_rq_rt(self: Machine, task: Task) -> int:
+        """``select_task_rq_rt``/``find_lowest_rq``: the previous CPU if the task would run
+        there at once, else the allowed CPU with the lowest top priority (idle lowest)."""
+        rqs = self.rqs
+
+        def top(cpu: int) -> int:
+            head = rqs[cpu].rt.first()
+            if head is not None:
+                return head.rt_priority
+            return -1 if rqs[cpu].curr is not None or rqs[cpu].cfs.h_nr_running else -2
+
+        prev = task.cpu
+        if prev in task.allowed and top(prev) < task.rt_priority:
+            return prev
+        return min(task.allowed_order, key=lambda cpu: (top(cpu), cpu))
+
+    def pick_next_rt(self: Machine, rq: Rq) -> Task | None:
+        """``pick_next_task_rt`` — unless the fair server runs the fair class above RT. Fair
+        tasks left waiting start the server (``dl_server_start``)."""
+        if rq.cfs.h_nr_running:
+            if rq.server.boosting:
+                return None
+            self.server_start(rq)
+        return rq.rt.first()
+
+    def arm_rt(self: Machine, rq: Rq, task: Task) -> None:
+        """The timer for a running RT task: its run request, or its RR slice (counted down at
+        ticks, so rounded up to the tick grid)."""
+        due = NEVER if task.remaining is None else task.remaining
+        left = rq.rt.slice_left(task)
+        if left is not None:
+            now, tick = self.now, self.tick_ns
+            due = min(due, -(-(now + max(left, 1)) // tick) * tick - now)
+        self.set_timer(rq, due, False, None)
+
+    def server_start(self: Machine, rq: Rq) -> None:
+        """Fair tasks wait behind RT tasks: arm the fair server if it is not under way."""
+        if rq.server.size:
+            self._arm_server(rq, rq.server.start(self.now))
+
+    def server_consumed(self: Machine, rq: Rq, delta: int) -> None:
+        """Fair tasks ran `delta` ns while the server is armed (``dl_server_update``)."""
+        server = rq.server
+        self._arm_server(rq, server.consume(delta, self.now))
+        if server.running and server.runtime <= 0 and rq.rt.nr_running:
+            rq.need_resched = True  # the boost is spent: RT runs again
+
+    def _arm_server(self: Machine, rq: Rq, at: int | None) -> None:
+        if at is None:
+            return
+        server = rq.server
+        gen = server.gen
+        timer = self.env.timeout(max(0, at - self.now))
+        timer.callbacks.append(lambda ev: self._server_timer(rq, gen))
+
+    def _server_timer(self: Machine, rq: Rq, gen: int) -> None:
+        """The fair server's timer: zero-laxity point or replenishment; the fair class may now
+        run above RT."""
+        server = rq.server
+        if gen != server.gen:
+            return
+        self.update_curr(rq)
+        self._arm_server(rq, server.timer(self.now))
+        if server.boosting and rq.cfs.h_nr_running and rq.curr_rt:
+            rq.need_resched = True
+        self.touch(rq)
+        self.flush()

@@ -1,0 +1,204 @@
+# mypy: disable-error-code="misc"
+# (a Machine mixin: its methods annotate `self: Machine`, which mypy flags as [misc])
+"""SMP: where a waking task runs, and load balancing between CPUs.
+
+A mixin of `cfssim.machine.Machine` mirroring ``select_task_rq_fair``, ``newidle_balance``,
+``load_balance`` (with ``find_busiest_queue``, ``detach_tasks``' ``can_migrate_task`` and the
+``nr_balance_failed`` relaxation), and the nohz idle-balance kick. Affinity (and the cpuset) is
+always honoured; every migration is counted and recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from .policy import ENQUEUE_MIGRATED
+from .rt import RT_POLICIES
+
+if TYPE_CHECKING:
+    from ..machine import Machine, Rq
+    from ..task import Task
+
+CACHE_NICE_TRIES = 1  # sd->cache_nice_tries of the MC (multi-core) domain
+
+
+class LoadBalancing:
+    """CPU selection and balancing (a `Machine` mixin)."""
+
+    def select_task_rq(self: Machine, task: Task, new: bool) -> int:
+        """``select_task_rq_fair``: the previous CPU if idle, else an idle allowed CPU
+        (scanning from the previous one, like ``select_idle_sibling``), else — for a wakeup —
+        the previous CPU, and for a fork the least loaded (``find_idlest_cpu``)."""
+        allowed = task.allowed_order
+        prev = task.cpu
+        rqs = self.rqs
+        if prev in task.allowed and rqs[prev].idle and not new:
+            return prev
+        start = prev + 1 if prev >= 0 else 0
+        n = self.ncpus
+        for i in range(n):
+            cpu = (start + i) % n
+            if cpu in task.allowed and rqs[cpu].idle:
+                return cpu
+        if not new and prev in task.allowed:
+            return prev
+        return min(allowed, key=lambda c: (rqs[c].cfs.h_nr_running, rqs[c].cfs.load, c))
+
+    def task_h_load(self: Machine, task: Task) -> int:
+        """``task_h_load``: the task's weight as seen at the root of its CPU."""
+        se = task.se
+        load = se.weight
+        while se.parent is not None:
+            q = se.rq_of
+            assert q is not None
+            load = load * se.parent.weight // max(1, q.load)
+            se = se.parent
+        return load
+
+    def _movable(self: Machine, src: Rq, dst: Rq) -> list[Task]:
+        """Tasks queued (not running) on `src` that may run on `dst`, coldest first
+        (``detach_tasks`` walks ``cfs_tasks`` from its tail)."""
+        movable = [
+            t
+            for t in src.tasks.values()
+            if t is not src.curr
+            and dst.cpu in t.allowed
+            and t.se.on_rq
+            and not t.se.rq_of.throttle_count  # type: ignore[union-attr]
+            and not t.group.cfs_rq[dst.cpu].throttle_count  # type: ignore[union-attr]
+        ]
+        movable.sort(key=lambda t: (t.last_ran, t.tid))
+        return movable
+
+    def move_queued_task(self: Machine, task: Task, src: Rq, dst: Rq, preempt: bool = True) -> None:
+        """``detach_task`` + ``attach_task``: migrate a queued task between CPUs."""
+        self.update_curr(src)
+        self.update_curr(dst)
+        if task.policy in RT_POLICIES:  # an RT task off a CPU it may no longer use
+            src.rt.dequeue(task)
+            self.set_task_cpu(task, dst.cpu)
+            dst.rt.enqueue(task)
+            if dst.rt.preempts(task, dst.curr):
+                dst.need_resched = True
+            self.touch(src)
+            self.touch(dst)
+            return
+        self.dequeue_task(src, task, sleep=False)
+        self.policy.migrate_out(task.se.rq_of, task.se)  # type: ignore[arg-type]
+        self.set_task_cpu(task, dst.cpu)
+        self.enqueue_task(dst, task, ENQUEUE_MIGRATED)
+        if preempt:
+            self.check_preempt_curr(dst, task)
+        self.touch(src)
+        self.touch(dst)
+
+    def find_busiest_queue(
+        self: Machine, rq: Rq, key: Callable[[Rq], tuple[int, int]], movable_only: bool = False
+    ) -> Rq | None:
+        """``find_busiest_queue``: the other CPU with waiting tasks and the greatest `key`.
+        Exact ties happen here only because we have no PELT noise; in the kernel they are
+        broken by that noise, here by a seeded draw (never by CPU number, which would pin the
+        same pairs of tasks together forever)."""
+        best: tuple[int, int] | None = None
+        tied: list[Rq] = []
+        for other in self.rqs:
+            if other is rq or other.cfs.h_nr_running < 2:
+                continue
+            if movable_only and not self._movable(other, rq):
+                continue
+            k = key(other)
+            if best is None or k > best:
+                best, tied = k, [other]
+            elif k == best:
+                tied.append(other)
+        if len(tied) <= 1:
+            return tied[0] if tied else None
+        return tied[int(self.rng.integers(len(tied)))]
+
+    def newidle_balance(self: Machine, rq: Rq) -> bool:
+        """``newidle_balance``: a CPU about to idle pulls one task from the busiest CPU."""
+        busiest = self.find_busiest_queue(
+            rq, lambda other: (other.cfs.h_nr_running, other.cfs.load), movable_only=True
+        )
+        if busiest is None:
+            return False
+        self.move_queued_task(self._movable(busiest, rq)[0], busiest, rq, preempt=False)
+        return True
+
+    def load_balance(self: Machine, rq: Rq) -> None:
+        """Periodic ``load_balance``: pull weighted load from the busiest CPU toward the
+        average; a task heavier than the imbalance moves only after failed attempts
+        (``shr_bound(load, nr_balance_failed)``), which rotates N hogs over M < N CPUs."""
+        self.refresh_group_weights()
+        this_load = rq.cfs.load
+        busiest = self.find_busiest_queue(
+            rq, lambda other: (other.cfs.load, other.cfs.h_nr_running)
+        )
+        if busiest is None or busiest.cfs.load <= this_load:
+            rq.nr_balance_failed = 0
+            return
+        imbalance = (busiest.cfs.load - this_load) // 2
+        moved = 0
+        now = self.now
+        cache_cold = rq.nr_balance_failed > CACHE_NICE_TRIES
+        for task in self._movable(busiest, rq):
+            # can_migrate_task → task_hot: a task that ran within sched_migration_cost is left
+            # where its cache is, until balancing has failed more than cache_nice_tries times
+            if not cache_cold and now - task.last_ran < self.tun.sched_migration_cost_ns:
+                continue
+            load = self.task_h_load(task)
+            if load >> min(rq.nr_balance_failed, 31) > imbalance:
+                continue
+            self.move_queued_task(task, busiest, rq)
+            imbalance -= load
+            moved += 1
+            if imbalance <= 0:
+                break
+        rq.nr_balance_failed = 0 if moved else rq.nr_balance_failed + 1
+
+    def refresh_group_weights(self: Machine) -> None:
+        """What each CPU's tick does for its running hierarchy (``entity_tick`` →
+        ``update_cfs_group``): bring group-entity weights up to date before comparing loads.
+        Between events a CPU's weights may lag other CPUs' changes, as between ticks."""
+        for rq in self.rqs:
+            if rq.curr is not None:
+                self.update_curr(rq)
+                se = rq.curr.se.parent
+                while se is not None:
+                    self.update_cfs_group(se)
+                    se = se.parent
+
+    def _balance_interval(self: Machine) -> int:
+        low, high = self.balance_range
+        return int(self.rng.integers(low // self.tick_ns, high // self.tick_ns + 1)) * self.tick_ns
+
+    def _arm_balance(self: Machine, rq: Rq, delay: int) -> None:
+        timer = self.env.timeout(delay)
+        timer.callbacks.append(lambda ev: self._balance_tick(rq))
+
+    def _balance_tick(self: Machine, rq: Rq) -> None:
+        if rq.curr is not None:
+            self.load_balance(rq)
+            self.flush()
+        self._arm_balance(rq, self._balance_interval())
+
+    def _maybe_kick(self: Machine, busy: Rq) -> None:
+        """``nohz_balancer_kick``: a CPU with waiting work wakes an idle CPU that can take
+        some at the next tick."""
+        if not any(self._movable(busy, self.rqs[cpu]) for cpu in self.idle_rqs):
+            return
+        self.kick_pending = True
+        now = self.now
+        at = -(-(now + 1) // self.tick_ns) * self.tick_ns
+        timer = self.env.timeout(at - now)
+        timer.callbacks.append(lambda ev: self._nohz_idle_balance())
+
+    def _nohz_idle_balance(self: Machine) -> None:
+        self.kick_pending = False
+        for cpu in sorted(self.idle_rqs):
+            rq = self.rqs[cpu]
+            if rq.idle and self.newidle_balance(rq):
+                rq.need_resched = True
+                self.touch(rq)
+        self.flush()
