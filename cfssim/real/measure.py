@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +46,7 @@ MAX_DURATION_NS = 60 * NSEC_PER_SEC
 SAMPLE_INTERVAL_NS = 10 * NSEC_PER_MSEC
 START_DELAY_NS = 20 * NSEC_PER_MSEC  # from the barrier's release to t0, at least
 MAX_GRID_NS = NSEC_PER_SEC  # t0 is put on the bandwidth period grid when it is this fine
+TIMER_TRIES = 3  # quota writes to find a group's period timer (it may expire before it is read)
 BACKGROUND_WARNING = 0.05  # of the machine's capacity
 POLICIES = {
     "normal": os.SCHED_OTHER,
@@ -187,6 +188,7 @@ class RealRun:
     oom_seen: dict[str, tuple[int, int]] = field(init=False, default_factory=dict)
     samples: dict[str, list[tuple[int, Sample]]] = field(init=False, default_factory=dict)
     t0: int = 0
+    period_timers: dict[str, int] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.driver = make_driver(self.layout)
@@ -201,7 +203,7 @@ class RealRun:
 
     # ---- phases ----
     def execute(self) -> Result:
-        self.driver.create(self.configs)
+        self._create_cgroups()
         self.sessions = Sessions(self.binary, self.stat_dir, self._jobs_by_session())
         self._collect_tids()
         self._place_all()
@@ -211,7 +213,9 @@ class RealRun:
         for task in self.tasks:
             task.base = procfs.read_thread_stats(procfs.task_dir(task.pid, task.tid))
         busy0, usage0 = procfs.machine_busy_ns(), self.driver.sample("/").usage_ns
-        self.t0 = on_period_grid(time.monotonic_ns() + START_DELAY_NS, self.configs.values())
+        self.t0 = on_period_grid(
+            time.monotonic_ns() + START_DELAY_NS, self.configs.values(), self._period_anchor()
+        )
         self.sessions.release(self.t0)
         self._run_until(self.t0 + self.scenario.duration_ns)
         if self.tracer is not None:
@@ -222,6 +226,48 @@ class RealRun:
         busy = procfs.machine_busy_ns() - busy0
         usage = figures["/"]["cpuacct.usage"] - usage0
         return self._result(figures, busy, usage, wall)
+
+    def _create_cgroups(self) -> None:
+        """Make the cgroup tree; then give each group its quota one at a time, noting the period
+        timer that write arms (``procfs.period_timers``): since Linux 6.4 each group's periods
+        end at a random phase, which t0 is then aligned to."""
+        bare = {
+            path: replace(config, quota_ns=None, burst_ns=0)
+            for path, config in self.configs.items()
+        }
+        self.driver.create(bare)
+        for path in self.paths:
+            config = self.configs[path]
+            if config == bare[path]:
+                continue
+            for _attempt in range(TIMER_TRIES):
+                before = procfs.period_timers()
+                self.driver.write_settings(path, bare[path], config)
+                if config.quota_ns is None:
+                    break
+                armed = {a: e for a, e in procfs.period_timers().items() if before.get(a) != e}
+                if len(armed) == 1:
+                    self.period_timers[path] = next(iter(armed.values()))
+                    break
+                self.driver.write_settings(path, config, bare[path])  # try again
+            else:
+                self.driver.write_settings(path, bare[path], config)
+                self.warnings.append(
+                    f"{path}: its bandwidth period timer was not found in /proc/timer_list; "
+                    "the run's period phase is not aligned with the simulation's"
+                )
+
+    def _period_anchor(self) -> int | None:
+        """A CLOCK_MONOTONIC instant at which the first quota'd group's period ends (None: no
+        timer found); other groups' phases are random and are reported, not aligned."""
+        if not self.period_timers:
+            return None
+        if len(self.period_timers) > 1:
+            self.warnings.append(
+                "bandwidth period phases are random per group (Linux 6.4+): t0 follows "
+                f"{next(iter(self.period_timers))}'s period timer only"
+            )
+        return next(iter(self.period_timers.values()))
 
     def cleanup(self) -> None:
         """Kill and reap the workers, remove the cgroups and the stat files (always safe)."""
@@ -461,6 +507,10 @@ class RealRun:
             "cgroup_version": self.layout.version,
             "cgroup_root": {c: str(self.driver.base(c)) for c in self.layout.mounts},
             "t0_monotonic_ns": self.t0,
+            "period_phase_ns": {
+                path: (expiry - self.t0) % self.configs[path].period_ns
+                for path, expiry in self.period_timers.items()
+            },
             "wall_ns": wall_ns,
             "background_cpu_ns": background,
             "background_cpu_fraction": round(fraction, 4),
@@ -534,14 +584,17 @@ class RealRun:
                     start = (time_ns, sample)
 
 
-def on_period_grid(earliest_ns: int, configs: Iterable[Any]) -> int:
-    """The first CLOCK_MONOTONIC instant ≥ `earliest_ns` on every bandwidth period's grid.
+def on_period_grid(earliest_ns: int, configs: Iterable[Any], anchor_ns: int | None = None) -> int:
+    """The first CLOCK_MONOTONIC instant ≥ `earliest_ns` that is `anchor_ns` plus a whole
+    number of every bandwidth period (the lcm of the periods of groups with a quota).
 
-    A group's period timer is set up with expiry 0 and started with ``hrtimer_forward_now``
-    (``start_cfs_bandwidth``), so its periods end at whole multiples of the period since boot.
-    The simulator's periods end at multiples of the period since its t = 0: starting the real
-    run on the grid gives both the same period phase (it decides, e.g., whether a short burst
-    of work falls into one period or straddles two).
+    A group's period timer starts at a random expiry below the period (``init_cfs_bandwidth``,
+    Linux 6.4+) and is moved on by whole periods (``start_cfs_bandwidth`` →
+    ``hrtimer_forward_now``), so its periods end at that phase — measured: three fresh groups'
+    timers at 16.5, 28.2 and 56.7 ms past a multiple of 100 ms. The simulator's periods end at
+    multiples of the period since its t = 0: starting the real run at an expiry of the group's
+    timer (`anchor_ns`) gives both the same phase (it decides, e.g., whether a burst of work
+    falls into one period or straddles two). Without an anchor, the grid since boot is used.
     """
     grid = 1
     for config in configs:
@@ -549,7 +602,8 @@ def on_period_grid(earliest_ns: int, configs: Iterable[Any]) -> int:
             grid = math.lcm(grid, config.period_ns)
     if grid > MAX_GRID_NS:
         return earliest_ns
-    return -(-earliest_ns // grid) * grid
+    anchor = 0 if anchor_ns is None else anchor_ns
+    return anchor + -(-(earliest_ns - anchor) // grid) * grid
 
 
 def _write_proc(pid: int, name: str, value: str) -> None:

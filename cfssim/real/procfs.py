@@ -106,5 +106,26 @@ def machine_busy_ns(stat_text: str | None = None) -> int:
     return ticks * 1_000_000_000 // USER_HZ
 
 
+def period_timers(timer_list: str | None = None) -> dict[str, int]:
+    """The armed CFS bandwidth period timers of /proc/timer_list: hrtimer address → expiry
+    (CLOCK_MONOTONIC ns).
+
+    Since Linux 6.4 (``init_cfs_bandwidth``: "Interleave cfs bandwidth timers") a group's period
+    timer starts at a random offset below the period, so its periods end at that phase, not at
+    whole multiples of the period since boot; the timer is armed by the quota write.
+    """
+    text = Path("/proc/timer_list").read_text() if timer_list is None else timer_list
+    timers: dict[str, int] = {}
+    address = None
+    for line in text.splitlines():
+        fields = line.split()
+        if fields[:1] != ["#"] and fields[2:3] == ["sched_cfs_period_timer,"]:
+            address = fields[1].rstrip(",")
+        elif address is not None and line.lstrip().startswith("# expires at"):
+            timers[address] = int(fields[3].split("-")[0])
+            address = None
+    return timers
+
+
 def kernel_release() -> str:
     return os.uname().release
