@@ -572,7 +572,6 @@ class MachineSpec(_Model):
     hz: Literal[100, 250, 300, 1000] = 250
     slice_ends: Literal["precise", "tick"] = "tick"
     autogroup: bool = True
-    throttle_model: Literal["task", "entity"] = "task"
     features: dict[str, bool] = Field(default_factory=dict)
     sched_latency_ns: NsTunable = None
     sched_min_granularity_ns: NsTunable = None

@@ -61,7 +61,7 @@ def exact_size(value_bytes: int) -> str | int:
 def _machine(machine: MachineSpec) -> dict[str, Any]:
     data: dict[str, Any] = {"cpus": machine.cpus, "policy": machine.policy, "hz": machine.hz}
     defaults = MachineSpec(cpus=machine.cpus)
-    for name in ("slice_ends", "autogroup", "throttle_model"):
+    for name in ("slice_ends", "autogroup"):
         if getattr(machine, name) != getattr(defaults, name):
             data[name] = getattr(machine, name)
     if machine.features:

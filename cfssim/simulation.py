@@ -49,7 +49,6 @@ class Simulation:
         hz: int = 250,
         slice_ends: str = "tick",
         autogroup: bool = True,
-        throttle_model: str = "task",
         tunables: Mapping[str, int] | None = None,
         features: Mapping[str, bool] | None = None,
         name: str = "custom",
@@ -61,7 +60,6 @@ class Simulation:
         self.seed = seed
         self.policy_name = policy
         self.autogroup = autogroup
-        self.throttle_model = throttle_model
         self.tun = SchedTunables.for_machine(
             cpus,
             hz=hz,
@@ -521,7 +519,6 @@ def from_scenario(
         hz=machine.hz,
         slice_ends=machine.slice_ends,
         autogroup=machine.autogroup,
-        throttle_model=machine.throttle_model,
         tunables=machine.tunables,
         features=machine.features,
         name=scenario.name,

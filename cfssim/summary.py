@@ -94,7 +94,6 @@ def build_result(sim: Simulation, end: int) -> Result:
             "hz": sim.tun.hz,
             "slice_ends": sim.tun.slice_ends,
             "autogroup": sim.autogroup,
-            "throttle_model": sim.throttle_model,
             "tunables": {
                 name: getattr(sim.tun, name)
                 for name in (

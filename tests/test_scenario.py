@@ -73,8 +73,8 @@ def test_defaults_and_implied_ancestors() -> None:
             process.repeat, process.oom_score_adj, process.slice_ns, process.session) == (
         0, "normal", 0, None, 0, 1, 0, None, None)
     machine = scenario.machine
-    assert (machine.slice_ends, machine.autogroup, machine.throttle_model, machine.features,
-            machine.tunables) == ("tick", True, "task", {}, {})
+    assert (machine.slice_ends, machine.autogroup, machine.features,
+            machine.tunables) == ("tick", True, {}, {})
     assert scenario.seed == 0 and scenario.events == ()
 
 

@@ -7,6 +7,13 @@ its timers fire; this mixin of `cfssim.machine.Machine` does the queue work the 
 kernel/sched/fair.c (CONFIG_CFS_BANDWIDTH): charge runtime in ``update_curr``, take a throttled
 group entity off its parent (``throttle_cfs_rq``), put it back at refill
 (``unthrottle_cfs_rq``), return slack, and run the period and slack timers.
+
+Linux 6.18 throttles per task: the queue is only marked, and each of its tasks leaves for a
+"limbo" list when it next returns to user mode, which for user-space code — all our behaviours
+are — is at once; the throttled interval (``throttled_time``) starts then, which is when we start
+it. What is not modelled: kernel-mode execution continuing until that return, and the limbo
+tasks' re-enqueue as wakeups at unthrottle (we put the group entity back, as ≤ 6.17 did). For
+user-space workloads both kernels' figures are the same here, so no switch selects between them.
 """
 
 from __future__ import annotations
