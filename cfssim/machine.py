@@ -446,6 +446,22 @@ class Machine(BandwidthControl, RealTimeClass, LoadBalancing):
             task.nr_wakeups += 1
             task.wake_time = now
 
+    def hrtimer_delay(self, task: Task, ns: int) -> int:
+        """When a sleep of `ns` started now by `task` ends (ns from now): its hrtimer may fire
+        anywhere in [soft, soft + slack] (``hrtimer_set_expires_range_ns`` with the task's
+        ``timer_slack_ns``, 0 for RT tasks) — at the first tick of its CPU inside that range
+        if the CPU is busy (``hrtimer_interrupt`` runs every timer whose soft expiry passed),
+        else at the hard expiry."""
+        slack = 0 if task.policy in RT_POLICIES else self.tun.timer_slack_ns
+        if slack <= 0:
+            return ns
+        if task.cpu >= 0 and not self.rqs[task.cpu].idle:
+            soft, tick = self.now + ns, self.tick_ns
+            first_tick = (soft // tick + 1) * tick
+            if first_tick <= soft + slack:
+                return first_tick - self.now
+        return ns + slack
+
     def block(self, task: Task, state: TaskState = TaskState.SLEEPING) -> None:
         """The task stops being runnable (sleep, wait, exit, kill): ``dequeue_task(SLEEP)``."""
         if task.state is TaskState.RUNNABLE and task.cpu >= 0:

@@ -230,11 +230,16 @@ class Simulation:
         machine.flush()
         return event
 
-    def request_sleep(self, task: Task, ns: int) -> simpy.Event:
+    def request_sleep(self, task: Task, ns: int, hrtimer: bool = True) -> simpy.Event:
+        """Block `task` for `ns`: a sleep or timer step is an hrtimer, which may fire up to the
+        task's timer slack late (`Machine.hrtimer_delay`); other waits (`hrtimer` False) are
+        exact."""
+        machine = self.machine
         if task.state is TaskState.RUNNABLE:
-            self.machine.block(task)
-            self.machine.flush()
-        return self.env.timeout(max(0, ns))
+            machine.block(task)
+            machine.flush()
+        ns = max(0, ns)
+        return self.env.timeout(machine.hrtimer_delay(task, ns) if hrtimer and ns else ns)
 
     def request_alloc(self, task: Task, nbytes: int) -> simpy.Event:
         """Fault in `nbytes`: charge the memcg page by page; on failure run the memcg OOM
@@ -253,7 +258,7 @@ class Simulation:
             self._charged(process, memcg.path, charge.charged)
             left -= charge.charged
             if charge.penalty_ns:
-                yield self.request_sleep(task, charge.penalty_ns)
+                yield self.request_sleep(task, charge.penalty_ns, hrtimer=False)
             if charge.failed is None:
                 continue
             decision = memory.mem_cgroup_oom(charge.failed, self._mem_processes(), waiter=task)

@@ -208,7 +208,8 @@ class RealRun:
         self._collect_tids()
         self._place_all()
         if self.trace:
-            self.tracer = TraceSession(self.driver.run_name, [t.tid for t in self.tasks])
+            tids = [t.tid for t in self.tasks]
+            self.tracer = TraceSession(self.driver.run_name, tids, self.scenario.duration_ns)
             self.tracer.start()
         for task in self.tasks:
             task.base = procfs.read_thread_stats(procfs.task_dir(task.pid, task.tid))

@@ -1,15 +1,28 @@
-"""``--trace``: the kernel's ``sched_switch``/``sched_wakeup`` events of a real run, from tracefs,
-turned into the simulator's ``segments``, ``wakeups`` and ``migrations`` tables.
+"""``--trace``: the kernel's scheduler events of a real run, from tracefs, turned into the
+simulator's ``segments``, ``wakeups`` and ``migrations`` tables.
 
 Nothing global is touched: the events are recorded in a private ring buffer, the tracefs instance
-``instances/cfssim-<pid>-<n>`` (named like the run's cgroups), limited to the scenario's tids by
-event filters on the events' own fields (``prev_pid``/``next_pid`` of ``sched_switch``, ``pid`` of
-the wakeup and migration events). ``set_event_pid`` is not used: on this 6.18 kernel it dropped
-the switch from the idle task to a listed task woken by a timer interrupt. The instance uses
-``trace_clock`` ``mono`` (CLOCK_MONOTONIC, the clock of the run's t0), is read once after the
-run (no reader perturbs it) and removed afterwards. When tracefs is not mounted, it is mounted at
+``instances/cfssim-<pid>-<n>`` (named like the run's cgroups, sized for the run by
+`buffer_kb_for`), limited to the scenario's tids by event filters on the events' own fields
+(``prev_pid``/``next_pid`` of ``sched_switch``, ``pid`` of the others). The instance uses
+``trace_clock`` ``mono`` (CLOCK_MONOTONIC, the clock of the run's t0), is read once after the run
+(no reader perturbs it) and removed afterwards. When tracefs is not mounted, it is mounted at
 /sys/kernel/tracing (and left there, as tracing tools do: unmounting could pull it from under
 another user).
+
+Switches from an idle task may be missing. On the 6.18 development VMs the idle task of CPU 1
+(``swapper/1``) emits no event at all outside interrupts — no ``sched_switch``, no ``cpu_idle`` —
+with or without filters or ``set_event_pid``, and ``perf`` sees none either; the events of its
+interrupts (the timer's ``sched_wakeup``) and every switch *out* of a thread are recorded. So the
+instance also records ``rseq_update``, which a thread emits itself when it returns to user space
+after being switched in (``rseq_preempt`` at its switch-out flags it): a run whose switch-in is
+missing starts at that witness — 2–10 µs after the real switch (measured where the switch is
+recorded) — or, with no witness (a run that never reached user space), at its wakeup.
+
+The kernel's CPU time (``sum_exec_runtime``) of a thread woken on an idle CPU counts from the rq
+clock of the waking interrupt (``wakeup_preempt`` skips the clock update of the following
+``__schedule``), 10–30 µs before the switch on these VMs; segments follow the switches, so their
+total is that much below the schedstat CPU time per such wakeup.
 
 The text format prints timestamps in µs, so traced times have 1 µs resolution (stored as int ns).
 """
@@ -28,8 +41,25 @@ from ..trace import Recorder
 from .errors import TracefsUnavailable
 
 MOUNT_POINTS = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
-EVENTS = ("sched_switch", "sched_wakeup", "sched_wakeup_new", "sched_migrate_task")
-BUFFER_KB_PER_CPU = 8192
+#: Recorded events (``events/<system>/<event>``) and the field naming the traced thread.
+EVENTS = {
+    "sched/sched_switch": ("prev_pid", "next_pid"),
+    "sched/sched_wakeup": ("pid",),
+    "sched/sched_wakeup_new": ("pid",),
+    "sched/sched_migrate_task": ("pid",),
+    "rseq/rseq_update": ("common_pid",),
+}
+#: Events without which the run segments are still complete where every switch is recorded.
+OPTIONAL_EVENTS = ("rseq/rseq_update",)
+#: Ring-buffer bytes one CPU fills per second, at most (an assumption; an overrun is reported):
+#: a run costs a wakeup, two switches and a return to user, ~230 B, so this allows one run
+#: per 55 µs of every CPU, when scenarios' runs and sleeps are milliseconds long.
+BUFFER_BYTES_PER_CPU_SECOND = 4 * 1024 * 1024
+#: Traced time outside the scenario's duration: from the start before t0 to the stop after it.
+BUFFER_MARGIN_NS = 500_000_000
+BUFFER_KB_MIN = 1024
+#: Share of the available memory all CPUs' buffers may take together: 1/8.
+BUFFER_MEMORY_SHARE = 8
 
 #: One line of the ``trace`` file: task-pid, [cpu], flags, seconds.micros, event: fields.
 LINE = re.compile(r"^\s*.+?-(\d+)\s+\[(\d+)\]\s+\S+\s+(\d+)\.(\d{6}):\s+(\w+):\s+(.*)$")
@@ -38,10 +68,12 @@ FIELD = re.compile(r"(\w+)=(\S*)")
 
 @dataclass(frozen=True)
 class Event:
-    """One traced event: time (CLOCK_MONOTONIC ns), CPU, name, and its numeric fields."""
+    """One traced event: time (CLOCK_MONOTONIC ns), CPU, the pid of the task running there
+    (whose context emitted it; 0 for the idle task), name, and its numeric fields."""
 
     time_ns: int
     cpu: int
+    pid: int
     name: str
     fields: dict[str, int]
 
@@ -52,10 +84,11 @@ def parse_trace(text: str) -> Iterator[Event]:
         match = LINE.match(line)
         if match is None:
             continue
-        _pid, cpu, secs, micros, name, rest = match.groups()
+        pid, cpu, secs, micros, name, rest = match.groups()
         # comm=... may precede; keep the numeric fields (pids, prios, cpus)
         values = {k: int(v) for k, v in FIELD.findall(rest.replace(" ==> ", " ")) if _isint(v)}
-        yield Event(int(secs) * 1_000_000_000 + int(micros) * 1000, int(cpu), name, values)
+        time_ns = int(secs) * 1_000_000_000 + int(micros) * 1000
+        yield Event(time_ns, int(cpu), int(pid), name, values)
 
 
 def _isint(text: str) -> bool:
@@ -83,41 +116,84 @@ class Tables:
             recorder.add("migrations", *row)
 
 
+@dataclass
+class _Thread:
+    """What the events told so far about one traced thread (times relative to t0, ns)."""
+
+    woken: int | None = None  # wakeup not yet followed by a run
+    resumed: tuple[int, int] | None = None  # (cpu, time) of its first return to user since its
+    # last switch-out or wakeup: the witness of a run whose switch-in is missing
+
+    def rebuilt_start(self) -> int | None:
+        """The start of a run whose switch-in was not recorded: its witness, else its wakeup;
+        None when nothing shows it ran."""
+        return self.woken if self.resumed is None else self.resumed[1]
+
+
 def events_to_tables(events: Iterable[Event], tasks: dict[int, int], t0: int, end: int) -> Tables:
     """Tables for `tasks` (tid → task index) from the events, times made relative to `t0` (ns
-    on the events' clock) and clipped to [0, `end`). A run with no switch-in seen (the task ran
-    when tracing began) is dropped: tracing starts before t0, while every worker waits at the
-    barrier, so no part of the run is lost."""
+    on the events' clock) and clipped to [0, `end`). A run whose switch-in was not recorded (see
+    the module docstring) starts at its return to user space, or else at its wakeup; runs
+    before t0 (tracing starts while every worker waits at the barrier) are clipped away."""
     tables = Tables()
-    running: dict[int, tuple[int, int]] = {}  # cpu → (task index, start)
-    woken: dict[int, int] = {}  # task index → wakeup time
+    running: dict[int, tuple[int, int]] = {}  # cpu → (task index, start), switch-in recorded
+    threads = {task: _Thread() for task in tasks.values()}
     for event in sorted(events, key=lambda e: e.time_ns):
-        time = event.time_ns - t0
+        time, values = event.time_ns - t0, event.fields
         if event.name == "sched_switch":
-            prev = tasks.get(event.fields.get("prev_pid", -1))
-            nxt = tasks.get(event.fields.get("next_pid", -1))
-            if prev is not None and running.get(event.cpu, (-1, 0))[0] == prev:
-                task, start = running.pop(event.cpu)
-                _add_segment(tables, event.cpu, task, start, time, end)
+            prev = tasks.get(values.get("prev_pid", -1))
+            nxt = tasks.get(values.get("next_pid", -1))
+            if prev is not None:
+                if running.get(event.cpu, (-1, 0))[0] == prev:
+                    _add_segment(tables, event.cpu, prev, running.pop(event.cpu)[1], time, end)
+                else:
+                    _add_rebuilt_run(tables, prev, threads[prev], event.cpu, time, end)
+                threads[prev].resumed = None
             if nxt is not None:
                 running[event.cpu] = (nxt, time)
-                if nxt in woken:
-                    wake = woken.pop(nxt)
-                    if 0 <= wake < end:
-                        tables.wakeups.append((nxt, event.cpu, wake, time - wake))
+                _add_wakeup(tables, nxt, threads[nxt], event.cpu, time, end)
         elif event.name in ("sched_wakeup", "sched_wakeup_new"):
-            woken_task = tasks.get(event.fields.get("pid", -1))
-            if woken_task is not None:
-                woken[woken_task] = time
+            woken = tasks.get(values.get("pid", -1))
+            # ttwu_runnable also reports a thread that is still running: no wait, no wakeup
+            if woken is not None and threads[woken].resumed is None and not any(
+                task == woken for task, _ in running.values()
+            ):
+                threads[woken].woken = time
+        elif event.name == "rseq_update":
+            resumed = tasks.get(event.pid)
+            if resumed is not None and threads[resumed].resumed is None:
+                threads[resumed].resumed = (event.cpu, time)
         elif event.name == "sched_migrate_task":
-            moved = tasks.get(event.fields.get("pid", -1))
+            moved = tasks.get(values.get("pid", -1))
             if moved is not None and 0 <= time < end:
-                src, dst = event.fields.get("orig_cpu", -1), event.fields.get("dest_cpu", -1)
+                src, dst = values.get("orig_cpu", -1), values.get("dest_cpu", -1)
                 tables.migrations.append((moved, time, src, dst))
     for cpu, (task, start) in running.items():
         _add_segment(tables, cpu, task, start, end, end)
+    still_running = {task for task, _ in running.values()}
+    for task, thread in threads.items():
+        if task not in still_running and thread.resumed is not None:
+            _add_rebuilt_run(tables, task, thread, thread.resumed[0], end, end)
     tables.segments.sort(key=lambda row: (row[2], row[0]))
+    tables.wakeups.sort(key=lambda row: (row[2], row[0]))
     return tables
+
+
+def _add_rebuilt_run(
+    tables: Tables, task: int, thread: _Thread, cpu: int, stop: int, end: int
+) -> None:
+    """The run of `thread` on `cpu` ending at `stop` whose switch-in was not recorded."""
+    start = thread.rebuilt_start()
+    if start is not None:
+        _add_segment(tables, cpu, task, start, stop, end)
+        _add_wakeup(tables, task, thread, cpu, start, end)
+
+
+def _add_wakeup(tables: Tables, task: int, thread: _Thread, cpu: int, start: int, end: int) -> None:
+    """The pending wakeup of `thread`, now that it runs from `start` on `cpu`."""
+    wake, thread.woken = thread.woken, None
+    if wake is not None and 0 <= wake < end:
+        tables.wakeups.append((task, cpu, wake, start - wake))
 
 
 def _add_segment(tables: Tables, cpu: int, task: int, start: int, stop: int, end: int) -> None:
@@ -136,11 +212,11 @@ def find_tracefs() -> Path | None:
 
 
 def event_filter(event: str, tids: Iterable[int]) -> str:
-    """The tracefs filter keeping `event` only for `tids` (runs of tids as ranges)."""
-    fields = ("prev_pid", "next_pid") if event == "sched_switch" else ("pid",)
+    """The tracefs filter keeping `event` (``system/name``) only for `tids` (runs of tids as
+    ranges), on the fields of `EVENTS`."""
     clauses = []
     for first, last in _runs(sorted(set(tids))):
-        for name in fields:
+        for name in EVENTS[event]:
             if first == last:
                 clauses.append(f"{name} == {first}")
             else:
@@ -177,15 +253,40 @@ def mount_tracefs() -> Path:
     return point
 
 
+def buffer_kb_for(duration_ns: int, cpus: int, available_kb: int) -> int:
+    """Per-CPU ring-buffer size (KiB) for a run of `duration_ns`: every event a CPU can record
+    in that time (`BUFFER_BYTES_PER_CPU_SECOND`), at least `BUFFER_KB_MIN`, and all `cpus`
+    buffers within 1/`BUFFER_MEMORY_SHARE` of `available_kb` (an overrun is then reported)."""
+    traced_ns = duration_ns + BUFFER_MARGIN_NS
+    needed = -(-BUFFER_BYTES_PER_CPU_SECOND * traced_ns // (1024 * 1_000_000_000))
+    ceiling = available_kb // (BUFFER_MEMORY_SHARE * max(cpus, 1))
+    return max(BUFFER_KB_MIN, min(needed, ceiling))
+
+
+def available_memory_kb() -> int:
+    """``MemAvailable`` of /proc/meminfo, KiB."""
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key == "MemAvailable":
+            return int(value.split()[0])
+    raise TracefsUnavailable("/proc/meminfo has no MemAvailable line")
+
+
 @dataclass
 class TraceSession:
     """A private tracefs instance ``instances/<name>`` recording the scheduler events of
-    `tids`. `name` is the run's ``cfssim-<pid>-<n>``."""
+    `tids` during a run of `duration_ns`. `name` is the run's ``cfssim-<pid>-<n>``."""
 
     name: str
     tids: list[int]
-    buffer_kb: int = BUFFER_KB_PER_CPU
+    duration_ns: int
     instance: Path | None = field(init=False, default=None)
+
+    @property
+    def buffer_kb(self) -> int:
+        """The per-CPU ring-buffer size for this run, KiB (`buffer_kb_for`)."""
+        cpus = os.cpu_count() or 1
+        return buffer_kb_for(self.duration_ns, cpus, available_memory_kb())
 
     def start(self) -> None:
         """Mount if needed, make the instance, filter to `tids`, enable the events."""
@@ -195,16 +296,16 @@ class TraceSession:
         except OSError as exc:
             raise TracefsUnavailable(f"cannot create tracefs instance {instance}: {exc}") from exc
         self.instance = instance
-        events = instance / "events" / "sched"
-        missing = [e for e in EVENTS if not (events / e / "enable").exists()]
+        present = [e for e in EVENTS if (instance / "events" / e / "enable").exists()]
+        missing = [e for e in EVENTS if e not in present and e not in OPTIONAL_EVENTS]
         if missing:
             raise TracefsUnavailable(f"tracefs lacks the events {', '.join(missing)}")
         self._write("tracing_on", "0")
         self._write("trace_clock", "mono")
         self._write("buffer_size_kb", str(self.buffer_kb))
-        for event in EVENTS:
-            self._write(f"events/sched/{event}/filter", event_filter(event, self.tids))
-            self._write(f"events/sched/{event}/enable", "1")
+        for event in present:
+            self._write(f"events/{event}/filter", event_filter(event, self.tids))
+            self._write(f"events/{event}/enable", "1")
         self._write("tracing_on", "1")
 
     def stop(self) -> tuple[str, int]:
