@@ -560,7 +560,7 @@ RtRuntimeTunable = Annotated[
 TUNABLES = (
     "sched_latency_ns", "sched_min_granularity_ns", "sched_wakeup_granularity_ns",
     "sched_base_slice_ns", "sched_tunable_scaling", "sched_migration_cost_ns",
-    "sched_cfs_bandwidth_slice_us", "sched_rt_runtime_us", "sched_rt_period_us",
+    "sched_cfs_bandwidth_slice_us", "sched_rt_runtime_us", "sched_rt_period_us", "timer_slack_ns",
 )
 
 
@@ -582,6 +582,7 @@ class MachineSpec(_Model):
     sched_cfs_bandwidth_slice_us: UsTunable = None
     sched_rt_runtime_us: RtRuntimeTunable = None
     sched_rt_period_us: UsTunable = None
+    timer_slack_ns: NsTunable = None  # normal tasks' hrtimer slack (kernel default 50µs; here 0)
 
     @field_validator("features")
     @classmethod
