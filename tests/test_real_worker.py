@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from cfssim.real import procfs
-from cfssim.real.errors import NoCompiler
+from cfssim.real.errors import NoCompiler, TracefsUnavailable
+from cfssim.real.tracefs import mount_tracefs, remove_instance
 from cfssim.real.worker import (
     OP_ALLOC,
     OP_EXIT,
@@ -74,13 +78,20 @@ def binary() -> Path:
     return worker_binary()
 
 
-def run_jobs(binary: Path, tmp_path: Path, jobs: list[ProcessJob]) -> list[object]:
+def run_jobs(
+    binary: Path,
+    tmp_path: Path,
+    jobs: list[ProcessJob],
+    prepare: Callable[[list[int]], object] = lambda tids: None,
+) -> list[object]:
+    """Run `jobs` in one session; `prepare` gets the threads' tids before the barrier opens."""
     sessions = Sessions(binary, tmp_path, [jobs])
     reports: list[object] = []
     try:
         threads = sum(j.threads for j in jobs)
         while sum(isinstance(r, TidReport) for r in reports) < threads:
             reports += sessions.poll(1.0)
+        prepare([r.tid for r in reports if isinstance(r, TidReport)])
         sessions.release(time.monotonic_ns())
         while sum(isinstance(r, ExitReport) for r in reports) < len(jobs):
             reports += sessions.poll(5.0)
@@ -99,6 +110,65 @@ def test_each_thread_burns_exactly_its_demand_of_cpu_time(binary: Path, tmp_path
         cpu = procfs.read_saved_stats(tmp_path, 0, thread).cpu_time_ns
         # the demand plus the thread's start-up (< 1 ms); CPU time, not wall time
         assert demand <= cpu < demand + MS
+
+
+def test_preempted_threads_still_burn_exactly_their_demand(binary: Path, tmp_path: Path) -> None:
+    # three threads share one CPU: each run is cut into timeslices, and the worker's wall-clock
+    # spin must make up every bit of CPU time lost to the others
+    jobs = [ProcessJob(0, 3, 0, tuple(encode_program((Run(run="40ms"),))))]
+
+    def share_one_cpu(tids: list[int]) -> None:
+        for tid in tids:
+            os.sched_setaffinity(tid, {0})
+
+    run_jobs(binary, tmp_path, jobs, share_one_cpu)
+    stats = [procfs.read_saved_stats(tmp_path, 0, thread) for thread in range(3)]
+    assert all(40 * MS <= s.cpu_time_ns < 41 * MS for s in stats)
+    assert sum(s.nr_involuntary_switches for s in stats) >= 3  # they did preempt each other
+
+
+@contextlib.contextmanager
+def traced_clock_reads(tids: list[int]) -> Iterator[Path]:
+    """A private tracefs instance recording the ``clock_gettime`` system calls of `tids`; yields
+    the instance (its ``trace`` file holds one line per call)."""
+    root = mount_tracefs()
+    instance = root / "instances" / f"cfssim-{os.getpid()}-syscalls"
+    event = instance / "events" / "syscalls" / "sys_enter_clock_gettime"
+    instance.mkdir()
+    try:
+        if not event.is_dir():
+            raise TracefsUnavailable("this kernel has no syscalls:sys_enter_clock_gettime event")
+        (event / "filter").write_text(" || ".join(f"common_pid == {t}" for t in tids) + "\n")
+        (event / "enable").write_text("1\n")
+        yield instance
+    finally:
+        remove_instance(instance)
+
+
+def test_a_finite_run_makes_a_handful_of_system_calls(binary: Path, tmp_path: Path) -> None:
+    # CLOCK_THREAD_CPUTIME_ID is a system call, which lets the kernel end an EEVDF slice at
+    # once; polling it made thousands of calls in 20 ms. The worker reads it at the start and
+    # the end of the run, plus once for each part of the run lost to steal time; it reads
+    # CLOCK_MONOTONIC through the vDSO (no call, unless the clocksource has no vDSO support).
+    if os.geteuid() != 0:
+        pytest.skip("tracing system calls needs root")
+    jobs = [ProcessJob(0, 1, 0, tuple(encode_program((Run(run="20ms"),))))]
+    traces: list[Path] = []
+    with contextlib.ExitStack() as stack:
+
+        def trace_alone(tids: list[int]) -> None:
+            # SCHED_FIFO: alone on its CPU, whatever else the machine runs
+            os.sched_setscheduler(tids[0], os.SCHED_FIFO, os.sched_param(1))
+            try:
+                traces.append(stack.enter_context(traced_clock_reads(tids)))
+            except (OSError, TracefsUnavailable) as exc:
+                pytest.skip(f"cannot trace system calls: {exc}")
+
+        run_jobs(binary, tmp_path, jobs, trace_alone)
+        text = (traces[0] / "trace").read_text()
+    calls = [line for line in text.splitlines() if "sys_clock_gettime(" in line]
+    assert 2 <= len(calls) <= 5, text
+    assert procfs.read_saved_stats(tmp_path, 0, 0).cpu_time_ns >= 20 * MS
 
 
 def test_exit_codes_sleeps_and_memory_steps(binary: Path, tmp_path: Path) -> None:

@@ -219,13 +219,14 @@ class RealRun:
         )
         self.sessions.release(self.t0)
         self._run_until(self.t0 + self.scenario.duration_ns)
-        if self.tracer is not None:
-            self._record_trace(self.tracer, time.monotonic_ns() - self.t0)
+        ran = time.monotonic_ns() - self.t0
         self._read_thread_stats(final=True)
         wall = time.monotonic_ns() - self.t0
         figures = {path: self.driver.figures(path) for path in self.paths}
         busy = procfs.machine_busy_ns() - busy0
         usage = figures["/"]["cpuacct.usage"] - usage0
+        if self.tracer is not None:  # read after the figures: parsing is no part of the run
+            self._record_trace(self.tracer, ran)
         return self._result(figures, busy, usage, wall)
 
     def _create_cgroups(self) -> None:

@@ -4,11 +4,11 @@ simulator's ``segments``, ``wakeups`` and ``migrations`` tables.
 Nothing global is touched: the events are recorded in a private ring buffer, the tracefs instance
 ``instances/cfssim-<pid>-<n>`` (named like the run's cgroups, sized for the run by
 `buffer_kb_for`), limited to the scenario's tids by event filters on the events' own fields
-(``prev_pid``/``next_pid`` of ``sched_switch``, ``pid`` of the others). The instance uses
-``trace_clock`` ``mono`` (CLOCK_MONOTONIC, the clock of the run's t0), is read once after the run
-(no reader perturbs it) and removed afterwards. When tracefs is not mounted, it is mounted at
-/sys/kernel/tracing (and left there, as tracing tools do: unmounting could pull it from under
-another user).
+(``prev_pid``/``next_pid`` of ``sched_switch``, ``common_pid`` of ``rseq_update``, ``pid`` of
+the others). The instance uses ``trace_clock`` ``mono`` (CLOCK_MONOTONIC, the clock of the run's
+t0), is read once after the run (no reader perturbs it) and removed afterwards. When tracefs is
+not mounted, it is mounted at /sys/kernel/tracing (and left there, as tracing tools do:
+unmounting could pull it from under another user).
 
 Switches from an idle task may be missing. On the 6.18 development VMs the idle task of CPU 1
 (``swapper/1``) emits no event at all outside interrupts — no ``sched_switch``, no ``cpu_idle`` —
@@ -16,13 +16,15 @@ with or without filters or ``set_event_pid``, and ``perf`` sees none either; the
 interrupts (the timer's ``sched_wakeup``) and every switch *out* of a thread are recorded. So the
 instance also records ``rseq_update``, which a thread emits itself when it returns to user space
 after being switched in (``rseq_preempt`` at its switch-out flags it): a run whose switch-in is
-missing starts at that witness — 2–10 µs after the real switch (measured where the switch is
-recorded) — or, with no witness (a run that never reached user space), at its wakeup.
+missing starts at that witness — mostly 2–10 µs, at most ~40 µs, after the real switch (measured
+on CPU 0, where the switch is recorded) — or, with no witness (a run that never reached user
+space), at its wakeup.
 
-The kernel's CPU time (``sum_exec_runtime``) of a thread woken on an idle CPU counts from the rq
-clock of the waking interrupt (``wakeup_preempt`` skips the clock update of the following
-``__schedule``), 10–30 µs before the switch on these VMs; segments follow the switches, so their
-total is that much below the schedstat CPU time per such wakeup.
+Segments are wall-clock time on the CPU, so their total differs from the thread's schedstat CPU
+time (``sum_exec_runtime``): that counts from the rq clock of the waking interrupt for a thread
+woken on an idle CPU (``wakeup_preempt`` skips the clock update of the following ``__schedule``;
+10–30 µs before the switch on these VMs), and it leaves out the time the hypervisor stole from
+the vCPU meanwhile (``rq_clock_task``, PARAVIRT_TIME_ACCOUNTING; up to 2.4 ms per 10 ms run seen).
 
 The text format prints timestamps in µs, so traced times have 1 µs resolution (stored as int ns).
 """
@@ -122,7 +124,7 @@ class _Thread:
 
     woken: int | None = None  # wakeup not yet followed by a run
     resumed: tuple[int, int] | None = None  # (cpu, time) of its first return to user since its
-    # last switch-out or wakeup: the witness of a run whose switch-in is missing
+    # last switch-out: the witness of a run whose switch-in is missing
 
     def rebuilt_start(self) -> int | None:
         """The start of a run whose switch-in was not recorded: its witness, else its wakeup;
@@ -155,8 +157,10 @@ def events_to_tables(events: Iterable[Event], tasks: dict[int, int], t0: int, en
         elif event.name in ("sched_wakeup", "sched_wakeup_new"):
             woken = tasks.get(values.get("pid", -1))
             # ttwu_runnable also reports a thread that is still running: no wait, no wakeup
-            if woken is not None and threads[woken].resumed is None and not any(
-                task == woken for task, _ in running.values()
+            if (
+                woken is not None
+                and threads[woken].resumed is None
+                and not any(task == woken for task, _ in running.values())
             ):
                 threads[woken].woken = time
         elif event.name == "rseq_update":

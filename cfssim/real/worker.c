@@ -7,7 +7,8 @@
  *     proc <index> <threads> <start_ns> <ntokens> <token>...
  *
  * Tokens are the compiled program (cfssim/real/worker.py, `encode_program`):
- *     1 ns   run: burn CPU until this thread's CLOCK_THREAD_CPUTIME_ID advanced by ns (-1: forever)
+ *     1 ns   run: burn CPU until this thread's CLOCK_THREAD_CPUTIME_ID advanced by ns (-1: forever),
+ *            quietly: see `burn`
  *     2 ns   sleep (clock_nanosleep, CLOCK_MONOTONIC)
  *     3 b    alloc: mmap b bytes and touch every page
  *     4 b    free: unmap the b most recently allocated bytes (-1: all)
@@ -85,13 +86,39 @@ static void say(const char *fmt, ...) {
     if (write(STDOUT_FILENO, buf, (size_t)n) < 0) _exit(120);
 }
 
-static void burn(int64_t ns) {
-    int64_t end = ns < 0 ? INT64_MAX : now_ns(CLOCK_THREAD_CPUTIME_ID) + ns;
+/* A few dozen ns of pure computation: the body of every busy loop. */
+static inline void churn(void) {
     uint64_t x = sink;
-    do {
-        for (int i = 0; i < 2000; i++) x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-        sink = x;
-    } while (ns < 0 || now_ns(CLOCK_THREAD_CPUTIME_ID) < end);
+    for (int i = 0; i < 32; i++) x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    sink = x;
+}
+
+/* Spins until ns of wall time (CLOCK_MONOTONIC) have passed. That clock is read through the
+ * vDSO, so the loop makes no system call. */
+static void spin_wall(int64_t ns) {
+    int64_t until = now_ns(CLOCK_MONOTONIC) + ns;
+    do churn(); while (now_ns(CLOCK_MONOTONIC) < until);
+}
+
+/* run: burns until this thread's CPU clock advanced by ns (ns < 0: forever, reading no clock).
+ *
+ * Without perturbing the scheduler it measures: CLOCK_THREAD_CPUTIME_ID is a system call on x86
+ * (not served by the vDSO), and every system call runs update_curr(), which ends an EEVDF slice
+ * the moment it is due rather than at the next tick; polling it turned 4 ms timeslices into
+ * 1.4 ms ones (docs/kernel-measurements.md). A thread cannot receive more CPU time than the wall
+ * time that passes, so it spins on the wall clock for the remaining demand and only then reads
+ * its CPU clock: that check ends the run (a poll, < 1 µs, past its demand) or leaves the CPU
+ * time it lost to preemption, steal and interrupts as a smaller remainder. A run that keeps its
+ * CPU makes two system calls; a preempted one, one more per preemption that straddles a check
+ * (the check then comes just after it resumes) plus about log(demand / remainder) checks while
+ * it shares its CPU. Counting wall time minus the off-CPU jumps would save those, but is not an
+ * upper bound: on VMs the kernel charges a thread for some jumps (interrupts, unreported steal). */
+static void burn(int64_t ns) {
+    if (ns < 0)
+        for (;;) churn();
+    int64_t end = now_ns(CLOCK_THREAD_CPUTIME_ID) + ns;
+    for (int64_t left = ns; left > 0; left = end - now_ns(CLOCK_THREAD_CPUTIME_ID))
+        spin_wall(left);
 }
 
 static void nap(int64_t ns) {
