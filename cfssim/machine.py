@@ -479,7 +479,7 @@ class Machine(BandwidthControl, RealTimeClass, LoadBalancing):
                 rq.settling = None
             if rq.curr is task:
                 rq.need_resched = True
-            self.rec.add("vruntime", task.tid, self.now, task.se.vruntime)
+            self.rec.vruntime(task.tid, self.now, task.se.vruntime)
             self.touch(rq)
         task.state = state
         task.remaining = None
@@ -555,7 +555,7 @@ class Machine(BandwidthControl, RealTimeClass, LoadBalancing):
         (``pick_next_entity`` in 6.12+); the levels are set only once a task is reached."""
         policy = self.policy
         chain: list[SchedEntity] = []  # rq.curr's entities, root level first
-        if rq.curr is not None:
+        if rq.curr is not None and policy.uses_prev_curr:
             level: SchedEntity | None = rq.curr.se
             while level is not None:
                 chain.append(level)
@@ -603,7 +603,7 @@ class Machine(BandwidthControl, RealTimeClass, LoadBalancing):
             prev.last_ran = now
             if prev.state is TaskState.RUNNABLE:
                 prev.nivcsw += 1
-                self.rec.add("vruntime", prev.tid, now, prev.se.vruntime)
+                self.rec.vruntime(prev.tid, now, prev.se.vruntime)
             else:
                 prev.nvcsw += 1
         else:

@@ -57,6 +57,7 @@ class Recorder:
         }
         seg = self.columns["segments"]
         self._seg = tuple(col.append for col in seg)
+        self._vrt = tuple(col.append for col in self.columns["vruntime"])
 
     def segment(self, cpu: int, task: int, start: int, end: int) -> None:
         if end > start:
@@ -65,6 +66,12 @@ class Recorder:
             b(task)
             c(start)
             d(end)
+
+    def vruntime(self, task: int, time: int, vruntime: int) -> None:
+        a, b, c = self._vrt
+        a(task)
+        b(time)
+        c(vruntime)
 
     def add(self, table: str, *values: int) -> None:
         """Append one row to `table` (columns in `TABLES` order)."""

@@ -69,6 +69,7 @@ class Eevdf(FairPolicy):
     """Earliest Eligible Virtual Deadline First, as in Linux 6.18."""
 
     name = "eevdf"
+    uses_prev_curr = True
 
     def __init__(self, tunables: SchedTunables, roots: list[CfsRunQueue]) -> None:
         super().__init__(tunables, roots)

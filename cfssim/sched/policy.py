@@ -151,6 +151,8 @@ class FairPolicy:
     """
 
     name: ClassVar[str] = "abstract"
+    #: the policy reads ``cfs_rq.prev_curr`` while picking (the machine skips it otherwise)
+    uses_prev_curr: ClassVar[bool] = False
 
     def __init__(self, tunables: SchedTunables, roots: list[CfsRunQueue]) -> None:
         self.tun = tunables
