@@ -24,6 +24,7 @@ from rich.table import Table
 from cfssim.compare import FAIL, INFO, Comparison, Row, compare
 from cfssim.machine import POLICIES
 from cfssim.real import RealRunError, measure
+from cfssim.real.measure import as_measured
 from cfssim.scenario import bundled_scenarios, load_scenario
 from cfssim.simulation import run_scenario
 
@@ -64,7 +65,7 @@ def run_one(
     """Simulate and measure one scenario; its comparison and scoreboard row."""
     scenario = load_scenario(path)
     chosen = scenario.machine.policy if scenario.machine.policy in POLICIES else policy
-    simulated = run_scenario(scenario, policy=chosen)
+    simulated = run_scenario(as_measured(scenario), policy=chosen)
     kernel = measure(scenario)
     comparison = compare(simulated, kernel)
     if chosen != scenario.machine.policy:

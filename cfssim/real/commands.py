@@ -133,11 +133,12 @@ def _run_both(
     (``simulation/`` and ``kernel/``), which is returned."""
     from ..scenario import load_scenario, resolve_scenario
     from ..simulation import run_scenario
-    from .measure import measure
+    from .measure import as_measured, measure
 
     scenario = load_scenario(resolve_scenario(name_or_path))
     out = out_dir or DEFAULT_OUT / f"{scenario.name}-compare"
-    simulated = run_scenario(scenario, policy=policy)  # first: it fails fast on a bad policy
+    # first: it fails fast on a bad policy
+    simulated = run_scenario(as_measured(scenario), policy=policy)
     simulated.save(out / "simulation")
     kernel = measure(scenario, out / "kernel", trace=trace, force=force)
     return simulated, kernel, out

@@ -89,6 +89,16 @@ def measure(
 
 
 # ---- refusals ---------------------------------------------------------------------------------
+def as_measured(scenario: Scenario, *, host_root: bool = False) -> Scenario:
+    """`scenario` as the twin runs it, for the simulator to run the same thing: without
+    `host_root` the twin's ``/`` is its own ``cfssim-<id>`` cgroup, where the kernel's autogroups
+    (root task group only) do not apply — so the simulation must not apply them either."""
+    if host_root or not scenario.machine.autogroup:
+        return scenario
+    machine = scenario.machine.model_copy(update={"autogroup": False})
+    return scenario.model_copy(update={"machine": machine})
+
+
 def check_scenario(
     scenario: Scenario, *, force: bool, max_duration_ns: int, host_root: bool = False
 ) -> None:
