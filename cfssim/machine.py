@@ -144,6 +144,7 @@ class Machine(BandwidthControl, RealTimeClass, LoadBalancing):
             raise ValueError(f"unknown policy {policy!r} (expected one of {', '.join(POLICIES)})")
         self.policy = POLICIES[policy](tunables, [rq.cfs for rq in self.rqs])
         self.tick_ns = tunables.tick_ns
+        self.tick_offset = tunables.tick_offset_ns
         self.dirty: list[Rq] = []
         self.idle_rqs: set[int] = set(range(self.ncpus))
         self.kick_pending = False
@@ -446,6 +447,18 @@ class Machine(BandwidthControl, RealTimeClass, LoadBalancing):
             task.nr_wakeups += 1
             task.wake_time = now
 
+    def tick_at_or_after(self, t: int) -> int:
+        """The first scheduler tick at or after `t` (ns): ticks fall at ``tick_offset_ns`` +
+        k × ``tick_ns``, on every CPU at once (no ``skew_tick``)."""
+        tick, offset = self.tick_ns, self.tick_offset
+        return -(-(t - offset) // tick) * tick + offset
+
+    def tick_after(self, delay: int) -> int:
+        """Delay (ns from now) to the first tick strictly after now + max(delay, 0): a condition
+        due now was seen by this instant's tick, or will be by the next."""
+        now = self.now
+        return self.tick_at_or_after(now + max(delay, 1)) - now
+
     def hrtimer_delay(self, task: Task, ns: int) -> int:
         """When a sleep of `ns` started now by `task` ends (ns from now): its hrtimer may fire
         anywhere in [soft, soft + slack] (``hrtimer_set_expires_range_ns`` with the task's
@@ -456,8 +469,8 @@ class Machine(BandwidthControl, RealTimeClass, LoadBalancing):
         if slack <= 0:
             return ns
         if task.cpu >= 0 and not self.rqs[task.cpu].idle:
-            soft, tick = self.now + ns, self.tick_ns
-            first_tick = (soft // tick + 1) * tick
+            soft = self.now + ns
+            first_tick = self.tick_at_or_after(soft + 1)
             if first_tick <= soft + slack:
                 return first_tick - self.now
         return ns + slack
@@ -677,14 +690,10 @@ class Machine(BandwidthControl, RealTimeClass, LoadBalancing):
             if cfs_rq.runtime_enabled and not cfs_rq.throttled:
                 bandwidth_due = min(bandwidth_due, cfs_rq.runtime_remaining)
             se = se.parent
-        now = self.now
-        tick = self.tick_ns
-        # a tick-checked condition due now was checked by this instant's tick (or will be
-        # seen by the next): round up to the first tick strictly after now in that case
         if tick_due < NEVER:
-            tick_due = -(-(now + max(tick_due, 1)) // tick) * tick - now
+            tick_due = self.tick_after(tick_due)
         if bandwidth_due < NEVER:
-            bandwidth_due = -(-(now + max(bandwidth_due, 1)) // tick) * tick - now
+            bandwidth_due = self.tick_after(bandwidth_due)
         demand_due = NEVER if task.remaining is None else task.remaining
         if rq.server.boosting and rq.rt.nr_running:  # RT takes over when the server is spent
             exact_due = min(exact_due, rq.server.runtime)
@@ -741,7 +750,7 @@ class Machine(BandwidthControl, RealTimeClass, LoadBalancing):
             level = rq.timer_level
             if level is not None and level.rq_of is not None:
                 self.policy.tick_preempted(level.rq_of, level)
-        if self.now % self.tick_ns == 0 and not rq.curr_rt:  # entity_tick → update_cfs_group
+        if (self.now - self.tick_offset) % self.tick_ns == 0 and not rq.curr_rt:  # entity_tick
             se = task.se.parent
             while se is not None:
                 self.update_cfs_group(se)

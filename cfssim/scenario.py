@@ -48,7 +48,14 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ._errors import describe, did_you_mean
 from .cgroup import files as cgfiles
 from .cgroup.files import CgroupConfig, CgroupFileError, FileValue
-from .units import NSEC_PER_USEC, format_duration, format_size, parse_duration, parse_size
+from .units import (
+    NSEC_PER_SEC,
+    NSEC_PER_USEC,
+    format_duration,
+    format_size,
+    parse_duration,
+    parse_size,
+)
 
 Loc = tuple[str | int, ...]
 SCHEMA_FILE = "cfssim.schema.json"
@@ -561,6 +568,7 @@ TUNABLES = (
     "sched_latency_ns", "sched_min_granularity_ns", "sched_wakeup_granularity_ns",
     "sched_base_slice_ns", "sched_tunable_scaling", "sched_migration_cost_ns",
     "sched_cfs_bandwidth_slice_us", "sched_rt_runtime_us", "sched_rt_period_us", "timer_slack_ns",
+    "tick_offset_ns",
 )
 
 
@@ -583,6 +591,17 @@ class MachineSpec(_Model):
     sched_rt_runtime_us: RtRuntimeTunable = None
     sched_rt_period_us: UsTunable = None
     timer_slack_ns: NsTunable = None  # normal tasks' hrtimer slack (kernel default 50µs; here 0)
+    tick_offset_ns: NsTunable = None  # where the tick grid starts (0 ≤ offset < 1/hz)
+
+    @model_validator(mode="after")
+    def _tick_offset_within_a_tick(self) -> MachineSpec:
+        tick = NSEC_PER_SEC // self.hz
+        if self.tick_offset_ns is not None and self.tick_offset_ns >= tick:
+            raise ValidationError.from_exception_data("MachineSpec", [_issue(
+                ("tick_offset_ns",),
+                f"expected an offset below one tick ({tick} ns at hz {self.hz}), "
+                f"found {self.tick_offset_ns}", self.tick_offset_ns)])
+        return self
 
     @field_validator("features")
     @classmethod

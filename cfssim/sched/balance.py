@@ -174,7 +174,7 @@ class LoadBalancing:
         return int(self.rng.integers(low // self.tick_ns, high // self.tick_ns + 1)) * self.tick_ns
 
     def _arm_balance(self: Machine, rq: Rq, delay: int) -> None:
-        timer = self.env.timeout(delay)
+        timer = self.env.timeout(self.tick_after(delay))
         timer.callbacks.append(lambda ev: self._balance_tick(rq))
 
     def _balance_tick(self: Machine, rq: Rq) -> None:
@@ -189,9 +189,7 @@ class LoadBalancing:
         if not any(self._movable(busy, self.rqs[cpu]) for cpu in self.idle_rqs):
             return
         self.kick_pending = True
-        now = self.now
-        at = -(-(now + 1) // self.tick_ns) * self.tick_ns
-        timer = self.env.timeout(at - now)
+        timer = self.env.timeout(self.tick_after(0))
         timer.callbacks.append(lambda ev: self._nohz_idle_balance())
 
     def _nohz_idle_balance(self: Machine) -> None:

@@ -79,6 +79,9 @@ class SchedTunables:
     #: ``timer_slack_ns`` of normal tasks (init_task's 50 µs; RT tasks get 0): how late a sleep's
     #: hrtimer may fire — measured on 6.18: an 18 ms nanosleep among hogs lasts 18.058–18.071 ms
     timer_slack_ns: int = 0
+    #: where the tick grid starts (0 ≤ offset < tick): ticks at offset + k × tick_ns. The real
+    #: twin measures it (the scenario's t0 against the CPUs' tick_sched_timer).
+    tick_offset_ns: int = 0
     features: dict[str, bool] = field(default_factory=lambda: dict(DEFAULT_FEATURES))
 
     NORMALIZED: ClassVar[dict[str, int]] = {

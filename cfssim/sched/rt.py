@@ -223,8 +223,7 @@ class RealTimeClass:
         due = NEVER if task.remaining is None else task.remaining
         left = rq.rt.slice_left(task)
         if left is not None:
-            now, tick = self.now, self.tick_ns
-            due = min(due, -(-(now + max(left, 1)) // tick) * tick - now)
+            due = min(due, self.tick_after(left))
         self.set_timer(rq, due, False, None)
 
     def server_start(self: Machine, rq: Rq) -> None:
