@@ -65,8 +65,8 @@ def run_one(
     """Simulate and measure one scenario; its comparison and scoreboard row."""
     scenario = load_scenario(path)
     chosen = scenario.machine.policy if scenario.machine.policy in POLICIES else policy
-    simulated = run_scenario(as_measured(scenario), policy=chosen)
     kernel = measure(scenario)
+    simulated = run_scenario(as_measured(kernel, scenario), policy=chosen)
     comparison = compare(simulated, kernel)
     if chosen != scenario.machine.policy:
         comparison.notes.append(f"simulated with {chosen!r}, not {scenario.machine.policy!r}")

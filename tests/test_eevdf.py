@@ -257,6 +257,7 @@ def background_load(seconds: float = 0.5) -> float:
 def test_a_periodic_task_among_hogs_matches_the_kernel() -> None:
     from cfssim.real import measure
     from cfssim.real.errors import RealRunError
+    from cfssim.real.measure import as_measured
 
     if os.geteuid() != 0:
         pytest.skip("the real twin needs root")
@@ -268,7 +269,7 @@ def test_a_periodic_task_among_hogs_matches_the_kernel() -> None:
         real = measure(scenario)
     except RealRunError as exc:
         pytest.skip(f"cannot measure here: {exc}")
-    sim = cfssim.run_scenario(scenario)
+    sim = cfssim.run_scenario(as_measured(real, scenario))
     k, s = real.tasks["ticker/0"], sim.tasks["ticker/0"]
     assert s["cpu_time_ns"] == pytest.approx(k["cpu_time_ns"], rel=0.05)
     wait_k = k["wait_time_ns"] / max(1, k["timeslices"])

@@ -279,7 +279,8 @@ def test_measured_bundled_scenario_agrees_with_the_simulation(name: str, duratio
     scenario = load_scenario(bundled_scenarios()[name]).model_copy(
         update={"duration_ns": duration_ns}
     )
-    comparison = compare(run_scenario(as_measured(scenario)), measured(scenario))
+    kernel = measured(scenario)
+    comparison = compare(run_scenario(as_measured(kernel, scenario)), kernel)
     if not comparison.ok:
         from rich.console import Console
 

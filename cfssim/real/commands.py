@@ -131,16 +131,19 @@ def _run_both(
 ) -> tuple[Result, Result, Path]:
     """Simulate and measure one scenario; both results saved under the output directory
     (``simulation/`` and ``kernel/``), which is returned."""
+    from ..machine import POLICIES
     from ..scenario import load_scenario, resolve_scenario
     from ..simulation import run_scenario
     from .measure import as_measured, measure
 
     scenario = load_scenario(resolve_scenario(name_or_path))
+    if policy is not None and policy not in POLICIES:
+        raise click.BadParameter(f"expected one of {', '.join(POLICIES)}, found {policy!r}")
     out = out_dir or DEFAULT_OUT / f"{scenario.name}-compare"
-    # first: it fails fast on a bad policy
-    simulated = run_scenario(as_measured(scenario), policy=policy)
-    simulated.save(out / "simulation")
     kernel = measure(scenario, out / "kernel", trace=trace, force=force)
+    # the simulation runs what the kernel ran: same cgroup placement, same tick phase
+    simulated = run_scenario(as_measured(kernel, scenario), policy=policy)
+    simulated.save(out / "simulation")
     return simulated, kernel, out
 
 

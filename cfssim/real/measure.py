@@ -89,14 +89,25 @@ def measure(
 
 
 # ---- refusals ---------------------------------------------------------------------------------
-def as_measured(scenario: Scenario, *, host_root: bool = False) -> Scenario:
-    """`scenario` as the twin runs it, for the simulator to run the same thing: without
+def tick_offset(t0: int, hz: int) -> int:
+    """Where the scheduler ticks fall in scenario time (ns since `t0`, CLOCK_MONOTONIC): the
+    kernel aligns its tick to whole multiples of TICK_NSEC (``tick_init_jiffy_update``; checked
+    in /proc/timer_list: every ``tick_nohz_handler`` expiry is a multiple of 4 ms at HZ=250)."""
+    return -t0 % (NSEC_PER_SEC // hz)
+
+
+def as_measured(kernel: Result | None, scenario: Scenario, *, host_root: bool = False) -> Scenario:
+    """`scenario` as the twin ran it, for the simulator to run the same thing: without
     `host_root` the twin's ``/`` is its own ``cfssim-<id>`` cgroup, where the kernel's autogroups
-    (root task group only) do not apply — so the simulation must not apply them either."""
-    if host_root or not scenario.machine.autogroup:
+    (root task group only) do not apply; and the tick grid has the phase the `kernel` run had."""
+    update: dict[str, object] = {}
+    if not host_root and scenario.machine.autogroup:
+        update["autogroup"] = False
+    if kernel is not None and kernel.meta.get("tick_offset_ns") is not None:
+        update["tick_offset_ns"] = int(kernel.meta["tick_offset_ns"])
+    if not update:
         return scenario
-    machine = scenario.machine.model_copy(update={"autogroup": False})
-    return scenario.model_copy(update={"machine": machine})
+    return scenario.model_copy(update={"machine": scenario.machine.model_copy(update=update)})
 
 
 def check_scenario(
@@ -528,6 +539,7 @@ class RealRun:
             "background_cpu_fraction": round(fraction, 4),
             "sample_interval_ns": self.sample_interval_ns,
             "host_root": self.host_root,
+            "tick_offset_ns": tick_offset(self.t0, self.scenario.machine.hz),
             "warnings": self.warnings + self.driver.warnings,
         }
         return Result(
