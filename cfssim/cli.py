@@ -21,6 +21,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from .real.commands import compare_command, measure_command
+from .result import ResultError
 from .scenario import (
     Limits,
     Scenario,
@@ -51,6 +52,12 @@ class _Group(click.Group):
             ctx.exit(EXIT_BAD_INPUT)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
+        except (OSError, ResultError) as error:  # a path the user gave: bad input, not a bug
+            where = getattr(error, "filename", None) or getattr(error, "path", None)
+            found = getattr(error, "strerror", None) or str(error)
+            expected = getattr(error, "expected", "a readable file or a writable file or directory")
+            click.echo(f"{where}: expected {expected}, found {found}", err=True)
+            ctx.exit(EXIT_BAD_INPUT)
         except Exception as error:
             if ctx.params.get("debug") or (ctx.obj or {}).get("debug"):
                 raise

@@ -26,6 +26,14 @@ RESULT_FILE = "result.json"
 TRACE_FILE = "trace.npz"
 
 
+class ResultError(ValueError):
+    """A result directory that cannot be read back: names the file and what was expected."""
+
+    def __init__(self, path: str | Path, expected: str, found: str) -> None:
+        super().__init__(f"{path}: expected {expected}, found {found}")
+        self.path, self.expected, self.found = str(path), expected, found
+
+
 @dataclass
 class Result:
     """Figures of one run. ``source`` is ``"simulation"`` or ``"kernel"``."""
@@ -63,7 +71,19 @@ class Result:
 
     @classmethod
     def from_json(cls, path: str | Path) -> Result:
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        expected = "a cfssim result.json (an object with source, scenario, policy, cpus, …)"
+        try:
+            data = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as error:
+            found = f"invalid JSON ({error.msg} at line {error.lineno})"
+            raise ResultError(path, expected, found) from None
+        if not isinstance(data, dict):
+            raise ResultError(path, expected, type(data).__name__)
+        missing = [f for f in ("source", "scenario", "policy", "cpus", "duration_ns", "seed")
+                   if f not in data]
+        if missing:
+            raise ResultError(path, expected, f"no {', '.join(missing)}")
+        return cls.from_dict(data)
 
     def save(self, directory: str | Path) -> Path:
         """Write ``result.json`` and, when there is one, ``trace.npz`` into `directory`."""
@@ -80,7 +100,10 @@ class Result:
         src = Path(directory)
         result = cls.from_json(src / RESULT_FILE)
         if (src / TRACE_FILE).exists():
-            result.trace = Trace.load(src / TRACE_FILE)
+            try:
+                result.trace = Trace.load(src / TRACE_FILE)
+            except (ValueError, KeyError, OSError) as error:
+                raise ResultError(src / TRACE_FILE, "a cfssim trace.npz", str(error)) from None
         return result
 
     # ---- tables ---------------------------------------------------------------------------

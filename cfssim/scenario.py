@@ -48,6 +48,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ._errors import describe, did_you_mean
 from .cgroup import files as cgfiles
 from .cgroup.files import CgroupConfig, CgroupFileError, FileValue
+from .sched.policy import DEFAULT_FEATURES
 from .units import (
     NSEC_PER_SEC,
     NSEC_PER_USEC,
@@ -515,16 +516,9 @@ class EventSpec(_Model):
 
 
 # ---- machine -----------------------------------------------------------------------------------
-#: kernel/sched/features.h names (classic CFS and EEVDF eras) a scenario may switch.
-KERNEL_FEATURES = frozenset({
-    "GENTLE_FAIR_SLEEPERS", "START_DEBIT", "NEXT_BUDDY", "LAST_BUDDY", "CACHE_HOT_BUDDY",
-    "WAKEUP_PREEMPTION", "HRTICK", "HRTICK_DL", "DOUBLE_TICK", "NONTASK_CAPACITY", "TTWU_QUEUE",
-    "SIS_PROP", "SIS_UTIL", "WARN_DOUBLE_CLOCK", "RT_PUSH_IPI", "RT_RUNTIME_SHARE", "LB_MIN",
-    "ATTACH_AGE_LOAD", "WA_IDLE", "WA_WEIGHT", "WA_BIAS", "UTIL_EST", "UTIL_EST_FASTUP",
-    "LATENCY_WARN", "ALT_PERIOD", "BASE_SLICE", "PLACE_LAG", "PLACE_DEADLINE_INITIAL",
-    "PLACE_REL_DEADLINE", "RUN_TO_PARITY", "PREEMPT_SHORT", "PICK_BUDDY", "DELAY_DEQUEUE",
-    "DELAY_ZERO",
-})
+#: kernel/sched/features.h names (classic CFS and EEVDF eras) the model implements and a
+#: scenario may switch: the simulator's own list, so validation and runs agree.
+KERNEL_FEATURES = frozenset(DEFAULT_FEATURES)
 
 
 def _tunable(unit_ns: int, minimum: int) -> Any:
@@ -607,7 +601,8 @@ class MachineSpec(_Model):
     @classmethod
     def _known_features(cls, features: dict[str, bool]) -> dict[str, bool]:
         unknown = [
-            _issue((name,), f"expected a kernel feature name{did_you_mean(name, KERNEL_FEATURES)}"
+            _issue((name,), f"expected a kernel feature cfssim models"
+                   f"{did_you_mean(name, KERNEL_FEATURES)}"
                    f", found {describe(name)}", name, about_key=True)
             for name in features if name not in KERNEL_FEATURES
         ]

@@ -110,9 +110,12 @@ def parse_size(text: str | int) -> int:
 def format_duration(value_ns: int | float) -> str:
     """Int ns → a short human string (``"1.5ms"``)."""
     value = float(value_ns)
+    for unit, scale in (("h", 3600 * NSEC_PER_SEC), ("m", 60 * NSEC_PER_SEC)):
+        if abs(value) >= scale and value % scale == 0:
+            return f"{int(value // scale)}{unit}"
     for unit, scale in (("s", NSEC_PER_SEC), ("ms", NSEC_PER_MSEC), ("us", NSEC_PER_USEC)):
         if abs(value) >= scale:
-            return f"{value / scale:.4g}{unit}"
+            return f"{value / scale:.6g}{unit}"
     return f"{value:.4g}ns"
 
 
