@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from .result import Result
+from .sched.rt import RT_POLICIES
 from .summary import group_usage_curve
 from .trace import Trace
 
@@ -175,7 +176,7 @@ def _prio(result: Result, pid: int) -> int:
     if pid == IDLE_PID:
         return _DEFAULT_PRIO
     figures = result.tasks.get(_trace(result).tasks[pid - 1], {})
-    if figures.get("policy") in ("fifo", "rr"):
+    if figures.get("policy") in RT_POLICIES:
         return 99 - int(figures.get("rt_priority", 1))
     return _DEFAULT_PRIO + int(figures.get("nice", 0))
 

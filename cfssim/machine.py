@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from .cgroup.tree import TaskGroup
 
 LIVELOCK_FIRES = 10_000
+HRTICK_MIN_NS = 10_000
 
 
 class SimulationError(RuntimeError):
@@ -681,8 +682,8 @@ class Machine(BandwidthControl, RealTimeClass, LoadBalancing):
             assert cfs_rq is not None
             exact, ticked = policy.preempt_after(cfs_rq, se)
             if exact is not None:
-                if precise:
-                    exact_due = min(exact_due, exact)
+                if precise:  # hrtick_start: never sooner than 10 µs ("timer DoS")
+                    exact_due = min(exact_due, max(exact, HRTICK_MIN_NS))
                 else:
                     tick_due = min(tick_due, exact)
             if ticked is not None and ticked < tick_due:

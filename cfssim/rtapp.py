@@ -53,6 +53,7 @@ from .result import Result
 from .scenario import Limits, Run, Scenario, ScenarioError, Sleep, TimerMode, load_scenario
 from .scenario import Timer as TimerStep
 from .scenario_yaml import exact_size, step_data
+from .sched.rt import RT_POLICIES
 from .units import NSEC_PER_SEC, NSEC_PER_USEC
 
 DEFAULT_MEM_BUFFER_BYTES = 4 * 1024 * 1024  # rt-app's mem_buffer_size default (4 MB)
@@ -663,7 +664,7 @@ def _process(task: RtTask, reader: _Reader, buffer_bytes: int, ref_tasks: Counte
             reader.error((*where, "priority"), f"a nice value -20..19 for {policy}",
                          settings.priority)
         data["nice"] = settings.priority
-    if policy in ("fifo", "rr"):
+    if policy in RT_POLICIES:
         data["rt_priority"] = DEFAULT_RT_PRIORITY if settings.priority is None \
             else settings.priority
     if settings.slice_us:

@@ -49,6 +49,7 @@ from ._errors import describe, did_you_mean
 from .cgroup import files as cgfiles
 from .cgroup.files import CgroupConfig, CgroupFileError, FileValue
 from .sched.policy import DEFAULT_FEATURES
+from .sched.rt import RT_POLICIES
 from .units import (
     NSEC_PER_SEC,
     NSEC_PER_USEC,
@@ -370,7 +371,7 @@ _POLICY_NAMES: dict[str, Policy] = {
     "rr": "rr", "sched_normal": "normal", "sched_other": "normal", "sched_batch": "batch",
     "sched_idle": "idle", "sched_fifo": "fifo", "sched_rr": "rr",
 }
-_RT_POLICIES = ("fifo", "rr")
+
 MIN_CUSTOM_SLICE_NS = 100_000  # __setparam_fair clamps sched_runtime to 0.1 ms..100 ms
 MAX_CUSTOM_SLICE_NS = 100_000_000
 
@@ -420,13 +421,13 @@ class ProcessSpec(_Model):
     @model_validator(mode="after")
     def _policy_rules(self) -> ProcessSpec:
         errors: list[InitErrorDetails] = []
-        if self.policy in _RT_POLICIES and not 1 <= self.rt_priority <= 99:
+        if self.policy in RT_POLICIES and not 1 <= self.rt_priority <= 99:
             errors.append(_issue(("rt_priority",), f"expected 1..99 for policy {self.policy}, "
                                  f"found {self.rt_priority}", self.rt_priority))
-        if self.policy not in _RT_POLICIES and self.rt_priority != 0:
+        if self.policy not in RT_POLICIES and self.rt_priority != 0:
             errors.append(_issue(("rt_priority",), f"expected 0 (rt_priority needs policy fifo "
                                  f"or rr), found {self.rt_priority}", self.rt_priority))
-        if self.policy in _RT_POLICIES and self.slice_ns is not None:
+        if self.policy in RT_POLICIES and self.slice_ns is not None:
             errors.append(_issue(("slice",), "expected no custom slice for a real-time policy "
                                  "(slices belong to normal and batch tasks), found "
                                  f"{format_duration(self.slice_ns)}", self.slice_ns))

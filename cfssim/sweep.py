@@ -99,8 +99,8 @@ def parse_seeds(text: str) -> list[int]:
     seeds: list[int] = []
     for part in split_values(text):
         low, dash, high = part.strip().partition("-")
-        if not low.isdigit() or (dash and not high.isdigit()):
-            raise SweepError(f"expected seeds such as 1,2 or 1-8, found {text!r}")
+        if not low.isdigit() or (dash and not high.isdigit()) or (dash and int(high) < int(low)):
+            raise SweepError(f"expected seeds such as 1,2 or 1-8 (low-high), found {text!r}")
         seeds.extend(range(int(low), int(high if dash else low) + 1))
     return seeds
 

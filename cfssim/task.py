@@ -138,10 +138,6 @@ class Task:
         return WEIGHT_IDLEPRIO if self.policy == "idle" else nice_to_weight(self.nice)
 
     @property
-    def is_rt(self) -> bool:
-        return self.policy in ("fifo", "rr")
-
-    @property
     def on_rq(self) -> bool:
         return self.se.on_rq
 

@@ -587,11 +587,6 @@ def effective_quota(configs: Mapping[str, CgroupConfig], path: str) -> Fraction 
     return min(ratios) if ratios else None
 
 
-def file_interface(file: str) -> Interface | None:
-    """"v1", "v2" or None (both) for a known file."""
-    return file_spec(file).interface
-
-
 def configure(files: Mapping[str, Any], *, is_root: bool = False,
               base: CgroupConfig | None = None) -> CgroupConfig:
     """A config from a ``{file: value}`` mapping applied in order (first error raised)."""

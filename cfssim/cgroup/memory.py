@@ -631,11 +631,6 @@ class MemoryController:
         return tuple(woken)
 
     @staticmethod
-    def reset_failcnt(memcg: MemCgroup) -> None:
-        """Write 0 to v1 memory.failcnt."""
-        memcg.failcnt = 0
-
-    @staticmethod
     def reset_max_usage(memcg: MemCgroup) -> None:
         """Write 0 to v1 memory.max_usage_in_bytes (`page_counter_reset_watermark`)."""
         memcg.watermark_pages = memcg.usage_pages

@@ -40,7 +40,6 @@ from .errors import (
 PREFIX = "cfssim-"
 V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory")
 V2_CONTROLLERS = ("cpu", "memory")
-V1_UNLIMITED_MEMORY = 9223372036854771712
 _run_counter = itertools.count()
 
 

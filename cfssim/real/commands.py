@@ -20,12 +20,13 @@ from .errors import RealRunError
 
 if TYPE_CHECKING:
     from ..result import Result
+    from ..scenario import Scenario
 
 DEFAULT_OUT = Path("cfssim-out")
 
 
 @click.command("measure")
-@click.argument("scenario_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("scenario_file", required=False, metavar="SCENARIO")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Directory for result.json and trace.npz (default: cfssim-out/<name>-kernel).")
 @click.option("--trace", is_flag=True, help="Also record sched_switch/sched_wakeup from tracefs.")
@@ -35,7 +36,7 @@ DEFAULT_OUT = Path("cfssim-out")
 @click.option("--cleanup", is_flag=True,
               help="Remove the cgroups and workers left by crashed runs, then exit.")
 def measure_command(
-    scenario_file: Path | None,
+    scenario_file: str | None,
     out_dir: Path | None,
     trace: bool,
     force: bool,
@@ -43,7 +44,6 @@ def measure_command(
     cleanup: bool,
 ) -> None:
     """Run SCENARIO_FILE as real processes under real cgroups and measure it."""
-    from ..scenario import load_scenario
     from .cgroupfs import cleanup_leftovers
     from .measure import measure
 
@@ -56,7 +56,7 @@ def measure_command(
             return
         if scenario_file is None:
             raise click.UsageError("SCENARIO_FILE is required (or use --cleanup)")
-        scenario = load_scenario(scenario_file)
+        scenario = _load(scenario_file)
         out = out_dir or DEFAULT_OUT / f"{scenario.name}-kernel"
         result = measure(scenario, out, trace=trace, force=force, host_root=host_root)
     for warning in result.meta.get("warnings", []):
@@ -132,11 +132,10 @@ def _run_both(
     """Simulate and measure one scenario; both results saved under the output directory
     (``simulation/`` and ``kernel/``), which is returned."""
     from ..machine import POLICIES
-    from ..scenario import load_scenario, resolve_scenario
     from ..simulation import run_scenario
     from .measure import as_measured, measure
 
-    scenario = load_scenario(resolve_scenario(name_or_path))
+    scenario = _load(name_or_path)
     if policy is not None and policy not in POLICIES:
         raise click.BadParameter(f"expected one of {', '.join(POLICIES)}, found {policy!r}")
     out = out_dir or DEFAULT_OUT / f"{scenario.name}-compare"
@@ -145,6 +144,14 @@ def _run_both(
     simulated = run_scenario(as_measured(kernel, scenario), policy=policy)
     simulated.save(out / "simulation")
     return simulated, kernel, out
+
+
+def _load(name_or_path: str | Path) -> Scenario:
+    """A scenario file, a bundled scenario's name, or an rt-app JSON workload — as `run` takes."""
+    from ..rtapp import load_any
+    from ..scenario import resolve_scenario
+
+    return load_any(resolve_scenario(str(name_or_path)))
 
 
 def _load_result(directory: Path) -> Result:

@@ -56,20 +56,26 @@ class LoadBalancing:
             se = se.parent
         return load
 
+    def _can_migrate(self: Machine, task: Task, src: Rq, dst: Rq) -> bool:
+        """``can_migrate_task`` minus cache hotness: queued, not running, allowed on `dst`, and
+        neither end of the move throttled (``throttled_lb_pair``)."""
+        return (
+            task is not src.curr
+            and dst.cpu in task.allowed
+            and task.se.on_rq
+            and not task.se.rq_of.throttle_count  # type: ignore[union-attr]
+            and not task.group.cfs_rq[dst.cpu].throttle_count  # type: ignore[union-attr]
+        )
+
     def _movable(self: Machine, src: Rq, dst: Rq) -> list[Task]:
-        """Tasks queued (not running) on `src` that may run on `dst`, coldest first
-        (``detach_tasks`` walks ``cfs_tasks`` from its tail)."""
-        movable = [
-            t
-            for t in src.tasks.values()
-            if t is not src.curr
-            and dst.cpu in t.allowed
-            and t.se.on_rq
-            and not t.se.rq_of.throttle_count  # type: ignore[union-attr]
-            and not t.group.cfs_rq[dst.cpu].throttle_count  # type: ignore[union-attr]
-        ]
+        """Tasks that may move from `src` to `dst`, coldest first (``detach_tasks`` walks
+        ``cfs_tasks`` from its tail)."""
+        movable = [t for t in src.tasks.values() if self._can_migrate(t, src, dst)]
         movable.sort(key=lambda t: (t.last_ran, t.tid))
         return movable
+
+    def _any_movable(self: Machine, src: Rq, dst: Rq) -> bool:
+        return any(self._can_migrate(t, src, dst) for t in src.tasks.values())
 
     def move_queued_task(self: Machine, task: Task, src: Rq, dst: Rq, preempt: bool = True) -> None:
         """``detach_task`` + ``attach_task``: migrate a queued task between CPUs."""
@@ -105,7 +111,7 @@ class LoadBalancing:
         for other in self.rqs:
             if other is rq or other.cfs.h_nr_running < 2:
                 continue
-            if movable_only and not self._movable(other, rq):
+            if movable_only and not self._any_movable(other, rq):
                 continue
             k = key(other)
             if best is None or k > best:
@@ -186,7 +192,7 @@ class LoadBalancing:
     def _maybe_kick(self: Machine, busy: Rq) -> None:
         """``nohz_balancer_kick``: a CPU with waiting work wakes an idle CPU that can take
         some at the next tick."""
-        if not any(self._movable(busy, self.rqs[cpu]) for cpu in self.idle_rqs):
+        if not any(self._any_movable(busy, self.rqs[cpu]) for cpu in self.idle_rqs):
             return
         self.kick_pending = True
         timer = self.env.timeout(self.tick_after(0))

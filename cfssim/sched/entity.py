@@ -22,9 +22,7 @@ class SchedEntity:
         "custom_slice",
         "deadline",
         "depth",
-        "exec_start",
         "inv_weight",
-        "min_slice",
         "my_q",
         "node",
         "on_rq",
@@ -67,11 +65,9 @@ class SchedEntity:
         self.vprot = 0
         self.slice = 0
         self.custom_slice = False
-        self.min_slice = 0
         self.sched_delayed = False
         self.sum_exec = 0
         self.prev_sum_exec = 0
-        self.exec_start = 0
 
     def set_weight(self, weight: int) -> None:
         """``update_load_set``: new load weight and its inverse."""

@@ -103,16 +103,6 @@ class Cfs(FairPolicy):
         return se
 
     # ---- preemption ---------------------------------------------------------------------
-    def precise_preempt_after(self, cfs_rq: CfsRunQueue, curr: SchedEntity) -> int | None:
-        """``hrtick_start_fair``: armed at slice − ran for the running task when the CPU has
-        more than one task; its expiry reschedules unconditionally."""
-        return self.preempt_after(cfs_rq, curr)[0]
-
-    def tick_preempt_after(self, cfs_rq: CfsRunQueue, curr: SchedEntity) -> int | None:
-        """When ``check_preempt_tick`` would first fire if evaluated at that instant: ran > ideal,
-        or (ran ≥ min_granularity and curr.vruntime − leftmost.vruntime > ideal)."""
-        return self.preempt_after(cfs_rq, curr)[1]
-
     def preempt_after(
         self, cfs_rq: CfsRunQueue, curr: SchedEntity
     ) -> tuple[int | None, int | None]:

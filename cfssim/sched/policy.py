@@ -21,7 +21,6 @@ from .runqueue import CfsRunQueue
 ENQUEUE_WAKEUP = 0x01
 ENQUEUE_INITIAL = 0x80  # a new task (wake_up_new_task)
 ENQUEUE_MIGRATED = 0x40  # arrives from another CPU (vruntime was made relative)
-ENQUEUE_RESTORE = 0x02  # re-queued without a state change (reweight, move between groups)
 
 NEVER = 1 << 62  # "no deadline": farther than any simulated time (ns)
 

@@ -82,8 +82,7 @@ class CfsRunQueue:
         self.tree.add(node)
         self.avg_vruntime += se.weight * (se.vruntime - self.min_vruntime)
         self.avg_load += se.weight
-        slices = self.slices
-        slices[se.slice] = slices.get(se.slice, 0) + 1
+        self._count_slice(se.slice, 1)
 
     def remove(self, se: SchedEntity) -> None:
         """``__dequeue_entity``: take `se` out of the tree."""
@@ -91,24 +90,23 @@ class CfsRunQueue:
         se.node = None
         self.avg_vruntime -= se.weight * (se.vruntime - self.min_vruntime)
         self.avg_load -= se.weight
-        slices = self.slices
-        left = slices[se.slice] - 1
-        if left:
-            slices[se.slice] = left
-        else:
-            del slices[se.slice]
+        self._count_slice(se.slice, -1)
 
     def set_slice(self, se: SchedEntity, slice_ns: int) -> None:
         """Change `se`'s slice (ns), keeping ``slices`` right when `se` is in the tree."""
         if se.node is not None and slice_ns != se.slice:
-            slices = self.slices
-            left = slices[se.slice] - 1
-            if left:
-                slices[se.slice] = left
-            else:
-                del slices[se.slice]
-            slices[slice_ns] = slices.get(slice_ns, 0) + 1
+            self._count_slice(se.slice, -1)
+            self._count_slice(slice_ns, 1)
         se.slice = slice_ns
+
+    def _count_slice(self, slice_ns: int, change: int) -> None:
+        """Keep ``slices``, the multiset of the tree's slices, counting `change` more of one."""
+        slices = self.slices
+        count = slices.get(slice_ns, 0) + change
+        if count:
+            slices[slice_ns] = count
+        else:
+            del slices[slice_ns]
 
     def min_slice(self) -> int | None:
         """``cfs_rq_min_slice``: the shortest slice (ns) queued here, curr included."""
@@ -129,10 +127,6 @@ class CfsRunQueue:
         """``__pick_first_entity``: the leftmost queued entity."""
         tree = self.tree
         return tree[0][2] if tree else None
-
-    def second(self) -> SchedEntity | None:
-        tree = self.tree
-        return tree[1][2] if len(tree) > 1 else None
 
     def entities(self) -> list[SchedEntity]:
         """Queued entities in key order (curr excluded)."""
@@ -157,17 +151,6 @@ class CfsRunQueue:
             # keep Σ w·(v − min_vruntime) relative to the new reference point
             self.avg_vruntime -= self.avg_load * (vruntime - self.min_vruntime)
             self.min_vruntime = vruntime
-
-    def avg_vruntime_now(self) -> int:
-        """``avg_vruntime``: V = Σ wᵢ·vᵢ / Σ wᵢ over queued entities, curr included (floored)."""
-        avg, load = self.avg_vruntime, self.avg_load
-        curr = self.curr
-        if curr is not None and curr.on_rq:
-            avg += curr.weight * (curr.vruntime - self.min_vruntime)
-            load += curr.weight
-        if load:  # the kernel floors (div_s64 after "sign flips"); Python's // floors already
-            return self.min_vruntime + avg // load
-        return self.min_vruntime
 
     def __repr__(self) -> str:
         return f"<cfs_rq {self.name}@{self.cpu} n={self.nr_running} load={self.load}>"

@@ -1,6 +1,7 @@
 """Nice levels to load weights, and the kernel's fixed-point `calc_delta_fair`.
 
-Mirrors ``sched_prio_to_weight[]`` / ``sched_prio_to_wmult[]`` (kernel/sched/core.c) and
+Mirrors ``sched_prio_to_weight[]`` (kernel/sched/core.c; ``sched_prio_to_wmult[]`` is
+``inverse_weight`` of it, within one unit) and
 ``__calc_delta()`` (kernel/sched/fair.c): ``delta * weight / lw.weight`` computed as a multiply by
 the precomputed inverse ``2**32 / lw.weight`` and a shift, truncating like the kernel does.
 Weights here are the user-visible scale (nice 0 = 1024); the kernel's 64-bit ``<< 10`` resolution
@@ -26,17 +27,6 @@ PRIO_TO_WEIGHT = (
     36, 29, 23, 18, 15,
 )  # fmt: skip
 
-#: ``sched_prio_to_wmult[nice + 20]`` = 2**32 / weight
-PRIO_TO_WMULT = (
-    48388, 59856, 76040, 92818, 118348,
-    147320, 184698, 229616, 287308, 360437,
-    449829, 563644, 704093, 875809, 1099582,
-    1376151, 1717300, 2157191, 2708050, 3363326,
-    4194304, 5237765, 6557202, 8165337, 10153587,
-    12820798, 15790321, 19976592, 24970740, 31350126,
-    39045157, 49367440, 61356676, 76695844, 95443717,
-    119304647, 148102320, 186737708, 238609294, 286331153,
-)  # fmt: skip
 
 
 def nice_to_weight(nice: int) -> int:
