@@ -239,11 +239,19 @@ class RealRun:
             time.monotonic_ns() + START_DELAY_NS, self.configs.values(), self._period_anchor()
         )
         self.sessions.release(self.t0)
+        # cpu.stat counts from the quota write, a period or two before t0: count from t0, as the
+        # simulator (whose period timer starts at t = 0) does
+        time.sleep(max(0, self.t0 - time.monotonic_ns()) / NSEC_PER_SEC)
+        stat0 = {path: self.driver.figures(path).get("cpu.stat") for path in self.paths}
         self._run_until(self.t0 + self.scenario.duration_ns)
         ran = time.monotonic_ns() - self.t0
         self._read_thread_stats(final=True)
         wall = time.monotonic_ns() - self.t0
         figures = {path: self.driver.figures(path) for path in self.paths}
+        for path, before in stat0.items():
+            after = figures[path].get("cpu.stat")
+            if before and after:
+                figures[path]["cpu.stat"] = {k: v - before.get(k, 0) for k, v in after.items()}
         busy = procfs.machine_busy_ns() - busy0
         usage = figures["/"]["cpuacct.usage"] - usage0
         if self.tracer is not None:  # read after the figures: parsing is no part of the run
