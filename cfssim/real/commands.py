@@ -28,13 +28,15 @@ DEFAULT_OUT = Path("cfssim-out")
 @click.command("measure")
 @click.argument("scenario_file", required=False, metavar="SCENARIO")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Directory for result.json and trace.npz (default: cfssim-out/<name>-kernel).")
+              help="Directory for result.json, trace.npz and report.html "
+                   "(default: cfssim-out/<name>-kernel).")
 @click.option("--trace", is_flag=True, help="Also record sched_switch/sched_wakeup from tracefs.")
 @click.option("--force", is_flag=True, help="Run even when an allocation has no memory limit.")
 @click.option("--host-root", is_flag=True,
               help="Keep root-level processes in the host's root cpu cgroup (autogroups apply).")
 @click.option("--cleanup", is_flag=True,
               help="Remove the cgroups and workers left by crashed runs, then exit.")
+@click.option("--no-report", is_flag=True, help="Do not write report.html.")
 def measure_command(
     scenario_file: str | None,
     out_dir: Path | None,
@@ -42,8 +44,11 @@ def measure_command(
     force: bool,
     host_root: bool,
     cleanup: bool,
+    no_report: bool,
 ) -> None:
-    """Run SCENARIO_FILE as real processes under real cgroups and measure it."""
+    """Run SCENARIO (a file, a bundled name or an rt-app workload) as real processes under real
+    cgroups and measure it: result.json and trace.npz as `cfssim run` writes them, and the same
+    report."""
     from .cgroupfs import cleanup_leftovers
     from .measure import measure
 
@@ -59,6 +64,10 @@ def measure_command(
         scenario = _load(scenario_file)
         out = out_dir or DEFAULT_OUT / f"{scenario.name}-kernel"
         result = measure(scenario, out, trace=trace, force=force, host_root=host_root)
+        if not no_report:
+            from ..report import write_report
+
+            write_report(result, out / "report.html")
     for warning in result.meta.get("warnings", []):
         click.echo(f"warning: {warning}", err=True)
     click.echo(f"measured {scenario.name!r} on {result.policy}: {out}")
