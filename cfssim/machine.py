@@ -523,7 +523,7 @@ class Machine(BandwidthControl, RealTimeClass, LoadBalancing):
         if not pse.on_rq:
             return
         assert se.rq_of is not None
-        if self.policy.check_preempt_wakeup(se.rq_of, se, pse, fork):
+        if self.policy.check_preempt_wakeup(se.rq_of, se, pse, fork, task.se, curr.se):
             rq.need_resched = True
 
     # ==== the scheduler ====================================================================

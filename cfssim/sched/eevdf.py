@@ -308,14 +308,20 @@ class Eevdf(FairPolicy):
         return None
 
     def check_preempt_wakeup(
-        self, cfs_rq: CfsRunQueue, curr: SchedEntity, se: SchedEntity, fork: bool
+        self,
+        cfs_rq: CfsRunQueue,
+        curr: SchedEntity,
+        se: SchedEntity,
+        fork: bool,
+        wakee: SchedEntity,
+        running: SchedEntity,
     ) -> bool:
         """``check_preempt_wakeup_fair``: preempt iff ``pick_eevdf`` would now choose the wakee
         — ignoring (and then cancelling) curr's protection when the wakee's slice is shorter
         (PREEMPT_SHORT); otherwise RUN_TO_PARITY shrinks curr's protection. Forks never
         preempt."""
-        if self.next_buddy and not fork and not se.sched_delayed:
-            set_buddy(se, "next")
+        if self.next_buddy and not fork and not wakee.sched_delayed:
+            set_buddy(wakee, "next")
         if not self.wakeup_preemption or fork:
             return False
         short = self.preempt_short and se.slice < curr.slice

@@ -131,18 +131,29 @@ class Cfs(FairPolicy):
         clear_buddies(cfs_rq, curr)
 
     def check_preempt_wakeup(
-        self, cfs_rq: CfsRunQueue, curr: SchedEntity, se: SchedEntity, fork: bool
+        self,
+        cfs_rq: CfsRunQueue,
+        curr: SchedEntity,
+        se: SchedEntity,
+        fork: bool,
+        wakee: SchedEntity,
+        running: SchedEntity,
     ) -> bool:
         """``check_preempt_wakeup`` at the matching level: preempt when the wakee is more than
-        one wakeup granularity left of curr; the wakee becomes the next buddy."""
+        one wakeup granularity left of curr; the wakee becomes the next buddy. The buddy rules
+        scale with ``task_cfs_rq(curr)->nr_running`` (the running task's own queue)."""
         if not self.feat["WAKEUP_PREEMPTION"]:
             return False
-        nr_latency_reached = cfs_rq.nr_running >= self.tun.nr_latency
-        if self.feat["NEXT_BUDDY"]:
-            set_buddy(se, "next")
+        assert running.rq_of is not None
+        scale = running.rq_of.nr_running >= self.tun.nr_latency
+        next_buddy_marked = False
+        if self.feat["NEXT_BUDDY"] and scale and not fork:
+            set_buddy(wakee, "next")
+            next_buddy_marked = True
         if self.wakeup_preempt_entity(curr, se) == 1:
-            set_buddy(se, "next")
-            if self.feat["LAST_BUDDY"] and nr_latency_reached and curr.is_task:
+            if not next_buddy_marked:
+                set_buddy(wakee, "next")
+            if self.feat["LAST_BUDDY"] and scale and curr.is_task:
                 set_buddy(curr, "last")
             return True
         return False

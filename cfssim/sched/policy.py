@@ -213,10 +213,17 @@ class FairPolicy:
         return self.precise_preempt_after(cfs_rq, curr), self.tick_preempt_after(cfs_rq, curr)
 
     def check_preempt_wakeup(
-        self, cfs_rq: CfsRunQueue, curr: SchedEntity, se: SchedEntity, fork: bool
+        self,
+        cfs_rq: CfsRunQueue,
+        curr: SchedEntity,
+        se: SchedEntity,
+        fork: bool,
+        wakee: SchedEntity,
+        running: SchedEntity,
     ) -> bool:
         """`se` (now queued) is woken — or forked, with `fork` — beside running `curr` at the
-        same level: preempt?"""
+        same level (``find_matching_se``): preempt? `wakee` and `running` are the two tasks'
+        own entities, which the kernel's buddy rules use."""
         raise NotImplementedError
 
     def tick_preempted(self, cfs_rq: CfsRunQueue, curr: SchedEntity) -> None:
