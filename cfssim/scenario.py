@@ -589,6 +589,18 @@ class MachineSpec(_Model):
     tick_offset_ns: NsTunable = None  # where the tick grid starts (0 ≤ offset < 1/hz)
 
     @model_validator(mode="after")
+    def _rt_runtime_within_its_period(self) -> MachineSpec:
+        """``sched_rt_handler``: the runtime may not exceed the period (-1: no limit) — EINVAL."""
+        period = self.sched_rt_period_us or 1_000_000
+        runtime = self.sched_rt_runtime_us
+        if runtime is not None and runtime > period:
+            raise ValidationError.from_exception_data("MachineSpec", [_issue(
+                ("sched_rt_runtime_us",),
+                f"expected at most sched_rt_period_us ({period} µs) or -1, found {runtime}",
+                runtime)])
+        return self
+
+    @model_validator(mode="after")
     def _tick_offset_within_a_tick(self) -> MachineSpec:
         tick = NSEC_PER_SEC // self.hz
         if self.tick_offset_ns is not None and self.tick_offset_ns >= tick:
