@@ -201,8 +201,12 @@ def run_point(point: Point) -> dict[str, Any]:
         result = run_scenario(scenario, seed=point.seed)
         row.update(pick_metrics(flatten_result(result), point.metrics))
     except ScenarioError as error:
-        row["error"] = "invalid scenario: " + "; ".join(m.removeprefix("<string>:")
-                                                        for m in error.messages)
+        # positions would point into the re-dumped YAML, not the user's file: name the --set
+        # values of this point instead, and keep "field: expected …, found …"
+        setting = ", ".join(f"{field}={value}" for field, value in point.values.items())
+        found = "; ".join(m.split(": ", 1)[-1] for m in error.messages)
+        where = f" with --set {setting}" if setting else ""
+        row["error"] = f"invalid scenario{where}: {found}"
     except Exception as error:  # a failed run is reported in its row, never stops the sweep
         row["error"] = f"{type(error).__name__}: {error}"
     return row
@@ -295,6 +299,9 @@ def write_table(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
 
         frame = pd.DataFrame([{k: _cell(v) for k, v in row.items()} for row in rows],
                              columns=columns(rows))
+        for name in frame.columns:  # a swept column may mix numbers and bad strings: text
+            if frame[name].dtype == object:
+                frame[name] = frame[name].map(lambda v: "" if v is None else str(v))
         frame.to_parquet(out, index=False)
     else:
         out.write_text(to_csv(rows))
