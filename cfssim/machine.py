@@ -532,7 +532,8 @@ class Machine(BandwidthControl, RealTimeClass, LoadBalancing):
         prev = rq.curr
         self.update_curr(rq)
         if prev is not None and not rq.curr_rt:
-            self.put_prev_task(prev)
+            # with no RT task queued, the fair pick follows at once: lone levels may stay curr
+            self.put_prev_task(prev, keep_alone=not rq.rt.nr_running)
         nxt = self.pick_next_rt(rq) if rq.rt.nr_running else None
         if nxt is None:
             nxt = self.pick_next_task(rq)
@@ -542,14 +543,41 @@ class Machine(BandwidthControl, RealTimeClass, LoadBalancing):
         if nxt is not prev:
             self.context_switch(rq, prev, nxt)
 
-    def put_prev_task(self, prev: Task) -> None:
+    def put_prev_task(self, prev: Task, keep_alone: bool = False) -> None:
         """``put_prev_task_fair``: each level's curr goes back into its tree (if still queued);
-        queues out of runtime are throttled here (``check_cfs_rq_runtime``)."""
+        queues out of runtime are throttled here (``check_cfs_rq_runtime``).
+
+        Fast path (`keep_alone`, only when `pick_next_task` follows at once): the kernel puts
+        every level back and its pick takes the entity out again. A level whose curr is alone
+        on its queue (queued, not ``sched_delayed``, no bandwidth to check), on the chain of
+        such levels from the root down, is certain to be re-picked, so it simply stays curr —
+        out of the tree, as the pick leaves it. Kept levels must reach up to the root (a pick
+        through a busier level may go elsewhere), so candidates are held back and put back
+        after all, in the same order, when a level above them does not qualify."""
         policy = self.policy
+        kept: list[SchedEntity] = []  # candidates, bottom-up, contiguous up to the current level
         se: SchedEntity | None = prev.se
         while se is not None:
             cfs_rq = se.rq_of
             assert cfs_rq is not None
+            if (
+                keep_alone
+                and cfs_rq.nr_running == 1
+                and cfs_rq.curr is se
+                and se.on_rq
+                and not se.sched_delayed
+                and not cfs_rq.runtime_enabled
+            ):
+                kept.append(se)
+                se = se.parent
+                continue
+            if kept:  # not all the way to the root: put back as usual
+                for lone in kept:
+                    lone_rq = lone.rq_of
+                    assert lone_rq is not None
+                    lone_rq.insert(lone, policy.key(lone))
+                    lone_rq.curr = None
+                kept.clear()
             if cfs_rq.runtime_enabled:
                 self.check_cfs_rq_runtime(cfs_rq)
             if se.on_rq and se.node is None:
@@ -591,6 +619,7 @@ class Machine(BandwidthControl, RealTimeClass, LoadBalancing):
             assert se is not None, f"empty pick on {cfs_rq}"
             if se.sched_delayed:
                 self.dequeue_entities(se, sleep=True)
+                self._forget_dequeued_curr(rq)
                 for level in path:
                     level.my_q.prev_curr = None  # type: ignore[union-attr]
                 rq.cfs.prev_curr = None
@@ -607,6 +636,18 @@ class Machine(BandwidthControl, RealTimeClass, LoadBalancing):
             policy.set_next_entity(cfs_rq, se)
             cfs_rq.prev_curr = None
         return path[-1].task
+
+    def _forget_dequeued_curr(self, rq: Rq) -> None:
+        """A delayed dequeue inside a pick may dequeue levels that `put_prev_task` kept as
+        curr: they stop being curr, as the kernel's put would have left them."""
+        if rq.curr is None or rq.curr_rt:
+            return
+        se: SchedEntity | None = rq.curr.se
+        while se is not None:
+            cfs_rq = se.rq_of
+            if cfs_rq is not None and cfs_rq.curr is se and not se.on_rq:
+                cfs_rq.curr = None
+            se = se.parent
 
     def context_switch(self, rq: Rq, prev: Task | None, nxt: Task | None) -> None:
         """Record the segment that ends and account the switch (schedstat, sched figures)."""

@@ -9,7 +9,7 @@ with next/last buddies, and the relative-vruntime hand-over on migration.
 from __future__ import annotations
 
 from .entity import SchedEntity
-from .policy import ENQUEUE_INITIAL, ENQUEUE_MIGRATED, ENQUEUE_WAKEUP, FairPolicy
+from .policy import ENQUEUE_INITIAL, ENQUEUE_MIGRATED, ENQUEUE_WAKEUP, FairPolicy, SchedTunables
 from .runqueue import CfsRunQueue
 from .weights import calc_delta, calc_delta_fair, inverse_calc_delta_fair, inverse_weight
 
@@ -19,34 +19,43 @@ class Cfs(FairPolicy):
 
     name = "cfs"
 
+    def __init__(self, tunables: SchedTunables, roots: list[CfsRunQueue]) -> None:
+        super().__init__(tunables, roots)
+        # fixed for the run, read at every slice computation (ns)
+        self.latency = tunables.sched_latency_ns
+        self.min_granularity = tunables.sched_min_granularity_ns
+        self.nr_latency = tunables.nr_latency
+        self.alt_period = self.feat["ALT_PERIOD"]
+        self.slice_floor = self.feat["BASE_SLICE"]  # BASE_SLICE: never below min_granularity
+
     def key(self, se: SchedEntity) -> int:
         return se.vruntime
 
     # ---- slices -------------------------------------------------------------------------
     def sched_period(self, nr_running: int) -> int:
         """``__sched_period``: latency, stretched to nr × min_granularity past nr_latency."""
-        tun = self.tun
-        if nr_running > tun.nr_latency:
-            return nr_running * tun.sched_min_granularity_ns
-        return tun.sched_latency_ns
+        if nr_running > self.nr_latency:
+            return nr_running * self.min_granularity
+        return self.latency
 
     def sched_slice(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> int:
         """``sched_slice``: the period shared by weight at every level up to the root (ns)."""
         queued = se.on_rq
         nr_running = cfs_rq.nr_running
-        if self.feat["ALT_PERIOD"]:
+        if self.alt_period:
             nr_running = self.roots[cfs_rq.cpu].h_nr_running
-        slice_ns = self.sched_period(nr_running + (0 if queued else 1))
+        slice_ns = self.sched_period(nr_running if queued else nr_running + 1)
         level: SchedEntity | None = se
         while level is not None:
             rq = level.rq_of
             assert rq is not None
-            load = rq.load if level.on_rq else rq.load + level.weight
-            if load != level.weight:
-                slice_ns = calc_delta(slice_ns, level.weight, inverse_weight(load))
+            weight = level.weight
+            load = rq.load if level.on_rq else rq.load + weight
+            if load != weight:
+                slice_ns = calc_delta(slice_ns, weight, inverse_weight(load))
             level = level.parent
-        if self.feat["BASE_SLICE"]:
-            slice_ns = max(slice_ns, self.tun.sched_min_granularity_ns)
+        if self.slice_floor and slice_ns < self.min_granularity:
+            slice_ns = self.min_granularity
         return slice_ns
 
     def sched_vslice(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> int:
@@ -89,10 +98,14 @@ class Cfs(FairPolicy):
         return 1 if vdiff > self.wakeup_gran(se) else 0
 
     def pick_next_entity(self, cfs_rq: CfsRunQueue) -> SchedEntity | None:
-        """``pick_next_entity``: the leftmost, unless a last/next buddy is close enough to it."""
+        """``pick_next_entity``: the leftmost, unless a last/next buddy is close enough to it.
+        An empty tree leaves curr, when the machine kept it running alone on this queue."""
         left = cfs_rq.first()
         if left is None:
-            return None
+            curr = cfs_rq.curr
+            if curr is None or not curr.on_rq:
+                return None
+            left = curr
         se = left
         last, nxt = cfs_rq.last, cfs_rq.next
         if last is not None and last.on_rq and self.wakeup_preempt_entity(last, left) < 1:
@@ -113,19 +126,19 @@ class Cfs(FairPolicy):
             return None, None
         ideal = self.sched_slice(cfs_rq, curr)
         ran = curr.sum_exec - curr.prev_sum_exec
-        precise = max(0, ideal - ran) if hrtick else None
+        precise = (ideal - ran if ideal > ran else 0) if hrtick else None
         if not ticked:
             return precise, None
         after = ideal - ran + 1
         left = cfs_rq.first()
         if left is not None:
             need = ideal + left.vruntime - curr.vruntime + 1
-            by_vruntime = max(
-                self.tun.sched_min_granularity_ns - ran,
-                inverse_calc_delta_fair(need, curr.weight, curr.inv_weight),
-            )
-            after = min(after, by_vruntime)
-        return precise, max(0, after)
+            by_vruntime = inverse_calc_delta_fair(need, curr.weight, curr.inv_weight)
+            if by_vruntime < self.min_granularity - ran:
+                by_vruntime = self.min_granularity - ran
+            if by_vruntime < after:
+                after = by_vruntime
+        return precise, (after if after > 0 else 0)
 
     def tick_preempted(self, cfs_rq: CfsRunQueue, curr: SchedEntity) -> None:
         clear_buddies(cfs_rq, curr)
