@@ -138,7 +138,7 @@ class Machine(BandwidthControl, RealTimeClass, LoadBalancing):
         if tunables.sched_rt_runtime_us < 0:  # -1: no RT limit asked for
             server_ns = 0
         self.rqs = [
-            Rq(cpu, root.cfs_rq[cpu], FairServer(min(server_ns, period), period))
+            Rq(cpu, root.cfs_rq[cpu], FairServer(server_ns, period))
             for cpu in range(self.ncpus)
         ]
         if policy not in POLICIES:

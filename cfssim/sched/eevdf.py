@@ -86,8 +86,6 @@ class Eevdf(FairPolicy):
         self.delay = feat["DELAY_DEQUEUE"]
         self.delay_zero = feat["DELAY_ZERO"]
         self.wakeup_preemption = feat["WAKEUP_PREEMPTION"]
-        #: entities whose deadline is stored relative to their vruntime (``se->rel_deadline``)
-        self.rel_deadline: set[SchedEntity] = set()
 
     def key(self, se: SchedEntity) -> int:
         return se.deadline
@@ -165,8 +163,8 @@ class Eevdf(FairPolicy):
         if self.place_lag and load and se.vlag:
             lag = div_s64(se.vlag * (load + se.weight), load)
         se.vruntime = avg_vruntime(cfs_rq, avg, load) - lag
-        if se in self.rel_deadline:
-            self.rel_deadline.discard(se)
+        if se.rel_deadline:
+            se.rel_deadline = False
             se.deadline += se.vruntime
             return
         if self.deadline_initial and flags & ENQUEUE_INITIAL:
@@ -199,7 +197,7 @@ class Eevdf(FairPolicy):
         self.update_entity_lag(cfs_rq, se)
         if self.rel_deadline_feat and not sleep:
             se.deadline -= se.vruntime
-            self.rel_deadline.add(se)
+            se.rel_deadline = True
         if se.sched_delayed:
             se.sched_delayed = False
             if self.delay_zero and se.vlag > 0:
@@ -231,10 +229,10 @@ class Eevdf(FairPolicy):
         if queued:
             self.update_entity_lag(cfs_rq, se)
             se.deadline -= se.vruntime
-            self.rel_deadline.add(se)
+            se.rel_deadline = True
         old = se.weight
         se.vlag = div_s64(se.vlag * old, weight)
-        if se in self.rel_deadline:
+        if se.rel_deadline:
             se.deadline = div_s64(se.deadline * old, weight)
         se.set_weight(weight)
         if queued:

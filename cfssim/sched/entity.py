@@ -28,6 +28,7 @@ class SchedEntity:
         "on_rq",
         "parent",
         "prev_sum_exec",
+        "rel_deadline",
         "rq_of",
         "sched_delayed",
         "seq",
@@ -61,6 +62,7 @@ class SchedEntity:
         self.node: tuple[int, int, SchedEntity] | None = None  # its key in rq_of.tree, if in it
         self.vruntime = 0
         self.deadline = 0
+        self.rel_deadline = False  # deadline held relative to vruntime (``se->rel_deadline``)
         self.vlag = 0
         self.vprot = 0
         self.slice = 0
