@@ -68,7 +68,6 @@ class Simulation:
             features=dict(features or {}),
         )
         self.rec = Recorder()
-        self._seq = 0
         self.groups: dict[str, TaskGroup] = {}
         self.cgroup_order: list[str] = []  # visible cgroups, trace index order
         self.root = self._new_group("/", None, CgroupConfig())
@@ -82,10 +81,6 @@ class Simulation:
         self._started = False
 
     # ==== building ========================================================================
-    def next_seq(self) -> int:
-        self._seq += 1
-        return self._seq
-
     def _new_group(
         self, path: str, parent: TaskGroup | None, config: CgroupConfig, *, autogroup: bool = False
     ) -> TaskGroup:
@@ -94,7 +89,6 @@ class Simulation:
             parent,
             self.tun.cpus,
             config,
-            self.next_seq,
             bandwidth_slice_ns=self.tun.bandwidth_slice_ns,
             autogroup=autogroup,
         )
@@ -161,7 +155,6 @@ class Simulation:
                 len(self.tasks),
                 f"{name}/{index}",
                 process,
-                self.next_seq(),
                 nice=nice,
                 policy=policy,
                 rt_priority=rt_priority,

@@ -60,7 +60,6 @@ class Task:
         tid: int,
         name: str,
         process: Process,
-        se_seq: int,
         *,
         nice: int = 0,
         policy: str = "normal",
@@ -80,7 +79,7 @@ class Task:
         self.allowed_order = tuple(sorted(affinity))
         self.acct: list[list[int]] = []  # cpuacct usage_percpu lists charged by update_curr
         self.vruntime_relative = False  # vruntime carried relative to a queue (migrate/move)
-        self.se = SchedEntity(se_seq, self.load_weight(), task=self)
+        self.se = SchedEntity(self.load_weight(), task=self)
         if slice_ns is not None:
             self.se.slice = slice_ns
             self.se.custom_slice = True

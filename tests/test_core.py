@@ -45,6 +45,25 @@ def segments(result: Result, task: str | None = None, cpu: int | None = None) ->
     return rows[np.argsort(rows[:, 2], kind="stable")]
 
 
+# ==== the run queue =============================================================================
+def test_equal_keys_are_picked_in_insertion_order_like_the_rbtree() -> None:
+    """``rb_add_cached`` sends a node equal to an existing one to its right, so among entities
+    with the same vruntime (CFS) or deadline (EEVDF) the one queued first is picked first —
+    whatever order the entities were created in. (An entity put back at the deadline of a
+    sleeper that just woke goes behind it: the wakee runs.)"""
+    from cfssim.sched.entity import SchedEntity
+    from cfssim.sched.runqueue import CfsRunQueue
+
+    cfs_rq = CfsRunQueue(None, 0, "/")
+    older, newer, other = SchedEntity(), SchedEntity(), SchedEntity()
+    cfs_rq.insert(newer, 500)
+    cfs_rq.insert(older, 500)
+    cfs_rq.insert(other, 499)
+    assert cfs_rq.entities() == [other, newer, older]
+    cfs_rq.remove(newer)
+    cfs_rq.insert(newer, 500)  # re-queued (put back, reweighted): behind its equal
+    assert cfs_rq.entities() == [other, older, newer]
+
 # ==== weights ===================================================================================
 @pytest.mark.parametrize("policy", ALL_POLICIES)
 def test_nice_0_vs_nice_5_share_one_cpu_1024_to_335(policy: str) -> None:

@@ -9,8 +9,6 @@ under the root, one per session, that only schedule: they report no cgroup figur
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from ..sched.entity import SchedEntity
 from ..sched.runqueue import CfsRunQueue
 from ..sched.weights import NICE_0_LOAD, WEIGHT_IDLEPRIO
@@ -29,7 +27,6 @@ class TaskGroup:
         parent: TaskGroup | None,
         ncpus: int,
         config: CgroupConfig,
-        next_seq: Callable[[], int],
         *,
         bandwidth_slice_ns: int,
         autogroup: bool = False,
@@ -47,9 +44,7 @@ class TaskGroup:
         if parent is not None:
             parent.children.append(self)
             for cpu in range(ncpus):
-                se = SchedEntity(
-                    next_seq(), NICE_0_LOAD, my_q=self.cfs_rq[cpu], parent=parent.se[cpu]
-                )
+                se = SchedEntity(NICE_0_LOAD, my_q=self.cfs_rq[cpu], parent=parent.se[cpu])
                 se.rq_of = parent.cfs_rq[cpu]
                 self.se[cpu] = se
                 self.cfs_rq[cpu].se = se

@@ -31,7 +31,6 @@ class SchedEntity:
         "rel_deadline",
         "rq_of",
         "sched_delayed",
-        "seq",
         "slice",
         "sum_exec",
         "task",
@@ -43,14 +42,12 @@ class SchedEntity:
 
     def __init__(
         self,
-        seq: int,
         weight: int = NICE_0_LOAD,
         *,
         task: Any = None,
         my_q: CfsRunQueue | None = None,
         parent: SchedEntity | None = None,
     ) -> None:
-        self.seq = seq
         self.weight = weight
         self.inv_weight = inverse_weight(weight)
         self.task = task

@@ -1,9 +1,11 @@
 """`CfsRunQueue`: one fair run queue (``struct cfs_rq``), per CPU and per task group.
 
 Queued entities that are not running sit in ``tree``, a `sortedcontainers.SortedList` of
-``(key, seq, se)`` — our red-black tree, ordered by the policy's key (vruntime under CFS,
-deadline under EEVDF) with ``seq`` breaking ties deterministically. Like the kernel, the running
-entity (``curr``) is out of the tree but still counted in ``load`` and ``nr_running``.
+``(key, n, se)`` — our red-black tree, ordered by the policy's key (vruntime under CFS,
+deadline under EEVDF); ``n`` counts insertions, so equal keys stay in insertion order as in the
+kernel's ``rb_add_cached`` (a node equal to another goes to its right: the earlier one is
+picked first). Like the kernel, the running entity (``curr``) is out of the tree but still
+counted in ``load`` and ``nr_running``.
 
 For EEVDF the tree also keeps a multiset of the queued entities' slices (``slices``: slice →
 count), standing in for the kernel's min/max-slice augmentation of the rbtree: the distinct
@@ -30,6 +32,7 @@ class CfsRunQueue:
         "cpu",
         "curr",
         "h_nr_running",
+        "inserted",
         "last",
         "load",
         "min_vruntime",
@@ -54,6 +57,7 @@ class CfsRunQueue:
         self.name = name
         self.se: SchedEntity | None = None  # the group entity representing this queue one level up
         self.tree: SortedList = SortedList()
+        self.inserted = 0  # insertions so far: equal keys keep insertion order, as in the rbtree
         self.curr: SchedEntity | None = None
         self.load = 0  # Σ weight of queued entities, curr included (cfs_rq->load.weight)
         self.nr_running = 0  # entities queued here, curr included
@@ -77,7 +81,8 @@ class CfsRunQueue:
     # ---- the tree -----------------------------------------------------------------------
     def insert(self, se: SchedEntity, key: int) -> None:
         """``__enqueue_entity``: put `se` in the tree at `key`."""
-        node = (key, se.seq, se)
+        self.inserted += 1
+        node = (key, self.inserted, se)
         se.node = node
         self.tree.add(node)
         self.avg_vruntime += se.weight * (se.vruntime - self.min_vruntime)
