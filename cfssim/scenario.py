@@ -553,6 +553,7 @@ def _tunable_schema(unit: str, minimum: int) -> WithJsonSchema:
 
 
 NsTunable = Annotated[int | None, BeforeValidator(_tunable(1, 0)), _tunable_schema("ns", 0)]
+PhaseNs = Annotated[int, BeforeValidator(_tunable(1, 0)), _tunable_schema("ns", 0)]
 UsTunable = Annotated[
     int | None, BeforeValidator(_tunable(NSEC_PER_USEC, 1)), _tunable_schema("µs", 1)
 ]
@@ -587,6 +588,9 @@ class MachineSpec(_Model):
     sched_rt_period_us: UsTunable = None
     timer_slack_ns: NsTunable = None  # normal tasks' hrtimer slack (kernel default 50µs; here 0)
     tick_offset_ns: NsTunable = None  # where the tick grid starts (0 ≤ offset < 1/hz)
+    #: where each quota'd cgroup's period grid starts (0 ≤ phase < its period; default 0):
+    #: Linux 6.4+ gives every group's period timer its own phase; the real twin measures it
+    period_phase_ns: dict[str, PhaseNs] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _rt_runtime_within_its_period(self) -> MachineSpec:
@@ -747,6 +751,7 @@ class _CrossChecker:
         self.check_cgroup_cpus(configs)
         self.check_processes(configs)
         self.check_events(configs)
+        self.check_period_phases(configs)
         if self.errors:
             raise ValidationError.from_exception_data("Scenario", self.errors)
         events = tuple(sorted(self.scenario.events, key=lambda event: event.at_ns))
@@ -863,6 +868,17 @@ class _CrossChecker:
             self.fail(loc, f"expected CPUs that meet {cgroup}'s cpuset.cpus "
                       f"({cgfiles.format_cpulist(allowed)}), found "
                       f"{cgfiles.format_cpulist(cpus)!r}")
+
+    def check_period_phases(self, configs: Mapping[str, CgroupConfig]) -> None:
+        for path, phase in self.scenario.machine.period_phase_ns.items():
+            where: Loc = ("machine", "period_phase_ns", path)
+            if path not in configs:
+                self.errors.append(_issue(where, self._unknown_cgroup(path, configs), path,
+                                          about_key=True))
+            elif phase >= configs[path].period_ns:
+                self.fail(where, f"expected a phase below {path}'s period "
+                          f"({format_duration(configs[path].period_ns)}), found "
+                          f"{format_duration(phase)}", phase)
 
     # -- events
     def check_events(self, configs: Mapping[str, CgroupConfig]) -> None:

@@ -51,10 +51,14 @@ class Simulation:
         autogroup: bool = True,
         tunables: Mapping[str, int] | None = None,
         features: Mapping[str, bool] | None = None,
+        period_phase_ns: Mapping[str, int] | None = None,
         name: str = "custom",
         description: str = "",
     ) -> None:
+        """`period_phase_ns`: where each quota'd cgroup's period grid starts (ns, below its
+        period; default 0) — Linux 6.4+ gives every group's period timer its own phase."""
         self.env = simpy.Environment()
+        self.period_phase = dict(period_phase_ns or {})
         self.name = name
         self.description = description
         self.seed = seed
@@ -490,8 +494,12 @@ class Simulation:
         if self._started:
             return
         self._started = True
+        unknown = sorted(set(self.period_phase) - set(self.groups))
+        if unknown:
+            raise ValueError(f"period_phase_ns names unknown cgroup(s): {', '.join(unknown)}")
         for group in self.groups.values():
             config = group.config
+            group.bandwidth.set_phase(self.period_phase.get(group.path, 0))
             if config.quota_ns is not None:
                 self.machine.set_bandwidth(
                     group, config.period_ns, config.quota_ns, config.burst_ns
@@ -519,6 +527,7 @@ def from_scenario(
         autogroup=machine.autogroup,
         tunables=machine.tunables,
         features=machine.features,
+        period_phase_ns=machine.period_phase_ns,
         name=scenario.name,
         description=scenario.description,
     )

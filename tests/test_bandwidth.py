@@ -301,6 +301,34 @@ def test_rewriting_the_same_quota_refills_and_unthrottles() -> None:
 
 
 # ==== hierarchy =================================================================================
+def test_a_groups_period_phase_moves_all_its_expiries() -> None:
+    # Linux 6.4+ starts each group's period timer at its own phase; `period_phase_ns` sets it.
+    # One hog under 20 ms / 100 ms with phase 30 ms: expiries at 30, 130, … 930 ms (10 in
+    # 1.001 s), each refill ends a throttle, and the hog gets the initial pool plus one quota per
+    # expiry: 11 × 20 ms (± a tick of overrun, repaid next period).
+    sim = cfssim.Simulation(cpus=1, seed=1, period_phase_ns={"/app": ms(30)})
+    sim.add_cgroup("/app", {"cpu.cfs_quota_us": 20_000})
+    sim.add_process("hog", cgroup="/app", behaviour=FOREVER)
+    result = sim.run(s(1) + ms(1))
+    assert [p.start for p in periods(result, "/app")] == [ms(30) + (k - 1) * ms(100)
+                                                          for k in range(10)]
+    assert [end for _, _, end in throttles(result, "/app")] == [ms(30) + k * ms(100)
+                                                               for k in range(10)]
+    assert stat(result, "/app")["nr_periods"] == 10
+    assert result.tasks["hog/0"]["cpu_time_ns"] == pytest.approx(11 * ms(20), abs=TICK)
+
+
+def test_a_period_phase_for_an_unknown_group_or_beyond_the_period_is_refused() -> None:
+    sim = cfssim.Simulation(cpus=1, period_phase_ns={"/nowhere": ms(1)})
+    sim.add_process("hog", behaviour=FOREVER)
+    with pytest.raises(ValueError, match="/nowhere"):
+        sim.run(ms(10))
+    sim = cfssim.Simulation(cpus=1, period_phase_ns={"/app": ms(100)})
+    sim.add_cgroup("/app", {"cpu.cfs_quota_us": 20_000})
+    with pytest.raises(ValueError, match="outside"):
+        sim.run(ms(10))
+
+
 def test_nested_quota_the_tighter_level_binds() -> None:
     # /parent 100/100, /parent/batch 30/100, /parent/web unlimited, two hogs in each child.
     # Until 1.5 s: batch is held by its own quota to 30 ms a period; the parent's 100 ms binds

@@ -167,3 +167,21 @@ def test_a_killed_run_leaves_nothing_after_cleanup(signum: int) -> None:
         while _worker_processes(binary) and time.monotonic() < deadline:
             time.sleep(0.02)  # PR_SET_PDEATHSIG kills them, asynchronously
         assert _worker_processes(binary) == []
+
+
+def test_as_measured_gives_the_simulation_the_kernel_runs_phases() -> None:
+    # The twin measures the tick phase and each quota'd group's period phase (random per group
+    # since Linux 6.4); the simulation must run with the same ones, and without autogroups (the
+    # twin's "/" is its own cgroup).
+    from cfssim import Result, load_scenario
+    from cfssim.real.measure import as_measured
+    from cfssim.scenario import bundled_scenarios
+
+    scenario = load_scenario(bundled_scenarios()["nested-quota"])
+    phases = {"/parent": 0, "/parent/batch": 50_622_272}
+    kernel = Result("kernel", "nested-quota", "eevdf", 2, 1, None,
+                    meta={"tick_offset_ns": 1_234_567, "period_phase_ns": phases})
+    machine = as_measured(kernel, scenario).machine
+    assert (machine.tick_offset_ns, machine.period_phase_ns, machine.autogroup) == (
+        1_234_567, phases, False)
+    assert as_measured(None, scenario).machine.period_phase_ns == {}

@@ -53,6 +53,14 @@ class CfsBandwidth:
         self.timer_gen = 0  # the armed period timer's token; a stale firing is ignored
         self.set(period_ns, quota_ns, burst_ns)
 
+    def set_phase(self, phase_ns: int) -> None:
+        """Start the period grid at `phase_ns` (0 ≤ phase < period): expiries fall at
+        phase + k × period, as a timer first armed at that phase keeps them
+        (``hrtimer_forward_now``)."""
+        if not 0 <= phase_ns < self.period:
+            raise ValueError(f"period phase {phase_ns} ns outside 0..{self.period - 1}")
+        self.expires = phase_ns
+
     @property
     def enabled(self) -> bool:
         return self.quota is not None

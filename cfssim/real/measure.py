@@ -99,12 +99,16 @@ def tick_offset(t0: int, hz: int) -> int:
 def as_measured(kernel: Result | None, scenario: Scenario, *, host_root: bool = False) -> Scenario:
     """`scenario` as the twin ran it, for the simulator to run the same thing: without
     `host_root` the twin's ``/`` is its own ``cfssim-<id>`` cgroup, where the kernel's autogroups
-    (root task group only) do not apply; and the tick grid has the phase the `kernel` run had."""
+    (root task group only) do not apply; and the tick grid and every quota'd group's period grid
+    have the phases the `kernel` run had."""
     update: dict[str, object] = {}
     if not host_root and scenario.machine.autogroup:
         update["autogroup"] = False
     if kernel is not None and kernel.meta.get("tick_offset_ns") is not None:
         update["tick_offset_ns"] = int(kernel.meta["tick_offset_ns"])
+    phases = (kernel.meta.get("period_phase_ns") or {}) if kernel is not None else {}
+    if phases:
+        update["period_phase_ns"] = {path: int(phase) for path, phase in phases.items()}
     if not update:
         return scenario
     return scenario.model_copy(update={"machine": scenario.machine.model_copy(update=update)})
@@ -290,14 +294,10 @@ class RealRun:
 
     def _period_anchor(self) -> int | None:
         """A CLOCK_MONOTONIC instant at which the first quota'd group's period ends (None: no
-        timer found); other groups' phases are random and are reported, not aligned."""
+        timer found). Other groups' phases are random (Linux 6.4+): they are reported in
+        ``meta.period_phase_ns`` and `as_measured` gives them to the simulation."""
         if not self.period_timers:
             return None
-        if len(self.period_timers) > 1:
-            self.warnings.append(
-                "bandwidth period phases are random per group (Linux 6.4+): t0 follows "
-                f"{next(iter(self.period_timers))}'s period timer only"
-            )
         return next(iter(self.period_timers.values()))
 
     def cleanup(self) -> None:
