@@ -258,7 +258,9 @@ class Simulation:
                 yield self.request_sleep(task, charge.penalty_ns, hrtimer=False)
             if charge.failed is None:
                 continue
-            decision = memory.mem_cgroup_oom(charge.failed, self._mem_processes(), waiter=task)
+            decision = memory.mem_cgroup_oom(
+                charge.failed, self._mem_processes(), waiter=task, charger=process
+            )
             if decision.action is OomAction.KILL:
                 self._oom_kill(decision)
                 if task.state is TaskState.DEAD:

@@ -29,7 +29,9 @@ def test_larger_grower_is_killed_first_when_the_group_crosses_its_limit() -> Non
     assert kills == [("big", ms(400), "oom_kill"), ("small", ms(1600), "oom_kill")]
     box = result.cgroups["/box"]
     assert box["memory.oom_control"]["oom_kill"] == 2
-    assert box["memory.failcnt"] > 0
+    # each killed allocator's last charge fails 19 times before the OOM killer and 17 after it
+    # chose the allocator itself (try_charge_memcg; 6.18 counts 36 for one such kill)
+    assert box["memory.failcnt"] == 2 * 36
     assert box["memory.max_usage_in_bytes"] == 128 * MiB
     assert box["memory.usage_in_bytes"] == 0  # both died; their memory was uncharged
     assert result.tasks["big/0"]["exit"]["reason"] == "oom_kill"

@@ -11,10 +11,14 @@ What is modelled, after mm/memcontrol.c, mm/memcontrol-v1.c, mm/page_counter.c, 
 - There is no swap and no page cache, so reclaim never frees anything: a failed charge goes
   straight to the OOM path, a v1 limit below usage fails with EBUSY, memory.high only delays.
 - The per-CPU charge stock (64 pages) is not modelled: usage is exact, not fuzzy.
-- The kernel repeats a failing charge up to MAX_RECLAIM_RETRIES (16) times, after a batch
-  attempt and a stock drain, raising `failcnt` and the `max` event on every pass; likewise
-  `mem_cgroup_handle_over_high` reclaims up to 17 times, raising `high` each time. We count one
-  pass per `charge` call, so the real counters are larger; compare them as "> 0".
+- `try_charge_memcg` passes over a failing page fault several times before giving up, and
+  each pass raises `failcnt` (and all but the first the `max` event): with nothing to reclaim,
+  a 64-page batch attempt, the exact one, one after draining the charge stocks and
+  MAX_RECLAIM_RETRIES (16) more — 19 — then the OOM killer; if it chose the charging task, 17
+  more (the retries restart after ``passed_oom``) until it gives up as dying. Measured on 6.18:
+  failcnt 19 with oom_kill_disable, 36 for one allocator killed. A kill of another process
+  frees its memory at once here, so the retry succeeds without further failing passes.
+  `mem_cgroup_handle_over_high` reclaims up to 17 times, raising `high` each time; we count one.
 - `oom_badness` uses rss only (no page-table pages, no swap entries).
 
 Counting rules (`__memcg_memory_event`): each event counts once in `memory.events.local` of the
@@ -29,7 +33,7 @@ passes them (the kernel's css_set task list: attach order).
 
 Driving it, for an alloc step of process P in memcg M (charges stay with M even if P moves):
 `r = charge(M, n)`, P.rss += r.charged, P sleeps r.penalty_ns; if r.failed:
-`d = mem_cgroup_oom(r.failed, processes, waiter=P)` →
+`d = mem_cgroup_oom(r.failed, processes, waiter=P, charger=P's process)` →
 KILL: SIGKILL d.victims, then retry the rest (a retry before their exit gets WAIT_VICTIM);
 WAIT_VICTIM / WAIT_OOM: P blocks until a later `uncharge`, `set_limit`, `set_oom_kill_disable`
 or `apply_config` returns it among the woken, then retries; NO_VICTIM: the charge fails (-ENOMEM).
@@ -54,6 +58,14 @@ from cfssim.units import NSEC_PER_SEC
 
 MEMCG_CHARGE_BATCH = 64
 """Pages per per-CPU stock refill; memory.high penalties are scaled to this nominal batch."""
+MAX_RECLAIM_RETRIES = 16
+PASSES_BEFORE_OOM = 3 + MAX_RECLAIM_RETRIES
+"""`try_charge_memcg` passes over a failing 1-page fault before the OOM killer, nothing being
+reclaimable: the MEMCG_CHARGE_BATCH attempt, the exact one, one after ``drain_all_stock``, then
+MAX_RECLAIM_RETRIES; the batch attempt comes before ``memcg_memory_event(MEMCG_MAX)``."""
+PASSES_AFTER_OWN_KILL = 1 + MAX_RECLAIM_RETRIES
+"""Passes after the OOM killer chose the charging task (``passed_oom`` restarts the retries)
+until ``task_is_dying`` makes it give up."""
 MEMCG_DELAY_PRECISION_SHIFT = 20
 MEMCG_DELAY_SCALING_SHIFT = 14
 MEMCG_MAX_HIGH_DELAY_SECONDS = 2
@@ -370,8 +382,7 @@ class MemoryController:
             level.usage_pages += charged
             level.watermark_pages = max(level.watermark_pages, level.usage_pages)
         if failed is not None:
-            failed.failcnt += 1
-            self._memory_event(failed, "max")
+            self._failed_passes(failed, PASSES_BEFORE_OOM, max_events=PASSES_BEFORE_OOM - 1)
         penalty_ns = self._handle_over_high(memcg, charged) if charged else 0
         return ChargeResult(memcg, requested * PAGE_SIZE, charged * PAGE_SIZE, failed, penalty_ns)
 
@@ -416,25 +427,37 @@ class MemoryController:
         """`memcg` and its ancestors below the root (the kernel's upward walks stop there)."""
         return [memcg] + [lvl for lvl in memcg.lineage() if lvl is not memcg and lvl.parent]
 
-    def _memory_event(self, memcg: MemCgroup, event: str) -> None:
+    def _failed_passes(self, memcg: MemCgroup, passes: int, max_events: int) -> None:
+        """`passes` failed `page_counter_try_charge` at `memcg`, `max_events` of them followed
+        by ``memcg_memory_event(MEMCG_MAX)``."""
+        memcg.failcnt += passes
+        self._memory_event(memcg, "max", max_events)
+
+    def _memory_event(self, memcg: MemCgroup, event: str, count: int = 1) -> None:
         """`__memcg_memory_event`: local count, then hierarchical (v2: up to below the root)."""
-        memcg.events_local[event] += 1
+        memcg.events_local[event] += count
         for level in self._below_root(memcg):
-            level.events[event] += 1
+            level.events[event] += count
             if self.version == "v1":
                 break
 
     # -- the OOM killer -----------------------------------------------------------------------
 
     def mem_cgroup_oom(
-        self, failing: MemCgroup, processes: Sequence[MemProcess], waiter: object | None
+        self,
+        failing: MemCgroup,
+        processes: Sequence[MemProcess],
+        waiter: object | None,
+        charger: MemProcess | None = None,
     ) -> OomDecision:
         """`mem_cgroup_oom` for a charge that failed at `failing`: count `oom`, then act.
 
         With oom_kill_disable the allocating task (`waiter`, any hashable token) sleeps:
         WAIT_OOM (a non-fault charge, `waiter` None, gets NO_VICTIM = -ENOMEM instead).
         Otherwise the OOM killer runs on `failing`'s subtree; on KILL the victims are marked
-        and counted; on WAIT_VICTIM `waiter` is queued until memory is freed in the domain.
+        and counted — when they include `charger` (the process whose fault is charging), its
+        charge fails PASSES_AFTER_OWN_KILL more times before giving up; on WAIT_VICTIM
+        `waiter` is queued until memory is freed in the domain.
         """
         self._memory_event(failing, "oom")
         if failing.oom_kill_disable:
@@ -442,7 +465,10 @@ class MemoryController:
                 return OomDecision(OomAction.NO_VICTIM, failing)
             self.wait_for_oom(failing, waiter)
             return OomDecision(OomAction.WAIT_OOM, failing)
-        return self._out_of_memory(failing, processes, waiter)
+        decision = self._out_of_memory(failing, processes, waiter)
+        if decision.action is OomAction.KILL and charger in decision.victims:
+            self._failed_passes(failing, PASSES_AFTER_OWN_KILL, max_events=PASSES_AFTER_OWN_KILL)
+        return decision
 
     def enforce_max(
         self, memcg: MemCgroup, processes: Sequence[MemProcess], waiter: object | None = None
