@@ -257,10 +257,11 @@ def test_traced_sleeper_has_every_wakeup_and_every_run(cpu: int) -> None:
 # Known model gaps, measured on a quiet machine (2026-11-27) and kept visible here:
 _SHARES_GAP = (
     "over 1 s the kernel's split of cpu.shares 2048:1024 (two hogs each, 2 CPUs) depends on "
-    "where its balancer leaves the hogs: 2.49:1 in one run; over 10 s 1.84:1 and 1.97:1 — its "
-    "balancer leaves the balanced placement (one high + one low hog per CPU) every ~100 ms and "
-    "the ratio follows the time spent in each placement; the simulator stays balanced: 2:1. "
-    "A PELT stand-in did not change that (docs/kernel-measurements.md)"
+    "where its balancer leaves the hogs: 1.57:1 to 2.16:1 in 11 quiet runs (worst task 0.8–4.5% "
+    "of capacity off the simulation's 2:1, so this passes ~9 runs in 10); over 10 s 1.84–2.06:1. "
+    "Its balancer leaves the balanced placement (one high + one low hog per CPU) every ~100 ms "
+    "and the ratio follows the time spent in each placement; the simulator stays balanced. A "
+    "PELT stand-in did not change that, nor is host steal the trigger (docs/kernel-measurements.md)"
 )
 FIDELITY_CASES = [
     pytest.param("shares", 1000 * MS, marks=pytest.mark.xfail(reason=_SHARES_GAP, strict=False)),
