@@ -740,6 +740,7 @@ class _CrossChecker:
     def __init__(self, scenario: Scenario, raw_cgroups: Mapping[str, Any], limits: Limits):
         self.scenario, self.raw_cgroups, self.limits = scenario, raw_cgroups, limits
         self.errors: list[InitErrorDetails] = []
+        self.quota_paths: set[str] = set()  # cgroups with a CPU quota at start or by an event
 
     def fail(self, loc: Loc, message: str, value: Any = None) -> None:
         self.errors.append(_issue(loc, message, value))
@@ -870,11 +871,17 @@ class _CrossChecker:
                       f"{cgfiles.format_cpulist(cpus)!r}")
 
     def check_period_phases(self, configs: Mapping[str, CgroupConfig]) -> None:
+        self.quota_paths |= {path for path, config in configs.items()
+                             if config.quota_ns is not None}
         for path, phase in self.scenario.machine.period_phase_ns.items():
             where: Loc = ("machine", "period_phase_ns", path)
             if path not in configs:
                 self.errors.append(_issue(where, self._unknown_cgroup(path, configs), path,
                                           about_key=True))
+            elif path not in self.quota_paths:
+                self.errors.append(_issue(where, f"expected a cgroup given a CPU quota (at the "
+                                          f"start or by an event), found {path!r} without one",
+                                          path, about_key=True))
             elif phase >= configs[path].period_ns:
                 self.fail(where, f"expected a phase below {path}'s period "
                           f"({format_duration(configs[path].period_ns)}), found "
@@ -931,6 +938,8 @@ class _CrossChecker:
             config, interface=state[write.path].interface)}
         if self.check_hierarchy(candidate, lambda path, file: (*where, write.path)):
             state.update(candidate)
+            if config.quota_ns is not None:
+                self.quota_paths.add(write.path)
             self.check_cgroup_cpus({write.path: candidate[write.path]},
                                    lambda path: (*where, path, "cpuset.cpus"))
 

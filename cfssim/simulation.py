@@ -38,7 +38,12 @@ DEFAULT_SESSION = "cfssim"
 
 
 class Simulation:
-    """One simulated machine. Times are int ns (strings like ``"10ms"`` are accepted)."""
+    """One simulated machine. Times are int ns (strings like ``"10ms"`` are accepted).
+
+    `period_phase_ns` maps cgroup paths to where their bandwidth period grid starts (below the
+    period; default 0): Linux 6.4+ gives every group's period timer its own random phase, which
+    the real twin measures.
+    """
 
     def __init__(
         self,
@@ -51,14 +56,14 @@ class Simulation:
         autogroup: bool = True,
         tunables: Mapping[str, int] | None = None,
         features: Mapping[str, bool] | None = None,
-        period_phase_ns: Mapping[str, int] | None = None,
+        period_phase_ns: Mapping[str, int | str] | None = None,
         name: str = "custom",
         description: str = "",
     ) -> None:
-        """`period_phase_ns`: where each quota'd cgroup's period grid starts (ns, below its
-        period; default 0) — Linux 6.4+ gives every group's period timer its own phase."""
         self.env = simpy.Environment()
-        self.period_phase = dict(period_phase_ns or {})
+        self.period_phase_ns = {
+            path: parse_duration(phase) for path, phase in (period_phase_ns or {}).items()
+        }
         self.name = name
         self.description = description
         self.seed = seed
@@ -96,6 +101,7 @@ class Simulation:
             bandwidth_slice_ns=self.tun.bandwidth_slice_ns,
             autogroup=autogroup,
         )
+        group.bandwidth.set_phase(self.period_phase_ns.get(path, 0))
         self.groups[path] = group
         if not autogroup:
             group.index = len(self.cgroup_order)
@@ -496,17 +502,29 @@ class Simulation:
         if self._started:
             return
         self._started = True
-        unknown = sorted(set(self.period_phase) - set(self.groups))
-        if unknown:
-            raise ValueError(f"period_phase_ns names unknown cgroup(s): {', '.join(unknown)}")
+        self._check_period_phases()
         for group in self.groups.values():
             config = group.config
-            group.bandwidth.set_phase(self.period_phase.get(group.path, 0))
             if config.quota_ns is not None:
                 self.machine.set_bandwidth(
                     group, config.period_ns, config.quota_ns, config.burst_ns
                 )
         self._memory()
+
+
+    def _check_period_phases(self) -> None:
+        for path, phase in self.period_phase_ns.items():
+            group = self.groups.get(path)
+            if group is None or path == "/":
+                raise ValueError(
+                    f"period_phase_ns: expected a cgroup below / (one of "
+                    f"{', '.join(p for p in self.cgroup_order if p != '/')}), found {path!r}"
+                )
+            if phase >= group.config.period_ns:
+                raise ValueError(
+                    f"period_phase_ns: expected a phase below {path}'s period "
+                    f"({group.config.period_ns} ns), found {phase} ns"
+                )
 
 
 def from_scenario(

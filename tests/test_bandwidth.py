@@ -302,30 +302,51 @@ def test_rewriting_the_same_quota_refills_and_unthrottles() -> None:
 
 # ==== hierarchy =================================================================================
 def test_a_groups_period_phase_moves_all_its_expiries() -> None:
-    # Linux 6.4+ starts each group's period timer at its own phase; `period_phase_ns` sets it.
-    # One hog under 20 ms / 100 ms with phase 30 ms: expiries at 30, 130, … 930 ms (10 in
-    # 1.001 s), each refill ends a throttle, and the hog gets the initial pool plus one quota per
-    # expiry: 11 × 20 ms (± a tick of overrun, repaid next period).
-    sim = cfssim.Simulation(cpus=1, seed=1, period_phase_ns={"/app": ms(30)})
+    # Linux 6.4+ starts each group's period timer at its own phase (init_cfs_bandwidth);
+    # `period_phase_ns` sets it. One hog under 20 ms / 100 ms with phase 30 ms: expiries at 30,
+    # 130, … 930 ms (10 in 1.001 s; the first period row runs from 0 to 30 ms), each refill ends
+    # a throttle, and the hog gets the initial pool plus one quota per expiry: 11 × 20 ms (± a
+    # tick of overrun, repaid next period).
+    sim = cfssim.Simulation(cpus=1, seed=1, period_phase_ns={"/app": "30ms"})
     sim.add_cgroup("/app", {"cpu.cfs_quota_us": 20_000})
     sim.add_process("hog", cgroup="/app", behaviour=FOREVER)
     result = sim.run(s(1) + ms(1))
-    assert [p.start for p in periods(result, "/app")] == [ms(30) + (k - 1) * ms(100)
-                                                          for k in range(10)]
+    rows = periods(result, "/app")
+    assert [p.start for p in rows] == [0] + [ms(30) + k * ms(100) for k in range(9)]
     assert [end for _, _, end in throttles(result, "/app")] == [ms(30) + k * ms(100)
                                                                for k in range(10)]
     assert stat(result, "/app")["nr_periods"] == 10
     assert result.tasks["hog/0"]["cpu_time_ns"] == pytest.approx(11 * ms(20), abs=TICK)
 
 
+def test_the_phase_is_the_groups_from_its_creation_whenever_its_quota_comes() -> None:
+    # The phase belongs to the group's timer from creation on: a quota written later (before
+    # the run, or at 250 ms by an event) and a period changed to 50 ms keep expiries on
+    # 30 ms + k × period — forwarded from the first expiry by whole periods.
+    sim = cfssim.Simulation(cpus=1, seed=1, period_phase_ns={"/app": ms(30)})
+    sim.add_cgroup("/app")
+    sim.write("/app", {"cpu.cfs_quota_us": 20_000})
+    sim.add_process("hog", cgroup="/app", behaviour=FOREVER)
+    result = sim.run(ms(301))
+    assert [end for _, _, end in throttles(result, "/app")] == [ms(30), ms(130), ms(230)]
+    later = cfssim.Simulation(cpus=1, seed=1, period_phase_ns={"/app": ms(30)})
+    later.add_cgroup("/app")
+    later.add_process("hog", cgroup="/app", behaviour=FOREVER)
+    later.at("250ms", lambda: later.write(
+        "/app", {"cpu.cfs_period_us": 50_000, "cpu.cfs_quota_us": 10_000}))
+    result = later.run(ms(501))
+    ends = [end for _, _, end in throttles(result, "/app")]
+    assert ends and all((end - ms(30)) % ms(50) == 0 for end in ends), ends
+
+
 def test_a_period_phase_for_an_unknown_group_or_beyond_the_period_is_refused() -> None:
     sim = cfssim.Simulation(cpus=1, period_phase_ns={"/nowhere": ms(1)})
     sim.add_process("hog", behaviour=FOREVER)
-    with pytest.raises(ValueError, match="/nowhere"):
+    with pytest.raises(ValueError, match="found '/nowhere'"):
         sim.run(ms(10))
     sim = cfssim.Simulation(cpus=1, period_phase_ns={"/app": ms(100)})
     sim.add_cgroup("/app", {"cpu.cfs_quota_us": 20_000})
-    with pytest.raises(ValueError, match="outside"):
+    with pytest.raises(ValueError, match="below /app's period"):
         sim.run(ms(10))
 
 

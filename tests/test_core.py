@@ -64,6 +64,7 @@ def test_equal_keys_are_picked_in_insertion_order_like_the_rbtree() -> None:
     cfs_rq.insert(newer, 500)  # re-queued (put back, reweighted): behind its equal
     assert cfs_rq.entities() == [other, older, newer]
 
+
 # ==== weights ===================================================================================
 @pytest.mark.parametrize("policy", ALL_POLICIES)
 def test_nice_0_vs_nice_5_share_one_cpu_1024_to_335(policy: str) -> None:

@@ -193,9 +193,9 @@ def test_no_new_victim_while_one_is_exiting() -> None:
     ctl.charge(ctl["/g"], 12 * MiB)
     a.rss = 12 * MiB
     b.rss = ctl.charge(ctl["/g"], 8 * MiB).charged  # 4 MiB fit
-    first = ctl.mem_cgroup_oom(ctl["/g"], [a, b], waiter=b)
+    first = ctl.mem_cgroup_oom(ctl["/g"], [a, b], waiter=b, charger=b)
     assert (first.action, first.victims, a.oom_victim) == (OomAction.KILL, (a,), True)
-    second = ctl.mem_cgroup_oom(ctl["/g"], [a, b], waiter=b)
+    second = ctl.mem_cgroup_oom(ctl["/g"], [a, b], waiter=b, charger=b)
     assert (second.action, second.victim) == (OomAction.WAIT_VICTIM, a)
     assert ctl.waiting() == (b,)
     assert kill(ctl, a) == (b,)  # a's memory freed in the domain: b retries
@@ -219,7 +219,7 @@ def test_oom_group_kills_the_whole_group_but_unkillable_tasks() -> None:
         ctl.charge(ctl[p.cgroup], p.rss)
     result = ctl.charge(ctl["/app/b"], 8 * MiB)
     assert result.failed is ctl["/app"] and result.charged == 0
-    decision = ctl.mem_cgroup_oom(ctl["/app"], [p1, p2, p3], waiter=p2)
+    decision = ctl.mem_cgroup_oom(ctl["/app"], [p1, p2, p3], waiter=p2, charger=p2)
     # The highest oom.group memcg between p1's /app/a and the domain /app is /app.
     assert (decision.victim, decision.oom_group, decision.victims) == (p1, ctl["/app"], (p1, p2))
     assert decision.points == 40 * MiB // PAGE_SIZE
@@ -228,13 +228,14 @@ def test_oom_group_kills_the_whole_group_but_unkillable_tasks() -> None:
     app, a, b = ctl["/app"], ctl["/app/a"], ctl["/app/b"]
     assert (a.events_local["oom_kill"], b.events_local["oom_kill"]) == (2, 1)
     assert (app.events["oom_kill"], app.events_local["oom_kill"]) == (3, 0)
-    # p2's charge failed 19 times before the OOM killer (18 max events); p2 is a victim, but
-    # the charger is not named here, so no passes after the kill are counted.
-    assert (app.events["oom_group_kill"], app.events["oom"], app.events["max"]) == (1, 1, 18)
+    # p2's charge failed 19 times before the OOM killer (18 max events); p2 dies as a member
+    # of the oom.group, so its charge fails 17 more times before it gives up as dying.
+    assert (app.events["oom_group_kill"], app.events["oom"], app.events["max"]) == (1, 1, 35)
+    assert app.failcnt == 19 + 17
     assert ctl.stats(app, "v2")["memory.events.local"] == {
         "low": 0,
         "high": 0,
-        "max": 18,
+        "max": 35,
         "oom": 1,
         "oom_kill": 0,
         "oom_group_kill": 1,
@@ -268,7 +269,7 @@ def test_v1_events_stay_at_their_memcg_v2_events_propagate() -> None:
         ctl.charge(ctl["/p/c"], 4 * MiB)
         failed = ctl.charge(ctl["/p/c"], PAGE_SIZE).failed
         assert failed is ctl["/p/c"]
-        ctl.mem_cgroup_oom(failed, [proc], proc)
+        ctl.mem_cgroup_oom(failed, [proc], proc, charger=proc)
         assert ctl["/p/c"].oom_kill == 1
         assert ctl["/p"].oom_kill == parent_kills
         assert ctl["/p"].events_local["oom_kill"] == 0
@@ -283,7 +284,7 @@ def test_oom_kill_disable_sleeps_until_memory_is_freed_or_the_limit_rises() -> N
     other.rss = ctl.charge(ctl["/g"], 4 * MiB).charged
     result = ctl.charge(ctl["/g/c"], 6 * MiB)
     assert (result.charged, result.failed) == (4 * MiB, ctl["/g"])
-    decision = ctl.mem_cgroup_oom(ctl["/g"], [task, other], waiter=task)
+    decision = ctl.mem_cgroup_oom(ctl["/g"], [task, other], waiter=task, charger=task)
     assert decision.action is OomAction.WAIT_OOM and decision.victims == ()
     # mem_cgroup_mark_under_oom marks the OOM memcg and its descendants, not ancestors.
     assert (ctl["/g"].under_oom, ctl["/g/c"].under_oom, ctl.root.under_oom) == (True, True, False)
@@ -298,21 +299,21 @@ def test_oom_kill_disable_sleeps_until_memory_is_freed_or_the_limit_rises() -> N
     assert ctl.uncharge(ctl["/g"], 1 * MiB) == (task,)  # a free in the subtree wakes it
     assert not ctl["/g"].under_oom and not ctl["/g/c"].under_oom
 
-    ctl.mem_cgroup_oom(ctl["/g"], [task, other], waiter=task)  # retried, failed again
+    ctl.mem_cgroup_oom(ctl["/g"], [task, other], waiter=task, charger=task)  # retried, failed again
     assert ctl.set_limit(ctl["/g"], 7 * MiB) == ()  # lowering wakes nobody
     assert ctl.set_limit(ctl["/g"], 16 * MiB) == (task,)
     assert ctl.charge(ctl["/g/c"], 2 * MiB).complete
 
     ctl.set_limit(ctl["/g"], 10 * MiB)
-    ctl.mem_cgroup_oom(ctl["/g"], [task, other], waiter=task)
+    ctl.mem_cgroup_oom(ctl["/g"], [task, other], waiter=task, charger=task)
     assert ctl.set_oom_kill_disable(ctl["/g"], False) == (task,)
-    assert ctl.mem_cgroup_oom(ctl["/g"], [task, other], task).action is OomAction.KILL
+    assert ctl.mem_cgroup_oom(ctl["/g"], [task, other], task, charger=task).action is OomAction.KILL
 
 
 def test_cancelled_waiter_clears_under_oom() -> None:
     ctl = controller(g=Cfg(memory_limit=PAGE_SIZE, oom_kill_disable=True))
     ctl.charge(ctl["/g"], PAGE_SIZE)
-    ctl.mem_cgroup_oom(ctl["/g"], [], waiter="t1")
+    ctl.mem_cgroup_oom(ctl["/g"], [], waiter="t1", charger=None)
     assert ctl.cancel_wait("t1") and not ctl["/g"].under_oom
     assert not ctl.cancel_wait("t1")
 
@@ -353,7 +354,7 @@ def test_v2_max_below_usage_kills_until_under() -> None:
 def test_apply_config_writes_only_what_changed() -> None:
     ctl = controller(g=Cfg(memory_limit=8 * MiB, oom_kill_disable=True))
     ctl.charge(ctl["/g"], 8 * MiB)
-    ctl.mem_cgroup_oom(ctl["/g"], [], waiter="t")
+    ctl.mem_cgroup_oom(ctl["/g"], [], waiter="t", charger=None)
     woken = ctl.apply_config(ctl["/g"], Cfg(memory_limit=None, oom_kill_disable=True))
     assert woken == ("t",) and ctl["/g"].limit is None
     with pytest.raises(MemoryLimitBusy):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 from pathlib import Path
@@ -110,6 +111,29 @@ def test_writes_outside_the_run_directory_are_refused(tmp_path: Path) -> None:
     driver = make_driver(cgroupfs.Layout(1, {c: tmp_path for c in cgroupfs.V1_CONTROLLERS}))
     with pytest.raises(AssertionError, match="outside"):
         driver._write(tmp_path / "tasks", "1")
+
+
+def test_sampled_files_are_reread_through_one_descriptor_closed_at_removal(
+    tmp_path: Path,
+) -> None:
+    # The sampler keeps each file open and re-reads it from offset 0 (kernfs renders it afresh
+    # at every read); removal closes every descriptor before deleting the run's directories.
+    layout = cgroupfs.Layout(1, {c: tmp_path for c in cgroupfs.V1_CONTROLLERS})
+    driver = make_driver(layout)
+    run = tmp_path / driver.run_name
+    run.mkdir()
+    (run / "cpuacct.usage").write_text("100\n")
+    assert driver.read_sampled("cpuacct", "/", "cpuacct.usage") == "100\n"
+    fd = driver.sampled[("cpuacct", "/", "cpuacct.usage")]
+    with open(run / "cpuacct.usage", "r+") as f:  # rewritten in place, as kernfs renders
+        f.write("250\n")
+    assert driver.read_sampled("cpuacct", "/", "cpuacct.usage") == "250\n"
+    assert driver.sampled == {("cpuacct", "/", "cpuacct.usage"): fd}
+    (run / "cpuacct.usage").unlink()  # a plain directory here: remove_tree wants it empty
+    driver.remove()
+    assert driver.sampled == {} and not run.exists()
+    with pytest.raises(OSError):
+        os.fstat(fd)
 
 
 # ---- the driver on the real kernel ------------------------------------------------------------

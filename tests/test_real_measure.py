@@ -181,7 +181,8 @@ def test_as_measured_gives_the_simulation_the_kernel_runs_phases() -> None:
 
     scenario = load_scenario(bundled_scenarios()["nested-quota"])
     phases = {"/parent": 0, "/parent/batch": 50_622_272}
-    kernel = Result("kernel", "nested-quota", "eevdf", 2, 1, None,
+    kernel = Result(source="kernel", scenario="nested-quota", policy="eevdf", cpus=2,
+                    duration_ns=1, seed=None,
                     meta={"tick_offset_ns": 1_234_567, "period_phase_ns": phases})
     machine = as_measured(kernel, scenario).machine
     assert (machine.tick_offset_ns, machine.period_phase_ns, machine.autogroup) == (

@@ -46,7 +46,7 @@ class CfsBandwidth:
         self.runtime_snap = 0
         self.idle = False
         self.period_active = False
-        self.expires = 0  # the period timer's expiry; its phase grid starts at boot (t = 0)
+        self.expires = 0  # the period timer's expiry: its grid is `set_phase` + k × period
         self.slack_started = False
         self.throttled: list[CfsRunQueue] = []  # throttled_cfs_rq, in throttle order
         self.stat = CpuStat()
@@ -54,11 +54,14 @@ class CfsBandwidth:
         self.set(period_ns, quota_ns, burst_ns)
 
     def set_phase(self, phase_ns: int) -> None:
-        """Start the period grid at `phase_ns` (0 ≤ phase < period): expiries fall at
-        phase + k × period, as a timer first armed at that phase keeps them
-        (``hrtimer_forward_now``)."""
-        if not 0 <= phase_ns < self.period:
-            raise ValueError(f"period phase {phase_ns} ns outside 0..{self.period - 1}")
+        """``init_cfs_bandwidth`` (6.4+): the period timer's first expiry, `phase_ns` ≥ 0 —
+        the kernel draws it below the period to interleave groups' timers; every later
+        expiry is a whole number of periods on (``hrtimer_forward_now``), so the grid is
+        phase + k × period. Only before the timer is first armed."""
+        if phase_ns < 0:
+            raise ValueError(f"expected a period phase ≥ 0 ns, found {phase_ns}")
+        if self.period_active:
+            raise RuntimeError("the period timer is armed already: its phase is set")
         self.expires = phase_ns
 
     @property

@@ -17,7 +17,12 @@ What is modelled, after mm/memcontrol.c, mm/memcontrol-v1.c, mm/page_counter.c, 
   MAX_RECLAIM_RETRIES (16) more — 19 — then the OOM killer; if it chose the charging task, 17
   more (the retries restart after ``passed_oom``) until it gives up as dying. Measured on 6.18:
   failcnt 19 with oom_kill_disable, 36 for one allocator killed. A kill of another process
-  frees its memory at once here, so the retry succeeds without further failing passes.
+  frees its memory at once here, so the retry succeeds without further failing passes; while
+  a victim is still exiting (WAIT_VICTIM) the kernel keeps looping — an `oom` event and 17
+  passes per round — where the model blocks and counts none. All passes are counted at the
+  level that fails the exact charge; the kernel's batch attempt may fail at a lower level less
+  than 64 pages from its limit, and also fails (once, no OOM) on every refill of the stock in
+  the last 63 pages below a limit — only limits and usage not 256 KiB-aligned show that.
   `mem_cgroup_handle_over_high` reclaims up to 17 times, raising `high` each time; we count one.
 - `oom_badness` uses rss only (no page-table pages, no swap entries).
 
@@ -448,15 +453,17 @@ class MemoryController:
         failing: MemCgroup,
         processes: Sequence[MemProcess],
         waiter: object | None,
-        charger: MemProcess | None = None,
+        *,
+        charger: MemProcess | None,
     ) -> OomDecision:
         """`mem_cgroup_oom` for a charge that failed at `failing`: count `oom`, then act.
 
         With oom_kill_disable the allocating task (`waiter`, any hashable token) sleeps:
         WAIT_OOM (a non-fault charge, `waiter` None, gets NO_VICTIM = -ENOMEM instead).
         Otherwise the OOM killer runs on `failing`'s subtree; on KILL the victims are marked
-        and counted — when they include `charger` (the process whose fault is charging), its
-        charge fails PASSES_AFTER_OWN_KILL more times before giving up; on WAIT_VICTIM
+        and counted — when they include `charger` (the process whose fault is charging; None
+        for a charge outside a fault), its charge fails PASSES_AFTER_OWN_KILL more times before
+        giving up; on WAIT_VICTIM
         `waiter` is queued until memory is freed in the domain.
         """
         self._memory_event(failing, "oom")

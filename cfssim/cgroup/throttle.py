@@ -175,12 +175,12 @@ class BandwidthControl:
         bw = tg.bandwidth
         if gen != bw.timer_gen or not bw.period_active:
             return
-        start = bw.expires - bw.period
+        start = max(0, bw.expires - bw.period)  # a first expiry at phase < period: from t = 0
         throttled_now = bool(bw.throttled)
         active, ready = bw.period_tick()
         quota = -1 if bw.quota is None else bw.quota
         # usage is filled in from the run segments when the trace is frozen (exact, no update_curr)
-        self.rec.add("periods", tg.index, start, bw.period, 0, int(throttled_now), quota)
+        self.rec.add("periods", tg.index, start, self.now - start, 0, int(throttled_now), quota)
         for cfs_rq in ready:
             self.unthrottle_cfs_rq(cfs_rq)
         if active:

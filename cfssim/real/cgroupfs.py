@@ -276,9 +276,11 @@ class Driver:
         return os.pread(fd, 65536, 0).decode()
 
     def close_sampled(self) -> None:
-        for fd in self.sampled.values():
-            os.close(fd)
-        self.sampled.clear()
+        """Close the sampled files' descriptors (each at most once, even if interrupted)."""
+        while self.sampled:
+            _, fd = self.sampled.popitem()
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def oom_kills(self, path: str) -> tuple[int, int]:
         """(oom_kill, oom_group_kill) counters of the cgroup's memory controller."""
@@ -286,10 +288,12 @@ class Driver:
 
     def remove(self) -> None:
         """Kill every task in the run's directories and remove them bottom-up."""
-        self.close_sampled()
-        for hierarchy in self.layout.hierarchies:
-            remove_tree(hierarchy / self.run_name)
-        self.created.clear()
+        try:
+            self.close_sampled()
+        finally:
+            for hierarchy in self.layout.hierarchies:
+                remove_tree(hierarchy / self.run_name)
+            self.created.clear()
 
 
 def _depth(path: str) -> int:

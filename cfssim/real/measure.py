@@ -34,7 +34,7 @@ from ..scenario import Alloc, Kill, Move, Nice, Write, iter_steps
 from ..trace import Recorder
 from ..units import NSEC_PER_MSEC, NSEC_PER_SEC, format_duration
 from . import procfs
-from .cgroupfs import Driver, Layout, Sample, detect, make_driver
+from .cgroupfs import CgroupSettings, Driver, Layout, Sample, detect, make_driver
 from .errors import Refused, WorkerFailed
 from .tracefs import TraceSession, events_to_tables, parse_trace
 from .worker import DoneReport, ExitReport, ProcessJob, Sessions, encode_program, worker_binary
@@ -213,7 +213,8 @@ class RealRun:
     oom_seen: dict[str, tuple[int, int]] = field(init=False, default_factory=dict)
     samples: dict[str, list[tuple[int, Sample]]] = field(init=False, default_factory=dict)
     t0: int = 0
-    period_timers: dict[str, int] = field(init=False, default_factory=dict)
+    #: each quota'd group's period timer as first seen armed: (expiry, period), ns
+    period_timers: dict[str, tuple[int, int]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.driver = make_driver(self.layout)
@@ -276,13 +277,10 @@ class RealRun:
             if config == bare[path]:
                 continue
             for _attempt in range(TIMER_TRIES):
-                before = procfs.period_timers()
-                self.driver.write_settings(path, bare[path], config)
                 if config.quota_ns is None:
+                    self.driver.write_settings(path, bare[path], config)
                     break
-                armed = {a: e for a, e in procfs.period_timers().items() if before.get(a) != e}
-                if len(armed) == 1:
-                    self.period_timers[path] = next(iter(armed.values()))
+                if self._write_noting_timer(path, bare[path], config):
                     break
                 self.driver.write_settings(path, config, bare[path])  # try again
             else:
@@ -292,13 +290,24 @@ class RealRun:
                     "the run's period phase is not aligned with the simulation's"
                 )
 
+    def _write_noting_timer(self, path: str, old: CgroupSettings, new: CgroupSettings) -> bool:
+        """Write `path`'s settings; if that armed exactly one period timer, note it as the
+        group's (first one only) and return True."""
+        before = procfs.period_timers()
+        self.driver.write_settings(path, old, new)
+        armed = [e for a, e in procfs.period_timers().items() if before.get(a) != e]
+        if len(armed) != 1:
+            return False
+        self.period_timers.setdefault(path, (armed[0], new.period_ns))
+        return True
+
     def _period_anchor(self) -> int | None:
         """A CLOCK_MONOTONIC instant at which the first quota'd group's period ends (None: no
         timer found). Other groups' phases are random (Linux 6.4+): they are reported in
         ``meta.period_phase_ns`` and `as_measured` gives them to the simulation."""
         if not self.period_timers:
             return None
-        return next(iter(self.period_timers.values()))
+        return next(iter(self.period_timers.values()))[0]
 
     def cleanup(self) -> None:
         """Kill and reap the workers, remove the cgroups and the stat files (always safe)."""
@@ -488,7 +497,14 @@ class RealRun:
             for file, value in action.files.items():
                 text = format_cpulist(value) if isinstance(value, list) else value
                 new = apply_write(new, file, text, is_root=action.path == "/")
-            self.driver.write_settings(action.path, old, new)
+            if old.quota_ns is None and new.quota_ns is not None:  # arms the group's timer
+                if not self._write_noting_timer(action.path, old, new):
+                    self.warnings.append(
+                        f"{action.path}: the period timer its quota write armed was not found "
+                        "in /proc/timer_list; its period phase is not given to the simulation"
+                    )
+            else:
+                self.driver.write_settings(action.path, old, new)
             self.configs[action.path] = new
         elif isinstance(action, Move):
             for task in self._targets(action.process, action.thread):
@@ -539,8 +555,8 @@ class RealRun:
             "cgroup_root": {c: str(self.driver.base(c)) for c in self.layout.mounts},
             "t0_monotonic_ns": self.t0,
             "period_phase_ns": {
-                path: (expiry - self.t0) % self.configs[path].period_ns
-                for path, expiry in self.period_timers.items()
+                path: (expiry - self.t0) % period
+                for path, (expiry, period) in self.period_timers.items()
             },
             "wall_ns": wall_ns,
             "background_cpu_ns": background,

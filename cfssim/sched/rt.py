@@ -38,19 +38,20 @@ RT_POLICIES = ("fifo", "rr")
 class RtRunQueue:
     """``struct rt_rq`` of one CPU: runnable RT tasks, highest priority first, FIFO within one."""
 
-    __slots__ = ("nodes", "nr_running", "queue", "seq", "time_slice")
+    __slots__ = ("inserted", "nodes", "nr_running", "queue", "time_slice")
 
     def __init__(self) -> None:
-        self.queue: SortedList = SortedList()  # (−rt_priority, seq, tid, task)
+        self.queue: SortedList = SortedList()  # (−rt_priority, ±inserted, tid, task)
         self.nodes: dict[int, tuple[int, int, int, Task]] = {}
         self.time_slice: dict[int, int] = {}  # SCHED_RR: CPU ns left of the slice, by tid
         self.nr_running = 0
-        self.seq = 0
+        self.inserted = 0  # insertions so far: FIFO within a priority, or LIFO at the head
 
     def enqueue(self, task: Task, head: bool = False) -> None:
         """``enqueue_task_rt``: at the tail of its priority (or the head)."""
-        self.seq += 1
-        node = (-task.rt_priority, -self.seq if head else self.seq, task.tid, task)
+        self.inserted += 1
+        n = self.inserted
+        node = (-task.rt_priority, -n if head else n, task.tid, task)
         self.nodes[task.tid] = node
         self.queue.add(node)
         self.nr_running += 1
