@@ -99,13 +99,16 @@ def tick_offset(t0: int, hz: int) -> int:
 def as_measured(kernel: Result | None, scenario: Scenario, *, host_root: bool = False) -> Scenario:
     """`scenario` as the twin ran it, for the simulator to run the same thing: without
     `host_root` the twin's ``/`` is its own ``cfssim-<id>`` cgroup, where the kernel's autogroups
-    (root task group only) do not apply; and the tick grid and every quota'd group's period grid
-    have the phases the `kernel` run had."""
+    (root task group only) do not apply; the tick grid and every quota'd group's period grid
+    have the phases the `kernel` run had, and sleeps the hrtimer slack its threads had."""
     update: dict[str, object] = {}
     if not host_root and scenario.machine.autogroup:
         update["autogroup"] = False
     if kernel is not None and kernel.meta.get("tick_offset_ns") is not None:
         update["tick_offset_ns"] = int(kernel.meta["tick_offset_ns"])
+    slack = kernel.meta.get("timer_slack_ns") if kernel is not None else None
+    if slack is not None and scenario.machine.timer_slack_ns is None:
+        update["timer_slack_ns"] = int(slack)
     phases = (kernel.meta.get("period_phase_ns") or {}) if kernel is not None else {}
     if phases:
         update["period_phase_ns"] = {path: int(phase) for path, phase in phases.items()}
@@ -213,6 +216,8 @@ class RealRun:
     oom_seen: dict[str, tuple[int, int]] = field(init=False, default_factory=dict)
     samples: dict[str, list[tuple[int, Sample]]] = field(init=False, default_factory=dict)
     t0: int = 0
+    #: the normal workers' hrtimer slack (ns), as the kernel reports it after placement
+    timer_slack_ns: int | None = None
     #: each quota'd group's period timer as first seen armed: (expiry, period), ns
     period_timers: dict[str, tuple[int, int]] = field(init=False, default_factory=dict)
 
@@ -361,6 +366,19 @@ class RealRun:
                     os.sched_setaffinity(task.tid, proc.cpus)
                 if proc.slice_ns is not None:
                     _set_custom_slice(task.tid, POLICIES[proc.policy], proc.nice, proc.slice_ns)
+                self._timer_slack(task, proc.policy)
+
+    def _timer_slack(self, task: Task, policy: str) -> None:
+        """Give the thread the scenario's ``timer_slack_ns`` if it sets one (0 becomes 1 ns: a
+        write of 0 restores the default), and note the slack a normal thread has (the kernel's
+        default is 50 µs)."""
+        path = procfs.timer_slack_path(task.tid)
+        slack = self.scenario.machine.timer_slack_ns
+        with contextlib.suppress(OSError, ValueError):
+            if slack is not None:
+                path.write_text(str(max(1, slack)))
+            if policy not in ("fifo", "rr") and self.timer_slack_ns is None:
+                self.timer_slack_ns = int(path.read_text())
 
     def _attach(self, task: Task, path: str) -> None:
         if self.host_root and path == "/":
@@ -564,6 +582,7 @@ class RealRun:
             "sample_interval_ns": self.sample_interval_ns,
             "host_root": self.host_root,
             "tick_offset_ns": tick_offset(self.t0, self.scenario.machine.hz),
+            "timer_slack_ns": self.timer_slack_ns,
             "warnings": self.warnings + self.driver.warnings,
         }
         return Result(

@@ -74,6 +74,12 @@ def read_thread_stats(directory: Path) -> ThreadStats:
     )
 
 
+def timer_slack_path(tid: int) -> Path:
+    """``/proc/<tid>/timerslack_ns`` (Linux 4.6+): the thread's hrtimer slack, ns; root may
+    write it (CAP_SYS_NICE)."""
+    return Path(f"/proc/{tid}/timerslack_ns")
+
+
 def task_dir(pid: int, tid: int) -> Path:
     return Path(f"/proc/{pid}/task/{tid}")
 
