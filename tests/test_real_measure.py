@@ -108,6 +108,30 @@ def test_one_hog_under_half_a_cpu_quota() -> None:
     assert len(result.trace["periods"]["start"]) >= 8
 
 
+SLEEPERS = """
+name: sleepers
+duration: 200ms
+machine: {cpus: 2%s}
+processes:
+  - {name: nap, repeat: forever, program: [{run: 1ms}, {sleep: 9ms}]}
+"""
+
+
+@pytest.mark.kernel
+def test_workers_get_the_scenarios_timer_slack_and_the_run_reports_it() -> None:
+    # A normal thread's hrtimer slack is init_task's 50 µs unless set; the twin writes a
+    # scenario's timer_slack_ns into /proc/<tid>/timerslack_ns and reports what threads had,
+    # which as_measured hands to the simulation.
+    from cfssim.real.measure import as_measured
+
+    usable()
+    default = measure(load_scenario(SLEEPERS % ""))
+    assert default.meta["timer_slack_ns"] == 50_000
+    scenario = load_scenario(SLEEPERS % ", timer_slack_ns: 200us")
+    assert measure(scenario).meta["timer_slack_ns"] == 200_000
+    assert as_measured(default, load_scenario(SLEEPERS % "")).machine.timer_slack_ns == 50_000
+
+
 @pytest.mark.kernel
 def test_the_oom_killer_is_told_apart_from_other_deaths() -> None:
     usable()
