@@ -171,6 +171,35 @@ def test_a_finite_run_makes_a_handful_of_system_calls(binary: Path, tmp_path: Pa
     assert procfs.read_saved_stats(tmp_path, 0, 0).cpu_time_ns >= 20 * MS
 
 
+def test_a_run_before_a_sleep_ends_without_reading_the_cpu_clock(
+    binary: Path, tmp_path: Path
+) -> None:
+    # Reading CLOCK_THREAD_CPUTIME_ID runs update_curr(): at the end of a run whose slice has
+    # expired it would get the thread preempted just before it could sleep. A run followed by a
+    # sleep ends by the wall clock alone; the next run reads the clock once at its start and
+    # makes up any shortfall, so the CPU time of the whole program stays exact.
+    if os.geteuid() != 0:
+        pytest.skip("tracing system calls needs root")
+    program = (Run(run="10ms"), Sleep(sleep="5ms"), Run(run="10ms"), Sleep(sleep="5ms"))
+    jobs = [ProcessJob(0, 1, 0, tuple(encode_program(program)))]
+    traces: list[Path] = []
+    with contextlib.ExitStack() as stack:
+
+        def trace_alone(tids: list[int]) -> None:
+            os.sched_setscheduler(tids[0], os.SCHED_FIFO, os.sched_param(1))
+            try:
+                traces.append(stack.enter_context(traced_clock_reads(tids)))
+            except (OSError, TracefsUnavailable) as exc:
+                pytest.skip(f"cannot trace system calls: {exc}")
+
+        run_jobs(binary, tmp_path, jobs, trace_alone)
+        text = (traces[0] / "trace").read_text()
+    calls = [line for line in text.splitlines() if "sys_clock_gettime(" in line]
+    assert len(calls) == 2, text  # one at the start of each run, none at their ends
+    cpu = procfs.read_saved_stats(tmp_path, 0, 0).cpu_time_ns
+    assert 20 * MS - 200_000 <= cpu < 21 * MS  # the last run is settled by nothing after it
+
+
 def test_exit_codes_sleeps_and_memory_steps(binary: Path, tmp_path: Path) -> None:
     program = (Alloc(alloc="8MiB"), Free(free="4MiB"), Sleep(sleep="5ms"), Exit(exit=7))
     jobs = [ProcessJob(3, 1, 0, tuple(encode_program(program)))]
