@@ -145,42 +145,11 @@ def traced_clock_reads(tids: list[int]) -> Iterator[Path]:
         remove_instance(instance)
 
 
-def test_a_finite_run_makes_a_handful_of_system_calls(binary: Path, tmp_path: Path) -> None:
-    # CLOCK_THREAD_CPUTIME_ID is a system call, which lets the kernel end an EEVDF slice at
-    # once; polling it made thousands of calls in 20 ms. The worker reads it at the start and
-    # the end of the run, plus once for each part of the run lost to steal time; it reads
-    # CLOCK_MONOTONIC through the vDSO (no call, unless the clocksource has no vDSO support).
+def clock_reads_of_a_lone_thread(binary: Path, tmp_path: Path, program: tuple) -> list[str]:
+    """Run `program` on one SCHED_FIFO thread (alone on its CPU, whatever else the machine
+    runs) and return the trace lines of its ``clock_gettime`` system calls."""
     if os.geteuid() != 0:
         pytest.skip("tracing system calls needs root")
-    jobs = [ProcessJob(0, 1, 0, tuple(encode_program((Run(run="20ms"),))))]
-    traces: list[Path] = []
-    with contextlib.ExitStack() as stack:
-
-        def trace_alone(tids: list[int]) -> None:
-            # SCHED_FIFO: alone on its CPU, whatever else the machine runs
-            os.sched_setscheduler(tids[0], os.SCHED_FIFO, os.sched_param(1))
-            try:
-                traces.append(stack.enter_context(traced_clock_reads(tids)))
-            except (OSError, TracefsUnavailable) as exc:
-                pytest.skip(f"cannot trace system calls: {exc}")
-
-        run_jobs(binary, tmp_path, jobs, trace_alone)
-        text = (traces[0] / "trace").read_text()
-    calls = [line for line in text.splitlines() if "sys_clock_gettime(" in line]
-    assert 2 <= len(calls) <= 5, text
-    assert procfs.read_saved_stats(tmp_path, 0, 0).cpu_time_ns >= 20 * MS
-
-
-def test_a_run_before_a_sleep_ends_without_reading_the_cpu_clock(
-    binary: Path, tmp_path: Path
-) -> None:
-    # Reading CLOCK_THREAD_CPUTIME_ID runs update_curr(): at the end of a run whose slice has
-    # expired it would get the thread preempted just before it could sleep. A run followed by a
-    # sleep ends by the wall clock alone; the next run reads the clock once at its start and
-    # makes up any shortfall, so the CPU time of the whole program stays exact.
-    if os.geteuid() != 0:
-        pytest.skip("tracing system calls needs root")
-    program = (Run(run="10ms"), Sleep(sleep="5ms"), Run(run="10ms"), Sleep(sleep="5ms"))
     jobs = [ProcessJob(0, 1, 0, tuple(encode_program(program)))]
     traces: list[Path] = []
     with contextlib.ExitStack() as stack:
@@ -194,8 +163,29 @@ def test_a_run_before_a_sleep_ends_without_reading_the_cpu_clock(
 
         run_jobs(binary, tmp_path, jobs, trace_alone)
         text = (traces[0] / "trace").read_text()
-    calls = [line for line in text.splitlines() if "sys_clock_gettime(" in line]
-    assert len(calls) == 2, text  # one at the start of each run, none at their ends
+    return [line for line in text.splitlines() if "sys_clock_gettime(" in line]
+
+
+def test_a_finite_run_makes_a_handful_of_system_calls(binary: Path, tmp_path: Path) -> None:
+    # CLOCK_THREAD_CPUTIME_ID is a system call, which lets the kernel end an EEVDF slice at
+    # once; polling it made thousands of calls in 20 ms. The worker reads it at the start and
+    # the end of the run, plus once for each part of the run lost to steal time; it reads
+    # CLOCK_MONOTONIC through the vDSO (no call, unless the clocksource has no vDSO support).
+    calls = clock_reads_of_a_lone_thread(binary, tmp_path, (Run(run="20ms"),))
+    assert 2 <= len(calls) <= 5, calls
+    assert procfs.read_saved_stats(tmp_path, 0, 0).cpu_time_ns >= 20 * MS
+
+
+def test_a_run_before_a_sleep_ends_without_reading_the_cpu_clock(
+    binary: Path, tmp_path: Path
+) -> None:
+    # Reading CLOCK_THREAD_CPUTIME_ID runs update_curr(): at the end of a run whose slice has
+    # expired it would get the thread preempted just before it could sleep. A run followed by a
+    # sleep ends by the wall clock alone; the next run reads the clock once at its start and
+    # makes up any shortfall, so the CPU time of the whole program stays exact.
+    program = (Run(run="10ms"), Sleep(sleep="5ms"), Run(run="10ms"), Sleep(sleep="5ms"))
+    calls = clock_reads_of_a_lone_thread(binary, tmp_path, program)
+    assert len(calls) == 2, calls  # one at the start of each run, none at their ends
     cpu = procfs.read_saved_stats(tmp_path, 0, 0).cpu_time_ns
     assert 20 * MS - 200_000 <= cpu < 21 * MS  # the last run is settled by nothing after it
 
