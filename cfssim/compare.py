@@ -150,7 +150,7 @@ def compare(
         "cpu.stat.nr_bursts": count_rule,
         "cpu.stat.burst_time": time_rule,
         "memory.max_usage_in_bytes": None,
-        "memory.failcnt": count_rule,
+        "memory.failcnt": None,  # 36 in most kernel runs, more when the victim faults again
         "memory.oom_control.oom_kill": identical,
     }
     comparison = Comparison(labels or _labels(a, b), b.scenario or a.scenario)

@@ -140,8 +140,9 @@ def test_the_oom_killer_is_told_apart_from_other_deaths() -> None:
     assert box["memory.oom_control"]["oom_kill"] == 1
     assert box["memory.max_usage_in_bytes"] == 100 << 20
     # the fault's charge failed 19 times before the OOM killer, 17 after it chose the eater
-    # (try_charge_memcg, MAX_RECLAIM_RETRIES = 16): the model's count
-    assert box["memory.failcnt"] == 36
+    # (try_charge_memcg, MAX_RECLAIM_RETRIES = 16): the model's count, and the kernel's in most
+    # runs; a victim that faults again before its SIGKILL lands adds more (78 seen once)
+    assert box["memory.failcnt"] >= 36
     (kill,) = result.kills
     assert kill["process"] == "eater" and kill["reason"] == "oom_kill"
     assert result.tasks["eater/0"]["exit"]["reason"] == "oom_kill"
