@@ -46,6 +46,7 @@ MAX_DURATION_NS = 60 * NSEC_PER_SEC
 SAMPLE_INTERVAL_NS = 10 * NSEC_PER_MSEC
 START_DELAY_NS = 20 * NSEC_PER_MSEC  # from the barrier's release to t0, at least
 MAX_GRID_NS = NSEC_PER_SEC  # t0 is put on the bandwidth period grid when it is this fine
+FREEZE_TIMEOUT_S = 0.2  # how long the end-of-run SIGSTOP may take to stop every worker
 TIMER_TRIES = 3  # quota writes to find a group's period timer (it may expire before it is read)
 BACKGROUND_WARNING = 0.05  # of the machine's capacity
 POLICIES = {
@@ -255,6 +256,7 @@ class RealRun:
         stat0 = {path: self.driver.figures(path).get("cpu.stat") for path in self.paths}
         self._run_until(self.t0 + self.scenario.duration_ns)
         ran = time.monotonic_ns() - self.t0
+        self._freeze()
         self._read_thread_stats(final=True)
         wall = time.monotonic_ns() - self.t0
         figures = {path: self.driver.figures(path) for path in self.paths}
@@ -417,6 +419,17 @@ class RealRun:
             for report in self.sessions.poll(max(0, wake - time.monotonic_ns()) / NSEC_PER_SEC):
                 self._on_report(report)
         self._sample(time.monotonic_ns())
+
+    def _freeze(self) -> None:
+        """Stop every live worker process (SIGSTOP) at the end of the run, so that the threads'
+        figures and their cgroups' are read from the same instant (cleanup kills them)."""
+        pids = {task.pid for task in self.tasks if task.exit is None}
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+        deadline = time.monotonic() + FREEZE_TIMEOUT_S
+        while time.monotonic() < deadline and not all(map(procfs.stopped, pids)):
+            time.sleep(0.001)
 
     def _all_exited(self) -> bool:
         return all(task.exit is not None for task in self.tasks)

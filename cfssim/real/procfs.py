@@ -74,6 +74,18 @@ def read_thread_stats(directory: Path) -> ThreadStats:
     )
 
 
+def stopped(pid: int) -> bool:
+    """Whether every thread of process `pid` is stopped (state T in ``/proc/<pid>/task/*/stat``),
+    or the process is gone."""
+    try:
+        for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+            if stat.read_text().rsplit(")", 1)[1].split()[0] not in ("T", "t", "Z", "X"):
+                return False
+    except (OSError, IndexError):
+        return True
+    return True
+
+
 def timer_slack_path(tid: int) -> Path:
     """``/proc/<tid>/timerslack_ns`` (Linux 4.6+): the thread's hrtimer slack, ns; root may
     write it (CAP_SYS_NICE)."""
