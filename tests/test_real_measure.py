@@ -126,10 +126,11 @@ def test_workers_get_the_scenarios_timer_slack_and_the_run_reports_it() -> None:
 
     usable()
     default = measure(load_scenario(SLEEPERS % ""))
-    assert default.meta["timer_slack_ns"] == 50_000
+    inherited = int(Path("/proc/self/timerslack_ns").read_text())  # 50 µs unless set for us
+    assert default.meta["timer_slack_ns"] == inherited
     scenario = load_scenario(SLEEPERS % ", timer_slack_ns: 200us")
     assert measure(scenario).meta["timer_slack_ns"] == 200_000
-    assert as_measured(default, load_scenario(SLEEPERS % "")).machine.timer_slack_ns == 50_000
+    assert as_measured(default, load_scenario(SLEEPERS % "")).machine.timer_slack_ns == inherited
 
 
 @pytest.mark.kernel
@@ -213,3 +214,43 @@ def test_as_measured_gives_the_simulation_the_kernel_runs_phases() -> None:
     assert (machine.tick_offset_ns, machine.period_phase_ns, machine.autogroup) == (
         1_234_567, phases, False)
     assert as_measured(None, scenario).machine.period_phase_ns == {}
+
+
+def test_as_measured_takes_the_slack_the_threads_had_unless_the_scenario_sets_one() -> None:
+    from cfssim import Result
+    from cfssim.real.measure import as_measured
+
+    kernel = Result(source="kernel", scenario="sleepers", policy="eevdf", cpus=2,
+                    duration_ns=1, seed=None, meta={"timer_slack_ns": 50_000})
+    assert as_measured(kernel, load_scenario(SLEEPERS % "")).machine.timer_slack_ns == 50_000
+    chosen = load_scenario(SLEEPERS % ", timer_slack_ns: 1us")
+    assert as_measured(kernel, chosen).machine.timer_slack_ns == 1_000
+
+
+def test_a_stopped_process_is_seen_stopped_whatever_its_name(tmp_path: Path) -> None:
+    # /proc/<pid>/task/*/stat: "pid (comm) state …", and comm (the executable's name) may hold
+    # ") " itself
+    import shutil
+
+    from cfssim.real import procfs
+
+    if not Path("/proc/self/task").is_dir():
+        pytest.skip("needs Linux /proc")
+    odd = tmp_path / "a) T (b c"
+    shutil.copy(shutil.which("sleep") or "/bin/sleep", odd)
+    child = subprocess.Popen([str(odd), "10"])
+    try:
+        deadline = time.monotonic() + 2
+        while "a) T" not in Path(f"/proc/{child.pid}/stat").read_text():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert not procfs.stopped(child.pid)  # sleeping (S): it could run again
+        os.kill(child.pid, signal.SIGSTOP)
+        deadline = time.monotonic() + 2
+        while not procfs.stopped(child.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert procfs.stopped(child.pid)
+    finally:
+        child.kill()
+        child.wait()
+    assert procfs.stopped(child.pid)  # gone

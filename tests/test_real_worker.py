@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -145,9 +146,12 @@ def traced_clock_reads(tids: list[int]) -> Iterator[Path]:
         remove_instance(instance)
 
 
-def clock_reads_of_a_lone_thread(binary: Path, tmp_path: Path, program: tuple) -> list[str]:
+def clock_reads_of_a_lone_thread(
+    binary: Path, tmp_path: Path, program: tuple, which: int | None = None
+) -> list[str]:
     """Run `program` on one SCHED_FIFO thread (alone on its CPU, whatever else the machine
-    runs) and return the trace lines of its ``clock_gettime`` system calls."""
+    runs) and return the trace lines of its ``clock_gettime`` system calls (of clock `which`
+    only, if given: 3 is CLOCK_THREAD_CPUTIME_ID)."""
     if os.geteuid() != 0:
         pytest.skip("tracing system calls needs root")
     jobs = [ProcessJob(0, 1, 0, tuple(encode_program(program)))]
@@ -163,7 +167,10 @@ def clock_reads_of_a_lone_thread(binary: Path, tmp_path: Path, program: tuple) -
 
         run_jobs(binary, tmp_path, jobs, trace_alone)
         text = (traces[0] / "trace").read_text()
-    return [line for line in text.splitlines() if "sys_clock_gettime(" in line]
+    calls = [line for line in text.splitlines() if "sys_clock_gettime(" in line]
+    if which is None:
+        return calls
+    return [c for c in calls if re.search(rf"which_clock: (0x)?{which:x}\b", c)]
 
 
 def test_a_finite_run_makes_a_handful_of_system_calls(binary: Path, tmp_path: Path) -> None:
@@ -180,14 +187,18 @@ def test_a_run_before_a_sleep_ends_without_reading_the_cpu_clock(
     binary: Path, tmp_path: Path
 ) -> None:
     # Reading CLOCK_THREAD_CPUTIME_ID runs update_curr(): at the end of a run whose slice has
-    # expired it would get the thread preempted just before it could sleep. A run followed by a
-    # sleep ends by the wall clock alone; the next run reads the clock once at its start and
-    # makes up any shortfall, so the CPU time of the whole program stays exact.
+    # expired it would get the thread preempted just before it could sleep. A run that a sleep
+    # follows ends by the wall clock alone; the clock is read at its start and as the thread
+    # wakes from the sleep, and the difference goes into the next run — also when the sleep is
+    # the first step of the loop's next round.
     program = (Run(run="10ms"), Sleep(sleep="5ms"), Run(run="10ms"), Sleep(sleep="5ms"))
-    calls = clock_reads_of_a_lone_thread(binary, tmp_path, program)
-    assert len(calls) == 2, calls  # one at the start of each run, none at their ends
+    calls = clock_reads_of_a_lone_thread(binary, tmp_path, program, which=3)
+    assert len(calls) == 4, calls  # start and wake of each run, none at a run's end
     cpu = procfs.read_saved_stats(tmp_path, 0, 0).cpu_time_ns
     assert 20 * MS - 200_000 <= cpu < 21 * MS  # the last run is settled by nothing after it
+    looped = (Loop(repeat=3, program=(Sleep(sleep="2ms"), Run(run="5ms"))), Sleep(sleep="2ms"))
+    calls = clock_reads_of_a_lone_thread(binary, tmp_path, looped, which=3)
+    assert len(calls) == 6, calls
 
 
 def test_exit_codes_sleeps_and_memory_steps(binary: Path, tmp_path: Path) -> None:

@@ -376,11 +376,13 @@ class RealRun:
         default is 50 µs)."""
         path = procfs.timer_slack_path(task.tid)
         slack = self.scenario.machine.timer_slack_ns
-        with contextlib.suppress(OSError, ValueError):
+        try:
             if slack is not None:
                 path.write_text(str(max(1, slack)))
             if policy not in ("fifo", "rr") and self.timer_slack_ns is None:
                 self.timer_slack_ns = int(path.read_text())
+        except (OSError, ValueError) as exc:
+            self.warnings.append(f"{task.name}: its timer slack could not be set or read ({exc})")
 
     def _attach(self, task: Task, path: str) -> None:
         if self.host_root and path == "/":

@@ -75,14 +75,16 @@ def read_thread_stats(directory: Path) -> ThreadStats:
 
 
 def stopped(pid: int) -> bool:
-    """Whether every thread of process `pid` is stopped (state T in ``/proc/<pid>/task/*/stat``),
-    or the process is gone."""
-    try:
-        for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
-            if stat.read_text().rsplit(")", 1)[1].split()[0] not in ("T", "t", "Z", "X"):
-                return False
-    except (OSError, IndexError):
-        return True
+    """Whether no thread of process `pid` can run user code any more: each is stopped (T, t),
+    dead (Z, X) or in an uninterruptible wait (D: a memcg OOM wait, which SIGSTOP does not end);
+    a process or thread that is gone counts as stopped."""
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        try:
+            state = stat.read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue  # the thread exited meanwhile
+        if state not in ("T", "t", "Z", "X", "D"):
+            return False
     return True
 
 

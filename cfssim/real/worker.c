@@ -8,7 +8,7 @@
  *
  * Tokens are the compiled program (cfssim/real/worker.py, `encode_program`):
  *     1 ns   run: burn CPU until this thread's CLOCK_THREAD_CPUTIME_ID advanced by ns (-1: forever),
- *            quietly: see `burn`
+ *            quietly; a run that a sleep follows is settled after that sleep: see `burn`
  *     2 ns   sleep (clock_nanosleep, CLOCK_MONOTONIC)
  *     3 b    alloc: mmap b bytes and touch every page
  *     4 b    free: unmap the b most recently allocated bytes (-1: all)
@@ -102,7 +102,7 @@ static void spin_wall(int64_t ns) {
 
 /* A jump of the wall clock between two reads of a spinning thread longer than this (ns) is time
  * the thread spent off its CPU (another task ran); shorter ones are interrupts and VM exits, which
- * the kernel charges to the thread (no IRQ time accounting here). */
+ * a kernel without CONFIG_IRQ_TIME_ACCOUNTING (this one) charges to the thread. */
 #define OFF_CPU_NS 200000
 
 /* Spins until ns of on-CPU time have passed by the wall clock (vDSO, no system call): jumps
@@ -117,9 +117,18 @@ static void spin_on_cpu(int64_t ns) {
     }
 }
 
-/* A run that ended without reading the CPU clock (the thread blocked next): where it started on
- * the thread's CPU clock and what it asked for, settled when the thread runs again. */
-static __thread int64_t unsettled_start = -1, unsettled_demand;
+/* A run that ended without reading the CPU clock (a sleep followed): where it started on the
+ * thread's CPU clock and what it asked for; and the CPU time (ns, signed) the runs so far still owe
+ * — or, negative, got in excess — which the next run adds to its demand. */
+static __thread int64_t unsettled_start = -1, unsettled_demand, owed;
+
+/* Settles an unsettled run: called as the thread wakes from the sleep that followed it, when a
+ * read of the CPU clock (a system call, so update_curr()) cannot end a slice that is due. */
+static void settle(void) {
+    if (unsettled_start < 0) return;
+    owed += unsettled_demand - (now_ns(CLOCK_THREAD_CPUTIME_ID) - unsettled_start);
+    unsettled_start = -1;
+}
 
 /* run: burns until this thread's CPU clock advanced by ns (ns < 0: forever, reading no clock).
  *
@@ -131,22 +140,22 @@ static __thread int64_t unsettled_start = -1, unsettled_demand;
  * its CPU clock: that check ends the run (a few µs past its demand) or leaves the CPU time it
  * lost to preemption, steal and interrupts as a smaller remainder.
  *
- * A run followed by a sleep (`blocks_next`) must not end with that read either: a slice that has
+ * A run that a sleep follows (`blocks_next`) must not end with that read either: a slice that has
  * expired would be ended by it and the thread preempted just before it could sleep, to finish
  * a slice later — a program that computes and then sleeps makes no such call (the kernel twin
  * of issue 6 locked into that pattern). Such a run ends by the wall clock alone, not counting
- * off-CPU jumps (`spin_on_cpu`), and the CPU clock is read when the thread runs again: any
- * shortfall is added to its next run (so the CPU time of a repeated run/sleep is exact, each
- * run within the interrupts it could not tell from preemptions). */
+ * off-CPU jumps (`spin_on_cpu`); the CPU clock is read as the thread wakes from the sleep
+ * (`settle`) and the difference, either way, goes into its next run. The CPU time of a repeated
+ * run/sleep is thus exact but for its last run; each run is within the interrupts it could not
+ * tell from preemptions. */
 static void burn(int64_t ns, int blocks_next) {
     if (ns < 0)
         for (;;) churn();
+    settle();
+    ns += owed;
+    owed = ns < 0 ? ns : 0;
+    if (ns < 0) ns = 0;
     int64_t start = now_ns(CLOCK_THREAD_CPUTIME_ID);
-    if (unsettled_start >= 0) {
-        int64_t shortfall = unsettled_demand - (start - unsettled_start);
-        if (shortfall > 0) ns += shortfall;
-        unsettled_start = -1;
-    }
     if (blocks_next) {
         spin_on_cpu(ns);
         unsettled_start = start;
@@ -161,6 +170,7 @@ static void burn(int64_t ns, int blocks_next) {
 static void nap(int64_t ns) {
     struct timespec ts = {ns / 1000000000, ns % 1000000000};
     while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR) {}
+    settle();
 }
 
 static void sleep_until(int64_t t) {
@@ -176,6 +186,7 @@ static void timer_wait(struct timer *tm, int64_t period, int64_t relative) {
         expiry = relative ? now : tm->start + (now - tm->start + period - 1) / period * period;
     tm->expiry = expiry;
     if (expiry > now) sleep_until(expiry);
+    settle();
 }
 
 static void alloc(int64_t bytes) {
@@ -207,23 +218,32 @@ static void release(int64_t bytes) {
     pthread_mutex_unlock(&mem_lock);
 }
 
-/* Runs tokens [i, end) with the thread's timer tm; returns 1 with *code set when an exit step ran. */
-static int execute(const int64_t *tok, int i, int end, struct timer *tm, int *code) {
+/* Whether the step at token j (-1: none) puts the thread to sleep first thing: a sleep, a timer
+ * wait, or a loop that runs at least once and whose body starts with one. */
+static int blocks_at(const int64_t *tok, int j) {
+    if (j < 0) return 0;
+    if (tok[j] == OP_SLEEP || tok[j] == OP_TIMER) return 1;
+    return tok[j] == OP_LOOP && tok[j + 1] != 0 && tok[j + 2] > 0 && blocks_at(tok, j + 3);
+}
+
+/* Runs tokens [i, end) with the thread's timer tm; `after` is the token that runs next once they
+ * are done (-1: none). Returns 1 with *code set when an exit step ran. */
+static int execute(const int64_t *tok, int i, int end, int after, struct timer *tm, int *code) {
     while (i < end) {
         int64_t op = tok[i], arg = tok[i + 1];
         switch (op) {
-        case OP_RUN: burn(arg, i + 2 < end && (tok[i + 2] == OP_SLEEP || tok[i + 2] == OP_TIMER));
-            i += 2;
-            break;
+        case OP_RUN: burn(arg, blocks_at(tok, i + 2 < end ? i + 2 : after)); i += 2; break;
         case OP_SLEEP: nap(arg); i += 2; break;
         case OP_ALLOC: alloc(arg); i += 2; break;
         case OP_FREE: release(arg); i += 2; break;
         case OP_TIMER: timer_wait(tm, arg, tok[i + 2]); i += 3; break;
         case OP_EXIT: *code = (int)arg; return 1;
         case OP_LOOP: {
-            int body = (int)tok[i + 2];
+            int body = (int)tok[i + 2], next = i + 3 + body < end ? i + 3 + body : after;
             for (int64_t r = 0; arg < 0 || r < arg; r++)
-                if (execute(tok, i + 3, i + 3 + body, tm, code)) return 1;
+                if (execute(tok, i + 3, i + 3 + body, arg >= 0 && r == arg - 1 ? next : i + 3,
+                            tm, code))
+                    return 1;
             i += 3 + body;
             break;
         }
@@ -253,7 +273,7 @@ static void *thread_main(void *arg) {
     struct timer tm = {t0 + current->start_ns, t0 + current->start_ns};
     sleep_until(tm.start);
     int code = 0;
-    execute(current->tokens, 0, current->ntokens, &tm, &code);
+    execute(current->tokens, 0, current->ntokens, -1, &tm, &code);
     char src[64], dst[4096];
     const char *files[] = {"schedstat", "sched"};
     for (int k = 0; k < 2; k++) {
