@@ -741,6 +741,7 @@ class _CrossChecker:
         self.scenario, self.raw_cgroups, self.limits = scenario, raw_cgroups, limits
         self.errors: list[InitErrorDetails] = []
         self.quota_paths: set[str] = set()  # cgroups with a CPU quota at start or by an event
+        self.longest_period: dict[str, int] = {}  # each cgroup's longest period (ns), events too
 
     def fail(self, loc: Loc, message: str, value: Any = None) -> None:
         self.errors.append(_issue(loc, message, value))
@@ -873,6 +874,8 @@ class _CrossChecker:
     def check_period_phases(self, configs: Mapping[str, CgroupConfig]) -> None:
         self.quota_paths |= {path for path, config in configs.items()
                              if config.quota_ns is not None}
+        for path, config in configs.items():
+            self._note_period(path, config)
         for path, phase in self.scenario.machine.period_phase_ns.items():
             where: Loc = ("machine", "period_phase_ns", path)
             if path not in configs:
@@ -882,10 +885,13 @@ class _CrossChecker:
                 self.errors.append(_issue(where, f"expected a cgroup given a CPU quota (at the "
                                           f"start or by an event), found {path!r} without one",
                                           path, about_key=True))
-            elif phase >= configs[path].period_ns:
+            elif phase >= self.longest_period[path]:
                 self.fail(where, f"expected a phase below {path}'s period "
-                          f"({format_duration(configs[path].period_ns)}), found "
+                          f"({format_duration(self.longest_period[path])}), found "
                           f"{format_duration(phase)}", phase)
+
+    def _note_period(self, path: str, config: CgroupConfig) -> None:
+        self.longest_period[path] = max(self.longest_period.get(path, 0), config.period_ns)
 
     # -- events
     def check_events(self, configs: Mapping[str, CgroupConfig]) -> None:
@@ -940,6 +946,7 @@ class _CrossChecker:
             state.update(candidate)
             if config.quota_ns is not None:
                 self.quota_paths.add(write.path)
+            self._note_period(write.path, config)
             self.check_cgroup_cpus({write.path: candidate[write.path]},
                                    lambda path: (*where, path, "cpuset.cpus"))
 
