@@ -65,7 +65,8 @@ class TimerClock:
         return expiry
 
 
-def _times(repeat: int | None) -> Iterator[int]:
+def repetitions(repeat: int | None) -> Iterator[int]:
+    """0, 1, … `repeat` − 1 (None: without end)."""
     count = 0
     while repeat is None or count < repeat:
         yield count
@@ -99,7 +100,7 @@ def execute(task: Any, steps: Sequence[Step], clock: TimerClock
 def repeat_steps(task: Any, steps: Sequence[Step], repeat: int | None, clock: TimerClock
                  ) -> Generator[Any, Any, None]:
     """Run `steps` `repeat` times (None: forever); a forever loop must let time pass."""
-    for _ in _times(repeat):
+    for _ in repetitions(repeat):
         before = (task.now, task.sum_exec)
         yield from execute(task, steps, clock)
         if repeat is None and (task.now, task.sum_exec) == before:

@@ -10,16 +10,15 @@ import csv
 import io
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from ._progress import progress_bar
 from .real.commands import compare_command, measure_command
 from .result import ResultError
 from .scenario import (
@@ -37,7 +36,6 @@ DEFAULT_SCENARIO = "seed-quota"
 DEFAULT_OUT = Path("cfssim-out")
 EXIT_BAD_INPUT = 2
 EXIT_FAILURE = 1
-ProgressHook = Callable[[int, int], None]  # (simulated ns reached, total ns)
 
 
 class _Group(click.Group):
@@ -195,7 +193,8 @@ def run(scenario: str | None, out_dir: Path | None, seed: int | None, policy: st
     loaded = workload.scenario
     for warning in workload.warnings:
         click.echo(f"warning: {warning}", err=True)
-    with _progress(duration_ns or loaded.duration_ns, enabled=output_format == "table") as hook:
+    total = duration_ns or loaded.duration_ns
+    with progress_bar("simulating", enabled=output_format == "table", total=total) as hook:
         result = workload.run(seed=seed, policy=policy, duration_ns=duration_ns, progress=hook)
     out = out_dir or DEFAULT_OUT / loaded.name
     result.save(out)
@@ -204,20 +203,6 @@ def run(scenario: str | None, out_dir: Path | None, seed: int | None, policy: st
 
         write_report(result, out / "report.html")
     _print_summary(result, loaded, output_format, out)
-
-
-@contextmanager
-def _progress(total_ns: int, *, enabled: bool) -> Iterator[ProgressHook | None]:
-    """A progress bar on stderr fed (now_ns, total_ns) by the simulation; None when quiet."""
-    console = Console(stderr=True)
-    if not enabled or not console.is_terminal:
-        yield None
-        return
-    columns = (TextColumn("simulating"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-               TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("simulating", total=total_ns)
-        yield lambda now_ns, total: progress.update(task, completed=now_ns, total=total)
 
 
 # ---- summary -----------------------------------------------------------------------------------

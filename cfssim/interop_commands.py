@@ -6,16 +6,14 @@ Bad input raises `ScenarioError` (the cfssim group prints its messages, exit 2) 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Executor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from ._progress import progress_bar
 from .rtapp import load_workload
 from .scenario import resolve_scenario
 from .scenario_yaml import dump_scenario
@@ -103,18 +101,6 @@ def export(result_dir: Path, fmt: str, output: Path | None, ns_precision: bool) 
 
 
 # ---- sweep --------------------------------------------------------------------------------------
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
-    console = Console(stderr=True)
-    if not enabled or not console.is_terminal:
-        yield None
-        return
-    columns = (TextColumn("sweeping"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("sweep", total=None)
-        yield lambda done, total: progress.update(task, completed=done, total=total)
-
-
 def _executor(dask: str | None, workers: int | None) -> tuple[Executor, Callable[[], None]]:
     """The executor and how to release it: Dask's when --dask, else a local process pool."""
     if dask is None:
@@ -164,7 +150,7 @@ def sweep(scenario: str, sets: tuple[str, ...], seeds: str | None, metrics: tupl
         raise click.UsageError("--plot needs a swept field (--set or --x)")
     executor, release = _executor(dask, workers)
     try:
-        with _progress(enabled=True) as hook:
+        with progress_bar("sweeping", enabled=True, counted=True) as hook:
             rows = run_sweep(loaded.scenario, axes, seed_list,
                              metrics=list(metrics) or list(DEFAULT_METRICS), executor=executor,
                              on_done=hook)

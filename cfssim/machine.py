@@ -221,6 +221,14 @@ class Machine(BandwidthControl, RealTimeClass, LoadBalancing):
         if weight != se.weight:
             self.reweight_entity(se, weight)
 
+    def entity_tick_groups(self, task: Task) -> None:
+        """What ``entity_tick`` does for the running `task`'s group levels: re-derive their
+        weights (``update_cfs_group``)."""
+        se = task.se.parent
+        while se is not None:
+            self.update_cfs_group(se)
+            se = se.parent
+
     def reweight_entity(self, se: SchedEntity, weight: int) -> None:
         """``reweight_entity``: a new weight for a queued or sleeping entity."""
         cfs_rq = se.rq_of
@@ -596,33 +604,22 @@ class Machine(BandwidthControl, RealTimeClass, LoadBalancing):
         ``sched_delayed`` entity is dequeued for good and the pick starts over from the root
         (``pick_next_entity`` in 6.12+); the levels are set only once a task is reached."""
         policy = self.policy
-        chain: list[SchedEntity] = []  # rq.curr's entities, root level first
-        if rq.curr is not None and policy.uses_prev_curr:
-            level: SchedEntity | None = rq.curr.se
-            while level is not None:
-                chain.append(level)
-                level = level.parent
-            chain.reverse()
-        if rq.curr_rt:
-            chain.clear()
-        depth_max = len(chain)
+        ran: SchedEntity | None = None  # rq.curr's entity, whose levels get prev_curr
+        if rq.curr is not None and not rq.curr_rt and policy.uses_prev_curr:
+            ran = rq.curr.se
+        self._mark_prev_curr(ran, mark=True)
         path: list[SchedEntity] = []
         while not path or path[-1].my_q is not None:
             cfs_rq = path[-1].my_q if path else rq.cfs
             assert cfs_rq is not None
             if not path and not cfs_rq.nr_running:
+                self._mark_prev_curr(ran, mark=False)
                 return None
-            depth = len(path)
-            prev_se = chain[depth] if depth < depth_max else None
-            cfs_rq.prev_curr = prev_se if prev_se is not None and prev_se.rq_of is cfs_rq else None
             se = policy.pick_next_entity(cfs_rq)
             assert se is not None, f"empty pick on {cfs_rq}"
             if se.sched_delayed:
                 self.dequeue_entities(se, sleep=True)
                 self._forget_dequeued_curr(rq)
-                for level in path:
-                    level.my_q.prev_curr = None  # type: ignore[union-attr]
-                rq.cfs.prev_curr = None
                 path.clear()
                 continue
             path.append(se)
@@ -634,8 +631,15 @@ class Machine(BandwidthControl, RealTimeClass, LoadBalancing):
             cfs_rq.curr = se
             se.prev_sum_exec = se.sum_exec
             policy.set_next_entity(cfs_rq, se)
-            cfs_rq.prev_curr = None
+        self._mark_prev_curr(ran, mark=False)
         return path[-1].task
+
+    @staticmethod
+    def _mark_prev_curr(se: SchedEntity | None, mark: bool) -> None:
+        """Set (or clear) ``prev_curr`` on every level `se` and its ancestors are queued on."""
+        while se is not None:
+            se.rq_of.prev_curr = se if mark else None  # type: ignore[union-attr]
+            se = se.parent
 
     def _forget_dequeued_curr(self, rq: Rq) -> None:
         """A delayed dequeue inside a pick may dequeue levels that `put_prev_task` kept as
@@ -792,11 +796,8 @@ class Machine(BandwidthControl, RealTimeClass, LoadBalancing):
             level = rq.timer_level
             if level is not None and level.rq_of is not None:
                 self.policy.tick_preempted(level.rq_of, level)
-        if (self.now - self.tick_offset) % self.tick_ns == 0 and not rq.curr_rt:  # entity_tick
-            se = task.se.parent
-            while se is not None:
-                self.update_cfs_group(se)
-                se = se.parent
+        if (now - self.tick_offset) % self.tick_ns == 0 and not rq.curr_rt:
+            self.entity_tick_groups(task)
         if task.remaining is not None and task.remaining <= 0:
             self.complete_run(rq, task)
         self.touch(rq)

@@ -38,7 +38,7 @@ import dataclasses
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ._errors import describe
-from .behaviour import Behaviour, TimerClock, execute
+from .behaviour import Behaviour, TimerClock, execute, repetitions
 from .cgroup import files as cgfiles
 from .cgroup.files import CgroupConfig, CgroupFileError
 from .result import Result
@@ -203,13 +203,6 @@ def _phase_changes(task: RtTask, phase: Phase) -> dict[str, Any]:
     return changes
 
 
-def _times(count: int | None) -> Iterator[int]:
-    done = 0
-    while count is None or done < count:
-        yield done
-        done += 1
-
-
 def _task_behaviour(task: RtTask, shared: dict[str, _TimerState], buffer_bytes: int) -> Behaviour:
     """rt-app's ``thread_body``: loop over phases, phase loops and their events."""
     phase_changes = [_phase_changes(task, phase) for phase in task.phases]
@@ -222,9 +215,9 @@ def _task_behaviour(task: RtTask, shared: dict[str, _TimerState], buffer_bytes: 
         private: dict[str, _TimerState] = {}
         nice, cgroup = thread.nice, process.cgroup
         written = resident = 0
-        for _ in _times(task.loop):
+        for _ in repetitions(task.loop):
             for phase, changes in zip(task.phases, phase_changes, strict=True):
-                for _ in _times(phase.loop):
+                for _ in repetitions(phase.loop):
                     if changes.get("nice", nice) != nice:
                         nice = changes["nice"]
                         sim.set_nice(process.name, nice, thread=index)

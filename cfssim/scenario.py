@@ -588,7 +588,7 @@ class MachineSpec(_Model):
     sched_rt_period_us: UsTunable = None
     timer_slack_ns: NsTunable = None  # normal tasks' hrtimer slack (kernel default 50µs; here 0)
     tick_offset_ns: NsTunable = None  # where the tick grid starts (0 ≤ offset < 1/hz)
-    #: where each quota'd cgroup's period grid starts (0 ≤ phase < its period; default 0):
+    #: where each quota'd cgroup's period grid starts (below its longest period; default 0):
     #: Linux 6.4+ gives every group's period timer its own phase; the real twin measures it
     period_phase_ns: dict[str, PhaseNs] = Field(default_factory=dict)
 
@@ -740,8 +740,7 @@ class _CrossChecker:
     def __init__(self, scenario: Scenario, raw_cgroups: Mapping[str, Any], limits: Limits):
         self.scenario, self.raw_cgroups, self.limits = scenario, raw_cgroups, limits
         self.errors: list[InitErrorDetails] = []
-        self.quota_paths: set[str] = set()  # cgroups with a CPU quota at start or by an event
-        self.longest_period: dict[str, int] = {}  # each cgroup's longest period (ns), events too
+        self.written: dict[str, list[CgroupConfig]] = {}  # each cgroup's configs after events
 
     def fail(self, loc: Loc, message: str, value: Any = None) -> None:
         self.errors.append(_issue(loc, message, value))
@@ -872,26 +871,21 @@ class _CrossChecker:
                       f"{cgfiles.format_cpulist(cpus)!r}")
 
     def check_period_phases(self, configs: Mapping[str, CgroupConfig]) -> None:
-        self.quota_paths |= {path for path, config in configs.items()
-                             if config.quota_ns is not None}
-        for path, config in configs.items():
-            self._note_period(path, config)
         for path, phase in self.scenario.machine.period_phase_ns.items():
             where: Loc = ("machine", "period_phase_ns", path)
             if path not in configs:
                 self.errors.append(_issue(where, self._unknown_cgroup(path, configs), path,
                                           about_key=True))
-            elif path not in self.quota_paths:
+                continue
+            seen = [configs[path], *self.written.get(path, ())]
+            longest = max(config.period_ns for config in seen)
+            if all(config.quota_ns is None for config in seen):
                 self.errors.append(_issue(where, f"expected a cgroup given a CPU quota (at the "
                                           f"start or by an event), found {path!r} without one",
                                           path, about_key=True))
-            elif phase >= self.longest_period[path]:
+            elif phase >= longest:
                 self.fail(where, f"expected a phase below {path}'s period "
-                          f"({format_duration(self.longest_period[path])}), found "
-                          f"{format_duration(phase)}", phase)
-
-    def _note_period(self, path: str, config: CgroupConfig) -> None:
-        self.longest_period[path] = max(self.longest_period.get(path, 0), config.period_ns)
+                          f"({format_duration(longest)}), found {format_duration(phase)}", phase)
 
     # -- events
     def check_events(self, configs: Mapping[str, CgroupConfig]) -> None:
@@ -944,9 +938,7 @@ class _CrossChecker:
             config, interface=state[write.path].interface)}
         if self.check_hierarchy(candidate, lambda path, file: (*where, write.path)):
             state.update(candidate)
-            if config.quota_ns is not None:
-                self.quota_paths.add(write.path)
-            self._note_period(write.path, config)
+            self.written.setdefault(write.path, []).append(config)
             self.check_cgroup_cpus({write.path: candidate[write.path]},
                                    lambda path: (*where, path, "cpuset.cpus"))
 

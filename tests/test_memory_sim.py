@@ -69,13 +69,18 @@ def test_oom_kill_disable_sleeps_until_the_limit_is_raised() -> None:
     assert result.cgroups["/box"]["memory.oom_control"]["under_oom"] == 0
 
 
-def test_v1_limit_below_usage_fails_with_ebusy_and_keeps_the_old_limit() -> None:
+def limit_lowered_below_usage(limit_file: str) -> cfssim.Result:
+    """A process holds 32 MiB in /box (limit 64 MiB); at 100 ms `limit_file` is set to 16 MiB."""
     sim = cfssim.Simulation(cpus=1, policy="cfs", seed=1)
-    sim.add_cgroup("/box", {"memory.limit_in_bytes": "64MiB"})
+    sim.add_cgroup("/box", {limit_file: "64MiB"})
     hold = cfssim.program({"alloc": "32MiB"}, {"sleep": "1s"}, repeat=1)
     sim.add_process("p", cgroup="/box", behaviour=hold)
-    sim.at("100ms", lambda: sim.write("/box", {"memory.limit_in_bytes": "16MiB"}))
-    result = sim.run("500ms")
+    sim.at("100ms", lambda: sim.write("/box", {limit_file: "16MiB"}))
+    return sim.run("500ms")
+
+
+def test_v1_limit_below_usage_fails_with_ebusy_and_keeps_the_old_limit() -> None:
+    result = limit_lowered_below_usage("memory.limit_in_bytes")
     assert result.kills == []
     assert result.cgroups["/box"]["memory.limit_in_bytes"] == 64 * MiB
     errors = [e for e in result.meta["events"] if "error" in e]
@@ -83,12 +88,7 @@ def test_v1_limit_below_usage_fails_with_ebusy_and_keeps_the_old_limit() -> None
 
 
 def test_v2_memory_max_below_usage_oom_kills() -> None:
-    sim = cfssim.Simulation(cpus=1, policy="cfs", seed=1)
-    sim.add_cgroup("/box", {"memory.max": "64MiB"})
-    hold = cfssim.program({"alloc": "32MiB"}, {"sleep": "1s"}, repeat=1)
-    sim.add_process("p", cgroup="/box", behaviour=hold)
-    sim.at("100ms", lambda: sim.write("/box", {"memory.max": "16MiB"}))
-    result = sim.run("500ms")
+    result = limit_lowered_below_usage("memory.max")
     assert [(k["process"], k["time_ns"]) for k in result.kills] == [("p", ms(100))]
 
 

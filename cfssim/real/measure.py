@@ -195,6 +195,15 @@ class Task:
     last: procfs.ThreadStats | None = None
     exit: dict[str, Any] | None = None
 
+    def stats(self) -> procfs.ThreadStats:
+        """The thread's figures now (``/proc/<pid>/task/<tid>/schedstat`` and ``sched``)."""
+        return procfs.read_thread_stats(procfs.task_dir(self.pid, self.tid))
+
+    def keep_last_stats(self) -> None:
+        """Note the thread's figures as its last known ones, if it is still there."""
+        with contextlib.suppress(OSError, ValueError):
+            self.last = self.stats()
+
 
 @dataclass
 class RealRun:
@@ -244,7 +253,7 @@ class RealRun:
             self.tracer = TraceSession(self.driver.run_name, tids, self.scenario.duration_ns)
             self.tracer.start()
         for task in self.tasks:
-            task.base = procfs.read_thread_stats(procfs.task_dir(task.pid, task.tid))
+            task.base = task.stats()
         busy0, usage0 = procfs.machine_busy_ns(), self.driver.sample("/").usage_ns
         self.t0 = on_period_grid(
             time.monotonic_ns() + START_DELAY_NS, self.configs.values(), self._period_anchor()
@@ -454,8 +463,7 @@ class RealRun:
                 continue
             if not final and not _allocates(self.scenario.processes[task.process].program):
                 continue
-            with contextlib.suppress(OSError, ValueError):
-                task.last = procfs.read_thread_stats(procfs.task_dir(task.pid, task.tid))
+            task.keep_last_stats()
 
     def _on_report(self, report: Any) -> None:
         if isinstance(report, DoneReport):
@@ -555,8 +563,7 @@ class RealRun:
                         "process on Linux"
                     )
                 for task in targets:  # freeze the victims' figures just before the kill
-                    with contextlib.suppress(OSError, ValueError):
-                        task.last = procfs.read_thread_stats(procfs.task_dir(task.pid, task.tid))
+                    task.keep_last_stats()
                 self.sent_kills.add(targets[0].process)
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(targets[0].pid, signal.SIGKILL)

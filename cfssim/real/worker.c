@@ -122,8 +122,9 @@ static void spin_on_cpu(int64_t ns) {
  * — or, negative, got in excess — which the next run adds to its demand. */
 static __thread int64_t unsettled_start = -1, unsettled_demand, owed;
 
-/* Settles an unsettled run: called as the thread wakes from the sleep that followed it, when a
- * read of the CPU clock (a system call, so update_curr()) cannot end a slice that is due. */
+/* Settles an unsettled run: called by the sleep or timer wait that follows it (`blocks_at`), as
+ * the thread wakes, when a read of the CPU clock (a system call, so update_curr()) cannot end a
+ * slice that is due. */
 static void settle(void) {
     if (unsettled_start < 0) return;
     owed += unsettled_demand - (now_ns(CLOCK_THREAD_CPUTIME_ID) - unsettled_start);
@@ -151,7 +152,6 @@ static void settle(void) {
 static void burn(int64_t ns, int blocks_next) {
     if (ns < 0)
         for (;;) churn();
-    settle();
     ns += owed;
     owed = ns < 0 ? ns : 0;
     if (ns < 0) ns = 0;

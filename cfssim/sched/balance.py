@@ -170,10 +170,7 @@ class LoadBalancing:
         for rq in self.rqs:
             if rq.curr is not None:
                 self.update_curr(rq)
-                se = rq.curr.se.parent
-                while se is not None:
-                    self.update_cfs_group(se)
-                    se = se.parent
+                self.entity_tick_groups(rq.curr)
 
     def _balance_interval(self: Machine) -> int:
         low, high = self.balance_range

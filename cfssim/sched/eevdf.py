@@ -152,9 +152,7 @@ class Eevdf(FairPolicy):
         """``place_entity``: v = V − lag·(W + w)/W (PLACE_LAG), then a fresh request — half a
         slice for new tasks (PLACE_DEADLINE_INITIAL) — or the kept relative deadline."""
         if se.my_q is not None:
-            least = se.my_q.min_slice()
-            if least is not None:
-                se.slice = least
+            self.update_group_slice(se)
         elif not se.custom_slice:
             se.slice = self.base_slice
         vslice = self.vslice(se)
@@ -287,23 +285,21 @@ class Eevdf(FairPolicy):
             self.set_protect_slice(cfs_rq, se)
 
     # ---- preemption -----------------------------------------------------------------------
-    def precise_preempt_after(self, cfs_rq: CfsRunQueue, curr: SchedEntity) -> int | None:
-        """Wall ns until curr's vruntime reaches the end of its protection, or its deadline
-        when unprotected (HRTICK-exact slice ends). A request already used up is renewed by
-        the next ``update_curr`` that accounts some time (``update_deadline`` needs a positive
-        delta), so at least 1 ns: re-picking it at once would change nothing."""
+    def preempt_after(
+        self, cfs_rq: CfsRunQueue, curr: SchedEntity
+    ) -> tuple[int | None, int | None]:
+        """With others queued: wall ns until curr's vruntime reaches the end of its protection,
+        or its deadline when unprotected (HRTICK-exact slice ends) — at least 1 ns, since a
+        request already used up is renewed by the next ``update_curr`` that accounts some time
+        (``update_deadline`` needs a positive delta); and, unprotected, the next tick (1 ns:
+        ``update_curr`` reschedules at every tick)."""
         if cfs_rq.nr_running <= 1:
-            return None
+            return None, None
         v = curr.vruntime
-        target = curr.vprot if curr.vprot > v else curr.deadline
-        return max(1, inverse_calc_delta_fair(target - v, curr.weight, curr.inv_weight))
-
-    def tick_preempt_after(self, cfs_rq: CfsRunQueue, curr: SchedEntity) -> int | None:
-        """Unprotected with others queued: ``update_curr`` reschedules at every tick (the next
-        tick strictly after now)."""
-        if cfs_rq.nr_running > 1 and curr.vprot - curr.vruntime <= 0:
-            return 1
-        return None
+        protected = curr.vprot > v
+        target = curr.vprot if protected else curr.deadline
+        exact = max(1, inverse_calc_delta_fair(target - v, curr.weight, curr.inv_weight))
+        return exact, (None if protected else 1)
 
     def check_preempt_wakeup(
         self,

@@ -119,7 +119,9 @@ class Cfs(FairPolicy):
     def preempt_after(
         self, cfs_rq: CfsRunQueue, curr: SchedEntity
     ) -> tuple[int | None, int | None]:
-        """Both of the above from one ``sched_slice``."""
+        """``check_preempt_tick`` as delays, both from one ``sched_slice``: exact (HRTICK) when
+        the slice is used up, ticked when the tick would find it used up or curr more than
+        a slice right of the leftmost."""
         hrtick = curr.my_q is None and self.roots[cfs_rq.cpu].h_nr_running > 1
         ticked = cfs_rq.nr_running > 1
         if not (hrtick or ticked):

@@ -197,20 +197,13 @@ class FairPolicy:
     def update_group_slice(self, se: SchedEntity) -> None:
         """A group entity's queue changed: refresh what the group entity derives from it."""
 
-    def precise_preempt_after(self, cfs_rq: CfsRunQueue, curr: SchedEntity) -> int | None:
-        """Delay until curr's request/slice at this level is used up (timed exactly with HRTICK)."""
-        raise NotImplementedError
-
-    def tick_preempt_after(self, cfs_rq: CfsRunQueue, curr: SchedEntity) -> int | None:
-        """Delay until a condition that the kernel only checks at a tick first holds."""
-        return None
-
     def preempt_after(
         self, cfs_rq: CfsRunQueue, curr: SchedEntity
     ) -> tuple[int | None, int | None]:
-        """Both delays above in one call — what the machine asks when it arms its timer;
-        a policy may override it to share work between the two."""
-        return self.precise_preempt_after(cfs_rq, curr), self.tick_preempt_after(cfs_rq, curr)
+        """What the machine asks when it arms its timer: (exact, ticked) — the delay until
+        curr's request/slice at this level is used up (timed exactly with HRTICK), and the
+        delay until a condition the kernel only checks at a tick first holds."""
+        raise NotImplementedError
 
     def check_preempt_wakeup(
         self,

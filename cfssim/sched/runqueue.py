@@ -122,11 +122,12 @@ class CfsRunQueue:
         return self._slice_bound(max)
 
     def _slice_bound(self, bound: Callable[[Iterable[int]], int]) -> int | None:
-        candidates = list(self.slices)
         curr = self.curr
-        if curr is not None and curr.on_rq:
-            candidates.append(curr.slice)
-        return bound(candidates) if candidates else None
+        own = curr.slice if curr is not None and curr.on_rq else None
+        if not self.slices:
+            return own
+        queued = bound(self.slices)
+        return queued if own is None else bound((queued, own))
 
     def first(self) -> SchedEntity | None:
         """``__pick_first_entity``: the leftmost queued entity."""
