@@ -156,6 +156,39 @@ def test_a_short_custom_slice_lowers_wakeup_latency_and_preempt_short_is_why(
 
 
 # ---- delayed dequeue ------------------------------------------------------------------------
+def test_only_a_shorter_wakee_shrinks_the_protection_of_curr() -> None:
+    """6.17–6.18 ``check_preempt_wakeup_fair``: a wakee that does not preempt shrinks curr's
+    protection to the shortest queued slice (``update_protect_slice``) only when its own slice
+    is shorter than curr's (6.19 does it for every wakee)."""
+    from cfssim.sched.entity import SchedEntity
+    from cfssim.sched.policy import SchedTunables
+    from cfssim.sched.runqueue import CfsRunQueue
+
+    def vprot_after_wakeup(wakee_slice: int) -> int:
+        cfs_rq = CfsRunQueue(None, 0, "rq")
+        policy = Eevdf(SchedTunables.for_machine(2), [cfs_rq])
+        curr, queued, wakee = SchedEntity(), SchedEntity(), SchedEntity()
+        for se, slice_ns, vruntime in (
+            (curr, 3 * MS, 0),
+            (queued, MS // 2, 0),
+            (wakee, wakee_slice, 50 * MS),
+        ):  # the wakee: ineligible
+            se.rq_of, se.on_rq, se.slice, se.vruntime = cfs_rq, True, slice_ns, vruntime
+            se.deadline = vruntime + slice_ns
+            cfs_rq.nr_running += 1
+            cfs_rq.load += se.weight
+        cfs_rq.curr = curr
+        curr.vprot = curr.deadline  # protected for its whole 3 ms request
+        cfs_rq.insert(queued, queued.deadline)  # e.g. a group whose slice shrank since
+        cfs_rq.insert(wakee, wakee.deadline)
+        preempt = policy.check_preempt_wakeup(cfs_rq, curr, wakee, False, wakee, curr)
+        assert not preempt
+        return curr.vprot
+
+    assert vprot_after_wakeup(3 * MS) == 3 * MS  # same slice: protection left alone
+    assert vprot_after_wakeup(MS // 10) == MS // 10  # shorter: cut to the shortest queued slice
+
+
 def test_an_ineligible_sleeper_stays_queued_until_picked() -> None:
     sim = cfssim.Simulation(cpus=1, policy="eevdf")
     sim.add_process("hog", behaviour=cfssim.program(run="forever"))

@@ -312,8 +312,9 @@ class Eevdf(FairPolicy):
     ) -> bool:
         """``check_preempt_wakeup_fair``: preempt iff ``pick_eevdf`` would now choose the wakee
         — ignoring (and then cancelling) curr's protection when the wakee's slice is shorter
-        (PREEMPT_SHORT); otherwise RUN_TO_PARITY shrinks curr's protection. Forks never
-        preempt."""
+        (PREEMPT_SHORT); a shorter-slice wakee that does not preempt shrinks curr's protection
+        to the shortest queued slice (RUN_TO_PARITY; 6.17–6.18 do this only for a shorter
+        wakee, 6.19 for every wakee). Forks never preempt."""
         if self.next_buddy and not fork and not wakee.sched_delayed:
             set_buddy(wakee, "next")
         if not self.wakeup_preemption or fork:
@@ -323,6 +324,6 @@ class Eevdf(FairPolicy):
             if short:
                 self.cancel_protect_slice(curr)
             return True
-        if self.run_to_parity:
+        if self.run_to_parity and short:
             self.update_protect_slice(cfs_rq, curr)
         return False
