@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from cfssim.cli import main, summary_rows
@@ -96,3 +97,30 @@ def test_summary_rows_from_a_result() -> None:
     assert (task["name"], task["cpu_percent"], task["nr_switches"], task["exit"]) == (
         "go/0", 50.0, 7, "oom_kill")
     assert (group["nr_throttled"], group["throttled_time_ns"], group["oom_kill"]) == (10, 300, 1)
+
+
+def test_measure_and_compare_take_a_sampling_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--sample-interval`` reaches the twin (default 10 ms); a bad one is a usage error."""
+    import importlib
+
+    from cfssim.real import commands
+    from cfssim.real.errors import Refused
+
+    measure_module = importlib.import_module("cfssim.real.measure")  # the package re-exports
+
+    seen: list[int] = []
+
+    def fake_measure(scenario: object, *args: object, sample_interval_ns: int, **_: object) -> None:
+        seen.append(sample_interval_ns)
+        raise Refused("stopped here by the test")
+
+    monkeypatch.setattr(measure_module, "measure", fake_measure)
+    runner = CliRunner()
+    for command, extra in ((commands.measure_command, []), (commands.compare_command, [])):
+        assert runner.invoke(command, ["seed-quota", *extra]).exit_code == Refused.exit_status
+        outcome = runner.invoke(command, ["seed-quota", "--sample-interval", "1s"])
+        assert outcome.exit_code == Refused.exit_status
+        bad = runner.invoke(command, ["seed-quota", "--sample-interval", "10us"])
+        assert bad.exit_code == 2 and "expected at least 1ms, found '10us'" in bad.output
+        assert "Traceback" not in bad.output
+    assert seen == [10_000_000, 1_000_000_000] * 2

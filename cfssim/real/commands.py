@@ -23,6 +23,29 @@ if TYPE_CHECKING:
     from ..scenario import Scenario
 
 DEFAULT_OUT = Path("cfssim-out")
+#: Shortest sampling interval accepted (the sampler reads a few files per cgroup and thread).
+MIN_SAMPLE_INTERVAL_NS = 1_000_000
+
+
+def _parse_sample_interval(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    from ..units import format_duration, parse_duration
+
+    try:
+        interval_ns = parse_duration(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    if interval_ns < MIN_SAMPLE_INTERVAL_NS:
+        raise click.BadParameter(
+            f"expected at least {format_duration(MIN_SAMPLE_INTERVAL_NS)}, found {value!r}")
+    return interval_ns
+
+
+sample_interval_option = click.option(
+    "--sample-interval", "sample_interval_ns", default="10ms", show_default=True,
+    callback=_parse_sample_interval,
+    help="How often cgroup and thread figures are sampled for the timelines. The sampler is a "
+         "task too: each sample wakes it on some CPU, which can end a running task's timeslice "
+         "early; use e.g. 1s when comparing timeslice counts.")
 
 
 @click.command("measure")
@@ -37,6 +60,7 @@ DEFAULT_OUT = Path("cfssim-out")
 @click.option("--cleanup", is_flag=True,
               help="Remove the cgroups and workers left by crashed runs, then exit.")
 @click.option("--no-report", is_flag=True, help="Do not write report.html.")
+@sample_interval_option
 def measure_command(
     scenario_file: str | None,
     out_dir: Path | None,
@@ -45,6 +69,7 @@ def measure_command(
     host_root: bool,
     cleanup: bool,
     no_report: bool,
+    sample_interval_ns: int,
 ) -> None:
     """Run SCENARIO (a file, a bundled name or an rt-app workload) as real processes under real
     cgroups and measure it: result.json and trace.npz as `cfssim run` writes them, and the same
@@ -63,7 +88,8 @@ def measure_command(
             raise click.UsageError("SCENARIO_FILE is required (or use --cleanup)")
         scenario = _load(scenario_file)
         out = out_dir or DEFAULT_OUT / f"{scenario.name}-kernel"
-        result = measure(scenario, out, trace=trace, force=force, host_root=host_root)
+        result = measure(scenario, out, trace=trace, force=force, host_root=host_root,
+                         sample_interval_ns=sample_interval_ns)
         if not no_report:
             from ..report import write_report
 
@@ -86,6 +112,7 @@ def measure_command(
 @click.option("--force", is_flag=True, help="Run even when an allocation has no memory limit.")
 @click.option("--verdicts-only", is_flag=True, help="Leave out figures without a tolerance.")
 @click.option("--check", is_flag=True, help="Exit with status 1 when a figure is out of tolerance.")
+@sample_interval_option
 def compare_command(
     inputs: tuple[str, ...],
     out_dir: Path | None,
@@ -95,6 +122,7 @@ def compare_command(
     force: bool,
     verdicts_only: bool,
     check: bool,
+    sample_interval_ns: int,
 ) -> None:
     """Compare a simulation with the kernel: SCENARIO (a file or bundled name) runs both sides;
     A_DIR B_DIR compares two saved results (B is the reference).
@@ -107,7 +135,8 @@ def compare_command(
 
     with _exits("compare"):
         if len(inputs) == 1:
-            a, b, out = _run_both(inputs[0], out_dir, policy=policy, trace=trace, force=force)
+            a, b, out = _run_both(inputs[0], out_dir, policy=policy, trace=trace, force=force,
+                                  sample_interval_ns=sample_interval_ns)
         elif len(inputs) == 2:
             a, b = (_load_result(Path(i)) for i in inputs)
             out = out_dir or DEFAULT_OUT / f"{b.scenario or a.scenario}-compare"
@@ -136,7 +165,13 @@ def compare_command(
 
 
 def _run_both(
-    name_or_path: str, out_dir: Path | None, *, policy: str | None, trace: bool, force: bool
+    name_or_path: str,
+    out_dir: Path | None,
+    *,
+    policy: str | None,
+    trace: bool,
+    force: bool,
+    sample_interval_ns: int,
 ) -> tuple[Result, Result, Path]:
     """Simulate and measure one scenario; both results saved under the output directory
     (``simulation/`` and ``kernel/``), which is returned."""
@@ -148,7 +183,8 @@ def _run_both(
     if policy is not None and policy not in POLICIES:
         raise click.BadParameter(f"expected one of {', '.join(POLICIES)}, found {policy!r}")
     out = out_dir or DEFAULT_OUT / f"{scenario.name}-compare"
-    kernel = measure(scenario, out / "kernel", trace=trace, force=force)
+    kernel = measure(scenario, out / "kernel", trace=trace, force=force,
+                     sample_interval_ns=sample_interval_ns)
     # the simulation runs what the kernel ran: same cgroup placement, same tick phase
     simulated = run_scenario(as_measured(kernel, scenario), policy=policy)
     simulated.save(out / "simulation")
