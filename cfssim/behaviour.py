@@ -20,6 +20,7 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mypy_extensions import mypyc_attr
 from pydantic import TypeAdapter, ValidationError
 
 from .scenario import Alloc, Exit, Free, Loop, Run, Sleep, Step, Timer
@@ -36,6 +37,7 @@ class TaskExit(Exception):
         self.code = code
 
 
+@mypyc_attr(native_class=False)  # mypyc: RuntimeError subclass
 class BehaviourError(RuntimeError):
     """A behaviour that would spin forever without time passing."""
 

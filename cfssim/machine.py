@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import simpy
 
+from ._errors import SimulationError  # mypyc: a RuntimeError subclass cannot be a native class
 from .cgroup.throttle import BandwidthControl
 from .sched.balance import LoadBalancing
 from .sched.eevdf import Eevdf
@@ -50,10 +51,6 @@ if TYPE_CHECKING:
 
 LIVELOCK_FIRES = 10_000
 HRTICK_MIN_NS = 10_000
-
-
-class SimulationError(RuntimeError):
-    """The simulation reached a state it cannot leave (a bug, reported with context)."""
 
 
 POLICIES: dict[str, type[FairPolicy]] = {"eevdf": Eevdf, "cfs": Cfs}

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from mypy_extensions import trait
+
 from ..sched.policy import ENQUEUE_WAKEUP
 from .bandwidth import CFS_BANDWIDTH_SLACK_PERIOD, MIN_BANDWIDTH_EXPIRATION
 
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from .tree import TaskGroup
 
 
+@trait  # mypyc: Machine's mixins must be traits (no multiple inheritance of native classes)
 class BandwidthControl:
     """Bandwidth throttling on the machine's queues (a `Machine` mixin)."""
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from mypy_extensions import trait
+
 from .policy import ENQUEUE_MIGRATED
 from .rt import RT_POLICIES
 
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
 CACHE_NICE_TRIES = 1  # sd->cache_nice_tries of the MC (multi-core) domain
 
 
+@trait  # mypyc: Machine's mixins must be traits (no multiple inheritance of native classes)
 class LoadBalancing:
     """CPU selection and balancing (a `Machine` mixin)."""
 

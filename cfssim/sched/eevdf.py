@@ -18,14 +18,16 @@ cannot prune subtrees, and the case is rare enough not to warrant a second index
 
 from __future__ import annotations
 
+from mypy_extensions import mypyc_attr
+
 from .entity import SchedEntity
 from .fair import clear_buddies, set_buddy
-from .policy import ENQUEUE_INITIAL, FairPolicy, SchedTunables
+from .policy import ENQUEUE_INITIAL, NORMALIZED, FairPolicy, SchedTunables
 from .runqueue import CfsRunQueue
 from .weights import calc_delta_fair, inverse_calc_delta_fair
 
 #: ``normalized_sysctl_sched_base_slice``: protection without RUN_TO_PARITY (ns)
-NORMALIZED_BASE_SLICE = SchedTunables.NORMALIZED["sched_base_slice_ns"]
+NORMALIZED_BASE_SLICE = NORMALIZED["sched_base_slice_ns"]
 
 
 def div_s64(a: int, b: int) -> int:
@@ -65,6 +67,7 @@ def entity_eligible(cfs_rq: CfsRunQueue, se: SchedEntity) -> bool:
     return avg >= (se.vruntime - cfs_rq.min_vruntime) * load
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # tests subclass the policies
 class Eevdf(FairPolicy):
     """Earliest Eligible Virtual Deadline First, as in Linux 6.18."""
 

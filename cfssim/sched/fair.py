@@ -8,12 +8,15 @@ with next/last buddies, and the relative-vruntime hand-over on migration.
 
 from __future__ import annotations
 
+from mypy_extensions import mypyc_attr
+
 from .entity import SchedEntity
 from .policy import ENQUEUE_INITIAL, ENQUEUE_MIGRATED, ENQUEUE_WAKEUP, FairPolicy, SchedTunables
 from .runqueue import CfsRunQueue
 from .weights import calc_delta, calc_delta_fair, inverse_calc_delta_fair, inverse_weight
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # tests subclass the policies
 class Cfs(FairPolicy):
     """The Completely Fair Scheduler policy."""
 

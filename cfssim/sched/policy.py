@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from mypy_extensions import mypyc_attr
+
 from .entity import SchedEntity
 from .runqueue import CfsRunQueue
 
@@ -54,6 +56,15 @@ def ilog2(n: int) -> int:
     return n.bit_length() - 1
 
 
+# mypyc: a ClassVar dict in a compiled dataclass is seen by dataclasses as a mutable field default
+NORMALIZED: dict[str, int] = {
+    "sched_latency_ns": 6_000_000,
+    "sched_min_granularity_ns": 750_000,
+    "sched_wakeup_granularity_ns": 1_000_000,
+    "sched_base_slice_ns": 700_000,
+}
+
+
 @dataclass
 class SchedTunables:
     """Scheduler tunables with the kernel's defaults, scaled for the CPU count.
@@ -83,13 +94,6 @@ class SchedTunables:
     tick_offset_ns: int = 0
     features: dict[str, bool] = field(default_factory=lambda: dict(DEFAULT_FEATURES))
 
-    NORMALIZED: ClassVar[dict[str, int]] = {
-        "sched_latency_ns": 6_000_000,
-        "sched_min_granularity_ns": 750_000,
-        "sched_wakeup_granularity_ns": 1_000_000,
-        "sched_base_slice_ns": 700_000,
-    }
-
     @classmethod
     def for_machine(
         cls,
@@ -104,7 +108,7 @@ class SchedTunables:
         scaling = overrides.pop("sched_tunable_scaling", 1)
         tun = cls(cpus=cpus, hz=hz, slice_ends=slice_ends, sched_tunable_scaling=scaling)
         factor = tun.factor
-        for name, normalized in cls.NORMALIZED.items():
+        for name, normalized in NORMALIZED.items():
             setattr(tun, name, normalized * factor)
         for name, value in overrides.items():
             if not hasattr(tun, name) or name in ("cpus", "hz", "features"):
@@ -146,6 +150,7 @@ class SchedTunables:
         return self.slice_ends == "precise" or self.features.get("HRTICK", False)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # tests subclass the policies
 class FairPolicy:
     """What differs between fair policies. Subclasses: `fair.Cfs`, `eevdf.Eevdf`.
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from mypy_extensions import trait
 from sortedcontainers import SortedList
 
 from .policy import NEVER
@@ -172,6 +173,7 @@ class FairServer:
         return self.replenish(now)
 
 
+@trait  # mypyc: Machine's mixins must be traits (no multiple inheritance of native classes)
 class RealTimeClass:
     """The RT class and the fair server on the machine's CPUs (a `Machine` mixin): RT wakeups,
     CPU choice, picking above the fair class, RR slices and the fair server's timer."""
