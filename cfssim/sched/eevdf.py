@@ -253,7 +253,7 @@ class Eevdf(FairPolicy):
         if cfs_rq.nr_running == 1:
             if curr is not None and curr.on_rq:
                 return curr
-            return tree[0][2] if tree else None
+            return cfs_rq.leftmost
         avg, load = queue_sums(cfs_rq)
         base = cfs_rq.min_vruntime
         nxt = cfs_rq.next
@@ -268,16 +268,18 @@ class Eevdf(FairPolicy):
             curr = None
         if curr is not None and protect and curr.vprot - curr.vruntime > 0:
             return curr
-        best: SchedEntity | None = None
-        for node in tree:
-            se = node[2]
-            if avg >= (se.vruntime - base) * load:
-                best = se
-                break
+        best = cfs_rq.leftmost  # the leftmost entity if eligible, else the first eligible one
+        if best is not None and avg < (best.vruntime - base) * load:
+            best = None
+            for node in tree:
+                se = node[2]
+                if avg >= (se.vruntime - base) * load:
+                    best = se
+                    break
         if best is None or (curr is not None and curr.deadline < best.deadline):
             best = curr
         if best is None and tree:  # only rounding can leave nothing eligible
-            best = tree[0][2]
+            best = cfs_rq.leftmost
         return best
 
     def set_next_entity(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> None:

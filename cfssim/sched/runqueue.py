@@ -34,6 +34,7 @@ class CfsRunQueue:
         "h_nr_running",
         "inserted",
         "last",
+        "leftmost",
         "load",
         "min_vruntime",
         "name",
@@ -57,6 +58,7 @@ class CfsRunQueue:
         self.name = name
         self.se: SchedEntity | None = None  # the group entity representing this queue one level up
         self.tree: SortedList = SortedList()
+        self.leftmost: SchedEntity | None = None  # the tree's first entity (``rb_root_cached``)
         self.inserted = 0  # insertions so far: equal keys keep insertion order, as in the rbtree
         self.curr: SchedEntity | None = None
         self.load = 0  # Σ weight of queued entities, curr included (cfs_rq->load.weight)
@@ -85,14 +87,20 @@ class CfsRunQueue:
         node = (key, self.inserted, se)
         se.node = node
         self.tree.add(node)
+        leftmost = self.leftmost
+        if leftmost is None or key < leftmost.node[0]:  # type: ignore[index]
+            self.leftmost = se  # an equal key goes to the right of the leftmost
         self.avg_vruntime += se.weight * (se.vruntime - self.min_vruntime)
         self.avg_load += se.weight
         self._count_slice(se.slice, 1)
 
     def remove(self, se: SchedEntity) -> None:
         """``__dequeue_entity``: take `se` out of the tree."""
-        self.tree.remove(se.node)
+        tree = self.tree
+        tree.remove(se.node)
         se.node = None
+        if se is self.leftmost:
+            self.leftmost = tree[0][2] if tree else None
         self.avg_vruntime -= se.weight * (se.vruntime - self.min_vruntime)
         self.avg_load -= se.weight
         self._count_slice(se.slice, -1)
@@ -131,8 +139,7 @@ class CfsRunQueue:
 
     def first(self) -> SchedEntity | None:
         """``__pick_first_entity``: the leftmost queued entity."""
-        tree = self.tree
-        return tree[0][2] if tree else None
+        return self.leftmost
 
     def entities(self) -> list[SchedEntity]:
         """Queued entities in key order (curr excluded)."""
@@ -148,9 +155,9 @@ class CfsRunQueue:
                 vruntime = curr.vruntime
             else:
                 curr = None
-        tree = self.tree
-        if tree:
-            left = tree[0][2].vruntime
+        leftmost = self.leftmost
+        if leftmost is not None:
+            left = leftmost.vruntime
             if curr is None or left < vruntime:
                 vruntime = left
         if vruntime > self.min_vruntime:
