@@ -1,6 +1,6 @@
 """Simulator speed: scheduling events and simulated seconds per wall-clock second.
 
-Run: ``python benchmarks/speed.py [--quick] [--repeat N] [--profile]``. Cases (issue 2):
+Run: ``python benchmarks/speed.py [--quick] [--repeat N] [--profile] [--floor]``. Cases (issue 2):
 
 1. 2 CPUs × 10 hogs × 60 s, for every policy (target: ≥ 300k context switches per wall-second);
 2. 8 CPUs × 200 mixed tasks × 10 s (hogs, run/sleep tasks, niced batch, quota'd cgroups);
@@ -14,6 +14,12 @@ under cProfile and prints the top 10 functions by own time (functions of a compi
 invisible to cProfile; use ``perf`` there). Times are wall-clock; the simulation itself is
 deterministic. The header says whether the core is the mypyc-compiled build
 (``HATCH_BUILD_HOOK_ENABLE_MYPYC=true pip install .``) or interpreted.
+
+``--floor`` prices what every context switch costs in the libraries the design fixes, before any
+scheduling logic: one SimPy timer event (create, schedule, step, callback), one SortedList insert
+and one remove (the previous task back into the tree, the next one out of it, a 5-entity queue),
+and the segment's four column appends — the time per switch below which no core written on them
+can go.
 """
 
 from __future__ import annotations
@@ -24,10 +30,13 @@ import io
 import math
 import pstats
 import time
+import timeit
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import simpy
+from sortedcontainers import SortedList
 
 import cfssim
 from cfssim.machine import POLICIES
@@ -213,6 +222,48 @@ def print_table(results: list[tuple[Measurement, float]]) -> None:
             )
 
 
+def library_floor(rounds: int = 200_000) -> dict[str, float]:
+    """µs per context switch spent in SimPy, sortedcontainers and the trace's arrays alone."""
+    env = simpy.Environment()
+
+    def rearm(_: simpy.Event) -> None:
+        timer = env.timeout(1_000)
+        timer.callbacks.append(rearm)
+
+    rearm(env.timeout(0))
+    started = time.perf_counter()
+    env.run(until=rounds * 1_000)
+    event_us = (time.perf_counter() - started) / rounds * 1e6
+
+    tree = SortedList((key * 1_000, key, None) for key in range(5))
+    node = (2_500, 99, None)
+
+    def requeue() -> None:
+        tree.add(node)
+        tree.remove(node)
+
+    tree_us = timeit.timeit(requeue, number=rounds) / rounds * 1e6
+    columns = [array("q").append for _ in range(4)]
+
+    def record() -> None:
+        for append in columns:
+            append(1)
+
+    record_us = timeit.timeit(record, number=rounds) / rounds * 1e6
+    return {"SimPy timer event": event_us, "SortedList insert + remove": tree_us,
+            "segment: 4 column appends": record_us}
+
+
+def print_floor() -> None:
+    costs = library_floor()
+    print("\nlibrary floor per context switch (no scheduling logic yet):")
+    for name, us in costs.items():
+        print(f"  {name:<28} {us:5.2f} us")
+    total = sum(costs.values())
+    print(f"  {'total':<28} {total:5.2f} us  -> at most {1e6 / total / 1e3:.0f}k switches/s; "
+          f"the 300k/s target allows {1e6 / 300e3:.2f} us per switch in all")
+
+
 def profile_first_case(quick: bool) -> None:
     span = cfssim.s(60) // (10 if quick else 1)
     profiler = cProfile.Profile()
@@ -231,8 +282,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a tenth of the simulated time")
     parser.add_argument("--repeat", type=int, default=3, help="runs per case (median shown)")
     parser.add_argument("--profile", action="store_true", help="cProfile case 1 (CFS)")
+    parser.add_argument("--floor", action="store_true", help="the libraries' cost per switch")
     args = parser.parse_args()
     print_table(run_cases(args.quick, max(1, args.repeat)))
+    if args.floor:
+        print_floor()
     if args.profile:
         profile_first_case(args.quick)
 
