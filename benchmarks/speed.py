@@ -132,7 +132,7 @@ def median_of(runs: Callable[[], Measurement], repeat: int) -> tuple[Measurement
     return done[len(done) // 2], max(m.switches_per_s for m in done)
 
 
-def run_cases(quick: bool, repeat: int = 1) -> list[tuple[Measurement, float]]:
+def run_cases(quick: bool, repeat: int = 3) -> list[tuple[Measurement, float]]:
     scale = 10 if quick else 1
     out = []
     for policy in sorted(POLICIES):
@@ -277,14 +277,23 @@ def profile_first_case(quick: bool) -> None:
     print(text.getvalue())
 
 
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive count, found {text!r}")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a tenth of the simulated time")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per case (median shown)")
+    parser.add_argument(
+        "--repeat", type=positive, default=3, help="runs per case (the median one is shown)"
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile case 1 (CFS)")
     parser.add_argument("--floor", action="store_true", help="the libraries' cost per switch")
     args = parser.parse_args()
-    print_table(run_cases(args.quick, max(1, args.repeat)))
+    print_table(run_cases(args.quick, args.repeat))
     if args.floor:
         print_floor()
     if args.profile:

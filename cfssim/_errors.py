@@ -38,7 +38,3 @@ def describe(value: Any) -> str:
     if len(text) > _MAX_FOUND_CHARS:
         text = text[: _MAX_FOUND_CHARS - 1] + "…"
     return f"{kind} {text}"
-
-
-class SimulationError(RuntimeError):
-    """The simulation reached a state it cannot leave (a bug, reported with context)."""

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import simpy
+from mypy_extensions import mypyc_attr
 
-from ._errors import SimulationError  # mypyc: a RuntimeError subclass cannot be a native class
 from .cgroup.throttle import BandwidthControl
 from .sched.balance import LoadBalancing
 from .sched.eevdf import Eevdf
@@ -51,6 +51,11 @@ if TYPE_CHECKING:
 
 LIVELOCK_FIRES = 10_000
 HRTICK_MIN_NS = 10_000
+
+
+@mypyc_attr(native_class=False)  # mypyc: a RuntimeError subclass cannot be a native class
+class SimulationError(RuntimeError):
+    """The simulation reached a state it cannot leave (a bug, reported with context)."""
 
 
 POLICIES: dict[str, type[FairPolicy]] = {"eevdf": Eevdf, "cfs": Cfs}
@@ -528,7 +533,9 @@ class Machine(BandwidthControl, RealTimeClass, LoadBalancing):
         if not pse.on_rq:
             return
         assert se.rq_of is not None
-        if self.policy.check_preempt_wakeup(se.rq_of, se, pse, fork, task.se, curr.se):
+        if self.policy.check_preempt_wakeup(
+            se.rq_of, se, pse, fork, task.se, curr.se, resched_pending=rq.need_resched
+        ):
             rq.need_resched = True
 
     # ==== the scheduler ====================================================================

@@ -16,3 +16,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture
 def update_goldens(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-goldens"))
+
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say so when the core under test is a compiled build left in the checkout (it takes
+    precedence over the .py files, so edits to them would not be what ran)."""
+    import cfssim.machine
+
+    if not cfssim.machine.__file__.endswith(".py"):
+        where = cfssim.machine.__file__
+        terminalreporter.write_line(f"note: the core under test is compiled: {where}")

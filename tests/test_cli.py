@@ -99,15 +99,17 @@ def test_summary_rows_from_a_result() -> None:
     assert (group["nr_throttled"], group["throttled_time_ns"], group["oom_kill"]) == (10, 300, 1)
 
 
-def test_measure_and_compare_take_a_sampling_interval(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``--sample-interval`` reaches the twin (default 10 ms); a bad one is a usage error."""
+def test_measure_and_compare_take_a_sampling_interval(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``--sample-interval`` reaches the twin (default 10 ms); a bad one is a usage error, and
+    one given where nothing is measured is refused rather than ignored."""
     import importlib
 
     from cfssim.real import commands
     from cfssim.real.errors import Refused
 
     measure_module = importlib.import_module("cfssim.real.measure")  # the package re-exports
-
     seen: list[int] = []
 
     def fake_measure(scenario: object, *args: object, sample_interval_ns: int, **_: object) -> None:
@@ -116,11 +118,24 @@ def test_measure_and_compare_take_a_sampling_interval(monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(measure_module, "measure", fake_measure)
     runner = CliRunner()
-    for command, extra in ((commands.measure_command, []), (commands.compare_command, [])):
-        assert runner.invoke(command, ["seed-quota", *extra]).exit_code == Refused.exit_status
+    for command in (commands.measure_command, commands.compare_command):
+        assert runner.invoke(command, ["seed-quota"]).exit_code == Refused.exit_status
         outcome = runner.invoke(command, ["seed-quota", "--sample-interval", "1s"])
         assert outcome.exit_code == Refused.exit_status
-        bad = runner.invoke(command, ["seed-quota", "--sample-interval", "10us"])
-        assert bad.exit_code == 2 and "expected at least 1ms, found '10us'" in bad.output
-        assert "Traceback" not in bad.output
+        for bad, says in (
+            ("10us", "expected at least 1ms, found '10us'"),
+            ("0", "expected at least 1ms, found '0'"),
+            ("abc", "'abc'"),
+            ("-1s", "'-1s'"),
+        ):
+            refused = runner.invoke(command, ["seed-quota", "--sample-interval", bad])
+            assert refused.exit_code == 2, (bad, refused.output)
+            assert says in refused.output and isinstance(refused.exception, SystemExit)
     assert seen == [10_000_000, 1_000_000_000] * 2
+    unused = (
+        (commands.measure_command, ["--cleanup"]),
+        (commands.compare_command, [str(tmp_path), str(tmp_path)]),
+    )
+    for command, args in unused:
+        refused = runner.invoke(command, [*args, "--sample-interval", "1s"])
+        assert refused.exit_code == 2 and "--sample-interval: " in refused.output

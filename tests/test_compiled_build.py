@@ -3,6 +3,7 @@ with mypyc runs every bundled scenario, under both policies, to byte-identical t
 
 Building takes 1–2 minutes and needs a C compiler and the build dependencies (hatch-mypyc,
 setuptools, mypy) from the package index; without them the test skips and says which is missing.
+Marked ``build``: ``-m "not build"`` leaves it out of a quick run.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ for name, path in sorted(bundled_scenarios().items()):
 
 
 def digests_here() -> list[str]:
+    assert cfssim.machine.__file__.endswith(".py"), (
+        f"this checkout's core is compiled ({cfssim.machine.__file__}): the comparison would be "
+        "compiled against compiled — `find cfssim -name '*.so' -delete` first"
+    )
     lines = []
     for name, path in sorted(bundled_scenarios().items()):
         for policy in ("cfs", "eevdf"):
@@ -44,6 +49,9 @@ def digests_here() -> list[str]:
             assert result.trace is not None
             lines.append(f"{name} {policy} {result.trace.digest()}")
     return lines
+
+
+pytestmark = pytest.mark.build
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +63,8 @@ def compiled_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, source / name)
     for name in ("cfssim", "scenarios"):
-        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+        skip = shutil.ignore_patterns("__pycache__", "*.so")
+        shutil.copytree(ROOT / name, source / name, ignore=skip)
     wheels = tmp_path_factory.mktemp("wheels")
     env = dict(os.environ, HATCH_BUILD_HOOK_ENABLE_MYPYC="true")
     build = subprocess.run(

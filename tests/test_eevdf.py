@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 import cfssim
 from cfssim.sched.eevdf import Eevdf, queue_sums
+from cfssim.sched.entity import SchedEntity
 
 MS = 1_000_000
 
@@ -156,37 +157,70 @@ def test_a_short_custom_slice_lowers_wakeup_latency_and_preempt_short_is_why(
 
 
 # ---- delayed dequeue ------------------------------------------------------------------------
-def test_only_a_shorter_wakee_shrinks_the_protection_of_curr() -> None:
-    """6.17–6.18 ``check_preempt_wakeup_fair``: a wakee that does not preempt shrinks curr's
-    protection to the shortest queued slice (``update_protect_slice``) only when its own slice
-    is shorter than curr's (6.19 does it for every wakee)."""
-    from cfssim.sched.entity import SchedEntity
+def wakeup_beside_protected_curr(
+    wakee_slice: int, wakee_vruntime: int, resched_pending: bool = False
+) -> tuple[bool, int]:
+    """Wake an entity (`wakee_slice` ns, at `wakee_vruntime`) on a queue whose curr has a 3 ms
+    slice, protected for all of it, beside a queued 0.5 ms-slice entity (e.g. a group whose slice
+    shrank since curr's pick): (preempt?, curr's vprot afterwards)."""
     from cfssim.sched.policy import SchedTunables
     from cfssim.sched.runqueue import CfsRunQueue
 
-    def vprot_after_wakeup(wakee_slice: int) -> int:
-        cfs_rq = CfsRunQueue(None, 0, "rq")
-        policy = Eevdf(SchedTunables.for_machine(2), [cfs_rq])
-        curr, queued, wakee = SchedEntity(), SchedEntity(), SchedEntity()
-        for se, slice_ns, vruntime in (
-            (curr, 3 * MS, 0),
-            (queued, MS // 2, 0),
-            (wakee, wakee_slice, 50 * MS),
-        ):  # the wakee: ineligible
-            se.rq_of, se.on_rq, se.slice, se.vruntime = cfs_rq, True, slice_ns, vruntime
-            se.deadline = vruntime + slice_ns
-            cfs_rq.nr_running += 1
-            cfs_rq.load += se.weight
-        cfs_rq.curr = curr
-        curr.vprot = curr.deadline  # protected for its whole 3 ms request
-        cfs_rq.insert(queued, queued.deadline)  # e.g. a group whose slice shrank since
-        cfs_rq.insert(wakee, wakee.deadline)
-        preempt = policy.check_preempt_wakeup(cfs_rq, curr, wakee, False, wakee, curr)
-        assert not preempt
-        return curr.vprot
+    cfs_rq = CfsRunQueue(None, 0, "rq")
+    policy = Eevdf(SchedTunables.for_machine(2), [cfs_rq])
+    curr, queued, wakee = SchedEntity(), SchedEntity(), SchedEntity()
+    for se, slice_ns, vruntime in (
+        (curr, 3 * MS, 0),
+        (queued, MS // 2, 0),
+        (wakee, wakee_slice, wakee_vruntime),
+    ):
+        se.rq_of, se.on_rq, se.slice, se.vruntime = cfs_rq, True, slice_ns, vruntime
+        se.deadline = vruntime + slice_ns
+        cfs_rq.nr_running += 1
+        cfs_rq.load += se.weight
+    cfs_rq.curr = curr
+    curr.vprot = curr.deadline
+    cfs_rq.insert(queued, queued.deadline)
+    cfs_rq.insert(wakee, wakee.deadline)
+    preempt = policy.check_preempt_wakeup(
+        cfs_rq, curr, wakee, False, wakee, curr, resched_pending=resched_pending
+    )
+    return preempt, curr.vprot
 
-    assert vprot_after_wakeup(3 * MS) == 3 * MS  # same slice: protection left alone
-    assert vprot_after_wakeup(MS // 10) == MS // 10  # shorter: cut to the shortest queued slice
+
+def test_only_a_shorter_wakee_shrinks_the_protection_of_curr() -> None:
+    """6.17–6.18 ``check_preempt_wakeup_fair``: a wakee that does not preempt shrinks curr's
+    protection to the shortest queued slice (``update_protect_slice``) only when its own slice
+    is shorter than curr's (6.19 does it for every wakee). The wakees here are ineligible."""
+    assert wakeup_beside_protected_curr(3 * MS, 50 * MS) == (False, 3 * MS)  # left alone
+    assert wakeup_beside_protected_curr(MS // 10, 50 * MS) == (False, MS // 10)  # cut short
+
+
+def test_a_pending_reschedule_skips_the_wakeup_check() -> None:
+    """``test_tsk_need_resched(curr)``: with a reschedule already pending, a short eligible wakee
+    (which would preempt and cancel curr's protection) changes nothing."""
+    assert wakeup_beside_protected_curr(MS // 10, 0) == (True, 0)
+    assert wakeup_beside_protected_curr(MS // 10, 0, resched_pending=True) == (False, 3 * MS)
+
+
+def first_run_of_a_newcomer(start: str) -> int:
+    """Where a task started at `start` beside a lone hog on CPU 0 first runs (ns)."""
+    sim = cfssim.Simulation(cpus=2, policy="eevdf")
+    sim.add_process("hog", behaviour=cfssim.program(run="forever"), cpus=[0])
+    sim.add_process("new", behaviour=cfssim.program(run="forever"), cpus=[0], start=start)
+    result = sim.run("20ms")
+    assert result.trace is not None
+    seg = result.trace["segments"]
+    return int(seg["start"][seg["task"] == result.trace.tasks.index("new/0")][0])
+
+
+def test_a_new_task_preempts_an_unprotected_hog_at_once() -> None:
+    """6.18's ``check_preempt_wakeup_fair`` checks a fork like any wakeup: the newcomer, placed
+    at V with half a request (PLACE_DEADLINE_INITIAL), has the earliest deadline and runs at
+    once — unless the hog is still protected (picked at 0, 1.4 ms request): then it waits for
+    the tick that ends the protection (4 ms)."""
+    assert first_run_of_a_newcomer("10.5ms") == 10_500_000
+    assert first_run_of_a_newcomer("0.5ms") == 4 * MS
 
 
 def test_an_ineligible_sleeper_stays_queued_until_picked(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -194,6 +228,7 @@ def test_an_ineligible_sleeper_stays_queued_until_picked(monkeypatch: pytest.Mon
     leaves only when picked or woken. Watched through a policy subclass (the machine itself
     may be compiled)."""
     events: list[str] = []
+    napper: list[SchedEntity] = []
 
     class Watched(Eevdf):
         def delay_dequeue(self, cfs_rq, se):  # type: ignore[no-untyped-def]
@@ -203,9 +238,9 @@ def test_an_ineligible_sleeper_stays_queued_until_picked(monkeypatch: pytest.Mon
             return delayed
 
         def pick_next_entity(self, cfs_rq):  # type: ignore[no-untyped-def]
-            for se in cfs_rq.entities():
+            for se in napper:  # delayed, it must still be queued: in the tree or running
                 if se.sched_delayed:
-                    assert se.on_rq, "a delayed entity left the queue"
+                    assert se.on_rq and (se.node is not None or se.rq_of.curr is se), events
             se = super().pick_next_entity(cfs_rq)
             if se is not None and se.sched_delayed:
                 events.append("picked")
@@ -219,6 +254,7 @@ def test_an_ineligible_sleeper_stays_queued_until_picked(monkeypatch: pytest.Mon
     sim = cfssim.Simulation(cpus=1, policy="eevdf")
     sim.add_process("hog", behaviour=cfssim.program(run="forever"))
     sim.add_process("napper", behaviour=cfssim.program(run="5ms", sleep="50ms"))
+    napper.append(sim.processes["napper"].threads[0].se)
     sim.run("1s")
     assert events.count("delayed") >= 5, events
     # every delay ends with a pick or a wakeup before the next one (the last may still be open)

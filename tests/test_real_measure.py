@@ -149,6 +149,17 @@ def test_the_oom_killer_is_told_apart_from_other_deaths() -> None:
     assert result.tasks["eater/0"]["exit"]["reason"] == "oom_kill"
 
 
+@pytest.mark.kernel
+def test_a_victims_figures_are_fresh_whatever_the_sampling_interval() -> None:
+    """The eater touches pages for ~60 ms of CPU before the kill; its figures are saved every
+    10 ms even when the timelines are sampled once a second."""
+    usable()
+    result = measure(load_scenario(OOM), sample_interval_ns=1_000_000_000)
+    eater = result.tasks["eater/0"]
+    assert eater["exit"]["reason"] == "oom_kill"
+    assert eater["cpu_time_ns"] >= 20 * MS, eater["cpu_time_ns"]
+
+
 # ---- cleanup after a crash --------------------------------------------------------------------
 RUNNER = """
 import sys

@@ -15,8 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+from click.core import ParameterSource
 
+from ..units import format_duration, parse_duration
 from .errors import RealRunError
+from .measure import SAMPLE_INTERVAL_NS
 
 if TYPE_CHECKING:
     from ..result import Result
@@ -28,8 +31,6 @@ MIN_SAMPLE_INTERVAL_NS = 1_000_000
 
 
 def _parse_sample_interval(ctx: click.Context, param: click.Parameter, value: str) -> int:
-    from ..units import format_duration, parse_duration
-
     try:
         interval_ns = parse_duration(value)
     except ValueError as error:
@@ -40,8 +41,15 @@ def _parse_sample_interval(ctx: click.Context, param: click.Parameter, value: st
     return interval_ns
 
 
+def _refuse_unused_sample_interval(ctx: click.Context, why: str) -> None:
+    """`--sample-interval` given where nothing is measured: say so rather than ignore it."""
+    if ctx.get_parameter_source("sample_interval_ns") is ParameterSource.COMMANDLINE:
+        raise click.UsageError(f"--sample-interval: {why}")
+
+
 sample_interval_option = click.option(
-    "--sample-interval", "sample_interval_ns", default="10ms", show_default=True,
+    "--sample-interval", "sample_interval_ns", metavar="DURATION",
+    default=format_duration(SAMPLE_INTERVAL_NS), show_default=True,
     callback=_parse_sample_interval,
     help="How often cgroup and thread figures are sampled for the timelines. The sampler is a "
          "task too: each sample wakes it on some CPU, which can end a running task's timeslice "
@@ -79,6 +87,8 @@ def measure_command(
 
     with _exits("measure"):
         if cleanup:
+            _refuse_unused_sample_interval(
+                click.get_current_context(), "--cleanup measures nothing")
             removed = cleanup_leftovers()
             click.echo(f"removed {len(removed)} leftover cgroup director(ies)")
             for path in removed:
@@ -138,6 +148,8 @@ def compare_command(
             a, b, out = _run_both(inputs[0], out_dir, policy=policy, trace=trace, force=force,
                                   sample_interval_ns=sample_interval_ns)
         elif len(inputs) == 2:
+            _refuse_unused_sample_interval(
+                click.get_current_context(), "two saved results are compared, nothing is measured")
             a, b = (_load_result(Path(i)) for i in inputs)
             out = out_dir or DEFAULT_OUT / f"{b.scenario or a.scenario}-compare"
         else:

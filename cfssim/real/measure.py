@@ -44,6 +44,9 @@ if TYPE_CHECKING:
 
 MAX_DURATION_NS = 60 * NSEC_PER_SEC
 SAMPLE_INTERVAL_NS = 10 * NSEC_PER_MSEC
+#: How often threads that an OOM kill may end have their figures saved, whatever the sampling
+#: interval: a victim reports the figures of its last save.
+VICTIM_STATS_INTERVAL_NS = 10 * NSEC_PER_MSEC
 START_DELAY_NS = 20 * NSEC_PER_MSEC  # from the barrier's release to t0, at least
 MAX_GRID_NS = NSEC_PER_SEC  # t0 is put on the bandwidth period grid when it is this fine
 FREEZE_TIMEOUT_S = 0.2  # how long the end-of-run SIGSTOP may take to stop every worker
@@ -416,7 +419,9 @@ class RealRun:
     def _run_until(self, end: int) -> None:
         assert self.sessions is not None
         events = sorted(self.scenario.events, key=lambda e: e.at_ns)
-        next_sample = self.t0
+        next_sample = next_save = self.t0
+        victims = any(_allocates(p.program) for p in self.scenario.processes)
+        save_interval = min(self.sample_interval_ns, VICTIM_STATS_INTERVAL_NS)
         while True:
             now = time.monotonic_ns()
             if now >= end or self._all_exited():
@@ -426,7 +431,14 @@ class RealRun:
             if now >= next_sample:
                 self._sample(now)
                 next_sample += self.sample_interval_ns
-            wake = min([end, next_sample] + ([self.t0 + events[0].at_ns] if events else []))
+            if victims and now >= next_save:
+                self._read_thread_stats(final=False)
+                next_save += save_interval
+            wake = min(
+                [end, next_sample]
+                + ([next_save] if victims else [])
+                + ([self.t0 + events[0].at_ns] if events else [])
+            )
             for report in self.sessions.poll(max(0, wake - time.monotonic_ns()) / NSEC_PER_SEC):
                 self._on_report(report)
         self._sample(time.monotonic_ns())
@@ -453,7 +465,6 @@ class RealRun:
             self.recorder.add(
                 "memory", index, now - self.t0, sample.memory_bytes, -1 if limit is None else limit
             )
-        self._read_thread_stats(final=False)
 
     def _read_thread_stats(self, *, final: bool) -> None:
         """Read live threads' figures (all at the end; during the run only those that may die

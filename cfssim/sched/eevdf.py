@@ -271,7 +271,7 @@ class Eevdf(FairPolicy):
         best = cfs_rq.leftmost  # the leftmost entity if eligible, else the first eligible one
         if best is not None and avg < (best.vruntime - base) * load:
             best = None
-            for node in tree:
+            for node in tree.islice(1):
                 se = node[2]
                 if avg >= (se.vruntime - base) * load:
                     best = se
@@ -314,15 +314,17 @@ class Eevdf(FairPolicy):
         fork: bool,
         wakee: SchedEntity,
         running: SchedEntity,
+        resched_pending: bool = False,
     ) -> bool:
         """``check_preempt_wakeup_fair``: preempt iff ``pick_eevdf`` would now choose the wakee
         — ignoring (and then cancelling) curr's protection when the wakee's slice is shorter
         (PREEMPT_SHORT); a shorter-slice wakee that does not preempt shrinks curr's protection
         to the shortest queued slice (RUN_TO_PARITY; 6.17–6.18 do this only for a shorter
-        wakee, 6.19 for every wakee). Forks never preempt."""
+        wakee, 6.19 for every non-fork wakee). A fork is checked like any wakee (6.18; 6.19
+        returns early for most forks); it only never becomes the next buddy."""
         if self.next_buddy and not fork and not wakee.sched_delayed:
             set_buddy(wakee, "next")
-        if not self.wakeup_preemption or fork:
+        if resched_pending or not self.wakeup_preemption:
             return False
         short = self.preempt_short and se.slice < curr.slice
         if self.pick_eevdf(cfs_rq, curr, protect=not short) is se:

@@ -156,18 +156,19 @@ class Cfs(FairPolicy):
         fork: bool,
         wakee: SchedEntity,
         running: SchedEntity,
+        resched_pending: bool = False,
     ) -> bool:
         """``check_preempt_wakeup`` at the matching level: preempt when the wakee is more than
         one wakeup granularity left of curr; the wakee becomes the next buddy. The buddy rules
         scale with ``task_cfs_rq(curr)->nr_running`` (the running task's own queue)."""
-        if not self.feat["WAKEUP_PREEMPTION"]:
-            return False
         assert running.rq_of is not None
         scale = running.rq_of.nr_running >= self.tun.nr_latency
         next_buddy_marked = False
         if self.feat["NEXT_BUDDY"] and scale and not fork:
             set_buddy(wakee, "next")
             next_buddy_marked = True
+        if resched_pending or not self.feat["WAKEUP_PREEMPTION"]:
+            return False
         if self.wakeup_preempt_entity(curr, se) == 1:
             if not next_buddy_marked:
                 set_buddy(wakee, "next")

@@ -218,10 +218,12 @@ class FairPolicy:
         fork: bool,
         wakee: SchedEntity,
         running: SchedEntity,
+        resched_pending: bool = False,
     ) -> bool:
         """`se` (now queued) is woken — or forked, with `fork` — beside running `curr` at the
         same level (``find_matching_se``): preempt? `wakee` and `running` are the two tasks'
-        own entities, which the kernel's buddy rules use."""
+        own entities, which the kernel's buddy rules use. With `resched_pending` the running
+        task is already to be rescheduled (``test_tsk_need_resched``): only buddies are marked."""
         raise NotImplementedError
 
     def tick_preempted(self, cfs_rq: CfsRunQueue, curr: SchedEntity) -> None:

@@ -5,7 +5,8 @@ Queued entities that are not running sit in ``tree``, a `sortedcontainers.Sorted
 deadline under EEVDF); ``n`` counts insertions, so equal keys stay in insertion order as in the
 kernel's ``rb_add_cached`` (a node equal to another goes to its right: the earlier one is
 picked first). Like the kernel, the running entity (``curr``) is out of the tree but still
-counted in ``load`` and ``nr_running``.
+counted in ``load`` and ``nr_running``. The leftmost entity is cached (``leftmost``, the
+kernel's ``rb_root_cached``), kept by `insert` and `remove`, the only writers of the tree.
 
 For EEVDF the tree also keeps a multiset of the queued entities' slices (``slices``: slice →
 count), standing in for the kernel's min/max-slice augmentation of the rbtree: the distinct
