@@ -22,7 +22,13 @@ from cfssim.scenario import bundled_scenarios
 ROOT = Path(__file__).resolve().parent.parent
 DURATION_NS = 500_000_000
 #: pip's messages when a build dependency cannot be fetched (offline, no index)
-UNREACHABLE_INDEX = ("No matching distribution", "Could not find a version", "Failed to establish")
+UNREACHABLE_INDEX = (
+    "No matching distribution",
+    "Could not find a version",
+    "Failed to establish",
+    "Temporary failure in name resolution",
+    "ProxyError",
+)
 
 DIGESTS = """
 import sys, cfssim, cfssim.machine
