@@ -50,11 +50,13 @@ class _Group(click.Group):
             ctx.exit(EXIT_BAD_INPUT)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
-        except (OSError, ResultError) as error:  # a path the user gave: bad input, not a bug
-            where = getattr(error, "filename", None) or getattr(error, "path", None)
-            found = getattr(error, "strerror", None) or str(error)
-            expected = getattr(error, "expected", "a readable file or a writable file or directory")
-            click.echo(f"{where}: expected {expected}, found {found}", err=True)
+        except ResultError as error:  # its message names the file, what was expected and found
+            click.echo(str(error), err=True)
+            ctx.exit(EXIT_BAD_INPUT)
+        except OSError as error:  # a path the user gave: bad input, not a bug
+            found = error.strerror or str(error)
+            click.echo(f"{error.filename}: expected a readable file or a writable file or "
+                       f"directory, found {found}", err=True)
             ctx.exit(EXIT_BAD_INPUT)
         except Exception as error:
             if ctx.params.get("debug") or (ctx.obj or {}).get("debug"):
@@ -98,6 +100,9 @@ def _limits(params: dict[str, Any]) -> Limits:
         max_duration_ns = parse_duration(params["max_duration"])
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--max-duration") from None
+    if max_duration_ns <= 0:
+        raise click.BadParameter(f"expected a positive duration, found {params['max_duration']!r}",
+                                 param_hint="--max-duration")
     try:
         max_alloc_bytes = parse_size(params["max_alloc"])
     except ValueError as error:

@@ -20,6 +20,7 @@ from .scenario_yaml import dump_scenario
 from .sweep import (
     DEFAULT_METRICS,
     SweepError,
+    invalid_points,
     parquet_available,
     parse_seeds,
     parse_set,
@@ -148,6 +149,15 @@ def sweep(scenario: str, sets: tuple[str, ...], seeds: str | None, metrics: tupl
     _warn(loaded.warnings)
     if plot_metric and not (x_field or axes):
         raise click.UsageError("--plot needs a swept field (--set or --x)")
+    swept = [axis.field for axis in axes]
+    if x_field is not None and x_field not in swept:
+        raise click.BadParameter(f"expected one of the swept fields ({', '.join(swept)}), "
+                                 f"found {x_field!r}", param_hint="--x")
+    problems = invalid_points(loaded.scenario, axes)
+    if problems:
+        for problem in problems:
+            click.echo(f"cfssim sweep: {problem}", err=True)
+        raise SystemExit(2)
     executor, release = _executor(dask, workers)
     try:
         with progress_bar("sweeping", enabled=True, counted=True) as hook:

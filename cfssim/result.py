@@ -16,6 +16,7 @@ Per-task fields (like ``/proc/<pid>/sched`` and ``schedstat``): ``cgroup``, ``pr
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,24 @@ class ResultError(ValueError):
     def __init__(self, path: str | Path, expected: str, found: str) -> None:
         super().__init__(f"{path}: expected {expected}, found {found}")
         self.path, self.expected, self.found = str(path), expected, found
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+#: result.json's top-level fields that the tables, reports and comparisons compute with:
+#: (field, what it must be, check).
+_FIELD_CHECKS: tuple[tuple[str, str, Callable[[Any], bool]], ...] = (
+    ("source", "'simulation' or 'kernel'", lambda v: v in ("simulation", "kernel")),
+    ("scenario", "a string", lambda v: isinstance(v, str)),
+    ("policy", "a string", lambda v: isinstance(v, str)),
+    ("cpus", "a positive integer", lambda v: _is_int(v) and v > 0),
+    ("duration_ns", "a non-negative integer", lambda v: _is_int(v) and v >= 0),
+    ("seed", "an integer or null", lambda v: v is None or _is_int(v)),
+    ("tasks", "an object", lambda v: isinstance(v, dict)),
+    ("cgroups", "an object", lambda v: isinstance(v, dict)),
+)
 
 
 @dataclass
@@ -73,7 +92,10 @@ class Result:
     def from_json(cls, path: str | Path) -> Result:
         expected = "a cfssim result.json (an object with source, scenario, policy, cpus, …)"
         try:
-            data = json.loads(Path(path).read_text())
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except UnicodeDecodeError as error:
+            raise ResultError(path, expected, f"bytes that are not UTF-8 ({error.reason})") \
+                from None
         except json.JSONDecodeError as error:
             found = f"invalid JSON ({error.msg} at line {error.lineno})"
             raise ResultError(path, expected, found) from None
@@ -83,6 +105,9 @@ class Result:
                    if f not in data]
         if missing:
             raise ResultError(path, expected, f"no {', '.join(missing)}")
+        for name, wanted, ok in _FIELD_CHECKS:
+            if name in data and not ok(data[name]):
+                raise ResultError(path, f"{name} to be {wanted}", json.dumps(data[name])[:60])
         return cls.from_dict(data)
 
     def save(self, directory: str | Path) -> Path:

@@ -42,8 +42,18 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import (
+    AliasEvent,
+    CollectionEndEvent,
+    CollectionStartEvent,
+    NodeEvent,
+    ScalarEvent,
+    SequenceStartEvent,
+)
+from ruamel.yaml.nodes import ScalarNode
+from ruamel.yaml.resolver import VersionedResolver
 
 from ._errors import describe, did_you_mean
 from .cgroup import files as cgfiles
@@ -364,6 +374,18 @@ def _takes_time(program: Sequence[Step]) -> bool:
                for step, _ in iter_steps(program))
 
 
+#: Steps a program may take at one instant (loops of steps that let no time pass, unrolled).
+MAX_INSTANT_STEPS = 100_000
+
+
+def _instant_steps(program: Sequence[Step]) -> int:
+    """How many steps one pass of a program that takes no time executes, loops unrolled."""
+    return sum(
+        (step.repeat or 1) * _instant_steps(step.program) if isinstance(step, Loop) else 1
+        for step in program
+    )
+
+
 # ---- processes ---------------------------------------------------------------------------------
 Policy = Literal["normal", "batch", "idle", "fifo", "rr"]
 _POLICY_NAMES: dict[str, Policy] = {
@@ -438,9 +460,28 @@ class ProcessSpec(_Model):
             if isinstance(step, Loop) and step.repeat is None and not _takes_time(step.program):
                 errors.append(_issue(("program",), f"expected a run, sleep or timer step "
                                      f"inside the forever loop (step {index}), found none"))
+        errors.extend(self._instant_step_errors())
         if errors:
             raise ValidationError.from_exception_data("ProcessSpec", errors)
         return self
+
+    def _instant_step_errors(self) -> list[InitErrorDetails]:
+        """Loops (innermost first, then the whole program with its repeat) that would execute
+        more than `MAX_INSTANT_STEPS` steps without letting time pass."""
+        loops = [(f"the loop (step {index})", step)
+                 for index, (step, _) in enumerate(iter_steps(self.program))
+                 if isinstance(step, Loop)]
+        loops.reverse()
+        loops.append(("the program", Loop(repeat=self.repeat or 1, program=self.program)))
+        for where, loop in loops:
+            if loop.repeat is None or _takes_time(loop.program):
+                continue
+            steps = loop.repeat * _instant_steps(loop.program)
+            if steps > MAX_INSTANT_STEPS:
+                return [_issue(("program",), f"expected at most {MAX_INSTANT_STEPS} steps at one "
+                               f"instant (or a run, sleep or timer step in {where}), found "
+                               f"{steps} steps that take no time")]
+        return []
 
 
 # ---- events ------------------------------------------------------------------------------------
@@ -458,7 +499,14 @@ class Write(_Model):
                 raise _fail("expected one cgroup path with its files, such as "
                             f"{{/app: {{cpu.max: '50000 100000'}}}}, found {describe(data)}")
             path, files = next(iter(data.items()))
-            return {"path": path, "files": files}
+            data = {"path": path, "files": files}
+        files = data.get("files") if isinstance(data, Mapping) else None
+        for file, value in files.items() if isinstance(files, Mapping) else ():
+            plain = isinstance(value, (int, str)) and not isinstance(value, bool)
+            if not plain and not (isinstance(value, list) and all(
+                    type(cpu) is int for cpu in value)):
+                raise _fail(f"expected {file} to be an integer, a string or a list of CPUs, "
+                            f"found {describe(value)}")
         return data
 
 
@@ -964,6 +1012,10 @@ def _plain(node: Any, path: Loc, located: _Located) -> Any:
             with _NO_POSITION:
                 line, col = node.lc.value(key)
                 located.values[(*path, key)] = (line + 1, col + 1)
+            if isinstance(key, (Mapping, tuple, list)):  # a YAML complex key (``? {a: 1}``)
+                line, col = located.keys.get((*path, key), (1, 1))  # type: ignore[arg-type]
+                found = describe(dict(key) if isinstance(key, Mapping) else list(key))
+                raise _YamlRefused(f"expected a plain key, found {found} as a key", line, col)
             result[_plain(key, (), located) if not isinstance(key, str) else str(key)] = \
                 _plain(value, (*path, key), located)
         return result
@@ -977,6 +1029,8 @@ def _plain(node: Any, path: Loc, located: _Located) -> Any:
         return items
     if isinstance(node, bool) or node is None:
         return node
+    if isinstance(node, TaggedScalar):  # `!!str 123`: the screen lets only !!str through
+        return str(node.value)
     for kind in (int, float, str):
         if isinstance(node, kind):
             return kind(node)
@@ -987,11 +1041,98 @@ def _plain(node: Any, path: Loc, located: _Located) -> Any:
 _NO_POSITION = contextlib.suppress(KeyError, IndexError, TypeError)
 
 
+#: What a scenario file may hold: nesting depth, values with aliases expanded, digits of a number.
+MAX_YAML_DEPTH = 64
+MAX_YAML_VALUES = 100_000
+MAX_YAML_DIGITS = 100
+_CORE_TAG = "tag:yaml.org,2002:"
+_SCALAR_TAGS = {f"{_CORE_TAG}{kind}" for kind in ("str", "int", "float", "bool", "null")}
+_COLLECTION_TAGS = {f"{_CORE_TAG}map", f"{_CORE_TAG}seq"}
+
+
+class _YamlRefused(Exception):
+    """YAML refused before validation: a message and its 1-based position."""
+
+    def __init__(self, message: str, line: int, col: int) -> None:
+        super().__init__(message)
+        self.line, self.col = line, col
+
+    @classmethod
+    def at(cls, event: Any, message: str) -> _YamlRefused:
+        return cls(message, event.start_mark.line + 1, event.start_mark.column + 1)
+
+
+def _tag_name(tag: Any) -> str:
+    return str(getattr(tag, "value", tag))
+
+
+def _screen_yaml(yaml: YAML, text: str) -> None:
+    """Walk the YAML event stream (flat: no recursion, nothing built yet) and refuse what would
+    break or swamp the loader: nesting deeper than `MAX_YAML_DEPTH`, more than `MAX_YAML_VALUES`
+    values once aliases are expanded (an "alias bomb"), integers of more than `MAX_YAML_DIGITS`
+    digits, and explicit tags other than ``!!str``, ``!!map``, ``!!seq`` and core scalar tags on
+    values that already are of that type (``!!int 3`` but not ``!!int 3s``)."""
+    resolver = VersionedResolver(version=(1, 2))
+    subtree: dict[Any, int] = {}  # anchor → values in its subtree, aliases expanded
+    open_sizes: list[list[Any]] = []  # [anchor, values so far] of each open collection
+    expanded = 0
+    for event in yaml.parse(io.StringIO(text)):
+        if not isinstance(event, NodeEvent):
+            if isinstance(event, CollectionEndEvent):
+                anchor, size = open_sizes.pop()
+                if anchor is not None:
+                    subtree[anchor] = size
+                if open_sizes:
+                    open_sizes[-1][1] += size
+            continue
+        raw_tag = getattr(event, "tag", None)
+        tag = None if raw_tag is None else _tag_name(raw_tag)
+        if isinstance(event, AliasEvent):
+            size = subtree.get(event.anchor, 1)
+        elif isinstance(event, ScalarEvent):
+            size = 1
+            implicit = resolver.resolve(ScalarNode, event.value, (True, False))
+            if tag is not None and tag != f"{_CORE_TAG}str":
+                short = tag.replace(_CORE_TAG, "!!")
+                if tag not in _SCALAR_TAGS:
+                    raise _YamlRefused.at(event, f"expected plain YAML values, found the tag "
+                                                 f"{short}")
+                if implicit != tag:
+                    raise _YamlRefused.at(event, f"expected a value that is a YAML {short}, "
+                                              f"found {event.value!r} tagged {short}")
+            digits = event.value.lstrip("+-")
+            if implicit == f"{_CORE_TAG}int" and len(digits) > MAX_YAML_DIGITS:
+                raise _YamlRefused.at(event, f"expected a number of at most {MAX_YAML_DIGITS} "
+                                          f"digits, found one of {len(digits)}")
+            if event.anchor is not None:
+                subtree[event.anchor] = 1
+        else:
+            assert isinstance(event, CollectionStartEvent)
+            if tag is not None and tag not in _COLLECTION_TAGS:
+                kind = "sequence" if isinstance(event, SequenceStartEvent) else "mapping"
+                raise _YamlRefused.at(event, f"expected a plain {kind}, found the tag "
+                                          f"{tag.replace(_CORE_TAG, '!!')}")
+            if len(open_sizes) >= MAX_YAML_DEPTH:
+                raise _YamlRefused.at(event, f"expected nesting at most {MAX_YAML_DEPTH} levels "
+                                          "deep, found deeper")
+            open_sizes.append([event.anchor, 1])
+            size = 0  # counted when it ends, with its contents
+            expanded += 1
+        if size:
+            expanded += size
+            if open_sizes:
+                open_sizes[-1][1] += size
+        if expanded > MAX_YAML_VALUES:
+            raise _YamlRefused.at(event, f"expected at most {MAX_YAML_VALUES} values with aliases "
+                                      "expanded, found more")
+
+
 def _read_yaml(text: str, origin: str) -> _Located:
     yaml = YAML(typ="rt")
     yaml.version = (1, 2)
     located = _Located(None, {}, {})
     try:
+        _screen_yaml(yaml, text)
         node = yaml.load(io.StringIO(text))
     except MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
@@ -1003,12 +1144,19 @@ def _read_yaml(text: str, origin: str) -> _Located:
     except YAMLError as error:
         raise ScenarioError([f"{origin}:1:1: document: expected valid YAML, found {error}"]) \
             from None
+    except _YamlRefused as refused:
+        raise ScenarioError([f"{origin}:{refused.line}:{refused.col}: document: {refused}"]) \
+            from None
     if node is None:
         raise ScenarioError([f"{origin}:1:1: document: expected a mapping with name, duration, "
                              "machine and processes, found an empty document"])
     if isinstance(node, CommentedMap):
         located.values[()] = (node.lc.line + 1, node.lc.col + 1)
-    located.data = _plain(node, (), located)
+    try:
+        located.data = _plain(node, (), located)
+    except _YamlRefused as refused:
+        raise ScenarioError([f"{origin}:{refused.line}:{refused.col}: document: {refused}"]) \
+            from None
     if not isinstance(located.data, dict):
         raise ScenarioError([f"{origin}:1:1: document: expected a mapping with name, duration, "
                              f"machine and processes, found {describe(located.data)}"])
@@ -1116,9 +1264,19 @@ def _located_messages(error: ValidationError, located: _Located, origin: str) ->
 
 
 # ---- loading -----------------------------------------------------------------------------------
+def _is_file_name(source: str) -> bool:
+    """Whether one-line `source` names an existing file (text too long for a name is YAML)."""
+    try:
+        return "\n" not in source and Path(source).is_file()
+    except (OSError, ValueError):  # ENAMETOOLONG, an embedded NUL
+        return False
+
+
 def _read_source(source: str | Path) -> tuple[str, str, str | None]:
     """(text, origin for messages, file name stem or None)."""
-    if isinstance(source, Path) or ("\n" not in source and Path(source).is_file()):
+    if not isinstance(source, (str, Path)):
+        raise TypeError(f"load_scenario takes YAML text or a path, not {type(source).__name__}")
+    if isinstance(source, Path) or _is_file_name(source):
         path = Path(source)
         try:
             return path.read_text(encoding="utf-8"), str(path), path.stem

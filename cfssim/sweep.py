@@ -94,14 +94,21 @@ def parse_set(option: str) -> Axis:
     return Axis(field.strip(), tuple(parse_value(v.strip()) for v in split_values(values)))
 
 
+#: Most seeds one sweep runs (each is a whole simulation per grid point).
+MAX_SEEDS = 100_000
+
+
 def parse_seeds(text: str) -> list[int]:
-    """``"1,2,5-7"`` → [1, 2, 5, 6, 7]."""
+    """``"1,2,5-7"`` → [1, 2, 5, 6, 7]; at most `MAX_SEEDS`."""
     seeds: list[int] = []
     for part in split_values(text):
         low, dash, high = part.strip().partition("-")
         if not low.isdigit() or (dash and not high.isdigit()) or (dash and int(high) < int(low)):
             raise SweepError(f"expected seeds such as 1,2 or 1-8 (low-high), found {text!r}")
-        seeds.extend(range(int(low), int(high if dash else low) + 1))
+        last = int(high if dash else low)
+        if len(seeds) + last - int(low) + 1 > MAX_SEEDS:
+            raise SweepError(f"expected at most {MAX_SEEDS} seeds, found {text!r}")
+        seeds.extend(range(int(low), last + 1))
     return seeds
 
 
@@ -194,22 +201,42 @@ def run_point(point: Point) -> dict[str, Any]:
 
     row: dict[str, Any] = {"run": point.run, **point.values, "seed": point.seed, "error": None}
     try:
-        data = _copy(point.data)
-        for field, value in point.values.items():
-            set_field(data, field, value)
-        scenario = load_scenario(dump_data(data))
-        result = run_scenario(scenario, seed=point.seed)
+        result = run_scenario(point_scenario(point.data, point.values), seed=point.seed)
         row.update(pick_metrics(flatten_result(result), point.metrics))
+    except Exception as error:  # a failed run is reported in its row, never stops the sweep
+        row["error"] = str(error) if isinstance(error, SweepError) else (
+            f"{type(error).__name__}: {error}")
+    return row
+
+
+def point_scenario(data: Mapping[str, Any], values: Mapping[str, Any]) -> Scenario:
+    """The scenario of one grid point: YAML-shaped `data` with the swept `values` set.
+
+    Raises `SweepError` naming the ``--set`` values (positions would point into the re-dumped
+    YAML, not the user's file) and keeping each "field: expected …, found …"."""
+    copy = _copy(data)
+    for field, value in values.items():
+        set_field(copy, field, value)
+    try:
+        return load_scenario(dump_data(copy))
     except ScenarioError as error:
-        # positions would point into the re-dumped YAML, not the user's file: name the --set
-        # values of this point instead, and keep "field: expected …, found …"
-        setting = ", ".join(f"{field}={value}" for field, value in point.values.items())
+        setting = ", ".join(f"{field}={value}" for field, value in values.items())
         found = "; ".join(m.split(": ", 1)[-1] for m in error.messages)
         where = f" with --set {setting}" if setting else ""
-        row["error"] = f"invalid scenario{where}: {found}"
-    except Exception as error:  # a failed run is reported in its row, never stops the sweep
-        row["error"] = f"{type(error).__name__}: {error}"
-    return row
+        raise SweepError(f"invalid scenario{where}: {found}") from None
+
+
+def invalid_points(scenario: Scenario, axes: Sequence[Axis]) -> list[str]:
+    """What is wrong with each grid point that cannot become a valid scenario (checked before
+    anything runs: a misspelt field fails every point the same way)."""
+    data = scenario_data(scenario)
+    problems = []
+    for values in grid(axes):
+        try:
+            point_scenario(data, values)
+        except SweepError as error:
+            problems.append(str(error))
+    return problems
 
 
 def _copy(data: Any) -> Any:

@@ -139,3 +139,8 @@ def test_measure_and_compare_take_a_sampling_interval(
     for command, args in unused:
         refused = runner.invoke(command, [*args, "--sample-interval", "1s"])
         assert refused.exit_code == 2 and "--sample-interval: " in refused.output
+
+
+def test_limits_must_be_positive() -> None:
+    code, _, err = invoke("run", "seed-quota", "--max-duration", "-1s", "--no-report")
+    assert code == 2 and "expected a positive duration, found '-1s'" in err

@@ -7,6 +7,7 @@ import copy
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
@@ -158,3 +159,22 @@ def test_cli_compares_two_result_directories(tmp_path: Path) -> None:
     assert failed[0]["figure"] == "cpu.stat.nr_throttled" and failed[0]["abs_diff"] == -6
     missing = runner.invoke(compare_command, [str(tmp_path / "a"), str(tmp_path / "none")])
     assert missing.exit_code == 2 and "expected a result directory" in missing.output
+
+
+def test_a_result_json_with_wrong_types_is_refused_naming_the_field(tmp_path: Path) -> None:
+    from cfssim.result import ResultError
+
+    base = {"source": "simulation", "scenario": "x", "policy": "eevdf", "cpus": 2,
+            "duration_ns": 1, "seed": 1, "tasks": {}, "cgroups": {}}
+    for field, value, says in (("cpus", "x", 'expected cpus to be a positive integer, found "x"'),
+                               ("duration_ns", -5, "a non-negative integer, found -5"),
+                               ("source", "sim", "'simulation' or 'kernel', found \"sim\""),
+                               ("tasks", [], "tasks to be an object, found []")):
+        path = tmp_path / "result.json"
+        path.write_text(json.dumps({**base, field: value}))
+        with pytest.raises(ResultError, match="expected") as raised:
+            Result.from_json(path)
+        assert says in str(raised.value)
+    path.write_bytes(b"\xff\xfe")
+    with pytest.raises(ResultError, match="bytes that are not UTF-8"):
+        Result.from_json(path)

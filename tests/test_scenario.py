@@ -222,3 +222,18 @@ def test_schema_rejects_what_the_loader_rejects() -> None:
     bad_duration = {**good, "duration": "3 parsecs"}
     for document in (bad_key, bad_file, bad_event, bad_duration):
         assert list(validator.iter_errors(document)), json.dumps(document)
+
+
+def test_yaml_str_tags_and_long_one_line_text_load() -> None:
+    """``!!str 123`` is the string '123'; a one-line scenario longer than a file name may be is
+    YAML text, not a path (``ENAMETOOLONG`` must not escape); a non-text source is a TypeError."""
+    steps = ", ".join(["{run: 1ms}, {sleep: 1ms}"] * 12)
+    text = (
+        "{name: !!str 123, duration: 1s, machine: {cpus: 2}, "
+        f"processes: [{{name: a, program: [{steps}]}}]}}"
+    )
+    assert len(text) > 255 and "\n" not in text
+    scenario = load_scenario(text)
+    assert scenario.name == "123" and len(scenario.processes[0].program) == 24
+    with pytest.raises(TypeError, match="YAML text or a path, not int"):
+        load_scenario(5)  # type: ignore[arg-type]

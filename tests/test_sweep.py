@@ -130,3 +130,24 @@ def test_sweep_command_bad_set_is_a_usage_error(tmp_path: Path) -> None:
     outcome = CliRunner().invoke(sweep_command, [str(path), "--set", "machine.cpus"])
     assert outcome.exit_code == 2
     assert "expected FIELD=VALUE" in outcome.output
+
+
+def test_sweep_command_refuses_bad_points_before_running_anything(tmp_path: Path) -> None:
+    """A misspelt field or a bad value fails its points the same way every time: the command
+    names each (with its --set values) and exits 2 before running, writing nothing."""
+    path = tmp_path / "quota.yaml"
+    path.write_text(SCENARIO)
+    out = tmp_path / "out"
+    runner = CliRunner()
+    typo = runner.invoke(sweep_command, [str(path), "--set", "machine.cpu=1,2", "-o", str(out)])
+    assert typo.exit_code == 2
+    assert "invalid scenario with --set machine.cpu=1: machine.cpu: expected a known key" in (
+        typo.output)
+    assert "--set machine.cpu=2" in typo.output and not out.exists()
+    bad_value = runner.invoke(sweep_command, [str(path), "--set", "machine.cpus=2,0"])
+    assert bad_value.exit_code == 2 and "--set machine.cpus=0" in bad_value.output
+    assert "--set machine.cpus=2:" not in bad_value.output
+    x_axis = runner.invoke(sweep_command, [str(path), "--set", "machine.cpus=1,2", "--x", "seed"])
+    assert x_axis.exit_code == 2 and "expected one of the swept fields" in x_axis.output
+    seeds = runner.invoke(sweep_command, [str(path), "--seeds", "1-100000000"])
+    assert seeds.exit_code == 2 and "expected at most 100000 seeds" in seeds.output

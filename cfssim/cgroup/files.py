@@ -129,7 +129,7 @@ def _memory_bytes(file: str, value: FileValue, unlimited: str) -> int | None:
     (``"64MiB"``, ``"100MB"``). Values at or beyond PAGE_COUNTER_MAX pages mean unlimited.
     """
     expected = f"a size such as 67108864, '64M' or '64MiB', or {unlimited} for unlimited"
-    if isinstance(value, (bool, list)):
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise CgroupFileError(file, expected, describe(value))
     if str(value).strip() == unlimited:
         return None
@@ -154,18 +154,23 @@ def _memory_bytes(file: str, value: FileValue, unlimited: str) -> int | None:
 _CPULIST_RANGE = re.compile(r"(\d+)(?:-(\d+))?")
 
 
+#: ``CONFIG_NR_CPUS`` at its x86-64 maximum: no CPU number reaches it.
+NR_CPUS = 8192
+
+
 def parse_cpulist(file: str, value: FileValue | list[int] | tuple[int, ...]) -> frozenset[int]:
-    """``cpulist_parse``: ``"0-1,3"``, a single int, or a YAML list of ints → a non-empty set."""
+    """``cpulist_parse``: ``"0-1,3"``, a single int, or a YAML list of ints → a non-empty set of
+    CPU numbers below ``NR_CPUS``."""
     expected = "a CPU list such as '0-1,3' or [0, 1]"
     if isinstance(value, bool):
         raise CgroupFileError(file, expected, describe(value))
     if isinstance(value, (list, tuple)):
-        if not value or not all(type(cpu) is int and cpu >= 0 for cpu in value):
-            raise CgroupFileError(file, expected, describe(value))
+        if not value or not all(type(cpu) is int and 0 <= cpu < NR_CPUS for cpu in value):
+            raise CgroupFileError(file, f"{expected} of CPUs below {NR_CPUS}", describe(value))
         return frozenset(value)
     if isinstance(value, int):
-        if value < 0:
-            raise CgroupFileError(file, expected, describe(value))
+        if not 0 <= value < NR_CPUS:
+            raise CgroupFileError(file, f"{expected} of CPUs below {NR_CPUS}", describe(value))
         return frozenset({value})
     cpus: set[int] = set()
     for part in str(value).replace(" ", "").split(","):
@@ -175,6 +180,8 @@ def parse_cpulist(file: str, value: FileValue | list[int] | tuple[int, ...]) -> 
         first, last = int(match.group(1)), int(match.group(2) or match.group(1))
         if last < first:
             raise CgroupFileError(file, f"{expected} with ranges low-high", describe(value))
+        if last >= NR_CPUS:
+            raise CgroupFileError(file, f"{expected} of CPUs below {NR_CPUS}", describe(value))
         cpus.update(range(first, last + 1))
     return frozenset(cpus)
 
