@@ -232,12 +232,14 @@ class Machine(BandwidthControl, RealTimeClass, LoadBalancing):
             se = se.parent
 
     def reweight_entity(self, se: SchedEntity, weight: int) -> None:
-        """``reweight_entity``: a new weight for a queued or sleeping entity."""
+        """``reweight_entity``: a new weight for a queued or sleeping entity. One that is not
+        queued (sleeping, waiting for memory, or a task never woken, which has no queue yet)
+        only takes the weight (and, under EEVDF, scales its lag): no load changes."""
         cfs_rq = se.rq_of
-        assert cfs_rq is not None
         if not se.on_rq:
             self.policy.reweight_entity(cfs_rq, se, weight)
             return
+        assert cfs_rq is not None
         in_tree = se.node is not None
         if in_tree:
             cfs_rq.remove(se)

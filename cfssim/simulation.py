@@ -13,6 +13,7 @@ behaviours that want it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from typing import Any
@@ -21,8 +22,20 @@ import numpy as np
 import simpy
 
 from .behaviour import Behaviour, BehaviourError, TaskExit, compile_program
-from .cgroup.files import BANDWIDTH_FILES, CgroupConfig, apply_write
-from .cgroup.memory import MemoryController, MemoryLimitBusy, OomAction, OomDecision
+from .cgroup.files import (
+    BANDWIDTH_FILES,
+    PAGE_SIZE,
+    CgroupConfig,
+    apply_write,
+    format_cpulist,
+)
+from .cgroup.memory import (
+    MemoryController,
+    MemoryLimitBusy,
+    OomAction,
+    OomDecision,
+    pages_for,
+)
 from .cgroup.tree import TaskGroup, effective_cpus
 from .machine import Machine
 from .result import Result
@@ -201,7 +214,10 @@ class Simulation:
     # ==== behaviour requests (called through Task.run/sleep/alloc/free) ====================
     def _life(self, task: Task, behaviour: Behaviour, start: int) -> Any:
         if start:
-            yield self.env.timeout(start)
+            try:
+                yield self.env.timeout(start)
+            except simpy.Interrupt:  # killed before it started: it never runs
+                return
         code: int | None = 0
         try:
             yield from behaviour(task)
@@ -317,10 +333,12 @@ class Simulation:
         self._sample_memory(path)
 
     def _uncharge(self, process: Process, nbytes: int | None) -> None:
-        """Release `nbytes` (None: all) of `process`'s memory, newest charges first."""
+        """Release `nbytes` (None: all) of `process`'s memory, newest charges first. Like
+        ``munmap``, a partial page counts whole (charges are whole pages, so rss stays a page
+        multiple); freeing more than the process holds frees what it holds."""
         if self.memory is None:
             return
-        want = process.rss if nbytes is None else min(nbytes, process.rss)
+        want = process.rss if nbytes is None else min(pages_for(nbytes) * PAGE_SIZE, process.rss)
         woken: list[object] = []
         for path in reversed(list(process.charged)):
             if want <= 0:
@@ -397,6 +415,13 @@ class Simulation:
         config = old
         for file, value in files.items():
             config = apply_write(config, file, value, is_root=path == "/")
+        if config.cpus != old.cpus and config.interface == "v1":
+            refused = self._cpuset_refused(group, config.cpus)
+            if refused is not None:
+                self.event_log.append(
+                    {"time_ns": int(self.env.now), "path": path, "error": refused}
+                )
+                config = dataclasses.replace(config, cpus=old.cpus)
         if self.memory is not None:
             try:
                 self._wake_memory_waiters(self.memory.apply_config(self.memory[path], config))
@@ -419,6 +444,29 @@ class Simulation:
                     self._attach(task, task.group)
                     self._reselect_cpu(task)
         self.event_log.append({"time_ns": int(self.env.now), "write": {path: dict(files)}})
+
+    def _cpuset_refused(self, group: TaskGroup, cpus: frozenset[int] | None) -> str | None:
+        """cgroup v1 ``validate_change`` for a ``cpuset.cpus`` write: the new set must hold
+        every child's (else -EBUSY) and lie within the parent's (else -EACCES); a refused write
+        changes nothing. Returns the write error, or None. (v2 accepts any set: children fall
+        back to their parent's CPUs, see `effective_cpus`.)"""
+        if cpus is None:
+            return None
+        for child in group.children:
+            if child.config.cpus is not None and not child.config.cpus <= cpus:
+                return (
+                    f"{group.path}: cpuset.cpus: write error: Device or resource busy (child "
+                    f"{child.path} uses CPUs {format_cpulist(child.config.cpus)} outside "
+                    f"{format_cpulist(cpus)})"
+                )
+        if group.parent is not None:
+            allowed = effective_cpus(group.parent, self.tun.cpus)
+            if not cpus <= allowed:
+                return (
+                    f"{group.path}: cpuset.cpus: write error: Permission denied (CPUs "
+                    f"{format_cpulist(cpus)} outside the parent's {format_cpulist(allowed)})"
+                )
+        return None
 
     def _enforce_memory_max(self, path: str) -> None:
         """v2 ``memory.max`` below usage: OOM-kill until usage fits (``memory_max_write``)."""
@@ -476,6 +524,8 @@ class Simulation:
             self.kill_process(proc, "killed")
         else:
             task = proc.threads[thread]
+            if task.state is TaskState.DEAD:  # tgkill on an exited thread: ESRCH, nothing done
+                return
             self.rec.add("kills", task.tid, self.groups[proc.cgroup].index, int(self.env.now), 2)
             self.exit_task(task, "killed", None)
             if task.proc is not None and task.proc.is_alive:

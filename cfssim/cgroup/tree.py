@@ -14,6 +14,7 @@ from ..sched.runqueue import CfsRunQueue
 from ..sched.weights import NICE_0_LOAD, WEIGHT_IDLEPRIO
 from .bandwidth import CfsBandwidth
 from .files import CgroupConfig
+from .files import effective_cpus as files_effective_cpus
 
 MIN_SHARES = 2
 
@@ -106,9 +107,10 @@ class TaskGroup:
 
 
 def effective_cpus(group: TaskGroup, ncpus: int) -> frozenset[int]:
-    """``cpuset.effective_cpus``: the group's cpuset intersected with every ancestor's."""
-    allowed = frozenset(range(ncpus))
-    for level in group.ancestors():
-        if level.config.cpus is not None:
-            allowed &= level.config.cpus
-    return allowed
+    """``cpuset.cpus.effective`` of `group` on an `ncpus` machine (`files.effective_cpus`: where
+    a level's requested CPUs leave none, its parent's effective CPUs stand, as in cgroup v2's
+    ``compute_effective_cpumask``; cgroup v1 refuses such a write, see `Simulation.write`)."""
+    machine = frozenset(range(ncpus))
+    configs = {level.path: level.config for level in group.ancestors()}
+    cpus = files_effective_cpus(configs, group.path)
+    return machine if cpus is None else cpus & machine or machine

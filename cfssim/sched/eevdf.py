@@ -223,11 +223,13 @@ class Eevdf(FairPolicy):
                     cfs_rq.insert(se, se.deadline)
         se.sched_delayed = False
 
-    def reweight_entity(self, cfs_rq: CfsRunQueue, se: SchedEntity, weight: int) -> None:
+    def reweight_entity(self, cfs_rq: CfsRunQueue | None, se: SchedEntity, weight: int) -> None:
         """``reweight_entity``: scale vlag and a relative deadline by w_old/w_new; a queued
-        entity is re-placed so its lag survives (the machine took it out of the tree)."""
+        entity is re-placed so its lag survives (the machine took it out of the tree). An
+        entity off every queue (`cfs_rq` None: a task never woken) only scales its vlag."""
         queued = se.on_rq
         if queued:
+            assert cfs_rq is not None
             self.update_entity_lag(cfs_rq, se)
             se.deadline -= se.vruntime
             se.rel_deadline = True
@@ -237,6 +239,7 @@ class Eevdf(FairPolicy):
             se.deadline = div_s64(se.deadline * old, weight)
         se.set_weight(weight)
         if queued:
+            assert cfs_rq is not None
             self.place_entity(cfs_rq, se, 0)
 
     # ---- pick -----------------------------------------------------------------------------

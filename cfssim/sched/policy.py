@@ -232,6 +232,7 @@ class FairPolicy:
     def migrate_out(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> None:
         """`se` leaves `cfs_rq` for another CPU (``migrate_task_rq_fair``)."""
 
-    def reweight_entity(self, cfs_rq: CfsRunQueue, se: SchedEntity, weight: int) -> None:
-        """Change a queued or sleeping entity's weight (renice, group shares)."""
+    def reweight_entity(self, cfs_rq: CfsRunQueue | None, se: SchedEntity, weight: int) -> None:
+        """Change a queued or sleeping entity's weight (renice, group shares). `cfs_rq` is None
+        for a task not yet placed on any CPU (created, never woken)."""
         se.set_weight(weight)
