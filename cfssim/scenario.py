@@ -376,6 +376,29 @@ def _takes_time(program: Sequence[Step]) -> bool:
 
 #: Steps a program may take at one instant (loops of steps that let no time pass, unrolled).
 MAX_INSTANT_STEPS = 100_000
+#: Least time one pass of a loop that repeats more than `MAX_INSTANT_STEPS` times (or forever)
+#: may take: runs, sleeps and timer periods of a few ns would cost the simulator ~10⁹ steps per
+#: simulated second (and no kernel completes a sleep in less: a system call alone takes longer).
+MIN_LOOP_PASS_NS = 1_000
+
+
+def _least_pass_ns(program: Sequence[Step]) -> int | None:
+    """The least time one pass of `program` takes — its runs' CPU demand, its sleeps and timer
+    periods, loops unrolled — or None when it runs forever (it never passes again)."""
+    total = 0
+    for step in program:
+        if isinstance(step, Loop):
+            inner = _least_pass_ns(step.program)
+            if inner is None or step.repeat is None:
+                return None
+            total += step.repeat * inner
+        elif isinstance(step, (Run, Sleep)):
+            if step.ns is None:
+                return None
+            total += step.ns
+        elif isinstance(step, Timer):
+            total += step.period_ns
+    return total
 
 
 def _instant_steps(program: Sequence[Step]) -> int:
@@ -467,12 +490,13 @@ class ProcessSpec(_Model):
 
     def _instant_step_errors(self) -> list[InitErrorDetails]:
         """Loops (innermost first, then the whole program with its repeat) that would execute
-        more than `MAX_INSTANT_STEPS` steps without letting time pass."""
+        more than `MAX_INSTANT_STEPS` steps without letting time pass, or repeat more often
+        than that with passes shorter than `MIN_LOOP_PASS_NS`."""
         loops = [(f"the loop (step {index})", step)
                  for index, (step, _) in enumerate(iter_steps(self.program))
                  if isinstance(step, Loop)]
         loops.reverse()
-        loops.append(("the program", Loop(repeat=self.repeat or 1, program=self.program)))
+        loops.append(("the program", Loop(repeat=self.repeat, program=self.program)))
         for where, loop in loops:
             if loop.repeat is None or _takes_time(loop.program):
                 continue
@@ -481,6 +505,15 @@ class ProcessSpec(_Model):
                 return [_issue(("program",), f"expected at most {MAX_INSTANT_STEPS} steps at one "
                                f"instant (or a run, sleep or timer step in {where}), found "
                                f"{steps} steps that take no time")]
+        for where, loop in loops:
+            if loop.repeat is not None and loop.repeat <= MAX_INSTANT_STEPS:
+                continue
+            least = _least_pass_ns(loop.program)
+            if least is not None and 0 < least < MIN_LOOP_PASS_NS:
+                times = "forever" if loop.repeat is None else f"{loop.repeat} times"
+                return [_issue(("program",), f"expected each pass of {where} (repeated {times}) "
+                               f"to take at least {format_duration(MIN_LOOP_PASS_NS)} of runs, "
+                               f"sleeps and timer periods, found {format_duration(least)}")]
         return []
 
 
