@@ -54,6 +54,9 @@ class _Group(click.Group):
             click.echo(str(error), err=True)
             ctx.exit(EXIT_BAD_INPUT)
         except OSError as error:  # a path the user gave: bad input, not a bug
+            if error.filename is None:  # not a path (a closed pipe, a full disk): say what it is
+                click.echo(f"cfssim: error: {error.strerror or error}", err=True)
+                ctx.exit(EXIT_FAILURE)
             found = error.strerror or str(error)
             click.echo(f"{error.filename}: expected a readable file or a writable file or "
                        f"directory, found {found}", err=True)

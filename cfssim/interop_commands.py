@@ -149,7 +149,7 @@ def sweep(scenario: str, sets: tuple[str, ...], seeds: str | None, metrics: tupl
     _warn(loaded.warnings)
     if plot_metric and not (x_field or axes):
         raise click.UsageError("--plot needs a swept field (--set or --x)")
-    swept = [axis.field for axis in axes]
+    swept = [axis.field for axis in axes] + ["seed"]
     if x_field is not None and x_field not in swept:
         raise click.BadParameter(f"expected one of the swept fields ({', '.join(swept)}), "
                                  f"found {x_field!r}", param_hint="--x")

@@ -376,35 +376,44 @@ def _takes_time(program: Sequence[Step]) -> bool:
 
 #: Steps a program may take at one instant (loops of steps that let no time pass, unrolled).
 MAX_INSTANT_STEPS = 100_000
-#: Least time one pass of a loop that repeats more than `MAX_INSTANT_STEPS` times (or forever)
-#: may take: runs, sleeps and timer periods of a few ns would cost the simulator ~10⁹ steps per
-#: simulated second (and no kernel completes a sleep in less: a system call alone takes longer).
-MIN_LOOP_PASS_NS = 1_000
+#: Least time per step that a loop repeating more than `MAX_INSTANT_STEPS` times (or forever)
+#: must average: runs, sleeps and timer periods of a few ns would cost the simulator ~10⁹ steps
+#: per simulated second (and no kernel completes a sleep in less: a system call alone takes longer).
+MIN_NS_PER_STEP = 1_000
 
 
-def _least_pass_ns(program: Sequence[Step]) -> int | None:
-    """The least time one pass of `program` takes — its runs' CPU demand, its sleeps and timer
-    periods, loops unrolled — or None when it runs forever (it never passes again)."""
-    total = 0
+def _pass_times(program: Sequence[Step]) -> tuple[int, int] | None:
+    """(runs' CPU demand + sleeps, timer periods) of one pass of `program`, loops unrolled, in
+    ns — or None when a pass never ends (a run or loop forever, an exit)."""
+    work = timers = 0
     for step in program:
         if isinstance(step, Loop):
-            inner = _least_pass_ns(step.program)
+            inner = _pass_times(step.program)
             if inner is None or step.repeat is None:
                 return None
-            total += step.repeat * inner
+            work, timers = work + step.repeat * inner[0], timers + step.repeat * inner[1]
         elif isinstance(step, (Run, Sleep)):
             if step.ns is None:
                 return None
-            total += step.ns
+            work += step.ns
         elif isinstance(step, Timer):
-            total += step.period_ns
-    return total
+            timers += step.period_ns
+        elif isinstance(step, Exit):
+            return None
+    return work, timers
 
 
-def _instant_steps(program: Sequence[Step]) -> int:
-    """How many steps one pass of a program that takes no time executes, loops unrolled."""
+def _least_pass_ns(program: Sequence[Step]) -> int | None:
+    """The least time one pass of `program` takes, or None when it never ends: a thread that
+    falls behind its timer does not sleep on it, so runs and sleeps overlap timer periods."""
+    times = _pass_times(program)
+    return None if times is None else max(times)
+
+
+def _steps_per_pass(program: Sequence[Step]) -> int:
+    """How many steps one pass of `program` executes, loops unrolled (a forever loop once)."""
     return sum(
-        (step.repeat or 1) * _instant_steps(step.program) if isinstance(step, Loop) else 1
+        (step.repeat or 1) * _steps_per_pass(step.program) if isinstance(step, Loop) else 1
         for step in program
     )
 
@@ -491,7 +500,7 @@ class ProcessSpec(_Model):
     def _instant_step_errors(self) -> list[InitErrorDetails]:
         """Loops (innermost first, then the whole program with its repeat) that would execute
         more than `MAX_INSTANT_STEPS` steps without letting time pass, or repeat more often
-        than that with passes shorter than `MIN_LOOP_PASS_NS`."""
+        than that with passes averaging less than `MIN_NS_PER_STEP` per step."""
         loops = [(f"the loop (step {index})", step)
                  for index, (step, _) in enumerate(iter_steps(self.program))
                  if isinstance(step, Loop)]
@@ -500,20 +509,22 @@ class ProcessSpec(_Model):
         for where, loop in loops:
             if loop.repeat is None or _takes_time(loop.program):
                 continue
-            steps = loop.repeat * _instant_steps(loop.program)
+            steps = loop.repeat * _steps_per_pass(loop.program)
             if steps > MAX_INSTANT_STEPS:
                 return [_issue(("program",), f"expected at most {MAX_INSTANT_STEPS} steps at one "
                                f"instant (or a run, sleep or timer step in {where}), found "
                                f"{steps} steps that take no time")]
         for where, loop in loops:
-            if loop.repeat is not None and loop.repeat <= MAX_INSTANT_STEPS:
+            steps = _steps_per_pass(loop.program)
+            if loop.repeat is not None and loop.repeat * steps <= MAX_INSTANT_STEPS:
                 continue
             least = _least_pass_ns(loop.program)
-            if least is not None and 0 < least < MIN_LOOP_PASS_NS:
+            if least is not None and 0 < least < MIN_NS_PER_STEP * steps:
                 times = "forever" if loop.repeat is None else f"{loop.repeat} times"
-                return [_issue(("program",), f"expected each pass of {where} (repeated {times}) "
-                               f"to take at least {format_duration(MIN_LOOP_PASS_NS)} of runs, "
-                               f"sleeps and timer periods, found {format_duration(least)}")]
+                return [_issue(("program",), f"expected each pass of {where} (repeated {times}, "
+                               f"{steps} steps) to take at least "
+                               f"{format_duration(MIN_NS_PER_STEP)} per step of runs, sleeps and "
+                               f"timer periods, found {format_duration(least)}")]
         return []
 
 
@@ -1074,9 +1085,10 @@ def _plain(node: Any, path: Loc, located: _Located) -> Any:
 _NO_POSITION = contextlib.suppress(KeyError, IndexError, TypeError)
 
 
-#: What a scenario file may hold: nesting depth, values with aliases expanded, digits of a number.
-MAX_YAML_DEPTH = 64
-MAX_YAML_VALUES = 100_000
+#: What a scenario file may hold: nesting beyond what its loops need (each loop nests 3 levels),
+#: values that aliases add, digits of a number.
+YAML_DEPTH_MARGIN = 16
+MAX_ALIASED_VALUES = 100_000
 MAX_YAML_DIGITS = 100
 _CORE_TAG = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {f"{_CORE_TAG}{kind}" for kind in ("str", "int", "float", "bool", "null")}
@@ -1099,16 +1111,16 @@ def _tag_name(tag: Any) -> str:
     return str(getattr(tag, "value", tag))
 
 
-def _screen_yaml(yaml: YAML, text: str) -> None:
+def _screen_yaml(yaml: YAML, text: str, max_depth: int) -> None:
     """Walk the YAML event stream (flat: no recursion, nothing built yet) and refuse what would
-    break or swamp the loader: nesting deeper than `MAX_YAML_DEPTH`, more than `MAX_YAML_VALUES`
-    values once aliases are expanded (an "alias bomb"), integers of more than `MAX_YAML_DIGITS`
-    digits, and explicit tags other than ``!!str``, ``!!map``, ``!!seq`` and core scalar tags on
-    values that already are of that type (``!!int 3`` but not ``!!int 3s``)."""
+    break or swamp the loader: nesting deeper than `max_depth`, aliases adding more than
+    `MAX_ALIASED_VALUES` values (an "alias bomb"), plain integers of more than
+    `MAX_YAML_DIGITS` digits, and explicit tags other than ``!!str``, ``!!map``, ``!!seq`` and core
+    scalar tags on values of that type (``!!int 3``, ``!!float 1`` but not ``!!int 3s``)."""
     resolver = VersionedResolver(version=(1, 2))
     subtree: dict[Any, int] = {}  # anchor → values in its subtree, aliases expanded
     open_sizes: list[list[Any]] = []  # [anchor, values so far] of each open collection
-    expanded = 0
+    aliased = 0
     for event in yaml.parse(io.StringIO(text)):
         if not isinstance(event, NodeEvent):
             if isinstance(event, CollectionEndEvent):
@@ -1122,19 +1134,25 @@ def _screen_yaml(yaml: YAML, text: str) -> None:
         tag = None if raw_tag is None else _tag_name(raw_tag)
         if isinstance(event, AliasEvent):
             size = subtree.get(event.anchor, 1)
+            aliased += size
+            if aliased > MAX_ALIASED_VALUES:
+                raise _YamlRefused.at(event, f"expected aliases to add at most "
+                                             f"{MAX_ALIASED_VALUES} values, found more")
         elif isinstance(event, ScalarEvent):
             size = 1
-            implicit = resolver.resolve(ScalarNode, event.value, (True, False))
+            implicit = _tag_name(resolver.resolve(ScalarNode, event.value, (True, False)))
             if tag is not None and tag != f"{_CORE_TAG}str":
                 short = tag.replace(_CORE_TAG, "!!")
                 if tag not in _SCALAR_TAGS:
                     raise _YamlRefused.at(event, f"expected plain YAML values, found the tag "
                                                  f"{short}")
-                if implicit != tag:
+                numeric = {f"{_CORE_TAG}int", f"{_CORE_TAG}float"}
+                if implicit != tag and not (tag == f"{_CORE_TAG}float" and implicit in numeric):
                     raise _YamlRefused.at(event, f"expected a value that is a YAML {short}, "
                                               f"found {event.value!r} tagged {short}")
             digits = event.value.lstrip("+-")
-            if implicit == f"{_CORE_TAG}int" and len(digits) > MAX_YAML_DIGITS:
+            plain = event.style is None or tag == f"{_CORE_TAG}int"
+            if plain and implicit == f"{_CORE_TAG}int" and len(digits) > MAX_YAML_DIGITS:
                 raise _YamlRefused.at(event, f"expected a number of at most {MAX_YAML_DIGITS} "
                                           f"digits, found one of {len(digits)}")
             if event.anchor is not None:
@@ -1145,27 +1163,21 @@ def _screen_yaml(yaml: YAML, text: str) -> None:
                 kind = "sequence" if isinstance(event, SequenceStartEvent) else "mapping"
                 raise _YamlRefused.at(event, f"expected a plain {kind}, found the tag "
                                           f"{tag.replace(_CORE_TAG, '!!')}")
-            if len(open_sizes) >= MAX_YAML_DEPTH:
-                raise _YamlRefused.at(event, f"expected nesting at most {MAX_YAML_DEPTH} levels "
-                                          "deep, found deeper")
+            if len(open_sizes) >= max_depth:
+                raise _YamlRefused.at(event, f"expected nesting at most {max_depth} levels deep "
+                                             "(--max-loop-depth raises it), found deeper")
             open_sizes.append([event.anchor, 1])
-            size = 0  # counted when it ends, with its contents
-            expanded += 1
-        if size:
-            expanded += size
-            if open_sizes:
-                open_sizes[-1][1] += size
-        if expanded > MAX_YAML_VALUES:
-            raise _YamlRefused.at(event, f"expected at most {MAX_YAML_VALUES} values with aliases "
-                                      "expanded, found more")
+            size = 0  # added to its parent when it ends, with its contents
+        if size and open_sizes:
+            open_sizes[-1][1] += size
 
 
-def _read_yaml(text: str, origin: str) -> _Located:
+def _read_yaml(text: str, origin: str, max_loop_depth: int) -> _Located:
     yaml = YAML(typ="rt")
     yaml.version = (1, 2)
     located = _Located(None, {}, {})
     try:
-        _screen_yaml(yaml, text)
+        _screen_yaml(yaml, text, YAML_DEPTH_MARGIN + 3 * max_loop_depth)
         node = yaml.load(io.StringIO(text))
     except MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
@@ -1325,12 +1337,13 @@ def load_scenario(source: str | Path, *, limits: Limits | None = None) -> Scenar
     A missing ``name`` defaults to the file's stem. Raises `ScenarioError`.
     """
     text, origin, stem = _read_source(source)
-    located = _read_yaml(text, origin)
+    limits = limits or Limits()
+    located = _read_yaml(text, origin, limits.max_loop_depth)
     data = located.data
     if "name" not in data:
         data = {"name": stem or "scenario", **data}
     try:
-        scenario = Scenario.model_validate(data, context={"limits": limits or Limits()})
+        scenario = Scenario.model_validate(data, context={"limits": limits})
     except ValidationError as error:
         raise ScenarioError(_located_messages(error, located, origin)) from None
     scenario._source = origin if stem is not None else None

@@ -237,3 +237,21 @@ def test_yaml_str_tags_and_long_one_line_text_load() -> None:
     assert scenario.name == "123" and len(scenario.processes[0].program) == 24
     with pytest.raises(TypeError, match="YAML text or a path, not int"):
         load_scenario(5)  # type: ignore[arg-type]
+
+
+def test_screening_lets_ordinary_yaml_through() -> None:
+    """What the YAML screen must not refuse: quoted digit strings of any length, core tags on
+    values of their type (``!!float 1`` is a float in YAML 1.2), merge keys and anchors, a
+    forever program that exits after a short run, loops nested as deep as the limit allows."""
+    base = "duration: 1s\nmachine: {cpus: 2}\n"
+    long_name = load_scenario(f"name: '{'1' * 120}'\n{base}processes: "
+                              "[{name: a, program: [{run: 1ms}]}]\n")
+    assert long_name.name == "1" * 120
+    assert load_scenario(f"name: x\nseed: !!float 1\n{base}processes: "
+                         "[{name: a, program: [{run: 1ms}]}]\n").seed == 1
+    merged = load_scenario(f"name: x\n{base}processes: [&a {{name: a, nice: 5, program: "
+                           "[{run: 1ms}]}, {<<: *a, name: b}]\n")
+    assert [p.nice for p in merged.processes] == [5, 5]
+    exits = load_scenario(f"name: x\n{base}processes: [{{name: a, repeat: forever, "
+                          "program: [{run: 1ns}, {exit: 0}]}]\n")
+    assert exits.processes[0].repeat is None

@@ -147,7 +147,7 @@ def test_sweep_command_refuses_bad_points_before_running_anything(tmp_path: Path
     bad_value = runner.invoke(sweep_command, [str(path), "--set", "machine.cpus=2,0"])
     assert bad_value.exit_code == 2 and "--set machine.cpus=0" in bad_value.output
     assert "--set machine.cpus=2:" not in bad_value.output
-    x_axis = runner.invoke(sweep_command, [str(path), "--set", "machine.cpus=1,2", "--x", "seed"])
+    x_axis = runner.invoke(sweep_command, [str(path), "--set", "machine.cpus=1,2", "--x", "nope"])
     assert x_axis.exit_code == 2 and "expected one of the swept fields" in x_axis.output
     seeds = runner.invoke(sweep_command, [str(path), "--seeds", "1-100000000"])
     assert seeds.exit_code == 2 and "expected at most 100000 seeds" in seeds.output
