@@ -40,16 +40,16 @@ def _is_int(value: Any) -> bool:
 
 
 #: result.json's top-level fields that the tables, reports and comparisons compute with:
-#: (field, what it must be, check).
-_FIELD_CHECKS: tuple[tuple[str, str, Callable[[Any], bool]], ...] = (
-    ("source", "'simulation' or 'kernel'", lambda v: v in ("simulation", "kernel")),
-    ("scenario", "a string", lambda v: isinstance(v, str)),
-    ("policy", "a string", lambda v: isinstance(v, str)),
-    ("cpus", "a positive integer", lambda v: _is_int(v) and v > 0),
-    ("duration_ns", "a non-negative integer", lambda v: _is_int(v) and v >= 0),
-    ("seed", "an integer or null", lambda v: v is None or _is_int(v)),
-    ("tasks", "an object", lambda v: isinstance(v, dict)),
-    ("cgroups", "an object", lambda v: isinstance(v, dict)),
+#: (field, whether it must be present, what it must be, check).
+_FIELD_CHECKS: tuple[tuple[str, bool, str, Callable[[Any], bool]], ...] = (
+    ("source", True, "'simulation' or 'kernel'", lambda v: v in ("simulation", "kernel")),
+    ("scenario", True, "a string", lambda v: isinstance(v, str)),
+    ("policy", True, "a string", lambda v: isinstance(v, str)),
+    ("cpus", True, "a positive integer", lambda v: _is_int(v) and v > 0),
+    ("duration_ns", True, "a non-negative integer", lambda v: _is_int(v) and v >= 0),
+    ("seed", True, "an integer or null", lambda v: v is None or _is_int(v)),
+    ("tasks", False, "an object", lambda v: isinstance(v, dict)),
+    ("cgroups", False, "an object", lambda v: isinstance(v, dict)),
 )
 
 
@@ -101,11 +101,11 @@ class Result:
             raise ResultError(path, expected, found) from None
         if not isinstance(data, dict):
             raise ResultError(path, expected, type(data).__name__)
-        missing = [f for f in ("source", "scenario", "policy", "cpus", "duration_ns", "seed")
-                   if f not in data]
+        missing = [name for name, required, _, _ in _FIELD_CHECKS
+                   if required and name not in data]
         if missing:
             raise ResultError(path, expected, f"no {', '.join(missing)}")
-        for name, wanted, ok in _FIELD_CHECKS:
+        for name, _, wanted, ok in _FIELD_CHECKS:
             if name in data and not ok(data[name]):
                 raise ResultError(path, f"{name} to be {wanted}", json.dumps(data[name])[:60])
         return cls.from_dict(data)

@@ -1091,7 +1091,8 @@ YAML_DEPTH_MARGIN = 16
 MAX_ALIASED_VALUES = 100_000
 MAX_YAML_DIGITS = 100
 _CORE_TAG = "tag:yaml.org,2002:"
-_SCALAR_TAGS = {f"{_CORE_TAG}{kind}" for kind in ("str", "int", "float", "bool", "null")}
+_STR_TAG, _INT_TAG, _FLOAT_TAG = (f"{_CORE_TAG}{kind}" for kind in ("str", "int", "float"))
+_SCALAR_TAGS = {_STR_TAG, _INT_TAG, _FLOAT_TAG, f"{_CORE_TAG}bool", f"{_CORE_TAG}null"}
 _COLLECTION_TAGS = {f"{_CORE_TAG}map", f"{_CORE_TAG}seq"}
 
 
@@ -1141,18 +1142,17 @@ def _screen_yaml(yaml: YAML, text: str, max_depth: int) -> None:
         elif isinstance(event, ScalarEvent):
             size = 1
             implicit = _tag_name(resolver.resolve(ScalarNode, event.value, (True, False)))
-            if tag is not None and tag != f"{_CORE_TAG}str":
+            if tag is not None and tag != _STR_TAG:
                 short = tag.replace(_CORE_TAG, "!!")
                 if tag not in _SCALAR_TAGS:
                     raise _YamlRefused.at(event, f"expected plain YAML values, found the tag "
                                                  f"{short}")
-                numeric = {f"{_CORE_TAG}int", f"{_CORE_TAG}float"}
-                if implicit != tag and not (tag == f"{_CORE_TAG}float" and implicit in numeric):
+                if implicit != tag and not (tag == _FLOAT_TAG and implicit == _INT_TAG):
                     raise _YamlRefused.at(event, f"expected a value that is a YAML {short}, "
                                               f"found {event.value!r} tagged {short}")
             digits = event.value.lstrip("+-")
-            plain = event.style is None or tag == f"{_CORE_TAG}int"
-            if plain and implicit == f"{_CORE_TAG}int" and len(digits) > MAX_YAML_DIGITS:
+            plain = event.style is None or tag == _INT_TAG
+            if plain and implicit == _INT_TAG and len(digits) > MAX_YAML_DIGITS:
                 raise _YamlRefused.at(event, f"expected a number of at most {MAX_YAML_DIGITS} "
                                           f"digits, found one of {len(digits)}")
             if event.anchor is not None:
@@ -1179,6 +1179,12 @@ def _read_yaml(text: str, origin: str, max_loop_depth: int) -> _Located:
     try:
         _screen_yaml(yaml, text, YAML_DEPTH_MARGIN + 3 * max_loop_depth)
         node = yaml.load(io.StringIO(text))
+        if node is None:
+            raise ScenarioError([f"{origin}:1:1: document: expected a mapping with name, "
+                                 "duration, machine and processes, found an empty document"])
+        if isinstance(node, CommentedMap):
+            located.values[()] = (node.lc.line + 1, node.lc.col + 1)
+        located.data = _plain(node, (), located)
     except MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
@@ -1189,17 +1195,7 @@ def _read_yaml(text: str, origin: str, max_loop_depth: int) -> _Located:
     except YAMLError as error:
         raise ScenarioError([f"{origin}:1:1: document: expected valid YAML, found {error}"]) \
             from None
-    except _YamlRefused as refused:
-        raise ScenarioError([f"{origin}:{refused.line}:{refused.col}: document: {refused}"]) \
-            from None
-    if node is None:
-        raise ScenarioError([f"{origin}:1:1: document: expected a mapping with name, duration, "
-                             "machine and processes, found an empty document"])
-    if isinstance(node, CommentedMap):
-        located.values[()] = (node.lc.line + 1, node.lc.col + 1)
-    try:
-        located.data = _plain(node, (), located)
-    except _YamlRefused as refused:
+    except _YamlRefused as refused:  # from the screen or from `_plain`
         raise ScenarioError([f"{origin}:{refused.line}:{refused.col}: document: {refused}"]) \
             from None
     if not isinstance(located.data, dict):

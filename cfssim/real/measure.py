@@ -269,7 +269,7 @@ class RealRun:
         self._run_until(self.t0 + self.scenario.duration_ns)
         ran = time.monotonic_ns() - self.t0
         self._freeze()
-        self._read_thread_stats(final=True)
+        self._keep_last_stats(self.tasks)
         wall = time.monotonic_ns() - self.t0
         figures = {path: self.driver.figures(path) for path in self.paths}
         for path, before in stat0.items():
@@ -420,7 +420,8 @@ class RealRun:
         assert self.sessions is not None
         events = sorted(self.scenario.events, key=lambda e: e.at_ns)
         next_sample = next_save = self.t0
-        victims = any(_allocates(p.program) for p in self.scenario.processes)
+        processes = self.scenario.processes
+        victims = [task for task in self.tasks if _allocates(processes[task.process].program)]
         save_interval = min(self.sample_interval_ns, VICTIM_STATS_INTERVAL_NS)
         while True:
             now = time.monotonic_ns()
@@ -432,7 +433,7 @@ class RealRun:
                 self._sample(now)
                 next_sample += self.sample_interval_ns
             if victims and now >= next_save:
-                self._read_thread_stats(final=False)
+                self._keep_last_stats(victims)
                 next_save += save_interval
             wake = min(
                 [end, next_sample]
@@ -466,15 +467,13 @@ class RealRun:
                 "memory", index, now - self.t0, sample.memory_bytes, -1 if limit is None else limit
             )
 
-    def _read_thread_stats(self, *, final: bool) -> None:
-        """Read live threads' figures (all at the end; during the run only those that may die
-        by an OOM kill, so that a victim keeps its last figures)."""
-        for task in self.tasks:
-            if task.exit is not None:
-                continue
-            if not final and not _allocates(self.scenario.processes[task.process].program):
-                continue
-            task.keep_last_stats()
+    @staticmethod
+    def _keep_last_stats(tasks: Iterable[Task]) -> None:
+        """Read the live ones of `tasks`' figures (all at the end; during the run those that may
+        die by an OOM kill, so that a victim keeps its last figures)."""
+        for task in tasks:
+            if task.exit is None:
+                task.keep_last_stats()
 
     def _on_report(self, report: Any) -> None:
         if isinstance(report, DoneReport):
