@@ -37,9 +37,10 @@ from .cgroup.memory import (
     pages_for,
 )
 from .cgroup.tree import TaskGroup, effective_cpus
-from .machine import Machine
+from .hrtimer import HrTimer
 from .result import Result
 from .scenario import Scenario
+from .sched.core import Machine
 from .sched.policy import SchedTunables
 from .sched.weights import nice_to_weight
 from .summary import build_result
@@ -246,7 +247,6 @@ class Simulation:
             machine.wake_up(task)
         else:
             machine.resume_running(task)
-        machine.flush()
         return event
 
     def request_sleep(self, task: Task, ns: int, hrtimer: bool = True) -> simpy.Event:
@@ -256,7 +256,6 @@ class Simulation:
         machine = self.machine
         if task.state is TaskState.RUNNABLE:
             machine.block(task)
-            machine.flush()
         ns = max(0, ns)
         return self.env.timeout(machine.hrtimer_delay(task, ns) if hrtimer and ns else ns)
 
@@ -299,7 +298,6 @@ class Simulation:
     def _block_until(self, task: Task, wake: simpy.Event) -> simpy.Event:
         if task.state is TaskState.RUNNABLE:
             self.machine.block(task)
-            self.machine.flush()
         return wake
 
     def _wake_memory_waiters(self, woken: Iterable[object]) -> None:
@@ -372,7 +370,6 @@ class Simulation:
         if task.state is TaskState.DEAD:
             return
         self.machine.block(task, TaskState.DEAD)
-        self.machine.flush()
         task.exit = {"time_ns": int(self.env.now), "reason": reason, "code": code}
         process = task.process
         if not process.alive:
@@ -398,15 +395,14 @@ class Simulation:
 
     # ==== runtime changes (scenario events, or research code) ==============================
     def at(self, time: int | str, action: Callable[[], None]) -> None:
-        """Call `action` at simulated time `time`."""
-        when = parse_duration(time)
+        """Call `action` at simulated time `time` (now, if that has passed); the machine then
+        acts on whatever the action disturbed."""
 
-        def fire(ev: simpy.Event) -> None:
+        def fire() -> None:
             action()
-            self.machine.flush()
+            self.machine.flush_unless_batched()
 
-        timer = self.env.timeout(max(0, when - int(self.env.now)))
-        timer.callbacks.append(fire)
+        HrTimer(self.env, fire).start(parse_duration(time))
 
     def write(self, path: str, files: Mapping[str, Any]) -> None:
         """Write cgroup files now, with the kernel's effects (``echo V > path/file``)."""
@@ -433,7 +429,9 @@ class Simulation:
             self._enforce_memory_max(path)
         group.apply_weight(config)
         if BANDWIDTH_FILES.intersection(files):  # every such write refills and unthrottles
-            self.machine.set_bandwidth(group, config.period_ns, config.quota_ns, config.burst_ns)
+            self.machine.tg_set_cfs_bandwidth(
+                group, config.period_ns, config.quota_ns, config.burst_ns
+            )
         if config.shares != old.shares or config.idle != old.idle:
             for se in group.se:
                 if se is not None:
@@ -444,6 +442,7 @@ class Simulation:
                     self._attach(task, task.group)
                     self._reselect_cpu(task)
         self.event_log.append({"time_ns": int(self.env.now), "write": {path: dict(files)}})
+        self.machine.flush_unless_batched()
 
     def _cpuset_refused(self, group: TaskGroup, cpus: frozenset[int] | None) -> str | None:
         """cgroup v1 ``validate_change`` for a ``cpuset.cpus`` write: the new set must hold
@@ -500,23 +499,23 @@ class Simulation:
         proc = self.processes[process]
         group = self.groups[to]
         threads = proc.threads if thread is None else [proc.threads[thread]]
-        for task in threads:
-            if task.state is not TaskState.DEAD:
-                self.machine.move_group(task, partial(self._attach, task, group))
-                self._reselect_cpu(task)
+        with self.machine.batch():
+            for task in threads:
+                if task.state is not TaskState.DEAD:
+                    self.machine.move_group(task, partial(self._attach, task, group))
+                    self._reselect_cpu(task)
         if thread is None:
             proc.cgroup = to  # new pages are charged here; old charges stay where they were
-        self.machine.flush()
         self.event_log.append({"time_ns": int(self.env.now), "move": {process: to}})
 
     def set_nice(self, process: str, value: int, thread: int | None = None) -> None:
         """``setpriority``/``renice``: a new weight for the threads."""
         proc = self.processes[process]
-        for task in proc.threads if thread is None else [proc.threads[thread]]:
-            task.nice = value
-            if task.policy != "idle":
-                self.machine.reweight_task(task, nice_to_weight(value))
-        self.machine.flush()
+        with self.machine.batch():
+            for task in proc.threads if thread is None else [proc.threads[thread]]:
+                task.nice = value
+                if task.policy != "idle":
+                    self.machine.set_user_nice(task, nice_to_weight(value))
 
     def kill(self, process: str, thread: int | None = None) -> None:
         proc = self.processes[process]
@@ -556,7 +555,7 @@ class Simulation:
         for group in self.groups.values():
             config = group.config
             if config.quota_ns is not None:
-                self.machine.set_bandwidth(
+                self.machine.tg_set_cfs_bandwidth(
                     group, config.period_ns, config.quota_ns, config.burst_ns
                 )
         self._memory()

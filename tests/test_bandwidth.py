@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 import cfssim
 from cfssim import Result, ms, s
-from cfssim.machine import POLICIES
+from cfssim.sched.core import FAIR_POLICIES
 
 REPO_SCENARIOS = __import__("pathlib").Path(__file__).resolve().parent.parent / "scenarios"
 TICK = ms(4)
@@ -91,7 +91,7 @@ def hogs_under_quota(
 
 
 # ==== the study note's demo =====================================================================
-@pytest.mark.parametrize("policy", sorted(POLICIES))
+@pytest.mark.parametrize("policy", sorted(FAIR_POLICIES))
 @pytest.mark.parametrize("scenario", ["seed-quota.yaml", "seed-quota-v2.yaml"])
 def test_study_note_demo_quota_brings_200_percent_to_100(scenario: str, policy: str) -> None:
     # Two spinning threads on 2 CPUs: 200 % for the first second. At 1 s quota = period = 100 ms
@@ -469,7 +469,7 @@ def quota_workloads(draw: st.DrawFn) -> tuple[int, dict[str, dict[str, Any]], li
 @settings(
     max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
 )
-@given(quota_workloads(), st.sampled_from(sorted(POLICIES)))
+@given(quota_workloads(), st.sampled_from(sorted(FAIR_POLICIES)))
 def test_runtime_per_period_is_bounded(
     workload: tuple[int, dict[str, dict[str, Any]], list[Any]], policy: str
 ) -> None:

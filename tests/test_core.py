@@ -19,11 +19,11 @@ import pytest
 
 import cfssim
 from cfssim import Result, ms, s
-from cfssim.machine import POLICIES
+from cfssim.sched.core import FAIR_POLICIES
 
 REPO = Path(__file__).resolve().parent.parent
 FOREVER = cfssim.program(run="forever")
-ALL_POLICIES = sorted(POLICIES)  # policy-independent properties are checked for every policy
+ALL_POLICIES = sorted(FAIR_POLICIES)  # policy-independent properties are checked for every policy
 
 TICK = ms(4)  # HZ=250
 

@@ -125,10 +125,10 @@ def test_quota_and_burst_written_together_fill_the_pool() -> None:
     burst is its own file, written after the quota, so the pool starts at quota + burst: on
     the kernel a 15 ms run under 10 ms/100 ms with a 10 ms burst is not throttled at start."""
     pool = CfsBandwidth(100 * MS, None, 0, 5 * MS)
-    pool.set(100 * MS, 10 * MS, 10 * MS)  # cpu.cfs_quota_us, then cpu.cfs_burst_us
+    pool.set_limits(100 * MS, 10 * MS, 10 * MS)  # cpu.cfs_quota_us, then cpu.cfs_burst_us
     assert pool.runtime == 20 * MS and pool.stat.nr_bursts == 0
     no_burst = CfsBandwidth(100 * MS, None, 0, 5 * MS)
-    no_burst.set(100 * MS, 10 * MS, 0)
+    no_burst.set_limits(100 * MS, 10 * MS, 0)
     assert no_burst.runtime == 10 * MS
     scenario = load_scenario(bundled_scenarios()["burst"]).model_copy(
         update={"duration_ns": 2000 * MS}

@@ -15,11 +15,11 @@ import pytest
 
 import cfssim
 from cfssim import Result, ms, s
-from cfssim.machine import POLICIES
+from cfssim.sched.core import FAIR_POLICIES
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 FOREVER = cfssim.program(run="forever")
-ALL_POLICIES = sorted(POLICIES)
+ALL_POLICIES = sorted(FAIR_POLICIES)
 
 
 def usage(result: Result, cgroup: str) -> int:

@@ -1,38 +1,44 @@
-"""`Machine`: the CPUs and the scheduling core — ``schedule``, ``update_curr``, enqueue/dequeue,
-wakeups and blocking, driven by exact timers.
+"""`Machine`: the CPUs and the scheduling core — what kernel/sched/core.c does: ``__schedule``,
+``try_to_wake_up``, blocking, ``wakeup_preempt``, the context switch and the tick, driven by
+exact timers.
 
 Each CPU (`Rq`) has a root `CfsRunQueue`; task groups add a group entity and a queue per CPU
 (`cfssim.cgroup.tree.TaskGroup`). The fair policy (`Cfs`, `Eevdf`) decides placement, picking and
-preemption; this module does what the kernel's core and the shared parts of fair.c do. Three
-concepts live beside it as mixins of `Machine`: bandwidth throttling (`cfssim.cgroup.throttle`),
-the RT class and fair server (`cfssim.sched.rt`), CPU selection and load balancing
-(`cfssim.sched.balance`).
+preemption at one level; the fair class's hierarchy of queues and their bandwidth throttling
+(`cfssim.sched.fair`), the RT class and fair server (`cfssim.sched.rt`), and CPU selection and
+load balancing (`cfssim.sched.balance`) are mixins of `Machine`.
 
 No CPU is polled every tick. After every scheduling event a CPU arms *one* timer for the next
 moment something must happen to its running task — demand done, slice used up (timed exactly, as
 HRTICK does), a condition the kernel checks only at ticks (rounded up to the tick grid), local
-bandwidth runtime exhausted (noticed at the next tick, as ``update_curr`` at ``scheduler_tick``
-does). A timer is cancelled by replacing it: a stale firing sees it is no longer ``rq.timer``.
+bandwidth runtime exhausted (noticed at the next tick, as ``update_curr`` at ``sched_tick``
+does). Re-arming the timer replaces its expiry (`cfssim.hrtimer.HrTimer`).
 
 Operations mark the CPUs they disturb (`touch`); `flush` then reschedules those that need it and
-re-arms their timers, so one wakeup or throttle costs one pass per affected CPU.
+re-arms their timers, so one wakeup or throttle costs one pass per affected CPU. The machine's
+public mutations (wakeups, blocking, renice, group moves, bandwidth writes) flush by themselves;
+a compound change made of several runs inside `batch`, which flushes once at its end.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
 import simpy
 from mypy_extensions import mypyc_attr
 
-from .cgroup.throttle import BandwidthControl
-from .sched.balance import LoadBalancing
-from .sched.eevdf import Eevdf
-from .sched.entity import SchedEntity
-from .sched.fair import Cfs
-from .sched.policy import (
+from ..hrtimer import HrTimer
+from ..task import Task, TaskState
+from ..trace import Recorder
+from .balance import LoadBalancing
+from .cfs import Cfs
+from .eevdf import Eevdf
+from .entity import SchedEntity
+from .fair import FairClass
+from .policy import (
     ENQUEUE_INITIAL,
     ENQUEUE_MIGRATED,
     ENQUEUE_WAKEUP,
@@ -40,14 +46,12 @@ from .sched.policy import (
     FairPolicy,
     SchedTunables,
 )
-from .sched.rt import RT_POLICIES, FairServer, RealTimeClass, RtRunQueue
-from .sched.runqueue import CfsRunQueue
-from .sched.weights import calc_delta_fair
-from .task import Task, TaskState
-from .trace import Recorder
+from .rt import RT_POLICIES, FairServer, RealTimeClass, RtRunQueue
+from .runqueue import CfsRunQueue
+from .weights import calc_delta_fair
 
 if TYPE_CHECKING:
-    from .cgroup.tree import TaskGroup
+    from ..cgroup.tree import TaskGroup
 
 LIVELOCK_FIRES = 10_000
 HRTICK_MIN_NS = 10_000
@@ -58,13 +62,19 @@ class SimulationError(RuntimeError):
     """The simulation reached a state it cannot leave (a bug, reported with context)."""
 
 
-POLICIES: dict[str, type[FairPolicy]] = {"eevdf": Eevdf, "cfs": Cfs}
+#: the fair policies by name (``policy:`` in a scenario)
+FAIR_POLICIES: dict[str, type[FairPolicy]] = {"eevdf": Eevdf, "cfs": Cfs}
+
+
+def _nothing() -> None:
+    """An unset timer function."""
 
 
 class Rq:
     """One CPU: ``struct rq`` with only what the model needs."""
 
     __slots__ = (
+        "balance_timer",
         "busy",
         "cfs",
         "cpu",
@@ -76,20 +86,21 @@ class Rq:
         "last_fire",
         "need_resched",
         "nr_balance_failed",
-        "on_settle",
-        "on_timer",
         "rt",
         "seg_start",
         "server",
+        "server_timer",
+        "settle_timer",
         "settling",
         "tasks",
         "timer",
-        "timer_at",
         "timer_level",
         "timer_resched",
     )
 
-    def __init__(self, cpu: int, cfs: CfsRunQueue, server: FairServer) -> None:
+    def __init__(
+        self, env: simpy.Environment, cpu: int, cfs: CfsRunQueue, server: FairServer
+    ) -> None:
         self.cpu = cpu
         self.cfs = cfs
         self.rt = RtRunQueue()  # SCHED_FIFO/RR tasks, above the fair class
@@ -103,22 +114,22 @@ class Rq:
         self.need_resched = False
         self.dirty = False
         self.settling: Task | None = None  # curr finished a request; its next one is pending
-        self.timer: simpy.Event | None = None
-        self.timer_at = -1
+        self.timer = HrTimer(env, _nothing)  # the CPU's one scheduling timer (`Machine.arm`)
+        self.settle_timer = HrTimer(env, _nothing)  # after a run request completes (`settle`)
+        self.balance_timer = HrTimer(env, _nothing)  # periodic load balancing
+        self.server_timer = HrTimer(env, _nothing)  # the fair server's (dl_server's) timer
         self.timer_resched = False  # the armed timer ends the running task's slice
         self.timer_level: SchedEntity | None = None  # the level whose tick check fires
         self.last_fire = -1  # livelock guard: timer firings at one instant
         self.fires_now = 0
         self.nr_balance_failed = 0
-        self.on_timer: Callable[[simpy.Event], None] = lambda ev: None
-        self.on_settle: Callable[[simpy.Event], None] = lambda ev: None
 
     @property
     def idle(self) -> bool:
         return self.curr is None and self.cfs.h_nr_running == 0 and not self.rt.nr_running
 
 
-class Machine(BandwidthControl, RealTimeClass, LoadBalancing):
+class Machine(FairClass, RealTimeClass, LoadBalancing):
     """`ncpus` CPUs sharing one fair policy, one root task group and one recorder."""
 
     def __init__(
@@ -140,21 +151,25 @@ class Machine(BandwidthControl, RealTimeClass, LoadBalancing):
         if tunables.sched_rt_runtime_us < 0:  # -1: no RT limit asked for
             server_ns = 0
         self.rqs = [
-            Rq(cpu, root.cfs_rq[cpu], FairServer(server_ns, period))
+            Rq(env, cpu, root.cfs_rq[cpu], FairServer(server_ns, period))
             for cpu in range(self.ncpus)
         ]
-        if policy not in POLICIES:
-            raise ValueError(f"unknown policy {policy!r} (expected one of {', '.join(POLICIES)})")
-        self.policy = POLICIES[policy](tunables, [rq.cfs for rq in self.rqs])
+        if policy not in FAIR_POLICIES:
+            known = ", ".join(FAIR_POLICIES)
+            raise ValueError(f"unknown policy {policy!r} (expected one of {known})")
+        self.policy = FAIR_POLICIES[policy](tunables, [rq.cfs for rq in self.rqs])
         self.tick_ns = tunables.tick_ns
         self.tick_offset = tunables.tick_offset_ns
         self.dirty: list[Rq] = []
         self.idle_rqs: set[int] = set(range(self.ncpus))
-        self.kick_pending = False
+        self.nohz_timer = HrTimer(env, self.nohz_idle_balance)  # a busy CPU's kick
+        self._batch = Batch(self)
         self.context_switches = 0
         for rq in self.rqs:
-            rq.on_timer = self._timer_callback(rq)
-            rq.on_settle = self._settle_callback(rq)
+            rq.timer.function = partial(self.sched_tick, rq)
+            rq.settle_timer.function = partial(self.settle, rq)
+            rq.balance_timer.function = partial(self.sched_balance_domains, rq)
+            rq.server_timer.function = partial(self.server_timer, rq)
         # A busy CPU balances every busy_factor (16) × balance_interval, which the kernel keeps
         # between the domain's min_interval (its weight in ms) and max_interval (twice that).
         # Which of the two, and the phase against other CPUs, depends on history and noise we
@@ -207,165 +222,13 @@ class Machine(BandwidthControl, RealTimeClass, LoadBalancing):
                 self.account_cfs_rq_runtime(rq, cfs_rq, delta)
             se = se.parent
 
-    # ==== group weights ====================================================================
-    def add_load(self, cfs_rq: CfsRunQueue, delta: int) -> None:
-        cfs_rq.load += delta
-        if cfs_rq.se is not None:
-            cfs_rq.tg.load_sum += delta
-
-    def update_cfs_group(self, se: SchedEntity) -> None:
-        """``update_cfs_group``: re-derive a group entity's weight (`calc_group_shares`)."""
-        my_q = se.my_q
-        if my_q is None:
-            return
-        self.policy.update_group_slice(se)
-        weight = my_q.tg.calc_group_shares(my_q.cpu)
-        if weight != se.weight:
-            self.reweight_entity(se, weight)
-
-    def entity_tick_groups(self, task: Task) -> None:
-        """What ``entity_tick`` does for the running `task`'s group levels: re-derive their
-        weights (``update_cfs_group``)."""
-        se = task.se.parent
-        while se is not None:
-            self.update_cfs_group(se)
-            se = se.parent
-
-    def reweight_entity(self, se: SchedEntity, weight: int) -> None:
-        """``reweight_entity``: a new weight for a queued or sleeping entity. One that is not
-        queued (sleeping, waiting for memory, or a task never woken, which has no queue yet)
-        only takes the weight (and, under EEVDF, scales its lag): no load changes."""
-        cfs_rq = se.rq_of
-        if not se.on_rq:
-            self.policy.reweight_entity(cfs_rq, se, weight)
-            return
-        assert cfs_rq is not None
-        in_tree = se.node is not None
-        if in_tree:
-            cfs_rq.remove(se)
-        self.add_load(cfs_rq, weight - se.weight)
-        self.policy.reweight_entity(cfs_rq, se, weight)
-        if in_tree:
-            cfs_rq.insert(se, self.policy.key(se))
-
-    # ==== enqueue / dequeue ================================================================
-    def enqueue_entity(self, cfs_rq: CfsRunQueue, se: SchedEntity, flags: int) -> None:
-        """``enqueue_entity``: place, account the load, insert in the tree."""
-        if se.my_q is not None:
-            self.update_cfs_group(se)
-        self.policy.place_entity(cfs_rq, se, flags)
-        self.add_load(cfs_rq, se.weight)
-        cfs_rq.nr_running += 1
-        if se is not cfs_rq.curr:
-            cfs_rq.insert(se, self.policy.key(se))
-        se.on_rq = True
-        if cfs_rq.nr_running == 1:
-            self.check_enqueue_throttle(cfs_rq)
-            if cfs_rq.throttled and cfs_rq.throttled_clock < 0:
-                cfs_rq.throttled_clock = self.now
-
-    def dequeue_entity(
-        self, cfs_rq: CfsRunQueue, se: SchedEntity, sleep: bool, special: bool = False
-    ) -> bool:
-        """``dequeue_entity``: out of the tree and the load; slack goes back on the last one.
-        A sleeper the policy delays (DELAY_DEQUEUE) stays queued as ``sched_delayed`` and False
-        is returned; `special` (``DEQUEUE_SPECIAL``, throttling) never delays. Dequeuing an
-        entity that is delayed already completes its delayed dequeue."""
-        policy = self.policy
-        if sleep and not special and not se.sched_delayed and policy.delay_dequeue(cfs_rq, se):
-            se.sched_delayed = True
-            return False
-        policy.dequeue_entity(cfs_rq, se, sleep)
-        if se.node is not None:
-            cfs_rq.remove(se)
-        se.on_rq = False
-        self.add_load(cfs_rq, -se.weight)
-        cfs_rq.nr_running -= 1
-        if cfs_rq.runtime_enabled and cfs_rq.nr_running == 0:
-            self.return_cfs_rq_runtime(cfs_rq)
-        cfs_rq.update_min_vruntime()
-        return True
-
-    def enqueue_task(self, rq: Rq, task: Task, flags: int) -> None:
-        """``enqueue_task_fair``: enqueue up the hierarchy until an already-queued level, or a
-        throttled queue, is reached."""
-        rq.tasks[task.tid] = task
-        se: SchedEntity | None = task.se
-        while se is not None:
-            if se.on_rq:
-                if se.sched_delayed:
-                    self.policy.requeue_delayed_entity(se.rq_of, se)  # type: ignore[arg-type]
-                break
-            cfs_rq = se.rq_of
-            assert cfs_rq is not None
-            self.enqueue_entity(cfs_rq, se, flags)
-            cfs_rq.h_nr_running += 1
-            if cfs_rq.throttled:
-                return
-            flags = ENQUEUE_WAKEUP
-            se = se.parent
-        while se is not None:
-            cfs_rq = se.rq_of
-            assert cfs_rq is not None
-            self.update_cfs_group(se)
-            cfs_rq.h_nr_running += 1
-            if cfs_rq.throttled:
-                return
-            se = se.parent
-
-    def dequeue_task(self, rq: Rq, task: Task, sleep: bool) -> None:
-        """``dequeue_task_fair``: the task leaves the machine's movable set and its queues (a
-        delayed sleeper stays queued until it is picked or wakes)."""
-        del rq.tasks[task.tid]
-        self.dequeue_entities(task.se, sleep)
-
-    def dequeue_entities(self, se: SchedEntity, sleep: bool) -> bool:
-        """``dequeue_entities``: dequeue `se`, and its ancestors while their queues become
-        empty (they go to sleep, so they may be delayed); then refresh the levels above.
-        Returns False when `se` itself was kept queued as ``sched_delayed``."""
-        nr_tasks = 1 if se.my_q is None else 0
-        first = se
-        level: SchedEntity | None = se
-        while level is not None:
-            cfs_rq = level.rq_of
-            assert cfs_rq is not None
-            if not self.dequeue_entity(cfs_rq, level, sleep):
-                if level is first:
-                    return False
-                break
-            cfs_rq.h_nr_running -= nr_tasks
-            if cfs_rq.throttled:
-                return True
-            level = level.parent
-            if cfs_rq.load:  # the parent still has other entities: stop dequeuing
-                break
-            sleep = True
-        while level is not None:
-            cfs_rq = level.rq_of
-            assert cfs_rq is not None
-            self.update_cfs_group(level)
-            cfs_rq.h_nr_running -= nr_tasks
-            if cfs_rq.throttled:
-                return True
-            level = level.parent
-        return True
-
-    def reweight_task(self, task: Task, weight: int) -> None:
-        """``set_user_nice`` → ``reweight_task`` and ``prio_changed_fair``."""
-        rq = self.rqs[task.cpu] if task.cpu >= 0 else None
-        if rq is not None and task.se.on_rq:
-            self.update_curr(rq)
-        lowered = weight < task.se.weight
-        self.reweight_entity(task.se, weight)
-        if rq is None or task.state is not TaskState.RUNNABLE:
-            return
-        if rq.curr is task:
-            rq.need_resched = rq.need_resched or lowered
-        else:
-            self.check_preempt_curr(rq, task)
-        self.touch(rq)
-
+    # ==== moving tasks ======================================================================
     def move_group(self, task: Task, attach: Callable[[], None]) -> None:
+        """Move `task` to another task group (`attach` re-attaches it) and let the machine react."""
+        with self.batch():
+            self.sched_move_task(task, attach)
+
+    def sched_move_task(self, task: Task, attach: Callable[[], None]) -> None:
         """``sched_move_task``: take the task off its queues, re-attach it to a new task group
         (`attach`), and queue it again with its vruntime carried relative (``ENQUEUE_MOVE``)."""
         self.finish_delayed_dequeue(task)
@@ -379,11 +242,11 @@ class Machine(BandwidthControl, RealTimeClass, LoadBalancing):
         self.update_curr(rq)
         running = rq.curr is task
         if running:
-            self.put_prev_task(task)
-        self.dequeue_task(rq, task, sleep=False)
+            self.put_prev_task_fair(task)
+        self.dequeue_task_fair(rq, task, sleep=False)
         self.policy.migrate_out(task.se.rq_of, task.se)  # type: ignore[arg-type]
         attach()
-        self.enqueue_task(rq, task, ENQUEUE_MIGRATED)
+        self.enqueue_task_fair(rq, task, ENQUEUE_MIGRATED)
         if running:
             rq.need_resched = True
         self.touch(rq)
@@ -395,7 +258,7 @@ class Machine(BandwidthControl, RealTimeClass, LoadBalancing):
             return
         self.update_curr(rq)
         if not rq.curr_rt:
-            self.put_prev_task(task)
+            self.put_prev_task_fair(task)
         self.context_switch(rq, task, None)
         rq.need_resched = True
         self.touch(rq)
@@ -413,13 +276,13 @@ class Machine(BandwidthControl, RealTimeClass, LoadBalancing):
         task.se.depth = 0 if task.se.parent is None else task.se.parent.depth + 1
 
     # ==== wakeups and blocking =============================================================
-    def finish_delayed_dequeue(self, task: Task) -> None:
-        """Complete a sleeping task's delayed dequeue now (before it changes group)."""
-        if task.se.sched_delayed:
-            self.update_curr(self.rqs[task.cpu])
-            self.dequeue_entities(task.se, sleep=True)
 
     def wake_up(self, task: Task, new: bool = False) -> None:
+        """Wake (or, with `new`, start) `task` and let the machine react (`try_to_wake_up`)."""
+        with self.batch():
+            self.try_to_wake_up(task, new)
+
+    def try_to_wake_up(self, task: Task, new: bool = False) -> None:
         """``try_to_wake_up`` / ``wake_up_new_task``: choose a CPU, enqueue, maybe preempt.
         A delayed sleeper is still queued: it wakes in place (``ttwu_runnable``)."""
         if task.policy in RT_POLICIES:
@@ -431,7 +294,7 @@ class Machine(BandwidthControl, RealTimeClass, LoadBalancing):
             self.policy.requeue_delayed_entity(task.se.rq_of, task.se)  # type: ignore[arg-type]
             rq.tasks[task.tid] = task
             self._woken(task, new)
-            self.check_preempt_curr(rq, task)
+            self.wakeup_preempt(rq, task)
             self.touch(rq)
             return
         cpu = self.select_task_rq(task, new)
@@ -447,8 +310,8 @@ class Machine(BandwidthControl, RealTimeClass, LoadBalancing):
         rq = self.rqs[cpu]
         self.update_curr(rq)
         self._woken(task, new)
-        self.enqueue_task(rq, task, flags)
-        self.check_preempt_curr(rq, task, fork=new)
+        self.enqueue_task_fair(rq, task, flags)
+        self.wakeup_preempt(rq, task, fork=new)
         self.touch(rq)
 
     def _woken(self, task: Task, new: bool) -> None:
@@ -489,16 +352,21 @@ class Machine(BandwidthControl, RealTimeClass, LoadBalancing):
         return ns + slack
 
     def block(self, task: Task, state: TaskState = TaskState.SLEEPING) -> None:
-        """The task stops being runnable (sleep, wait, exit, kill): ``dequeue_task(SLEEP)``."""
+        """`task` stops being runnable (sleep, wait, exit, kill) and the machine reacts."""
+        with self.batch():
+            self.block_task(task, state)
+
+    def block_task(self, task: Task, state: TaskState = TaskState.SLEEPING) -> None:
+        """``block_task``: the task stops being runnable — ``dequeue_task(DEQUEUE_SLEEP)``."""
         if task.state is TaskState.RUNNABLE and task.cpu >= 0:
             rq = self.rqs[task.cpu]
             self.update_curr(rq)
             if task.policy in RT_POLICIES:
                 rq.rt.dequeue(task)
                 if not rq.rt.nr_running:
-                    rq.server.stop()
+                    self.server_stop(rq)
             elif task.se.on_rq:
-                self.dequeue_task(rq, task, sleep=True)
+                self.dequeue_task_fair(rq, task, sleep=True)
             else:
                 rq.tasks.pop(task.tid, None)
             if rq.settling is task:
@@ -511,8 +379,10 @@ class Machine(BandwidthControl, RealTimeClass, LoadBalancing):
         task.remaining = None
         task.forever = False
 
-    def check_preempt_curr(self, rq: Rq, task: Task, fork: bool = False) -> None:
-        """``check_preempt_curr`` → ``check_preempt_wakeup`` at the matching level."""
+    def wakeup_preempt(self, rq: Rq, task: Task, fork: bool = False) -> None:
+        """``wakeup_preempt``: fair `task` was just queued on `rq` — an idle CPU reschedules, a
+        fair curr is checked by its class (``check_preempt_wakeup_fair``), an RT curr starts
+        the fair server."""
         curr = rq.curr
         if curr is None:
             rq.need_resched = True
@@ -522,23 +392,7 @@ class Machine(BandwidthControl, RealTimeClass, LoadBalancing):
         if rq.curr_rt:  # a fair task waits behind RT: the fair server starts
             self.server_start(rq)
             return
-        if curr.policy == "idle" and task.policy != "idle":
-            rq.need_resched = True
-            return
-        if task.policy != "normal":
-            return
-        cfs_rq_of_task = task.se.rq_of
-        assert cfs_rq_of_task is not None
-        if cfs_rq_of_task.throttle_count:
-            return
-        se, pse = find_matching_se(curr.se, task.se)
-        if not pse.on_rq:
-            return
-        assert se.rq_of is not None
-        if self.policy.check_preempt_wakeup(
-            se.rq_of, se, pse, fork, task.se, curr.se, resched_pending=rq.need_resched
-        ):
-            rq.need_resched = True
+        self.check_preempt_wakeup_fair(rq, curr, task, fork)
 
     # ==== the scheduler ====================================================================
     def schedule(self, rq: Rq) -> None:
@@ -547,117 +401,15 @@ class Machine(BandwidthControl, RealTimeClass, LoadBalancing):
         self.update_curr(rq)
         if prev is not None and not rq.curr_rt:
             # with no RT task queued, the fair pick follows at once: lone levels may stay curr
-            self.put_prev_task(prev, keep_alone=not rq.rt.nr_running)
+            self.put_prev_task_fair(prev, keep_alone=not rq.rt.nr_running)
         nxt = self.pick_next_rt(rq) if rq.rt.nr_running else None
         if nxt is None:
-            nxt = self.pick_next_task(rq)
-        if nxt is None and self.newidle_balance(rq):
-            nxt = self.pick_next_task(rq)
+            nxt = self.pick_next_task_fair(rq)
+        if nxt is None and self.sched_balance_newidle(rq):
+            nxt = self.pick_next_task_fair(rq)
         rq.need_resched = False
         if nxt is not prev:
             self.context_switch(rq, prev, nxt)
-
-    def put_prev_task(self, prev: Task, keep_alone: bool = False) -> None:
-        """``put_prev_task_fair``: each level's curr goes back into its tree (if still queued);
-        queues out of runtime are throttled here (``check_cfs_rq_runtime``).
-
-        Fast path (`keep_alone`, only when `pick_next_task` follows at once): the kernel puts
-        every level back and its pick takes the entity out again. A level whose curr is alone
-        on its queue (queued, not ``sched_delayed``, no bandwidth to check), on the chain of
-        such levels from the root down, is certain to be re-picked, so it simply stays curr —
-        out of the tree, as the pick leaves it. Kept levels must reach up to the root (a pick
-        through a busier level may go elsewhere), so candidates are held back and put back
-        after all, in the same order, when a level above them does not qualify."""
-        policy = self.policy
-        kept: list[SchedEntity] = []  # candidates, bottom-up, contiguous up to the current level
-        se: SchedEntity | None = prev.se
-        while se is not None:
-            cfs_rq = se.rq_of
-            assert cfs_rq is not None
-            if (
-                keep_alone
-                and cfs_rq.nr_running == 1
-                and cfs_rq.curr is se
-                and se.on_rq
-                and not se.sched_delayed
-                and not cfs_rq.runtime_enabled
-            ):
-                kept.append(se)
-                se = se.parent
-                continue
-            if kept:  # not all the way to the root: put back as usual
-                for lone in kept:
-                    lone_rq = lone.rq_of
-                    assert lone_rq is not None
-                    lone_rq.insert(lone, policy.key(lone))
-                    lone_rq.curr = None
-                kept.clear()
-            if cfs_rq.runtime_enabled:
-                self.check_cfs_rq_runtime(cfs_rq)
-            if se.on_rq and se.node is None:
-                cfs_rq.insert(se, policy.key(se))
-            if cfs_rq.curr is se:
-                cfs_rq.curr = None
-            se = se.parent
-        if prev.se.on_rq:
-            prev.wait_start = self.now
-
-    def pick_next_task(self, rq: Rq) -> Task | None:
-        """``pick_next_task_fair``: pick at each level down to a task (``set_next_entity``).
-
-        While a level is picked, its ``prev_curr`` names the entity that ran there until this
-        schedule (rq.curr's ancestor), so a policy can tell a re-pick from a switch. A picked
-        ``sched_delayed`` entity is dequeued for good and the pick starts over from the root
-        (``pick_next_entity`` in 6.12+); the levels are set only once a task is reached."""
-        policy = self.policy
-        ran: SchedEntity | None = None  # rq.curr's entity, whose levels get prev_curr
-        if rq.curr is not None and not rq.curr_rt and policy.uses_prev_curr:
-            ran = rq.curr.se
-        self._mark_prev_curr(ran, mark=True)
-        path: list[SchedEntity] = []
-        while not path or path[-1].my_q is not None:
-            cfs_rq = path[-1].my_q if path else rq.cfs
-            assert cfs_rq is not None
-            if not path and not cfs_rq.nr_running:
-                self._mark_prev_curr(ran, mark=False)
-                return None
-            se = policy.pick_next_entity(cfs_rq)
-            assert se is not None, f"empty pick on {cfs_rq}"
-            if se.sched_delayed:
-                self.dequeue_entities(se, sleep=True)
-                self._forget_dequeued_curr(rq)
-                path.clear()
-                continue
-            path.append(se)
-        for se in path:
-            cfs_rq = se.rq_of
-            assert cfs_rq is not None
-            if se.node is not None:
-                cfs_rq.remove(se)
-            cfs_rq.curr = se
-            se.prev_sum_exec = se.sum_exec
-            policy.set_next_entity(cfs_rq, se)
-        self._mark_prev_curr(ran, mark=False)
-        return path[-1].task
-
-    @staticmethod
-    def _mark_prev_curr(se: SchedEntity | None, mark: bool) -> None:
-        """Set (or clear) ``prev_curr`` on every level `se` and its ancestors are queued on."""
-        while se is not None:
-            se.rq_of.prev_curr = se if mark else None  # type: ignore[union-attr]
-            se = se.parent
-
-    def _forget_dequeued_curr(self, rq: Rq) -> None:
-        """A delayed dequeue inside a pick may dequeue levels that `put_prev_task` kept as
-        curr: they stop being curr, as the kernel's put would have left them."""
-        if rq.curr is None or rq.curr_rt:
-            return
-        se: SchedEntity | None = rq.curr.se
-        while se is not None:
-            cfs_rq = se.rq_of
-            if cfs_rq is not None and cfs_rq.curr is se and not se.on_rq:
-                cfs_rq.curr = None
-            se = se.parent
 
     def context_switch(self, rq: Rq, prev: Task | None, nxt: Task | None) -> None:
         """Record the segment that ends and account the switch (schedstat, sched figures)."""
@@ -707,8 +459,8 @@ class Machine(BandwidthControl, RealTimeClass, LoadBalancing):
             if rq.need_resched or (rq.curr is None and (rq.cfs.h_nr_running or rq.rt.nr_running)):
                 self.schedule(rq)
             self.arm(rq)
-            if self.idle_rqs and rq.cfs.h_nr_running >= 2 and not self.kick_pending:
-                self._maybe_kick(rq)
+            if self.idle_rqs and rq.cfs.h_nr_running >= 2 and not self.nohz_timer.active:
+                self.nohz_balancer_kick(rq)
 
     def arm(self, rq: Rq) -> None:
         """Arm the CPU's one timer for the next decision about its running task, and note
@@ -716,7 +468,7 @@ class Machine(BandwidthControl, RealTimeClass, LoadBalancing):
         condition) so the firing need not re-derive it."""
         task = rq.curr
         if task is None:
-            rq.timer = None
+            rq.timer.cancel()
             return
         if rq.curr_rt:
             self.arm_rt(rq, task)
@@ -755,32 +507,22 @@ class Machine(BandwidthControl, RealTimeClass, LoadBalancing):
 
     def set_timer(self, rq: Rq, due: int, resched: bool, level: SchedEntity | None) -> None:
         """Arm the CPU's timer `due` ns from now (NEVER: none); `resched` when it ends a slice."""
-        now = self.now
+        timer = rq.timer
         if due >= NEVER:
-            rq.timer = None
+            timer.cancel()
             return
         rq.timer_resched = resched
         rq.timer_level = level
-        when = now + max(0, due)
-        if rq.timer is not None and rq.timer_at == when:
+        when = self.now + max(0, due)
+        if timer.active and timer.expires == when:
             return
-        timer = self.env.timeout(when - now)
-        timer.callbacks.append(rq.on_timer)
-        rq.timer = timer
-        rq.timer_at = when
+        timer.start(when)
 
-    def _timer_callback(self, rq: Rq) -> Callable[[simpy.Event], None]:
-        def fire(ev: simpy.Event) -> None:
-            if ev is rq.timer:
-                rq.timer = None
-                self.on_timer(rq)
-
-        return fire
-
-    def on_timer(self, rq: Rq) -> None:
-        """The CPU's timer: account (``update_curr`` — which also charges bandwidth runtime
-        and runs ``update_deadline``), then act on what `arm` found due: a reschedule (HRTICK
-        expiry or a tick-checked ``check_preempt_tick``), the end of a run request."""
+    def sched_tick(self, rq: Rq) -> None:
+        """The CPU's timer — the tick (``sched_tick``) or an HRTICK expiry, whichever `arm` found
+        due first: account (``update_curr`` — which also charges bandwidth runtime and runs
+        ``update_deadline``), then act on what was due: a reschedule (the slice used up, or a
+        tick-checked ``check_preempt_tick``), the end of a run request."""
         now = self.now
         if now == rq.last_fire:
             rq.fires_now += 1
@@ -813,7 +555,7 @@ class Machine(BandwidthControl, RealTimeClass, LoadBalancing):
         """The running task received its demand: resume its behaviour before deciding more.
 
         The behaviour's next request (run, sleep…) arrives at this same instant; a zero-delay
-        settle event afterwards blocks the task if it asked for something else.
+        settle (`settle`) afterwards blocks the task if it asked for something else.
         """
         task.remaining = None
         event = task.run_event
@@ -821,21 +563,19 @@ class Machine(BandwidthControl, RealTimeClass, LoadBalancing):
         rq.settling = task
         if event is not None:
             event.succeed()
-        settle = self.env.timeout(0)
-        settle.callbacks.append(rq.on_settle)
+        rq.settle_timer.start(self.now)
 
-    def _settle_callback(self, rq: Rq) -> Callable[[simpy.Event], None]:
-        def settle(ev: simpy.Event) -> None:
-            task = rq.settling
-            if task is None:
-                return
-            rq.settling = None
+    def settle(self, rq: Rq) -> None:
+        """After a completed run request, at the same instant: a task that asked for nothing
+        more to run waits on some other event — a voluntary sleep."""
+        task = rq.settling
+        if task is None:
+            return
+        rq.settling = None
+        with self.batch():
             if task.remaining is None and not task.forever and task.state is TaskState.RUNNABLE:
-                self.block(task)  # waiting on some other event: a voluntary sleep
+                self.block(task)
             self.touch(rq)
-            self.flush()
-
-        return settle
 
     def resume_running(self, task: Task) -> None:
         """A settling task asked for more CPU: it simply keeps running."""
@@ -843,15 +583,34 @@ class Machine(BandwidthControl, RealTimeClass, LoadBalancing):
         if rq.settling is task:
             rq.settling = None
         self.touch(rq)
+        self.flush_unless_batched()
+
+    # ==== batching ============================================================================
+    def batch(self) -> Batch:
+        """A compound change: ``with machine.batch(): ...`` flushes once, when the outermost
+        batch ends (each public mutation is a batch of its own)."""
+        return self._batch
+
+    def flush_unless_batched(self) -> None:
+        if not self._batch.depth:
+            self.flush()
 
 
-def find_matching_se(se: SchedEntity, pse: SchedEntity) -> tuple[SchedEntity, SchedEntity]:
-    """``find_matching_se``: walk both entities up until they share a run queue."""
-    while se.depth > pse.depth:
-        se = se.parent  # type: ignore[assignment]
-    while pse.depth > se.depth:
-        pse = pse.parent  # type: ignore[assignment]
-    while se.rq_of is not pse.rq_of:
-        se = se.parent  # type: ignore[assignment]
-        pse = pse.parent  # type: ignore[assignment]
-    return se, pse
+class Batch:
+    """The context manager `Machine.batch` returns: counts nesting, flushes at the outermost
+    exit (not after an exception: the machine's state is then beyond repair anyway)."""
+
+    __slots__ = ("depth", "machine")
+
+    def __init__(self, machine: Machine) -> None:
+        self.machine = machine
+        self.depth = 0
+
+    def __enter__(self) -> Batch:
+        self.depth += 1
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self.depth -= 1
+        if not self.depth and exc_type is None:
+            self.machine.flush()
