@@ -1,6 +1,6 @@
 """Simulator speed: scheduling events and simulated seconds per wall-clock second.
 
-Run: ``python benchmarks/speed.py [--quick] [--repeat N] [--profile] [--floor]``. Cases (issue 2):
+Run: ``python benchmarks/speed.py [--quick] [--repeat N] [--profile] [--floor]``. Cases:
 
 1. 2 CPUs × 10 hogs × 60 s, for every policy (target: ≥ 300k context switches per wall-second);
 2. 8 CPUs × 200 mixed tasks × 10 s (hogs, run/sleep tasks, niced batch, quota'd cgroups);

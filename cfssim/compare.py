@@ -3,7 +3,7 @@ difference, and a verdict against `Tolerances`.
 
 `compare(a, b)` treats `b` as the reference (typically ``a`` simulated, ``b`` measured on the
 kernel): the relative difference is ``(a − b) / |b|``. Default tolerances are the real twin's
-acceptance rules (issue 5): per-task CPU time within 5% of the run's CPU capacity (CPUs ×
+acceptance rules: per-task CPU time within 5% of the run's CPU capacity (CPUs ×
 duration); ``nr_periods`` and ``nr_throttled`` within ±2; ``throttled_time`` within 20%; OOM
 victims and their order identical, kill times within 10%. The same rules extend to the figures
 they imply: a cgroup's ``cpuacct.usage`` is judged like a task's CPU time, ``nr_bursts`` like

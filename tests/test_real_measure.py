@@ -1,7 +1,7 @@
 """`cfssim.real.measure` on the real kernel: figures, OOM kills, refusals, cleanup after a crash.
 
 The kernel facts asserted here were measured on the 2-CPU 6.18 development machines (see
-docs/kernel-measurements.md); tolerances leave room for background load.
+docs/kernel-facts.md); tolerances leave room for background load.
 """
 
 from __future__ import annotations

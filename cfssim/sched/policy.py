@@ -38,7 +38,7 @@ DEFAULT_FEATURES: dict[str, bool] = {
     "WAKEUP_PREEMPTION": True,
     # off in the kernel source, and measured: two hogs on one CPU of the 6.18 reference machine
     # switch every 4.000 ms (the HZ=250 tick), not every 1.4 ms base slice
-    # (docs/kernel-measurements.md)
+    # (docs/kernel-facts.md#tick-slice-ends)
     "HRTICK": False,
     # EEVDF (6.18)
     "PLACE_LAG": True,
