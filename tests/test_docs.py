@@ -53,5 +53,5 @@ def test_every_citation_of_a_fact_names_a_fact() -> None:
         for path in sources
         for anchor in re.findall(r"kernel-facts\.md#([a-z0-9-]+)", path.read_text())
     }
-    assert len(cited) > 10
+    assert len(cited) >= 10
     assert sorted(c for c in cited if c[1] not in anchors) == []
