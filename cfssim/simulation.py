@@ -37,6 +37,7 @@ from .cgroup.memory import (
     pages_for,
 )
 from .cgroup.tree import TaskGroup, effective_cpus
+from .host import FAULT_BATCH_PAGES, HostModel, noise_behaviour
 from .hrtimer import HrTimer
 from .result import Result
 from .scenario import Scenario
@@ -49,6 +50,7 @@ from .trace import KILL_REASONS, Recorder
 from .units import parse_duration
 
 DEFAULT_SESSION = "cfssim"
+KTHREAD_SESSION = "[kernel]"  # kernel threads: the root task group itself, never an autogroup
 
 
 class Simulation:
@@ -56,7 +58,8 @@ class Simulation:
 
     `period_phase_ns` maps cgroup paths to where their bandwidth period grid starts (ns, the
     first expiry; default 0): Linux 6.4+ gives every group's period timer its own random phase,
-    which the real twin measures.
+    which the real twin measures. `host` adds a real host's tick skew, background noise and
+    page-fault cost (`cfssim.host.HostModel`; default: the ideal machine).
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class Simulation:
         tunables: Mapping[str, int] | None = None,
         features: Mapping[str, bool] | None = None,
         period_phase_ns: Mapping[str, int | str] | None = None,
+        host: HostModel | None = None,
         name: str = "custom",
         description: str = "",
     ) -> None:
@@ -94,7 +98,8 @@ class Simulation:
         self.groups: dict[str, TaskGroup] = {}
         self.cgroup_order: list[str] = []  # visible cgroups, trace index order
         self.root = self._new_group("/", None, CgroupConfig())
-        self.machine = Machine(self.env, self.tun, policy, self.root, self.rec, seed)
+        self.host = host or HostModel()
+        self.machine = Machine(self.env, self.tun, policy, self.root, self.rec, seed, self.host)
         self.memory: MemoryController | None = None
         self.tasks: list[Task] = []
         self.processes: dict[str, Process] = {}
@@ -202,7 +207,7 @@ class Simulation:
 
     def _attach(self, task: Task, group: TaskGroup) -> None:
         """Put `task` in `group` (its session's autogroup when that is the root)."""
-        if group is self.root and self.autogroup:
+        if group is self.root and self.autogroup and task.process.session != KTHREAD_SESSION:
             group = self._autogroup(task.process.session)
         task.group = group
         task.acct = [g.usage for g in group.cgroup().ancestors()]
@@ -269,12 +274,18 @@ class Simulation:
     def _alloc(self, task: Task, nbytes: int, done: simpy.Event) -> Any:
         memory = self._memory()
         process = task.process
+        fault_ns = self.host.page_fault_ns
         left = nbytes
         while left > 0:
             memcg = memory[process.cgroup]
-            charge = memory.charge(memcg, left)
+            # with a fault cost, pages are charged a batch at a time and each batch's faults
+            # (and zeroing) run on the thread before the next batch is touched
+            batch = min(left, FAULT_BATCH_PAGES * PAGE_SIZE) if fault_ns else left
+            charge = memory.charge(memcg, batch)
             self._charged(process, memcg.path, charge.charged)
             left -= charge.charged
+            if fault_ns and charge.charged:
+                yield self.request_run(task, pages_for(charge.charged) * fault_ns)
             if charge.penalty_ns:
                 yield self.request_sleep(task, charge.penalty_ns, hrtimer=False)
             if charge.failed is None:
@@ -550,6 +561,7 @@ class Simulation:
     def _start(self) -> None:
         if self._started:
             return
+        self._add_host_noise()
         self._started = True
         self._check_period_phases()
         for group in self.groups.values():
@@ -560,6 +572,16 @@ class Simulation:
                 )
         self._memory()
 
+
+    def _add_host_noise(self) -> None:
+        """The host's background activity: one kernel-thread-like task pinned to each CPU (in
+        the root task group, after the workload's tasks so their ids do not change)."""
+        noise = self.host.noise
+        if noise is None:
+            return
+        for cpu in range(self.tun.cpus):
+            name = f"host-noise-cpu{cpu}"
+            self.add_process(name, noise_behaviour(noise), cpus=[cpu], session=KTHREAD_SESSION)
 
     def _check_period_phases(self) -> None:
         for path in self.period_phase_ns:

@@ -182,7 +182,7 @@ class LoadBalancing:
         return int(self.rng.integers(low // self.tick_ns, high // self.tick_ns + 1)) * self.tick_ns
 
     def _arm_balance(self: Machine, rq: Rq, delay: int) -> None:
-        rq.balance_timer.start(self.now + self.tick_after(delay))
+        rq.balance_timer.start(self.now + self.tick_after(rq.cpu, delay))
 
     def sched_balance_domains(self: Machine, rq: Rq) -> None:
         if rq.curr is not None:
@@ -195,7 +195,7 @@ class LoadBalancing:
         some at the next tick."""
         if not any(self._any_movable(busy, self.rqs[cpu]) for cpu in self.idle_rqs):
             return
-        self.nohz_timer.start(self.now + self.tick_after(0))
+        self.nohz_timer.start(self.now + self.tick_after(busy.cpu, 0))
 
     def nohz_idle_balance(self: Machine) -> None:
         for cpu in sorted(self.idle_rqs):

@@ -223,7 +223,7 @@ class RealTimeClass:
         due = NEVER if task.remaining is None else task.remaining
         left = rq.rt.slice_left(task)
         if left is not None:
-            due = min(due, self.tick_after(left))
+            due = min(due, self.tick_after(rq.cpu, left))
         self.set_timer(rq, due, False, None)
 
     def server_start(self: Machine, rq: Rq) -> None:
