@@ -10,7 +10,8 @@
   pinned nice-0 kernel-thread-like tasks outside the workload's cgroups.
 - **The cost of page faults.** First-touch faults (fault + zeroing) cost CPU time of the faulting
   thread: `HostModel.page_fault_ns` per 4 KiB page, charged as the allocation proceeds one memcg
-  charge batch at a time, so the thread can be preempted and throttled mid-allocation.
+  charge batch (``MEMCG_CHARGE_BATCH``, 64 pages) at a time, so the thread can be preempted and
+  throttled mid-allocation.
 
 All figures are int ns. The default `HostModel` is the idealised machine (no skew, no noise, free
 faults); a calibrated profile (`cfssim calibrate`) gives a real host's figures.
@@ -22,10 +23,6 @@ import math
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
-
-#: pages a fault-in charges at a time (``MEMCG_CHARGE_BATCH``): the granularity at which an
-#: allocation's fault cost is run and its pages charged
-FAULT_BATCH_PAGES = 64
 
 _MASK64 = (1 << 64) - 1
 

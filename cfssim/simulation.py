@@ -30,6 +30,7 @@ from .cgroup.files import (
     format_cpulist,
 )
 from .cgroup.memory import (
+    MEMCG_CHARGE_BATCH,
     MemoryController,
     MemoryLimitBusy,
     OomAction,
@@ -37,7 +38,7 @@ from .cgroup.memory import (
     pages_for,
 )
 from .cgroup.tree import TaskGroup, effective_cpus
-from .host import FAULT_BATCH_PAGES, HostModel, noise_behaviour
+from .host import HostModel, noise_behaviour
 from .hrtimer import HrTimer
 from .result import Result
 from .scenario import Scenario
@@ -278,9 +279,12 @@ class Simulation:
         left = nbytes
         while left > 0:
             memcg = memory[process.cgroup]
-            # with a fault cost, pages are charged a batch at a time and each batch's faults
-            # (and zeroing) run on the thread before the next batch is touched
-            batch = min(left, FAULT_BATCH_PAGES * PAGE_SIZE) if fault_ns else left
+            # page by page in the kernel, a charge batch at a time here when it matters: each
+            # batch's faults (and zeroing) run on the thread, and a memory.high overage is
+            # handled on the return to user space after each batch
+            # (`mem_cgroup_handle_over_high` with memcg_nr_pages_over_high = one batch)
+            batched = fault_ns or memory.has_high(memcg)
+            batch = min(left, MEMCG_CHARGE_BATCH * PAGE_SIZE) if batched else left
             charge = memory.charge(memcg, batch)
             self._charged(process, memcg.path, charge.charged)
             left -= charge.charged

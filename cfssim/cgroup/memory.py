@@ -421,6 +421,10 @@ class MemoryController:
         jiffies = high_penalty_jiffies(nr_pages, self.mem_find_max_overage(memcg), self.hz)
         return jiffies * NSEC_PER_SEC // self.hz
 
+    def has_high(self, memcg: MemCgroup) -> bool:
+        """Is a memory.high set on `memcg` or an ancestor below the root?"""
+        return any(lvl.high_pages < PAGE_COUNTER_MAX_PAGES for lvl in self._below_root(memcg))
+
     def mem_find_max_overage(self, memcg: MemCgroup) -> int:
         """`mem_find_max_overage`: the largest memory.high overage from `memcg` up to the root."""
         return max(
