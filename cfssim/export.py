@@ -90,7 +90,7 @@ def sched_events(result: Result) -> tuple[list[Switch], list[Wakeup]]:
     wake = trace["wakeups"]
     wake_times = {task: np.sort(wake["time"][wake["task"] == task])
                   for task in range(len(trace.tasks))}
-    exits = {index: (result.tasks.get(name, {}).get("exit") or {}).get("time_ns")
+    exits = {index: (result.task_figure(name, "exit") or {}).get("time_ns")
              for index, name in enumerate(trace.tasks)}
     starts_by_task = {task: np.sort(segments[segments[:, 1] == task, 2])
                       for task in range(len(trace.tasks))}
@@ -130,7 +130,7 @@ def counters(result: Result) -> list[Counter]:
     segments = trace["segments"]
     for index, path in enumerate(trace.cgroups):
         inside = [i for i, name in enumerate(trace.tasks)
-                  if _within(result.tasks.get(name, {}).get("cgroup", "/"), path)]
+                  if _within(result.task_figure(name, "cgroup", "/"), path)]
         tids = np.array(inside, dtype=np.int64)
         mask = np.isin(segments["task"], tids)
         at = np.unique(np.concatenate(([0], segments["start"][mask], segments["end"][mask])))
@@ -175,10 +175,10 @@ def _prio(result: Result, pid: int) -> int:
     """The kernel's ``prio`` of a task: 120 + nice for fair tasks, 99 − rt_priority for RT."""
     if pid == IDLE_PID:
         return _DEFAULT_PRIO
-    figures = result.tasks.get(_trace(result).tasks[pid - 1], {})
-    if figures.get("policy") in RT_POLICIES:
-        return 99 - int(figures.get("rt_priority", 1))
-    return _DEFAULT_PRIO + int(figures.get("nice", 0))
+    name = _trace(result).tasks[pid - 1]
+    if result.task_figure(name, "policy") in RT_POLICIES:
+        return 99 - int(result.task_figure(name, "rt_priority", 1))
+    return _DEFAULT_PRIO + int(result.task_figure(name, "nice", 0))
 
 
 # ---- ftrace text --------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ end, NaN, …]``), which stays responsive at 200k segments (see ``benchmarks/rep
 from __future__ import annotations
 
 import html
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -623,7 +623,7 @@ def task_cgroups(result: Result) -> list[str]:
     if result.trace is None:
         return []
     return [
-        str(result.tasks.get(name, {}).get("cgroup", UNKNOWN_CGROUP)) for name in result.trace.tasks
+        str(result.task_figure(name, "cgroup", UNKNOWN_CGROUP)) for name in result.trace.tasks
     ]
 
 
@@ -719,7 +719,7 @@ def _task_name(trace: Trace, index: int) -> str:
     return trace.tasks[index] if 0 <= index < len(trace.tasks) else f"task {index}"
 
 
-def _configured_bandwidth(figures: dict[str, Any]) -> tuple[int, int] | None:
+def _configured_bandwidth(figures: Mapping[str, Any]) -> tuple[int, int] | None:
     """(quota ns, period ns) from the cgroup's ``cpu.cfs_quota_us``/``cpu.cfs_period_us`` or
     ``cpu.max`` figures; None when unlimited or not given."""
     period = _configured_period_ns(figures)
@@ -732,7 +732,7 @@ def _configured_bandwidth(figures: dict[str, Any]) -> tuple[int, int] | None:
     return int(quota_us) * NSEC_PER_USEC, period
 
 
-def _configured_period_ns(figures: dict[str, Any]) -> int | None:
+def _configured_period_ns(figures: Mapping[str, Any]) -> int | None:
     """The bandwidth period in ns from ``cpu.cfs_period_us`` or ``cpu.max``; None if absent."""
     if figures.get("cpu.cfs_period_us") is not None:
         return int(figures["cpu.cfs_period_us"]) * NSEC_PER_USEC
@@ -746,7 +746,7 @@ def _configured_period_ns(figures: dict[str, Any]) -> int | None:
 MISSING = "–"
 
 #: Per-task table: column header → how to read it from the task's figures.
-TASK_COLUMNS: dict[str, Callable[[dict[str, Any]], str]] = {
+TASK_COLUMNS: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "cgroup": lambda f: str(f.get("cgroup", MISSING)),
     "CPU time": lambda f: _duration(f.get("cpu_time_ns")),
     "wait": lambda f: _duration(f.get("wait_time_ns")),
@@ -836,7 +836,7 @@ def _count(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) else MISSING
 
 
-def _latency(figures: dict[str, Any], which: str) -> Any:
+def _latency(figures: Mapping[str, Any], which: str) -> Any:
     latency = figures.get("wakeup_latency_ns")
     return latency.get(which) if isinstance(latency, dict) else None
 

@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .cgroup.files import read_file, shares_to_weight
-from .result import Result
+from .result import (
+    CgroupFigures,
+    Result,
+    TaskFigures,
+    cgroup_figures,
+    cpu_stat_figures,
+    latency_figures,
+    task_figures,
+)
 from .sched.rt import RT_POLICIES
 from .task import TaskState
 from .trace import KILL_REASONS, Trace
@@ -19,24 +27,6 @@ if TYPE_CHECKING:
     from .cgroup.tree import TaskGroup
     from .simulation import Simulation
     from .task import Task
-
-
-def latency_figures(latencies: Any) -> dict[str, int] | None:
-    """p50/p99/max/mean of wakeup latencies (ns), or None without wakeups."""
-    if not len(latencies):
-        return None
-    values = (
-        np.frombuffer(latencies, dtype=np.int64)
-        if not isinstance(latencies, np.ndarray)
-        else latencies
-    )
-    p50, p99 = np.percentile(values, [50, 99])
-    return {
-        "p50": round(float(p50)),
-        "p99": round(float(p99)),
-        "max": int(values.max()),
-        "mean": round(float(values.mean())),
-    }
 
 
 def group_usage_curve(trace: Trace, tids: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -162,7 +152,7 @@ def _fill_period_usage(sim: Simulation, trace: Trace) -> None:
         usage[rows] = curve[len(rows) :] - curve[: len(rows)]
 
 
-def _task_figures(sim: Simulation, task: Task, end: int, pending: int) -> dict[str, Any]:
+def _task_figures(sim: Simulation, task: Task, end: int, pending: int) -> TaskFigures:
     queued_wait = (
         end - task.wait_start if task.se.on_rq and sim.machine.rqs[task.cpu].curr is not task else 0
     )
@@ -170,29 +160,29 @@ def _task_figures(sim: Simulation, task: Task, end: int, pending: int) -> dict[s
         queued_wait = 0
     group = task.group
     assert group is not None
-    nr_switches = task.nvcsw + task.nivcsw
-    return {
-        "process": task.process.name,
-        "cgroup": group.cgroup().path,
-        "nice": task.nice,
-        "policy": task.policy,
-        "sched_class": "rt" if task.policy in RT_POLICIES else "fair",
-        "cpu_time_ns": task.sum_exec + pending,
-        "wait_time_ns": task.run_delay + queued_wait,
-        "timeslices": task.pcount,
-        "nr_switches": nr_switches,
-        "nr_voluntary_switches": task.nvcsw,
-        "nr_involuntary_switches": task.nivcsw,
-        "nr_migrations": task.nr_migrations,
-        "wakeups": task.nr_wakeups,
-        "wakeup_latency_ns": latency_figures(task.latencies),
-        "vruntime": task.se.vruntime,
-        "max_rss_bytes": task.process.max_rss,
-        "exit": task.exit,
-    }
+    return task_figures(
+        process=task.process.name,
+        cgroup=group.cgroup().path,
+        nice=task.nice,
+        policy=task.policy,
+        cpu_time_ns=task.sum_exec + pending,
+        wait_time_ns=task.run_delay + queued_wait,
+        timeslices=task.pcount,
+        nr_switches=task.nvcsw + task.nivcsw,
+        nr_voluntary_switches=task.nvcsw,
+        nr_involuntary_switches=task.nivcsw,
+        nr_migrations=task.nr_migrations,
+        wakeups=task.nr_wakeups,
+        wakeup_latency_ns=latency_figures(task.latencies),
+        vruntime=task.se.vruntime,
+        max_rss_bytes=task.process.max_rss,
+        exit=task.exit,
+    )
 
 
-def _cgroup_figures(sim: Simulation, group: TaskGroup, pending: dict[int, int]) -> dict[str, Any]:
+def _cgroup_figures(
+    sim: Simulation, group: TaskGroup, pending: dict[int, int]
+) -> CgroupFigures:
     usage = list(group.usage)
     for task in sim.tasks:
         if (
@@ -212,24 +202,20 @@ def _cgroup_figures(sim: Simulation, group: TaskGroup, pending: dict[int, int]) 
         "cpu.cfs_burst_us": config.burst_ns // 1000,
         "cpu.max": read_file(config, "cpu.max") if group.parent is not None else None,
         "cpuset.cpus": read_file(config, "cpuset.cpus"),
-        "cpu.stat": {
-            "nr_periods": stat.nr_periods,
-            "nr_throttled": stat.nr_throttled,
-            "throttled_time": stat.throttled_time,
-            "nr_bursts": stat.nr_bursts,
-            "burst_time": stat.burst_time,
-            "usage_usec": total // 1000,
-            "user_usec": total // 1000,
-            "system_usec": 0,
-            "throttled_usec": stat.throttled_time // 1000,
-            "burst_usec": stat.burst_time // 1000,
-        },
+        "cpu.stat": cpu_stat_figures(
+            nr_periods=stat.nr_periods,
+            nr_throttled=stat.nr_throttled,
+            throttled_time=stat.throttled_time,
+            nr_bursts=stat.nr_bursts,
+            burst_time=stat.burst_time,
+            usage_ns=total,
+        ),
         "cpuacct.usage": total,
         "cpuacct.usage_percpu": usage,
     }
     if sim.memory is not None:
         figures.update(sim.memory.stats(sim.memory[group.path]))
-    return figures
+    return cgroup_figures(figures, f'cgroups["{group.path}"]')
 
 
 def _kills(sim: Simulation, trace: Trace) -> list[dict[str, Any]]:
