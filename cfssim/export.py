@@ -26,8 +26,7 @@ import numpy as np
 from .ftrace import SWITCH, WAKEUP, parse_trace
 from .result import Result
 from .sched.rt import RT_POLICIES
-from .summary import group_usage_curve
-from .trace import Trace
+from .trace import Trace, group_usage_curve
 
 IDLE_PID = 0
 FORMATS = ("perfetto", "chrome", "ftrace")

@@ -26,7 +26,7 @@ from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
 from .result import Result
-from .trace import KILL_REASONS, Trace
+from .trace import KILL_REASONS, Trace, covered_ns, group_usage_curve
 from .units import NSEC_PER_MSEC, NSEC_PER_USEC, format_duration, format_size
 
 #: (label, result) — one run of an overlay.
@@ -291,9 +291,8 @@ def _usage_from_segments(result: Result, trace: Trace) -> dict[str, UsageSeries]
         for ancestor in _ancestors(path):
             if ancestor in series:
                 continue
-            within = np.array([_is_within(g, ancestor) for g in task_group], dtype=bool)
-            rows = within[seg["task"]]
-            usage = np.diff(covered_ns(seg["start"][rows], seg["end"][rows], edges))
+            tids = np.flatnonzero([_is_within(g, ancestor) for g in task_group])
+            usage = np.diff(group_usage_curve(trace, tids, edges))
             bandwidth = _configured_bandwidth(result.cgroups.get(ancestor, {}))
             quota = -1 if bandwidth is None else bandwidth[0] * bucket // bandwidth[1]
             series[ancestor] = UsageSeries(
@@ -304,20 +303,6 @@ def _usage_from_segments(result: Result, trace: Trace) -> dict[str, UsageSeries]
                 quota=np.full(len(usage), quota, dtype=np.int64),
             )
     return series
-
-
-def covered_ns(start: np.ndarray, end: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """For each time in `at`: total ns of the intervals [start, end) lying before it.
-
-    Σ over intervals of clip(t − start, 0, end − start)
-    = Σ_{start<t} (t − start) − Σ_{end<t} (t − end).
-    """
-    starts, ends = np.sort(start), np.sort(end)
-    prefix_s = np.concatenate([[0], np.cumsum(starts)])
-    prefix_e = np.concatenate([[0], np.cumsum(ends)])
-    n_s = np.searchsorted(starts, at, side="left")
-    n_e = np.searchsorted(ends, at, side="left")
-    return (at * n_s - prefix_s[n_s]) - (at * n_e - prefix_e[n_e])
 
 
 def usage_figure(runs: Sequence[Run]) -> go.Figure | None:

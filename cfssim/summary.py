@@ -21,29 +21,12 @@ from .result import (
 )
 from .sched.rt import RT_POLICIES
 from .task import TaskState
-from .trace import KILL_REASONS, Trace
+from .trace import KILL_REASONS, Trace, cpu_time_per_cpu, group_usage_curve
 
 if TYPE_CHECKING:
     from .cgroup.tree import TaskGroup
     from .simulation import Simulation
     from .task import Task
-
-
-def group_usage_curve(trace: Trace, tids: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """CPU time (ns) the tasks `tids` received in [0, t) for every t in `at`.
-
-    U(t) = Σ_{start<t} (t − start) − Σ_{end<t} (t − end): two sorted prefix sums, so every
-    bandwidth period of a long run is summed in O((segments + periods) log segments).
-    """
-    seg = trace["segments"]
-    mask = np.isin(seg["task"], tids)
-    starts = np.sort(seg["start"][mask])
-    ends = np.sort(seg["end"][mask])
-    cum_s = np.concatenate(([0], np.cumsum(starts)))
-    cum_e = np.concatenate(([0], np.cumsum(ends)))
-    n_s = np.searchsorted(starts, at, side="left")
-    n_e = np.searchsorted(ends, at, side="left")
-    return (n_s * at - cum_s[n_s]) - (n_e * at - cum_e[n_e])
 
 
 def build_result(sim: Simulation, end: int) -> Result:
@@ -55,9 +38,9 @@ def build_result(sim: Simulation, end: int) -> Result:
     trace = sim.rec.freeze([t.name for t in sim.tasks], sim.cgroup_order, machine.ncpus)
     _close_open_segments(sim, trace, end)
     _fill_period_usage(sim, trace)
-    busy = np.zeros(machine.ncpus, dtype=np.int64)
-    np.add.at(busy, trace["segments"]["cpu"], trace["segments"]["end"] - trace["segments"]["start"])
-    rt_busy = _rt_busy(sim, trace)
+    busy = cpu_time_per_cpu(trace, machine.ncpus)
+    rt_tids = np.array([t.tid for t in sim.tasks if t.policy in RT_POLICIES], dtype=np.int64)
+    rt_busy = cpu_time_per_cpu(trace, machine.ncpus, rt_tids)  # the rest of busy time is fair
     result = Result(
         source="simulation",
         scenario=sim.name,
@@ -101,16 +84,6 @@ def build_result(sim: Simulation, end: int) -> Result:
         trace=trace,
     )
     return result
-
-
-def _rt_busy(sim: Simulation, trace: Trace) -> np.ndarray:
-    """Per-CPU ns spent running real-time (FIFO/RR) tasks; the rest of busy time is fair."""
-    seg = trace["segments"]
-    rt_tids = np.array([t.tid for t in sim.tasks if t.policy in RT_POLICIES], dtype=np.int64)
-    mask = np.isin(seg["task"], rt_tids)
-    out = np.zeros(sim.machine.ncpus, dtype=np.int64)
-    np.add.at(out, seg["cpu"][mask], seg["end"][mask] - seg["start"][mask])
-    return out
 
 
 def _close_open_segments(sim: Simulation, trace: Trace, end: int) -> None:
