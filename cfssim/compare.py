@@ -15,7 +15,7 @@ switches, memory peaks) are shown with the verdict ``info``. All values are int 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -176,8 +176,8 @@ def _labels(a: Result, b: Result) -> tuple[str, str]:
 
 def _entities(
     kind: str,
-    a: dict[str, dict[str, Any]],
-    b: dict[str, dict[str, Any]],
+    a: Mapping[str, Mapping[str, Any]],
+    b: Mapping[str, Mapping[str, Any]],
     rules: dict[str, Rule | None],
 ) -> Iterator[Row]:
     for name in dict.fromkeys([*b, *a]):
@@ -190,7 +190,7 @@ def _entities(
             yield judge(kind, name, figure, value_a, value_b, rule)
 
 
-def lookup(figures: dict[str, Any], dotted: str) -> Any:
+def lookup(figures: Mapping[str, Any], dotted: str) -> Any:
     """``figures["cpu.stat"]["nr_periods"]`` for ``"cpu.stat.nr_periods"`` (keys may hold dots)."""
     if dotted in figures:
         return figures[dotted]

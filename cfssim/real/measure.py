@@ -29,7 +29,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..result import Result
+from ..result import (
+    Result,
+    RunMeta,
+    TaskFigures,
+    cgroup_figures,
+    cpu_stat_figures,
+    task_figures,
+)
 from ..scenario import Alloc, Kill, Move, Nice, Write, iter_steps
 from ..trace import Recorder
 from ..units import NSEC_PER_MSEC, NSEC_PER_SEC, format_duration
@@ -108,14 +115,16 @@ def as_measured(kernel: Result | None, scenario: Scenario, *, host_root: bool = 
     update: dict[str, object] = {}
     if not host_root and scenario.machine.autogroup:
         update["autogroup"] = False
-    if kernel is not None and kernel.meta.get("tick_offset_ns") is not None:
-        update["tick_offset_ns"] = int(kernel.meta["tick_offset_ns"])
-    slack = kernel.meta.get("timer_slack_ns") if kernel is not None else None
+    meta: RunMeta = kernel.meta if kernel is not None else {}
+    tick_offset = meta.get("tick_offset_ns")
+    if tick_offset is not None:
+        update["tick_offset_ns"] = tick_offset
+    slack = meta.get("timer_slack_ns")
     if slack is not None and scenario.machine.timer_slack_ns is None:
-        update["timer_slack_ns"] = int(slack)
-    phases = (kernel.meta.get("period_phase_ns") or {}) if kernel is not None else {}
+        update["timer_slack_ns"] = slack
+    phases = meta.get("period_phase_ns")
     if phases:
-        update["period_phase_ns"] = {path: int(phase) for path, phase in phases.items()}
+        update["period_phase_ns"] = dict(phases)
     if not update:
         return scenario
     return scenario.model_copy(update={"machine": scenario.machine.model_copy(update=update)})
@@ -184,8 +193,10 @@ def _memory_limit_above(scenario: Scenario, path: str) -> int | None:
 
 # ---- one run ----------------------------------------------------------------------------------
 @dataclass
-class Task:
-    """One scenario thread on the host: where it is and what happened to it."""
+class MeasuredThread:
+    """One scenario thread as the twin runs it on the host: its worker's pid and tid, where it
+    is, its figures at t0 and last read, and how it ended (the simulated thread is
+    `cfssim.task.Task`)."""
 
     name: str
     process: int
@@ -208,6 +219,33 @@ class Task:
             self.last = self.stats()
 
 
+def measured_task_figures(
+    thread: MeasuredThread, process: str, policy: str, max_rss_bytes: int | None
+) -> TaskFigures:
+    """`thread`'s `TaskFigures`: its figures since t0 (the last ones read, or none), as a thread
+    of the scenario's `process` under its `policy`. This kernel has no schedstats: wakeups are
+    its voluntary switches (each sleep ends in one) and wakeup latency is unknown (None)."""
+    stats = (thread.last or thread.base).since(thread.base)
+    return task_figures(
+        process=process,
+        cgroup=thread.cgroup,
+        nice=thread.nice,
+        policy=policy,
+        cpu_time_ns=stats.cpu_time_ns,
+        wait_time_ns=stats.wait_time_ns,
+        timeslices=stats.timeslices,
+        nr_switches=stats.nr_switches,
+        nr_voluntary_switches=stats.nr_voluntary_switches,
+        nr_involuntary_switches=stats.nr_involuntary_switches,
+        nr_migrations=stats.nr_migrations,
+        wakeups=stats.nr_voluntary_switches,
+        wakeup_latency_ns=None,
+        vruntime=stats.vruntime,
+        max_rss_bytes=max_rss_bytes,
+        exit=thread.exit,
+    )
+
+
 @dataclass
 class RealRun:
     scenario: Scenario
@@ -220,7 +258,7 @@ class RealRun:
     tracer: TraceSession | None = field(init=False, default=None)
     sessions: Sessions | None = field(init=False, default=None)
     stat_dir: Path = field(init=False)
-    tasks: list[Task] = field(init=False, default_factory=list)
+    tasks: list[MeasuredThread] = field(init=False, default_factory=list)
     configs: dict[str, Any] = field(init=False)
     recorder: Recorder = field(init=False, default_factory=Recorder)
     kills: list[dict[str, Any]] = field(init=False, default_factory=list)
@@ -241,7 +279,7 @@ class RealRun:
         for index, proc in enumerate(self.scenario.processes):
             for thread in range(proc.threads):
                 self.tasks.append(
-                    Task(f"{proc.name}/{thread}", index, thread, proc.cgroup, proc.nice)
+                    MeasuredThread(f"{proc.name}/{thread}", index, thread, proc.cgroup, proc.nice)
                 )
         self.paths = sorted(self.configs, key=lambda p: (p.count("/"), p))
 
@@ -275,7 +313,9 @@ class RealRun:
         for path, before in stat0.items():
             after = figures[path].get("cpu.stat")
             if before and after:
-                figures[path]["cpu.stat"] = {k: v - before.get(k, 0) for k, v in after.items()}
+                figures[path]["cpu.stat"] = cpu_stat_figures(
+                    **{k: v - before.get(k, 0) for k, v in after.items()}
+                )
         busy = procfs.machine_busy_ns() - busy0
         usage = figures["/"]["cpuacct.usage"] - usage0
         if self.tracer is not None:  # read after the figures: parsing is no part of the run
@@ -382,7 +422,7 @@ class RealRun:
                     _set_custom_slice(task.tid, POLICIES[proc.policy], proc.nice, proc.slice_ns)
                 self._timer_slack(task, proc.policy)
 
-    def _timer_slack(self, task: Task, policy: str) -> None:
+    def _timer_slack(self, task: MeasuredThread, policy: str) -> None:
         """Give the thread the scenario's ``timer_slack_ns`` if it sets one (0 becomes 1 ns: a
         write of 0 restores the default), and note the slack a normal thread has (the kernel's
         default is 50 µs)."""
@@ -396,7 +436,7 @@ class RealRun:
         except (OSError, ValueError) as exc:
             self.warnings.append(f"{task.name}: its timer slack could not be set or read ({exc})")
 
-    def _attach(self, task: Task, path: str) -> None:
+    def _attach(self, task: MeasuredThread, path: str) -> None:
         if self.host_root and path == "/":
             # stay in the inherited (host root) cpu cgroup; account it in the run's cpuacct
             self.driver.attach(path, task.pid, task.tid, skip="cpu")
@@ -468,7 +508,7 @@ class RealRun:
             )
 
     @staticmethod
-    def _keep_last_stats(tasks: Iterable[Task]) -> None:
+    def _keep_last_stats(tasks: Iterable[MeasuredThread]) -> None:
         """Read the live ones of `tasks`' figures (all at the end; during the run those that may
         die by an OOM kill, so that a victim keeps its last figures)."""
         for task in tasks:
@@ -528,10 +568,10 @@ class RealRun:
             return "oom_kill"
         return "killed"
 
-    def _task(self, process: int, thread: int) -> Task:
+    def _task(self, process: int, thread: int) -> MeasuredThread:
         return next(t for t in self.tasks if t.process == process and t.thread == thread)
 
-    def _targets(self, process: str, thread: int | None) -> list[Task]:
+    def _targets(self, process: str, thread: int | None) -> list[MeasuredThread]:
         index = next(i for i, p in enumerate(self.scenario.processes) if p.name == process)
         return [
             t
@@ -599,7 +639,7 @@ class RealRun:
             )
         self._record_periods()
         root_percpu = figures["/"].get("cpuacct.usage_percpu", [])
-        meta = {
+        meta: RunMeta = {
             "kernel_release": procfs.kernel_release(),
             "cgroup_version": self.layout.version,
             "cgroup_root": {c: str(self.driver.base(c)) for c in self.layout.mounts},
@@ -624,8 +664,18 @@ class RealRun:
             cpus=online,
             duration_ns=self.scenario.duration_ns,
             seed=self.scenario.seed,
-            tasks={task.name: self._task_figures(task) for task in self.tasks},
-            cgroups=figures,
+            tasks={
+                task.name: measured_task_figures(
+                    task,
+                    self.scenario.processes[task.process].name,
+                    self.scenario.processes[task.process].policy,
+                    self._max_rss(task),
+                )
+                for task in self.tasks
+            },
+            cgroups={
+                path: cgroup_figures(files, f'cgroups["{path}"]') for path, files in figures.items()
+            },
             cpu={str(cpu): {"busy_ns": ns} for cpu, ns in enumerate(root_percpu)},
             kills=self.kills,
             meta=meta,
@@ -634,29 +684,7 @@ class RealRun:
             ),
         )
 
-    def _task_figures(self, task: Task) -> dict[str, Any]:
-        proc = self.scenario.processes[task.process]
-        stats = (task.last or task.base).since(task.base)
-        return {
-            "cgroup": task.cgroup,
-            "process": proc.name,
-            "cpu_time_ns": stats.cpu_time_ns,
-            "wait_time_ns": stats.wait_time_ns,
-            "timeslices": stats.timeslices,
-            "nr_switches": stats.nr_switches,
-            "nr_voluntary_switches": stats.nr_voluntary_switches,
-            "nr_involuntary_switches": stats.nr_involuntary_switches,
-            "nr_migrations": stats.nr_migrations,
-            "wakeups": stats.nr_voluntary_switches,
-            "wakeup_latency_ns": None,
-            "vruntime": stats.vruntime,
-            "nice": task.nice,
-            "policy": proc.policy,
-            "exit": task.exit,
-            "max_rss_bytes": self._max_rss(task),
-        }
-
-    def _max_rss(self, task: Task) -> int | None:
+    def _max_rss(self, task: MeasuredThread) -> int | None:
         with contextlib.suppress(OSError):
             return procfs.max_rss_bytes(task.pid)
         return None
