@@ -93,7 +93,8 @@ def raising() -> Iterator[None]:
 @contextlib.contextmanager
 def deferred() -> Iterator[None]:
     """Hold SIGINT and SIGTERM off during the block (they are only noted, and a line says so);
-    the first one noted is raised as `Interrupted` when the block ends. The block must be
+    the first one noted is delivered again when the block ends, to the handler of before
+    (`Interrupted` under `install` or `raising`). The block must be
     bounded in time. Nested blocks defer to the outer one; off the main thread, a no-op."""
     global _deferring
     if _deferring or threading.current_thread() is not threading.main_thread():
@@ -110,10 +111,10 @@ def deferred() -> Iterator[None]:
             signal.signal(signum, handler)
         _deferring = False
         if _pending:
-            signum = _pending[0]
+            first = _pending[0]
             _pending.clear()
             if sys.exc_info()[0] is None:  # otherwise the exception in flight goes on
-                raise Interrupted(signum)
+                signal.raise_signal(first)  # to the restored handler (`Interrupted` if ours)
 
 
 def _exit_now(signum: int, _frame: FrameType | None) -> None:
