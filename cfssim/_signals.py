@@ -28,9 +28,12 @@ class Interrupted(BaseException):
     click would turn a KeyboardInterrupt into "Aborted!" and status 1."""
 
     def __init__(self, signum: int) -> None:
+        super().__init__(signum)  # args == (signum,): SimPy re-makes it as type(e)(*e.args)
         self.signum = signum
         self.name = signal.Signals(signum).name
-        super().__init__(f"stopped by {self.name}")
+
+    def __str__(self) -> str:
+        return f"stopped by {self.name}"
 
     @property
     def exit_status(self) -> int:
@@ -117,16 +120,13 @@ def deferred() -> Iterator[None]:
                 signal.raise_signal(first)  # to the restored handler (`Interrupted` if ours)
 
 
-def _exit_now(signum: int, _frame: FrameType | None) -> None:
-    os._exit(128 + signum)
-
-
 def report(interrupted: Interrupted) -> int:
-    """Print the one line for an interrupted command; return its exit status. A further
-    signal (while the interpreter shuts down) ends the process at once, with its own status."""
+    """Print the one line for an interrupted command; return its exit status. Further signals
+    are ignored from here on: the work is over, and Python's finalization would otherwise reset
+    the handlers to the default (a late second Ctrl-C would end the process by SIGINT)."""
     if threading.current_thread() is threading.main_thread():
         for signum in SIGNALS:
-            signal.signal(signum, _exit_now)
+            signal.signal(signum, signal.SIG_IGN)
     with contextlib.suppress(OSError, ValueError):
         sys.stderr.write(f"cfssim: interrupted by {interrupted.name}\n")
         sys.stderr.flush()
