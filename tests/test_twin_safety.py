@@ -215,6 +215,19 @@ def test_an_interrupted_command_prints_one_line(tmp_path: Path, signum: int, sta
             f"cfssim: interrupted by {signal.Signals(signum).name}"], err
 
 
+def test_an_interrupted_sweep_stops_its_pool_at_once(tmp_path: Path) -> None:
+    # SIGTERM to the sweep alone (not its workers): running points end, pending ones are dropped
+    busy = tmp_path / "busy.yaml"
+    busy.write_text(BUSY)
+    sweep = _cli("sweep", str(busy), "--set", "machine.cpus=1,2", "--seeds", "1-2",
+                 "-o", str(tmp_path / "sweep"))
+    time.sleep(2)
+    sweep.send_signal(signal.SIGTERM)
+    _, err = sweep.communicate(timeout=30)
+    assert sweep.returncode == 143, err
+    assert err.strip().splitlines()[-1] == "cfssim: interrupted by SIGTERM", err
+
+
 # ---- the real twin, killed ----------------------------------------------------------------------
 SMALL = """
 name: small
