@@ -107,8 +107,10 @@ def _executor(dask: str | None, workers: int | None) -> tuple[Executor, Callable
     if dask is None:
         from concurrent.futures import ProcessPoolExecutor
 
+        from .sweep import stop_pool
+
         pool = ProcessPoolExecutor(max_workers=workers)
-        return pool, pool.shutdown
+        return pool, lambda: stop_pool(pool)  # all done, or interrupted: stop at once
     try:
         from distributed import Client
     except ImportError:

@@ -278,10 +278,22 @@ def sweep(scenario: Scenario, axes: Sequence[Axis], seeds: Sequence[int] | None 
                                    "error": f"{type(error).__name__}: {error}"}
             if on_done is not None:
                 on_done(done, len(todo))
+    except BaseException:  # interrupted (SIGINT/SIGTERM) or failed: stop our own pool's points now
+        if own:
+            stop_pool(pool)
+        raise
     finally:
         if own:
             pool.shutdown()
     return [rows[point.run] for point in todo]
+
+
+def stop_pool(pool: Executor) -> None:
+    """Shut `pool` down without waiting for the points still to run: pending ones cancelled, a
+    local process pool's workers terminated (SIGTERM) — an interrupted sweep stops at once."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.terminate()
+    pool.shutdown(cancel_futures=True)
 
 
 # ---- output -------------------------------------------------------------------------------------

@@ -470,20 +470,63 @@ def read_oom_control(config: CgroupConfig, *, under_oom: bool = False, oom_kill:
 
 
 # ---- paths and hierarchy -----------------------------------------------------------------------
-_NAME = re.compile(r"[^/\s]+")
+#: Longest directory name (NAME_MAX: the VFS refuses longer ones with ENAMETOOLONG), UTF-8 bytes.
+NAME_MAX = 255
+#: Name prefixes (``<prefix>.<file>``) of interface files: cgroup core's and every controller's,
+#: v1 and v2. A child named like one collides with a file of its parent (mkdir: EEXIST) or with
+#: one that enabling that controller creates later (cgroup-v2.rst, "Avoid Name Collisions").
+CONTROLLER_PREFIXES = frozenset({
+    "cgroup", "cpu", "cpuacct", "cpuset", "memory", "memsw", "io", "blkio", "pids", "hugetlb",
+    "rdma", "misc", "devices", "freezer", "net_cls", "net_prio", "perf_event", "dmem",
+})
+#: cgroup v1 core files without a controller prefix (``cgroup1_base_files``).
+UNPREFIXED_FILES = frozenset({"tasks", "notify_on_release", "release_agent"})
+
+
+def check_cgroup_name(name: str) -> str | None:
+    """Why `name` cannot be one directory of a cgroup path (None: it can).
+
+    ``cgroup_mkdir`` refuses a ``\\n`` (EINVAL, it would make /proc/<pid>/cgroup unparsable);
+    kernfs refuses a name already taken by one of the parent's files (EEXIST: ``tasks``,
+    ``cgroup.procs``, ``cpu.shares``…); the VFS takes no ``/`` or NUL in a name, nor ``.`` and
+    ``..``, nor more than NAME_MAX bytes. A ``<controller>.<anything>`` name is refused too: it
+    is free in one v1 hierarchy but a file in another (cfssim mirrors the tree in all) or in v2.
+    cfssim also refuses whitespace, which the kernel takes.
+    """
+    if not name:
+        return "an empty name (two '/' in a row or a trailing '/')"
+    if "\0" in name or "\n" in name:
+        return f"name {describe(name)} holds a NUL or newline (the kernel refuses them)"
+    if not _NAME.fullmatch(name):
+        return f"name {describe(name)} holds whitespace or control characters"
+    if name in (".", ".."):
+        return f"name {name!r} is the directory itself or its parent"
+    if len(name.encode()) > NAME_MAX:
+        return f"a name is longer than {NAME_MAX} bytes (the kernel's NAME_MAX)"
+    if name in UNPREFIXED_FILES:
+        return f"name {name!r} is a cgroup v1 interface file"
+    prefix = name.split(".", 1)[0]
+    if "." in name and prefix in CONTROLLER_PREFIXES:
+        return (f"name {describe(name)} collides with the interface files {prefix}.* "
+                f"(rename it, e.g. '_{name[:40]}')")
+    return None
+
+
+_NAME = re.compile(r"[^/\s\x00-\x1f\x7f]+")
 
 
 def check_path(path: object) -> str:
-    """A valid absolute cgroup path (``/``, ``/app/web``), or ValueError saying what is wrong."""
+    """A valid absolute cgroup path (``/``, ``/app/web``), or ValueError saying what is wrong
+    (each name checked by `check_cgroup_name`)."""
     expected = "an absolute cgroup path such as '/' or '/app/web'"
     if not isinstance(path, str) or not path.startswith("/"):
         raise ValueError(f"expected {expected}, found {describe(path)}")
     if path == ROOT:
         return path
-    names = path[1:].split("/")
-    if any(not _NAME.fullmatch(name) or name in (".", "..") for name in names):
-        raise ValueError(f"expected {expected} (names without spaces, '.' or '..'), "
-                         f"found {describe(path)}")
+    for name in path[1:].split("/"):
+        problem = check_cgroup_name(name)
+        if problem is not None:
+            raise ValueError(f"expected {expected}, found {describe(path)}: {problem}")
     return path
 
 

@@ -21,14 +21,13 @@ import math
 import os
 import shutil
 import signal
-import tempfile
-import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import _signals
 from ..result import (
     Result,
     RunMeta,
@@ -41,7 +40,16 @@ from ..scenario import Alloc, Kill, Move, Nice, Write, iter_steps
 from ..trace import Recorder
 from ..units import NSEC_PER_MSEC, NSEC_PER_SEC, format_duration
 from . import procfs
-from .cgroupfs import CgroupSettings, Driver, Layout, Sample, detect, make_driver
+from .capacity import capacity_problem
+from .cgroupfs import (
+    CgroupSettings,
+    Driver,
+    Layout,
+    Sample,
+    detect,
+    make_driver,
+    make_stats_dir,
+)
 from .errors import Refused, WorkerFailed
 from .tracefs import TraceSession, events_to_tables, parse_trace
 from .worker import DoneReport, ExitReport, ProcessJob, Sessions, encode_program, worker_binary
@@ -88,12 +96,14 @@ def measure(
     """
     check_scenario(scenario, force=force, max_duration_ns=max_duration_ns, host_root=host_root)
     layout = detect() if layout is None else layout
-    run = RealRun(scenario, layout, worker_binary(), host_root, sample_interval_ns, trace)
-    with _cleanup_on_signals():
+    binary = worker_binary()
+    with _signals.raising():  # SIGTERM unwinds like Ctrl-C; cleanup holds both off
+        run = RealRun(scenario, layout, binary, host_root, sample_interval_ns, trace)
         try:
             result = run.execute()
         finally:
-            run.cleanup()
+            with _signals.deferred():
+                run.cleanup()
     if out_dir is not None:
         result.save(out_dir)
     return result
@@ -157,6 +167,9 @@ def check_scenario(
                             "real run could exhaust the machine (add memory.limit_in_bytes or "
                             "memory.max, or pass --force)"
                         )
+    problem = capacity_problem(scenario, procfs.mem_available_bytes())  # --force or not
+    if problem is not None:
+        raise Refused(f"{_where(scenario)}{problem}")
     if host_root:
         for event in scenario.events:
             target = event.action
@@ -275,7 +288,7 @@ class RealRun:
     def __post_init__(self) -> None:
         self.driver = make_driver(self.layout)
         self.configs = dict(self.scenario.cgroups)
-        self.stat_dir = Path(tempfile.mkdtemp(prefix="cfssim-stats-"))
+        self.stat_dir = make_stats_dir()
         for index, proc in enumerate(self.scenario.processes):
             for thread in range(proc.threads):
                 self.tasks.append(
@@ -748,21 +761,3 @@ def _set_custom_slice(tid: int, policy: int, nice: int, slice_ns: int) -> None:
     if libc.syscall(sys_sched_setattr, tid, attr, 0) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"sched_setattr(slice) of tid {tid}: {os.strerror(err)}")
-
-
-@contextlib.contextmanager
-def _cleanup_on_signals() -> Iterator[None]:
-    """Turn SIGTERM (like SIGINT) into an exception so the run's finally cleans up."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
-
-    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
