@@ -25,6 +25,7 @@ from plotly.colors import qualitative
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
+from .cgroup.files import ROOT, ancestors, is_descendant
 from .result import Result
 from .trace import KILL_REASONS, Trace
 from .units import NSEC_PER_MSEC, NSEC_PER_USEC, format_duration, format_size
@@ -291,7 +292,7 @@ def _usage_from_segments(result: Result, trace: Trace) -> dict[str, UsageSeries]
         for ancestor in _ancestors(path):
             if ancestor in series:
                 continue
-            within = np.array([_is_within(g, ancestor) for g in task_group], dtype=bool)
+            within = np.array([is_descendant(g, ancestor) for g in task_group], dtype=bool)
             rows = within[seg["task"]]
             usage = np.diff(covered_ns(seg["start"][rows], seg["end"][rows], edges))
             bandwidth = _configured_bandwidth(result.cgroups.get(ancestor, {}))
@@ -702,13 +703,8 @@ def _rgba(colour: str, alpha: float) -> str:
 def _ancestors(path: str) -> list[str]:
     """``/a/b`` → ``["/a/b", "/a", "/"]``; a name that is no path → itself and ``/``."""
     if not path.startswith("/"):
-        return [path, "/"]
-    parts = [p for p in path.split("/") if p]
-    return ["/" + "/".join(parts[:n]) for n in range(len(parts), -1, -1)]
-
-
-def _is_within(path: str, ancestor: str) -> bool:
-    return ancestor == "/" or path == ancestor or path.startswith(ancestor + "/")
+        return [path, ROOT]
+    return [path, *ancestors(path)]
 
 
 def _cgroup_name(trace: Trace, index: int) -> str:

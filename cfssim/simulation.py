@@ -27,7 +27,7 @@ from .cgroup.files import (
     PAGE_SIZE,
     CgroupConfig,
     apply_write,
-    format_cpulist,
+    validate_cpuset_change,
 )
 from .cgroup.memory import (
     MemoryController,
@@ -446,27 +446,14 @@ class Simulation:
         self.event_log.append({"time_ns": int(self.env.now), "write": {path: dict(files)}})
 
     def _cpuset_refused(self, group: TaskGroup, cpus: frozenset[int] | None) -> str | None:
-        """cgroup v1 ``validate_change`` for a ``cpuset.cpus`` write: the new set must hold
-        every child's (else -EBUSY) and lie within the parent's (else -EACCES); a refused write
-        changes nothing. Returns the write error, or None. (v2 accepts any set: children fall
-        back to their parent's CPUs, see `effective_cpus`.)"""
+        """cgroup v1 ``validate_change`` for a ``cpuset.cpus`` write (`validate_cpuset_change`:
+        EBUSY, EACCES); a refused write changes nothing. Returns the write error, or None. (v2
+        accepts any set: children fall back to their parent's CPUs, see `effective_cpus`.)"""
         if cpus is None:
             return None
-        for child in group.children:
-            if child.config.cpus is not None and not child.config.cpus <= cpus:
-                return (
-                    f"{group.path}: cpuset.cpus: write error: Device or resource busy (child "
-                    f"{child.path} uses CPUs {format_cpulist(child.config.cpus)} outside "
-                    f"{format_cpulist(cpus)})"
-                )
-        if group.parent is not None:
-            allowed = effective_cpus(group.parent, self.tun.cpus)
-            if not cpus <= allowed:
-                return (
-                    f"{group.path}: cpuset.cpus: write error: Permission denied (CPUs "
-                    f"{format_cpulist(cpus)} outside the parent's {format_cpulist(allowed)})"
-                )
-        return None
+        configs = {path: tg.config for path, tg in self.groups.items()}
+        refusal = validate_cpuset_change(configs, group.path, cpus)
+        return None if refusal is None else refusal.write_error()
 
     def _enforce_memory_max(self, path: str) -> None:
         """v2 ``memory.max`` below usage: OOM-kill until usage fits (``memory_max_write``)."""

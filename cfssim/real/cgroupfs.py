@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..cgroup.files import format_cpulist, shares_to_weight
+from ..cgroup.files import format_cpulist, parent_path, path_depth, shares_to_weight
 from .errors import (
     ControllerMissing,
     NoCgroupFs,
@@ -215,11 +215,11 @@ class Driver:
     def create(self, configs: Mapping[str, CgroupSettings]) -> None:
         """Make the run's directories (parents first) and write every cgroup's settings."""
         for hierarchy in self.layout.hierarchies:
-            for path in sorted(configs, key=_depth):
+            for path in sorted(configs, key=path_depth):
                 directory = hierarchy / self.run_name / path.strip("/")
                 directory.mkdir()
                 self.created.append(directory)
-        for path in sorted(configs, key=_depth):
+        for path in sorted(configs, key=path_depth):
             self.prepare(path)
             self.write_settings(path, None, configs[path])
 
@@ -294,10 +294,6 @@ class Driver:
             for hierarchy in self.layout.hierarchies:
                 remove_tree(hierarchy / self.run_name)
             self.created.clear()
-
-
-def _depth(path: str) -> int:
-    return len([p for p in path.split("/") if p])
 
 
 class V1Driver(Driver):
@@ -378,7 +374,7 @@ class V2Driver(Driver):
     children: set[str]
 
     def create(self, configs: Mapping[str, CgroupSettings]) -> None:
-        self.children = {p for p in configs for q in configs if q != p and _parent(q) == p}
+        self.children = {p for p in configs for q in configs if q != p and parent_path(q) == p}
         super().create(configs)
 
     def prepare(self, path: str) -> None:
@@ -465,11 +461,6 @@ _OOM_KEYS = ("oom_kill_disable", "under_oom", "oom_kill")
 
 def make_driver(layout: Layout) -> Driver:
     return V1Driver(layout) if layout.version == 1 else V2Driver(layout)
-
-
-def _parent(path: str) -> str:
-    head = path.rstrip("/").rsplit("/", 1)[0]
-    return head or "/"
 
 
 def _us_or(value_ns: int | None, unlimited: str) -> str:

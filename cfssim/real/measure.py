@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..result import Result
 from ..scenario import Alloc, Kill, Move, Nice, Write, iter_steps
+from ..task import SCHED_POLICIES
 from ..trace import Recorder
 from ..units import NSEC_PER_MSEC, NSEC_PER_SEC, format_duration
 from . import procfs
@@ -52,13 +53,7 @@ MAX_GRID_NS = NSEC_PER_SEC  # t0 is put on the bandwidth period grid when it is 
 FREEZE_TIMEOUT_S = 0.2  # how long the end-of-run SIGSTOP may take to stop every worker
 TIMER_TRIES = 3  # quota writes to find a group's period timer (it may expire before it is read)
 BACKGROUND_WARNING = 0.05  # of the machine's capacity
-POLICIES = {
-    "normal": os.SCHED_OTHER,
-    "batch": os.SCHED_BATCH,
-    "idle": os.SCHED_IDLE,
-    "fifo": os.SCHED_FIFO,
-    "rr": os.SCHED_RR,
-}
+POLICIES = SCHED_POLICIES  # sched_setscheduler numbers by policy name (the one list)
 KILL_REASON_CODES = {"oom_kill": 0, "oom_group_kill": 1, "killed": 2}
 
 
