@@ -53,13 +53,6 @@ class Workload:
         return result
 
 
-def is_rtapp(source: str | Path) -> bool:
-    """Whether `source` (a file or text) is an rt-app JSON workload rather than scenario YAML."""
-    if isinstance(source, Path) or ("\n" not in source and source.lower().endswith(".json")):
-        return Path(source).suffix.lower() == ".json"
-    return not is_file_name(source) and _RTAPP_TEXT.match(source) is not None
-
-
 def load_workload(source: str | Path, *, limits: Limits | None = None,
                   cpus: int | None = None, duration_ns: int | None = None,
                   name: str | None = None) -> Workload:
@@ -73,3 +66,12 @@ def load_workload(source: str | Path, *, limits: Limits | None = None,
 
         return load_rtapp(source, cpus=cpus, duration_ns=duration_ns, name=name, limits=limits)
     return Workload(load_scenario(source, limits=limits))
+
+
+def is_rtapp(source: str | Path) -> bool:
+    """Whether `source` (a file or text) is an rt-app JSON workload rather than scenario YAML."""
+    if isinstance(source, Path):
+        return source.suffix.lower() == ".json"
+    if "\n" not in source and source.lower().endswith(".json"):
+        return True  # a file name, existing or not (a missing one is then named as rt-app JSON)
+    return not is_file_name(source) and _RTAPP_TEXT.match(source) is not None

@@ -53,6 +53,49 @@ from .model import (
 from .steps import Alloc, Exit, Free, Loop, Run, Sleep, Step, Timer
 
 
+# ---- loading -------------------------------------------------------------------------------------
+def is_file_name(source: str) -> bool:
+    """Whether one-line `source` names an existing file (text too long for a name is YAML)."""
+    try:
+        return "\n" not in source and Path(source).is_file()
+    except (OSError, ValueError):  # ENAMETOOLONG, an embedded NUL
+        return False
+
+
+def read_source(source: str | Path, what: str = "YAML") -> tuple[str, str, str | None]:
+    """(text, origin for messages, file name stem or None) of a file (a Path or an existing
+    file name) or of text; an unreadable file is a `ScenarioError` naming `what` it should be."""
+    if not isinstance(source, (str, Path)):
+        raise TypeError(f"load_scenario takes YAML text or a path, not {type(source).__name__}")
+    if isinstance(source, Path) or is_file_name(source):
+        path = Path(source)
+        try:
+            return path.read_text(encoding="utf-8"), str(path), path.stem
+        except (OSError, UnicodeDecodeError) as error:
+            raise ScenarioError([f"{path}:1:1: document: expected a readable UTF-8 {what} file, "
+                                 f"found {error}"]) from None
+    return source, "<string>", None
+
+
+def load_scenario(source: str | Path, *, limits: Limits | None = None) -> Scenario:
+    """A validated `Scenario` from a YAML file (a Path or an existing file name) or YAML text.
+
+    A missing ``name`` defaults to the file's stem. Raises `ScenarioError`.
+    """
+    text, origin, stem = read_source(source)
+    limits = limits or Limits()
+    located = _read_yaml(text, origin, limits.max_loop_depth)
+    data = located.data
+    if "name" not in data:
+        data = {"name": stem or "scenario", **data}
+    try:
+        scenario = Scenario.model_validate(data, context={"limits": limits})
+    except ValidationError as error:
+        raise ScenarioError(_located_messages(error, located, origin)) from None
+    scenario._source = origin if stem is not None else None
+    return scenario
+
+
 # ---- YAML reading and error locations ---------------------------------------------------------
 @dataclass
 class _Located:
@@ -320,50 +363,6 @@ def _located_messages(error: ValidationError, located: _Located, origin: str) ->
         found.append((line, col, f"{origin}:{line}:{col}: {_format_path(shown)}: "
                       f"{_message(item)}"))
     return [message for _, _, message in sorted(found, key=lambda item: item[:2])]
-
-
-# ---- loading -------------------------------------------------------------------------------------
-def is_file_name(source: str) -> bool:
-    """Whether one-line `source` names an existing file (text too long for a name is YAML)."""
-    try:
-        return "\n" not in source and Path(source).is_file()
-    except (OSError, ValueError):  # ENAMETOOLONG, an embedded NUL
-        return False
-
-
-def read_source(source: str | Path, what: str = "YAML") -> tuple[str, str, str | None]:
-    """(text, origin for messages, file name stem or None) of a file (a Path or an existing
-    file name) or of text; an unreadable file is a `ScenarioError` naming `what` it should be."""
-    if not isinstance(source, (str, Path)):
-        raise TypeError(f"load_scenario takes YAML text or a path, not {type(source).__name__}")
-    if isinstance(source, Path) or is_file_name(source):
-        path = Path(source)
-        try:
-            return path.read_text(encoding="utf-8"), str(path), path.stem
-        except (OSError, UnicodeDecodeError) as error:
-            raise ScenarioError([f"{path}:1:1: document: expected a readable UTF-8 {what} file, "
-                                 f"found {error}"]) from None
-    return source, "<string>", None
-
-
-def load_scenario(source: str | Path, *, limits: Limits | None = None) -> Scenario:
-    """A validated `Scenario` from a YAML file (a Path or an existing file name) or YAML text.
-
-    A missing ``name`` defaults to the file's stem. Raises `ScenarioError`.
-    """
-    text, origin, stem = read_source(source)
-    limits = limits or Limits()
-    located = _read_yaml(text, origin, limits.max_loop_depth)
-    data = located.data
-    if "name" not in data:
-        data = {"name": stem or "scenario", **data}
-    try:
-        scenario = Scenario.model_validate(data, context={"limits": limits})
-    except ValidationError as error:
-        raise ScenarioError(_located_messages(error, located, origin)) from None
-    scenario._source = origin if stem is not None else None
-    return scenario
-
 
 
 # ---- writing -------------------------------------------------------------------------------------
