@@ -23,9 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from .cgroup.files import is_descendant
 from .ftrace import SWITCH, WAKEUP, parse_trace
 from .result import Result
-from .sched.rt import RT_POLICIES
+from .task import RT_POLICIES
 from .trace import Trace, group_usage_curve
 
 IDLE_PID = 0
@@ -129,7 +130,7 @@ def counters(result: Result) -> list[Counter]:
     segments = trace["segments"]
     for index, path in enumerate(trace.cgroups):
         inside = [i for i, name in enumerate(trace.tasks)
-                  if _within(result.task_figure(name, "cgroup", "/"), path)]
+                  if is_descendant(result.task_figure(name, "cgroup", "/"), path)]
         tids = np.array(inside, dtype=np.int64)
         mask = np.isin(segments["task"], tids)
         at = np.unique(np.concatenate(([0], segments["start"][mask], segments["end"][mask])))
@@ -153,10 +154,6 @@ def counters(result: Result) -> list[Counter]:
                                   tuple(memory["time"][rows].tolist()),
                                   tuple(memory["usage"][rows].tolist())))
     return series
-
-
-def _within(cgroup: str, path: str) -> bool:
-    return path == "/" or cgroup == path or cgroup.startswith(path.rstrip("/") + "/")
 
 
 def _trace(result: Result) -> Trace:

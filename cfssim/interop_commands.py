@@ -9,14 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import Executor
 from pathlib import Path
-from typing import Any
 
 import click
 
 from ._progress import progress_bar
-from .rtapp import load_workload
-from .scenario import resolve_scenario
-from .scenario_yaml import dump_scenario
+from .scenario import dump_scenario, load_workload, resolve_scenario
 from .sweep import (
     DEFAULT_METRICS,
     SweepError,
@@ -30,7 +27,8 @@ from .sweep import (
 from .sweep import sweep as run_sweep
 
 
-def _warn(warnings: list[str]) -> None:
+def echo_warnings(warnings: list[str]) -> None:
+    """What loading approximated (rt-app workloads), one ``warning:`` line each on stderr."""
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
 
@@ -51,15 +49,14 @@ def convert(workload: Path, output: Path | None, cpus: int | None, duration: str
     """
     from .units import parse_duration
 
-    options: dict[str, Any] = {"cpus": cpus}
+    duration_ns = None
     if duration is not None:
         try:
-            options["duration_ns"] = parse_duration(duration)
+            duration_ns = parse_duration(duration)
         except ValueError as error:
             raise click.BadParameter(str(error), param_hint="--duration") from None
-    loaded = load_workload(workload, **options) if workload.suffix.lower() == ".json" \
-        else load_workload(workload)
-    _warn(loaded.warnings)
+    loaded = load_workload(workload, cpus=cpus, duration_ns=duration_ns)
+    echo_warnings(loaded.warnings)
     text = dump_scenario(loaded.scenario, header=[
         f"converted from {workload.name} by cfssim convert", *(
             f"warning: {w}" for w in loaded.warnings)])
@@ -146,9 +143,8 @@ def sweep(scenario: str, sets: tuple[str, ...], seeds: str | None, metrics: tupl
         seed_list = parse_seeds(seeds) if seeds else None
     except SweepError as error:
         raise click.BadParameter(str(error)) from None
-    path = Path(scenario) if Path(scenario).is_file() else resolve_scenario(scenario)
-    loaded = load_workload(path)
-    _warn(loaded.warnings)
+    loaded = load_workload(resolve_scenario(scenario))
+    echo_warnings(loaded.warnings)
     if plot_metric and not (x_field or axes):
         raise click.UsageError("--plot needs a swept field (--set or --x)")
     swept = [axis.field for axis in axes] + ["seed"]

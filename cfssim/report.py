@@ -25,6 +25,7 @@ from plotly.colors import qualitative
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
+from .cgroup.files import ROOT, ancestors, is_descendant
 from .result import Result
 from .trace import KILL_REASONS, Trace, covered_ns, group_usage_curve
 from .units import NSEC_PER_MSEC, NSEC_PER_USEC, format_duration, format_size
@@ -291,7 +292,7 @@ def _usage_from_segments(result: Result, trace: Trace) -> dict[str, UsageSeries]
         for ancestor in _ancestors(path):
             if ancestor in series:
                 continue
-            tids = np.flatnonzero([_is_within(g, ancestor) for g in task_group])
+            tids = np.flatnonzero([is_descendant(g, ancestor) for g in task_group])
             usage = np.diff(group_usage_curve(trace, tids, edges))
             bandwidth = _configured_bandwidth(result.cgroups.get(ancestor, {}))
             quota = -1 if bandwidth is None else bandwidth[0] * bucket // bandwidth[1]
@@ -687,13 +688,8 @@ def _rgba(colour: str, alpha: float) -> str:
 def _ancestors(path: str) -> list[str]:
     """``/a/b`` → ``["/a/b", "/a", "/"]``; a name that is no path → itself and ``/``."""
     if not path.startswith("/"):
-        return [path, "/"]
-    parts = [p for p in path.split("/") if p]
-    return ["/" + "/".join(parts[:n]) for n in range(len(parts), -1, -1)]
-
-
-def _is_within(path: str, ancestor: str) -> bool:
-    return ancestor == "/" or path == ancestor or path.startswith(ancestor + "/")
+        return [path, ROOT]
+    return [path, *ancestors(path)]
 
 
 def _cgroup_name(trace: Trace, index: int) -> str:

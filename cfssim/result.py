@@ -25,7 +25,7 @@ from typing import Any, Literal, TypedDict, cast
 
 import numpy as np
 
-from .sched.rt import RT_POLICIES
+from .task import RT_POLICIES
 from .trace import Trace
 
 RESULT_FILE = "result.json"

@@ -25,9 +25,11 @@ from .behaviour import Behaviour, BehaviourError, TaskExit, compile_program
 from .cgroup.files import (
     BANDWIDTH_FILES,
     PAGE_SIZE,
+    ROOT,
     CgroupConfig,
     apply_write,
-    format_cpulist,
+    parent_path,
+    validate_cpuset_change,
 )
 from .cgroup.memory import (
     MEMCG_CHARGE_BATCH,
@@ -140,8 +142,8 @@ class Simulation:
         if path in self.groups:
             group = self.groups[path]
         else:
-            parent_path = path.rsplit("/", 1)[0] or "/"
-            parent = self.groups.get(parent_path) or self.add_cgroup(parent_path)
+            above = parent_path(path) or ROOT
+            parent = self.groups.get(above) or self.add_cgroup(above)
             group = self._new_group(path, parent, CgroupConfig())
         if isinstance(config, CgroupConfig):
             group.apply_weight(config)
@@ -460,27 +462,14 @@ class Simulation:
         self.machine.flush_unless_batched()
 
     def _cpuset_refused(self, group: TaskGroup, cpus: frozenset[int] | None) -> str | None:
-        """cgroup v1 ``validate_change`` for a ``cpuset.cpus`` write: the new set must hold
-        every child's (else -EBUSY) and lie within the parent's (else -EACCES); a refused write
-        changes nothing. Returns the write error, or None. (v2 accepts any set: children fall
-        back to their parent's CPUs, see `effective_cpus`.)"""
+        """cgroup v1 ``validate_change`` for a ``cpuset.cpus`` write (`validate_cpuset_change`:
+        EBUSY, EACCES); a refused write changes nothing. Returns the write error, or None. (v2
+        accepts any set: children fall back to their parent's CPUs, see `effective_cpus`.)"""
         if cpus is None:
             return None
-        for child in group.children:
-            if child.config.cpus is not None and not child.config.cpus <= cpus:
-                return (
-                    f"{group.path}: cpuset.cpus: write error: Device or resource busy (child "
-                    f"{child.path} uses CPUs {format_cpulist(child.config.cpus)} outside "
-                    f"{format_cpulist(cpus)})"
-                )
-        if group.parent is not None:
-            allowed = effective_cpus(group.parent, self.tun.cpus)
-            if not cpus <= allowed:
-                return (
-                    f"{group.path}: cpuset.cpus: write error: Permission denied (CPUs "
-                    f"{format_cpulist(cpus)} outside the parent's {format_cpulist(allowed)})"
-                )
-        return None
+        configs = {path: tg.config for path, tg in self.groups.items()}
+        refusal = validate_cpuset_change(configs, group.path, cpus)
+        return None if refusal is None else refusal.write_error()
 
     def _enforce_memory_max(self, path: str) -> None:
         """v2 ``memory.max`` below usage: OOM-kill until usage fits (``memory_max_write``)."""

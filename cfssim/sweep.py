@@ -3,7 +3,7 @@
     axes = [parse_set("machine.cpus=2,4"), parse_set("cgroups./app.cpu.cfs_quota_us=50000,-1")]
     rows = sweep(scenario, axes, seeds=[1, 2], executor=ProcessPoolExecutor())
 
-A field is a dotted path into the scenario's YAML shape (see `cfssim.scenario_yaml`):
+A field is a dotted path into the scenario's YAML shape (see `cfssim.scenario.yaml_io`):
 ``machine.cpus``, ``duration``, ``processes.web.threads`` (a list item by ``name`` or index),
 ``cgroups./app.slice/web.cpu.max`` (a cgroup path may hold dots and slashes; the file name is
 the known cgroup file it ends with). Every point is validated and simulated in a worker; any
@@ -31,8 +31,7 @@ from ruamel.yaml.error import YAMLError
 
 from .cgroup import files as cgfiles
 from .result import Result, _flatten
-from .scenario import Scenario, ScenarioError, load_scenario
-from .scenario_yaml import dump_data, scenario_data
+from .scenario import Scenario, ScenarioError, dump_data, load_scenario, scenario_data
 
 DEFAULT_METRICS = (
     "tasks.*.cpu_time_ns",

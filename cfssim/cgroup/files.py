@@ -8,7 +8,8 @@ the file; time files also take duration strings (``"50ms"``), size files also ta
 
 Mirrors kernel/sched/core.c (``cpu_shares_write_u64``, ``cpu_weight_write_u64``,
 ``cpu_idle_write_s64``, ``tg_set_cfs_bandwidth``, ``cpu_period_quota_parse``,
-``tg_cfs_schedulable_down``), kernel/cgroup/cpuset.c (``cpulist_parse``) and mm/memcontrol*.c
+``tg_cfs_schedulable_down``), kernel/cgroup/cpuset.c (``cpulist_parse``), cpuset-v1.c
+(``cpuset1_validate_change``) and mm/memcontrol*.c
 (``page_counter_memparse``, ``mem_cgroup_write``, ``mem_cgroup_oom_control_write``).
 Writes to the root cgroup's files are rejected (EINVAL), as the kernel does.
 """
@@ -16,6 +17,8 @@ Writes to the root cgroup's files are rejected (EINVAL), as the kernel does.
 from __future__ import annotations
 
 import dataclasses
+import errno
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -548,6 +551,27 @@ def ancestors(path: str) -> list[str]:
     return found
 
 
+def path_names(path: str) -> list[str]:
+    """The names along `path`: ``"/a/b"`` → ``["a", "b"]``, ``"/"`` → ``[]`` (empty names of
+    doubled or trailing slashes dropped)."""
+    return [name for name in path.split("/") if name]
+
+
+def normalise_path(path: str) -> str:
+    """`path` as an absolute cgroup path: ``"a/b/"`` → ``"/a/b"``, ``""`` → ``"/"``."""
+    return ROOT + "/".join(path_names(path))
+
+
+def path_depth(path: str) -> int:
+    """How deep `path` is below the root: ``"/"`` 0, ``"/a/b"`` 2."""
+    return len(path_names(path))
+
+
+def is_descendant(path: str, ancestor: str) -> bool:
+    """``cgroup_is_descendant``: whether `path` is `ancestor` or lies below it."""
+    return ancestor == ROOT or path == ancestor or path.startswith(ancestor.rstrip("/") + "/")
+
+
 def to_ratio(period_ns: int, runtime_ns: int) -> int:
     """``to_ratio``: runtime/period in BW_SHIFT fixed point, truncated."""
     return (runtime_ns << BW_SHIFT) // period_ns
@@ -560,7 +584,8 @@ def _ratio_text(config: CgroupConfig) -> str:
 
 
 def _by_depth(configs: Mapping[str, CgroupConfig]) -> list[str]:
-    return sorted(configs, key=lambda path: (path != ROOT, path.count("/"), path))
+    """Parents before children (the order a tree is created in), then by name."""
+    return sorted(configs, key=lambda path: (path_depth(path), path))
 
 
 def hierarchical_quota(configs: Mapping[str, CgroupConfig]) -> dict[str, int | None]:
@@ -612,21 +637,65 @@ def effective_cpus(configs: Mapping[str, CgroupConfig], path: str) -> frozenset[
     return effective
 
 
+@dataclass(frozen=True)
+class CpusetRefusal:
+    """A v1 ``cpuset.cpus`` write of `cpus` to `path` that ``cpuset1_validate_change`` refuses:
+    `code` EBUSY (the child `other` uses CPUs `other_cpus` outside `cpus`) or EACCES (`cpus`
+    lie outside the parent `other`'s `other_cpus`)."""
+
+    path: str
+    cpus: frozenset[int]
+    code: int  # errno
+    other: str
+    other_cpus: frozenset[int]
+
+    @property
+    def expected(self) -> str:
+        """What the write should have been, for a located scenario error."""
+        if self.code == errno.EBUSY:
+            return (f"CPUs that hold the child {self.other}'s cpuset "
+                    f"({format_cpulist(self.other_cpus)}) — cgroup v1 rejects others with EBUSY")
+        return (f"CPUs within the parent {self.other}'s cpuset ({format_cpulist(self.other_cpus)})"
+                " — cgroup v1 rejects others with EACCES")
+
+    def write_error(self) -> str:
+        """The failed write as a shell reports it, with why: ``/a: cpuset.cpus: write error:
+        Device or resource busy (child /a/b uses CPUs 1 outside 0)``."""
+        cpus, other = format_cpulist(self.cpus), format_cpulist(self.other_cpus)
+        why = (f"child {self.other} uses CPUs {other} outside {cpus}" if self.code == errno.EBUSY
+               else f"CPUs {cpus} outside the parent's {other}")
+        return f"{self.path}: cpuset.cpus: write error: {os.strerror(self.code)} ({why})"
+
+
+def validate_cpuset_change(configs: Mapping[str, CgroupConfig], path: str,
+                           cpus: frozenset[int]) -> CpusetRefusal | None:
+    """``cpuset1_validate_change`` (kernel/cgroup/cpuset-v1.c) for writing `cpus` to `path`'s
+    v1 ``cpuset.cpus`` in the tree `configs` as it is before the write: every child's CPUs must
+    lie within `cpus` (else -EBUSY), and `cpus` within the parent's (else -EACCES). A group
+    without a cpuset (None) constrains nothing. None when the write is accepted."""
+    for child, config in configs.items():
+        if parent_path(child) == path and config.cpus is not None and not config.cpus <= cpus:
+            return CpusetRefusal(path, cpus, errno.EBUSY, child, config.cpus)
+    parent = parent_path(path)
+    allowed = None if parent is None else effective_cpus(configs, parent)
+    if parent is not None and allowed is not None and not cpus <= allowed:
+        return CpusetRefusal(path, cpus, errno.EACCES, parent, allowed)
+    return None
+
+
 def check_hierarchy(configs: Mapping[str, CgroupConfig]) -> None:
-    """Raise `HierarchyError` where cgroup v1 would refuse the tree (quota ratio, cpuset subset)."""
+    """Raise `HierarchyError` where cgroup v1 would refuse the tree (quota ratio, cpuset subset)
+    created parent first: a cpuset outside its parent's is EACCES (`validate_cpuset_change`)."""
     hierarchical_quota(configs)
+    created: dict[str, CgroupConfig] = {}
     for path in _by_depth(configs):
-        config, parent = configs[path], parent_path(path)
-        if parent is None or config.cpus is None or config.interface != "v1":
-            continue
-        allowed = effective_cpus(configs, parent)
-        if allowed is not None and not config.cpus <= allowed:
-            raise HierarchyError(
-                path, parent, "cpuset.cpus",
-                f"CPUs within the parent {parent}'s cpuset ({format_cpulist(allowed)}) — "
-                "cgroup v1 rejects others with EINVAL",
-                describe(format_cpulist(config.cpus)),
-            )
+        config = configs[path]
+        if config.cpus is not None and config.interface == "v1":
+            refusal = validate_cpuset_change(created, path, config.cpus)
+            if refusal is not None:
+                raise HierarchyError(path, refusal.other, "cpuset.cpus", refusal.expected,
+                                     describe(format_cpulist(config.cpus)))
+        created[path] = config
 
 
 def effective_quota(configs: Mapping[str, CgroupConfig], path: str) -> Fraction | None:

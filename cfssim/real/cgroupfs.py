@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from ..cgroup.files import format_cpulist, shares_to_weight
+from ..cgroup.files import format_cpulist, parent_path, path_depth, path_names, shares_to_weight
 from . import procfs
 from .errors import (
     CleanupIncomplete,
@@ -207,8 +207,7 @@ class Driver:
 
     def real(self, controller: str, path: str) -> Path:
         """The directory mirroring scenario cgroup `path` in `controller`'s hierarchy."""
-        rel = path.strip("/")
-        return self.base(controller) / rel if rel else self.base(controller)
+        return self.base(controller).joinpath(*path_names(path))
 
     def _write(self, file: Path, value: str) -> None:
         if self.run_name not in file.parts:  # the one rule: never write outside our subtree
@@ -221,11 +220,11 @@ class Driver:
     def create(self, configs: Mapping[str, CgroupSettings]) -> None:
         """Make the run's directories (parents first) and write every cgroup's settings."""
         for hierarchy in self.layout.hierarchies:
-            for path in sorted(configs, key=_depth):
-                directory = hierarchy / self.run_name / path.strip("/")
+            for path in sorted(configs, key=path_depth):
+                directory = hierarchy.joinpath(self.run_name, *path_names(path))
                 directory.mkdir()
                 self.created.append(directory)
-        for path in sorted(configs, key=_depth):
+        for path in sorted(configs, key=path_depth):
             self.prepare(path)
             self.write_settings(path, None, configs[path])
 
@@ -302,10 +301,6 @@ class Driver:
             self.created.clear()
 
 
-def _depth(path: str) -> int:
-    return len([p for p in path.split("/") if p])
-
-
 class V1Driver(Driver):
     """cgroup v1: one hierarchy per controller; threads are attached per tid (``tasks``)."""
 
@@ -339,7 +334,7 @@ class V1Driver(Driver):
     def attach(self, path: str, pid: int, tid: int, skip: str | None = None) -> None:
         for hierarchy in self.layout.hierarchies:
             if skip is None or hierarchy != self.layout.mounts[skip]:
-                self._write(hierarchy / self.run_name / path.strip("/") / "tasks", str(tid))
+                self._write(hierarchy.joinpath(self.run_name, *path_names(path), "tasks"), str(tid))
 
     def figures(self, path: str) -> dict[str, Any]:
         cpu, acct, mem = (self.real(c, path) for c in ("cpu", "cpuacct", "memory"))
@@ -384,7 +379,7 @@ class V2Driver(Driver):
     children: set[str]
 
     def create(self, configs: Mapping[str, CgroupSettings]) -> None:
-        self.children = {p for p in configs for q in configs if q != p and _parent(q) == p}
+        self.children = {p for p in configs for q in configs if q != p and parent_path(q) == p}
         super().create(configs)
 
     def prepare(self, path: str) -> None:
@@ -471,11 +466,6 @@ _OOM_KEYS = ("oom_kill_disable", "under_oom", "oom_kill")
 
 def make_driver(layout: Layout) -> Driver:
     return V1Driver(layout) if layout.version == 1 else V2Driver(layout)
-
-
-def _parent(path: str) -> str:
-    head = path.rstrip("/").rsplit("/", 1)[0]
-    return head or "/"
 
 
 def _us_or(value_ns: int | None, unlimited: str) -> str:

@@ -210,10 +210,9 @@ def _run_both(
 
 def _load(name_or_path: str | Path) -> Scenario:
     """A scenario file, a bundled scenario's name, or an rt-app JSON workload — as `run` takes."""
-    from ..rtapp import load_any
-    from ..scenario import resolve_scenario
+    from ..scenario import load_workload, resolve_scenario
 
-    return load_any(resolve_scenario(str(name_or_path)))
+    return load_workload(resolve_scenario(str(name_or_path))).scenario
 
 
 def _load_result(directory: Path) -> Result:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import _signals
+from ..cgroup.files import ROOT, parent_path
 from ..result import (
     Result,
     RunMeta,
@@ -37,6 +38,7 @@ from ..result import (
     task_figures,
 )
 from ..scenario import Alloc, Kill, Move, Nice, Write, iter_steps
+from ..task import RT_POLICIES, SCHED_POLICIES
 from ..trace import Recorder
 from ..units import NSEC_PER_MSEC, NSEC_PER_SEC, format_duration
 from . import procfs
@@ -67,13 +69,6 @@ MAX_GRID_NS = NSEC_PER_SEC  # t0 is put on the bandwidth period grid when it is 
 FREEZE_TIMEOUT_S = 0.2  # how long the end-of-run SIGSTOP may take to stop every worker
 TIMER_TRIES = 3  # quota writes to find a group's period timer (it may expire before it is read)
 BACKGROUND_WARNING = 0.05  # of the machine's capacity
-POLICIES = {
-    "normal": os.SCHED_OTHER,
-    "batch": os.SCHED_BATCH,
-    "idle": os.SCHED_IDLE,
-    "fifo": os.SCHED_FIFO,
-    "rr": os.SCHED_RR,
-}
 KILL_REASON_CODES = {"oom_kill": 0, "oom_group_kill": 1, "killed": 2}
 
 
@@ -201,7 +196,7 @@ def _memory_limit_above(scenario: Scenario, path: str) -> int | None:
             return int(config.memory_limit)
         if path == "/":
             return None
-        path = path.rsplit("/", 1)[0] or "/"
+        path = parent_path(path) or ROOT
 
 
 # ---- one run ----------------------------------------------------------------------------------
@@ -427,12 +422,13 @@ class RealRun:
                 os.setpriority(os.PRIO_PROCESS, task.tid, proc.nice)
                 if proc.policy != "normal":
                     os.sched_setscheduler(
-                        task.tid, POLICIES[proc.policy], os.sched_param(proc.rt_priority)
+                        task.tid, SCHED_POLICIES[proc.policy], os.sched_param(proc.rt_priority)
                     )
                 if proc.cpus is not None:
                     os.sched_setaffinity(task.tid, proc.cpus)
                 if proc.slice_ns is not None:
-                    _set_custom_slice(task.tid, POLICIES[proc.policy], proc.nice, proc.slice_ns)
+                    policy = SCHED_POLICIES[proc.policy]
+                    _set_custom_slice(task.tid, policy, proc.nice, proc.slice_ns)
                 self._timer_slack(task, proc.policy)
 
     def _timer_slack(self, task: MeasuredThread, policy: str) -> None:
@@ -444,7 +440,7 @@ class RealRun:
         try:
             if slack is not None:
                 path.write_text(str(max(1, slack)))
-            if policy not in ("fifo", "rr") and self.timer_slack_ns is None:
+            if policy not in RT_POLICIES and self.timer_slack_ns is None:
                 self.timer_slack_ns = int(path.read_text())
         except (OSError, ValueError) as exc:
             self.warnings.append(f"{task.name}: its timer slack could not be set or read ({exc})")
