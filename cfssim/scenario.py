@@ -55,6 +55,7 @@ from ruamel.yaml.events import (
 from ruamel.yaml.nodes import ScalarNode
 from ruamel.yaml.resolver import VersionedResolver
 
+from . import container
 from ._errors import describe, did_you_mean
 from .cgroup import files as cgfiles
 from .cgroup.files import CgroupConfig, CgroupFileError, FileValue
@@ -725,6 +726,29 @@ class MachineSpec(_Model):
         return {name: getattr(self, name) for name in TUNABLES if getattr(self, name) is not None}
 
 
+# ---- container specs: docker / kubernetes keys per cgroup (all logic in cfssim/container.py) -----
+def _expand_container_specs(data: Any) -> Any:
+    """Raw scenario data with ``docker:``/``kubernetes:`` cgroup keys replaced by their files."""
+    if not isinstance(data, Mapping):
+        return data
+    expanded, errors = container.expand_cgroups(data)
+    if errors:
+        raise ValidationError.from_exception_data(
+            "Scenario", [_issue(loc, message) for loc, message in errors])
+    return expanded
+
+
+def _with_container_keys(schema: dict[str, Any]) -> dict[str, Any]:
+    """A cgroup's files schema that also takes the ``docker`` and ``kubernetes`` keys."""
+    return {**schema, "properties": {**schema["properties"], **{
+        container.DOCKER_KEY: {"type": "string", "description": "docker run resource flags, "
+                               "e.g. '--cpus=1.5 --cpu-shares=512 --memory=100m'"},
+        container.KUBERNETES_KEY: {"type": ["object", "array"], "description": (
+            "a container's {requests: {cpu, memory}, limits: {…}}, or pods "
+            "{pod: <uid>, containers: {<name>: {requests, limits}}} under /kubepods")},
+    }}}
+
+
 # ---- cgroups -----------------------------------------------------------------------------------
 def _resolve_cgroups(raw: Any) -> Any:
     """``{path: {file: value}}`` → ``{path: CgroupConfig}`` with "/" and implied ancestors."""
@@ -779,7 +803,7 @@ def _files_schema() -> dict[str, Any]:
 _CGROUPS_SCHEMA = {
     "type": "object",
     "propertyNames": {"pattern": r"^/([^/\s]+(/[^/\s]+)*)?$"},
-    "additionalProperties": _files_schema(),
+    "additionalProperties": _with_container_keys(_files_schema()),
     "description": "cgroups keyed by path; each maps kernel file names (v1 or v2) to values",
 }
 CgroupMap = Annotated[
@@ -816,6 +840,7 @@ class Scenario(_Model):
     def _cross_checks(
         cls, data: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
     ) -> Scenario:
+        data = _expand_container_specs(data)
         scenario = handler(data)
         if not isinstance(scenario, Scenario):  # pragma: no cover - pydantic guarantees it
             raise TypeError("Scenario validation returned another type")
@@ -1238,7 +1263,7 @@ _KNOWN_KEYS = sorted({
     for model in (Scenario, MachineSpec, ProcessSpec, EventSpec, Move, Nice, Kill, Loop, Run,
                   Sleep, Timer, Alloc, Free, Exit)
     for name, field in model.model_fields.items()
-} | set(_ACTIONS) | set(cgfiles.FILES) | {"loop", "timer"})
+} | set(_ACTIONS) | set(cgfiles.FILES) | {"loop", "timer"} | set(container.CONTAINER_KEYS))
 
 
 def _message(error: Any) -> str:
