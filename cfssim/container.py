@@ -54,7 +54,7 @@ Interface = Literal["v1", "v2"]
 Loc = tuple[str | int, ...]
 Files = dict[str, int | str]
 
-# ---- constants of the cited sources ---------------------------------------------------------------
+# ---- constants of the cited sources --------------------------------------------------------------
 LINUX_MIN_MEMORY = 6 * 1024 * 1024  # moby daemon_unix.go linuxMinMemory ("6MB")
 LINUX_MIN_CPU_SHARES = 2  # moby linuxMinCPUShares
 LINUX_MAX_CPU_SHARES = 262144  # moby linuxMaxCPUShares
@@ -89,7 +89,7 @@ class ContainerSpecError(ValueError):
         self.loc = loc
 
 
-# ---- runc's shares → weight -----------------------------------------------------------------------
+# ---- runc's shares → weight ----------------------------------------------------------------------
 def shares_to_weight_runc(shares: int) -> int:
     """runc ``ConvertCPUSharesToCgroupV2Value``: ``1 + ((shares-2)*9999)/262142`` (0 = unset)."""
     return 0 if shares == 0 else 1 + ((shares - 2) * 9999) // 262142
@@ -124,7 +124,7 @@ def _memory_files(interface: Interface, limit: int | None) -> Files:
     return {"memory.limit_in_bytes" if interface == "v1" else "memory.max": limit}
 
 
-# ---- Docker ---------------------------------------------------------------------------------------
+# ---- Docker --------------------------------------------------------------------------------------
 _RAM = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
 _BINARY = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 
@@ -316,7 +316,7 @@ def docker_files(resources: DockerResources, interface: Interface) -> Files:
     return files
 
 
-# ---- Kubernetes quantities ------------------------------------------------------------------------
+# ---- Kubernetes quantities -----------------------------------------------------------------------
 _QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+))(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?\d+)?$")
 _SUFFIX = {
     "Ki": Fraction(2**10), "Mi": Fraction(2**20), "Gi": Fraction(2**30), "Ti": Fraction(2**40),
@@ -358,7 +358,7 @@ def whole_value(quantity: Fraction) -> int:
     return math.ceil(quantity)
 
 
-# ---- Kubernetes containers and pods ---------------------------------------------------------------
+# ---- Kubernetes containers and pods --------------------------------------------------------------
 def milli_cpu_to_shares(milli_cpu: int) -> int:
     """kubelet ``MilliCPUToShares``: ``milliCPU·1024/1000`` within 2..262144; 0 → MinShares."""
     if milli_cpu == 0:
@@ -561,7 +561,7 @@ def kubepods_cgroups(root: str, pods: Iterable[Pod], cpus: int | None,
     return tree
 
 
-# ---- scenario expansion ---------------------------------------------------------------------------
+# ---- scenario expansion --------------------------------------------------------------------------
 def _file_interfaces(data: Mapping[str, Any]) -> Iterator[str]:
     cgroups = data.get("cgroups")
     for files in cgroups.values() if isinstance(cgroups, Mapping) else ():

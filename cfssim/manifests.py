@@ -1,4 +1,4 @@
-"""Kubernetes manifests and docker-compose files → the cgroup part of a scenario (``cfssim convert``).
+"""Kubernetes manifests and compose files → the cgroup part of a scenario (``cfssim convert``).
 
 `convert_manifest(path)` reads a Kubernetes manifest (Pod, or a workload with a pod template:
 Deployment, StatefulSet, DaemonSet, ReplicaSet, Job; several ``---`` documents allowed) or a
@@ -76,14 +76,19 @@ def _documents(path: Path) -> list[_Document]:
         try:
             located = _read_yaml(part, str(path), Limits().max_loop_depth)
         except ScenarioError as error:  # shift "file:line:col" by the document's first line
-            raise ScenarioError([re.sub(r"^(.*?):(\d+):", lambda m: f"{m.group(1)}:"
-                                        f"{int(m.group(2)) + start}:", message, count=1)
-                                 for message in error.messages]) from None
+            raise ScenarioError([_shift(message, start) for message in error.messages]) \
+                from None
         documents.append(_Document(located, str(path), start))
     if not documents:
         raise ScenarioError([f"{path}:1:1: document: expected a Kubernetes manifest or a "
                              "compose file, found an empty file"])
     return documents
+
+
+def _shift(message: str, lines: int) -> str:
+    """``file:line:col: …`` with its line moved down by `lines`."""
+    return re.sub(r"^(.*?):(\d+):", lambda m: f"{m.group(1)}:{int(m.group(2)) + lines}:",
+                  message, count=1)
 
 
 def detect_kind(path: Path) -> str:
@@ -113,18 +118,23 @@ def _scenario(name: str, cgroups: dict[str, Any], hogs: list[tuple[str, str]], c
     }
 
 
-# ---- Kubernetes ------------------------------------------------------------------------------------
+# ---- Kubernetes ----------------------------------------------------------------------------------
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def _pod_spec(doc: _Document) -> tuple[Loc, Any, str, int]:
     """(where the pod spec is, the spec, the pod name, replicas)."""
     data = doc.data
     kind = data.get("kind")
-    metadata = data.get("metadata") if isinstance(data.get("metadata"), Mapping) else {}
+    raw_metadata = data.get("metadata")
+    metadata = raw_metadata if isinstance(raw_metadata, Mapping) else {}
     name = str(metadata.get("name", "pod"))
     if kind == "Pod":
         return ("spec",), data.get("spec"), name, 1
     if kind in TEMPLATE_KINDS:
-        spec = data.get("spec") if isinstance(data.get("spec"), Mapping) else {}
-        template = spec.get("template") if isinstance(spec.get("template"), Mapping) else {}
+        spec = _mapping(data.get("spec"))
+        template = _mapping(spec.get("template"))
         replicas = spec.get("replicas", 1) if kind != "DaemonSet" else 1
         if type(replicas) is not int or replicas < 0:
             raise doc.error(("spec", "replicas"), f"expected a count ≥ 0, found "
@@ -173,7 +183,7 @@ def _k8s(path: Path, duration: str, cpus: int | None) -> Converted:
     return Converted(data, header)
 
 
-# ---- docker compose ----------------------------------------------------------------------------------
+# ---- docker compose ------------------------------------------------------------------------------
 #: compose service key → docker run flag (compose-go's names)
 COMPOSE_FLAGS = {
     "cpus": "--cpus", "cpu_shares": "--cpu-shares", "cpu_quota": "--cpu-quota",
