@@ -311,7 +311,7 @@ def test_convert_errors_name_the_manifest_line(tmp_path: Path) -> None:
     assert code == 2 and f"{tmp_path / 'c.yaml'}:2:3: services.api: --cpus: expected" in err
     code, _, err = convert(tmp_path, "c.yaml", COMPOSE.replace("mem_limit: 100m",
                                                                "mem_limit: much"))
-    assert code == 2 and f"{tmp_path / 'c.yaml'}:2:63: services.api.mem_limit:" in err
+    assert code == 2 and f"{tmp_path / 'c.yaml'}:2:60: services.api.mem_limit:" in err
 
 
 def test_convert_multi_document_lines_are_the_file_s(tmp_path: Path) -> None:
