@@ -40,14 +40,33 @@ def echo_warnings(warnings: list[str]) -> None:
               help="Write the scenario YAML here instead of stdout.")
 @click.option("--cpus", type=click.IntRange(1, 1024),
               help="machine.cpus (default: 2, or enough for the CPUs the workload names).")
-@click.option("--duration", help="Run time when global.duration is -1, e.g. 10s.")
-def convert(workload: Path, output: Path | None, cpus: int | None, duration: str | None) -> None:
-    """Convert an rt-app WORKLOAD (JSON) into a cfssim scenario YAML.
+@click.option("--duration", help="Run time when global.duration is -1, e.g. 10s (manifests: "
+                                   "the scenario's duration, default 10s).")
+@click.option("--from", "kind", type=click.Choice(["auto", "rt-app", "k8s", "compose"]),
+              default="auto", show_default=True,
+              help="Input kind; auto: .json is rt-app, YAML with kind: is a Kubernetes manifest, "
+                   "with services: a compose file.")
+def convert(workload: Path, output: Path | None, cpus: int | None, duration: str | None,
+            kind: str) -> None:
+    """Convert an rt-app WORKLOAD (JSON), a Kubernetes Pod/Deployment manifest or a compose file
+    into a cfssim scenario YAML.
 
     What YAML cannot express exactly (timers, phase changes, unmodelled events) is listed as
     warnings on stderr; `cfssim run WORKLOAD.json` simulates timers and phases exactly.
+    Manifests become the cgroup part of a scenario (docker:/kubernetes: keys) with one
+    placeholder hog per container.
     """
+    from .scenario.manifests import convert_manifest, detect_kind
+    from .scenario.yaml_io import dump_data
     from .units import parse_duration
+
+    if kind == "auto":
+        kind = detect_kind(workload)
+    if kind != "rt-app":
+        converted = convert_manifest(workload, kind, duration=duration or "10s", cpus=cpus)
+        echo_warnings(converted.warnings)
+        _write(dump_data(converted.data, converted.header), output)
+        return
 
     duration_ns = None
     if duration is not None:
@@ -60,6 +79,10 @@ def convert(workload: Path, output: Path | None, cpus: int | None, duration: str
     text = dump_scenario(loaded.scenario, header=[
         f"converted from {workload.name} by cfssim convert", *(
             f"warning: {w}" for w in loaded.warnings)])
+    _write(text, output)
+
+
+def _write(text: str, output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=False)
     else:

@@ -26,6 +26,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails
 
+from .. import container
 from .._errors import describe, did_you_mean
 from ..cgroup import files as cgfiles
 from ..cgroup.files import CgroupConfig, CgroupFileError, FileValue
@@ -385,10 +386,40 @@ def files_schema() -> dict[str, Any]:
     return {"type": ["object", "null"], "properties": properties, "additionalProperties": False}
 
 
+# ---- container specs: docker / kubernetes keys per cgroup (all logic in cfssim/container.py) -----
+def expand_container_specs(data: Any) -> Any:
+    """Raw scenario data with ``docker:``/``kubernetes:`` cgroup keys replaced by their files."""
+    if not isinstance(data, Mapping):
+        return data
+    expanded, errors = container.expand_cgroups(data)
+    if errors:
+        raise ValidationError.from_exception_data(
+            "Scenario", [issue(loc, message) for loc, message in errors]
+        )
+    return expanded
+
+
+def with_container_keys(schema: dict[str, Any]) -> dict[str, Any]:
+    """A cgroup's files schema that also takes the ``docker`` and ``kubernetes`` keys."""
+    keys = {
+        container.DOCKER_KEY: {
+            "type": "string",
+            "description": "docker run resource flags, e.g. '--cpus=1.5 --cpu-shares=512 "
+            "--memory=100m'",
+        },
+        container.KUBERNETES_KEY: {
+            "type": ["object", "array"],
+            "description": "a container's {requests: {cpu, memory}, limits: {…}}, or pods "
+            "{pod: <uid>, containers: {<name>: {requests, limits}}} under /kubepods",
+        },
+    }
+    return {**schema, "properties": {**schema["properties"], **keys}}
+
+
 CGROUPS_SCHEMA = {
     "type": "object",
     "propertyNames": {"pattern": CGROUP_PATH_PATTERN},
-    "additionalProperties": files_schema(),
+    "additionalProperties": with_container_keys(files_schema()),
     "description": "cgroups keyed by path; each maps kernel file names (v1 or v2) to values",
 }
 CgroupMap = Annotated[
@@ -425,6 +456,7 @@ class Scenario(FrozenModel):
     def _cross_checks(
         cls, data: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
     ) -> Scenario:
+        data = expand_container_specs(data)
         scenario = handler(data)
         if not isinstance(scenario, Scenario):  # pragma: no cover - pydantic guarantees it
             raise TypeError("Scenario validation returned another type")

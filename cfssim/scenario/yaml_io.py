@@ -33,6 +33,7 @@ from ruamel.yaml.events import (
 from ruamel.yaml.nodes import ScalarNode
 from ruamel.yaml.resolver import VersionedResolver
 
+from .. import container
 from .._errors import describe, did_you_mean
 from ..cgroup import files as cgfiles
 from ..cgroup.files import CgroupConfig
@@ -84,7 +85,7 @@ def load_scenario(source: str | Path, *, limits: Limits | None = None) -> Scenar
     """
     text, origin, stem = read_source(source)
     limits = limits or Limits()
-    located = _read_yaml(text, origin, limits.max_loop_depth)
+    located = read_yaml(text, origin, limits.max_loop_depth)
     data = located.data
     if "name" not in data:
         data = {"name": stem or "scenario", **data}
@@ -98,7 +99,7 @@ def load_scenario(source: str | Path, *, limits: Limits | None = None) -> Scenar
 
 # ---- YAML reading and error locations ---------------------------------------------------------
 @dataclass
-class _Located:
+class Located:
     """Plain data parsed from YAML, with (line, col) 1-based of every key and value by path."""
 
     data: Any
@@ -106,7 +107,7 @@ class _Located:
     values: dict[Loc, tuple[int, int]]
 
 
-def _plain(node: Any, path: Loc, located: _Located) -> Any:
+def _plain(node: Any, path: Loc, located: Located) -> Any:
     """ruamel round-trip nodes → plain dict/list/scalars, recording positions on the way."""
     if isinstance(node, CommentedMap):
         result: dict[Any, Any] = {}
@@ -233,10 +234,10 @@ def _screen_yaml(yaml: YAML, text: str, max_depth: int) -> None:
             open_sizes[-1][1] += size
 
 
-def _read_yaml(text: str, origin: str, max_loop_depth: int) -> _Located:
+def read_yaml(text: str, origin: str, max_loop_depth: int) -> Located:
     yaml = YAML(typ="rt")
     yaml.version = (1, 2)
-    located = _Located(None, {}, {})
+    located = Located(None, {}, {})
     try:
         _screen_yaml(yaml, text, YAML_DEPTH_MARGIN + 3 * max_loop_depth)
         node = yaml.load(io.StringIO(text))
@@ -287,7 +288,7 @@ def _yaml_path(data: Any, loc: Loc) -> tuple[Loc, Loc]:
     return tuple(path), tuple(shown)
 
 
-def _format_path(path: Loc) -> str:
+def format_path(path: Loc) -> str:
     text = ""
     for part in path:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
@@ -299,7 +300,7 @@ _KNOWN_KEYS = sorted({
     for model in (Scenario, MachineSpec, ProcessSpec, EventSpec, Move, Nice, Kill, Loop, Run,
                   Sleep, Timer, Alloc, Free, Exit)
     for name, field in model.model_fields.items()
-} | set(ACTIONS) | set(cgfiles.FILES) | {"loop", "timer"})
+} | set(ACTIONS) | set(cgfiles.FILES) | {"loop", "timer"} | set(container.CONTAINER_KEYS))
 
 
 def _message(error: Any) -> str:
@@ -339,7 +340,7 @@ def _message(error: Any) -> str:
     return f"expected valid input ({error['msg']}), found {found}"
 
 
-def _position(located: _Located, path: Loc, about_key: bool) -> tuple[int, int]:
+def position(located: Located, path: Loc, about_key: bool) -> tuple[int, int]:
     """Where `path` sits in the file: its key or its value, else its nearest ancestor's."""
     for depth in range(len(path), -1, -1):
         prefix = path[:depth]
@@ -351,7 +352,7 @@ def _position(located: _Located, path: Loc, about_key: bool) -> tuple[int, int]:
     return (1, 1)
 
 
-def _located_messages(error: ValidationError, located: _Located, origin: str) -> list[str]:
+def _located_messages(error: ValidationError, located: Located, origin: str) -> list[str]:
     found: list[tuple[int, int, str]] = []
     for item in error.errors():
         if item["type"] == "too_short" and len(item.get("input") or ()) >= item["ctx"].get(
@@ -359,8 +360,8 @@ def _located_messages(error: ValidationError, located: _Located, origin: str) ->
             continue  # pydantic's echo of failed items, already reported one by one
         path, shown = _yaml_path(located.data, item["loc"])
         about_key = item["type"] in ("missing", "extra_forbidden", "scenario_key")
-        line, col = _position(located, path, about_key)
-        found.append((line, col, f"{origin}:{line}:{col}: {_format_path(shown)}: "
+        line, col = position(located, path, about_key)
+        found.append((line, col, f"{origin}:{line}:{col}: {format_path(shown)}: "
                       f"{_message(item)}"))
     return [message for _, _, message in sorted(found, key=lambda item: item[:2])]
 
