@@ -211,6 +211,7 @@ class NoiseCpu(_Model):
     cpu: int = Field(ge=0)
     rate_per_s: float = Field(ge=0, le=1_000_000)
     run_length: Dist
+    share: float | None = Field(default=None, ge=0, le=1)  # of the CPU's time, as measured
 
     @model_validator(mode="after")
     def _positive_runs(self) -> NoiseCpu:

@@ -188,12 +188,12 @@ def test_noise_runs_and_rate() -> None:
     runs = cal.noise_runs(events, hogs)
     assert runs == {0: [30 * US, 5 * US], 1: [2 * MS]}
     noise = cal.noise_cpu(0, runs[0], 500 * MS)
-    assert noise.rate_per_s == 4.0
+    assert noise.rate_per_s == 4.0 and noise.share == 0.0001  # 35 us of 500 ms
     assert noise.run_length.quantiles == {"p0": 5 * US, "p5": 6 * US, "p25": 11 * US,
                                           "p50": 18 * US, "p75": 24 * US, "p95": 29 * US,
                                           "p99": 30 * US, "p100": 30 * US}
     quiet = cal.noise_cpu(1, [], 500 * MS)
-    assert quiet.rate_per_s == 0 and quiet.run_length.quantile(0.5) == 0
+    assert quiet.rate_per_s == 0 and quiet.share == 0 and quiet.run_length.quantile(0.5) == 0
 
 
 # ---- the command ------------------------------------------------------------------------------

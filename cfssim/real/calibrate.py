@@ -262,11 +262,12 @@ def noise_runs(events: Iterable[Event], workload: set[int]) -> dict[int, list[in
 
 def noise_cpu(cpu: int, runs: Sequence[int], window_ns: int) -> NoiseCpu:
     """One CPU's noise: arrivals per second over the window, run-length quantiles (a run of
-    0 ns when none was seen)."""
+    0 ns when none was seen) and the share of the window the runs took."""
     rate = len(runs) * NSEC_PER_SEC / window_ns
     lengths = _quantiles(runs, QUANTILES, TRACE_RESOLUTION_NS) if runs else {0.0: 0}
     return NoiseCpu(cpu=cpu, rate_per_s=round(rate, 3),
-                    run_length=Distribution.of_quantiles(lengths))
+                    run_length=Distribution.of_quantiles(lengths),
+                    share=round(min(1.0, sum(runs) / window_ns), 4))
 
 
 def config_hz(config_text: str) -> int | None:
@@ -525,7 +526,8 @@ def summary_lines(profile: MachineProfile) -> Iterator[str]:
                    f"{format_duration(entry.offset_ns + high)})")
     if profile.noise is not None:
         for noise in profile.noise.cpus:
-            yield (f"noise on CPU {noise.cpu}: {noise.rate_per_s:g}/s, runs p50 "
+            yield (f"noise on CPU {noise.cpu}: {noise.rate_per_s:g}/s ({noise.share or 0:.1%} of "
+                   f"the CPU), runs p50 "
                    f"{format_duration(noise.run_length.quantile(0.5))}, p95 "
                    f"{format_duration(noise.run_length.quantile(0.95))}")
 
