@@ -382,6 +382,18 @@ def default_profile() -> MachineProfile:
     return load_profile(DEFAULT_PROFILE)
 
 
+def resolve_profile(name: str | Path, relative_to: str | Path | None = None) -> MachineProfile:
+    """The profile a scenario names (``machine: {profile: NAME}``): ``default`` is
+    `default_profile`, anything else a YAML path, relative to the directory of the file
+    `relative_to` (the scenario's) when it is not absolute. Raises `ProfileError`."""
+    if str(name) == "default":
+        return default_profile()
+    path = Path(name)
+    if not path.is_absolute() and relative_to is not None:
+        path = Path(relative_to).parent / path
+    return load_profile(path)
+
+
 def _durations(node: Any, key: str = "") -> Any:
     """Plain profile data with ns values written as exact durations (``-49us``) except under
     keys that name their unit (``…_ns``, ``…_us``, ``…_per_page``)."""

@@ -18,6 +18,7 @@ from cfssim.profile import (
     dump_profile,
     load_profile,
     parse_profile,
+    resolve_profile,
 )
 from cfssim.scenario import ScenarioError
 
@@ -102,6 +103,14 @@ def test_per_cpu_entries_repeat_beyond_the_profiles_cpus(tmp_path: Path) -> None
     assert profile.tick_for(3) == profile.tick_for(1)
     assert profile.noise_for(2) == profile.noise_for(0)
     assert profile.machine_settings()["sched_cfs_bandwidth_slice_us"] == 5000
+
+
+def test_a_scenario_names_its_profile_relative_to_itself(tmp_path: Path) -> None:
+    write(tmp_path, GOOD)
+    scenario = tmp_path / "my.yaml"
+    assert resolve_profile("host.yaml", scenario) == load_profile(tmp_path / "host.yaml")
+    assert resolve_profile(tmp_path / "host.yaml") == load_profile(tmp_path / "host.yaml")
+    assert resolve_profile("default", scenario) is default_profile()
 
 
 def test_the_default_profile_is_this_hosts() -> None:

@@ -453,11 +453,17 @@ class Calibration:
         tick_ns = NSEC_PER_SEC // hz
         phase = armed[0] % tick_ns if 0 in armed else tick_phase(ticks[0], tick_ns)
         skews = tick_skew(ticks, tick_ns, phase)
+        if sorted(skews) != list(range(cpus)):
+            raise RealRunError(f"ticks were traced on CPUs {sorted(skews)} only, not on all "
+                               f"{cpus} together: is some CPU offline or isolated?")
         tick_cpus = [TickCpu(cpu=cpu, offset=skew.mean,
                              jitter=Distribution.of_quantiles(skew.jitter),
                              delay=Distribution.of_quantiles(skew.delay))
                      for cpu, skew in skews.items()]
         turns = timeslices(events, hogs[-2].pid, hogs[-1].pid)
+        if not turns:
+            raise RealRunError(f"the two hogs on CPU {cpus - 1} never handed over to each "
+                               "other: the host is too busy to measure slices")
         base_slice = se_slice(sched)
         if base_slice is None:
             base_slice = round(median(turns))
