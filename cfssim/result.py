@@ -141,7 +141,8 @@ CgroupFigures = TypedDict(
 
 class RunMeta(TypedDict, total=False):
     """How the run was made. Both sides: ``warnings``. Simulation: ``description``, ``hz``,
-    ``slice_ends``, ``autogroup``, ``tunables``, ``context_switches``, ``events``. Kernel: the
+    ``slice_ends``, ``autogroup``, ``tunables``, ``context_switches``, ``events``, ``host`` (the
+    simulated host's tick skew, noise and fault cost, when not the ideal machine). Kernel: the
     release, cgroup interface and mounts, t0 (CLOCK_MONOTONIC ns), each quota'd group's period
     phase and the tick offset (ns since t0), wall time, background load, sampling interval,
     ``host_root``, and the threads' hrtimer slack (ns) — what `as_measured` gives a simulation."""
@@ -154,6 +155,7 @@ class RunMeta(TypedDict, total=False):
     tunables: dict[str, int]
     context_switches: int
     events: list[dict[str, Any]]
+    host: dict[str, Any]
     kernel_release: str
     cgroup_version: int
     cgroup_root: dict[str, str]

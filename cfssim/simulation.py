@@ -569,12 +569,13 @@ class Simulation:
     def _add_host_noise(self) -> None:
         """The host's background activity: one kernel-thread-like task pinned to each CPU (in
         the root task group, after the workload's tasks so their ids do not change)."""
-        noise = self.host.noise
-        if noise is None:
-            return
+        host = self.host
         for cpu in range(self.tun.cpus):
-            name = f"host-noise-cpu{cpu}"
-            self.add_process(name, noise_behaviour(noise), cpus=[cpu], session=KTHREAD_SESSION)
+            noise = host.of_cpu(host.noise, cpu, None)
+            if noise is not None:
+                name = f"host-noise-cpu{cpu}"
+                behaviour = noise_behaviour(noise)
+                self.add_process(name, behaviour, cpus=[cpu], session=KTHREAD_SESSION)
 
     def _check_period_phases(self) -> None:
         for path in self.period_phase_ns:
@@ -596,16 +597,26 @@ def from_scenario(
     program of the processes it names (e.g. rt-app's exact periodic timers)."""
     behaviours = behaviours or {}
     machine = scenario.machine
+    profile = scenario.machine_profile()
+    # a profile's figures (hz, slice ends, tunables) unless the scenario gives its own
+    measured = profile.machine_settings() if profile is not None else {}
+    given = machine.model_fields_set
     sim = Simulation(
         cpus=machine.cpus,
         policy=policy or machine.policy,
         seed=scenario.seed if seed is None else seed,
-        hz=machine.hz,
-        slice_ends=machine.slice_ends,
+        hz=machine.hz if "hz" in given else measured.get("hz", machine.hz),
+        slice_ends=machine.slice_ends
+        if "slice_ends" in given
+        else measured.get("slice_ends", machine.slice_ends),
         autogroup=machine.autogroup,
-        tunables=machine.tunables,
+        tunables={
+            **{k: v for k, v in measured.items() if k not in ("hz", "slice_ends")},
+            **machine.tunables,
+        },
         features=machine.features,
         period_phase_ns=machine.period_phase_ns,
+        host=machine.host_model(profile),
         name=scenario.name,
         description=scenario.description,
     )

@@ -83,6 +83,8 @@ def build_result(sim: Simulation, end: int) -> Result:
         },
         trace=trace,
     )
+    if not sim.host.ideal:
+        result.meta["host"] = sim.host.describe(machine.ncpus)
     return result
 
 

@@ -130,6 +130,10 @@ def measure_command(
 @click.option("--force", is_flag=True, help="Run even when an allocation has no memory limit.")
 @click.option("--verdicts-only", is_flag=True, help="Leave out figures without a tolerance.")
 @click.option("--check", is_flag=True, help="Exit with status 1 when a figure is out of tolerance.")
+@click.option("--profile", default="default", show_default=True,
+              help="Machine profile the simulation runs on, unless the scenario names one: "
+                   "'default' (the reference host), a file from `cfssim calibrate`, or 'none' "
+                   "(the ideal machine).")
 @sample_interval_option
 def compare_command(
     inputs: tuple[str, ...],
@@ -140,6 +144,7 @@ def compare_command(
     force: bool,
     verdicts_only: bool,
     check: bool,
+    profile: str,
     sample_interval_ns: int,
 ) -> None:
     """Compare a simulation with the kernel: SCENARIO (a file or bundled name) runs both sides;
@@ -154,7 +159,8 @@ def compare_command(
     with _exits("compare"):
         if len(inputs) == 1:
             a, b, out = _run_both(inputs[0], out_dir, policy=policy, trace=trace, force=force,
-                                  sample_interval_ns=sample_interval_ns)
+                                  sample_interval_ns=sample_interval_ns,
+                                  profile=None if profile == "none" else profile)
         elif len(inputs) == 2:
             _refuse_unused_sample_interval(
                 click.get_current_context(), "two saved results are compared, nothing is measured")
@@ -192,6 +198,7 @@ def _run_both(
     trace: bool,
     force: bool,
     sample_interval_ns: int,
+    profile: str | None,
 ) -> tuple[Result, Result, Path]:
     """Simulate and measure one scenario; both results saved under the output directory
     (``simulation/`` and ``kernel/``), which is returned."""
@@ -203,7 +210,7 @@ def _run_both(
     kernel = measure(scenario, out / "kernel", trace=trace, force=force,
                      sample_interval_ns=sample_interval_ns)
     # the simulation runs what the kernel ran: same cgroup placement, same tick phase
-    simulated = run_scenario(as_measured(kernel, scenario), policy=policy)
+    simulated = run_scenario(as_measured(kernel, scenario, profile=profile), policy=policy)
     simulated.save(out / "simulation")
     return simulated, kernel, out
 

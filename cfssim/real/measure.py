@@ -112,12 +112,22 @@ def tick_offset(t0: int, hz: int) -> int:
     return -t0 % (NSEC_PER_SEC // hz)
 
 
-def as_measured(kernel: Result | None, scenario: Scenario, *, host_root: bool = False) -> Scenario:
+def as_measured(
+    kernel: Result | None,
+    scenario: Scenario,
+    *,
+    host_root: bool = False,
+    profile: str | None = None,
+) -> Scenario:
     """`scenario` as the twin ran it, for the simulator to run the same thing: without
     `host_root` the twin's ``/`` is its own ``cfssim-<id>`` cgroup, where the kernel's autogroups
     (root task group only) do not apply; the tick grid and every quota'd group's period grid
-    have the phases the `kernel` run had, and sleeps the hrtimer slack its threads had."""
+    have the phases the `kernel` run had, and sleeps the hrtimer slack its threads had. A
+    machine `profile` (its host: tick skew, noise, fault cost) applies unless the scenario
+    names its own."""
     update: dict[str, object] = {}
+    if profile is not None and scenario.machine.profile is None:
+        update["profile"] = profile
     if not host_root and scenario.machine.autogroup:
         update["autogroup"] = False
     meta: RunMeta = kernel.meta if kernel is not None else {}

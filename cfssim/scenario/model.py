@@ -9,8 +9,9 @@ write); kernel files take kernel values (µs, bytes, ``100M``) and also cfssim u
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal, cast, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast, get_args
 
 from pydantic import (
     BeforeValidator,
@@ -30,6 +31,7 @@ from .. import container
 from .._errors import describe, did_you_mean
 from ..cgroup import files as cgfiles
 from ..cgroup.files import CgroupConfig, CgroupFileError, FileValue
+from ..host import HostModel, HostNoise, lognormal, uniform
 from ..sched.policy import DEFAULT_FEATURES
 from ..task import RT_POLICIES, SCHED_NAMES, SCHED_POLICIES
 from ..units import NSEC_PER_SEC, NSEC_PER_USEC, format_duration
@@ -46,8 +48,12 @@ from .values import (
     Duration,
     FrozenModel,
     Repeat,
+    SignedDuration,
     as_duration,
 )
+
+if TYPE_CHECKING:
+    from ..profile import MachineProfile
 
 # ---- processes ---------------------------------------------------------------------------------
 Policy = Literal["normal", "batch", "idle", "fifo", "rr"]  # the names of task.SCHED_POLICIES
@@ -270,6 +276,18 @@ TUNABLES = (
 )
 
 
+class NoiseSpec(FrozenModel):
+    """Host noise on every CPU: `rate` runs per second (Poisson), each lasting a log-normal
+    time with median `run` and shape `sigma` (σ of its logarithm; 0: always `run`)."""
+
+    rate: float = Field(gt=0, le=1_000_000)
+    run: Duration = Field(gt=0)
+    sigma: float = Field(default=0.0, ge=0, le=5)
+
+    def host_noise(self) -> HostNoise:
+        return HostNoise(self.rate, lognormal(self.run, self.sigma))
+
+
 class MachineSpec(FrozenModel):
     """The simulated machine; kernel tunables are given flat under their kernel names."""
 
@@ -293,6 +311,46 @@ class MachineSpec(FrozenModel):
     #: where each quota'd cgroup's period grid starts (below its longest period; default 0):
     #: Linux 6.4+ gives every group's period timer its own phase; the real twin measures it
     period_phase_ns: dict[str, PhaseNs] = Field(default_factory=dict)
+    # ---- the real host (cfssim.host): a measured profile, and keys that override it ----------
+    #: a machine profile (`cfssim calibrate`): "default" (this project's reference host) or a
+    #: YAML file, relative to the scenario's; the scenario's own keys take precedence
+    profile: str | None = Field(default=None, min_length=1)
+    page_fault_cost: Duration | None = None  # CPU time of faulting in one 4 KiB page
+    tick_skew: tuple[SignedDuration, ...] | None = None  # each CPU's mean tick offset
+    tick_jitter: Duration | None = None  # each tick's further offset, uniform within ±this
+    noise: NoiseSpec | None = None  # background activity on every CPU
+
+    @model_validator(mode="after")
+    def _ticks_within_half_a_tick(self) -> MachineSpec:
+        half = NSEC_PER_SEC // self.hz // 2
+        jitter = self.tick_jitter or 0
+        for cpu, skew in enumerate(self.tick_skew or ()):
+            if abs(skew) + jitter >= half:
+                raise ValidationError.from_exception_data("MachineSpec", [issue(
+                    ("tick_skew", cpu), f"expected |skew| + tick_jitter below half a tick "
+                    f"({half} ns at hz {self.hz}), found {skew} ns + {jitter} ns", skew)])
+        if jitter >= half:
+            raise ValidationError.from_exception_data("MachineSpec", [issue(
+                ("tick_jitter",), f"expected below half a tick ({half} ns at hz {self.hz}), "
+                f"found {jitter} ns", jitter)])
+        return self
+
+    def host_model(self, profile: MachineProfile | None) -> HostModel:
+        """The simulated host: `profile`'s, with this machine's own host keys on top."""
+        host = profile.host_model(self.profile or "profile") if profile else HostModel()
+        changes: dict[str, Any] = {}
+        if self.page_fault_cost is not None:
+            changes["page_fault_ns"] = self.page_fault_cost
+        if self.tick_skew is not None:
+            changes["tick_offset_ns"] = self.tick_skew
+        if self.tick_jitter is not None:
+            jitter = self.tick_jitter
+            changes["tick_jitter"] = (uniform(-jitter, jitter),) if jitter else ()
+        if self.noise is not None:
+            changes["noise"] = (self.noise.host_noise(),)
+        if changes:
+            changes["source"] = f"{host.source} + scenario" if profile else "scenario"
+        return dataclasses.replace(host, **changes)
 
     @model_validator(mode="after")
     def _rt_runtime_within_its_period(self) -> MachineSpec:
@@ -440,11 +498,24 @@ class Scenario(FrozenModel):
     processes: tuple[ProcessSpec, ...] = Field(min_length=1)
     events: tuple[EventSpec, ...] = ()
     _source: str | None = PrivateAttr(default=None)
+    _profile: tuple[str, MachineProfile] | None = PrivateAttr(default=None)
 
     @property
     def source(self) -> str | None:
         """The file the scenario was loaded from, if any."""
         return self._source
+
+    def machine_profile(self) -> MachineProfile | None:
+        """The profile ``machine.profile`` names (a file relative to the scenario's), or None.
+        Raises `ProfileError` (a `ScenarioError`) when it cannot."""
+        from ..profile import resolve_profile
+
+        name = self.machine.profile
+        if name is None:
+            return None
+        if self._profile is None or self._profile[0] != name:
+            self._profile = (name, resolve_profile(name, self._source))
+        return self._profile[1]
 
     @property
     def interface(self) -> cgfiles.Interface:

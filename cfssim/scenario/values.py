@@ -50,6 +50,15 @@ def as_duration(value: Any) -> int:
     return value_ns
 
 
+def as_signed_duration(value: Any) -> int:
+    """A duration that may be negative (``-49us``; ints are ns) → int ns."""
+    try:
+        return parse_duration(value)
+    except (ValueError, TypeError):
+        raise fail(f"expected a duration such as '-49us' or '1.5ms' (ints are ns), "
+                   f"found {describe(value)}") from None
+
+
 def _duration_or_forever(value: Any) -> int | None:
     return None if value is None or value == "forever" else as_duration(value)
 
@@ -95,6 +104,9 @@ def _cgroup_path(value: Any) -> str:
 
 
 Duration = Annotated[int, BeforeValidator(as_duration), WithJsonSchema(DURATION_SCHEMA)]
+SignedDuration = Annotated[
+    int, BeforeValidator(as_signed_duration), WithJsonSchema({"type": ["integer", "string"]})
+]
 DurationOrForever = Annotated[
     int | None,
     BeforeValidator(_duration_or_forever),

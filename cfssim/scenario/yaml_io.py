@@ -94,6 +94,13 @@ def load_scenario(source: str | Path, *, limits: Limits | None = None) -> Scenar
     except ValidationError as error:
         raise ScenarioError(_located_messages(error, located, origin)) from None
     scenario._source = origin if stem is not None else None
+    try:  # a profile that cannot be read is refused with the scenario
+        scenario.machine_profile()
+    except ScenarioError as error:
+        line, col = position(located, ("machine", "profile"), False)
+        raise ScenarioError(
+            [f"{origin}:{line}:{col}: machine.profile: {message}" for message in error.messages]
+        ) from None
     return scenario
 
 
@@ -266,7 +273,7 @@ def read_yaml(text: str, origin: str, max_loop_depth: int) -> Located:
     return located
 
 
-def _yaml_path(data: Any, loc: Loc) -> tuple[Loc, Loc]:
+def yaml_path(data: Any, loc: Loc) -> tuple[Loc, Loc]:
     """(the part of a pydantic `loc` found in the YAML data, the path to show).
 
     Segments pydantic adds (union tags) are dropped; a key absent from a mapping (a missing
@@ -303,7 +310,7 @@ _KNOWN_KEYS = sorted({
 } | set(ACTIONS) | set(cgfiles.FILES) | {"loop", "timer"} | set(container.CONTAINER_KEYS))
 
 
-def _message(error: Any) -> str:
+def error_message(error: Any) -> str:
     """pydantic's error → ``expected …, found …``."""
     kind, ctx, value = error["type"], error.get("ctx") or {}, error.get("input")
     found = describe(value)
@@ -358,11 +365,11 @@ def _located_messages(error: ValidationError, located: Located, origin: str) -> 
         if item["type"] == "too_short" and len(item.get("input") or ()) >= item["ctx"].get(
                 "min_length", 0):
             continue  # pydantic's echo of failed items, already reported one by one
-        path, shown = _yaml_path(located.data, item["loc"])
+        path, shown = yaml_path(located.data, item["loc"])
         about_key = item["type"] in ("missing", "extra_forbidden", "scenario_key")
         line, col = position(located, path, about_key)
         found.append((line, col, f"{origin}:{line}:{col}: {format_path(shown)}: "
-                      f"{_message(item)}"))
+                      f"{error_message(item)}"))
     return [message for _, _, message in sorted(found, key=lambda item: item[:2])]
 
 
