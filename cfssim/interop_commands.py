@@ -41,7 +41,11 @@ def echo_warnings(warnings: list[str]) -> None:
 @click.option("--cpus", type=click.IntRange(1, 1024),
               help="machine.cpus (default: 2, or enough for the CPUs the workload names).")
 @click.option("--duration", help="Run time when global.duration is -1, e.g. 10s.")
-def convert(workload: Path, output: Path | None, cpus: int | None, duration: str | None) -> None:
+@click.option("--strict", is_flag=True,
+              help="Refuse what cfssim does not model and what the YAML can only approximate "
+                   "(shared or absolute timers, phase nice/taskgroup changes, mem growth).")
+def convert(workload: Path, output: Path | None, cpus: int | None, duration: str | None,
+            strict: bool) -> None:
     """Convert an rt-app WORKLOAD (JSON) into a cfssim scenario YAML.
 
     What YAML cannot express exactly (timers, phase changes, unmodelled events) is listed as
@@ -55,7 +59,8 @@ def convert(workload: Path, output: Path | None, cpus: int | None, duration: str
             duration_ns = parse_duration(duration)
         except ValueError as error:
             raise click.BadParameter(str(error), param_hint="--duration") from None
-    loaded = load_workload(workload, cpus=cpus, duration_ns=duration_ns)
+    loaded = load_workload(workload, cpus=cpus, duration_ns=duration_ns,
+                           strict="convert" if strict else False)
     echo_warnings(loaded.warnings)
     text = dump_scenario(loaded.scenario, header=[
         f"converted from {workload.name} by cfssim convert", *(
