@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+from pathlib import Path
+
 import pytest
 
 from cfssim.scenario import ScenarioError, load_workload
 from cfssim.simulation import Simulation
-from cfssim.sync import Mutex, SyncError
+from cfssim.sync import Mutex, SyncError, sched_yield
 from cfssim.units import ms
 
 
@@ -112,14 +115,13 @@ def test_yield_makes_two_hogs_on_one_cpu_alternate_at_every_yield() -> None:
         while True:
             yield task.run(ms(1) // 2)
             turns.append((task.process.name, task.now))
-            from cfssim.sync import sched_yield
             yield sched_yield(task)
 
     sim.add_process("x", hog)
     sim.add_process("y", hog)
     sim.run("10ms")
     names = [name for name, _ in turns]
-    assert all(a != b for a, b in zip(names, names[1:], strict=False))
+    assert all(a != b for a, b in itertools.pairwise(names))
     assert [t for _, t in turns[:4]] == [ms(1) // 2, ms(1), 3 * ms(1) // 2, ms(2)]
 
 
@@ -144,3 +146,43 @@ def test_cpus_step_migrates_a_running_thread() -> None:
                       "{run: 2ms}]\n", duration="10ms")
     a = result.tasks["a/0"]
     assert a["nr_migrations"] == 1 and a["exit"]["time_ns"] == ms(4)
+
+
+DATA = Path(__file__).parent / "data" / "rtapp"
+
+
+def test_rtapp_example8_phase_cpus_loads_strictly_and_migrates_at_each_phase() -> None:
+    """rt-app doc/examples/tutorial/example8.json: phases on CPU 0, 1, then the task's 2
+    (1.5 ms each, looping forever); in 4 ms it moves at 1.5 and 3 ms, never waiting."""
+    workload = load_workload(DATA / "example8.json", strict=True)
+    assert workload.scenario.machine.cpus == 3
+    result = workload.run(duration_ns=ms(4))
+    thread = result.tasks["thread0/0"]
+    assert thread["nr_migrations"] == 2
+    assert thread["cpu_time_ns"] == ms(4)
+
+
+def test_rtapp_mutex_and_condvar_events_run_strictly(tmp_path: Path) -> None:
+    """tutorial.txt's lock/wait/signal grammar: a waiter woken by a signaller each period."""
+    source = tmp_path / "pair.json"
+    source.write_text('''{"tasks": {
+      "waiter": {"loop": 3, "lock": "m", "wait": {"ref": "c", "mutex": "m"},
+                 "unlock": "m", "run": 1000},
+      "signaller": {"loop": 3, "sleep": 10000, "lock": "m", "signal": "c", "unlock": "m"}},
+      "global": {"duration": 1}}''')
+    workload = load_workload(source, strict=True)
+    assert not workload.warnings
+    result = workload.run(duration_ns=ms(50))
+    assert result.tasks["waiter/0"]["cpu_time_ns"] == ms(3)
+    assert result.tasks["waiter/0"]["exit"]["time_ns"] == ms(31)
+
+
+def test_measure_refuses_sync_steps() -> None:
+    from cfssim.real.errors import Refused
+    from cfssim.real.measure import check_scenario
+
+    scenario = load_workload("name: t\nduration: 10ms\nmachine: {cpus: 2}\nprocesses:\n"
+                             "  - name: a\n    program: [{lock: m}, {run: 1ms}, "
+                             "{unlock: m}]\n").scenario
+    with pytest.raises(Refused, match="cannot run 'lock' steps"):
+        check_scenario(scenario, force=False, max_duration_ns=ms(1000))

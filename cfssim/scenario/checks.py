@@ -192,8 +192,9 @@ class CrossChecker:
     # -- synchronisation and thread steps
     def check_sync(self, configs: Mapping[str, CgroupConfig]) -> None:
         """Mutex use per thread (`sync_step_problems`), and the names threads share: a
-        condition waited on must be signalled by some program, a suspend point resumed, a fork name a process, a barrier met by ≥ 2 threads and by no forked
-        process (its party count would change), a process of 0 threads forked."""
+        condition waited on must be signalled by some program, a suspend point resumed, a fork
+        name a process, a barrier met by ≥ 2 threads and by no forked process (its party count
+        would change), a process of 0 threads forked."""
         processes = self.scenario.processes
         names = [sync_names(process.program) for process in processes]
         every = {kind: set().union(*(n[kind] for n in names)) for kind in names[0]} \

@@ -522,10 +522,12 @@ class _Reader:
             value = _NAME_CHARS.sub("_", value or task)
         if kind == "fork":
             self.fork_targets.add(value)
-        model = {"lock": Lock, "unlock": Unlock, "signal": Signal, "broad": Broadcast,
-                 "barrier": BarrierWait, "suspend": Suspend, "resume": Resume, "fork": Fork}
+        model: dict[str, Any] = {"lock": Lock, "unlock": Unlock, "signal": Signal,
+                                 "broad": Broadcast, "barrier": BarrierWait, "suspend": Suspend,
+                                 "resume": Resume, "fork": Fork}
         alias = {"broad": "broadcast"}.get(kind, kind)
-        return [model[kind].model_validate({alias: value})]
+        event: SyncEvent = model[kind].model_validate({alias: value})
+        return [event]
 
     def time_event(self, where: JsonPath, kind: str, value: Any) -> Event | None:
         if kind == "runtime":

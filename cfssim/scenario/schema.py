@@ -1,6 +1,7 @@
 """The JSON Schema (draft-07) of scenario YAML, for editors and `jsonschema`: pydantic's schema
 of `Scenario` by alias, reshaped where the YAML is more compact than the model (one-key steps
-``{loop: …}``, ``{timer: …}``, ``{wait: {cond, mutex}}``, ``{yield: null}``, event writes ``{/path: {file: value}}``); written to
+``{loop: …}``, ``{timer: …}``, ``{wait: {cond, mutex}}``, ``{yield: null}``, event
+writes ``{/path: {file: value}}``); written to
 ``cfssim.schema.json`` by ``cfssim schema``.
 """
 
