@@ -28,9 +28,13 @@ the constructs the YAML has no step for, exact Python behaviours used by `Worklo
 - ``mem`` grows the thread's resident memory up to ``mem_buffer_size`` (the YAML view allocates
   that growth when the thread starts).
 
-Everything cfssim does not model (locks, conditions, barriers, suspend/resume, I/O, yield, fork,
-SCHED_DEADLINE, uclamp, NUMA binding, phase-level policy/cpus/slice changes) is reported in
-`Workload.warnings`, one line per key, ``file:line:col: path: …`` — never silently dropped.
+- ``lock``/``unlock``, ``wait``/``signal``/``broad``/``sync``, ``barrier``, ``suspend``/``resume``,
+  ``fork`` (instance-0 tasks are fork templates), ``yield``, ``runtime`` (wall time) and
+  per-phase ``cpus`` become the scenario's synchronisation and thread steps (`cfssim.sync`).
+
+Everything cfssim does not model (``iorun``, SCHED_DEADLINE, uclamp, NUMA binding, phase-level
+policy/slice changes, unknown keys) is reported in `Workload.warnings`, one line per key,
+``file:line:col: path: …`` — never silently dropped — and refused with ``strict``.
 """
 
 from __future__ import annotations
