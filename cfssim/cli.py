@@ -120,15 +120,18 @@ def _limits(params: dict[str, Any]) -> Limits:
 # ---- validate / schema / scenarios ---------------------------------------------------------------
 @main.command()
 @click.argument("files", nargs=-1, required=True)
+@click.option("--strict", is_flag=True,
+              help="Refuse what cfssim does not model (rt-app events such as iorun, "
+                   "SCHED_DEADLINE, uclamp…) instead of warning and dropping it.")
 @_limit_options
-def validate(files: tuple[str, ...], **limit_params: Any) -> None:
+def validate(files: tuple[str, ...], strict: bool, **limit_params: Any) -> None:
     """Check scenario FILES (YAML, rt-app JSON or bundled names); print errors as
     file:line:col."""
     limits = _limits(limit_params)
     failed = False
     for name in files:
         try:
-            workload = load_workload(resolve_scenario(name), limits=limits)
+            workload = load_workload(resolve_scenario(name), limits=limits, strict=strict)
         except ScenarioError as error:
             failed = True
             for message in error.messages:
@@ -182,9 +185,13 @@ def scenarios() -> None:
 @click.option("--format", "output_format", type=click.Choice(["table", "json", "csv"]),
               default="table", show_default=True, help="How to print the summary.")
 @click.option("--no-report", is_flag=True, help="Do not write report.html.")
+@click.option("--strict", is_flag=True,
+              help="Refuse what cfssim does not model (rt-app events such as iorun, "
+                   "SCHED_DEADLINE, uclamp…) instead of warning and dropping it.")
 @_limit_options
 def run(scenario: str | None, out_dir: Path | None, seed: int | None, policy: str | None,
-        duration: str | None, output_format: str, no_report: bool, **limit_params: Any) -> None:
+        duration: str | None, output_format: str, no_report: bool, strict: bool,
+        **limit_params: Any) -> None:
     """Simulate SCENARIO (a file or bundled name; default seed-quota) and summarise it.
 
     Writes result.json, trace.npz and report.html into the output directory.
@@ -200,7 +207,9 @@ def run(scenario: str | None, out_dir: Path | None, seed: int | None, policy: st
             raise click.BadParameter(
                 f"expected a positive duration of at most {format_duration(limits.max_duration_ns)}"
                 f" (raise with --max-duration), found {duration!r}", param_hint="--duration")
-    workload = load_workload(resolve_scenario(scenario or DEFAULT_SCENARIO), limits=limits)
+    # an rt-app workload may lack a duration (-1): --duration gives it, as for convert
+    workload = load_workload(resolve_scenario(scenario or DEFAULT_SCENARIO), limits=limits,
+                             duration_ns=duration_ns, strict=strict)
     loaded = workload.scenario
     echo_warnings(workload.warnings)
     total = duration_ns or loaded.duration_ns

@@ -46,8 +46,11 @@ def echo_warnings(warnings: list[str]) -> None:
               default="auto", show_default=True,
               help="Input kind; auto: .json is rt-app, YAML with kind: is a Kubernetes manifest, "
                    "with services: a compose file.")
+@click.option("--strict", is_flag=True,
+              help="Refuse what cfssim does not model and what the YAML can only approximate "
+                   "(shared or absolute timers, phase nice/taskgroup changes, mem growth).")
 def convert(workload: Path, output: Path | None, cpus: int | None, duration: str | None,
-            kind: str) -> None:
+            kind: str, strict: bool) -> None:
     """Convert an rt-app WORKLOAD (JSON), a Kubernetes Pod/Deployment manifest or a compose file
     into a cfssim scenario YAML.
 
@@ -74,7 +77,8 @@ def convert(workload: Path, output: Path | None, cpus: int | None, duration: str
             duration_ns = parse_duration(duration)
         except ValueError as error:
             raise click.BadParameter(str(error), param_hint="--duration") from None
-    loaded = load_workload(workload, cpus=cpus, duration_ns=duration_ns)
+    loaded = load_workload(workload, cpus=cpus, duration_ns=duration_ns,
+                           strict="convert" if strict else False)
     echo_warnings(loaded.warnings)
     text = dump_scenario(loaded.scenario, header=[
         f"converted from {workload.name} by cfssim convert", *(

@@ -44,10 +44,12 @@ from .host import HostModel, noise_behaviour
 from .hrtimer import HrTimer
 from .result import Result
 from .scenario import Scenario
+from .scenario.steps import barrier_parties
 from .sched.core import Machine
 from .sched.policy import SchedTunables
 from .sched.weights import nice_to_weight
 from .summary import build_result
+from .sync import SyncRegistry
 from .task import Process, Task, TaskState
 from .trace import KILL_REASONS, Recorder
 from .units import parse_duration
@@ -108,6 +110,8 @@ class Simulation:
         self.processes: dict[str, Process] = {}
         self.behaviours: dict[str, Behaviour] = {}
         self.warnings: list[str] = []
+        self.sync = SyncRegistry()
+        self._thread_params: dict[str, dict[str, Any]] = {}
         self.event_log: list[dict[str, Any]] = []
         self._started = False
 
@@ -182,25 +186,80 @@ class Simulation:
             raise ValueError(f"{name}: cpus {sorted(affinity)} outside 0..{self.tun.cpus - 1}")
         slice_ns = None if slice is None else parse_duration(slice)
         start_ns = parse_duration(start)
-        for index in range(threads):
-            task = Task(
-                len(self.tasks),
-                f"{name}/{index}",
-                process,
-                nice=nice,
-                policy=policy,
-                rt_priority=rt_priority,
-                affinity=affinity,
-                slice_ns=slice_ns,
-            )
-            task.sim = self
-            task.random = np.random.default_rng([self.seed, task.tid])
-            process.threads.append(task)
-            self.tasks.append(task)
-            self._attach(task, group)
-            task.proc = self.env.process(self._life(task, behaviour, start_ns))
+        self._thread_params[name] = {"nice": nice, "policy": policy, "rt_priority": rt_priority,
+                                     "affinity": affinity, "slice_ns": slice_ns}
+        for _ in range(threads):
+            self._new_thread(process, group, behaviour, start_ns)
         self.behaviours[name] = behaviour
         return process
+
+    def _new_thread(self, process: Process, group: TaskGroup, behaviour: Behaviour,
+                    start_ns: int) -> Task:
+        task = Task(len(self.tasks), f"{process.name}/{len(process.threads)}", process,
+                    **self._thread_params[process.name])
+        task.sim = self
+        task.random = np.random.default_rng([self.seed, task.tid])
+        process.threads.append(task)
+        self.tasks.append(task)
+        self._attach(task, group)
+        task.proc = self.env.process(self._life(task, behaviour, start_ns))
+        return task
+
+    # ==== synchronisation and thread requests (cfssim.sync; rt-app's events) ===============
+    def fork(self, process: str, behaviour: Behaviour | None = None) -> Task:
+        """A new thread of `process` starts now (``clone``), running `behaviour` (default: the
+        process's own), with the process's settings, in the process's current cgroup."""
+        proc = self.processes[process]
+        return self._new_thread(proc, self.groups[proc.cgroup],
+                                behaviour or self.behaviours[process], 0)
+
+    def request_block(self, task: Task, wake: simpy.Event) -> simpy.Event:
+        """Block `task` until `wake` fires (a mutex, condition, barrier…); it becomes runnable
+        with its next run request, like a sleeper."""
+        return self._block_until(task, wake)
+
+    def request_runtime(self, task: Task, ns: int) -> simpy.Event:
+        """Stay runnable for `ns` of wall time (rt-app ``runtime``: a loop on the clock), however
+        much CPU that brings: the request ends at now + `ns` if the task is running then, else
+        the next time it runs (it must run to see the clock)."""
+        done = self.env.event()
+        if ns <= 0:
+            done.succeed()
+            return done
+        self.request_run(task, None)
+        task.run_event = done
+        machine = self.machine
+
+        def end(_: simpy.Event) -> None:
+            if task.run_event is not done or task.state is not TaskState.RUNNABLE:
+                return
+            rq = machine.rqs[task.cpu]
+            if rq.curr is task:
+                machine.update_curr(rq)
+            task.forever = False
+            task.remaining = 0
+            machine.touch(rq)
+            machine.flush()
+
+        self.env.timeout(ns).callbacks.append(end)
+        return done
+
+    def set_affinity(self, process: str, cpus: Iterable[int], thread: int | None = None) -> None:
+        """``sched_setaffinity``: the threads may run on `cpus` (within their cpuset); a
+        runnable thread on a CPU no longer allowed moves."""
+        proc = self.processes[process]
+        affinity = frozenset(cpus)
+        if not affinity or not affinity <= frozenset(range(self.tun.cpus)):
+            raise ValueError(f"{process}: cpus {sorted(affinity)} outside 0..{self.tun.cpus - 1}")
+        for task in proc.threads if thread is None else [proc.threads[thread]]:
+            if task.state is TaskState.DEAD or task.affinity == affinity:
+                continue
+            task.affinity = affinity
+            if task.group is not None:
+                cpuset = effective_cpus(task.group, self.tun.cpus)
+                task.set_allowed(affinity & cpuset or cpuset)
+            self._reselect_cpu(task)
+        self.machine.flush()
 
     def _autogroup(self, session: str) -> TaskGroup:
         path = f"/autogroup-{session}"
@@ -640,6 +699,9 @@ def from_scenario(
             slice=spec.slice_ns,
             session=spec.session,
         )
+    parties = barrier_parties([(spec.program, spec.threads) for spec in scenario.processes])
+    for name, count in parties.items():
+        sim.sync.barrier(name, count)
     for event in scenario.events:
         sim.at(event.at_ns, _event_action(sim, event))
     return sim

@@ -24,6 +24,7 @@ from cfssim.scenario import (
     load_workload,
 )
 from cfssim.scenario.rtapp import load_rtapp, relax_json
+from cfssim.scenario.steps import SetCpus
 from cfssim.units import ms
 
 GLOBAL = '"global": {"duration": 1}'
@@ -178,8 +179,8 @@ def test_custom_slice_example_and_sched_deadline(tmp_path: Path) -> None:
 
 
 def test_cpus_at_task_and_phase_level(tmp_path: Path) -> None:
-    """tutorial.txt "CPUs affinity": thread2 starts on its first phase's CPUs; later phases'
-    changes (phase3 falls back to the task's [4,5,6]) are warned about."""
+    """tutorial.txt "CPUs affinity": thread2 starts on its first phase's CPUs; each phase
+    start sets its affinity (phase3 falls back to the task's [4,5,6]) — a cpus step."""
     text = """{"tasks": {
         "thread1": {"cpus": [2,3], "phases": {"phase1": {"run": 10, "sleep": 10}}},
         "thread2": {"cpus": [4,5,6], "phases": {
@@ -190,23 +191,28 @@ def test_cpus_at_task_and_phase_level(tmp_path: Path) -> None:
     one, two = workload.scenario.processes
     assert workload.scenario.machine.cpus == 7
     assert one.cpus == (2, 3) and two.cpus == (0, 1)
-    changed = [w for w in workload.warnings if "changes cpus" in w]
-    assert len(changed) == 2 and "phase2.cpus" in changed[0] and "phase3" in changed[1]
+    assert not [w for w in workload.warnings if "cpus" in w]
+    assert [step for step in two.program if isinstance(step, SetCpus)] == [
+        SetCpus(cpus=(0, 1)), SetCpus(cpus=(2,)), SetCpus(cpus=(4, 5, 6))]
+    assert one.program[0] == Run(run=10_000)  # a task without phase cpus gets no step
 
 
 def test_unmodelled_events_and_properties_are_each_named(tmp_path: Path) -> None:
-    events = ["lock", "unlock", "wait", "signal", "broad", "sync", "barrier", "suspend",
-              "resume", "iorun", "yield", "fork"]
-    body = ", ".join(f'"{name}": "x"' for name in events)
-    text = ('{"tasks": {"t": {"run": 1000, ' + body + ', "membind_nodes": [0], "util_min": 10'
-            ', "sleep": 1000, "bogus": 1}}, ' + GLOBAL + "}")
-    workload = load_rtapp(write(tmp_path, text))
-    for name in events:
-        assert sum(f"tasks.t.{name}: event '{name}'" in w for w in workload.warnings) == 1
+    text = ('{"tasks": {"t": {"run": 1000, "iorun": 4096, "membind_nodes": [0], '
+            '"util_min": 10, "sleep": 1000, "bogus": 1}}, ' + GLOBAL + "}")
+    source = write(tmp_path, text)
+    workload = load_rtapp(source)
+    assert sum("tasks.t.iorun: event 'iorun'" in w for w in workload.warnings) == 1
     assert any("tasks.t.membind_nodes: NUMA memory binding" in w for w in workload.warnings)
     assert any("tasks.t.util_min: utilization clamping" in w for w in workload.warnings)
     assert any("tasks.t.bogus: unknown key" in w for w in workload.warnings)
     assert workload.scenario.processes[0].program == (Run(run=ms(1)), Sleep(sleep=ms(1)))
+    with pytest.raises(ScenarioError) as refused:  # --strict: each one, file:line:col
+        load_workload(source, strict=True)
+    assert [m.split(": ")[1] for m in refused.value.messages] == [
+        "tasks.t.iorun", "tasks.t.membind_nodes", "tasks.t.util_min", "tasks.t.bogus"]
+    assert refused.value.messages[0].startswith(f"{source}:1:31: ")
+    assert all(m.endswith("refused by --strict") for m in refused.value.messages)
 
 
 def test_duplicate_keys_keep_their_order_and_instances_are_threads(tmp_path: Path) -> None:
@@ -344,11 +350,14 @@ def test_convert_command_writes_yaml_that_loads_back(tmp_path: Path) -> None:
     from cfssim.interop_commands import convert
 
     source = write(tmp_path, '{"tasks": {"t": {"run": 2000, "timer": {"ref": "x", "period": '
-                   '10000}, "lock": "m"}}, ' + GLOBAL + "}")
+                   '10000}, "iorun": 10}}, ' + GLOBAL + "}")
     out = tmp_path / "scenario.yaml"
     outcome = CliRunner().invoke(convert, [str(source), "-o", str(out)])
     assert outcome.exit_code == 0, outcome.output
-    assert "warning:" in outcome.output and "event 'lock'" in outcome.output
+    assert "warning:" in outcome.output and "event 'iorun'" in outcome.output
+    strict = CliRunner().invoke(convert, [str(source), "--strict"])
+    assert isinstance(strict.exception, ScenarioError)
+    assert "tasks.t.iorun" in str(strict.exception)
     assert load_scenario(out).processes[0].program == (  # "x": used by one thread only
         Run(run=ms(2)), Timer(period=ms(10), mode="relative"))
     bad = CliRunner().invoke(convert, [str(write(tmp_path, '{"tasks": 3}', "bad.json"))])

@@ -38,6 +38,7 @@ from ..result import (
     task_figures,
 )
 from ..scenario import Alloc, Kill, Move, Nice, Write, iter_steps
+from ..scenario.steps import SYNC_STEPS
 from ..task import RT_POLICIES, SCHED_POLICIES
 from ..trace import Recorder
 from ..units import NSEC_PER_MSEC, NSEC_PER_SEC, format_duration
@@ -161,6 +162,15 @@ def check_scenario(
                 f"{_where(scenario)}process {proc.name!r}: cpus {list(proc.cpus)} need a CPU this "
                 f"machine lacks (it has {online})"
             )
+    for proc in scenario.processes:  # the C worker runs run/sleep/timer/alloc/free/exit/loop
+        for step, _ in iter_steps(proc.program):
+            if isinstance(step, tuple(SYNC_STEPS.values())):
+                kind = next(key for key, model in SYNC_STEPS.items() if isinstance(step, model))
+                raise Refused(
+                    f"{_where(scenario)}process {proc.name!r}: the real twin's worker cannot run "
+                    f"'{kind}' steps (synchronisation and thread steps are simulated only); "
+                    "simulate it with `cfssim run`"
+                )
     if not force:
         for proc in scenario.processes:
             if _allocates(proc.program):

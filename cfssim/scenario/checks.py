@@ -24,7 +24,22 @@ from ..cgroup import files as cgfiles
 from ..cgroup.files import CgroupConfig, CgroupFileError
 from ..units import format_duration, format_size
 from .errors import Loc, issue
-from .steps import Alloc, iter_steps
+from .steps import (
+    Alloc,
+    BarrierWait,
+    Broadcast,
+    CondWait,
+    Fork,
+    Resume,
+    SetCpus,
+    Signal,
+    Suspend,
+    barrier_parties,
+    iter_steps,
+    step_paths,
+    sync_names,
+    sync_step_problems,
+)
 
 if TYPE_CHECKING:
     from .model import Scenario, Write
@@ -39,6 +54,19 @@ class Limits:
     max_events: int = 100_000
     max_loop_depth: int = 8
     max_alloc_bytes: int = 1 << 40
+
+
+def _sync_name(step: Any, kind: str) -> str | None:
+    """The condition / suspend name `step` uses as `kind` (see `sync_names`), or None."""
+    if kind == "wait" and isinstance(step, CondWait):
+        return step.cond
+    if kind == "wake" and isinstance(step, (Signal, Broadcast)):
+        return step.name
+    if kind == "suspend" and isinstance(step, Suspend):
+        return step.name
+    if kind == "resume" and isinstance(step, Resume):
+        return step.name
+    return None
 
 
 class CrossChecker:
@@ -58,6 +86,7 @@ class CrossChecker:
         self.check_limits()
         self.check_cgroup_cpus(configs)
         self.check_processes(configs)
+        self.check_sync(configs)
         self.check_events(configs)
         self.check_period_phases(configs)
         if self.errors:
@@ -159,6 +188,53 @@ class CrossChecker:
                 self.fail((*where, "start"), f"expected a start within the duration "
                           f"({format_duration(self.scenario.duration_ns)}), found "
                           f"{format_duration(process.start_ns)}")
+
+    # -- synchronisation and thread steps
+    def check_sync(self, configs: Mapping[str, CgroupConfig]) -> None:
+        """Mutex use per thread (`sync_step_problems`), and the names threads share: a
+        condition waited on must be signalled by some program, a suspend point resumed, a fork
+        name a process, a barrier met by ≥ 2 threads and by no forked process (its party count
+        would change), a process of 0 threads forked."""
+        processes = self.scenario.processes
+        names = [sync_names(process.program) for process in processes]
+        every = {kind: set().union(*(n[kind] for n in names)) for kind in names[0]} \
+            if names else {}
+        forked = every.get("fork", set())
+        known = {process.name for process in processes}
+        parties = barrier_parties([(p.program, p.threads) for p in processes])
+        # a thread that waits for what no program does would sleep forever (a signal or
+        # resume nobody waits for is legal: it is lost, as with pthreads)
+        pairs = (("wait", "wake", "a signal or broadcast of condition", "waits on"),
+                 ("suspend", "resume", "a resume of", "suspends on"))
+        for index, process in enumerate(processes):
+            where: Loc = ("processes", index)
+            for path, message in sync_step_problems(process.program, process.repeat):
+                self.fail((*where, "program", *path), message)
+            if process.threads == 0 and process.name not in forked:
+                self.fail((*where, "threads"), "expected at least 1 thread (0 only for a "
+                          f"process that a fork step starts), found 0 and no fork of "
+                          f"{process.name!r}")
+            for path, step in step_paths(process.program):
+                loc = (*where, "program", *path)
+                if isinstance(step, Fork) and step.process not in known:
+                    self.fail(loc, f"expected a fork of a process of this scenario ("
+                              f"{', '.join(sorted(known))}){did_you_mean(step.process, known)}"
+                              f", found {step.process!r}")
+                elif isinstance(step, BarrierWait):
+                    if process.name in forked:
+                        self.fail(loc, f"expected no barrier in a forked process (the number "
+                                  f"of threads meeting at {step.name!r} must be known), found "
+                                  f"{process.name!r} forked")
+                    elif parties[step.name] < 2:
+                        self.fail(loc, f"expected barrier {step.name!r} shared by at least 2 "
+                                  "threads, found 1")
+                elif isinstance(step, SetCpus):
+                    self._check_affinity(loc, step.cpus, process.cgroup, configs)
+                for mine, other, needs, verb in pairs:
+                    name = _sync_name(step, mine)
+                    if name is not None and name not in every[other]:
+                        self.fail(loc, f"expected {needs} {name!r} in some program (this "
+                                  f"thread {verb} it), found none")
 
     def _unknown_cgroup(self, path: str, configs: Mapping[str, CgroupConfig]) -> str:
         return (f"expected a cgroup listed under cgroups: ({', '.join(configs)})"

@@ -92,7 +92,7 @@ class ProcessSpec(FrozenModel):
 
     name: str = Field(pattern=NAME_PATTERN)
     cgroup: CgroupPath = "/"
-    threads: int = Field(default=1, ge=1)
+    threads: int = Field(default=1, ge=0)  # 0: only started by fork steps (checks)
     nice: int = Field(default=0, ge=-20, le=19)
     policy: Annotated[
         Policy,

@@ -1,6 +1,7 @@
 """The JSON Schema (draft-07) of scenario YAML, for editors and `jsonschema`: pydantic's schema
 of `Scenario` by alias, reshaped where the YAML is more compact than the model (one-key steps
-``{loop: …}``, ``{timer: …}``, event writes ``{/path: {file: value}}``); written to
+``{loop: …}``, ``{timer: …}``, ``{wait: {cond, mutex}}``, ``{yield: null}``, event
+writes ``{/path: {file: value}}``); written to
 ``cfssim.schema.json`` by ``cfssim schema``.
 """
 
@@ -51,6 +52,15 @@ def scenario_json_schema() -> dict[str, Any]:
         ]}},
         "required": ["timer"], "additionalProperties": False,
     }
+    wait = definitions["CondWait"]
+    definitions["CondWait"] = {
+        "type": "object", "title": "CondWait", "description": wait.get("description", ""),
+        "properties": {"wait": {k: v for k, v in wait.items() if k not in ("title",
+                                                                           "description")}},
+        "required": ["wait"], "additionalProperties": False,
+    }
+    yield_count = definitions["Yield"]["properties"]["yield"]
+    definitions["Yield"]["properties"]["yield"] = {"anyOf": [yield_count, {"type": "null"}]}
     definitions["Write"] = {
         "type": "object", "title": "Write", "description": definitions["Write"]["description"],
         "minProperties": 1, "maxProperties": 1,

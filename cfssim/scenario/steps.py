@@ -123,9 +123,123 @@ class Loop(FrozenModel):
         return data
 
 
+# ---- synchronisation and thread steps (cfssim.sync; rt-app's events) -------------------------
+#: A mutex, condition, barrier, suspend point or process name in a sync step.
+SyncName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
+
+
+class Lock(FrozenModel):
+    """Take mutex `name`, sleeping in its FIFO queue while another thread holds it."""
+
+    name: SyncName = Field(alias="lock")
+
+
+class Unlock(FrozenModel):
+    """Release mutex `name` (held by this thread): the first waiter gets it and wakes."""
+
+    name: SyncName = Field(alias="unlock")
+
+
+class CondWait(FrozenModel):
+    """``pthread_cond_wait``: release `mutex` (held), sleep until `cond` is signalled, then
+    re-acquire `mutex`. YAML: ``{wait: {cond: c, mutex: m}}``."""
+
+    cond: SyncName
+    mutex: SyncName
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unwrap(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and set(data) == {"wait"}:
+            body = data["wait"]
+            if not isinstance(body, Mapping):
+                raise fail(f"expected a mapping {{cond: …, mutex: …}}, found {describe(body)}")
+            return body
+        return data
+
+
+class Signal(FrozenModel):
+    """Wake the first thread waiting on condition `name` (none waiting: lost)."""
+
+    name: SyncName = Field(alias="signal")
+
+
+class Broadcast(FrozenModel):
+    """Wake every thread waiting on condition `name`."""
+
+    name: SyncName = Field(alias="broadcast")
+
+
+class BarrierWait(FrozenModel):
+    """Meet at barrier `name`: every thread whose program uses it (threads × processes)
+    arrives; the last arrival releases all (`barrier_parties`)."""
+
+    name: SyncName = Field(alias="barrier")
+
+
+class Suspend(FrozenModel):
+    """Sleep until another thread's ``resume`` of `name` (a resume nobody waits for is lost)."""
+
+    name: SyncName = Field(alias="suspend")
+
+
+class Resume(FrozenModel):
+    """Wake every thread suspended on `name`."""
+
+    name: SyncName = Field(alias="resume")
+
+
+class Fork(FrozenModel):
+    """Start one more thread of process `process` now (its program and settings)."""
+
+    process: SyncName = Field(alias="fork")
+
+
+class Yield(FrozenModel):
+    """``sched_yield`` `count` times. YAML: ``{yield: null}`` (once) or ``{yield: 3}``."""
+
+    count: Annotated[int, BeforeValidator(lambda v: 1 if v is None else v)] = Field(
+        default=1, alias="yield", ge=1, le=1000)
+
+
+class SetCpus(FrozenModel):
+    """``sched_setaffinity``: from now on run on `cpus` (a running thread on a CPU no longer
+    allowed migrates)."""
+
+    cpus: tuple[int, ...] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unwrap(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and set(data) == {"cpus"}:
+            body = data["cpus"]
+            if not isinstance(body, (list, tuple)) or not body or \
+                    not all(type(c) is int and c >= 0 for c in body):
+                raise fail(f"expected a non-empty list of CPU numbers such as [0, 1], "
+                           f"found {describe(body)}")
+            return {"cpus": tuple(sorted(set(body)))}
+        return data
+
+
+class Runtime(FrozenModel):
+    """Stay runnable for `ns` of wall time, whatever CPU share that brings (rt-app
+    ``runtime``); ``run`` counts CPU time instead."""
+
+    ns: Duration = Field(alias="runtime")
+
+
+#: The steps whose YAML is one name: ``{lock: m}``, ``{fork: p}``…
+SYNC_NAMED = (Lock, Unlock, Signal, Broadcast, BarrierWait, Suspend, Resume, Fork)
+SYNC_STEPS: dict[str, type[FrozenModel]] = {
+    "lock": Lock, "unlock": Unlock, "wait": CondWait, "signal": Signal,
+    "broadcast": Broadcast, "barrier": BarrierWait, "suspend": Suspend, "resume": Resume,
+    "fork": Fork, "yield": Yield, "cpus": SetCpus, "runtime": Runtime,
+}
+
+
 _STEP_KINDS: dict[str, type[FrozenModel]] = {
     "run": Run, "sleep": Sleep, "timer": Timer, "alloc": Alloc, "free": Free, "exit": Exit,
-    "loop": Loop,
+    "loop": Loop, **SYNC_STEPS,
 }
 _STEP_TAGS = {model: tag for tag, model in _STEP_KINDS.items()}
 
@@ -158,7 +272,20 @@ Step = Annotated[
     | Annotated[Alloc, Tag("alloc")]
     | Annotated[Free, Tag("free")]
     | Annotated[Exit, Tag("exit")]
-    | Annotated[Loop, Tag("loop")],
+    | Annotated[Loop, Tag("loop")]
+    # synchronisation and thread steps
+    | Annotated[Lock, Tag("lock")]
+    | Annotated[Unlock, Tag("unlock")]
+    | Annotated[CondWait, Tag("wait")]
+    | Annotated[Signal, Tag("signal")]
+    | Annotated[Broadcast, Tag("broadcast")]
+    | Annotated[BarrierWait, Tag("barrier")]
+    | Annotated[Suspend, Tag("suspend")]
+    | Annotated[Resume, Tag("resume")]
+    | Annotated[Fork, Tag("fork")]
+    | Annotated[Yield, Tag("yield")]
+    | Annotated[SetCpus, Tag("cpus")]
+    | Annotated[Runtime, Tag("runtime")],
     Discriminator(_step_kind),
     BeforeValidator(_one_key_step),
 ]
@@ -176,7 +303,8 @@ def iter_steps(program: Sequence[Step], depth: int = 1) -> Iterator[tuple[Step, 
 def takes_time(program: Sequence[Step]) -> bool:
     """Whether one pass of `program` can advance time (a run or sleep of non-zero length, or
     a timer: each expiry is a period after the previous one)."""
-    return any(isinstance(step, Timer) or (isinstance(step, (Run, Sleep)) and step.ns != 0)
+    return any(isinstance(step, Timer) or (isinstance(step, (Run, Sleep, Runtime))
+                                           and step.ns != 0)
                for step, _ in iter_steps(program))
 
 
@@ -198,7 +326,7 @@ def _pass_times(program: Sequence[Step]) -> tuple[int, int] | None:
             if inner is None or step.repeat is None:
                 return None
             work, timers = work + step.repeat * inner[0], timers + step.repeat * inner[1]
-        elif isinstance(step, (Run, Sleep)):
+        elif isinstance(step, (Run, Sleep, Runtime)):
             if step.ns is None:
                 return None
             work += step.ns
@@ -253,3 +381,93 @@ def instant_step_problem(program: tuple[Step, ...], repeat: int | None) -> str |
                     f"at least {format_duration(MIN_NS_PER_STEP)} per step of runs, sleeps and "
                     f"timer periods, found {format_duration(least)}")
     return None
+
+
+# ---- synchronisation: what one program does with its mutexes --------------------------------
+#: A step's place in a program: indices and keys down from the program (``(2, "loop",
+#: "program", 0)``), as in the YAML.
+StepPath = tuple[int | str, ...]
+
+
+def sync_step_problems(program: Sequence[Step], repeat: int | None
+                       ) -> list[tuple[StepPath, str]]:
+    """Mutex misuse one thread's `program` (repeated `repeat` times) would make, each with its
+    step path: locking a mutex it holds (a default pthread mutex deadlocks), unlocking or waiting
+    with one it does not hold, a loop pass or the program ending with a mutex still held."""
+    problems: list[tuple[StepPath, str]] = []
+
+    def walk(steps: Sequence[Step], base: StepPath, held: set[str]) -> set[str]:
+        for index, step in enumerate(steps):
+            where = (*base, index)
+            if isinstance(step, Lock):
+                if step.name in held:
+                    problems.append((where, f"expected mutex {step.name!r} to be free for this "
+                                     "thread, found it held already by the thread (deadlock)"))
+                held.add(step.name)
+            elif isinstance(step, Unlock):
+                if step.name not in held:
+                    problems.append((where, f"expected a lock of mutex {step.name!r} before its "
+                                     f"unlock, found the mutex not held"))
+                held.discard(step.name)
+            elif isinstance(step, CondWait) and step.mutex not in held:
+                problems.append((where, f"expected mutex {step.mutex!r} held (locked before) "
+                                 f"when waiting on {step.cond!r}, found it not held"))
+            elif isinstance(step, Loop):
+                before = set(held)
+                after = walk(step.program, (*where, "loop", "program"), set(held))
+                if after != before and step.repeat != 1:
+                    changed = sorted(after ^ before)
+                    problems.append((where, f"expected each pass of the loop to release the "
+                                     f"mutexes it takes, found {', '.join(changed)} changed"))
+                held = after
+        return held
+
+    left = walk(program, (), set())
+    if left:
+        problems.append(((), f"expected the program to release the mutexes it takes, found "
+                         f"{', '.join(sorted(left))} still held at its end"))
+    return problems
+
+
+def step_paths(program: Sequence[Step], base: StepPath = ()) -> Iterator[tuple[StepPath, Step]]:
+    """Every step of `program` with its step path, loops included."""
+    for index, step in enumerate(program):
+        yield (*base, index), step
+        if isinstance(step, Loop):
+            yield from step_paths(step.program, (*base, index, "loop", "program"))
+
+
+def sync_names(program: Sequence[Step]) -> dict[str, set[str]]:
+    """The names a program uses, by kind: ``mutex``, ``wait`` (conditions waited on),
+    ``wake`` (conditions signalled or broadcast), ``barrier``, ``suspend``, ``resume``,
+    ``fork``."""
+    names: dict[str, set[str]] = {kind: set() for kind in
+                                  ("mutex", "wait", "wake", "barrier", "suspend", "resume",
+                                   "fork")}
+    for step, _ in iter_steps(program):
+        if isinstance(step, (Lock, Unlock)):
+            names["mutex"].add(step.name)
+        elif isinstance(step, CondWait):
+            names["wait"].add(step.cond)
+            names["mutex"].add(step.mutex)
+        elif isinstance(step, (Signal, Broadcast)):
+            names["wake"].add(step.name)
+        elif isinstance(step, BarrierWait):
+            names["barrier"].add(step.name)
+        elif isinstance(step, Suspend):
+            names["suspend"].add(step.name)
+        elif isinstance(step, Resume):
+            names["resume"].add(step.name)
+        elif isinstance(step, Fork):
+            names["fork"].add(step.process)
+    return names
+
+
+def barrier_parties(programs: Sequence[tuple[Sequence[Step], int]]) -> dict[str, int]:
+    """How many threads meet at each barrier: the threads of every (program, threads) using it
+    (rt-app counts the users of a barrier name the same way)."""
+    parties: dict[str, int] = {}
+    for program, threads in programs:
+        for name in sync_names(program)["barrier"]:
+            parties[name] = parties.get(name, 0) + threads
+    return parties

@@ -55,16 +55,20 @@ class Workload:
 
 def load_workload(source: str | Path, *, limits: Limits | None = None,
                   cpus: int | None = None, duration_ns: int | None = None,
-                  name: str | None = None) -> Workload:
+                  name: str | None = None, strict: bool | str = False) -> Workload:
     """A `Workload` from scenario YAML or an rt-app JSON workload, a file or text.
 
     `cpus`, `duration_ns` and `name` apply to rt-app JSON only, which may lack them (see
-    `cfssim.scenario.rtapp.load_rtapp`); a YAML scenario carries its own. Raises `ScenarioError`.
+    `cfssim.scenario.rtapp.load_rtapp`); a YAML scenario carries its own. `strict` refuses
+    what cfssim does not model (rt-app events and properties; ``"convert"``: also what the YAML
+    view of rt-app JSON approximates) — a YAML scenario has nothing unmodelled. Raises
+    `ScenarioError`.
     """
     if is_rtapp(source):
         from .rtapp import load_rtapp
 
-        return load_rtapp(source, cpus=cpus, duration_ns=duration_ns, name=name, limits=limits)
+        return load_rtapp(source, cpus=cpus, duration_ns=duration_ns, name=name, limits=limits,
+                          strict=strict)
     return Workload(load_scenario(source, limits=limits))
 
 

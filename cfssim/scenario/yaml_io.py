@@ -51,7 +51,21 @@ from .model import (
     ProcessSpec,
     Scenario,
 )
-from .steps import Alloc, Exit, Free, Loop, Run, Sleep, Step, Timer
+from .steps import (
+    SYNC_NAMED,
+    Alloc,
+    CondWait,
+    Exit,
+    Free,
+    Loop,
+    Run,
+    Runtime,
+    SetCpus,
+    Sleep,
+    Step,
+    Timer,
+    Yield,
+)
 
 
 # ---- loading -------------------------------------------------------------------------------------
@@ -454,6 +468,16 @@ def step_data(step: Step) -> dict[str, Any]:
     if isinstance(step, Loop):
         return {"loop": {"repeat": "forever" if step.repeat is None else step.repeat,
                          "program": [step_data(inner) for inner in step.program]}}
+    if isinstance(step, Runtime):
+        return {"runtime": exact_duration(step.ns)}
+    if isinstance(step, CondWait):
+        return {"wait": {"cond": step.cond, "mutex": step.mutex}}
+    if isinstance(step, Yield):
+        return {"yield": None if step.count == 1 else step.count}
+    if isinstance(step, SetCpus):
+        return {"cpus": list(step.cpus)}
+    if isinstance(step, SYNC_NAMED):  # the one-name steps: {lock: m}, {fork: p}, …
+        return step.model_dump(by_alias=True)
     raise TypeError(f"unknown step {step!r}")  # pragma: no cover - the union is closed
 
 

@@ -46,6 +46,7 @@ from .policy import (
     NEVER,
     FairPolicy,
     SchedTunables,
+    clear_buddies,
 )
 from .rt import RT_POLICIES, FairServer, RealTimeClass, RtRunQueue
 from .runqueue import CfsRunQueue
@@ -582,6 +583,27 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
         with self.batch():
             if task.remaining is None and not task.forever and task.state is TaskState.RUNNABLE:
                 self.block(task)
+            self.touch(rq)
+
+    def sched_yield(self, task: Task) -> None:
+        """``do_sched_yield`` by running `task`: its class gives up the CPU (``yield_task_rt``:
+        to the tail of its priority; ``yield_task_fair``: buddies cleared, the policy's
+        forfeit), then ``schedule()``. Nothing when it is alone on its CPU or not running."""
+        if task.state is not TaskState.RUNNABLE or task.cpu < 0:
+            return
+        rq = self.rqs[task.cpu]
+        if rq.curr is not task or rq.cfs.h_nr_running + rq.rt.nr_running <= 1:
+            return
+        with self.batch():
+            self.update_curr(rq)
+            if rq.curr_rt:
+                rq.rt.requeue(task)
+            else:
+                cfs_rq = task.se.rq_of
+                assert cfs_rq is not None
+                clear_buddies(cfs_rq, task.se)
+                self.policy.yield_entity(cfs_rq, task.se)
+            rq.need_resched = True
             self.touch(rq)
 
     def resume_running(self, task: Task) -> None:

@@ -232,6 +232,10 @@ class FairPolicy:
     def migrate_out(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> None:
         """`se` leaves `cfs_rq` for another CPU (``migrate_task_rq_fair``)."""
 
+    def yield_entity(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> None:
+        """Running `se` yields (``yield_task_fair``, after ``update_curr``). Classic CFS marks a
+        skip buddy, which is not modelled: the yield only reschedules."""
+
     def reweight_entity(self, cfs_rq: CfsRunQueue | None, se: SchedEntity, weight: int) -> None:
         """Change a queued or sleeping entity's weight (renice, group shares). `cfs_rq` is None
         for a task not yet placed on any CPU (created, never woken)."""
