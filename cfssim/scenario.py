@@ -317,9 +317,62 @@ class Loop(_Model):
         return data
 
 
+# -- captured programs (`cfssim capture`): a random draw, one program per thread
+#: Most points a `Draw` distribution may hold (its quantiles).
+MAX_DRAW_POINTS = 1_000
+
+
+class Draw(_Model):
+    """Run or sleep (`kind`) for a length drawn from an empirical distribution: `values_ns`
+    are its sorted quantiles at equally spaced probabilities 0..1; a uniform u from the task's
+    seeded generator picks the point u·(n − 1) between them, interpolated linearly (int ns).
+    YAML: ``{draw: {run: [1ms, 2ms, 2.5ms]}}`` or ``{draw: {sleep: [...]}}``."""
+
+    kind: Literal["run", "sleep"]
+    values_ns: tuple[Duration, ...] = Field(min_length=1, max_length=MAX_DRAW_POINTS)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unwrap(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and set(data) == {"draw"}:
+            body = data["draw"]
+            if not isinstance(body, Mapping) or len(body) != 1 or next(iter(body)) not in (
+                    "run", "sleep"):
+                raise _fail(f"expected a mapping {{run: [durations]}} or {{sleep: [durations]}}"
+                            f", found {describe(body)}")
+            kind, values = next(iter(body.items()))
+            if not isinstance(values, (list, tuple)):
+                raise _fail(f"expected a list of durations, found {describe(values)}")
+            return {"kind": kind, "values_ns": sorted(_duration(v) for v in values)}
+        return data
+
+
+class ThreadProgram(_Model):
+    """One thread's own program inside `PerThread`; `name` (its comm) and `woken_by` (waker
+    task name → wakeups seen, from a capture) are descriptive only."""
+
+    name: str = ""
+    woken_by: dict[str, int] = Field(default_factory=dict)
+    program: tuple[Step, ...] = Field(min_length=1)
+
+
+class PerThread(_Model):
+    """Thread i of the process runs ``threads[i].program`` (threads beyond the list run
+    nothing). YAML: ``{per_thread: [{name: main, program: [...]}, ...]}``."""
+
+    threads: tuple[ThreadProgram, ...] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unwrap(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and set(data) == {"per_thread"}:
+            return {"threads": data["per_thread"]}
+        return data
+
+
 _STEP_KINDS: dict[str, type[_Model]] = {
     "run": Run, "sleep": Sleep, "timer": Timer, "alloc": Alloc, "free": Free, "exit": Exit,
-    "loop": Loop,
+    "loop": Loop, "draw": Draw, "per_thread": PerThread,
 }
 _STEP_TAGS = {model: tag for tag, model in _STEP_KINDS.items()}
 
@@ -352,11 +405,15 @@ Step = Annotated[
     | Annotated[Alloc, Tag("alloc")]
     | Annotated[Free, Tag("free")]
     | Annotated[Exit, Tag("exit")]
-    | Annotated[Loop, Tag("loop")],
+    | Annotated[Loop, Tag("loop")]
+    | Annotated[Draw, Tag("draw")]
+    | Annotated[PerThread, Tag("per_thread")],
     Discriminator(_step_kind),
     BeforeValidator(_one_key_step),
 ]
 Loop.model_rebuild()
+ThreadProgram.model_rebuild()
+PerThread.model_rebuild()
 
 
 def iter_steps(program: Sequence[Step], depth: int = 1) -> Iterator[tuple[Step, int]]:
@@ -365,12 +422,16 @@ def iter_steps(program: Sequence[Step], depth: int = 1) -> Iterator[tuple[Step, 
         yield step, depth
         if isinstance(step, Loop):
             yield from iter_steps(step.program, depth + 1)
+        elif isinstance(step, PerThread):
+            for thread in step.threads:
+                yield from iter_steps(thread.program, depth + 1)
 
 
 def _takes_time(program: Sequence[Step]) -> bool:
     """Whether one pass of `program` can advance time (a run or sleep of non-zero length, or
     a timer: each expiry is a period after the previous one)."""
     return any(isinstance(step, Timer) or (isinstance(step, (Run, Sleep)) and step.ns != 0)
+               or (isinstance(step, Draw) and step.values_ns[-1] != 0)
                for step, _ in iter_steps(program))
 
 
@@ -398,6 +459,15 @@ def _pass_times(program: Sequence[Step]) -> tuple[int, int] | None:
             work += step.ns
         elif isinstance(step, Timer):
             timers += step.period_ns
+        elif isinstance(step, Draw):
+            work += step.values_ns[0]
+        elif isinstance(step, PerThread):  # the least of the threads' passes
+            passes = [times for thread in step.threads
+                      if (times := _pass_times(thread.program)) is not None]
+            if not passes:
+                return None
+            least = min(passes, key=max)
+            work, timers = work + least[0], timers + least[1]
         elif isinstance(step, Exit):
             return None
     return work, timers
@@ -413,7 +483,9 @@ def _least_pass_ns(program: Sequence[Step]) -> int | None:
 def _steps_per_pass(program: Sequence[Step]) -> int:
     """How many steps one pass of `program` executes, loops unrolled (a forever loop once)."""
     return sum(
-        (step.repeat or 1) * _steps_per_pass(step.program) if isinstance(step, Loop) else 1
+        (step.repeat or 1) * _steps_per_pass(step.program) if isinstance(step, Loop)
+        else max(_steps_per_pass(t.program) for t in step.threads)
+        if isinstance(step, PerThread) else 1
         for step in program
     )
 
@@ -492,6 +564,11 @@ class ProcessSpec(_Model):
             if isinstance(step, Loop) and step.repeat is None and not _takes_time(step.program):
                 errors.append(_issue(("program",), f"expected a run, sleep or timer step "
                                      f"inside the forever loop (step {index}), found none"))
+        for index, (step, _) in enumerate(iter_steps(self.program)):
+            if isinstance(step, PerThread) and len(step.threads) != self.threads:
+                errors.append(_issue(("program",), f"expected one per_thread program per thread "
+                                     f"({self.threads}, step {index}), found "
+                                     f"{len(step.threads)}"))
         errors.extend(self._instant_step_errors())
         if errors:
             raise ValidationError.from_exception_data("ProcessSpec", errors)
@@ -1236,9 +1313,9 @@ def _format_path(path: Loc) -> str:
 _KNOWN_KEYS = sorted({
     field.alias or name
     for model in (Scenario, MachineSpec, ProcessSpec, EventSpec, Move, Nice, Kill, Loop, Run,
-                  Sleep, Timer, Alloc, Free, Exit)
+                  Sleep, Timer, Alloc, Free, Exit, ThreadProgram)
     for name, field in model.model_fields.items()
-} | set(_ACTIONS) | set(cgfiles.FILES) | {"loop", "timer"})
+} | set(_ACTIONS) | set(cgfiles.FILES) | {"loop", "timer", "draw", "per_thread"})
 
 
 def _message(error: Any) -> str:

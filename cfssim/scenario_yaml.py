@@ -21,11 +21,13 @@ from .cgroup.files import CgroupConfig
 from .scenario import (
     TUNABLES,
     Alloc,
+    Draw,
     EventSpec,
     Exit,
     Free,
     Loop,
     MachineSpec,
+    PerThread,
     ProcessSpec,
     Run,
     Scenario,
@@ -116,6 +118,14 @@ def step_data(step: Step) -> dict[str, Any]:
     if isinstance(step, Loop):
         return {"loop": {"repeat": "forever" if step.repeat is None else step.repeat,
                          "program": [step_data(inner) for inner in step.program]}}
+    if isinstance(step, Draw):
+        return {"draw": {step.kind: [exact_duration(value) for value in step.values_ns]}}
+    if isinstance(step, PerThread):
+        return {"per_thread": [
+            {**({"name": t.name} if t.name else {}),
+             **({"woken_by": dict(t.woken_by)} if t.woken_by else {}),
+             "program": [step_data(inner) for inner in t.program]}
+            for t in step.threads]}
     raise TypeError(f"unknown step {step!r}")  # pragma: no cover - the union is closed
 
 

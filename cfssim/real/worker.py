@@ -18,8 +18,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..scenario import Alloc, Exit, Free, Loop, Run, Sleep, Step, Timer
-from .errors import NoCompiler, WorkerFailed
+from ..scenario import Alloc, Draw, Exit, Free, Loop, PerThread, Run, Sleep, Step, Timer
+from .errors import NoCompiler, Refused, WorkerFailed
 
 SOURCE = Path(__file__).with_name("worker.c")
 OP_RUN, OP_SLEEP, OP_ALLOC, OP_FREE, OP_EXIT, OP_LOOP, OP_TIMER = range(1, 8)
@@ -86,6 +86,10 @@ def _encode_steps(steps: Iterable[Step]) -> list[int]:
         elif isinstance(step, Loop):
             inner = _encode_steps(step.program)
             tokens += [OP_LOOP, FOREVER if step.repeat is None else step.repeat, len(inner), *inner]
+        elif isinstance(step, (Draw, PerThread)):
+            kind = "draw" if isinstance(step, Draw) else "per_thread"
+            raise Refused(f"the real twin's worker has no {kind} step (captured programs are "
+                          "simulated; measure the captured command itself instead)")
         else:
             raise TypeError(f"unknown program step {step!r}")
     return tokens
