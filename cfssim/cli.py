@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ._progress import progress_bar
+from .real.capture_cli import capture_command
 from .real.commands import compare_command, measure_command
 from .result import ResultError
 from .scenario import (
@@ -282,6 +283,7 @@ def _print_summary(result: Any, scenario: Scenario, output_format: str, out: Pat
 
 main.add_command(measure_command)
 main.add_command(compare_command)
+main.add_command(capture_command)
 
 
 from .interop_commands import COMMANDS as _INTEROP_COMMANDS  # noqa: E402
