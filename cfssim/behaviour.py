@@ -23,7 +23,7 @@ from typing import Any
 from mypy_extensions import mypyc_attr
 from pydantic import TypeAdapter, ValidationError
 
-from .scenario import Alloc, Draw, Exit, Free, Loop, PerThread, Run, Sleep, Step, Timer
+from .scenario import Alloc, Draw, Exit, Free, Loop, PerThread, Run, Sleep, Step, Timer, Until
 
 Behaviour = Callable[[Any], Generator[Any, Any, Any]]
 _STEPS: TypeAdapter[tuple[Step, ...]] = TypeAdapter(tuple[Step, ...])
@@ -98,6 +98,10 @@ def execute(task: Any, steps: Sequence[Step], clock: TimerClock
         elif isinstance(step, Draw):
             length = draw_ns(step.values_ns, float(task.random.random()))
             yield task.run(length) if step.kind == "run" else task.sleep(length)
+        elif isinstance(step, Until):
+            wake = clock.start_ns + step.ns
+            if wake > task.now:  # a time already reached does not block
+                yield task.sleep(wake - task.now)
         elif isinstance(step, PerThread):
             index = task.process.threads.index(task)
             if index < len(step.threads):

@@ -347,6 +347,13 @@ class Draw(_Model):
         return data
 
 
+class Until(_Model):
+    """Sleep until `ns` after the thread's start (no sleep when that time has passed): a
+    captured wakeup replayed at the time it happened. YAML: ``{until: 1.25s}``."""
+
+    ns: Duration = Field(alias="until")
+
+
 class ThreadProgram(_Model):
     """One thread's own program inside `PerThread`; `name` (its comm) and `woken_by` (waker
     task name → wakeups seen, from a capture) are descriptive only."""
@@ -372,7 +379,7 @@ class PerThread(_Model):
 
 _STEP_KINDS: dict[str, type[_Model]] = {
     "run": Run, "sleep": Sleep, "timer": Timer, "alloc": Alloc, "free": Free, "exit": Exit,
-    "loop": Loop, "draw": Draw, "per_thread": PerThread,
+    "loop": Loop, "draw": Draw, "per_thread": PerThread, "until": Until,
 }
 _STEP_TAGS = {model: tag for tag, model in _STEP_KINDS.items()}
 
@@ -407,7 +414,8 @@ Step = Annotated[
     | Annotated[Exit, Tag("exit")]
     | Annotated[Loop, Tag("loop")]
     | Annotated[Draw, Tag("draw")]
-    | Annotated[PerThread, Tag("per_thread")],
+    | Annotated[PerThread, Tag("per_thread")]
+    | Annotated[Until, Tag("until")],
     Discriminator(_step_kind),
     BeforeValidator(_one_key_step),
 ]
@@ -427,11 +435,15 @@ def iter_steps(program: Sequence[Step], depth: int = 1) -> Iterator[tuple[Step, 
                 yield from iter_steps(thread.program, depth + 1)
 
 
+def _step_lengths(step: Draw | Until) -> tuple[int, ...]:
+    return step.values_ns if isinstance(step, Draw) else (step.ns,)
+
+
 def _takes_time(program: Sequence[Step]) -> bool:
     """Whether one pass of `program` can advance time (a run or sleep of non-zero length, or
     a timer: each expiry is a period after the previous one)."""
     return any(isinstance(step, Timer) or (isinstance(step, (Run, Sleep)) and step.ns != 0)
-               or (isinstance(step, Draw) and step.values_ns[-1] != 0)
+               or (isinstance(step, (Draw, Until)) and max(_step_lengths(step)) != 0)
                for step, _ in iter_steps(program))
 
 
@@ -1315,7 +1327,7 @@ _KNOWN_KEYS = sorted({
     for model in (Scenario, MachineSpec, ProcessSpec, EventSpec, Move, Nice, Kill, Loop, Run,
                   Sleep, Timer, Alloc, Free, Exit, ThreadProgram)
     for name, field in model.model_fields.items()
-} | set(_ACTIONS) | set(cgfiles.FILES) | {"loop", "timer", "draw", "per_thread"})
+} | set(_ACTIONS) | set(cgfiles.FILES) | {"loop", "timer", "draw", "per_thread", "until"})
 
 
 def _message(error: Any) -> str:

@@ -34,6 +34,7 @@ from .scenario import (
     Sleep,
     Step,
     Timer,
+    Until,
 )
 from .units import NSEC_PER_MSEC, NSEC_PER_SEC, NSEC_PER_USEC
 
@@ -120,6 +121,8 @@ def step_data(step: Step) -> dict[str, Any]:
                          "program": [step_data(inner) for inner in step.program]}}
     if isinstance(step, Draw):
         return {"draw": {step.kind: [exact_duration(value) for value in step.values_ns]}}
+    if isinstance(step, Until):
+        return {"until": exact_duration(step.ns)}
     if isinstance(step, PerThread):
         return {"per_thread": [
             {**({"name": t.name} if t.name else {}),

@@ -45,6 +45,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 import subprocess
 import time
 from collections import Counter
@@ -91,6 +92,7 @@ CAPTURE_EVENTS = (
 )
 OPTIONAL_EVENTS = ("rseq/rseq_update", "sched/sched_migrate_task")
 SAMPLE_INTERVAL_NS = 10 * NSEC_PER_MSEC
+HOLD_TIMEOUT_S = 5.0  # for the shell holding the command to stop itself
 #: Shortest run or sleep written (the trace's resolution is 1 µs).
 MIN_STEP_NS = 1_000
 #: Smallest change of a process's anonymous memory written as an alloc or free step.
@@ -189,6 +191,7 @@ class ThreadTimeline:
     start: int  # first seen (ns since t0)
     entries: list[Entry] = field(default_factory=list)
     exited: bool = False
+    exit_ns: int | None = None  # its sched_process_exit (ns since t0)
     running_at_end: bool = False
     woken_by: Counter[int] = field(default_factory=Counter)
     merged_runs: int = 0
@@ -201,7 +204,7 @@ def thread_timelines(rec: Recording, tables: Tables, index: dict[int, int]) -> d
     tids = {task: tid for tid, task in index.items()}
     states: dict[tuple[int, int], str] = {}  # (tid, switch-out time) → prev_state
     first: dict[int, int] = {}
-    exits: set[int] = set()
+    exits: dict[int, int] = {}
     wakers: dict[tuple[int, int], int] = {}  # (tid, wake time) → waker tid
     for event in parse_text_fields(rec.trace):
         time_ns = event.time_ns - rec.t0
@@ -215,7 +218,7 @@ def thread_timelines(rec: Recording, tables: Tables, index: dict[int, int]) -> d
             first.setdefault(woken, time_ns)
             wakers[(woken, time_ns)] = event.pid
         elif event.name == "sched_process_exit" and event.fields:
-            exits.add(int(event.fields["pid"]))
+            exits[int(event.fields["pid"])] = time_ns
         elif event.name == "sched_process_fork" and event.fields:
             first.setdefault(int(event.fields["child_pid"]), time_ns)
     segments: dict[int, list[tuple[int, int]]] = {}
@@ -227,7 +230,7 @@ def thread_timelines(rec: Recording, tables: Tables, index: dict[int, int]) -> d
     timelines = {}
     for task, tid in tids.items():
         line = ThreadTimeline(tid, max(0, min(first.get(tid, 0), rec.duration_ns)))
-        line.exited = tid in exits
+        line.exited, line.exit_ns = tid in exits, exits.get(tid)
         cursor, burst, burst_wall = line.start, 0, 0
         in_burst = False
         for start, end in segments.get(task, []):
@@ -329,11 +332,14 @@ def insert_instants(entries: list[Entry], instants: Iterable[Entry]) -> list[Ent
     return [e for e in out if e.kind != "sleep" or e.value > 0]
 
 
-def exact_program(entries: Sequence[Entry]) -> list[dict[str, Any]]:
-    """Entries as scenario steps (YAML shape)."""
+def exact_program(entries: Sequence[Entry], start: int | None = None) -> list[dict[str, Any]]:
+    """Entries as scenario steps (YAML shape); with the process's `start` (ns since t0), each
+    sleep is an ``until`` its captured wakeup time (since the start), else a ``sleep``."""
     program: list[dict[str, Any]] = []
     for entry in entries:
-        if entry.kind in ("run", "sleep"):
+        if entry.kind == "sleep" and start is not None:
+            program.append({"until": exact_duration(max(0, entry.wall + entry.value - start))})
+        elif entry.kind in ("run", "sleep"):
             program.append({entry.kind: exact_duration(entry.value)})
         else:
             program.append({entry.kind: exact_size(entry.value)})
@@ -394,7 +400,7 @@ class Built:
 
 
 def build_scenario(rec: Recording, *, name: str = "captured", model: bool = False,
-                   seed: int = 1) -> Built:
+                   seed: int = 1, absolute: bool = True) -> Built:
     """The scenario (YAML-shaped data) replaying `rec` (see the module docstring)."""
     threads = dict(rec.threads)
     tables, index = _tables(rec, threads)
@@ -440,9 +446,11 @@ def build_scenario(rec: Recording, *, name: str = "captured", model: bool = Fals
                 program = model_program(line, held)
             else:
                 entries = insert_instants(line.entries, rss) if i == 0 else line.entries
-                program = exact_program(entries) or [{"sleep": "0s"}]
+                program = exact_program(entries, start if absolute else None) or [
+                    {"sleep": "0s"}]
             if offset > 0:
-                program = [{"sleep": exact_duration(offset)}, *program]
+                program = [{"until" if absolute and not model else "sleep":
+                            exact_duration(offset)}, *program]
             woken_by = {task_of_tid[w]: n for w, n in sorted(line.woken_by.items())
                         if w in task_of_tid}
             thread_data: dict[str, Any] = {"name": threads[tid].comm}
@@ -476,8 +484,10 @@ def build_scenario(rec: Recording, *, name: str = "captured", model: bool = Fals
         processes.append(process)
     if rec.lost_events:
         notes.append(f"the trace buffer overran: {rec.lost_events} events lost")
+    kind = "fitted model" if model else "exact replay, " + (
+        "wakeups at their captured times" if absolute else "captured sleep lengths")
     description = (f"Captured from `{rec.command}` for {format_duration(rec.duration_ns)} "
-                   f"({'fitted model' if model else 'exact replay'}). "
+                   f"({kind}). "
                    "I/O, page-fault and lock waits appear as sleeps; wakeup causality is "
                    "recorded in woken_by only.")
     if notes:
@@ -523,6 +533,7 @@ def capture_result(rec: Recording, built: Built, scenario: Scenario) -> Result:
     scenario's names; CPU time and wakeup latencies from the trace; the cgroup figures)."""
     threads = dict(rec.threads)
     tables, index = _tables(rec, threads)
+    timelines = thread_timelines(rec, tables, index)
     tid_of = {i: tid for tid, i in index.items()}
     cpu: Counter[int] = Counter()
     for _cpu, task, start, end in tables.segments:
@@ -541,6 +552,8 @@ def capture_result(rec: Recording, built: Built, scenario: Scenario) -> Result:
             "wakeup_latency_ns": latency_figures(np.array(values, dtype=np.int64)),
             "nice": threads[tid].nice,
             "policy": threads[tid].policy,
+            "exit": None if timelines[tid].exit_ns is None else {
+                "time_ns": timelines[tid].exit_ns, "reason": "exited"},
         }
     return Result(source="kernel", scenario=scenario.name,
                   policy=f"kernel-{procfs.kernel_release()}", cpus=rec.cpus,
@@ -569,6 +582,7 @@ def capture(
     model: bool = False,
     name: str = "captured",
     seed: int = 1,
+    absolute: bool = True,
     max_duration_ns: int = MAX_DURATION_NS,
 ) -> Capture:
     """Record `command` (run in a fresh cgroup with the `cgroup` files written) or the running
@@ -591,7 +605,7 @@ def capture(
                 session.record_pid(pid or 0)
         finally:
             session.cleanup()
-    built = build_scenario(rec, name=name, model=model, seed=seed)
+    built = build_scenario(rec, name=name, model=model, seed=seed, absolute=absolute)
     text = dump_data(built.data)
     scenario = load_scenario(text)
     return Capture(rec, scenario, capture_result(rec, built, scenario), text)
@@ -621,26 +635,24 @@ class _Session:
     # -- the two ways in
     def record_command(self, command: Sequence[str], limits: CgroupConfig) -> Recording:
         self.driver.create({"/": CgroupConfig(), APP: limits})
-        go_read, go_write = os.pipe()
-        # held in a shell until traced: it reads a byte on the pipe, closes it and execs
-        hold = f'read _ <&{go_read}; exec {go_read}<&-; exec "$@"'
+        # held in a shell that stops itself until traced, then execs the command (same pid)
+        hold = 'kill -STOP $$; exec "$@"'
         try:
             self.child = subprocess.Popen(["/bin/sh", "-c", hold, "cfssim-capture", *command],
-                                          pass_fds=(go_read,), start_new_session=True)
+                                          start_new_session=True)
         except OSError as exc:
-            os.close(go_write)
             raise Refused(f"capture: cannot start /bin/sh for {command[0]!r}: "
                           f"{exc.strerror}") from exc
-        finally:
-            os.close(go_read)
-        try:
-            self.driver.attach(APP, self.child.pid, self.child.pid)
-            self._start_trace([self.child.pid])
-            stat0 = {p: self.driver.figures(p) for p in ("/", APP)}
-            self.t0 = time.monotonic_ns()
-            os.write(go_write, b"g\n")
-        finally:
-            os.close(go_write)
+        deadline = time.monotonic() + HOLD_TIMEOUT_S
+        while not procfs.stopped(self.child.pid):
+            if time.monotonic() > deadline or self.child.poll() is not None:
+                raise Refused(f"capture: the shell holding {command[0]!r} never stopped")
+            time.sleep(0.001)
+        self.driver.attach(APP, self.child.pid, self.child.pid)
+        self._start_trace([self.child.pid])
+        stat0 = {p: self.driver.figures(p) for p in ("/", APP)}
+        self.t0 = time.monotonic_ns()
+        os.kill(self.child.pid, signal.SIGCONT)
         self._sample_until(lambda: self._command_tids())
         figures = {p: _since(self.driver.figures(p), stat0[p]) for p in ("/", APP)}
         return self._recording(" ".join(command), limits, figures)

@@ -45,13 +45,16 @@ def _files(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) 
 @click.option("--cgroup", "cgroup_files", multiple=True, callback=_files, metavar="FILE=VALUE",
               help="A cgroup file for COMMAND's cgroup (/app in the scenario), e.g. "
                    "cpu.cfs_quota_us=50000; repeatable.")
+@click.option("--relative-sleeps", is_flag=True, help="Replay each sleep for its captured "
+              "length (a thread delayed stays delayed), instead of waking at the captured time.")
 @click.option("--name", default="captured", show_default=True, help="The scenario's name.")
 @click.option("--seed", default=1, show_default=True, type=click.IntRange(0),
               help="The scenario's seed (draws of --model).")
 @click.option("--result", "result_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Also save what the capture measured (result.json, kernel-shaped) here.")
 def capture_command(command: tuple[str, ...], out_file: Path, duration_ns: int, pid: int | None,
-                    model: bool, cgroup_files: dict[str, str], name: str, seed: int,
+                    model: bool, cgroup_files: dict[str, str], relative_sleeps: bool,
+                    name: str, seed: int,
                     result_dir: Path | None) -> None:
     """Record COMMAND (started in a fresh cgroup) or --pid PID with tracefs and write a
     scenario replaying every thread's CPU bursts and sleeps (root, cgroups, tracefs)."""
@@ -61,7 +64,8 @@ def capture_command(command: tuple[str, ...], out_file: Path, duration_ns: int, 
         raise click.UsageError("expected COMMAND or --pid PID (one of them)")
     with _exits("capture"):
         done = capture(list(command) or None, pid=pid, duration_ns=duration_ns,
-                       cgroup=cgroup_files, model=model, name=name, seed=seed)
+                       cgroup=cgroup_files, model=model, name=name, seed=seed,
+                       absolute=not relative_sleeps)
     out_file.write_text(done.yaml)
     if result_dir is not None:
         done.result.save(result_dir)

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..scenario import Alloc, Draw, Exit, Free, Loop, PerThread, Run, Sleep, Step, Timer
+from ..scenario import Alloc, Draw, Exit, Free, Loop, PerThread, Run, Sleep, Step, Timer, Until
 from .errors import NoCompiler, Refused, WorkerFailed
 
 SOURCE = Path(__file__).with_name("worker.c")
@@ -86,8 +86,8 @@ def _encode_steps(steps: Iterable[Step]) -> list[int]:
         elif isinstance(step, Loop):
             inner = _encode_steps(step.program)
             tokens += [OP_LOOP, FOREVER if step.repeat is None else step.repeat, len(inner), *inner]
-        elif isinstance(step, (Draw, PerThread)):
-            kind = "draw" if isinstance(step, Draw) else "per_thread"
+        elif isinstance(step, (Draw, PerThread, Until)):
+            kind = {Draw: "draw", PerThread: "per_thread", Until: "until"}[type(step)]
             raise Refused(f"the real twin's worker has no {kind} step (captured programs are "
                           "simulated; measure the captured command itself instead)")
         else:
