@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -227,7 +228,9 @@ def test_capture_replays_what_it_recorded(pool: Path) -> None:
     # the workers' ~2 ms per job, every 10 ms, for 2 s
     for name in ("dispatcher/1", "dispatcher/2", "dispatcher/3"):
         assert 250 * MS <= done.result.tasks[name]["cpu_time_ns"] <= 550 * MS
-    assert not list(Path("/sys/fs/cgroup/cpu").glob(f"{cgroupfs.PREFIX}{__import__('os').getpid()}-*"))
+    mine = f"{cgroupfs.PREFIX}{os.getpid()}-*"
+    assert not list(Path("/sys/fs/cgroup/cpu").glob(mine))  # removed after the capture
+    assert not list(Path("/sys/kernel/tracing/instances").glob(mine))
 
 
 @pytest.mark.kernel

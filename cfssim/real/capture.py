@@ -353,7 +353,7 @@ def quantiles(values: Sequence[int], points: int = MODEL_POINTS) -> list[int]:
     if len(ordered) <= points:
         return ordered
     probabilities = np.linspace(0.0, 1.0, points)
-    return [int(round(float(v))) for v in np.quantile(np.array(ordered), probabilities)]
+    return [round(float(v)) for v in np.quantile(np.array(ordered), probabilities)]
 
 
 def model_program(line: ThreadTimeline, held_bytes: int) -> list[dict[str, Any]]:
@@ -634,7 +634,8 @@ class _Session:
 
     # -- the two ways in
     def record_command(self, command: Sequence[str], limits: CgroupConfig) -> Recording:
-        self.driver.create({"/": CgroupConfig(), APP: limits})
+        configs: dict[str, Any] = {"/": CgroupConfig(), APP: limits}  # as measure does
+        self.driver.create(configs)
         # held in a shell that stops itself until traced, then execs the command (same pid)
         hold = 'kill -STOP $$; exec "$@"'
         try:
