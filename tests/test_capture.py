@@ -244,6 +244,8 @@ def test_what_if_a_quota_the_capture_did_not_have(pool: Path) -> None:
                              {"cgroups./app.cpu.cfs_quota_us": QUOTA_US})
     simulated = run_scenario(what_if)
     comparison = compare(simulated, limited.result)
+    # on a loaded machine the program gets less than its quota and is throttled less: see
+    # limited.result.meta["background_cpu_fraction"] (a warning above 5%)
     assert _judged(comparison, ("cpu_time_ns", "cpu.stat.nr_throttled")) == []
     throttled = limited.result.cgroups["/app"]["cpu.stat"]["nr_throttled"]
     assert throttled >= 15  # 65% wanted, 50% given: nearly every one of the 20 periods

@@ -66,7 +66,7 @@ from ..units import NSEC_PER_MSEC, NSEC_PER_SEC, format_duration
 from . import procfs
 from .cgroupfs import Driver, detect, make_driver, parse_flat_keyed, tasks_in
 from .errors import Refused, TracefsUnavailable
-from .measure import MAX_DURATION_NS, POLICIES, _cleanup_on_signals
+from .measure import BACKGROUND_WARNING, MAX_DURATION_NS, POLICIES, _cleanup_on_signals
 from .tracefs import (
     LINE,
     Tables,
@@ -140,6 +140,7 @@ class Recording:
     command: str = ""
     hz: int = 250
     lost_events: int = 0
+    background_cpu_fraction: float | None = None  # others' CPU use, of the machine's capacity
 
 
 @dataclass(frozen=True)
@@ -558,8 +559,18 @@ def capture_result(rec: Recording, built: Built, scenario: Scenario) -> Result:
     return Result(source="kernel", scenario=scenario.name,
                   policy=f"kernel-{procfs.kernel_release()}", cpus=rec.cpus,
                   duration_ns=rec.duration_ns, seed=scenario.seed, tasks=tasks,
-                  cgroups=rec.figures, meta={"captured": rec.command, "t0_monotonic_ns": rec.t0,
-                                             "warnings": built.notes})
+                  cgroups=rec.figures, meta={
+                      "captured": rec.command, "t0_monotonic_ns": rec.t0,
+                      "background_cpu_fraction": rec.background_cpu_fraction,
+                      "warnings": built.notes + _background_warning(rec)})
+
+
+def _background_warning(rec: Recording) -> list[str]:
+    fraction = rec.background_cpu_fraction
+    if fraction is None or fraction <= BACKGROUND_WARNING:
+        return []
+    return [f"background load was {fraction:.1%} of the machine's CPU capacity (above "
+            f"{BACKGROUND_WARNING:.0%}): the capture competed with other work"]
 
 
 # ---- recording ----------------------------------------------------------------------------------
@@ -652,11 +663,16 @@ class _Session:
         self.driver.attach(APP, self.child.pid, self.child.pid)
         self._start_trace([self.child.pid])
         stat0 = {p: self.driver.figures(p) for p in ("/", APP)}
+        busy0 = procfs.machine_busy_ns()
         self.t0 = time.monotonic_ns()
         os.kill(self.child.pid, signal.SIGCONT)
         self._sample_until(lambda: self._command_tids())
         figures = {p: _since(self.driver.figures(p), stat0[p]) for p in ("/", APP)}
-        return self._recording(" ".join(command), limits, figures)
+        rec = self._recording(" ".join(command), limits, figures)
+        background = procfs.machine_busy_ns() - busy0 - int(figures[APP]["cpuacct.usage"])
+        rec.background_cpu_fraction = round(max(0, background) / (rec.cpus * max(
+            1, time.monotonic_ns() - self.t0)), 4)
+        return rec
 
     def record_pid(self, pid: int) -> Recording:
         tids = _process_tids(pid)
