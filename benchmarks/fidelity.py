@@ -22,10 +22,10 @@ from rich.console import Console
 from rich.table import Table
 
 from cfssim.compare import FAIL, INFO, Comparison, Row, compare
-from cfssim.machine import POLICIES
 from cfssim.real import RealRunError, measure
 from cfssim.real.measure import as_measured
 from cfssim.scenario import bundled_scenarios, load_scenario
+from cfssim.sched.core import FAIR_POLICIES
 from cfssim.simulation import run_scenario
 
 FALLBACK_POLICY = "cfs"
@@ -64,7 +64,7 @@ def run_one(
 ) -> tuple[Comparison, dict[str, Any]]:
     """Simulate and measure one scenario; its comparison and scoreboard row."""
     scenario = load_scenario(path)
-    chosen = scenario.machine.policy if scenario.machine.policy in POLICIES else policy
+    chosen = scenario.machine.policy if scenario.machine.policy in FAIR_POLICIES else policy
     kernel = measure(scenario)
     simulated = run_scenario(as_measured(kernel, scenario), policy=chosen)
     comparison = compare(simulated, kernel)

@@ -1,6 +1,6 @@
 """Simulator speed: scheduling events and simulated seconds per wall-clock second.
 
-Run: ``python benchmarks/speed.py [--quick] [--repeat N] [--profile] [--floor]``. Cases (issue 2):
+Run: ``python benchmarks/speed.py [--quick] [--repeat N] [--profile] [--floor]``. Cases:
 
 1. 2 CPUs × 10 hogs × 60 s, for every policy (target: ≥ 300k context switches per wall-second);
 2. 8 CPUs × 200 mixed tasks × 10 s (hogs, run/sleep tasks, niced batch, quota'd cgroups);
@@ -39,7 +39,7 @@ import simpy
 from sortedcontainers import SortedList
 
 import cfssim
-from cfssim.machine import POLICIES
+from cfssim.sched.core import FAIR_POLICIES
 
 
 @dataclass
@@ -135,7 +135,7 @@ def median_of(runs: Callable[[], Measurement], repeat: int) -> tuple[Measurement
 def run_cases(quick: bool, repeat: int = 3) -> list[tuple[Measurement, float]]:
     scale = 10 if quick else 1
     out = []
-    for policy in sorted(POLICIES):
+    for policy in sorted(FAIR_POLICIES):
         out.append(
             median_of(
                 lambda p=policy: measure(  # type: ignore[misc]
@@ -144,7 +144,7 @@ def run_cases(quick: bool, repeat: int = 3) -> list[tuple[Measurement, float]]:
                 repeat,
             )
         )
-    for policy in sorted(POLICIES):
+    for policy in sorted(FAIR_POLICIES):
         out.append(
             median_of(
                 lambda p=policy: measure(  # type: ignore[misc]
@@ -183,8 +183,8 @@ COLUMNS = (
 
 
 def core_kind() -> str:
-    """Whether the simulator's core (cfssim.machine) is the mypyc-compiled build."""
-    compiled = not cfssim.machine.__file__.endswith(".py")
+    """Whether the simulator's core (cfssim.sched.core) is the mypyc-compiled build."""
+    compiled = not cfssim.sched.core.__file__.endswith(".py")
     return "compiled (mypyc)" if compiled else "interpreted"
 
 

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ._progress import progress_bar
+from .interop_commands import echo_warnings
 from .real.capture_cli import capture_command
 from .real.commands import compare_command, measure_command
 from .result import ResultError
@@ -27,7 +28,7 @@ from .scenario import (
     Scenario,
     ScenarioError,
     bundled_scenarios,
-    load_scenario,
+    load_workload,
     resolve_scenario,
     schema_text,
 )
@@ -121,17 +122,20 @@ def _limits(params: dict[str, Any]) -> Limits:
 @click.argument("files", nargs=-1, required=True)
 @_limit_options
 def validate(files: tuple[str, ...], **limit_params: Any) -> None:
-    """Check scenario FILES (paths or bundled names); print errors as file:line:col."""
+    """Check scenario FILES (YAML, rt-app JSON or bundled names); print errors as
+    file:line:col."""
     limits = _limits(limit_params)
     failed = False
     for name in files:
         try:
-            scenario = load_scenario(resolve_scenario(name), limits=limits)
+            workload = load_workload(resolve_scenario(name), limits=limits)
         except ScenarioError as error:
             failed = True
             for message in error.messages:
                 click.echo(message, err=True)
             continue
+        echo_warnings(workload.warnings)
+        scenario = workload.scenario
         threads = sum(process.threads for process in scenario.processes)
         click.echo(f"ok {name}: {scenario.name}, {format_duration(scenario.duration_ns)}, "
                    f"{len(scenario.processes)} processes ({threads} threads), "
@@ -161,7 +165,7 @@ def scenarios() -> None:
     table.add_column("duration", justify="right")
     table.add_column("description")
     for name, path in bundled_scenarios().items():
-        scenario = load_scenario(path)
+        scenario = load_workload(path).scenario
         table.add_row(name, format_duration(scenario.duration_ns), scenario.description)
     Console().print(table)
 
@@ -196,12 +200,9 @@ def run(scenario: str | None, out_dir: Path | None, seed: int | None, policy: st
             raise click.BadParameter(
                 f"expected a positive duration of at most {format_duration(limits.max_duration_ns)}"
                 f" (raise with --max-duration), found {duration!r}", param_hint="--duration")
-    from .rtapp import load_workload  # imported late: the simulator is the heavy part
-
     workload = load_workload(resolve_scenario(scenario or DEFAULT_SCENARIO), limits=limits)
     loaded = workload.scenario
-    for warning in workload.warnings:
-        click.echo(f"warning: {warning}", err=True)
+    echo_warnings(workload.warnings)
     total = duration_ns or loaded.duration_ns
     with progress_bar("simulating", enabled=output_format == "table", total=total) as hook:
         result = workload.run(seed=seed, policy=policy, duration_ns=duration_ns, progress=hook)

@@ -25,11 +25,14 @@ from .behaviour import Behaviour, BehaviourError, TaskExit, compile_program
 from .cgroup.files import (
     BANDWIDTH_FILES,
     PAGE_SIZE,
+    ROOT,
     CgroupConfig,
     apply_write,
-    format_cpulist,
+    parent_path,
+    validate_cpuset_change,
 )
 from .cgroup.memory import (
+    MEMCG_CHARGE_BATCH,
     MemoryController,
     MemoryLimitBusy,
     OomAction,
@@ -37,9 +40,11 @@ from .cgroup.memory import (
     pages_for,
 )
 from .cgroup.tree import TaskGroup, effective_cpus
-from .machine import Machine
+from .host import HostModel, noise_behaviour
+from .hrtimer import HrTimer
 from .result import Result
 from .scenario import Scenario
+from .sched.core import Machine
 from .sched.policy import SchedTunables
 from .sched.weights import nice_to_weight
 from .summary import build_result
@@ -48,6 +53,7 @@ from .trace import KILL_REASONS, Recorder
 from .units import parse_duration
 
 DEFAULT_SESSION = "cfssim"
+KTHREAD_SESSION = "[kernel]"  # kernel threads: the root task group itself, never an autogroup
 
 
 class Simulation:
@@ -55,7 +61,8 @@ class Simulation:
 
     `period_phase_ns` maps cgroup paths to where their bandwidth period grid starts (ns, the
     first expiry; default 0): Linux 6.4+ gives every group's period timer its own random phase,
-    which the real twin measures.
+    which the real twin measures. `host` adds a real host's tick skew, background noise and
+    page-fault cost (`cfssim.host.HostModel`; default: the ideal machine).
     """
 
     def __init__(
@@ -70,6 +77,7 @@ class Simulation:
         tunables: Mapping[str, int] | None = None,
         features: Mapping[str, bool] | None = None,
         period_phase_ns: Mapping[str, int | str] | None = None,
+        host: HostModel | None = None,
         name: str = "custom",
         description: str = "",
     ) -> None:
@@ -93,7 +101,8 @@ class Simulation:
         self.groups: dict[str, TaskGroup] = {}
         self.cgroup_order: list[str] = []  # visible cgroups, trace index order
         self.root = self._new_group("/", None, CgroupConfig())
-        self.machine = Machine(self.env, self.tun, policy, self.root, self.rec, seed)
+        self.host = host or HostModel()
+        self.machine = Machine(self.env, self.tun, policy, self.root, self.rec, seed, self.host)
         self.memory: MemoryController | None = None
         self.tasks: list[Task] = []
         self.processes: dict[str, Process] = {}
@@ -133,8 +142,8 @@ class Simulation:
         if path in self.groups:
             group = self.groups[path]
         else:
-            parent_path = path.rsplit("/", 1)[0] or "/"
-            parent = self.groups.get(parent_path) or self.add_cgroup(parent_path)
+            above = parent_path(path) or ROOT
+            parent = self.groups.get(above) or self.add_cgroup(above)
             group = self._new_group(path, parent, CgroupConfig())
         if isinstance(config, CgroupConfig):
             group.apply_weight(config)
@@ -201,7 +210,7 @@ class Simulation:
 
     def _attach(self, task: Task, group: TaskGroup) -> None:
         """Put `task` in `group` (its session's autogroup when that is the root)."""
-        if group is self.root and self.autogroup:
+        if group is self.root and self.autogroup and task.process.session != KTHREAD_SESSION:
             group = self._autogroup(task.process.session)
         task.group = group
         task.acct = [g.usage for g in group.cgroup().ancestors()]
@@ -246,7 +255,6 @@ class Simulation:
             machine.wake_up(task)
         else:
             machine.resume_running(task)
-        machine.flush()
         return event
 
     def request_sleep(self, task: Task, ns: int, hrtimer: bool = True) -> simpy.Event:
@@ -256,7 +264,6 @@ class Simulation:
         machine = self.machine
         if task.state is TaskState.RUNNABLE:
             machine.block(task)
-            machine.flush()
         ns = max(0, ns)
         return self.env.timeout(machine.hrtimer_delay(task, ns) if hrtimer and ns else ns)
 
@@ -270,12 +277,21 @@ class Simulation:
     def _alloc(self, task: Task, nbytes: int, done: simpy.Event) -> Any:
         memory = self._memory()
         process = task.process
+        fault_ns = self.host.page_fault_ns
         left = nbytes
         while left > 0:
             memcg = memory[process.cgroup]
-            charge = memory.charge(memcg, left)
+            # page by page in the kernel, a charge batch at a time here when it matters: each
+            # batch's faults (and zeroing) run on the thread, and a memory.high overage is
+            # handled on the return to user space after each batch
+            # (`mem_cgroup_handle_over_high` with memcg_nr_pages_over_high = one batch)
+            batched = fault_ns or memory.has_high(memcg)
+            batch = min(left, MEMCG_CHARGE_BATCH * PAGE_SIZE) if batched else left
+            charge = memory.charge(memcg, batch)
             self._charged(process, memcg.path, charge.charged)
             left -= charge.charged
+            if fault_ns and charge.charged:
+                yield self.request_run(task, pages_for(charge.charged) * fault_ns)
             if charge.penalty_ns:
                 yield self.request_sleep(task, charge.penalty_ns, hrtimer=False)
             if charge.failed is None:
@@ -299,7 +315,6 @@ class Simulation:
     def _block_until(self, task: Task, wake: simpy.Event) -> simpy.Event:
         if task.state is TaskState.RUNNABLE:
             self.machine.block(task)
-            self.machine.flush()
         return wake
 
     def _wake_memory_waiters(self, woken: Iterable[object]) -> None:
@@ -372,7 +387,6 @@ class Simulation:
         if task.state is TaskState.DEAD:
             return
         self.machine.block(task, TaskState.DEAD)
-        self.machine.flush()
         task.exit = {"time_ns": int(self.env.now), "reason": reason, "code": code}
         process = task.process
         if not process.alive:
@@ -398,15 +412,14 @@ class Simulation:
 
     # ==== runtime changes (scenario events, or research code) ==============================
     def at(self, time: int | str, action: Callable[[], None]) -> None:
-        """Call `action` at simulated time `time`."""
-        when = parse_duration(time)
+        """Call `action` at simulated time `time` (now, if that has passed); the machine then
+        acts on whatever the action disturbed."""
 
-        def fire(ev: simpy.Event) -> None:
+        def fire() -> None:
             action()
-            self.machine.flush()
+            self.machine.flush_unless_batched()
 
-        timer = self.env.timeout(max(0, when - int(self.env.now)))
-        timer.callbacks.append(fire)
+        HrTimer(self.env, fire).start(parse_duration(time))
 
     def write(self, path: str, files: Mapping[str, Any]) -> None:
         """Write cgroup files now, with the kernel's effects (``echo V > path/file``)."""
@@ -433,7 +446,9 @@ class Simulation:
             self._enforce_memory_max(path)
         group.apply_weight(config)
         if BANDWIDTH_FILES.intersection(files):  # every such write refills and unthrottles
-            self.machine.set_bandwidth(group, config.period_ns, config.quota_ns, config.burst_ns)
+            self.machine.tg_set_cfs_bandwidth(
+                group, config.period_ns, config.quota_ns, config.burst_ns
+            )
         if config.shares != old.shares or config.idle != old.idle:
             for se in group.se:
                 if se is not None:
@@ -444,29 +459,17 @@ class Simulation:
                     self._attach(task, task.group)
                     self._reselect_cpu(task)
         self.event_log.append({"time_ns": int(self.env.now), "write": {path: dict(files)}})
+        self.machine.flush_unless_batched()
 
     def _cpuset_refused(self, group: TaskGroup, cpus: frozenset[int] | None) -> str | None:
-        """cgroup v1 ``validate_change`` for a ``cpuset.cpus`` write: the new set must hold
-        every child's (else -EBUSY) and lie within the parent's (else -EACCES); a refused write
-        changes nothing. Returns the write error, or None. (v2 accepts any set: children fall
-        back to their parent's CPUs, see `effective_cpus`.)"""
+        """cgroup v1 ``validate_change`` for a ``cpuset.cpus`` write (`validate_cpuset_change`:
+        EBUSY, EACCES); a refused write changes nothing. Returns the write error, or None. (v2
+        accepts any set: children fall back to their parent's CPUs, see `effective_cpus`.)"""
         if cpus is None:
             return None
-        for child in group.children:
-            if child.config.cpus is not None and not child.config.cpus <= cpus:
-                return (
-                    f"{group.path}: cpuset.cpus: write error: Device or resource busy (child "
-                    f"{child.path} uses CPUs {format_cpulist(child.config.cpus)} outside "
-                    f"{format_cpulist(cpus)})"
-                )
-        if group.parent is not None:
-            allowed = effective_cpus(group.parent, self.tun.cpus)
-            if not cpus <= allowed:
-                return (
-                    f"{group.path}: cpuset.cpus: write error: Permission denied (CPUs "
-                    f"{format_cpulist(cpus)} outside the parent's {format_cpulist(allowed)})"
-                )
-        return None
+        configs = {path: tg.config for path, tg in self.groups.items()}
+        refusal = validate_cpuset_change(configs, group.path, cpus)
+        return None if refusal is None else refusal.write_error()
 
     def _enforce_memory_max(self, path: str) -> None:
         """v2 ``memory.max`` below usage: OOM-kill until usage fits (``memory_max_write``)."""
@@ -500,23 +503,23 @@ class Simulation:
         proc = self.processes[process]
         group = self.groups[to]
         threads = proc.threads if thread is None else [proc.threads[thread]]
-        for task in threads:
-            if task.state is not TaskState.DEAD:
-                self.machine.move_group(task, partial(self._attach, task, group))
-                self._reselect_cpu(task)
+        with self.machine.batch():
+            for task in threads:
+                if task.state is not TaskState.DEAD:
+                    self.machine.move_group(task, partial(self._attach, task, group))
+                    self._reselect_cpu(task)
         if thread is None:
             proc.cgroup = to  # new pages are charged here; old charges stay where they were
-        self.machine.flush()
         self.event_log.append({"time_ns": int(self.env.now), "move": {process: to}})
 
     def set_nice(self, process: str, value: int, thread: int | None = None) -> None:
         """``setpriority``/``renice``: a new weight for the threads."""
         proc = self.processes[process]
-        for task in proc.threads if thread is None else [proc.threads[thread]]:
-            task.nice = value
-            if task.policy != "idle":
-                self.machine.reweight_task(task, nice_to_weight(value))
-        self.machine.flush()
+        with self.machine.batch():
+            for task in proc.threads if thread is None else [proc.threads[thread]]:
+                task.nice = value
+                if task.policy != "idle":
+                    self.machine.set_user_nice(task, nice_to_weight(value))
 
     def kill(self, process: str, thread: int | None = None) -> None:
         proc = self.processes[process]
@@ -551,16 +554,27 @@ class Simulation:
     def _start(self) -> None:
         if self._started:
             return
+        self._add_host_noise()
         self._started = True
         self._check_period_phases()
         for group in self.groups.values():
             config = group.config
             if config.quota_ns is not None:
-                self.machine.set_bandwidth(
+                self.machine.tg_set_cfs_bandwidth(
                     group, config.period_ns, config.quota_ns, config.burst_ns
                 )
         self._memory()
 
+
+    def _add_host_noise(self) -> None:
+        """The host's background activity: one kernel-thread-like task pinned to each CPU (in
+        the root task group, after the workload's tasks so their ids do not change)."""
+        noise = self.host.noise
+        if noise is None:
+            return
+        for cpu in range(self.tun.cpus):
+            name = f"host-noise-cpu{cpu}"
+            self.add_process(name, noise_behaviour(noise), cpus=[cpu], session=KTHREAD_SESSION)
 
     def _check_period_phases(self) -> None:
         for path in self.period_phase_ns:

@@ -22,8 +22,8 @@ def update_goldens(request: pytest.FixtureRequest) -> bool:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Say so when the core under test is a compiled build left in the checkout (it takes
     precedence over the .py files, so edits to them would not be what ran)."""
-    import cfssim.machine
+    import cfssim.sched.core
 
-    if not cfssim.machine.__file__.endswith(".py"):
-        where = cfssim.machine.__file__
+    if not cfssim.sched.core.__file__.endswith(".py"):
+        where = cfssim.sched.core.__file__
         terminalreporter.write_line(f"note: the core under test is compiled: {where}")

@@ -1,4 +1,4 @@
-"""CFS bandwidth control (issue 3, CPU side): quota and period, the study note's demo, cpu.stat
+"""CFS bandwidth control (CPU side): quota and period, the study note's demo, cpu.stat
 counting, burst, nested quotas, cgroup v2 ``cpu.max``, and the bound on runtime per period.
 
 Rules (kernel/sched/fair.c, sched-bwc.rst; ../shared/kernel-reference.md §5) the expected
@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 import cfssim
 from cfssim import Result, ms, s
-from cfssim.machine import POLICIES
+from cfssim.sched.core import FAIR_POLICIES
 
 REPO_SCENARIOS = __import__("pathlib").Path(__file__).resolve().parent.parent / "scenarios"
 TICK = ms(4)
@@ -91,7 +91,7 @@ def hogs_under_quota(
 
 
 # ==== the study note's demo =====================================================================
-@pytest.mark.parametrize("policy", sorted(POLICIES))
+@pytest.mark.parametrize("policy", sorted(FAIR_POLICIES))
 @pytest.mark.parametrize("scenario", ["seed-quota.yaml", "seed-quota-v2.yaml"])
 def test_study_note_demo_quota_brings_200_percent_to_100(scenario: str, policy: str) -> None:
     # Two spinning threads on 2 CPUs: 200 % for the first second. At 1 s quota = period = 100 ms
@@ -250,7 +250,7 @@ def expected_requests_without_burst(duration: int) -> list[tuple[int, int]]:
 def test_burst_request_without_burst_is_throttled_once_per_request() -> None:
     # Expected intervals (ms): (12,100) (352,400) (648,700) (952,1000) (1248,1300) (1552,1600)
     # (1848,1900): 7 throttles, 388 ms. The kernel measured the same count (7) and 246 ms: its
-    # timer grid has another phase against the task (35 ms per throttle, docs/kernel-measurements).
+    # timer grid had another phase against the task (35 ms each; docs/kernel-facts.md#cfs-burst).
     # Without burst the pool never holds more than a quota, so no period draws more than a
     # quota: nr_bursts = burst_time = 0.
     result = bursty(0)
@@ -469,7 +469,7 @@ def quota_workloads(draw: st.DrawFn) -> tuple[int, dict[str, dict[str, Any]], li
 @settings(
     max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
 )
-@given(quota_workloads(), st.sampled_from(sorted(POLICIES)))
+@given(quota_workloads(), st.sampled_from(sorted(FAIR_POLICIES)))
 def test_runtime_per_period_is_bounded(
     workload: tuple[int, dict[str, dict[str, Any]], list[Any]], policy: str
 ) -> None:

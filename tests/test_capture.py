@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -23,8 +22,7 @@ from cfssim.real.capture import (
     memory_steps,
 )
 from cfssim.real.errors import RealRunError
-from cfssim.scenario import ScenarioError, load_scenario
-from cfssim.scenario_yaml import dump_data, scenario_data
+from cfssim.scenario import ScenarioError, dump_data, load_scenario, scenario_data
 from cfssim.simulation import run_scenario
 from cfssim.sweep import point_scenario
 
@@ -111,6 +109,29 @@ def test_exact_replay_bursts_sleeps_wakers_memory_and_nice() -> None:
     assert result.tasks["app/0"]["cpu_time_ns"] == 2 * MS
     assert result.tasks["app/1"]["cpu_time_ns"] == 4 * MS
     assert MIN_STEP_NS == US
+
+
+def test_the_captured_result_counts_switches_waits_and_migrations_like_the_kernel() -> None:
+    from cfssim.real.capture import capture_result
+
+    def migrate(orig: int, dest: int) -> str:
+        return line(*MAIN, 1, 10000, "sched_migrate_task",
+                    f"comm=worker pid=11 prio=120 orig_cpu={orig} dest_cpu={dest}")
+
+    # the worker woken on CPU 1 at 10 ms runs on CPU 0: one move (and one that is none)
+    trace = "\n".join([TRACE, migrate(1, 0), migrate(0, 0)])
+    rec = recording(trace=trace)
+    built = build_scenario(rec)
+    result = capture_result(rec, built, load_scenario(dump_data(built.data)))
+    worker = result.tasks["app/1"]
+    # switch-outs: R+ at 3 ms (nivcsw); S at 6 and 8 ms (the 0 µs run too), D at 11 ms (nvcsw)
+    assert (worker["nr_voluntary_switches"], worker["nr_involuntary_switches"]) == (3, 1)
+    assert worker["timeslices"] == worker["nr_switches"] == 4  # off the CPU at the end
+    assert worker["wait_time_ns"] == 1 * MS  # preempted 3-4 ms; every wakeup ran at once
+    assert worker["nr_migrations"] == 1  # orig_cpu == dest_cpu is no migration
+    assert worker["cpu_time_ns"] == 4 * MS and worker["nice"] == 5
+    assert result.tasks["app/0"]["nr_voluntary_switches"] == 2
+    assert result.meta["description"] == "captured from `app`"
 
 
 def test_runs_and_sleeps_below_the_floor_merge_into_their_neighbours() -> None:
@@ -228,7 +249,7 @@ def test_capture_replays_what_it_recorded(pool: Path) -> None:
     # the workers' ~2 ms per job, every 10 ms, for 2 s
     for name in ("dispatcher/1", "dispatcher/2", "dispatcher/3"):
         assert 250 * MS <= done.result.tasks[name]["cpu_time_ns"] <= 550 * MS
-    mine = f"{cgroupfs.PREFIX}{os.getpid()}-*"
+    mine = f"{cgroupfs.PREFIX}{cgroupfs.owner_tag()}-*"
     assert not list(Path("/sys/fs/cgroup/cpu").glob(mine))  # removed after the capture
     assert not list(Path("/sys/kernel/tracing/instances").glob(mine))
 

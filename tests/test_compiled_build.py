@@ -31,9 +31,9 @@ UNREACHABLE_INDEX = (
 )
 
 DIGESTS = """
-import sys, cfssim, cfssim.machine
+import sys, cfssim, cfssim.sched.core
 from cfssim.scenario import bundled_scenarios
-print("compiled" if not cfssim.machine.__file__.endswith(".py") else "interpreted")
+print("compiled" if not cfssim.sched.core.__file__.endswith(".py") else "interpreted")
 for name, path in sorted(bundled_scenarios().items()):
     for policy in ("cfs", "eevdf"):
         result = cfssim.run_scenario(
@@ -43,8 +43,8 @@ for name, path in sorted(bundled_scenarios().items()):
 
 
 def digests_here() -> list[str]:
-    assert cfssim.machine.__file__.endswith(".py"), (
-        f"this checkout's core is compiled ({cfssim.machine.__file__}): the comparison would be "
+    assert cfssim.sched.core.__file__.endswith(".py"), (
+        f"this checkout's core is compiled ({cfssim.sched.core.__file__}): the comparison would be "
         "compiled against compiled — `find cfssim -name '*.so' -delete` first"
     )
     lines = []

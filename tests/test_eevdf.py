@@ -83,7 +83,7 @@ def test_lag_sums_to_zero_and_only_eligible_entities_are_picked(
     parity: bool,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setitem(cfssim.machine.POLICIES, "eevdf", Checked)
+    monkeypatch.setitem(cfssim.sched.core.FAIR_POLICIES, "eevdf", Checked)
     sim = cfssim.Simulation(cpus=cpus, features={"DELAY_DEQUEUE": delay, "RUN_TO_PARITY": parity})
     for i, (nice, run, sleep, slice_) in enumerate(tasks):
         steps = {"run": f"{run}ms", "sleep": f"{sleep}ms"} if sleep else {"run": "forever"}
@@ -182,7 +182,7 @@ def wakeup_beside_protected_curr(
     curr.vprot = curr.deadline
     cfs_rq.insert(queued, queued.deadline)
     cfs_rq.insert(wakee, wakee.deadline)
-    preempt = policy.check_preempt_wakeup(
+    preempt = policy.wakeup_preempts(
         cfs_rq, curr, wakee, False, wakee, curr, resched_pending=resched_pending
     )
     return preempt, curr.vprot
@@ -250,7 +250,7 @@ def test_an_ineligible_sleeper_stays_queued_until_picked(monkeypatch: pytest.Mon
             events.append("woken")
             super().requeue_delayed_entity(cfs_rq, se)
 
-    monkeypatch.setitem(cfssim.machine.POLICIES, "eevdf", Watched)
+    monkeypatch.setitem(cfssim.sched.core.FAIR_POLICIES, "eevdf", Watched)
     sim = cfssim.Simulation(cpus=1, policy="eevdf")
     sim.add_process("hog", behaviour=cfssim.program(run="forever"))
     sim.add_process("napper", behaviour=cfssim.program(run="5ms", sleep="50ms"))
@@ -332,7 +332,7 @@ def background_load(seconds: float = 0.5) -> float:
 
 @pytest.mark.kernel
 def test_a_periodic_task_among_hogs_matches_the_kernel() -> None:
-    """Issue 6's twin test: a 2 ms run / 18 ms sleep ticker among four hogs on 2 CPUs, 3 s.
+    """A run 2ms / sleep 18ms ticker among four hogs (docs/kernel-facts.md#ticker-among-hogs).
     Quiet runs (2026-11-27, sampler at 1 s): kernel ticker 132–137 timeslices, 3.25–3.89 ms
     wait each, hogs 307–370 timeslices; simulation 126–127, 3.68–3.87 ms, 314–364."""
     from cfssim.real import measure

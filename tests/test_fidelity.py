@@ -1,10 +1,10 @@
 """The real twin against the simulation: measured bundled scenarios agree with the simulated ones
-within the issue's tolerances, and ``--trace`` turns tracefs events into run segments.
+within `compare`'s default tolerances, and ``--trace`` turns tracefs events into run segments.
 
 Kernel tests need root and cgroups and a quiet machine: they are skipped (with the measured
 figure) when the background load — CPU time used outside the scenario — exceeds 5% of capacity,
 because noise changes bandwidth figures several-fold. Kernel facts are from the 2-CPU, HZ=250,
-6.18 development machines (docs/kernel-measurements.md).
+6.18 development machines (docs/kernel-facts.md).
 """
 
 from __future__ import annotations
@@ -125,10 +125,10 @@ def test_quota_and_burst_written_together_fill_the_pool() -> None:
     burst is its own file, written after the quota, so the pool starts at quota + burst: on
     the kernel a 15 ms run under 10 ms/100 ms with a 10 ms burst is not throttled at start."""
     pool = CfsBandwidth(100 * MS, None, 0, 5 * MS)
-    pool.set(100 * MS, 10 * MS, 10 * MS)  # cpu.cfs_quota_us, then cpu.cfs_burst_us
+    pool.set_limits(100 * MS, 10 * MS, 10 * MS)  # cpu.cfs_quota_us, then cpu.cfs_burst_us
     assert pool.runtime == 20 * MS and pool.stat.nr_bursts == 0
     no_burst = CfsBandwidth(100 * MS, None, 0, 5 * MS)
-    no_burst.set(100 * MS, 10 * MS, 0)
+    no_burst.set_limits(100 * MS, 10 * MS, 0)
     assert no_burst.runtime == 10 * MS
     scenario = load_scenario(bundled_scenarios()["burst"]).model_copy(
         update={"duration_ns": 2000 * MS}
@@ -261,14 +261,14 @@ _SHARES_GAP = (
     "of capacity off the simulation's 2:1, so this passes ~9 runs in 10); over 10 s 1.84–2.06:1. "
     "Its balancer leaves the balanced placement (one high + one low hog per CPU) every ~100 ms "
     "and the ratio follows the time spent in each placement; the simulator stays balanced. A "
-    "PELT stand-in did not change that, nor is host steal the trigger (docs/kernel-measurements.md)"
+    "PELT stand-in did not change that, nor does host steal (docs/kernel-facts.md#shares-balance)"
 )
 _NESTED_VARIANCE = (
     "/parent/batch's throttled_time depends steeply on its period phase against /parent's "
     "(the twin measures it and the simulation uses it) and the kernel does not repeat itself "
     "within 20%: 413 vs 607 ms at phases 41.3 and 43.3 ms, 713 vs 1445 ms at 21.3 and 22.4 ms "
     "(regime cliff near 22 ms; the simulation's at 24-28 ms). 22 of 27 quiet runs agree within "
-    "20% (docs/kernel-measurements.md)"
+    "20% (docs/kernel-facts.md#nested-quota-phase)"
 )
 FIDELITY_CASES = [
     pytest.param("shares", 1000 * MS, marks=pytest.mark.xfail(reason=_SHARES_GAP, strict=False)),

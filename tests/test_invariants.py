@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import cfssim
 from cfssim import Result, ms
-from cfssim.machine import POLICIES
+from cfssim.sched.core import FAIR_POLICIES
 
 TICK = ms(4)  # HZ=250 everywhere here
 EXAMPLES = int(os.environ.get("CFSSIM_FUZZ_EXAMPLES", "30"))
@@ -302,7 +302,7 @@ def check_work_conserving(
     Precisely: take every interval in which a task was certainly runnable, queued on CPU c and
     not throttled (its cgroup and ancestors unthrottled on c) — see `waits`. Then (1) c itself
     is never idle during it (overlap 0), and (2) no other allowed CPU d is idle during it for
-    more than one tick: an idle CPU pulls at once when it goes idle (newidle_balance); a CPU
+    more than one tick: an idle CPU pulls at once when it goes idle (sched_balance_newidle); a CPU
     already idle learns of waiting work from the busy CPU's nohz kick, which the kernel sends
     from the tick, so it may take until the next tick boundary (≤ 1 tick). A CPU on which the
     task's cgroup (or an ancestor) is throttled cannot take it (``can_migrate_task`` refuses a
@@ -347,7 +347,7 @@ def check_all(workload: Workload, result: Result) -> None:
 
 
 # ==== tests =====================================================================================
-@pytest.mark.parametrize("policy", sorted(POLICIES))
+@pytest.mark.parametrize("policy", sorted(FAIR_POLICIES))
 @FUZZ
 @given(data=st.data())
 def test_random_workloads_keep_every_invariant(policy: str, data: st.DataObject) -> None:
@@ -384,7 +384,7 @@ def test_fixed_mixed_workload_keeps_every_invariant() -> None:
     check_all(MIXED, result)
 
 
-@pytest.mark.parametrize("policy", sorted(POLICIES))
+@pytest.mark.parametrize("policy", sorted(FAIR_POLICIES))
 def test_same_seed_same_digest_different_seed_different_digest(policy: str) -> None:
     # the seed drives the balance intervals: a different seed gives a different trace
     def digest(seed: int) -> str:

@@ -13,9 +13,17 @@ import numpy as np
 import pytest
 
 from cfssim.cgroup.files import weight_to_shares
-from cfssim.rtapp import load_any, load_rtapp, load_workload, relax_json
-from cfssim.scenario import Loop, Run, ScenarioError, Sleep, Timer, load_scenario
-from cfssim.scenario_yaml import dump_scenario
+from cfssim.scenario import (
+    Loop,
+    Run,
+    ScenarioError,
+    Sleep,
+    Timer,
+    dump_scenario,
+    load_scenario,
+    load_workload,
+)
+from cfssim.scenario.rtapp import load_rtapp, relax_json
 from cfssim.units import ms
 
 GLOBAL = '"global": {"duration": 1}'
@@ -204,7 +212,7 @@ def test_unmodelled_events_and_properties_are_each_named(tmp_path: Path) -> None
 def test_duplicate_keys_keep_their_order_and_instances_are_threads(tmp_path: Path) -> None:
     text = ('{"tasks": {"w": {"instance": 3, "delay": 5000, "loop": 4, "run": 1000, '
             '"sleep": 2000, "run": 3000}}, ' + GLOBAL + "}")
-    process = load_any(write(tmp_path, text)).processes[0]
+    process = load_workload(write(tmp_path, text)).scenario.processes[0]
     assert (process.threads, process.start_ns, process.repeat) == (3, ms(5), 4)
     assert process.program == (Run(run=ms(1)), Sleep(sleep=ms(2)), Run(run=ms(3)))
 
@@ -212,7 +220,7 @@ def test_duplicate_keys_keep_their_order_and_instances_are_threads(tmp_path: Pat
 def test_phase_loops_become_loop_steps(tmp_path: Path) -> None:
     text = ('{"tasks": {"t": {"loop": 2, "phases": {"a": {"loop": 3, "run": 1000}, '
             '"b": {"run": 2000, "sleep": 500}}}}, ' + GLOBAL + "}")
-    process = load_any(write(tmp_path, text)).processes[0]
+    process = load_workload(write(tmp_path, text)).scenario.processes[0]
     assert process.program == (Loop(repeat=3, program=(Run(run=ms(1)),)), Run(run=ms(2)),
                                Sleep(sleep=500_000))
 
@@ -316,6 +324,18 @@ def test_load_workload_dispatches_on_suffix(tmp_path: Path) -> None:
     result = workload.run(policy="cfs")
     assert result.tasks["a/0"]["cpu_time_ns"] == ms(10)
     assert np.all(result.trace["segments"]["cpu"] == 0)
+
+
+def test_load_workload_tells_rtapp_text_from_yaml_text() -> None:
+    """Text: an rt-app JSON object has a "tasks" key (comments may lead, as json-c allows);
+    anything else is scenario YAML, flow mappings included."""
+    rtapp = load_workload('/* rt-app */ {"tasks": {"t": {"run": 1000, "sleep": 9000}}, '
+                          + GLOBAL + "}")
+    assert rtapp.scenario.name == "rt-app"
+    assert rtapp.scenario.processes[0].program == (Run(run=ms(1)), Sleep(sleep=ms(9)))
+    yaml = load_workload("{name: y, duration: 1s, machine: {cpus: 1}, "
+                         "processes: [{name: a, program: [{run: 1ms}]}]}")
+    assert yaml.scenario.name == "y" and yaml.warnings == [] and yaml.behaviours() == {}
 
 
 def test_convert_command_writes_yaml_that_loads_back(tmp_path: Path) -> None:

@@ -6,21 +6,30 @@ carry-over up to quota + burst), per-CPU local runtime handed out in
 ``sched_cfs_bandwidth_slice`` chunks (``__assign_cfs_rq_runtime``), slack return of all but
 ``min_cfs_rq_runtime`` when a CPU's queue empties (``__return_cfs_rq_runtime``) with its slack
 timer, and ``cpu.stat`` counted exactly as ``do_sched_cfs_period_timer`` counts. Queue operations
-(throttle, unthrottle) belong to the machine; this module only decides *how much* and *when*.
+(throttle, unthrottle) belong to the machine (`cfssim.sched.fair`), and so do the timers; this
+module only decides *how much* and *when*.
 All times and runtimes are int ns.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
+    from ..hrtimer import HrTimer
     from ..sched.runqueue import CfsRunQueue
 
 MIN_CFS_RQ_RUNTIME = 1_000_000  # a cfs_rq keeps this much when returning slack
 MIN_BANDWIDTH_EXPIRATION = 2_000_000  # no slack distribution this close to a refresh
 CFS_BANDWIDTH_SLACK_PERIOD = 5_000_000  # slack timer delay
+
+
+class BandwidthTimers(NamedTuple):
+    """``cfs_b->period_timer`` and ``cfs_b->slack_timer`` (armed by the machine)."""
+
+    period: HrTimer
+    slack: HrTimer
 
 
 @dataclass
@@ -47,11 +56,10 @@ class CfsBandwidth:
         self.idle = False
         self.period_active = False
         self.expires = 0  # the period timer's expiry: its grid is `set_phase` + k × period
-        self.slack_started = False
         self.throttled: list[CfsRunQueue] = []  # throttled_cfs_rq, in throttle order
         self.stat = CpuStat()
-        self.timer_gen = 0  # the armed period timer's token; a stale firing is ignored
-        self.set(period_ns, quota_ns, burst_ns)
+        self.timers: BandwidthTimers | None = None  # made by the machine at first use
+        self.set_limits(period_ns, quota_ns, burst_ns)
 
     def set_phase(self, phase_ns: int) -> None:
         """``init_cfs_bandwidth`` (6.4+): the period timer's first expiry, `phase_ns` ≥ 0 —
@@ -68,22 +76,23 @@ class CfsBandwidth:
     def enabled(self) -> bool:
         return self.quota is not None
 
-    def set(self, period_ns: int, quota_ns: int | None, burst_ns: int) -> None:
-        """``tg_set_cfs_bandwidth``: new limits and a refill; the caller restarts the period
-        timer (`start`) and unthrottles every queue with its local runtime reset to 0.
+    def set_limits(self, period_ns: int, quota_ns: int | None, burst_ns: int) -> None:
+        """New limits and a refill — the pool's part of a ``cpu.cfs_*`` write; the machine's
+        ``tg_set_cfs_bandwidth`` restarts the period timer (`start_cfs_bandwidth`) and
+        unthrottles every queue with its local runtime reset to 0.
 
         The burst lives in its own file (``cpu.cfs_burst_us``, ``cpu.max.burst``), written
-        after the quota: a change of both is two ``tg_set_cfs_bandwidth`` calls, two refills,
+        after the quota: a change of both is two kernel writes, two refills,
         so a group given quota and burst together starts with a full pool of quota + burst
         (measured: a 15 ms run under 10 ms/100 ms + 10 ms burst is not throttled at start).
         """
         if burst_ns != self.burst and (period_ns, quota_ns) != (self.period, self.quota):
             self.period, self.quota = period_ns, quota_ns
-            self.refill()
+            self.refill_cfs_bandwidth_runtime()
         self.period, self.quota, self.burst = period_ns, quota_ns, burst_ns
-        self.refill()
+        self.refill_cfs_bandwidth_runtime()
 
-    def refill(self) -> None:
+    def refill_cfs_bandwidth_runtime(self) -> None:
         """``__refill_cfs_bandwidth_runtime``: add a quota, count a burst if the last period
         took more than one quota out of the pool, cap at quota + burst."""
         if self.quota is None:
@@ -96,7 +105,7 @@ class CfsBandwidth:
         self.runtime = min(self.runtime, self.quota + self.burst)
         self.runtime_snap = self.runtime
 
-    def start(self, now: int) -> bool:
+    def start_cfs_bandwidth(self, now: int) -> bool:
         """``start_cfs_bandwidth``: activate the period timer on its original phase grid
         (``hrtimer_forward_now``; no refill). True when it was inactive and must be armed."""
         if self.period_active:
@@ -113,7 +122,7 @@ class CfsBandwidth:
         self.expires += overrun * self.period
         return overrun
 
-    def assign(self, cfs_rq: CfsRunQueue, target: int, now: int) -> tuple[bool, bool]:
+    def assign_runtime(self, cfs_rq: CfsRunQueue, target: int, now: int) -> tuple[bool, bool]:
         """``__assign_cfs_rq_runtime``: top `cfs_rq` up toward `target` ns of local runtime.
 
         Returns (has runtime now, the period timer must be armed).
@@ -123,7 +132,7 @@ class CfsBandwidth:
         if self.quota is None:
             amount = min_amount
         else:
-            arm = self.start(now)
+            arm = self.start_cfs_bandwidth(now)
             amount = 0
             if self.runtime > 0:
                 amount = min(self.runtime, min_amount)
@@ -132,7 +141,7 @@ class CfsBandwidth:
         cfs_rq.runtime_remaining += amount
         return cfs_rq.runtime_remaining > 0, arm
 
-    def give_back(self, cfs_rq: CfsRunQueue) -> bool:
+    def return_runtime(self, cfs_rq: CfsRunQueue) -> bool:
         """``__return_cfs_rq_runtime``: return local runtime above 1 ms to the pool. True when
         the slack timer should be considered (pool above a slice and someone throttled)."""
         slack = cfs_rq.runtime_remaining - MIN_CFS_RQ_RUNTIME
@@ -142,13 +151,13 @@ class CfsBandwidth:
         cfs_rq.runtime_remaining -= slack
         return self.runtime > self.slice and bool(self.throttled)
 
-    def refresh_within(self, now: int, min_expire: int) -> bool:
+    def runtime_refresh_within(self, now: int, min_expire: int) -> bool:
         """``runtime_refresh_within``: is the next refill less than `min_expire` away?"""
         return self.expires - now < min_expire
 
-    def distribute(self) -> list[CfsRunQueue]:
-        """``distribute_cfs_runtime``: pay each throttled queue's debt + 1 ns while the pool
-        lasts; returns the queues that now have runtime (the caller unthrottles them)."""
+    def pay_throttled(self) -> list[CfsRunQueue]:
+        """What ``distribute_cfs_runtime`` pays: each throttled queue's debt + 1 ns while the
+        pool lasts; returns the queues that now have runtime (the machine unthrottles them)."""
         ready = []
         for cfs_rq in self.throttled:
             if self.runtime <= 0:
@@ -160,22 +169,21 @@ class CfsBandwidth:
                 ready.append(cfs_rq)
         return ready
 
-    def period_tick(self) -> tuple[bool, list[CfsRunQueue]]:
-        """``do_sched_cfs_period_timer`` for one on-time expiry (overrun 1).
-
-        Returns (the timer stays active, queues to unthrottle).
-        """
+    def do_sched_cfs_period_timer(self) -> bool:
+        """``do_sched_cfs_period_timer`` for one on-time expiry (overrun 1): count the period,
+        refill, and count a throttled period; the machine then distributes the new runtime
+        (``distribute_cfs_runtime``) when queues were throttled. Returns whether the timer
+        stays active (False once a whole period went by idle)."""
         if self.quota is None:
-            return False, []
+            return False
         throttled = bool(self.throttled)
         self.stat.nr_periods += 1
-        self.refill()
+        self.refill_cfs_bandwidth_runtime()
         if self.idle and not throttled:
-            return False, []
+            return False
         if not throttled:
             self.idle = True
-            return True, []
+            return True
         self.stat.nr_throttled += 1
-        ready = self.distribute()
         self.idle = False
-        return True, ready
+        return True

@@ -1,14 +1,15 @@
 """`cfssim capture`: record a real program's scheduling with tracefs and write it as a scenario.
 
-`capture(command=[...])` starts the command in a fresh ``cfssim-<pid>-<n>`` cgroup (scenario
-cgroup ``/app``, with the limits given); `capture(pid=PID)` attaches to a running process and its
-children where they are. A private tracefs instance (named like the run's cgroups, so that
-``cfssim measure --cleanup`` removes a crashed capture's too) records ``sched_switch``,
-``sched_wakeup``/``_new``, ``sched_process_fork``/``_exit``, ``sched_migrate_task`` and
-``rseq_update`` for the process tree (``set_event_pid`` with the ``event-fork`` option: children
-join the filter as they are forked). Every `SAMPLE_INTERVAL_NS` the threads' comm, nice
-(``/proc/<tid>/stat``), affinity (``sched_getaffinity``), policy and each process's anonymous
-memory (``RssAnon``) are sampled. Recording stops at the duration or when every traced thread
+`capture(command=[...])` starts the command in a fresh ``cfssim-<pid>.<start>-<n>`` cgroup
+(scenario cgroup ``/app``, with the limits given); `capture(pid=PID)` attaches to a running
+process and its children where they are. A private tracefs instance (a `TraceSession` named like
+the run's cgroups, so that ``cfssim measure --cleanup`` removes a crashed capture's too) records
+``sched_switch``, ``sched_wakeup``/``_new``, ``sched_process_fork``/``_exit``,
+``sched_migrate_task`` and ``rseq_update`` for the process tree (``set_event_pid`` with the
+``event-fork`` option: children join the filter as they are forked). Every
+`SAMPLE_INTERVAL_NS` the threads' comm, nice (``/proc/<tid>/stat``), affinity
+(``sched_getaffinity``), policy and vruntime, and each process's anonymous memory (``RssAnon``)
+and peak RSS are sampled. Recording stops at the duration or when every traced thread
 has exited; the command, the cgroups and the instance are removed afterwards, always (Ctrl-C and
 SIGTERM included).
 
@@ -49,48 +50,43 @@ import signal
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .. import _signals
 from ..cgroup import files as cgfiles
 from ..cgroup.files import CgroupConfig, CgroupFileError
-from ..result import Result
-from ..scenario import Scenario, load_scenario
-from ..scenario_yaml import cgroup_files, dump_data, exact_duration, exact_size
-from ..summary import latency_figures
+from ..ftrace import FORK, SWITCH, TASK, WAKEUP, Event, parse_trace
+from ..result import (
+    Result,
+    RunMeta,
+    cgroup_figures,
+    cpu_stat_figures,
+    latency_figures,
+    task_figures,
+)
+from ..scenario import (
+    Scenario,
+    cgroup_files,
+    dump_data,
+    exact_duration,
+    exact_size,
+    load_scenario,
+)
+from ..task import SCHED_POLICIES
 from ..units import NSEC_PER_MSEC, NSEC_PER_SEC, format_duration
 from . import procfs
 from .cgroupfs import Driver, detect, make_driver, parse_flat_keyed, tasks_in
-from .errors import Refused, TracefsUnavailable
-from .measure import BACKGROUND_WARNING, MAX_DURATION_NS, POLICIES, _cleanup_on_signals
-from .tracefs import (
-    LINE,
-    Tables,
-    available_memory_kb,
-    buffer_kb_for,
-    events_to_tables,
-    mount_tracefs,
-    parse_trace,
-    remove_instance,
-)
+from .errors import Refused
+from .measure import BACKGROUND_WARNING, MAX_DURATION_NS
+from .tracefs import Tables, TraceSession, events_to_tables
 
 APP = "/app"
-#: Recorded events (``events/<system>/<event>``); ``rseq_update`` rebuilds switch-ins the idle
-#: task did not report (see `cfssim.real.tracefs`).
-CAPTURE_EVENTS = (
-    "sched/sched_switch",
-    "sched/sched_wakeup",
-    "sched/sched_wakeup_new",
-    "sched/sched_process_fork",
-    "sched/sched_process_exit",
-    "sched/sched_migrate_task",
-    "rseq/rseq_update",
-)
-OPTIONAL_EVENTS = ("rseq/rseq_update", "sched/sched_migrate_task")
 SAMPLE_INTERVAL_NS = 10 * NSEC_PER_MSEC
 HOLD_TIMEOUT_S = 5.0  # for the shell holding the command to stop itself
 #: Shortest run or sleep written (the trace's resolution is 1 µs).
@@ -102,18 +98,13 @@ MODEL_POINTS = 33
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 _UNLIMITED_MEMORY = 1 << 62  # v1 reports "no limit" as PAGE_COUNTER_MAX pages, ~2^63 bytes
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_.:+-]+")
-_SWITCH = re.compile(
-    r"prev_comm=(.*) prev_pid=(\d+) prev_prio=-?\d+ prev_state=(\S+) ==> "
-    r"next_comm=(.*) next_pid=(\d+) next_prio=-?\d+"
-)
-_FORK = re.compile(r"comm=(.*) pid=(\d+) child_comm=(.*) child_pid=(\d+)")
-_COMM_PID = re.compile(r"comm=(.*) pid=(\d+) prio=")
 
 
 # ---- what a capture records -------------------------------------------------------------------
 @dataclass
 class ThreadInfo:
-    """A traced thread as sampled from /proc (``tgid`` None: never seen there)."""
+    """A traced thread as sampled from /proc (``tgid`` None: never seen there); `vruntime`
+    (ns, ``se.vruntime``) and its process's peak RSS (bytes, VmHWM) as last sampled."""
 
     tid: int
     tgid: int | None = None
@@ -121,6 +112,8 @@ class ThreadInfo:
     nice: int = 0
     cpus: tuple[int, ...] | None = None
     policy: str = "normal"
+    vruntime: int = 0
+    max_rss_bytes: int | None = None
 
 
 @dataclass
@@ -142,37 +135,10 @@ class Recording:
     lost_events: int = 0
     background_cpu_fraction: float | None = None  # others' CPU use, of the machine's capacity
 
-
-@dataclass(frozen=True)
-class TextEvent:
-    """The string fields `cfssim.real.tracefs.parse_trace` leaves out, of one event line."""
-
-    time_ns: int
-    pid: int  # the task whose context emitted it
-    name: str
-    fields: dict[str, str]
-
-
-def parse_text_fields(text: str) -> Iterator[TextEvent]:
-    """Switch states and comms, fork parents and exits, from a ``trace`` text (the lines
-    `tracefs.LINE` matches; the numeric fields come from `tracefs.parse_trace`)."""
-    for line in text.splitlines():
-        match = LINE.match(line)
-        if match is None:
-            continue
-        pid, _cpu, secs, micros, name, rest = match.groups()
-        time_ns = int(secs) * NSEC_PER_SEC + int(micros) * 1000
-        values: dict[str, str] = {}
-        if name == "sched_switch" and (found := _SWITCH.match(rest)):
-            keys = ("prev_comm", "prev_pid", "prev_state", "next_comm", "next_pid")
-            values = dict(zip(keys, found.groups(), strict=True))
-        elif name == "sched_process_fork" and (found := _FORK.match(rest)):
-            values = dict(zip(("comm", "pid", "child_comm", "child_pid"), found.groups(),
-                              strict=True))
-        elif name in ("sched_process_exit", "sched_wakeup", "sched_wakeup_new") and (
-                found := _COMM_PID.match(rest)):
-            values = {"comm": found.group(1), "pid": found.group(2)}
-        yield TextEvent(time_ns, int(pid), name, values)
+    @cached_property
+    def events(self) -> list[Event]:
+        """The trace's events (`cfssim.ftrace.parse_trace`), parsed once."""
+        return list(parse_trace(self.trace))
 
 
 # ---- from a recording to a scenario -----------------------------------------------------------
@@ -197,6 +163,12 @@ class ThreadTimeline:
     woken_by: Counter[int] = field(default_factory=Counter)
     merged_runs: int = 0
     merged_sleeps: int = 0
+    # the kernel's counters, from the trace (``/proc/<pid>/sched`` and ``schedstat`` names)
+    timeslices: int = 0  # switch-ins (pcount): its switch-outs, and 1 if on a CPU at the end
+    voluntary: int = 0  # switch-outs into a sleep (nvcsw)
+    involuntary: int = 0  # switch-outs still runnable, prev_state R (nivcsw)
+    wait_ns: int = 0  # runnable, not running: wakeup to switch-in, preemption to switch-in
+    migrations: int = 0  # sched_migrate_task to another CPU
 
 
 def thread_timelines(rec: Recording, tables: Tables, index: dict[int, int]) -> dict[int,
@@ -207,21 +179,29 @@ def thread_timelines(rec: Recording, tables: Tables, index: dict[int, int]) -> d
     first: dict[int, int] = {}
     exits: dict[int, int] = {}
     wakers: dict[tuple[int, int], int] = {}  # (tid, wake time) → waker tid
-    for event in parse_text_fields(rec.trace):
+    migrations: Counter[int] = Counter()
+    switched_out: Counter[tuple[int, bool]] = Counter()  # (tid, still runnable) → switch-outs
+    for event in rec.events:
         time_ns = event.time_ns - rec.t0
-        if event.name == "sched_switch" and event.fields:
-            prev, nxt = int(event.fields["prev_pid"]), int(event.fields["next_pid"])
-            states[(prev, time_ns)] = event.fields["prev_state"]
+        if event.name == "sched_switch" and (switch := SWITCH.match(event.body)):
+            prev, nxt = int(switch["prev_pid"]), int(switch["next_pid"])
+            states[(prev, time_ns)] = switch["state"]
+            if 0 <= time_ns <= rec.duration_ns:
+                switched_out[(prev, switch["state"].startswith("R"))] += 1
             for tid in (prev, nxt):
                 first.setdefault(tid, time_ns)
-        elif event.name in ("sched_wakeup", "sched_wakeup_new") and event.fields:
-            woken = int(event.fields["pid"])
+        elif event.name in ("sched_wakeup", "sched_wakeup_new") and (
+                wakeup := WAKEUP.match(event.body)):
+            woken = int(wakeup["pid"])
             first.setdefault(woken, time_ns)
             wakers[(woken, time_ns)] = event.pid
-        elif event.name == "sched_process_exit" and event.fields:
-            exits[int(event.fields["pid"])] = time_ns
-        elif event.name == "sched_process_fork" and event.fields:
-            first.setdefault(int(event.fields["child_pid"]), time_ns)
+        elif event.name == "sched_process_exit" and (gone := TASK.match(event.body)):
+            exits[int(gone["pid"])] = time_ns
+        elif event.name == "sched_process_fork" and (fork := FORK.match(event.body)):
+            first.setdefault(int(fork["child_pid"]), time_ns)
+        elif event.name == "sched_migrate_task" and (moved := TASK.match(event.body)) and \
+                event.fields.get("orig_cpu") != event.fields.get("dest_cpu"):
+            migrations[int(moved["pid"])] += 1
     segments: dict[int, list[tuple[int, int]]] = {}
     for _cpu, task, start, end in tables.segments:
         segments.setdefault(task, []).append((start, end))
@@ -232,23 +212,31 @@ def thread_timelines(rec: Recording, tables: Tables, index: dict[int, int]) -> d
     for task, tid in tids.items():
         line = ThreadTimeline(tid, max(0, min(first.get(tid, 0), rec.duration_ns)))
         line.exited, line.exit_ns = tid in exits, exits.get(tid)
-        cursor, burst, burst_wall = line.start, 0, 0
-        in_burst = False
+        line.migrations = migrations[tid]
+        line.voluntary, line.involuntary = switched_out[(tid, False)], switched_out[(tid, True)]
+        cursor, burst, burst_wall, preempted = line.start, 0, 0, 0
+        in_burst = on_cpu = False
         for start, end in segments.get(task, []):
             if not in_burst:
                 wake = wake_of_run.get((task, start), start)
+                line.wait_ns += start - wake
                 waker = wakers.get((tid, wake))
                 if waker is not None and waker in index and waker != tid:
                     line.woken_by[waker] += 1
                 _append(line, "sleep", wake - cursor, cursor)
                 in_burst, burst, burst_wall = True, 0, start
+            else:
+                line.wait_ns += start - preempted
             burst += end - start
             state = states.get((tid, end))
+            on_cpu = state is None and end >= rec.duration_ns
             if state is not None and state.startswith("R"):
+                preempted = end
                 continue  # preempted: still runnable, the burst goes on
             _append(line, "run", burst, burst_wall)
             cursor, in_burst = end, False
-            line.running_at_end = state is None and end >= rec.duration_ns
+            line.running_at_end = on_cpu
+        line.timeslices = line.voluntary + line.involuntary + on_cpu
         if in_burst:  # still runnable (preempted) at the end
             _append(line, "run", burst, burst_wall)
             line.running_at_end = True
@@ -406,7 +394,7 @@ def build_scenario(rec: Recording, *, name: str = "captured", model: bool = Fals
     threads = dict(rec.threads)
     tables, index = _tables(rec, threads)
     timelines = thread_timelines(rec, tables, index)
-    parents = _fork_parents(rec.trace)
+    parents = _fork_parents(rec.events)
     for tid, info in threads.items():  # never sampled: a thread of the one that forked it
         parent = parents.get(tid)
         while info.tgid is None and parent is not None:
@@ -415,7 +403,7 @@ def build_scenario(rec: Recording, *, name: str = "captured", model: bool = Fals
         if info.tgid is None:
             info.tgid = tid
         if not info.comm:
-            info.comm = _last_comm(rec.trace, tid) or str(tid)
+            info.comm = _last_comm(rec.events, tid) or str(tid)
     groups: dict[int, list[int]] = {}
     for tid, info in sorted(threads.items()):
         assert info.tgid is not None
@@ -510,22 +498,25 @@ def build_scenario(rec: Recording, *, name: str = "captured", model: bool = Fals
 def _tables(rec: Recording, threads: dict[int, ThreadInfo]) -> tuple[Tables, dict[int, int]]:
     """The run segments and wakeups of every traced thread (those in `threads` and any other
     the trace shows forked by them, added to `threads`)."""
-    for tid in _fork_parents(rec.trace):
+    for tid in _fork_parents(rec.events):
         threads.setdefault(tid, ThreadInfo(tid))
     index = {tid: i for i, tid in enumerate(sorted(threads))}
-    return events_to_tables(parse_trace(rec.trace), index, rec.t0, rec.duration_ns), index
+    return events_to_tables(rec.events, index, rec.t0, rec.duration_ns), index
 
 
-def _fork_parents(trace: str) -> dict[int, int]:
-    return {int(e.fields["child_pid"]): int(e.fields["pid"]) for e in parse_text_fields(trace)
-            if e.name == "sched_process_fork" and e.fields}
+def _fork_parents(events: Iterable[Event]) -> dict[int, int]:
+    """Child pid → the pid that forked it (``sched_process_fork``)."""
+    return {int(fork["child_pid"]): int(fork["pid"]) for e in events
+            if e.name == "sched_process_fork" and (fork := FORK.match(e.body))}
 
 
-def _last_comm(trace: str, tid: int) -> str | None:
+def _last_comm(events: Iterable[Event], tid: int) -> str | None:
+    """The comm `tid` last had when switched out, or None if it never was."""
     comm = None
-    for event in parse_text_fields(trace):
-        if event.name == "sched_switch" and event.fields.get("prev_pid") == str(tid):
-            comm = event.fields["prev_comm"]
+    for event in events:
+        if event.name == "sched_switch" and (switch := SWITCH.match(event.body)) and \
+                int(switch["prev_pid"]) == tid:
+            comm = switch["prev_comm"]
     return comm
 
 
@@ -545,24 +536,39 @@ def capture_result(rec: Recording, built: Built, scenario: Scenario) -> Result:
     tasks = {}
     for tid, name in sorted(built.task_of_tid.items(), key=lambda item: item[1]):
         values = latencies.get(tid, [])
-        tasks[name] = {
-            "cgroup": APP,
-            "process": name.rsplit("/", 1)[0],
-            "cpu_time_ns": cpu[tid],
-            "wakeups": len(values),
-            "wakeup_latency_ns": latency_figures(np.array(values, dtype=np.int64)),
-            "nice": threads[tid].nice,
-            "policy": threads[tid].policy,
-            "exit": None if timelines[tid].exit_ns is None else {
-                "time_ns": timelines[tid].exit_ns, "reason": "exited"},
-        }
+        line, info = timelines[tid], threads[tid]
+        tasks[name] = task_figures(
+            process=name.rsplit("/", 1)[0],
+            cgroup=APP,
+            nice=info.nice,
+            policy=info.policy,
+            cpu_time_ns=cpu[tid],
+            wait_time_ns=line.wait_ns,
+            timeslices=line.timeslices,
+            nr_switches=line.voluntary + line.involuntary,
+            nr_voluntary_switches=line.voluntary,
+            nr_involuntary_switches=line.involuntary,
+            nr_migrations=line.migrations,
+            wakeups=len(values),
+            wakeup_latency_ns=latency_figures(np.array(values, dtype=np.int64)),
+            vruntime=info.vruntime,
+            max_rss_bytes=info.max_rss_bytes,
+            exit=None if line.exit_ns is None else {"time_ns": line.exit_ns,
+                                                    "reason": "exited"},
+        )
+    meta: RunMeta = {"description": f"captured from `{rec.command}`",
+                     "kernel_release": procfs.kernel_release(), "hz": rec.hz,
+                     "t0_monotonic_ns": rec.t0, "wall_ns": rec.duration_ns,
+                     "sample_interval_ns": SAMPLE_INTERVAL_NS,
+                     "warnings": built.notes + _background_warning(rec)}
+    if rec.background_cpu_fraction is not None:
+        meta["background_cpu_fraction"] = rec.background_cpu_fraction
     return Result(source="kernel", scenario=scenario.name,
                   policy=f"kernel-{procfs.kernel_release()}", cpus=rec.cpus,
                   duration_ns=rec.duration_ns, seed=scenario.seed, tasks=tasks,
-                  cgroups=rec.figures, meta={
-                      "captured": rec.command, "t0_monotonic_ns": rec.t0,
-                      "background_cpu_fraction": rec.background_cpu_fraction,
-                      "warnings": built.notes + _background_warning(rec)})
+                  cgroups={path: cgroup_figures(files, f'cgroups["{path}"]')
+                           for path, files in rec.figures.items()},
+                  meta=meta)
 
 
 def _background_warning(rec: Recording) -> list[str]:
@@ -610,12 +616,13 @@ def capture(
                       "its own cgroup, whose limits are read")
     layout = detect()
     session = _Session(make_driver(layout), duration_ns)
-    with _cleanup_on_signals():
+    with _signals.raising():  # SIGTERM unwinds like Ctrl-C; cleanup holds both off
         try:
             rec = session.record_command(command, limits) if command is not None else \
                 session.record_pid(pid or 0)
         finally:
-            session.cleanup()
+            with _signals.deferred():
+                session.cleanup()
     built = build_scenario(rec, name=name, model=model, seed=seed, absolute=absolute)
     text = dump_data(built.data)
     scenario = load_scenario(text)
@@ -637,7 +644,7 @@ def _limits(files: dict[str, str]) -> CgroupConfig:
 class _Session:
     driver: Driver
     duration_ns: int
-    instance: Path | None = None
+    tracer: TraceSession | None = None
     child: subprocess.Popen[bytes] | None = None
     threads: dict[int, ThreadInfo] = field(default_factory=dict)
     rss: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
@@ -684,53 +691,17 @@ class _Session:
         self.t0 = time.monotonic_ns()
         self._sample_until(lambda: _tree_tids(pid))
         after = _read_cpu_stat(cpu_dir)
-        figures = {APP: {"cpu.stat": {k: v - before.get(k, 0) for k, v in after.items()}}}
+        figures = {APP: {"cpu.stat": _cpu_stat_since(after, before)}}
         command = " ".join(Path(f"/proc/{pid}/cmdline").read_text().split("\0")).strip() \
             if Path(f"/proc/{pid}").exists() else str(pid)
         return self._recording(command or str(pid), limits, figures)
 
     # -- tracing
     def _start_trace(self, pids: Sequence[int]) -> None:
-        instance = mount_tracefs() / "instances" / self.driver.run_name
-        try:
-            instance.mkdir()
-        except OSError as exc:
-            raise TracefsUnavailable(f"cannot create tracefs instance {instance}: {exc}") from exc
-        self.instance = instance
-        present = [e for e in CAPTURE_EVENTS if (instance / "events" / e / "enable").exists()]
-        missing = [e for e in CAPTURE_EVENTS if e not in present and e not in OPTIONAL_EVENTS]
-        if missing:
-            raise TracefsUnavailable(f"tracefs lacks the events {', '.join(missing)}")
-        cpus = os.cpu_count() or 1
-        self._write("tracing_on", "0")
-        self._write("trace_clock", "mono")
-        self._write("buffer_size_kb", str(buffer_kb_for(self.duration_ns, cpus,
-                                                        available_memory_kb())))
-        self._write("options/event-fork", "1")
-        self._write("set_event_pid", " ".join(map(str, pids)))
-        for event in present:
-            self._write(f"events/{event}/enable", "1")
-        self._write("tracing_on", "1")
-
-    def _write(self, file: str, value: str) -> None:
-        assert self.instance is not None
-        try:
-            (self.instance / file).write_text(value + "\n")
-        except OSError as exc:
-            raise TracefsUnavailable(f"cannot write {value!r} to {self.instance / file}: "
-                                     f"{exc}") from exc
-
-    def _stop_trace(self) -> tuple[str, int]:
-        assert self.instance is not None
-        self._write("tracing_on", "0")
-        text = (self.instance / "trace").read_text()
-        lost = 0
-        for stats in (self.instance / "per_cpu").glob("cpu*/stats"):
-            for line in stats.read_text().splitlines():
-                key, _, value = line.partition(":")
-                if key.strip() == "overrun":
-                    lost += int(value)
-        return text, lost
+        """A private instance named like the run's cgroups, following `pids` and their forks."""
+        self.tracer = TraceSession(self.driver.run_name, list(pids), self.duration_ns,
+                                   follow_forks=True)
+        self.tracer.start()
 
     # -- sampling
     def _command_tids(self) -> set[int]:
@@ -765,13 +736,22 @@ class _Session:
                     info.comm = Path(f"/proc/{tid}/comm").read_text().strip()  # after exec
             if info is not None and info.tgid is not None:
                 tgids.add(info.tgid)
+                with contextlib.suppress(OSError, ValueError):
+                    info.vruntime = procfs.read_thread_stats(
+                        procfs.task_dir(info.tgid, tid)).vruntime
+        peaks: dict[int, int] = {}
         for tgid in tgids:
             with contextlib.suppress(OSError, ValueError):
                 self.rss.setdefault(tgid, []).append((at, _rss_anon(tgid)))
+                peaks[tgid] = procfs.max_rss_bytes(tgid)
+        for info in self.threads.values():
+            if info.tgid in peaks:
+                info.max_rss_bytes = peaks[info.tgid]
 
     def _recording(self, command: str, limits: CgroupConfig,
                    figures: dict[str, dict[str, Any]]) -> Recording:
-        text, lost = self._stop_trace()
+        assert self.tracer is not None
+        text, lost = self.tracer.stop()
         return Recording(text, self.t0, self.duration_ns, os.cpu_count() or 1, self.threads,
                          self.rss, limits, figures, command, _hz(), lost)
 
@@ -779,9 +759,8 @@ class _Session:
         """Remove the instance, kill the command (everything in its cgroup), remove the
         cgroups; safe at any point."""
         try:
-            if self.instance is not None:
-                remove_instance(self.instance)
-                self.instance = None
+            if self.tracer is not None:
+                self.tracer.close()
         finally:
             try:
                 self.driver.remove()  # SIGKILLs every task left in the run's cgroups
@@ -793,13 +772,27 @@ class _Session:
 
 
 def _since(after: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
+    """A run cgroup's figures (`Driver.figures`) with the counters counted from `before`."""
     figures = dict(after)
     if "cpu.stat" in after and "cpu.stat" in before:
-        figures["cpu.stat"] = {k: v - before["cpu.stat"].get(k, 0)
-                               for k, v in after["cpu.stat"].items()}
+        figures["cpu.stat"] = _cpu_stat_since(after["cpu.stat"], before["cpu.stat"])
     if "cpuacct.usage" in before:
         figures["cpuacct.usage"] = after["cpuacct.usage"] - before["cpuacct.usage"]
     return figures
+
+
+def _cpu_stat_since(after: dict[str, int], before: dict[str, int]) -> dict[str, Any]:
+    """``cpu.stat`` counted from `before` (either interface's keys; v2's µs as v1's ns)."""
+    def grown(key: str) -> int:
+        if key not in after and key.endswith("_time"):  # v2: throttled_usec, burst_usec
+            usec = key.removesuffix("_time") + "_usec"
+            return (after.get(usec, 0) - before.get(usec, 0)) * 1000
+        return after.get(key, 0) - before.get(key, 0)
+
+    return dict(cpu_stat_figures(nr_periods=grown("nr_periods"),
+                                 nr_throttled=grown("nr_throttled"),
+                                 throttled_time=grown("throttled_time"),
+                                 nr_bursts=grown("nr_bursts"), burst_time=grown("burst_time")))
 
 
 def _thread_info(tid: int) -> ThreadInfo:
@@ -810,7 +803,7 @@ def _thread_info(tid: int) -> ThreadInfo:
     nice = int(stat.rsplit(")", 1)[1].split()[16])  # field 19 of stat(5)
     cpus = tuple(sorted(os.sched_getaffinity(tid)))
     policy_code = os.sched_getscheduler(tid)
-    policy = next((n for n, c in POLICIES.items() if c == policy_code), "normal")
+    policy = next((n for n, c in SCHED_POLICIES.items() if c == policy_code), "normal")
     comm = Path(f"/proc/{tid}/comm").read_text().strip()
     return ThreadInfo(tid, tgid, comm, nice, cpus, policy)
 

@@ -27,18 +27,20 @@ woken on an idle CPU (``wakeup_preempt`` skips the clock update of the following
 the vCPU meanwhile (``rq_clock_task``, PARAVIRT_TIME_ACCOUNTING; up to 2.4 ms per 10 ms run seen).
 
 The text format prints timestamps in µs, so traced times have 1 µs resolution (stored as int ns).
+Its lines are parsed by `cfssim.ftrace` (`parse_trace` and `Event` are re-exported here).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
 import subprocess
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..ftrace import Event
+from ..ftrace import parse_trace as parse_trace  # re-exported: the readers of a run's trace
 from ..trace import Recorder
 from .errors import TracefsUnavailable
 
@@ -62,40 +64,6 @@ BUFFER_MARGIN_NS = 500_000_000
 BUFFER_KB_MIN = 1024
 #: Share of the available memory all CPUs' buffers may take together: 1/8.
 BUFFER_MEMORY_SHARE = 8
-
-#: One line of the ``trace`` file: task-pid, [cpu], flags, seconds.micros, event: fields.
-LINE = re.compile(r"^\s*.+?-(\d+)\s+\[(\d+)\]\s+\S+\s+(\d+)\.(\d{6}):\s+(\w+):\s+(.*)$")
-FIELD = re.compile(r"(\w+)=(\S*)")
-
-
-@dataclass(frozen=True)
-class Event:
-    """One traced event: time (CLOCK_MONOTONIC ns), CPU, the pid of the task running there
-    (whose context emitted it; 0 for the idle task), name, and its numeric fields."""
-
-    time_ns: int
-    cpu: int
-    pid: int
-    name: str
-    fields: dict[str, int]
-
-
-def parse_trace(text: str) -> Iterator[Event]:
-    """The events of a ``trace`` file's text (comment lines and lost-event notes skipped)."""
-    for line in text.splitlines():
-        match = LINE.match(line)
-        if match is None:
-            continue
-        pid, cpu, secs, micros, name, rest = match.groups()
-        # comm=... may precede; keep the numeric fields (pids, prios, cpus)
-        values = {k: int(v) for k, v in FIELD.findall(rest.replace(" ==> ", " ")) if _isint(v)}
-        time_ns = int(secs) * 1_000_000_000 + int(micros) * 1000
-        yield Event(time_ns, int(cpu), int(pid), name, values)
-
-
-def _isint(text: str) -> bool:
-    return text.lstrip("-").isdigit()
-
 
 # ---- events → tables --------------------------------------------------------------------------
 Row = tuple[int, int, int, int]
@@ -276,15 +244,30 @@ def available_memory_kb() -> int:
     raise TracefsUnavailable("/proc/meminfo has no MemAvailable line")
 
 
+#: What ``follow_forks`` sessions (`cfssim capture`) record besides `EVENTS`.
+FORK_EVENTS = ("sched/sched_process_fork", "sched/sched_process_exit")
+
+
 @dataclass
 class TraceSession:
     """A private tracefs instance ``instances/<name>`` recording the scheduler events of
-    `tids` during a run of `duration_ns`. `name` is the run's ``cfssim-<pid>-<n>``."""
+    `tids` during a run of `duration_ns`. `name` is the run's ``cfssim-<pid>.<start>-<n>``.
+
+    With `follow_forks` the instance records processes rather than threads: `tids` are pids
+    given to ``set_event_pid`` with the ``event-fork`` option (their children join as they
+    are forked, from before they first run), `FORK_EVENTS` are recorded too, and no event
+    filter is written."""
 
     name: str
     tids: list[int]
     duration_ns: int
+    follow_forks: bool = False
     instance: Path | None = field(init=False, default=None)
+
+    @property
+    def events(self) -> list[str]:
+        """The events this session records (``<system>/<event>``)."""
+        return [*EVENTS, *(FORK_EVENTS if self.follow_forks else ())]
 
     @property
     def buffer_kb(self) -> int:
@@ -300,15 +283,19 @@ class TraceSession:
         except OSError as exc:
             raise TracefsUnavailable(f"cannot create tracefs instance {instance}: {exc}") from exc
         self.instance = instance
-        present = [e for e in EVENTS if (instance / "events" / e / "enable").exists()]
-        missing = [e for e in EVENTS if e not in present and e not in OPTIONAL_EVENTS]
+        present = [e for e in self.events if (instance / "events" / e / "enable").exists()]
+        missing = [e for e in self.events if e not in present and e not in OPTIONAL_EVENTS]
         if missing:
             raise TracefsUnavailable(f"tracefs lacks the events {', '.join(missing)}")
         self._write("tracing_on", "0")
         self._write("trace_clock", "mono")
         self._write("buffer_size_kb", str(self.buffer_kb))
+        if self.follow_forks:
+            self._write("options/event-fork", "1")
+            self._write("set_event_pid", " ".join(map(str, self.tids)))
         for event in present:
-            self._write(f"events/{event}/filter", event_filter(event, self.tids))
+            if not self.follow_forks:
+                self._write(f"events/{event}/filter", event_filter(event, self.tids))
             self._write(f"events/{event}/enable", "1")
         self._write("tracing_on", "1")
 

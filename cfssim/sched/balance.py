@@ -2,9 +2,11 @@
 # (a Machine mixin: its methods annotate `self: Machine`, which mypy flags as [misc])
 """SMP: where a waking task runs, and load balancing between CPUs.
 
-A mixin of `cfssim.machine.Machine` mirroring ``select_task_rq_fair``, ``newidle_balance``,
-``load_balance`` (with ``find_busiest_queue``, ``detach_tasks``' ``can_migrate_task`` and the
-``nr_balance_failed`` relaxation), and the nohz idle-balance kick. Affinity (and the cpuset) is
+A mixin of `cfssim.sched.core.Machine` mirroring ``select_task_rq_fair`` and the 6.10+ balancer:
+``sched_balance_newidle``, ``sched_balance_rq`` (``load_balance`` before 6.10; with
+``sched_balance_find_src_rq``, ``detach_tasks``' ``can_migrate_task`` and the
+``nr_balance_failed`` relaxation) run by ``sched_balance_domains``, and the nohz idle-balance
+kick. Affinity (and the cpuset) is
 always honoured; every migration is counted and recorded.
 """
 
@@ -19,8 +21,8 @@ from .policy import ENQUEUE_MIGRATED
 from .rt import RT_POLICIES
 
 if TYPE_CHECKING:
-    from ..machine import Machine, Rq
     from ..task import Task
+    from .core import Machine, Rq
 
 CACHE_NICE_TRIES = 1  # sd->cache_nice_tries of the MC (multi-core) domain
 
@@ -93,19 +95,19 @@ class LoadBalancing:
             self.touch(src)
             self.touch(dst)
             return
-        self.dequeue_task(src, task, sleep=False)
+        self.dequeue_task_fair(src, task, sleep=False)
         self.policy.migrate_out(task.se.rq_of, task.se)  # type: ignore[arg-type]
         self.set_task_cpu(task, dst.cpu)
-        self.enqueue_task(dst, task, ENQUEUE_MIGRATED)
+        self.enqueue_task_fair(dst, task, ENQUEUE_MIGRATED)
         if preempt:
-            self.check_preempt_curr(dst, task)
+            self.wakeup_preempt(dst, task)
         self.touch(src)
         self.touch(dst)
 
-    def find_busiest_queue(
+    def sched_balance_find_src_rq(
         self: Machine, rq: Rq, key: Callable[[Rq], tuple[int, int]], movable_only: bool = False
     ) -> Rq | None:
-        """``find_busiest_queue``: the other CPU with waiting tasks and the greatest `key`.
+        """``sched_balance_find_src_rq``: the other CPU with waiting tasks and the greatest `key`.
         Exact ties happen here only because we have no PELT noise; in the kernel they are
         broken by that noise, here by a seeded draw (never by CPU number, which would pin the
         same pairs of tasks together forever)."""
@@ -125,9 +127,9 @@ class LoadBalancing:
             return tied[0] if tied else None
         return tied[int(self.rng.integers(len(tied)))]
 
-    def newidle_balance(self: Machine, rq: Rq) -> bool:
-        """``newidle_balance``: a CPU about to idle pulls one task from the busiest CPU."""
-        busiest = self.find_busiest_queue(
+    def sched_balance_newidle(self: Machine, rq: Rq) -> bool:
+        """``sched_balance_newidle``: a CPU about to idle pulls one task from the busiest CPU."""
+        busiest = self.sched_balance_find_src_rq(
             rq, lambda other: (other.cfs.h_nr_running, other.cfs.load), movable_only=True
         )
         if busiest is None:
@@ -135,13 +137,13 @@ class LoadBalancing:
         self.move_queued_task(self._movable(busiest, rq)[0], busiest, rq, preempt=False)
         return True
 
-    def load_balance(self: Machine, rq: Rq) -> None:
-        """Periodic ``load_balance``: pull weighted load from the busiest CPU toward the
+    def sched_balance_rq(self: Machine, rq: Rq) -> None:
+        """Periodic ``sched_balance_rq``: pull weighted load from the busiest CPU toward the
         average; a task heavier than the imbalance moves only after failed attempts
         (``shr_bound(load, nr_balance_failed)``), which rotates N hogs over M < N CPUs."""
         self.refresh_group_weights()
         this_load = rq.cfs.load
-        busiest = self.find_busiest_queue(
+        busiest = self.sched_balance_find_src_rq(
             rq, lambda other: (other.cfs.load, other.cfs.h_nr_running)
         )
         if busiest is None or busiest.cfs.load <= this_load:
@@ -180,29 +182,25 @@ class LoadBalancing:
         return int(self.rng.integers(low // self.tick_ns, high // self.tick_ns + 1)) * self.tick_ns
 
     def _arm_balance(self: Machine, rq: Rq, delay: int) -> None:
-        timer = self.env.timeout(self.tick_after(delay))
-        timer.callbacks.append(lambda ev: self._balance_tick(rq))
+        rq.balance_timer.start(self.now + self.tick_after(rq.cpu, delay))
 
-    def _balance_tick(self: Machine, rq: Rq) -> None:
+    def sched_balance_domains(self: Machine, rq: Rq) -> None:
         if rq.curr is not None:
-            self.load_balance(rq)
+            self.sched_balance_rq(rq)
             self.flush()
         self._arm_balance(rq, self._balance_interval())
 
-    def _maybe_kick(self: Machine, busy: Rq) -> None:
+    def nohz_balancer_kick(self: Machine, busy: Rq) -> None:
         """``nohz_balancer_kick``: a CPU with waiting work wakes an idle CPU that can take
         some at the next tick."""
         if not any(self._any_movable(busy, self.rqs[cpu]) for cpu in self.idle_rqs):
             return
-        self.kick_pending = True
-        timer = self.env.timeout(self.tick_after(0))
-        timer.callbacks.append(lambda ev: self._nohz_idle_balance())
+        self.nohz_timer.start(self.now + self.tick_after(busy.cpu, 0))
 
-    def _nohz_idle_balance(self: Machine) -> None:
-        self.kick_pending = False
+    def nohz_idle_balance(self: Machine) -> None:
         for cpu in sorted(self.idle_rqs):
             rq = self.rqs[cpu]
-            if rq.idle and self.newidle_balance(rq):
+            if rq.idle and self.sched_balance_newidle(rq):
                 rq.need_resched = True
                 self.touch(rq)
         self.flush()

@@ -21,8 +21,7 @@ from __future__ import annotations
 from mypy_extensions import mypyc_attr
 
 from .entity import SchedEntity
-from .fair import clear_buddies, set_buddy
-from .policy import ENQUEUE_INITIAL, NORMALIZED, FairPolicy, SchedTunables
+from .policy import ENQUEUE_INITIAL, NORMALIZED, FairPolicy, SchedTunables, clear_buddies, set_buddy
 from .runqueue import CfsRunQueue
 from .weights import calc_delta_fair, inverse_calc_delta_fair
 
@@ -309,7 +308,7 @@ class Eevdf(FairPolicy):
         exact = max(1, inverse_calc_delta_fair(target - v, curr.weight, curr.inv_weight))
         return exact, (None if protected else 1)
 
-    def check_preempt_wakeup(
+    def wakeup_preempts(
         self,
         cfs_rq: CfsRunQueue,
         curr: SchedEntity,

@@ -1,199 +1,554 @@
-"""Classic CFS (Linux ≤ 6.5): vruntime order, latency-derived slices, sleeper credit, buddies.
+# mypy: disable-error-code="misc"
+# (a Machine mixin: its methods annotate `self: Machine`, which mypy flags as [misc])
+"""The fair class's queues: what kernel/sched/fair.c does to ``cfs_rq``s, shared by both policies.
 
-Follows kernel/sched/fair.c of the 5.13–6.5 era (verified against 5.4 for the common parts):
-``sched_slice``/``__sched_period``, ``place_entity`` with START_DEBIT and GENTLE_FAIR_SLEEPERS,
-``check_preempt_tick``, ``check_preempt_wakeup``/``wakeup_preempt_entity``, ``pick_next_entity``
-with next/last buddies, and the relative-vruntime hand-over on migration.
+A mixin of `cfssim.sched.core.Machine`. The fair policy (`cfssim.sched.cfs.Cfs`,
+`cfssim.sched.eevdf.Eevdf`) decides placement, picking and preemption at one level; this module
+walks the hierarchy: ``enqueue_entity``/``dequeue_entity`` up the task's group entities
+(``enqueue_task_fair``, ``dequeue_entities`` with DELAY_DEQUEUE), group weights
+(``update_cfs_group``, ``reweight_entity``), ``put_prev_task_fair`` and ``pick_next_task_fair``
+down the levels, ``check_preempt_wakeup_fair`` at the matching level.
+
+The queue side of CFS bandwidth control (CONFIG_CFS_BANDWIDTH) lives here too, as in fair.c:
+`cfssim.cgroup.bandwidth.CfsBandwidth` decides how much runtime a group's pool hands out and
+when; these methods charge runtime in ``update_curr`` (``account_cfs_rq_runtime``), take a
+throttled group entity off its parent (``throttle_cfs_rq``), put it back at refill
+(``unthrottle_cfs_rq``), return slack, and run the period and slack timers.
+
+Linux 6.18 throttles per task: the queue is only marked, and each of its tasks leaves for a
+"limbo" list when it next returns to user mode, which for user-space code — all our behaviours
+are — is at once; the throttled interval (``throttled_time``) starts then, which is when we start
+it. What is not modelled: kernel-mode execution continuing until that return, and the limbo
+tasks' re-enqueue as wakeups at unthrottle (we put the group entity back, as ≤ 6.17 did). For
+user-space workloads both kernels' figures are the same here, so no switch selects between them.
 """
 
 from __future__ import annotations
 
-from mypy_extensions import mypyc_attr
+from functools import partial
+from typing import TYPE_CHECKING
 
-from .entity import SchedEntity
-from .policy import ENQUEUE_INITIAL, ENQUEUE_MIGRATED, ENQUEUE_WAKEUP, FairPolicy, SchedTunables
-from .runqueue import CfsRunQueue
-from .weights import calc_delta, calc_delta_fair, inverse_calc_delta_fair, inverse_weight
+from mypy_extensions import trait
+
+from ..cgroup.bandwidth import (
+    CFS_BANDWIDTH_SLACK_PERIOD,
+    MIN_BANDWIDTH_EXPIRATION,
+    BandwidthTimers,
+)
+from ..hrtimer import HrTimer
+from ..task import TaskState
+from .policy import ENQUEUE_WAKEUP
+
+if TYPE_CHECKING:
+    from ..cgroup.tree import TaskGroup
+    from ..task import Task
+    from .core import Machine, Rq
+    from .entity import SchedEntity
+    from .runqueue import CfsRunQueue
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)  # tests subclass the policies
-class Cfs(FairPolicy):
-    """The Completely Fair Scheduler policy."""
+@trait  # mypyc: Machine's mixins must be traits (no multiple inheritance of native classes)
+class FairClass:
+    """The fair class's hierarchy of run queues and their bandwidth (a `Machine` mixin)."""
 
-    name = "cfs"
+    # ==== group weights ====================================================================
+    def add_load(self: Machine, cfs_rq: CfsRunQueue, delta: int) -> None:
+        cfs_rq.load += delta
+        if cfs_rq.se is not None:
+            cfs_rq.tg.load_sum += delta
 
-    def __init__(self, tunables: SchedTunables, roots: list[CfsRunQueue]) -> None:
-        super().__init__(tunables, roots)
-        # fixed for the run, read at every slice computation (ns)
-        self.latency = tunables.sched_latency_ns
-        self.min_granularity = tunables.sched_min_granularity_ns
-        self.nr_latency = tunables.nr_latency
-        self.alt_period = self.feat["ALT_PERIOD"]
-        self.slice_floor = self.feat["BASE_SLICE"]  # BASE_SLICE: never below min_granularity
+    def update_cfs_group(self: Machine, se: SchedEntity) -> None:
+        """``update_cfs_group``: re-derive a group entity's weight (`calc_group_shares`)."""
+        my_q = se.my_q
+        if my_q is None:
+            return
+        self.policy.update_group_slice(se)
+        weight = my_q.tg.calc_group_shares(my_q.cpu)
+        if weight != se.weight:
+            self.reweight_entity(se, weight)
 
-    def key(self, se: SchedEntity) -> int:
-        return se.vruntime
+    def entity_tick_groups(self: Machine, task: Task) -> None:
+        """What ``entity_tick`` does for the running `task`'s group levels: re-derive their
+        weights (``update_cfs_group``)."""
+        se = task.se.parent
+        while se is not None:
+            self.update_cfs_group(se)
+            se = se.parent
 
-    # ---- slices -------------------------------------------------------------------------
-    def sched_period(self, nr_running: int) -> int:
-        """``__sched_period``: latency, stretched to nr × min_granularity past nr_latency."""
-        if nr_running > self.nr_latency:
-            return nr_running * self.min_granularity
-        return self.latency
+    def reweight_entity(self: Machine, se: SchedEntity, weight: int) -> None:
+        """``reweight_entity``: a new weight for a queued or sleeping entity. One that is not
+        queued (sleeping, waiting for memory, or a task never woken, which has no queue yet)
+        only takes the weight (and, under EEVDF, scales its lag): no load changes."""
+        cfs_rq = se.rq_of
+        if not se.on_rq:
+            self.policy.reweight_entity(cfs_rq, se, weight)
+            return
+        assert cfs_rq is not None
+        in_tree = se.node is not None
+        if in_tree:
+            cfs_rq.remove(se)
+        self.add_load(cfs_rq, weight - se.weight)
+        self.policy.reweight_entity(cfs_rq, se, weight)
+        if in_tree:
+            cfs_rq.insert(se, self.policy.key(se))
 
-    def sched_slice(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> int:
-        """``sched_slice``: the period shared by weight at every level up to the root (ns)."""
-        queued = se.on_rq
-        nr_running = cfs_rq.nr_running
-        if self.alt_period:
-            nr_running = self.roots[cfs_rq.cpu].h_nr_running
-        slice_ns = self.sched_period(nr_running if queued else nr_running + 1)
-        level: SchedEntity | None = se
-        while level is not None:
-            rq = level.rq_of
-            assert rq is not None
-            weight = level.weight
-            load = rq.load if level.on_rq else rq.load + weight
-            if load != weight:
-                slice_ns = calc_delta(slice_ns, weight, inverse_weight(load))
-            level = level.parent
-        if self.slice_floor and slice_ns < self.min_granularity:
-            slice_ns = self.min_granularity
-        return slice_ns
+    # ==== enqueue / dequeue ================================================================
+    def enqueue_entity(self: Machine, cfs_rq: CfsRunQueue, se: SchedEntity, flags: int) -> None:
+        """``enqueue_entity``: place, account the load, insert in the tree."""
+        if se.my_q is not None:
+            self.update_cfs_group(se)
+        self.policy.place_entity(cfs_rq, se, flags)
+        self.add_load(cfs_rq, se.weight)
+        cfs_rq.nr_running += 1
+        if se is not cfs_rq.curr:
+            cfs_rq.insert(se, self.policy.key(se))
+        se.on_rq = True
+        if cfs_rq.nr_running == 1:
+            self.check_enqueue_throttle(cfs_rq)
+            if cfs_rq.throttled and cfs_rq.throttled_clock < 0:
+                cfs_rq.throttled_clock = self.now
 
-    def sched_vslice(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> int:
-        return calc_delta_fair(self.sched_slice(cfs_rq, se), se.weight, se.inv_weight)
-
-    # ---- enqueue ------------------------------------------------------------------------
-    def place_entity(self, cfs_rq: CfsRunQueue, se: SchedEntity, flags: int) -> None:
-        """Renormalise a migrated vruntime, then ``place_entity`` for new and waking entities."""
-        if flags & ENQUEUE_MIGRATED:
-            se.vruntime += cfs_rq.min_vruntime
-        if flags & ENQUEUE_INITIAL:
-            vruntime = cfs_rq.min_vruntime
-            if self.feat["START_DEBIT"]:
-                vruntime += self.sched_vslice(cfs_rq, se)
-            se.vruntime = max(se.vruntime, vruntime)
-        elif flags & ENQUEUE_WAKEUP:
-            thresh = self.tun.sched_latency_ns
-            if self.feat["GENTLE_FAIR_SLEEPERS"]:
-                thresh >>= 1
-            se.vruntime = max(se.vruntime, cfs_rq.min_vruntime - thresh)
-
-    def migrate_out(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> None:
-        """``migrate_task_rq_fair``: carry vruntime relative to the old queue's min_vruntime."""
-        se.vruntime -= cfs_rq.min_vruntime
-
-    def dequeue_entity(self, cfs_rq: CfsRunQueue, se: SchedEntity, sleep: bool) -> bool:
-        clear_buddies(cfs_rq, se)
+    def dequeue_entity(
+        self: Machine, cfs_rq: CfsRunQueue, se: SchedEntity, sleep: bool, special: bool = False
+    ) -> bool:
+        """``dequeue_entity``: out of the tree and the load; slack goes back on the last one.
+        A sleeper the policy delays (DELAY_DEQUEUE) stays queued as ``sched_delayed`` and False
+        is returned; `special` (``DEQUEUE_SPECIAL``, throttling) never delays. Dequeuing an
+        entity that is delayed already completes its delayed dequeue."""
+        policy = self.policy
+        if sleep and not special and not se.sched_delayed and policy.delay_dequeue(cfs_rq, se):
+            se.sched_delayed = True
+            return False
+        policy.dequeue_entity(cfs_rq, se, sleep)
+        if se.node is not None:
+            cfs_rq.remove(se)
+        se.on_rq = False
+        self.add_load(cfs_rq, -se.weight)
+        cfs_rq.nr_running -= 1
+        if cfs_rq.runtime_enabled and cfs_rq.nr_running == 0:
+            self.return_cfs_rq_runtime(cfs_rq)
+        cfs_rq.update_min_vruntime()
         return True
 
-    # ---- pick ---------------------------------------------------------------------------
-    def wakeup_gran(self, se: SchedEntity) -> int:
-        return calc_delta_fair(self.tun.sched_wakeup_granularity_ns, se.weight, se.inv_weight)
+    def enqueue_task_fair(self: Machine, rq: Rq, task: Task, flags: int) -> None:
+        """``enqueue_task_fair``: enqueue up the hierarchy until an already-queued level, or a
+        throttled queue, is reached."""
+        rq.tasks[task.tid] = task
+        se: SchedEntity | None = task.se
+        while se is not None:
+            if se.on_rq:
+                if se.sched_delayed:
+                    self.policy.requeue_delayed_entity(se.rq_of, se)  # type: ignore[arg-type]
+                break
+            cfs_rq = se.rq_of
+            assert cfs_rq is not None
+            self.enqueue_entity(cfs_rq, se, flags)
+            cfs_rq.h_nr_running += 1
+            if cfs_rq.throttled:
+                return
+            flags = ENQUEUE_WAKEUP
+            se = se.parent
+        while se is not None:
+            cfs_rq = se.rq_of
+            assert cfs_rq is not None
+            self.update_cfs_group(se)
+            cfs_rq.h_nr_running += 1
+            if cfs_rq.throttled:
+                return
+            se = se.parent
 
-    def wakeup_preempt_entity(self, curr: SchedEntity, se: SchedEntity) -> int:
-        """``wakeup_preempt_entity``: −1 if `se` is not left of `curr`, 1 if by more than the
-        wakee's granularity, else 0."""
-        vdiff = curr.vruntime - se.vruntime
-        if vdiff <= 0:
-            return -1
-        return 1 if vdiff > self.wakeup_gran(se) else 0
+    def dequeue_task_fair(self: Machine, rq: Rq, task: Task, sleep: bool) -> None:
+        """``dequeue_task_fair``: the task leaves the machine's movable set and its queues (a
+        delayed sleeper stays queued until it is picked or wakes)."""
+        del rq.tasks[task.tid]
+        self.dequeue_entities(task.se, sleep)
 
-    def pick_next_entity(self, cfs_rq: CfsRunQueue) -> SchedEntity | None:
-        """``pick_next_entity``: the leftmost, unless a last/next buddy is close enough to it.
-        An empty tree leaves curr, when the machine kept it running alone on this queue."""
-        left = cfs_rq.first()
-        if left is None:
-            curr = cfs_rq.curr
-            if curr is None or not curr.on_rq:
-                return None
-            left = curr
-        se = left
-        last, nxt = cfs_rq.last, cfs_rq.next
-        if last is not None and last.on_rq and self.wakeup_preempt_entity(last, left) < 1:
-            se = last
-        if nxt is not None and nxt.on_rq and self.wakeup_preempt_entity(nxt, left) < 1:
-            se = nxt
-        clear_buddies(cfs_rq, se)
-        return se
-
-    # ---- preemption ---------------------------------------------------------------------
-    def preempt_after(
-        self, cfs_rq: CfsRunQueue, curr: SchedEntity
-    ) -> tuple[int | None, int | None]:
-        """``check_preempt_tick`` as delays, both from one ``sched_slice``: exact (HRTICK) when
-        the slice is used up, ticked when the tick would find it used up or curr more than
-        a slice right of the leftmost."""
-        hrtick = curr.my_q is None and self.roots[cfs_rq.cpu].h_nr_running > 1
-        ticked = cfs_rq.nr_running > 1
-        if not (hrtick or ticked):
-            return None, None
-        ideal = self.sched_slice(cfs_rq, curr)
-        ran = curr.sum_exec - curr.prev_sum_exec
-        precise = (ideal - ran if ideal > ran else 0) if hrtick else None
-        if not ticked:
-            return precise, None
-        after = ideal - ran + 1
-        left = cfs_rq.first()
-        if left is not None:
-            need = ideal + left.vruntime - curr.vruntime + 1
-            by_vruntime = inverse_calc_delta_fair(need, curr.weight, curr.inv_weight)
-            if by_vruntime < self.min_granularity - ran:
-                by_vruntime = self.min_granularity - ran
-            if by_vruntime < after:
-                after = by_vruntime
-        return precise, (after if after > 0 else 0)
-
-    def tick_preempted(self, cfs_rq: CfsRunQueue, curr: SchedEntity) -> None:
-        clear_buddies(cfs_rq, curr)
-
-    def check_preempt_wakeup(
-        self,
-        cfs_rq: CfsRunQueue,
-        curr: SchedEntity,
-        se: SchedEntity,
-        fork: bool,
-        wakee: SchedEntity,
-        running: SchedEntity,
-        resched_pending: bool = False,
-    ) -> bool:
-        """``check_preempt_wakeup`` at the matching level: preempt when the wakee is more than
-        one wakeup granularity left of curr; the wakee becomes the next buddy. The buddy rules
-        scale with ``task_cfs_rq(curr)->nr_running`` (the running task's own queue)."""
-        assert running.rq_of is not None
-        scale = running.rq_of.nr_running >= self.tun.nr_latency
-        next_buddy_marked = False
-        if self.feat["NEXT_BUDDY"] and scale and not fork:
-            set_buddy(wakee, "next")
-            next_buddy_marked = True
-        if resched_pending or not self.feat["WAKEUP_PREEMPTION"]:
-            return False
-        if self.wakeup_preempt_entity(curr, se) == 1:
-            if not next_buddy_marked:
-                set_buddy(wakee, "next")
-            if self.feat["LAST_BUDDY"] and scale and curr.is_task:
-                set_buddy(curr, "last")
-            return True
-        return False
-
-
-def set_buddy(se: SchedEntity, which: str) -> None:
-    """``set_next_buddy`` / ``set_last_buddy``: mark `se` at its level and every level above."""
-    level: SchedEntity | None = se
-    while level is not None:
-        rq = level.rq_of
-        if rq is not None:
-            setattr(rq, which, level)
-        level = level.parent
-
-
-def clear_buddies(cfs_rq: CfsRunQueue, se: SchedEntity) -> None:
-    """``clear_buddies``: forget `se` as a buddy here and, while it is the buddy, above."""
-    for which in ("next", "last"):
+    def dequeue_entities(self: Machine, se: SchedEntity, sleep: bool) -> bool:
+        """``dequeue_entities``: dequeue `se`, and its ancestors while their queues become
+        empty (they go to sleep, so they may be delayed); then refresh the levels above.
+        Returns False when `se` itself was kept queued as ``sched_delayed``."""
+        nr_tasks = 1 if se.my_q is None else 0
+        first = se
         level: SchedEntity | None = se
-        while (
-            level is not None and level.rq_of is not None and getattr(level.rq_of, which) is level
-        ):
-            setattr(level.rq_of, which, None)
+        while level is not None:
+            cfs_rq = level.rq_of
+            assert cfs_rq is not None
+            if not self.dequeue_entity(cfs_rq, level, sleep):
+                if level is first:
+                    return False
+                break
+            cfs_rq.h_nr_running -= nr_tasks
+            if cfs_rq.throttled:
+                return True
             level = level.parent
+            if cfs_rq.load:  # the parent still has other entities: stop dequeuing
+                break
+            sleep = True
+        while level is not None:
+            cfs_rq = level.rq_of
+            assert cfs_rq is not None
+            self.update_cfs_group(level)
+            cfs_rq.h_nr_running -= nr_tasks
+            if cfs_rq.throttled:
+                return True
+            level = level.parent
+        return True
+
+    def set_user_nice(self: Machine, task: Task, weight: int) -> None:
+        """``set_user_nice``: `task` takes a new weight and the machine reacts."""
+        with self.batch():
+            self.reweight_task(task, weight)
+
+    def reweight_task(self: Machine, task: Task, weight: int) -> None:
+        """``reweight_task`` and ``prio_changed_fair``: the new weight, maybe a preemption."""
+        rq = self.rqs[task.cpu] if task.cpu >= 0 else None
+        if rq is not None and task.se.on_rq:
+            self.update_curr(rq)
+        lowered = weight < task.se.weight
+        self.reweight_entity(task.se, weight)
+        if rq is None or task.state is not TaskState.RUNNABLE:
+            return
+        if rq.curr is task:
+            rq.need_resched = rq.need_resched or lowered
+        else:
+            self.wakeup_preempt(rq, task)
+        self.touch(rq)
+
+    def finish_delayed_dequeue(self: Machine, task: Task) -> None:
+        """Complete a sleeping task's delayed dequeue now (before it changes group)."""
+        if task.se.sched_delayed:
+            self.update_curr(self.rqs[task.cpu])
+            self.dequeue_entities(task.se, sleep=True)
+
+    # ==== wakeup preemption =================================================================
+    def check_preempt_wakeup_fair(
+        self: Machine, rq: Rq, curr: Task, task: Task, fork: bool
+    ) -> None:
+        """``check_preempt_wakeup_fair``: fair `task` was queued beside fair `curr`. A SCHED_IDLE
+        curr yields to any other wakee; batch and idle wakees never preempt; a wakee in a
+        throttled hierarchy waits; otherwise the policy decides at the level the two share
+        (``find_matching_se``)."""
+        if curr.policy == "idle" and task.policy != "idle":
+            rq.need_resched = True
+            return
+        if task.policy != "normal":
+            return
+        cfs_rq_of_task = task.se.rq_of
+        assert cfs_rq_of_task is not None
+        if cfs_rq_of_task.throttle_count:
+            return
+        se, pse = find_matching_se(curr.se, task.se)
+        if not pse.on_rq:
+            return
+        assert se.rq_of is not None
+        if self.policy.wakeup_preempts(
+            se.rq_of, se, pse, fork, task.se, curr.se, resched_pending=rq.need_resched
+        ):
+            rq.need_resched = True
+
+    # ==== put and pick =====================================================================
+    def put_prev_task_fair(self: Machine, prev: Task, keep_alone: bool = False) -> None:
+        """``put_prev_task_fair``: each level's curr goes back into its tree (if still queued);
+        queues out of runtime are throttled here (``check_cfs_rq_runtime``).
+
+        Fast path (`keep_alone`, only when `pick_next_task` follows at once): the kernel puts
+        every level back and its pick takes the entity out again. A level whose curr is alone
+        on its queue (queued, not ``sched_delayed``, no bandwidth to check), on the chain of
+        such levels from the root down, is certain to be re-picked, so it simply stays curr —
+        out of the tree, as the pick leaves it. Kept levels must reach up to the root (a pick
+        through a busier level may go elsewhere), so candidates are held back and put back
+        after all, in the same order, when a level above them does not qualify."""
+        policy = self.policy
+        kept: list[SchedEntity] = []  # candidates, bottom-up, contiguous up to the current level
+        se: SchedEntity | None = prev.se
+        while se is not None:
+            cfs_rq = se.rq_of
+            assert cfs_rq is not None
+            if (
+                keep_alone
+                and cfs_rq.nr_running == 1
+                and cfs_rq.curr is se
+                and se.on_rq
+                and not se.sched_delayed
+                and not cfs_rq.runtime_enabled
+            ):
+                kept.append(se)
+                se = se.parent
+                continue
+            if kept:  # not all the way to the root: put back as usual
+                for lone in kept:
+                    lone_rq = lone.rq_of
+                    assert lone_rq is not None
+                    lone_rq.insert(lone, policy.key(lone))
+                    lone_rq.curr = None
+                kept.clear()
+            if cfs_rq.runtime_enabled:
+                self.check_cfs_rq_runtime(cfs_rq)
+            if se.on_rq and se.node is None:
+                cfs_rq.insert(se, policy.key(se))
+            if cfs_rq.curr is se:
+                cfs_rq.curr = None
+            se = se.parent
+        if prev.se.on_rq:
+            prev.wait_start = self.now
+
+    def pick_next_task_fair(self: Machine, rq: Rq) -> Task | None:
+        """``pick_next_task_fair``: pick at each level down to a task (``set_next_entity``).
+
+        While a level is picked, its ``prev_curr`` names the entity that ran there until this
+        schedule (rq.curr's ancestor), so a policy can tell a re-pick from a switch. A picked
+        ``sched_delayed`` entity is dequeued for good and the pick starts over from the root
+        (``pick_next_entity`` in 6.12+); the levels are set only once a task is reached."""
+        policy = self.policy
+        ran: SchedEntity | None = None  # rq.curr's entity, whose levels get prev_curr
+        if rq.curr is not None and not rq.curr_rt and policy.uses_prev_curr:
+            ran = rq.curr.se
+        self._mark_prev_curr(ran, mark=True)
+        path: list[SchedEntity] = []
+        while not path or path[-1].my_q is not None:
+            cfs_rq = path[-1].my_q if path else rq.cfs
+            assert cfs_rq is not None
+            if not path and not cfs_rq.nr_running:
+                self._mark_prev_curr(ran, mark=False)
+                return None
+            se = policy.pick_next_entity(cfs_rq)
+            assert se is not None, f"empty pick on {cfs_rq}"
+            if se.sched_delayed:
+                self.dequeue_entities(se, sleep=True)
+                self._forget_dequeued_curr(rq)
+                path.clear()
+                continue
+            path.append(se)
+        for se in path:
+            cfs_rq = se.rq_of
+            assert cfs_rq is not None
+            if se.node is not None:
+                cfs_rq.remove(se)
+            cfs_rq.curr = se
+            se.prev_sum_exec = se.sum_exec
+            policy.set_next_entity(cfs_rq, se)
+        self._mark_prev_curr(ran, mark=False)
+        return path[-1].task
+
+    @staticmethod
+    def _mark_prev_curr(se: SchedEntity | None, mark: bool) -> None:
+        """Set (or clear) ``prev_curr`` on every level `se` and its ancestors are queued on."""
+        while se is not None:
+            se.rq_of.prev_curr = se if mark else None  # type: ignore[union-attr]
+            se = se.parent
+
+    def _forget_dequeued_curr(self: Machine, rq: Rq) -> None:
+        """A delayed dequeue inside a pick may dequeue levels that `put_prev_task` kept as
+        curr: they stop being curr, as the kernel's put would have left them."""
+        if rq.curr is None or rq.curr_rt:
+            return
+        se: SchedEntity | None = rq.curr.se
+        while se is not None:
+            cfs_rq = se.rq_of
+            if cfs_rq is not None and cfs_rq.curr is se and not se.on_rq:
+                cfs_rq.curr = None
+            se = se.parent
+
+    # ==== bandwidth (CONFIG_CFS_BANDWIDTH) ====================================================
+    def account_cfs_rq_runtime(self: Machine, rq: Rq, cfs_rq: CfsRunQueue, delta: int) -> None:
+        """``__account_cfs_rq_runtime``: charge unweighted runtime; refill from the pool when
+        it is gone; reschedule when the pool is empty too."""
+        cfs_rq.runtime_remaining -= delta
+        if cfs_rq.runtime_remaining > 0 or cfs_rq.throttled:
+            return
+        if not self.assign_cfs_rq_runtime(cfs_rq, cfs_rq.tg.bandwidth.slice) and cfs_rq.curr:
+            rq.need_resched = True
+
+    def assign_cfs_rq_runtime(self: Machine, cfs_rq: CfsRunQueue, target: int) -> bool:
+        tg = cfs_rq.tg
+        ok, arm = tg.bandwidth.assign_runtime(cfs_rq, target, self.now)
+        if arm:
+            self.bandwidth_timers(tg).period.start(tg.bandwidth.expires)
+        return ok
+
+    def check_cfs_rq_runtime(self: Machine, cfs_rq: CfsRunQueue) -> bool:
+        """``check_cfs_rq_runtime``: throttle a queue whose runtime is gone (at put_prev)."""
+        if not cfs_rq.runtime_enabled or cfs_rq.runtime_remaining > 0:
+            return False
+        if cfs_rq.throttled:
+            return True
+        return self.throttle_cfs_rq(cfs_rq)
+
+    def check_enqueue_throttle(self: Machine, cfs_rq: CfsRunQueue) -> None:
+        """``check_enqueue_throttle``: the first entity queued on a queue without runtime."""
+        if not cfs_rq.runtime_enabled or cfs_rq.curr is not None or cfs_rq.throttled:
+            return
+        rq = self.rqs[cfs_rq.cpu]
+        self.account_cfs_rq_runtime(rq, cfs_rq, 0)
+        if cfs_rq.runtime_remaining <= 0:
+            self.throttle_cfs_rq(cfs_rq)
+
+    def throttle_cfs_rq(self: Machine, cfs_rq: CfsRunQueue) -> bool:
+        """``throttle_cfs_rq``: one last try for 1 ns, then take the group entity off its
+        parent and mark the subtree throttled. False when the pool still had runtime."""
+        if self.assign_cfs_rq_runtime(cfs_rq, 1):
+            return False
+        tg = cfs_rq.tg
+        tg.bandwidth.throttled.append(cfs_rq)
+        rq = self.rqs[cfs_rq.cpu]
+        task_delta = cfs_rq.h_nr_running
+        dequeue = True
+        se = cfs_rq.se
+        while se is not None:
+            qcfs_rq = se.rq_of
+            assert qcfs_rq is not None
+            if not se.on_rq:
+                break
+            if dequeue:
+                self.dequeue_entity(qcfs_rq, se, sleep=True, special=True)
+                if qcfs_rq.load:
+                    dequeue = False
+            else:
+                self.update_cfs_group(se)
+            qcfs_rq.h_nr_running -= task_delta
+            if qcfs_rq.throttled:
+                break
+            se = se.parent
+        for group in tg.subtree():
+            group.cfs_rq[cfs_rq.cpu].throttle_count += 1
+        cfs_rq.throttled = True
+        if cfs_rq.nr_running:
+            cfs_rq.throttled_clock = self.now
+        rq.need_resched = True
+        self.touch(rq)
+        return True
+
+    def unthrottle_cfs_rq(self: Machine, cfs_rq: CfsRunQueue) -> None:
+        """``unthrottle_cfs_rq``: count the throttled time, put the group entity back."""
+        tg = cfs_rq.tg
+        rq = self.rqs[cfs_rq.cpu]
+        self.update_curr(rq)
+        cfs_rq.throttled = False
+        tg.bandwidth.throttled.remove(cfs_rq)
+        now = self.now
+        if cfs_rq.throttled_clock >= 0:
+            tg.bandwidth.stat.throttled_time += now - cfs_rq.throttled_clock
+            self.rec.add("throttles", tg.index, cfs_rq.cpu, cfs_rq.throttled_clock, now)
+            cfs_rq.throttled_clock = -1
+        for group in tg.subtree():
+            group.cfs_rq[cfs_rq.cpu].throttle_count -= 1
+        if not cfs_rq.load:
+            return
+        task_delta = cfs_rq.h_nr_running
+        enqueue = True
+        se = cfs_rq.se
+        while se is not None:
+            qcfs_rq = se.rq_of
+            assert qcfs_rq is not None
+            if enqueue and se.sched_delayed:  # unfinished DELAY_DEQUEUE business first
+                self.dequeue_entity(qcfs_rq, se, sleep=True)
+            if se.on_rq:
+                enqueue = False
+            if enqueue:
+                self.enqueue_entity(qcfs_rq, se, ENQUEUE_WAKEUP)
+            else:
+                self.update_cfs_group(se)
+            qcfs_rq.h_nr_running += task_delta
+            if qcfs_rq.throttled:
+                break
+            se = se.parent
+        if rq.curr is None and rq.cfs.h_nr_running:
+            rq.need_resched = True
+        self.touch(rq)
+
+    def return_cfs_rq_runtime(self: Machine, cfs_rq: CfsRunQueue) -> None:
+        """``return_cfs_rq_runtime``: on the last dequeue, give slack back; maybe start the
+        slack timer (``start_cfs_slack_bandwidth``)."""
+        tg = cfs_rq.tg
+        bw = tg.bandwidth
+        if not bw.return_runtime(cfs_rq) or self.bandwidth_timers(tg).slack.active:
+            return
+        if bw.runtime_refresh_within(
+            self.now, MIN_BANDWIDTH_EXPIRATION + CFS_BANDWIDTH_SLACK_PERIOD
+        ):
+            return
+        self.bandwidth_timers(tg).slack.start(self.now + CFS_BANDWIDTH_SLACK_PERIOD)
+
+    def do_sched_cfs_slack_timer(self: Machine, tg: TaskGroup) -> None:
+        """``do_sched_cfs_slack_timer``: hand returned slack to throttled queues, unless a
+        refill is near."""
+        bw = tg.bandwidth
+        if bw.runtime_refresh_within(self.now, MIN_BANDWIDTH_EXPIRATION):
+            return
+        if bw.quota is None or bw.runtime <= bw.slice:
+            return
+        with self.batch():
+            self.distribute_cfs_runtime(tg)
+
+    def distribute_cfs_runtime(self: Machine, tg: TaskGroup) -> None:
+        """``distribute_cfs_runtime``: pay throttled queues from the pool (in throttle order)
+        and unthrottle those that now have runtime."""
+        for cfs_rq in tg.bandwidth.pay_throttled():
+            self.unthrottle_cfs_rq(cfs_rq)
+
+    def bandwidth_timers(self: Machine, tg: TaskGroup) -> BandwidthTimers:
+        """The group's ``period_timer`` and ``slack_timer`` (made at first use)."""
+        timers = tg.bandwidth.timers
+        if timers is None:
+            timers = BandwidthTimers(
+                HrTimer(self.env, partial(self.sched_cfs_period_timer, tg)),
+                HrTimer(self.env, partial(self.do_sched_cfs_slack_timer, tg)),
+            )
+            tg.bandwidth.timers = timers
+        return timers
+
+    def sched_cfs_period_timer(self: Machine, tg: TaskGroup) -> None:
+        """``sched_cfs_period_timer``: refill, count, distribute, unthrottle
+        (``do_sched_cfs_period_timer``); re-arm on the period grid or go idle."""
+        bw = tg.bandwidth
+        if not bw.period_active:
+            return
+        start = max(0, bw.expires - bw.period)  # a first expiry at phase < period: from t = 0
+        throttled_now = bool(bw.throttled)
+        active = bw.do_sched_cfs_period_timer()
+        quota = -1 if bw.quota is None else bw.quota
+        # usage is filled in from the run segments when the trace is frozen (exact, no update_curr)
+        self.rec.add("periods", tg.index, start, self.now - start, 0, int(throttled_now), quota)
+        with self.batch():
+            if active and throttled_now:
+                self.distribute_cfs_runtime(tg)
+            if active:
+                bw.forward(self.now)
+                self.bandwidth_timers(tg).period.start(bw.expires)
+            else:
+                bw.period_active = False
+
+    def tg_set_cfs_bandwidth(
+        self: Machine, tg: TaskGroup, period: int, quota: int | None, burst: int
+    ) -> None:
+        """``tg_set_cfs_bandwidth``: new limits, refill, restart the timer, reset local
+        runtime to 0 on every CPU and unthrottle everything.
+
+        CPU time a running task used before the write is accounted first: the kernel's tick has
+        done that at most one tick earlier, while our lone runners may not have been updated
+        since they started."""
+        for rq in self.rqs:
+            self.update_curr(rq)
+        bw = tg.bandwidth
+        bw.set_limits(period, quota, burst)
+        if bw.enabled and bw.start_cfs_bandwidth(self.now):
+            self.bandwidth_timers(tg).period.start(tg.bandwidth.expires)
+        for cfs_rq in tg.cfs_rq:
+            cfs_rq.runtime_enabled = bw.enabled
+            cfs_rq.runtime_remaining = 0
+            if cfs_rq.throttled:
+                self.unthrottle_cfs_rq(cfs_rq)
+            self.touch(self.rqs[cfs_rq.cpu])
+        self.flush()
+
+
+def find_matching_se(se: SchedEntity, pse: SchedEntity) -> tuple[SchedEntity, SchedEntity]:
+    """``find_matching_se``: walk both entities up until they share a run queue."""
+    while se.depth > pse.depth:
+        se = se.parent  # type: ignore[assignment]
+    while pse.depth > se.depth:
+        pse = pse.parent  # type: ignore[assignment]
+    while se.rq_of is not pse.rq_of:
+        se = se.parent  # type: ignore[assignment]
+        pse = pse.parent  # type: ignore[assignment]
+    return se, pse

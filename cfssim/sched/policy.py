@@ -5,7 +5,7 @@ that differ between classic CFS (≤6.5) and EEVDF (6.6+): where an entity is pl
 enqueued (``place_entity``), which entity runs next (``pick_next_entity``), when the running
 entity should give the CPU up (``check_preempt_tick`` / ``update_deadline``, returned here as a
 *time* so the machine can arm one exact timer instead of polling every tick), and whether a
-waking entity preempts the running one (``check_preempt_wakeup``). The machine does the rest:
+waking entity preempts the running one (``check_preempt_wakeup_fair``). The machine does the rest:
 accounting (``update_curr``), the hierarchy, bandwidth control, SMP.
 """
 
@@ -38,7 +38,7 @@ DEFAULT_FEATURES: dict[str, bool] = {
     "WAKEUP_PREEMPTION": True,
     # off in the kernel source, and measured: two hogs on one CPU of the 6.18 reference machine
     # switch every 4.000 ms (the HZ=250 tick), not every 1.4 ms base slice
-    # (docs/kernel-measurements.md)
+    # (docs/kernel-facts.md#tick-slice-ends)
     "HRTICK": False,
     # EEVDF (6.18)
     "PLACE_LAG": True,
@@ -210,7 +210,7 @@ class FairPolicy:
         delay until a condition the kernel only checks at a tick first holds."""
         raise NotImplementedError
 
-    def check_preempt_wakeup(
+    def wakeup_preempts(
         self,
         cfs_rq: CfsRunQueue,
         curr: SchedEntity,
@@ -236,3 +236,26 @@ class FairPolicy:
         """Change a queued or sleeping entity's weight (renice, group shares). `cfs_rq` is None
         for a task not yet placed on any CPU (created, never woken)."""
         se.set_weight(weight)
+
+
+# ---- buddies (``cfs_rq->next`` / ``->last``), shared by both policies ----------------------
+
+def set_buddy(se: SchedEntity, which: str) -> None:
+    """``set_next_buddy`` / ``set_last_buddy``: mark `se` at its level and every level above."""
+    level: SchedEntity | None = se
+    while level is not None:
+        rq = level.rq_of
+        if rq is not None:
+            setattr(rq, which, level)
+        level = level.parent
+
+
+def clear_buddies(cfs_rq: CfsRunQueue, se: SchedEntity) -> None:
+    """``clear_buddies``: forget `se` as a buddy here and, while it is the buddy, above."""
+    for which in ("next", "last"):
+        level: SchedEntity | None = se
+        while (
+            level is not None and level.rq_of is not None and getattr(level.rq_of, which) is level
+        ):
+            setattr(level.rq_of, which, None)
+            level = level.parent

@@ -26,14 +26,14 @@ from typing import TYPE_CHECKING
 from mypy_extensions import trait
 from sortedcontainers import SortedList
 
+from ..task import RT_POLICIES
 from .policy import NEVER
 
 if TYPE_CHECKING:
-    from ..machine import Machine, Rq
     from ..task import Task
+    from .core import Machine, Rq
 
 RR_TIMESLICE_NS = 100_000_000  # sched_rr_timeslice_ms = 100
-RT_POLICIES = ("fifo", "rr")
 
 
 class RtRunQueue:
@@ -113,7 +113,7 @@ class FairServer:
     (``dl_defer_running``); ``runtime``: ns left this period; ``deadline``: end of the period.
     """
 
-    __slots__ = ("armed", "deadline", "gen", "period", "running", "runtime", "size")
+    __slots__ = ("armed", "deadline", "period", "running", "runtime", "size")
 
     def __init__(self, runtime_ns: int, period_ns: int) -> None:
         self.size = runtime_ns
@@ -122,7 +122,6 @@ class FairServer:
         self.running = False
         self.runtime = 0
         self.deadline = 0
-        self.gen = 0  # timer generation: a stale timer firing is ignored
 
     @property
     def boosting(self) -> bool:
@@ -144,14 +143,12 @@ class FairServer:
         zero-laxity point, or the period end while running."""
         self.runtime = self.size
         self.deadline = now + self.period
-        self.gen += 1
         return self.deadline if self.running else self.deadline - self.size
 
     def stop(self) -> None:
         """No RT task competes any more: the fair class runs on its own."""
         self.armed = False
         self.running = False
-        self.gen += 1
 
     def consume(self, delta: int, now: int) -> int | None:
         """Fair tasks ran `delta` ns while armed (``dl_server_update``). When a deferred period's
@@ -226,7 +223,7 @@ class RealTimeClass:
         due = NEVER if task.remaining is None else task.remaining
         left = rq.rt.slice_left(task)
         if left is not None:
-            due = min(due, self.tick_after(left))
+            due = min(due, self.tick_after(rq.cpu, left))
         self.set_timer(rq, due, False, None)
 
     def server_start(self: Machine, rq: Rq) -> None:
@@ -241,20 +238,20 @@ class RealTimeClass:
         if server.running and server.runtime <= 0 and rq.rt.nr_running:
             rq.need_resched = True  # the boost is spent: RT runs again
 
-    def _arm_server(self: Machine, rq: Rq, at: int | None) -> None:
-        if at is None:
-            return
-        server = rq.server
-        gen = server.gen
-        timer = self.env.timeout(max(0, at - self.now))
-        timer.callbacks.append(lambda ev: self._server_timer(rq, gen))
+    def server_stop(self: Machine, rq: Rq) -> None:
+        """No RT task competes any more (``dl_server_stop``): the server and its timer stop."""
+        rq.server.stop()
+        rq.server_timer.cancel()
 
-    def _server_timer(self: Machine, rq: Rq, gen: int) -> None:
+    def _arm_server(self: Machine, rq: Rq, at: int | None) -> None:
+        """(Re)start the server's timer at `at` ns, when the server asked for one."""
+        if at is not None:
+            rq.server_timer.start(at)
+
+    def server_timer(self: Machine, rq: Rq) -> None:
         """The fair server's timer: zero-laxity point or replenishment; the fair class may now
         run above RT."""
         server = rq.server
-        if gen != server.gen:
-            return
         self.update_curr(rq)
         self._arm_server(rq, server.timer(self.now))
         if server.boosting and rq.cfs.h_nr_running and rq.curr_rt:

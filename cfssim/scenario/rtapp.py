@@ -1,18 +1,19 @@
 """rt-app workloads (JSON, as rt-app and LISA write them) read as cfssim workloads.
 
-`load_rtapp(path)` reads rt-app's grammar (doc/tutorial.txt of scheduler-tools/rt-app): ``global``
-(``duration`` s, ``default_policy``, ``mem_buffer_size``), ``tasks`` with ``instance``, ``delay``
-(µs), ``loop`` (−1 = forever), ``phases`` (an object of ordered phases, or the events inline),
-events ``run``/``runtime``/``sleep`` (µs), ``timer`` ``{ref, period, mode}``, ``mem``/``memrun``
-(bytes written to the thread's buffer), properties ``policy``, ``priority`` (the nice value for
-SCHED_OTHER/BATCH, the RT priority for FIFO/RR), ``dl-runtime`` (µs; on SCHED_OTHER the EEVDF
-custom slice), ``cpus`` and ``taskgroup`` (a path, or ``{"path", "cpu.max", "cpu.weight", …}``).
-Keys are matched by prefix as rt-app does, so workgen's ``run0``/``sleep1`` work; duplicate keys
-are kept in order; C comments and trailing commas (accepted by rt-app's json-c) are allowed.
-Each rt-app task becomes a process of ``instance`` threads named ``<task>/<i>``.
+`load_rtapp(path)` (what `load_workload` calls for JSON) reads rt-app's grammar (doc/tutorial.txt of
+scheduler-tools/rt-app): ``global`` (``duration`` s, ``default_policy``, ``mem_buffer_size``),
+``tasks`` with ``instance``, ``delay`` (µs), ``loop`` (−1 = forever), ``phases`` (an object of
+ordered phases, or the events inline), events ``run``/``runtime``/``sleep`` (µs), ``timer`` ``{ref,
+period, mode}``, ``mem``/``memrun`` (bytes written to the thread's buffer), properties ``policy``,
+``priority`` (the nice value for SCHED_OTHER/BATCH, the RT priority for FIFO/RR), ``dl-runtime``
+(µs; on SCHED_OTHER the EEVDF custom slice), ``cpus`` and ``taskgroup`` (a path, or ``{"path",
+"cpu.max", "cpu.weight", …}``). Keys are matched by prefix as rt-app does, so workgen's
+``run0``/``sleep1`` work; duplicate keys are kept in order; C comments and trailing commas (accepted
+by rt-app's json-c) are allowed. Each rt-app task becomes a process of ``instance`` threads named
+``<task>/<i>``.
 
-The result is a `Workload`: its `Scenario` (the YAML view, for ``cfssim convert``) and, for the
-constructs the YAML has no step for, exact Python behaviours used by `Workload.run`:
+The result is an `RtappWorkload`: its `Scenario` (the YAML view, for ``cfssim convert``) and, for
+the constructs the YAML has no step for, exact Python behaviours used by `Workload.run`:
 
 - ``timer`` sleeps until the timer's next period boundary (rt-app's ``run_event``: ``t_next``
   starts at the thread's start, advances by ``period`` at each use; when already past it, the
@@ -38,31 +39,33 @@ import dataclasses
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from ._errors import describe
-from .behaviour import Behaviour, TimerClock, execute, repetitions
-from .cgroup import files as cgfiles
-from .cgroup.files import CgroupConfig, CgroupFileError
-from .result import Result
-from .scenario import Limits, Run, Scenario, ScenarioError, Sleep, TimerMode, load_scenario
-from .scenario import Timer as TimerStep
-from .scenario_yaml import exact_size, step_data
-from .sched.rt import RT_POLICIES
-from .units import NSEC_PER_SEC, NSEC_PER_USEC
+from .._errors import describe
+from ..behaviour import Behaviour, TimerClock, execute, repetitions
+from ..cgroup import files as cgfiles
+from ..cgroup.files import CgroupConfig, CgroupFileError
+from ..task import RT_POLICIES, SCHED_NAMES
+from ..units import NSEC_PER_SEC, NSEC_PER_USEC
+from .checks import Limits
+from .errors import ScenarioError
+from .model import Scenario
+from .steps import Run, Sleep, Timer, TimerMode
+from .workload import Workload
+from .yaml_io import exact_size, read_source, step_data
 
 DEFAULT_MEM_BUFFER_BYTES = 4 * 1024 * 1024  # rt-app's mem_buffer_size default (4 MB)
 DEFAULT_CPUS = 2
 DEFAULT_RT_PRIORITY = 10  # rt-app's default priority for SCHED_FIFO / SCHED_RR
 
-_POLICIES = {"SCHED_OTHER": "normal", "SCHED_NORMAL": "normal", "SCHED_BATCH": "batch",
-             "SCHED_IDLE": "idle", "SCHED_FIFO": "fifo", "SCHED_RR": "rr",
-             "SCHED_DEADLINE": "deadline"}  # deadline: not modelled, runs as normal
+#: rt-app's policy names (the kernel's; SCHED_OTHER listed first, as rt-app's documentation
+#: does) → cfssim's; deadline is not modelled and runs as normal
+_POLICIES = {"SCHED_OTHER": "normal", **SCHED_NAMES, "SCHED_DEADLINE": "deadline"}
 _FAIR = ("normal", "batch")
 #: rt-app events cfssim does not model (prefix → what it does in rt-app)
 _UNMODELLED_EVENTS = {
@@ -85,12 +88,13 @@ _GLOBAL_IGNORED = ("calibration", "pi_enabled", "lock_pages", "logdir", "log_bas
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_.:+-]")
 
 Pairs = list[tuple[str, Any]]
-Loc = tuple[str, ...]
+#: A path of JSON keys into the rt-app document (`cfssim.scenario.JsonPath` is the YAML one).
+JsonPath = tuple[str, ...]
 
 
 # ---- the parsed workload ------------------------------------------------------------------------
 @dataclass(frozen=True)
-class Timer:
+class RtTimer:
     """A ``timer`` event: sleep until the next `period_ns` boundary of timer `ref`."""
 
     ref: str
@@ -110,7 +114,7 @@ class MemWrite:
     nbytes: int
 
 
-Event = Run | Sleep | Timer | MemWrite
+Event = Run | Sleep | RtTimer | MemWrite
 
 
 @dataclass(frozen=True)
@@ -136,7 +140,7 @@ class Phase:
     events: tuple[Event, ...]
     keys: tuple[str, ...]  # the JSON key of each event
     settings: Settings
-    where: Loc
+    where: JsonPath
 
 
 @dataclass(frozen=True)
@@ -153,11 +157,9 @@ class RtTask:
 
 
 @dataclass
-class Workload:
-    """A runnable workload: the scenario plus exact behaviours for what YAML cannot say."""
+class RtappWorkload(Workload):
+    """An rt-app workload: its scenario (the YAML view) plus its tasks, run exactly."""
 
-    scenario: Scenario
-    warnings: list[str] = field(default_factory=list)
     tasks: tuple[RtTask, ...] = ()
     mem_buffer_bytes: int = DEFAULT_MEM_BUFFER_BYTES
 
@@ -166,17 +168,6 @@ class Workload:
         shared: dict[str, _TimerState] = {}
         return {task.name: _task_behaviour(task, shared, self.mem_buffer_bytes)
                 for task in self.tasks if _needs_behaviour(task)}
-
-    def run(self, *, seed: int | None = None, policy: str | None = None,
-            duration_ns: int | None = None,
-            progress: Callable[[int, int], None] | None = None) -> Result:
-        """Simulate exactly (timers, phase changes and memory growth included)."""
-        from .simulation import run_scenario
-
-        result = run_scenario(self.scenario, seed=seed, policy=policy, duration_ns=duration_ns,
-                              progress=progress, behaviours=self.behaviours())
-        result.meta.setdefault("warnings", []).extend(self.warnings)
-        return result
 
 
 # ---- exact behaviours ---------------------------------------------------------------------------
@@ -187,7 +178,7 @@ class _TimerState:
 
 def _needs_behaviour(task: RtTask) -> bool:
     changes = any(_phase_changes(task, phase) for phase in task.phases)
-    special = any(isinstance(event, (Timer, MemWrite))
+    special = any(isinstance(event, (RtTimer, MemWrite))
                   for phase in task.phases for event in phase.events)
     return changes or special
 
@@ -225,7 +216,7 @@ def _task_behaviour(task: RtTask, shared: dict[str, _TimerState], buffer_bytes: 
                         cgroup = changes["cgroup"]
                         sim.move(process.name, cgroup, thread=index)
                     for event in phase.events:
-                        if isinstance(event, Timer):
+                        if isinstance(event, RtTimer):
                             timers = private if event.unique else shared
                             yield from _timer(thread, timers.setdefault(event.ref, _TimerState()),
                                               event, t_first)
@@ -241,7 +232,7 @@ def _task_behaviour(task: RtTask, shared: dict[str, _TimerState], buffer_bytes: 
     return behaviour
 
 
-def _timer(thread: Any, state: _TimerState, timer: Timer, t_first: int
+def _timer(thread: Any, state: _TimerState, timer: RtTimer, t_first: int
            ) -> Generator[Any, Any, None]:
     """rt-app ``run_event`` case ``rtapp_timer``."""
     if state.next_ns is None:
@@ -280,10 +271,10 @@ class _Reader:
         self.errors: list[str] = []
         self.warnings: list[str] = []
         self.cgroups: dict[str, dict[str, Any]] = {}
-        self.cgroup_where: dict[str, Loc] = {}
+        self.cgroup_where: dict[str, JsonPath] = {}
 
     # -- messages
-    def position(self, where: Loc) -> tuple[int, int]:
+    def position(self, where: JsonPath) -> tuple[int, int]:
         """Line and column of the last key of `where`, found by searching its keys in order."""
         pos = 0
         for key in where:
@@ -294,18 +285,18 @@ class _Reader:
         line = self.text.count("\n", 0, pos) + 1
         return line, pos - (self.text.rfind("\n", 0, pos) + 1) + 1
 
-    def message(self, where: Loc, text: str) -> str:
+    def message(self, where: JsonPath, text: str) -> str:
         line, col = self.position(where)
         return f"{self.origin}:{line}:{col}: {'.'.join(where) or 'document'}: {text}"
 
-    def error(self, where: Loc, expected: str, found: Any) -> None:
+    def error(self, where: JsonPath, expected: str, found: Any) -> None:
         self.errors.append(self.message(where, f"expected {expected}, found {describe(found)}"))
 
-    def warn(self, where: Loc, text: str) -> None:
+    def warn(self, where: JsonPath, text: str) -> None:
         self.warnings.append(self.message(where, text))
 
     # -- values
-    def integer(self, where: Loc, value: Any, expected: str, low: int | None = None,
+    def integer(self, where: JsonPath, value: Any, expected: str, low: int | None = None,
                 high: int | None = None) -> int | None:
         number = value if type(value) is int else None
         if isinstance(value, float) and value.is_integer():
@@ -316,11 +307,11 @@ class _Reader:
             return None
         return number
 
-    def usec(self, where: Loc, value: Any) -> int | None:
+    def usec(self, where: JsonPath, value: Any) -> int | None:
         number = self.integer(where, value, "a non-negative integer of µs", low=0)
         return None if number is None else number * NSEC_PER_USEC
 
-    def mapping(self, where: Loc, value: Any, expected: str) -> Pairs | None:
+    def mapping(self, where: JsonPath, value: Any, expected: str) -> Pairs | None:
         if isinstance(value, list) and all(isinstance(p, tuple) for p in value):
             return value
         self.error(where, expected, _plain(value))
@@ -361,7 +352,7 @@ class _Reader:
                 self.warn(where, "unknown global option (ignored)")
         return duration, Settings(policy=policy), buffer
 
-    def policy(self, where: Loc, value: Any) -> str | None:
+    def policy(self, where: JsonPath, value: Any) -> str | None:
         if value == "SCHED_DEADLINE":
             self.warn(where, "SCHED_DEADLINE is not modelled; the thread runs as SCHED_OTHER")
         if value not in _POLICIES:
@@ -370,7 +361,7 @@ class _Reader:
         return _POLICIES[value]
 
     def task(self, raw_name: str, body: Any, default: Settings) -> RtTask | None:
-        where: Loc = ("tasks", raw_name)
+        where: JsonPath = ("tasks", raw_name)
         pairs = self.mapping(where, body, "an object describing the thread")
         if pairs is None:
             return None
@@ -412,11 +403,11 @@ class _Reader:
             return None
         return task
 
-    def loop(self, where: Loc, value: Any) -> int | None:
+    def loop(self, where: JsonPath, value: Any) -> int | None:
         number = self.integer(where, value, "a loop count ≥ 0, or -1 for forever", low=-1)
         return None if number == -1 else (number if number is not None else 1)
 
-    def phase(self, where: Loc, name: str, body: Any, inline: bool = False) -> Phase | None:
+    def phase(self, where: JsonPath, name: str, body: Any, inline: bool = False) -> Phase | None:
         pairs = self.mapping(where, body, "an object of events and properties")
         if pairs is None:
             return None
@@ -440,7 +431,7 @@ class _Reader:
         settings = Settings() if inline else self.settings(where, pairs)
         return Phase(name, loop, tuple(events), tuple(keys), settings, where)
 
-    def event(self, where: Loc, kind: str, value: Any) -> Event | None:
+    def event(self, where: JsonPath, kind: str, value: Any) -> Event | None:
         if kind in _UNMODELLED_EVENTS:
             self.warn(where, f"event '{kind}' ({_UNMODELLED_EVENTS[kind]}) is not modelled "
                       "(ignored)")
@@ -456,7 +447,7 @@ class _Reader:
             return None if nbytes is None else MemWrite(nbytes)
         return self.timer(where, value)
 
-    def timer(self, where: Loc, value: Any) -> Timer | None:
+    def timer(self, where: JsonPath, value: Any) -> RtTimer | None:
         pairs = self.mapping(where, value, "an object {\"ref\": …, \"period\": µs}")
         if pairs is None:
             return None
@@ -473,9 +464,9 @@ class _Reader:
         if not isinstance(ref, str):
             self.error((*where, "ref"), "a timer name", ref)
             return None
-        return None if period is None else Timer(ref, period, mode == "relative")
+        return None if period is None else RtTimer(ref, period, mode == "relative")
 
-    def settings(self, where: Loc, pairs: Pairs) -> Settings:
+    def settings(self, where: JsonPath, pairs: Pairs) -> Settings:
         keys = dict(pairs)
         policy = self.policy((*where, "policy"), keys["policy"]) if "policy" in keys else None
         priority = None
@@ -497,7 +488,7 @@ class _Reader:
             if "taskgroup" in keys else None
         return Settings(policy, priority, cpus, cgroup, slice_us)
 
-    def taskgroup(self, where: Loc, value: Any) -> str | None:
+    def taskgroup(self, where: JsonPath, value: Any) -> str | None:
         """A path string (v1 style), or ``{"path": …, "<cgroup file>": value, …}``."""
         files: dict[str, Any] = {}
         if isinstance(value, list):
@@ -512,7 +503,7 @@ class _Reader:
             self.error(where, "a cgroup path such as \"/tg1\" or {\"path\": \"/tg1\", "
                        "\"cpu.max\": \"50000 100000\"}", _plain(value))
             return None
-        path = "/" + path.strip("/") if path.strip("/") else "/"
+        path = cgfiles.normalise_path(path)
         try:
             cgfiles.check_path(path)
         except ValueError as problem:
@@ -567,14 +558,14 @@ def _wall(event: Event) -> int:
 
 
 def _takes_time(phase: Phase) -> bool:
-    return any(_wall(event) > 0 or (isinstance(event, Timer) and event.period_ns > 0)
+    return any(_wall(event) > 0 or (isinstance(event, RtTimer) and event.period_ns > 0)
                for event in phase.events)
 
 
 # ---- the YAML view ------------------------------------------------------------------------------
-def _timers(task: RtTask) -> list[Timer]:
+def _timers(task: RtTask) -> list[RtTimer]:
     return [event for phase in task.phases for event in phase.events
-            if isinstance(event, Timer)]
+            if isinstance(event, RtTimer)]
 
 
 def _why_not_timer_steps(task: RtTask, ref_tasks: Counter[str]) -> str | None:
@@ -600,19 +591,19 @@ def _yaml_steps(phase: Phase, reader: _Reader, approximate_because: str | None
     they cannot, the sleep that ends on the boundary when nothing delays the thread (the time
     since the previous timer, cyclically)."""
     steps: list[dict[str, Any]] = []
-    timers = [i for i, event in enumerate(phase.events) if isinstance(event, Timer)]
+    timers = [i for i, event in enumerate(phase.events) if isinstance(event, RtTimer)]
     elapsed = sum(_wall(event) for event in phase.events[timers[-1] + 1:]) if timers else 0
     for event, key in zip(phase.events, phase.keys, strict=True):
         where = (*phase.where, key)
-        if isinstance(event, Timer) and approximate_because is None:
+        if isinstance(event, RtTimer) and approximate_because is None:
             mode: TimerMode = "relative" if event.relative else "absolute"
-            steps.append(step_data(TimerStep(period=event.period_ns, mode=mode)))
+            steps.append(step_data(Timer(period=event.period_ns, mode=mode)))
             if not event.relative:
                 reader.warn(where, "absolute timer written as a timer step, which skips the "
                             "periods a late thread missed where rt-app catches them up without "
                             "sleeping (the same wakeups while the thread keeps up; `cfssim "
                             "run` on the JSON models rt-app exactly)")
-        elif isinstance(event, Timer):
+        elif isinstance(event, RtTimer):
             steps.append({"sleep": max(0, event.period_ns - elapsed)})
             reader.warn(where, f"timer written as a sleep ({approximate_because}) that "
                         "reaches its period boundary only when nothing delays the thread "
@@ -646,7 +637,7 @@ def _changes_after_start(task: RtTask) -> bool:
 def _process(task: RtTask, reader: _Reader, buffer_bytes: int, ref_tasks: Counter[str]
              ) -> dict[str, Any]:
     """The scenario's process for `task` (its YAML view); `ref_tasks`: tasks using each timer."""
-    where: Loc = ("tasks", task.name)
+    where: JsonPath = ("tasks", task.name)
     settings = task.settings
     policy = "normal" if settings.policy in (None, "deadline") else settings.policy
     data: dict[str, Any] = {"name": task.name, "threads": task.threads, "policy": policy,
@@ -699,20 +690,14 @@ def _machine_cpus(tasks: Sequence[RtTask], cpus: int | None) -> int:
 
 
 def load_rtapp(source: str | Path, *, cpus: int | None = None, duration_ns: int | None = None,
-               name: str | None = None, limits: Limits | None = None) -> Workload:
-    """A `Workload` from an rt-app JSON file (or JSON text).
+               name: str | None = None, limits: Limits | None = None) -> RtappWorkload:
+    """An `RtappWorkload` from an rt-app JSON file (or JSON text).
 
     `cpus` sets machine.cpus (default: 2, or enough for the highest CPU named); `duration_ns`
     is needed when ``global.duration`` is -1 or absent. Raises `ScenarioError` (messages
     ``file:line:col: path: expected …, found …``).
     """
-    is_file = isinstance(source, Path) or ("\n" not in source and Path(source).is_file())
-    origin = str(source) if is_file else "<string>"
-    try:
-        text = Path(source).read_text(encoding="utf-8") if is_file else str(source)
-    except (OSError, UnicodeDecodeError) as problem:
-        raise ScenarioError([f"{origin}:1:1: document: expected a readable UTF-8 rt-app JSON "
-                             f"file, found {problem}"]) from None
+    text, origin, stem = read_source(source, "rt-app JSON")
     relaxed = relax_json(text)
     try:
         data = json.loads(relaxed, object_pairs_hook=list)
@@ -728,9 +713,8 @@ def load_rtapp(source: str | Path, *, cpus: int | None = None, duration_ns: int 
     processes = [_process(task, reader, buffer, ref_tasks) for task in tasks]
     if reader.errors:
         raise ScenarioError(reader.errors)
-    stem = Path(origin).stem if is_file else "rt-app"
     scenario_data = {
-        "name": name or _NAME_CHARS.sub("_", stem),
+        "name": name or _NAME_CHARS.sub("_", stem or "rt-app"),
         "description": f"converted from rt-app workload {Path(origin).name}",
         "duration": duration_ns or duration,
         "machine": {"cpus": _machine_cpus(tasks, cpus)},
@@ -744,17 +728,5 @@ def load_rtapp(source: str | Path, *, cpus: int | None = None, duration_ns: int 
         raise ScenarioError([
             f"{origin}:1:1: {'.'.join(map(str, error['loc']))}: {error['msg']}"
             for error in problem.errors()]) from None
-    return Workload(scenario, reader.warnings, tuple(tasks), buffer)
+    return RtappWorkload(scenario, reader.warnings, tuple(tasks), buffer)
 
-
-def load_workload(path: str | Path, *, limits: Limits | None = None,
-                  **rtapp_options: Any) -> Workload:
-    """A `Workload` from a scenario YAML file or an rt-app ``.json`` file (by suffix)."""
-    if Path(path).suffix.lower() == ".json":
-        return load_rtapp(path, limits=limits, **rtapp_options)
-    return Workload(load_scenario(path, limits=limits))
-
-
-def load_any(path: str | Path, *, limits: Limits | None = None) -> Scenario:
-    """The `Scenario` of a YAML scenario or an rt-app JSON file (its YAML view)."""
-    return load_workload(path, limits=limits).scenario

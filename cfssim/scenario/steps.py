@@ -1,0 +1,350 @@
+"""Program steps: what a thread does, in order — ``run``, ``sleep``, ``timer``, ``alloc``,
+``free``, ``exit`` and ``loop``, and for captured programs (`cfssim capture`) ``draw``,
+``until`` and ``per_thread`` — each a one-key YAML mapping (``{run: 10ms}``) validated into a
+frozen model, and the rules on a program's time: a program that repeats forever must let time
+pass, and no loop may spin through steps without it (`instant_step_problem`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Discriminator, Field, Tag, WithJsonSchema, model_validator
+
+from .._errors import describe, did_you_mean
+from ..units import format_duration, parse_duration
+from .errors import fail
+from .values import (
+    DURATION_PATTERN,
+    Duration,
+    DurationOrForever,
+    FrozenModel,
+    Repeat,
+    Size,
+    SizeOrAll,
+    as_duration,
+)
+
+
+class Run(FrozenModel):
+    """Run for `ns` of CPU time (None = forever)."""
+
+    ns: DurationOrForever = Field(alias="run")
+
+
+class Sleep(FrozenModel):
+    """Sleep for `ns` of wall time."""
+
+    ns: Duration = Field(alias="sleep")
+
+
+TimerMode = Literal["absolute", "relative"]
+
+
+def _period(value: Any) -> int:
+    """A timer period: a positive duration → int ns."""
+    try:
+        period_ns = parse_duration(value)
+    except (ValueError, TypeError):
+        return as_duration(value)  # raises the duration message
+    if period_ns <= 0:
+        raise fail(f"expected a positive period such as '200ms', found {describe(value)}")
+    return period_ns
+
+
+class Timer(FrozenModel):
+    """Sleep until the thread's periodic timer next expires (a period boundary), in ns.
+
+    YAML: ``{timer: 200ms}`` or ``{timer: {period: 200ms, mode: absolute|relative}}``. Each
+    thread has one timer, started when the thread starts (its `start`); every timer step moves
+    its expiry one period on from the previous expiry. If that expiry has already passed
+    (the thread is late), ``absolute`` (the default) moves it to the first boundary
+    start + k·period at or after now — the missed periods are skipped, not caught up — and
+    ``relative`` (rt-app's default mode) restarts the timer at now. A thread that keeps up
+    wakes at start + k·period in both modes; an expiry at or before now does not sleep.
+    """
+
+    period_ns: Annotated[
+        int,
+        BeforeValidator(_period),
+        WithJsonSchema({"anyOf": [{"type": "string", "pattern": DURATION_PATTERN},
+                                  {"type": "integer", "minimum": 1}],
+                        "description": "a positive duration such as '200ms', or ns"}),
+    ] = Field(alias="period")
+    mode: TimerMode = "absolute"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unwrap(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and set(data) == {"timer"}:
+            body = data["timer"]
+            if isinstance(body, Mapping):
+                return body
+            if isinstance(body, (list, tuple)):
+                raise fail(f"expected a period such as 200ms or a mapping {{period: …, "
+                           f"mode: absolute|relative}}, found {describe(body)}")
+            return {"period": body}
+        return data
+
+
+class Alloc(FrozenModel):
+    """Touch `bytes` more anonymous memory (charged to the task's memcg)."""
+
+    bytes: Size = Field(alias="alloc")
+
+
+class Free(FrozenModel):
+    """Free `bytes` of the task's memory (None = all of it)."""
+
+    bytes: SizeOrAll = Field(alias="free")
+
+
+class Exit(FrozenModel):
+    """Exit the thread with `code`."""
+
+    code: int = Field(alias="exit", ge=0, le=255)
+
+
+class Loop(FrozenModel):
+    """Repeat `program` `repeat` times (None = forever). YAML: ``{loop: {repeat, program}}``."""
+
+    repeat: Repeat = 1
+    program: tuple[Step, ...] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unwrap(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and set(data) == {"loop"}:
+            body = data["loop"]
+            if not isinstance(body, Mapping):
+                raise fail(f"expected a mapping {{repeat: …, program: […]}}, "
+                           f"found {describe(body)}")
+            return body
+        return data
+
+
+# ---- captured programs (`cfssim capture`): a random draw, a wakeup time, one program per thread
+#: Most points a `Draw` distribution may hold (its quantiles).
+MAX_DRAW_POINTS = 1_000
+
+
+class Draw(FrozenModel):
+    """Run or sleep (`kind`) for a length drawn from an empirical distribution: `values_ns`
+    are its sorted quantiles at equally spaced probabilities 0..1; a uniform u from the task's
+    seeded generator picks the point u·(n − 1) between them, interpolated linearly (int ns).
+    YAML: ``{draw: {run: [1ms, 2ms, 2.5ms]}}`` or ``{draw: {sleep: [...]}}``."""
+
+    kind: Literal["run", "sleep"]
+    values_ns: tuple[Duration, ...] = Field(min_length=1, max_length=MAX_DRAW_POINTS)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unwrap(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and set(data) == {"draw"}:
+            body = data["draw"]
+            if not isinstance(body, Mapping) or len(body) != 1 or next(iter(body)) not in (
+                    "run", "sleep"):
+                raise fail(f"expected a mapping {{run: [durations]}} or {{sleep: [durations]}}"
+                           f", found {describe(body)}")
+            kind, values = next(iter(body.items()))
+            if not isinstance(values, (list, tuple)):
+                raise fail(f"expected a list of durations, found {describe(values)}")
+            return {"kind": kind, "values_ns": sorted(as_duration(v) for v in values)}
+        return data
+
+
+class Until(FrozenModel):
+    """Sleep until `ns` after the thread's start (no sleep when that time has passed): a
+    captured wakeup replayed at the time it happened. YAML: ``{until: 1.25s}``."""
+
+    ns: Duration = Field(alias="until")
+
+
+class ThreadProgram(FrozenModel):
+    """One thread's own program inside `PerThread`; `name` (its comm) and `woken_by` (waker
+    task name → wakeups seen, from a capture) are descriptive only."""
+
+    name: str = ""
+    woken_by: dict[str, int] = Field(default_factory=dict)
+    program: tuple[Step, ...] = Field(min_length=1)
+
+
+class PerThread(FrozenModel):
+    """Thread i of the process runs ``threads[i].program`` (threads beyond the list run
+    nothing). YAML: ``{per_thread: [{name: main, program: [...]}, ...]}``."""
+
+    threads: tuple[ThreadProgram, ...] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unwrap(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and set(data) == {"per_thread"}:
+            return {"threads": data["per_thread"]}
+        return data
+
+
+def _captured_lengths(step: Draw | Until) -> tuple[int, ...]:
+    """The lengths (ns) a `Draw` may take, or the time an `Until` sleeps to."""
+    return step.values_ns if isinstance(step, Draw) else (step.ns,)
+
+
+#: The captured-program step kinds (YAML keys), in the order error messages list them.
+CAPTURED_STEPS: dict[str, type[FrozenModel]] = {
+    "draw": Draw, "per_thread": PerThread, "until": Until,
+}
+# ---- end of captured programs --------------------------------------------------------------------
+
+
+_STEP_KINDS: dict[str, type[FrozenModel]] = {
+    "run": Run, "sleep": Sleep, "timer": Timer, "alloc": Alloc, "free": Free, "exit": Exit,
+    "loop": Loop, **CAPTURED_STEPS,
+}
+_STEP_TAGS = {model: tag for tag, model in _STEP_KINDS.items()}
+
+
+def _step_kind(value: Any) -> str | None:
+    if isinstance(value, Mapping):
+        return next(iter(value), None)
+    return _STEP_TAGS.get(type(value))
+
+
+def _one_key_step(value: Any) -> Any:
+    expected = f"a one-key mapping with one of {', '.join(_STEP_KINDS)}, such as {{run: 10ms}}"
+    if isinstance(value, tuple(_STEP_TAGS)):
+        return value
+    if not isinstance(value, Mapping) or not value:
+        raise fail(f"expected {expected}, found {describe(value)}")
+    keys = list(value)
+    if len(keys) > 1:
+        raise fail(f"expected {expected}, found {len(keys)} keys ({', '.join(map(str, keys))})")
+    if keys[0] not in _STEP_KINDS:
+        raise fail(f"expected {expected}{did_you_mean(keys[0], _STEP_KINDS)}, "
+                   f"found {describe(keys[0])}")
+    return value
+
+
+Step = Annotated[
+    Annotated[Run, Tag("run")]
+    | Annotated[Sleep, Tag("sleep")]
+    | Annotated[Timer, Tag("timer")]
+    | Annotated[Alloc, Tag("alloc")]
+    | Annotated[Free, Tag("free")]
+    | Annotated[Exit, Tag("exit")]
+    | Annotated[Loop, Tag("loop")]
+    | Annotated[Draw, Tag("draw")]
+    | Annotated[PerThread, Tag("per_thread")]
+    | Annotated[Until, Tag("until")],
+    Discriminator(_step_kind),
+    BeforeValidator(_one_key_step),
+]
+Loop.model_rebuild()
+ThreadProgram.model_rebuild()
+PerThread.model_rebuild()
+
+
+def iter_steps(program: Sequence[Step], depth: int = 1) -> Iterator[tuple[Step, int]]:
+    """Every step of `program` with its loop nesting depth (1 = top level), loops included
+    (a `PerThread`'s programs count as one level deeper)."""
+    for step in program:
+        yield step, depth
+        if isinstance(step, Loop):
+            yield from iter_steps(step.program, depth + 1)
+        elif isinstance(step, PerThread):
+            for thread in step.threads:
+                yield from iter_steps(thread.program, depth + 1)
+
+
+def takes_time(program: Sequence[Step]) -> bool:
+    """Whether one pass of `program` can advance time (a run or sleep of non-zero length, or
+    a timer: each expiry is a period after the previous one; a draw or until that can be
+    non-zero)."""
+    return any(isinstance(step, Timer) or (isinstance(step, (Run, Sleep)) and step.ns != 0)
+               or (isinstance(step, (Draw, Until)) and max(_captured_lengths(step)) != 0)
+               for step, _ in iter_steps(program))
+
+
+#: Steps a program may take at one instant (loops of steps that let no time pass, unrolled).
+MAX_INSTANT_STEPS = 100_000
+#: Least time per step that a loop repeating more than `MAX_INSTANT_STEPS` times (or forever)
+#: must average: runs, sleeps and timer periods of a few ns would cost the simulator ~10⁹ steps
+#: per simulated second (and no kernel completes a sleep in less: a system call alone takes longer).
+MIN_NS_PER_STEP = 1_000
+
+
+def _pass_times(program: Sequence[Step]) -> tuple[int, int] | None:
+    """(runs' CPU demand + sleeps, timer periods) of one pass of `program`, loops unrolled, in
+    ns — or None when a pass never ends (a run or loop forever, an exit)."""
+    work = timers = 0
+    for step in program:
+        if isinstance(step, Loop):
+            inner = _pass_times(step.program)
+            if inner is None or step.repeat is None:
+                return None
+            work, timers = work + step.repeat * inner[0], timers + step.repeat * inner[1]
+        elif isinstance(step, (Run, Sleep)):
+            if step.ns is None:
+                return None
+            work += step.ns
+        elif isinstance(step, Timer):
+            timers += step.period_ns
+        elif isinstance(step, Draw):
+            work += step.values_ns[0]
+        elif isinstance(step, PerThread):  # the least of the threads' passes
+            passes = [times for thread in step.threads
+                      if (times := _pass_times(thread.program)) is not None]
+            if not passes:
+                return None
+            least = min(passes, key=max)
+            work, timers = work + least[0], timers + least[1]
+        elif isinstance(step, Exit):
+            return None
+    return work, timers
+
+
+def _least_pass_ns(program: Sequence[Step]) -> int | None:
+    """The least time one pass of `program` takes, or None when it never ends: a thread that
+    falls behind its timer does not sleep on it, so runs and sleeps overlap timer periods."""
+    times = _pass_times(program)
+    return None if times is None else max(times)
+
+
+def _steps_per_pass(program: Sequence[Step]) -> int:
+    """How many steps one pass of `program` executes, loops unrolled (a forever loop once)."""
+    return sum(
+        (step.repeat or 1) * _steps_per_pass(step.program) if isinstance(step, Loop)
+        else max(_steps_per_pass(t.program) for t in step.threads)
+        if isinstance(step, PerThread) else 1
+        for step in program
+    )
+
+
+
+def instant_step_problem(program: tuple[Step, ...], repeat: int | None) -> str | None:
+    """What is wrong with a thread's `program` repeated `repeat` times (None = forever), or None:
+    a loop (innermost first, then the whole program with its repeat) that would execute more
+    than `MAX_INSTANT_STEPS` steps without letting time pass, or that repeats more often than
+    that with passes averaging less than `MIN_NS_PER_STEP` per step."""
+    loops = [(f"the loop (step {index})", step)
+             for index, (step, _) in enumerate(iter_steps(program))
+             if isinstance(step, Loop)]
+    loops.reverse()
+    loops.append(("the program", Loop(repeat=repeat, program=program)))
+    for where, loop in loops:
+        if loop.repeat is None or takes_time(loop.program):
+            continue
+        steps = loop.repeat * _steps_per_pass(loop.program)
+        if steps > MAX_INSTANT_STEPS:
+            return (f"expected at most {MAX_INSTANT_STEPS} steps at one instant (or a run, sleep "
+                    f"or timer step in {where}), found {steps} steps that take no time")
+    for where, loop in loops:
+        steps = _steps_per_pass(loop.program)
+        if loop.repeat is not None and loop.repeat * steps <= MAX_INSTANT_STEPS:
+            continue
+        least = _least_pass_ns(loop.program)
+        if least is not None and 0 < least < MIN_NS_PER_STEP * steps:
+            times = "forever" if loop.repeat is None else f"{loop.repeat} times"
+            return (f"expected each pass of {where} (repeated {times}, {steps} steps) to take "
+                    f"at least {format_duration(MIN_NS_PER_STEP)} per step of runs, sleeps and "
+                    f"timer periods, found {format_duration(least)}")
+    return None

@@ -1,0 +1,623 @@
+"""`Machine`: the CPUs and the scheduling core — what kernel/sched/core.c does: ``__schedule``,
+``try_to_wake_up``, blocking, ``wakeup_preempt``, the context switch and the tick, driven by
+exact timers.
+
+Each CPU (`Rq`) has a root `CfsRunQueue`; task groups add a group entity and a queue per CPU
+(`cfssim.cgroup.tree.TaskGroup`). The fair policy (`Cfs`, `Eevdf`) decides placement, picking and
+preemption at one level; the fair class's hierarchy of queues and their bandwidth throttling
+(`cfssim.sched.fair`), the RT class and fair server (`cfssim.sched.rt`), and CPU selection and
+load balancing (`cfssim.sched.balance`) are mixins of `Machine`.
+
+No CPU is polled every tick. After every scheduling event a CPU arms *one* timer for the next
+moment something must happen to its running task — demand done, slice used up (timed exactly, as
+HRTICK does), a condition the kernel checks only at ticks (rounded up to the tick grid), local
+bandwidth runtime exhausted (noticed at the next tick, as ``update_curr`` at ``sched_tick``
+does). Re-arming the timer replaces its expiry (`cfssim.hrtimer.HrTimer`).
+
+Operations mark the CPUs they disturb (`touch`); `flush` then reschedules those that need it and
+re-arms their timers, so one wakeup or throttle costs one pass per affected CPU. The machine's
+public mutations (wakeups, blocking, renice, group moves, bandwidth writes) flush by themselves;
+a compound change made of several runs inside `batch`, which flushes once at its end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING
+
+import numpy as np
+import simpy
+from mypy_extensions import mypyc_attr
+
+from ..host import HostModel, TickGrid
+from ..hrtimer import HrTimer
+from ..task import Task, TaskState
+from ..trace import Recorder
+from .balance import LoadBalancing
+from .cfs import Cfs
+from .eevdf import Eevdf
+from .entity import SchedEntity
+from .fair import FairClass
+from .policy import (
+    ENQUEUE_INITIAL,
+    ENQUEUE_MIGRATED,
+    ENQUEUE_WAKEUP,
+    NEVER,
+    FairPolicy,
+    SchedTunables,
+)
+from .rt import RT_POLICIES, FairServer, RealTimeClass, RtRunQueue
+from .runqueue import CfsRunQueue
+from .weights import calc_delta_fair
+
+if TYPE_CHECKING:
+    from ..cgroup.tree import TaskGroup
+
+LIVELOCK_FIRES = 10_000
+HRTICK_MIN_NS = 10_000
+
+
+@mypyc_attr(native_class=False)  # mypyc: a RuntimeError subclass cannot be a native class
+class SimulationError(RuntimeError):
+    """The simulation reached a state it cannot leave (a bug, reported with context)."""
+
+
+#: the fair policies by name (``policy:`` in a scenario)
+FAIR_POLICIES: dict[str, type[FairPolicy]] = {"eevdf": Eevdf, "cfs": Cfs}
+
+
+def _nothing() -> None:
+    """An unset timer function."""
+
+
+class Rq:
+    """One CPU: ``struct rq`` with only what the model needs."""
+
+    __slots__ = (
+        "balance_timer",
+        "busy",
+        "cfs",
+        "cpu",
+        "curr",
+        "curr_rt",
+        "dirty",
+        "exec_start",
+        "fires_now",
+        "last_fire",
+        "need_resched",
+        "nr_balance_failed",
+        "rt",
+        "seg_start",
+        "server",
+        "server_timer",
+        "settle_timer",
+        "settling",
+        "tasks",
+        "timer",
+        "timer_level",
+        "timer_resched",
+    )
+
+    def __init__(
+        self, env: simpy.Environment, cpu: int, cfs: CfsRunQueue, server: FairServer
+    ) -> None:
+        self.cpu = cpu
+        self.cfs = cfs
+        self.rt = RtRunQueue()  # SCHED_FIFO/RR tasks, above the fair class
+        self.server = server  # the fair server (6.12+ dl_server) against RT starvation
+        self.curr: Task | None = None
+        self.curr_rt = False  # curr is a real-time task
+        self.tasks: dict[int, Task] = {}  # fair tasks enqueued here (curr included), by tid
+        self.exec_start = 0
+        self.seg_start = 0
+        self.busy = 0  # ns spent running tasks
+        self.need_resched = False
+        self.dirty = False
+        self.settling: Task | None = None  # curr finished a request; its next one is pending
+        self.timer = HrTimer(env, _nothing)  # the CPU's one scheduling timer (`Machine.arm`)
+        self.settle_timer = HrTimer(env, _nothing)  # after a run request completes (`settle`)
+        self.balance_timer = HrTimer(env, _nothing)  # periodic load balancing
+        self.server_timer = HrTimer(env, _nothing)  # the fair server's (dl_server's) timer
+        self.timer_resched = False  # the armed timer ends the running task's slice
+        self.timer_level: SchedEntity | None = None  # the level whose tick check fires
+        self.last_fire = -1  # livelock guard: timer firings at one instant
+        self.fires_now = 0
+        self.nr_balance_failed = 0
+
+    @property
+    def idle(self) -> bool:
+        return self.curr is None and self.cfs.h_nr_running == 0 and not self.rt.nr_running
+
+
+class Machine(FairClass, RealTimeClass, LoadBalancing):
+    """`ncpus` CPUs sharing one fair policy, one root task group and one recorder."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        tunables: SchedTunables,
+        policy: str,
+        root: TaskGroup,
+        recorder: Recorder,
+        seed: int = 1,
+        host: HostModel | None = None,
+    ) -> None:
+        self.env = env
+        self.tun = tunables
+        self.ncpus = tunables.cpus
+        self.root = root
+        self.rec = recorder
+        period = tunables.sched_rt_period_us * 1000
+        server_ns = max(0, period - tunables.sched_rt_runtime_us * 1000)
+        if tunables.sched_rt_runtime_us < 0:  # -1: no RT limit asked for
+            server_ns = 0
+        self.rqs = [
+            Rq(env, cpu, root.cfs_rq[cpu], FairServer(server_ns, period))
+            for cpu in range(self.ncpus)
+        ]
+        if policy not in FAIR_POLICIES:
+            known = ", ".join(FAIR_POLICIES)
+            raise ValueError(f"unknown policy {policy!r} (expected one of {known})")
+        self.policy = FAIR_POLICIES[policy](tunables, [rq.cfs for rq in self.rqs])
+        self.tick_ns = tunables.tick_ns
+        self.tick_offset = tunables.tick_offset_ns
+        self.host = host or HostModel()
+        self.ticks = TickGrid(self.tick_ns, self.tick_offset, self.ncpus, self.host, seed)
+        self.dirty: list[Rq] = []
+        self.idle_rqs: set[int] = set(range(self.ncpus))
+        self.nohz_timer = HrTimer(env, self.nohz_idle_balance)  # a busy CPU's kick
+        self._batch = Batch(self)
+        self.context_switches = 0
+        for rq in self.rqs:
+            rq.timer.function = partial(self.sched_tick, rq)
+            rq.settle_timer.function = partial(self.settle, rq)
+            rq.balance_timer.function = partial(self.sched_balance_domains, rq)
+            rq.server_timer.function = partial(self.server_timer, rq)
+        # A busy CPU balances every busy_factor (16) × balance_interval, which the kernel keeps
+        # between the domain's min_interval (its weight in ms) and max_interval (twice that).
+        # Which of the two, and the phase against other CPUs, depends on history and noise we
+        # do not model; a seeded draw stands for it, so N hogs on M CPUs rotate fairly.
+        weight_ms = max(1, min(self.ncpus, 64)) * 1_000_000
+        self.balance_range = (16 * weight_ms, 32 * weight_ms)
+        self.rng = np.random.default_rng([seed, 0x5EED])
+        if self.ncpus > 1:
+            for rq in self.rqs:
+                self._arm_balance(rq, self._balance_interval())
+
+    @property
+    def now(self) -> int:
+        """Simulated time (int ns). Read from SimPy's clock field directly: this is the hottest
+        read of the simulator, and only int delays are ever scheduled."""
+        return self.env._now  # type: ignore[return-value]
+
+    # ==== accounting ======================================================================
+    def update_curr(self, rq: Rq) -> None:
+        """``update_curr`` at every level of the running task's hierarchy: sum_exec, vruntime,
+        min_vruntime, cpuacct and bandwidth runtime all advance by the same wall delta."""
+        now = self.now
+        delta = now - rq.exec_start
+        rq.exec_start = now
+        task = rq.curr
+        if task is None or delta <= 0:
+            return
+        task.sum_exec += delta
+        if task.remaining is not None:
+            task.remaining -= delta
+        cpu = rq.cpu
+        for usage in task.acct:
+            usage[cpu] += delta
+        if rq.curr_rt:  # update_curr_rt: cpuacct (above) counts RT tasks, bandwidth does not
+            rq.rt.account(task, delta)
+            return
+        if rq.server.armed:
+            self.server_consumed(rq, delta)
+        policy = self.policy
+        se: SchedEntity | None = task.se
+        while se is not None:
+            cfs_rq = se.rq_of
+            assert cfs_rq is not None
+            se.sum_exec += delta
+            se.vruntime += calc_delta_fair(delta, se.weight, se.inv_weight)
+            cfs_rq.update_min_vruntime()
+            if policy.update_curr(cfs_rq, se):
+                rq.need_resched = True
+            if cfs_rq.runtime_enabled:
+                self.account_cfs_rq_runtime(rq, cfs_rq, delta)
+            se = se.parent
+
+    # ==== moving tasks ======================================================================
+    def move_group(self, task: Task, attach: Callable[[], None]) -> None:
+        """Move `task` to another task group (`attach` re-attaches it) and let the machine react."""
+        with self.batch():
+            self.sched_move_task(task, attach)
+
+    def sched_move_task(self, task: Task, attach: Callable[[], None]) -> None:
+        """``sched_move_task``: take the task off its queues, re-attach it to a new task group
+        (`attach`), and queue it again with its vruntime carried relative (``ENQUEUE_MOVE``)."""
+        self.finish_delayed_dequeue(task)
+        if task.state is not TaskState.RUNNABLE or task.cpu < 0 or task.policy in RT_POLICIES:
+            if task.cpu >= 0 and not task.vruntime_relative:
+                self.policy.migrate_out(task.se.rq_of, task.se)  # type: ignore[arg-type]
+                task.vruntime_relative = True
+            attach()
+            return
+        rq = self.rqs[task.cpu]
+        self.update_curr(rq)
+        running = rq.curr is task
+        if running:
+            self.put_prev_task_fair(task)
+        self.dequeue_task_fair(rq, task, sleep=False)
+        self.policy.migrate_out(task.se.rq_of, task.se)  # type: ignore[arg-type]
+        attach()
+        self.enqueue_task_fair(rq, task, ENQUEUE_MIGRATED)
+        if running:
+            rq.need_resched = True
+        self.touch(rq)
+
+    def detach_running(self, task: Task) -> None:
+        """Switch a running task out so it can be migrated (the stopper's job in the kernel)."""
+        rq = self.rqs[task.cpu]
+        if rq.curr is not task:
+            return
+        self.update_curr(rq)
+        if not rq.curr_rt:
+            self.put_prev_task_fair(task)
+        self.context_switch(rq, task, None)
+        rq.need_resched = True
+        self.touch(rq)
+
+    def set_task_cpu(self, task: Task, cpu: int) -> None:
+        """``set_task_cpu`` / ``set_task_rq``: attach the task's entity to `cpu`'s queues."""
+        group = task.group
+        assert group is not None
+        if task.cpu >= 0 and task.cpu != cpu:
+            task.nr_migrations += 1
+            self.rec.add("migrations", task.tid, self.now, task.cpu, cpu)
+        task.cpu = cpu
+        task.se.rq_of = group.cfs_rq[cpu]
+        task.se.parent = group.se[cpu]
+        task.se.depth = 0 if task.se.parent is None else task.se.parent.depth + 1
+
+    # ==== wakeups and blocking =============================================================
+
+    def wake_up(self, task: Task, new: bool = False) -> None:
+        """Wake (or, with `new`, start) `task` and let the machine react (`try_to_wake_up`)."""
+        with self.batch():
+            self.try_to_wake_up(task, new)
+
+    def try_to_wake_up(self, task: Task, new: bool = False) -> None:
+        """``try_to_wake_up`` / ``wake_up_new_task``: choose a CPU, enqueue, maybe preempt.
+        A delayed sleeper is still queued: it wakes in place (``ttwu_runnable``)."""
+        if task.policy in RT_POLICIES:
+            self.wake_up_rt(task, new)
+            return
+        if task.se.sched_delayed:
+            rq = self.rqs[task.cpu]
+            self.update_curr(rq)
+            self.policy.requeue_delayed_entity(task.se.rq_of, task.se)  # type: ignore[arg-type]
+            rq.tasks[task.tid] = task
+            self._woken(task, new)
+            self.wakeup_preempt(rq, task)
+            self.touch(rq)
+            return
+        cpu = self.select_task_rq(task, new)
+        flags = ENQUEUE_INITIAL if new else ENQUEUE_WAKEUP
+        if task.cpu != cpu:
+            if task.cpu >= 0 and not task.vruntime_relative:
+                self.policy.migrate_out(task.se.rq_of, task.se)  # type: ignore[arg-type]
+                task.vruntime_relative = True
+            self.set_task_cpu(task, cpu)
+        if task.vruntime_relative:
+            flags |= ENQUEUE_MIGRATED
+            task.vruntime_relative = False
+        rq = self.rqs[cpu]
+        self.update_curr(rq)
+        self._woken(task, new)
+        self.enqueue_task_fair(rq, task, flags)
+        self.wakeup_preempt(rq, task, fork=new)
+        self.touch(rq)
+
+    def _woken(self, task: Task, new: bool) -> None:
+        """The task becomes runnable: its state and wakeup statistics."""
+        now = self.now
+        task.state = TaskState.RUNNABLE
+        task.wait_start = now
+        if not new:
+            task.nr_wakeups += 1
+            task.wake_time = now
+
+    def tick_at_or_after(self, cpu: int, t: int) -> int:
+        """The first scheduler tick of `cpu` at or after `t` (ns): ticks fall at
+        ``tick_offset_ns`` + k × ``tick_ns`` — on every CPU at once on the ideal machine, each
+        CPU skewed and jittered on a real host's (`cfssim.host.TickGrid`)."""
+        if self.ticks.uniform:
+            tick, offset = self.tick_ns, self.tick_offset
+            return -(-(t - offset) // tick) * tick + offset
+        return self.ticks.at_or_after(cpu, t)
+
+    def tick_after(self, cpu: int, delay: int) -> int:
+        """Delay (ns from now) to `cpu`'s first tick strictly after now + max(delay, 0): a
+        condition due now was seen by this instant's tick, or will be by the next."""
+        now = self.now
+        return self.tick_at_or_after(cpu, now + max(delay, 1)) - now
+
+    def hrtimer_delay(self, task: Task, ns: int) -> int:
+        """When a sleep of `ns` started now by `task` ends (ns from now): its hrtimer may fire
+        anywhere in [soft, soft + slack] (``hrtimer_set_expires_range_ns`` with the task's
+        ``timer_slack_ns``, 0 for RT tasks) — at the first tick of its CPU inside that range
+        if the CPU is busy (``hrtimer_interrupt`` runs every timer whose soft expiry passed),
+        else at the hard expiry."""
+        slack = 0 if task.policy in RT_POLICIES else self.tun.timer_slack_ns
+        if slack <= 0:
+            return ns
+        if task.cpu >= 0 and not self.rqs[task.cpu].idle:
+            soft = self.now + ns
+            first_tick = self.tick_at_or_after(task.cpu, soft + 1)
+            if first_tick <= soft + slack:
+                return first_tick - self.now
+        return ns + slack
+
+    def block(self, task: Task, state: TaskState = TaskState.SLEEPING) -> None:
+        """`task` stops being runnable (sleep, wait, exit, kill) and the machine reacts."""
+        with self.batch():
+            self.block_task(task, state)
+
+    def block_task(self, task: Task, state: TaskState = TaskState.SLEEPING) -> None:
+        """``block_task``: the task stops being runnable — ``dequeue_task(DEQUEUE_SLEEP)``."""
+        if task.state is TaskState.RUNNABLE and task.cpu >= 0:
+            rq = self.rqs[task.cpu]
+            self.update_curr(rq)
+            if task.policy in RT_POLICIES:
+                rq.rt.dequeue(task)
+                if not rq.rt.nr_running:
+                    self.server_stop(rq)
+            elif task.se.on_rq:
+                self.dequeue_task_fair(rq, task, sleep=True)
+            else:
+                rq.tasks.pop(task.tid, None)
+            if rq.settling is task:
+                rq.settling = None
+            if rq.curr is task:
+                rq.need_resched = True
+            self.rec.vruntime(task.tid, self.now, task.se.vruntime)
+            self.touch(rq)
+        task.state = state
+        task.remaining = None
+        task.forever = False
+
+    def wakeup_preempt(self, rq: Rq, task: Task, fork: bool = False) -> None:
+        """``wakeup_preempt``: fair `task` was just queued on `rq` — an idle CPU reschedules, a
+        fair curr is checked by its class (``check_preempt_wakeup_fair``), an RT curr starts
+        the fair server."""
+        curr = rq.curr
+        if curr is None:
+            rq.need_resched = True
+            return
+        if curr is task:
+            return
+        if rq.curr_rt:  # a fair task waits behind RT: the fair server starts
+            self.server_start(rq)
+            return
+        self.check_preempt_wakeup_fair(rq, curr, task, fork)
+
+    # ==== the scheduler ====================================================================
+    def schedule(self, rq: Rq) -> None:
+        """``__schedule``: put the running task back, pick the next, switch if it differs."""
+        prev = rq.curr
+        self.update_curr(rq)
+        if prev is not None and not rq.curr_rt:
+            # with no RT task queued, the fair pick follows at once: lone levels may stay curr
+            self.put_prev_task_fair(prev, keep_alone=not rq.rt.nr_running)
+        nxt = self.pick_next_rt(rq) if rq.rt.nr_running else None
+        if nxt is None:
+            nxt = self.pick_next_task_fair(rq)
+        if nxt is None and self.sched_balance_newidle(rq):
+            nxt = self.pick_next_task_fair(rq)
+        rq.need_resched = False
+        if nxt is not prev:
+            self.context_switch(rq, prev, nxt)
+
+    def context_switch(self, rq: Rq, prev: Task | None, nxt: Task | None) -> None:
+        """Record the segment that ends and account the switch (schedstat, sched figures)."""
+        now = self.now
+        if prev is not None:
+            self.rec.segment(rq.cpu, prev.tid, rq.seg_start, now)
+            rq.busy += now - rq.seg_start
+            prev.last_ran = now
+            if prev.state is TaskState.RUNNABLE:
+                prev.nivcsw += 1
+                self.rec.vruntime(prev.tid, now, prev.se.vruntime)
+            else:
+                prev.nvcsw += 1
+        else:
+            self.idle_rqs.discard(rq.cpu)
+        if nxt is not None:
+            nxt.pcount += 1
+            nxt.run_delay += now - nxt.wait_start
+            if nxt.wake_time >= 0:
+                latency = now - nxt.wake_time
+                nxt.latencies.append(latency)
+                self.rec.add("wakeups", nxt.tid, rq.cpu, nxt.wake_time, latency)
+                nxt.wake_time = -1
+        else:
+            self.idle_rqs.add(rq.cpu)
+        rq.seg_start = now
+        rq.exec_start = now
+        rq.curr = nxt
+        rq.curr_rt = nxt is not None and nxt.policy in RT_POLICIES
+        self.context_switches += 1
+
+    # ==== timers ===========================================================================
+    def touch(self, rq: Rq) -> None:
+        """Mark `rq` for rescheduling/re-arming at the next `flush`."""
+        if not rq.dirty:
+            rq.dirty = True
+            self.dirty.append(rq)
+
+    def flush(self) -> None:
+        """Reschedule the CPUs that need it and re-arm the timers of every touched CPU."""
+        dirty = self.dirty
+        while dirty:
+            rq = dirty.pop()
+            rq.dirty = False
+            if rq.settling is not None:
+                continue
+            if rq.need_resched or (rq.curr is None and (rq.cfs.h_nr_running or rq.rt.nr_running)):
+                self.schedule(rq)
+            self.arm(rq)
+            if self.idle_rqs and rq.cfs.h_nr_running >= 2 and not self.nohz_timer.active:
+                self.nohz_balancer_kick(rq)
+
+    def arm(self, rq: Rq) -> None:
+        """Arm the CPU's one timer for the next decision about its running task, and note
+        whether that decision is a reschedule (slice or request used up, or a tick-checked
+        condition) so the firing need not re-derive it."""
+        task = rq.curr
+        if task is None:
+            rq.timer.cancel()
+            return
+        if rq.curr_rt:
+            self.arm_rt(rq, task)
+            return
+        precise = self.tun.precise
+        policy = self.policy
+        exact_due = NEVER  # reschedule at exactly this delay (HRTICK)
+        tick_due = NEVER  # reschedule at the first tick at or after this delay
+        bandwidth_due = NEVER  # local runtime runs out: noticed at the next tick's update_curr
+        tick_level: SchedEntity | None = None
+        se: SchedEntity | None = task.se
+        while se is not None:
+            cfs_rq = se.rq_of
+            assert cfs_rq is not None
+            exact, ticked = policy.preempt_after(cfs_rq, se)
+            if exact is not None:
+                if precise:  # hrtick_start: never sooner than 10 µs ("timer DoS")
+                    exact_due = min(exact_due, max(exact, HRTICK_MIN_NS))
+                else:
+                    tick_due = min(tick_due, exact)
+            if ticked is not None and ticked < tick_due:
+                tick_due, tick_level = ticked, se
+            if cfs_rq.runtime_enabled and not cfs_rq.throttled:
+                bandwidth_due = min(bandwidth_due, cfs_rq.runtime_remaining)
+            se = se.parent
+        if tick_due < NEVER:
+            tick_due = self.tick_after(rq.cpu, tick_due)
+        if bandwidth_due < NEVER:
+            bandwidth_due = self.tick_after(rq.cpu, bandwidth_due)
+        demand_due = NEVER if task.remaining is None else task.remaining
+        if rq.server.boosting and rq.rt.nr_running:  # RT takes over when the server is spent
+            exact_due = min(exact_due, rq.server.runtime)
+        due = min(exact_due, tick_due, bandwidth_due, demand_due)
+        level = tick_level if due == tick_due else None
+        self.set_timer(rq, due, due in (exact_due, tick_due), level)
+
+    def set_timer(self, rq: Rq, due: int, resched: bool, level: SchedEntity | None) -> None:
+        """Arm the CPU's timer `due` ns from now (NEVER: none); `resched` when it ends a slice."""
+        timer = rq.timer
+        if due >= NEVER:
+            timer.cancel()
+            return
+        rq.timer_resched = resched
+        rq.timer_level = level
+        when = self.now + max(0, due)
+        if timer.active and timer.expires == when:
+            return
+        timer.start(when)
+
+    def sched_tick(self, rq: Rq) -> None:
+        """The CPU's timer — the tick (``sched_tick``) or an HRTICK expiry, whichever `arm` found
+        due first: account (``update_curr`` — which also charges bandwidth runtime and runs
+        ``update_deadline``), then act on what was due: a reschedule (the slice used up, or a
+        tick-checked ``check_preempt_tick``), the end of a run request."""
+        now = self.now
+        if now == rq.last_fire:
+            rq.fires_now += 1
+            if rq.fires_now > LIVELOCK_FIRES:
+                raise SimulationError(
+                    f"CPU {rq.cpu} decided {rq.fires_now} times at t={now} ns without time "
+                    f"passing (running {rq.curr}); this is a simulator bug, please report it"
+                )
+        else:
+            rq.last_fire, rq.fires_now = now, 0
+        self.update_curr(rq)
+        task = rq.curr
+        if task is None:
+            return
+        if rq.curr_rt and rq.rt.task_tick(task):
+            rq.need_resched = True
+        if rq.timer_resched:
+            rq.need_resched = True
+            level = rq.timer_level
+            if level is not None and level.rq_of is not None:
+                self.policy.tick_preempted(level.rq_of, level)
+        if not rq.curr_rt and self.ticks.is_tick(rq.cpu, now):
+            self.entity_tick_groups(task)
+        if task.remaining is not None and task.remaining <= 0:
+            self.complete_run(rq, task)
+        self.touch(rq)
+        self.flush()
+
+    def complete_run(self, rq: Rq, task: Task) -> None:
+        """The running task received its demand: resume its behaviour before deciding more.
+
+        The behaviour's next request (run, sleep…) arrives at this same instant; a zero-delay
+        settle (`settle`) afterwards blocks the task if it asked for something else.
+        """
+        task.remaining = None
+        event = task.run_event
+        task.run_event = None
+        rq.settling = task
+        if event is not None:
+            event.succeed()
+        rq.settle_timer.start(self.now)
+
+    def settle(self, rq: Rq) -> None:
+        """After a completed run request, at the same instant: a task that asked for nothing
+        more to run waits on some other event — a voluntary sleep."""
+        task = rq.settling
+        if task is None:
+            return
+        rq.settling = None
+        with self.batch():
+            if task.remaining is None and not task.forever and task.state is TaskState.RUNNABLE:
+                self.block(task)
+            self.touch(rq)
+
+    def resume_running(self, task: Task) -> None:
+        """A settling task asked for more CPU: it simply keeps running."""
+        rq = self.rqs[task.cpu]
+        if rq.settling is task:
+            rq.settling = None
+        self.touch(rq)
+        self.flush_unless_batched()
+
+    # ==== batching ============================================================================
+    def batch(self) -> Batch:
+        """A compound change: ``with machine.batch(): ...`` flushes once, when the outermost
+        batch ends (each public mutation is a batch of its own)."""
+        return self._batch
+
+    def flush_unless_batched(self) -> None:
+        if not self._batch.depth:
+            self.flush()
+
+
+class Batch:
+    """The context manager `Machine.batch` returns: counts nesting, flushes at the outermost
+    exit (not after an exception: the machine's state is then beyond repair anyway)."""
+
+    __slots__ = ("depth", "machine")
+
+    def __init__(self, machine: Machine) -> None:
+        self.machine = machine
+        self.depth = 0
+
+    def __enter__(self) -> Batch:
+        self.depth += 1
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self.depth -= 1
+        if not self.depth and exc_type is None:
+            self.machine.flush()
