@@ -23,7 +23,7 @@ from typing import Any
 from mypy_extensions import mypyc_attr
 from pydantic import TypeAdapter, ValidationError
 
-from .scenario import Alloc, Exit, Free, Loop, Run, Sleep, Step, Timer
+from .scenario import Alloc, Draw, Exit, Free, Loop, PerThread, Run, Sleep, Step, Timer, Until
 from .scenario.steps import (
     BarrierWait,
     Broadcast,
@@ -110,6 +110,17 @@ def execute(task: Any, steps: Sequence[Step], clock: TimerClock
             raise TaskExit(step.code)
         elif isinstance(step, Loop):
             yield from repeat_steps(task, step.program, step.repeat, clock)
+        elif isinstance(step, Draw):
+            length = draw_ns(step.values_ns, float(task.random.random()))
+            yield task.run(length) if step.kind == "run" else task.sleep(length)
+        elif isinstance(step, Until):
+            wake = clock.start_ns + step.ns
+            if wake > task.now:  # a time already reached does not block
+                yield task.sleep(wake - task.now)
+        elif isinstance(step, PerThread):
+            index = task.process.threads.index(task)
+            if index < len(step.threads):
+                yield from execute(task, step.threads[index].program, clock)
         else:
             yield from execute_sync(task, step)
 
@@ -153,7 +164,17 @@ def execute_sync(task: Any, step: Step) -> Generator[Any, Any, None]:
     elif isinstance(step, Runtime):
         yield sim.request_runtime(task, step.ns)
     else:  # pragma: no cover - the step union is closed
-            raise TypeError(f"unknown step {step!r}")
+        raise TypeError(f"unknown step {step!r}")
+
+
+def draw_ns(values_ns: Sequence[int], u: float) -> int:
+    """The length (int ns) at probability `u` ∈ [0, 1) of the distribution whose quantiles at
+    equally spaced probabilities are the sorted `values_ns`: linear between neighbours."""
+    position = u * (len(values_ns) - 1)
+    low = int(position)
+    if low + 1 >= len(values_ns):
+        return values_ns[-1]
+    return values_ns[low] + round((values_ns[low + 1] - values_ns[low]) * (position - low))
 
 
 def repeat_steps(task: Any, steps: Sequence[Step], repeat: int | None, clock: TimerClock

@@ -21,6 +21,7 @@ from rich.table import Table
 from ._progress import progress_bar
 from .interop_commands import echo_warnings
 from .real.calibrate import calibrate_command
+from .real.capture_cli import capture_command
 from .real.commands import compare_command, measure_command
 from .result import ResultError
 from .scenario import (
@@ -294,6 +295,7 @@ def _print_summary(result: Any, scenario: Scenario, output_format: str, out: Pat
 main.add_command(measure_command)
 main.add_command(compare_command)
 main.add_command(calibrate_command)
+main.add_command(capture_command)
 
 
 from .interop_commands import COMMANDS as _INTEROP_COMMANDS  # noqa: E402

@@ -1,6 +1,7 @@
 """The ftrace text format (the ``trace`` file of tracefs, ``trace-cmd report``): one line parser
-for every reader — `cfssim.real.tracefs` (a real run's scheduler events) and
-`cfssim.export.read_ftrace` (ftrace text from elsewhere back into trace tables).
+for every reader — `cfssim.real.tracefs` (a real run's scheduler events), `cfssim.real.capture`
+(a real program's, with its forks, exits and switch states) and `cfssim.export.read_ftrace`
+(ftrace text from elsewhere back into trace tables).
 
 A line is ``<comm>-<pid> [(<tgid>)] [<cpu>] [<flags>] <secs>.<frac>: <event>: <fields>``; the
 tgid column (``record-tgid``) and the flags column (irqs-off, need-resched, hard/softirq,
@@ -32,6 +33,13 @@ SWITCH = re.compile(
 WAKEUP = re.compile(
     r"comm=(?P<comm>.*) pid=(?P<pid>\d+) prio=-?\d+(?: success=\d+)? target_cpu=(?P<cpu>\d+)"
 )
+#: ``sched_process_fork``'s body: the parent (whose context forked) and the child.
+FORK = re.compile(
+    r"comm=(?P<comm>.*) pid=(?P<pid>\d+) child_comm=(?P<child_comm>.*) "
+    r"child_pid=(?P<child_pid>\d+)"
+)
+#: The body of ``sched_process_exit`` (and ``_free``, ``_wait``): the task, comm taken whole.
+TASK = re.compile(r"comm=(?P<comm>.*) pid=(?P<pid>\d+) prio=-?\d+")
 
 
 @dataclass(frozen=True)

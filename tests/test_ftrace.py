@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import cfssim
 from cfssim.export import ftrace_text, sched_events
-from cfssim.ftrace import SWITCH, WAKEUP, Event, parse_trace
+from cfssim.ftrace import FORK, SWITCH, TASK, WAKEUP, Event, parse_trace
 from cfssim.real import tracefs
 
 SCENARIO = """
@@ -37,6 +37,22 @@ def test_kernel_ns_and_tgid_lines_give_the_same_event() -> None:
     assert switch is not None and (switch["prev_comm"], switch["next_comm"]) == (
         "my worker", "swapper/1")
     assert list(parse_trace("# tracer: nop\nCPU:1 [LOST 12 EVENTS]\n")) == []
+
+
+def test_fork_and_exit_bodies_keep_comms_with_spaces_whole() -> None:
+    text = "\n".join([
+        "  my app-40   [000] ...1.   7.000001: sched_process_fork: comm=my app pid=40 "
+        "child_comm=my app child_pid=41",
+        "  my app-41   [001] ...1.   7.000900: sched_process_exit: comm=my app pid=41 prio=120 "
+        "group_dead=0",
+    ])
+    fork, gone = parse_trace(text)
+    forked, exited = FORK.match(fork.body), TASK.match(gone.body)
+    assert forked is not None and exited is not None
+    assert (forked["comm"], forked["pid"], forked["child_comm"], forked["child_pid"]) == (
+        "my app", "40", "my app", "41")
+    assert (exited["comm"], exited["pid"], gone.time_ns) == ("my app", "41", 7_000_900_000)
+    assert fork.fields == {"pid": 40, "child_pid": 41}
 
 
 def test_the_exported_text_parses_back_to_the_switches_and_wakeups_it_was_made_of() -> None:

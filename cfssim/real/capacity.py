@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..cgroup.files import apply_write, format_cpulist, parent_path
-from ..scenario import Alloc, Loop, Move, Step, Write
+from ..scenario import Alloc, Loop, Move, PerThread, Step, Write
 from ..units import format_size
 
 if TYPE_CHECKING:
@@ -23,13 +23,15 @@ if TYPE_CHECKING:
 
 def allocated_bytes(program: Sequence[Step], repeat: int | None = 1) -> float:
     """The sum of `program`'s alloc steps, loops multiplied out, bytes (``math.inf`` when an
-    alloc repeats forever); `repeat` wraps the whole program (None: forever)."""
+    alloc repeats forever), per thread; `repeat` wraps the whole program (None: forever)."""
     total = 0.0
     for step in program:
         if isinstance(step, Alloc):
             total += step.bytes
         elif isinstance(step, Loop):
             total += allocated_bytes(step.program, step.repeat)
+        elif isinstance(step, PerThread):  # a bound for every thread: the most any one holds
+            total += max(allocated_bytes(thread.program) for thread in step.threads)
     if total == 0:
         return 0.0
     return math.inf if repeat is None else total * repeat

@@ -55,7 +55,15 @@ from .cgroupfs import (
 )
 from .errors import Refused, WorkerFailed
 from .tracefs import TraceSession, events_to_tables, parse_trace
-from .worker import DoneReport, ExitReport, ProcessJob, Sessions, encode_program, worker_binary
+from .worker import (
+    DoneReport,
+    ExitReport,
+    ProcessJob,
+    Sessions,
+    encode_program,
+    unsupported_step,
+    worker_binary,
+)
 
 if TYPE_CHECKING:
     from ..scenario import Scenario
@@ -157,6 +165,8 @@ def check_scenario(
         )
     online = os.cpu_count() or 1
     for proc in scenario.processes:
+        if (problem := unsupported_step(proc.program)) is not None:
+            raise Refused(f"{_where(scenario)}process {proc.name!r}: {problem}")
         if proc.cpus is not None and max(proc.cpus) >= online:
             raise Refused(
                 f"{_where(scenario)}process {proc.name!r}: cpus {list(proc.cpus)} need a CPU this "

@@ -244,15 +244,30 @@ def available_memory_kb() -> int:
     raise TracefsUnavailable("/proc/meminfo has no MemAvailable line")
 
 
+#: What ``follow_forks`` sessions (`cfssim capture`) record besides `EVENTS`.
+FORK_EVENTS = ("sched/sched_process_fork", "sched/sched_process_exit")
+
+
 @dataclass
 class TraceSession:
     """A private tracefs instance ``instances/<name>`` recording the scheduler events of
-    `tids` during a run of `duration_ns`. `name` is the run's ``cfssim-<pid>-<n>``."""
+    `tids` during a run of `duration_ns`. `name` is the run's ``cfssim-<pid>.<start>-<n>``.
+
+    With `follow_forks` the instance records processes rather than threads: `tids` are pids
+    given to ``set_event_pid`` with the ``event-fork`` option (their children join as they
+    are forked, from before they first run), `FORK_EVENTS` are recorded too, and no event
+    filter is written."""
 
     name: str
     tids: list[int]
     duration_ns: int
+    follow_forks: bool = False
     instance: Path | None = field(init=False, default=None)
+
+    @property
+    def events(self) -> list[str]:
+        """The events this session records (``<system>/<event>``)."""
+        return [*EVENTS, *(FORK_EVENTS if self.follow_forks else ())]
 
     @property
     def buffer_kb(self) -> int:
@@ -268,15 +283,19 @@ class TraceSession:
         except OSError as exc:
             raise TracefsUnavailable(f"cannot create tracefs instance {instance}: {exc}") from exc
         self.instance = instance
-        present = [e for e in EVENTS if (instance / "events" / e / "enable").exists()]
-        missing = [e for e in EVENTS if e not in present and e not in OPTIONAL_EVENTS]
+        present = [e for e in self.events if (instance / "events" / e / "enable").exists()]
+        missing = [e for e in self.events if e not in present and e not in OPTIONAL_EVENTS]
         if missing:
             raise TracefsUnavailable(f"tracefs lacks the events {', '.join(missing)}")
         self._write("tracing_on", "0")
         self._write("trace_clock", "mono")
         self._write("buffer_size_kb", str(self.buffer_kb))
+        if self.follow_forks:
+            self._write("options/event-fork", "1")
+            self._write("set_event_pid", " ".join(map(str, self.tids)))
         for event in present:
-            self._write(f"events/{event}/filter", event_filter(event, self.tids))
+            if not self.follow_forks:
+                self._write(f"events/{event}/filter", event_filter(event, self.tids))
             self._write(f"events/{event}/enable", "1")
         self._write("tracing_on", "1")
 

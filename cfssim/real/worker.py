@@ -18,8 +18,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..scenario import Alloc, Exit, Free, Loop, Run, Sleep, Step, Timer
-from .errors import NoCompiler, WorkerFailed
+from ..scenario import Alloc, Exit, Free, Loop, Run, Sleep, Step, Timer, iter_steps
+from ..scenario.steps import CAPTURED_STEPS
+from .errors import NoCompiler, Refused, WorkerFailed
 
 SOURCE = Path(__file__).with_name("worker.c")
 OP_RUN, OP_SLEEP, OP_ALLOC, OP_FREE, OP_EXIT, OP_LOOP, OP_TIMER = range(1, 8)
@@ -68,6 +69,17 @@ def encode_program(program: Sequence[Step], repeat: int | None = 1) -> list[int]
     return [OP_LOOP, FOREVER if repeat is None else repeat, len(body), *body]
 
 
+def unsupported_step(program: Sequence[Step]) -> str | None:
+    """Why the worker cannot run `program` (a captured program's ``draw``, ``until`` or
+    ``per_thread`` step, which only the simulator runs), or None."""
+    kinds = {model: kind for kind, model in CAPTURED_STEPS.items()}
+    for step, _depth in iter_steps(program):
+        if type(step) in kinds:
+            return (f"the real twin's worker has no {kinds[type(step)]} step (captured programs "
+                    "are simulated; measure the captured command itself instead)")
+    return None
+
+
 def _encode_steps(steps: Iterable[Step]) -> list[int]:
     tokens: list[int] = []
     for step in steps:
@@ -86,6 +98,8 @@ def _encode_steps(steps: Iterable[Step]) -> list[int]:
         elif isinstance(step, Loop):
             inner = _encode_steps(step.program)
             tokens += [OP_LOOP, FOREVER if step.repeat is None else step.repeat, len(inner), *inner]
+        elif (problem := unsupported_step([step])) is not None:
+            raise Refused(problem)
         else:
             raise TypeError(f"unknown program step {step!r}")
     return tokens

@@ -8,7 +8,8 @@ other:
 
 - `errors`: `ScenarioError`, `Loc` and the pydantic errors the models raise;
 - `values`: the field value types (durations, sizes, repeats, CPU lists, cgroup paths);
-- `steps`: program steps (run, sleep, timer, alloc, free, exit, loop) and their time rules;
+- `steps`: program steps (run, sleep, timer, alloc, free, exit, loop; captured programs' draw,
+  until, per_thread) and their time rules;
 - `checks`: `Limits` and the validation across fields (`CrossChecker`);
 - `model`: `Scenario`, `MachineSpec`, the cgroups map, `ProcessSpec`, `EventSpec`;
 - `yaml_io`: reading YAML with error locations (`load_scenario`) and writing it back;
@@ -48,14 +49,18 @@ from .steps import (
     MAX_INSTANT_STEPS,
     MIN_NS_PER_STEP,
     Alloc,
+    Draw,
     Exit,
     Free,
     Loop,
+    PerThread,
     Run,
     Sleep,
     Step,
+    ThreadProgram,
     Timer,
     TimerMode,
+    Until,
     iter_steps,
 )
 from .values import (
@@ -101,6 +106,7 @@ __all__ = [
     "CgroupMap",
     "CgroupPath",
     "CpuList",
+    "Draw",
     "Duration",
     "DurationOrForever",
     "EventSpec",
@@ -114,6 +120,7 @@ __all__ = [
     "Move",
     "Nice",
     "NsTunable",
+    "PerThread",
     "PhaseNs",
     "Policy",
     "ProcessSpec",
@@ -126,8 +133,10 @@ __all__ = [
     "SizeOrAll",
     "Sleep",
     "Step",
+    "ThreadProgram",
     "Timer",
     "TimerMode",
+    "Until",
     "UsTunable",
     "Workload",
     "Write",

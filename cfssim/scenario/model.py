@@ -37,7 +37,7 @@ from ..task import RT_POLICIES, SCHED_NAMES, SCHED_POLICIES
 from ..units import NSEC_PER_SEC, NSEC_PER_USEC, format_duration
 from .checks import CrossChecker, Limits
 from .errors import fail, issue
-from .steps import Loop, Step, instant_step_problem, iter_steps, takes_time
+from .steps import Loop, PerThread, Step, instant_step_problem, iter_steps, takes_time
 from .values import (
     CGROUP_PATH_PATTERN,
     CPUS_SCHEMA,
@@ -131,6 +131,10 @@ class ProcessSpec(FrozenModel):
             if isinstance(step, Loop) and step.repeat is None and not takes_time(step.program):
                 errors.append(issue(("program",), f"expected a run, sleep or timer step "
                                     f"inside the forever loop (step {index}), found none"))
+            if isinstance(step, PerThread) and len(step.threads) != self.threads:
+                errors.append(issue(("program",), f"expected one per_thread program per "
+                                    f"thread ({self.threads}, step {index}), found "
+                                    f"{len(step.threads)}"))
         problem = instant_step_problem(self.program, self.repeat)
         if problem is not None:
             errors.append(issue(("program",), problem))

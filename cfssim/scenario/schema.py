@@ -1,7 +1,7 @@
 """The JSON Schema (draft-07) of scenario YAML, for editors and `jsonschema`: pydantic's schema
 of `Scenario` by alias, reshaped where the YAML is more compact than the model (one-key steps
-``{loop: …}``, ``{timer: …}``, ``{wait: {cond, mutex}}``, ``{yield: null}``, event
-writes ``{/path: {file: value}}``); written to
+``{loop: …}``, ``{timer: …}``, ``{wait: {cond, mutex}}``, ``{yield: null}``, ``{draw: …}``,
+``{per_thread: […]}``, event writes ``{/path: {file: value}}``); written to
 ``cfssim.schema.json`` by ``cfssim schema``.
 """
 
@@ -61,6 +61,23 @@ def scenario_json_schema() -> dict[str, Any]:
     }
     yield_count = definitions["Yield"]["properties"]["yield"]
     definitions["Yield"]["properties"]["yield"] = {"anyOf": [yield_count, {"type": "null"}]}
+    draw = definitions["Draw"]
+    values = draw["properties"]["values_ns"]
+    definitions["Draw"] = {
+        "type": "object", "title": "Draw", "description": draw.get("description", ""),
+        "properties": {"draw": {
+            "type": "object", "minProperties": 1, "maxProperties": 1,
+            "properties": {kind: values for kind in draw["properties"]["kind"]["enum"]},
+            "additionalProperties": False,
+        }},
+        "required": ["draw"], "additionalProperties": False,
+    }
+    per_thread = definitions["PerThread"]
+    definitions["PerThread"] = {
+        "type": "object", "title": "PerThread", "description": per_thread.get("description", ""),
+        "properties": {"per_thread": per_thread["properties"]["threads"]},
+        "required": ["per_thread"], "additionalProperties": False,
+    }
     definitions["Write"] = {
         "type": "object", "title": "Write", "description": definitions["Write"]["description"],
         "minProperties": 1, "maxProperties": 1,

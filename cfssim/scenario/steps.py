@@ -1,5 +1,6 @@
 """Program steps: what a thread does, in order — ``run``, ``sleep``, ``timer``, ``alloc``,
-``free``, ``exit`` and ``loop`` — each a one-key YAML mapping (``{run: 10ms}``) validated into a
+``free``, ``exit`` and ``loop``, and for captured programs (`cfssim capture`) ``draw``,
+``until`` and ``per_thread`` — each a one-key YAML mapping (``{run: 10ms}``) validated into a
 frozen model, and the rules on a program's time: a program that repeats forever must let time
 pass, and no loop may spin through steps without it (`instant_step_problem`).
 """
@@ -237,9 +238,81 @@ SYNC_STEPS: dict[str, type[FrozenModel]] = {
 }
 
 
+# ---- captured programs (`cfssim capture`): a random draw, a wakeup time, one program per thread
+#: Most points a `Draw` distribution may hold (its quantiles).
+MAX_DRAW_POINTS = 1_000
+
+
+class Draw(FrozenModel):
+    """Run or sleep (`kind`) for a length drawn from an empirical distribution: `values_ns`
+    are its sorted quantiles at equally spaced probabilities 0..1; a uniform u from the task's
+    seeded generator picks the point u·(n − 1) between them, interpolated linearly (int ns).
+    YAML: ``{draw: {run: [1ms, 2ms, 2.5ms]}}`` or ``{draw: {sleep: [...]}}``."""
+
+    kind: Literal["run", "sleep"]
+    values_ns: tuple[Duration, ...] = Field(min_length=1, max_length=MAX_DRAW_POINTS)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unwrap(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and set(data) == {"draw"}:
+            body = data["draw"]
+            if not isinstance(body, Mapping) or len(body) != 1 or next(iter(body)) not in (
+                    "run", "sleep"):
+                raise fail(f"expected a mapping {{run: [durations]}} or {{sleep: [durations]}}"
+                           f", found {describe(body)}")
+            kind, values = next(iter(body.items()))
+            if not isinstance(values, (list, tuple)):
+                raise fail(f"expected a list of durations, found {describe(values)}")
+            return {"kind": kind, "values_ns": sorted(as_duration(v) for v in values)}
+        return data
+
+
+class Until(FrozenModel):
+    """Sleep until `ns` after the thread's start (no sleep when that time has passed): a
+    captured wakeup replayed at the time it happened. YAML: ``{until: 1.25s}``."""
+
+    ns: Duration = Field(alias="until")
+
+
+class ThreadProgram(FrozenModel):
+    """One thread's own program inside `PerThread`; `name` (its comm) and `woken_by` (waker
+    task name → wakeups seen, from a capture) are descriptive only."""
+
+    name: str = ""
+    woken_by: dict[str, int] = Field(default_factory=dict)
+    program: tuple[Step, ...] = Field(min_length=1)
+
+
+class PerThread(FrozenModel):
+    """Thread i of the process runs ``threads[i].program`` (threads beyond the list run
+    nothing). YAML: ``{per_thread: [{name: main, program: [...]}, ...]}``."""
+
+    threads: tuple[ThreadProgram, ...] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unwrap(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and set(data) == {"per_thread"}:
+            return {"threads": data["per_thread"]}
+        return data
+
+
+def _captured_lengths(step: Draw | Until) -> tuple[int, ...]:
+    """The lengths (ns) a `Draw` may take, or the time an `Until` sleeps to."""
+    return step.values_ns if isinstance(step, Draw) else (step.ns,)
+
+
+#: The captured-program step kinds (YAML keys), in the order error messages list them.
+CAPTURED_STEPS: dict[str, type[FrozenModel]] = {
+    "draw": Draw, "per_thread": PerThread, "until": Until,
+}
+# ---- end of captured programs --------------------------------------------------------------------
+
+
 _STEP_KINDS: dict[str, type[FrozenModel]] = {
     "run": Run, "sleep": Sleep, "timer": Timer, "alloc": Alloc, "free": Free, "exit": Exit,
-    "loop": Loop, **SYNC_STEPS,
+    "loop": Loop, **SYNC_STEPS, **CAPTURED_STEPS,
 }
 _STEP_TAGS = {model: tag for tag, model in _STEP_KINDS.items()}
 
@@ -285,26 +358,38 @@ Step = Annotated[
     | Annotated[Fork, Tag("fork")]
     | Annotated[Yield, Tag("yield")]
     | Annotated[SetCpus, Tag("cpus")]
-    | Annotated[Runtime, Tag("runtime")],
+    | Annotated[Runtime, Tag("runtime")]
+    # captured programs
+    | Annotated[Draw, Tag("draw")]
+    | Annotated[PerThread, Tag("per_thread")]
+    | Annotated[Until, Tag("until")],
     Discriminator(_step_kind),
     BeforeValidator(_one_key_step),
 ]
 Loop.model_rebuild()
+ThreadProgram.model_rebuild()
+PerThread.model_rebuild()
 
 
 def iter_steps(program: Sequence[Step], depth: int = 1) -> Iterator[tuple[Step, int]]:
-    """Every step of `program` with its loop nesting depth (1 = top level), loops included."""
+    """Every step of `program` with its loop nesting depth (1 = top level), loops included
+    (a `PerThread`'s programs count as one level deeper)."""
     for step in program:
         yield step, depth
         if isinstance(step, Loop):
             yield from iter_steps(step.program, depth + 1)
+        elif isinstance(step, PerThread):
+            for thread in step.threads:
+                yield from iter_steps(thread.program, depth + 1)
 
 
 def takes_time(program: Sequence[Step]) -> bool:
     """Whether one pass of `program` can advance time (a run or sleep of non-zero length, or
-    a timer: each expiry is a period after the previous one)."""
-    return any(isinstance(step, Timer) or (isinstance(step, (Run, Sleep, Runtime))
-                                           and step.ns != 0)
+    a timer: each expiry is a period after the previous one; a draw or until that can be
+    non-zero)."""
+    return any(isinstance(step, Timer)
+               or (isinstance(step, (Run, Sleep, Runtime)) and step.ns != 0)
+               or (isinstance(step, (Draw, Until)) and max(_captured_lengths(step)) != 0)
                for step, _ in iter_steps(program))
 
 
@@ -332,6 +417,15 @@ def _pass_times(program: Sequence[Step]) -> tuple[int, int] | None:
             work += step.ns
         elif isinstance(step, Timer):
             timers += step.period_ns
+        elif isinstance(step, Draw):
+            work += step.values_ns[0]
+        elif isinstance(step, PerThread):  # the least of the threads' passes
+            passes = [times for thread in step.threads
+                      if (times := _pass_times(thread.program)) is not None]
+            if not passes:
+                return None
+            least = min(passes, key=max)
+            work, timers = work + least[0], timers + least[1]
         elif isinstance(step, Exit):
             return None
     return work, timers
@@ -347,7 +441,9 @@ def _least_pass_ns(program: Sequence[Step]) -> int | None:
 def _steps_per_pass(program: Sequence[Step]) -> int:
     """How many steps one pass of `program` executes, loops unrolled (a forever loop once)."""
     return sum(
-        (step.repeat or 1) * _steps_per_pass(step.program) if isinstance(step, Loop) else 1
+        (step.repeat or 1) * _steps_per_pass(step.program) if isinstance(step, Loop)
+        else max(_steps_per_pass(t.program) for t in step.threads)
+        if isinstance(step, PerThread) else 1
         for step in program
     )
 

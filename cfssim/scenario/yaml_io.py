@@ -52,18 +52,24 @@ from .model import (
     Scenario,
 )
 from .steps import (
+    CAPTURED_STEPS,
     SYNC_NAMED,
+    SYNC_STEPS,
     Alloc,
     CondWait,
+    Draw,
     Exit,
     Free,
     Loop,
+    PerThread,
     Run,
     Runtime,
     SetCpus,
     Sleep,
     Step,
+    ThreadProgram,
     Timer,
+    Until,
     Yield,
 )
 
@@ -319,9 +325,10 @@ def format_path(path: Loc) -> str:
 _KNOWN_KEYS = sorted({
     field.alias or name
     for model in (Scenario, MachineSpec, ProcessSpec, EventSpec, Move, Nice, Kill, Loop, Run,
-                  Sleep, Timer, Alloc, Free, Exit)
+                  Sleep, Timer, Alloc, Free, Exit, ThreadProgram, CondWait)
     for name, field in model.model_fields.items()
-} | set(ACTIONS) | set(cgfiles.FILES) | {"loop", "timer"} | set(container.CONTAINER_KEYS))
+} | set(ACTIONS) | set(cgfiles.FILES) | {"loop", "timer"} | set(SYNC_STEPS)
+    | set(CAPTURED_STEPS) | set(container.CONTAINER_KEYS))
 
 
 def error_message(error: Any) -> str:
@@ -478,6 +485,16 @@ def step_data(step: Step) -> dict[str, Any]:
         return {"cpus": list(step.cpus)}
     if isinstance(step, SYNC_NAMED):  # the one-name steps: {lock: m}, {fork: p}, …
         return step.model_dump(by_alias=True)
+    if isinstance(step, Draw):
+        return {"draw": {step.kind: [exact_duration(value) for value in step.values_ns]}}
+    if isinstance(step, Until):
+        return {"until": exact_duration(step.ns)}
+    if isinstance(step, PerThread):
+        return {"per_thread": [
+            {**({"name": t.name} if t.name else {}),
+             **({"woken_by": dict(t.woken_by)} if t.woken_by else {}),
+             "program": [step_data(inner) for inner in t.program]}
+            for t in step.threads]}
     raise TypeError(f"unknown step {step!r}")  # pragma: no cover - the union is closed
 
 
