@@ -23,6 +23,7 @@ from typing import Any
 from mypy_extensions import mypyc_attr
 from pydantic import TypeAdapter, ValidationError
 
+from .host import quantile_at
 from .scenario import Alloc, Draw, Exit, Free, Loop, PerThread, Run, Sleep, Step, Timer, Until
 from .scenario.steps import (
     BarrierWait,
@@ -170,11 +171,8 @@ def execute_sync(task: Any, step: Step) -> Generator[Any, Any, None]:
 def draw_ns(values_ns: Sequence[int], u: float) -> int:
     """The length (int ns) at probability `u` ∈ [0, 1) of the distribution whose quantiles at
     equally spaced probabilities are the sorted `values_ns`: linear between neighbours."""
-    position = u * (len(values_ns) - 1)
-    low = int(position)
-    if low + 1 >= len(values_ns):
-        return values_ns[-1]
-    return values_ns[low] + round((values_ns[low + 1] - values_ns[low]) * (position - low))
+    last = len(values_ns) - 1
+    return quantile_at([(i / last if last else 0.0, v) for i, v in enumerate(values_ns)], u)
 
 
 def repeat_steps(task: Any, steps: Sequence[Step], repeat: int | None, clock: TimerClock

@@ -20,6 +20,7 @@ is the idealised machine (no skew, no noise, free faults); a machine profile
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
@@ -58,6 +59,17 @@ def lognormal(median_ns: int, sigma: float) -> InverseCdf:
         return max(1, round(math.exp(normal.inv_cdf(min(max(u, 1e-12), 1 - 1e-12)))))
 
     return at
+
+
+def quantile_at(points: Sequence[tuple[float, int]], u: float) -> int:
+    """The inverse CDF through empirical quantiles: `points` are (cumulative probability,
+    value ns) pairs in increasing order; linear between them, flat beyond the ends."""
+    if u <= points[0][0]:
+        return points[0][1]
+    for (u0, v0), (u1, v1) in itertools.pairwise(points):
+        if u <= u1:
+            return v0 + round((v1 - v0) * (u - u0) / (u1 - u0)) if u1 > u0 else v1
+    return points[-1][1]
 
 
 @dataclass(frozen=True)

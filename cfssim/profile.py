@@ -44,7 +44,7 @@ from pydantic import (
 )
 
 from ._errors import describe, did_you_mean
-from .host import HostModel, HostNoise
+from .host import HostModel, HostNoise, quantile_at
 from .scenario.errors import ScenarioError, fail, issue
 from .scenario.model import PhaseNs, RtRuntimeTunable, UsTunable
 from .scenario.values import SignedDuration
@@ -142,13 +142,7 @@ class Distribution(_Model):
         if self.lognormal is not None:
             z = NormalDist().inv_cdf(min(max(u, 1e-12), 1 - 1e-12))
             return round(math.exp(self.lognormal.mu + self.lognormal.sigma * z))
-        points = self.points
-        if u <= points[0][0]:
-            return points[0][1]
-        for (u0, v0), (u1, v1) in pairwise(points):
-            if u <= u1:
-                return round(v0 + (v1 - v0) * (u - u0) / (u1 - u0))
-        return points[-1][1]
+        return quantile_at(self.points, u)
 
     def sample(self, rng: random.Random) -> int:
         """One draw (ns) with the caller's seeded generator: deterministic per seed."""
