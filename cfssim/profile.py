@@ -43,24 +43,19 @@ from pydantic import (
     model_validator,
 )
 
-from ._errors import describe, did_you_mean
+from ._errors import describe
 from .host import HostModel, HostNoise, quantile_at
 from .scenario.errors import ScenarioError, fail, issue
 from .scenario.model import PhaseNs, RtRuntimeTunable, UsTunable
 from .scenario.values import SignedDuration
 from .scenario.yaml_io import (
-    Located,
     dump_data,
-    error_message,
     exact_duration,
-    format_path,
-    position,
+    located_messages,
     read_yaml,
-    yaml_path,
 )
 from .units import NSEC_PER_SEC
 
-PAGE_SIZE = 4096  # the page of ``page_fault_ns_per_page``
 Hz = Literal[100, 250, 300, 1000]
 SliceEnds = Literal["tick", "precise"]
 DEFAULT_PROFILE = Path(__file__).resolve().parent / "_profiles" / "default.yaml"
@@ -328,27 +323,6 @@ _KEYS = sorted({field.alias or name for model in _MODELS
                 for name, field in model.model_fields.items()})
 
 
-def _messages(error: ValidationError, located: Located, origin: str) -> list[str]:
-    found: list[tuple[int, int, str]] = []
-    for item in error.errors():
-        if item["type"] == "too_short" and len(item.get("input") or ()) >= item["ctx"].get(
-                "min_length", 0):
-            continue  # pydantic's echo of failed items, already reported one by one
-        path, shown = yaml_path(located.data, item["loc"])
-        about_key = item["type"] in ("missing", "extra_forbidden", "scenario_key")
-        line, col = position(located, path, about_key)
-        if item["type"] == "extra_forbidden":
-            key = item["loc"][-1]
-            text = f"expected a known key{did_you_mean(key, _KEYS)}, found unknown key {key!r}"
-        elif item["type"] == "value_error":
-            text = f"expected {str(item['msg']).removeprefix('Value error, ')}, " \
-                   f"found {describe(item.get('input'))}"
-        else:
-            text = error_message(item)
-        found.append((line, col, f"{origin}:{line}:{col}: {format_path(shown)}: {text}"))
-    return [message for _, _, message in sorted(found, key=lambda entry: entry[:2])]
-
-
 def parse_profile(text: str, origin: str = "<string>") -> MachineProfile:
     """A validated `MachineProfile` from YAML text; raises `ProfileError`."""
     try:
@@ -359,7 +333,7 @@ def parse_profile(text: str, origin: str = "<string>") -> MachineProfile:
     try:
         return MachineProfile.model_validate(located.data)
     except ValidationError as error:
-        raise ProfileError(_messages(error, located, origin)) from None
+        raise ProfileError(located_messages(error, located, origin, _KEYS)) from None
 
 
 def load_profile(path: str | Path) -> MachineProfile:

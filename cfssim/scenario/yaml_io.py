@@ -112,7 +112,7 @@ def load_scenario(source: str | Path, *, limits: Limits | None = None) -> Scenar
     try:
         scenario = Scenario.model_validate(data, context={"limits": limits})
     except ValidationError as error:
-        raise ScenarioError(_located_messages(error, located, origin)) from None
+        raise ScenarioError(located_messages(error, located, origin)) from None
     scenario._source = origin if stem is not None else None
     try:  # a profile that cannot be read is refused with the scenario
         scenario.machine_profile()
@@ -331,8 +331,9 @@ _KNOWN_KEYS = sorted({
     | set(CAPTURED_STEPS) | set(container.CONTAINER_KEYS))
 
 
-def error_message(error: Any) -> str:
-    """pydantic's error → ``expected …, found …``."""
+def error_message(error: Any, known_keys: Sequence[str] | None = None) -> str:
+    """pydantic's error → ``expected …, found …`` (unknown keys matched against `known_keys`,
+    by default a scenario's)."""
     kind, ctx, value = error["type"], error.get("ctx") or {}, error.get("input")
     found = describe(value)
     if kind in ("scenario", "scenario_key"):
@@ -341,7 +342,10 @@ def error_message(error: Any) -> str:
         return f"expected a value, found no {error['loc'][-1]!r} key"
     if kind == "extra_forbidden":
         key = error["loc"][-1]
-        return f"expected a known key{did_you_mean(key, _KNOWN_KEYS)}, found unknown key {key!r}"
+        keys = _KNOWN_KEYS if known_keys is None else known_keys
+        return f"expected a known key{did_you_mean(key, keys)}, found unknown key {key!r}"
+    if kind == "value_error":
+        return f"expected {str(error['msg']).removeprefix('Value error, ')}, found {found}"
     if kind == "literal_error":
         choices = re.findall(r"'([^']*)'", str(ctx["expected"]))
         return f"expected {ctx['expected']}{did_you_mean(value, choices)}, found {found}"
@@ -380,7 +384,10 @@ def position(located: Located, path: Loc, about_key: bool) -> tuple[int, int]:
     return (1, 1)
 
 
-def _located_messages(error: ValidationError, located: Located, origin: str) -> list[str]:
+def located_messages(
+    error: ValidationError, located: Located, origin: str, known_keys: Sequence[str] | None = None
+) -> list[str]:
+    """pydantic's errors as ``file:line:col: field: expected …, found …``, in file order."""
     found: list[tuple[int, int, str]] = []
     for item in error.errors():
         if item["type"] == "too_short" and len(item.get("input") or ()) >= item["ctx"].get(
@@ -390,7 +397,7 @@ def _located_messages(error: ValidationError, located: Located, origin: str) -> 
         about_key = item["type"] in ("missing", "extra_forbidden", "scenario_key")
         line, col = position(located, path, about_key)
         found.append((line, col, f"{origin}:{line}:{col}: {format_path(shown)}: "
-                      f"{error_message(item)}"))
+                      f"{error_message(item, known_keys)}"))
     return [message for _, _, message in sorted(found, key=lambda item: item[:2])]
 
 
