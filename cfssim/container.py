@@ -407,20 +407,24 @@ def _resource_list(data: Any, where: str) -> dict[str, Fraction]:
     return out
 
 
+def _check_mapping(data: Any, keys: tuple[str, str], what: str) -> None:
+    """`data` is a mapping with no keys but `keys`; else `ContainerSpecError` naming the
+    offender."""
+    if not isinstance(data, Mapping):
+        raise ContainerSpecError(f"expected {what}, found {describe(data)}")
+    for key in data:
+        if key not in keys:
+            raise ContainerSpecError(f"expected {keys[0]} or {keys[1]}"
+                                     f"{did_you_mean(key, keys)}, found {describe(key)}", (key,))
+
+
 def parse_container(name: str, data: Any) -> ContainerResources:
     """``{requests: {cpu, memory}, limits: {cpu, memory}}``: defaulted (``SetDefaults_Pod``:
     a request not given takes its limit) and validated (``ValidateResourceRequirements``: a
     request above its limit is refused)."""
     if data is None:
         data = {}
-    if not isinstance(data, Mapping):
-        raise ContainerSpecError(f"expected a mapping {{requests: …, limits: …}}, "
-                                 f"found {describe(data)}")
-    for key in data:
-        if key not in ("requests", "limits"):
-            raise ContainerSpecError(f"expected requests or limits"
-                                     f"{did_you_mean(key, ('requests', 'limits'))}, found "
-                                     f"{describe(key)}", (key,))
+    _check_mapping(data, ("requests", "limits"), "a mapping {requests: …, limits: …}")
     requests = _resource_list(data.get("requests"), "requests")
     limits = _resource_list(data.get("limits"), "limits")
     for resource, limit in limits.items():
@@ -486,14 +490,7 @@ _POD_NAME = re.compile(r"^[A-Za-z0-9_.:+-]+$")
 
 def parse_pod(data: Any) -> Pod:
     """``{pod: <uid>, containers: {<name>: {requests, limits}, …}}``."""
-    if not isinstance(data, Mapping):
-        raise ContainerSpecError(f"expected a pod {{pod: <uid>, containers: {{…}}}}, "
-                                 f"found {describe(data)}")
-    for key in data:
-        if key not in ("pod", "containers"):
-            raise ContainerSpecError(f"expected pod or containers"
-                                     f"{did_you_mean(key, ('pod', 'containers'))}, found "
-                                     f"{describe(key)}", (key,))
+    _check_mapping(data, ("pod", "containers"), "a pod {pod: <uid>, containers: {…}}")
     uid = data.get("pod")
     if not isinstance(uid, str) or not _POD_NAME.match(uid):
         raise ContainerSpecError(f"expected the pod's uid (letters, digits and _ . : + -), "
