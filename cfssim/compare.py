@@ -8,8 +8,15 @@ duration); ``nr_periods`` and ``nr_throttled`` within ±2; ``throttled_time`` wi
 victims and their order identical, kill times within 10%. The same rules extend to the figures
 they imply: a cgroup's ``cpuacct.usage`` is judged like a task's CPU time, ``nr_bursts`` like
 ``nr_periods``, ``burst_time`` like ``throttled_time``, ``oom_kill`` counts and exit reasons must be
-equal, and exit times are judged like kill times. Figures without a rule (wait time, timeslices,
-switches, memory peaks) are shown with the verdict ``info``. All values are int ns, bytes, counts.
+equal, and exit times are judged like kill times. Wakeup latency (``wakeup_latency_ns``: the
+simulation's, or the twin's from ``--trace``) is judged at p50 and p99 within the larger of one
+scheduler tick and 30%: the tick is the kernel's unit of waiting here (a woken task that does not
+preempt at once waits for the next tick's slice end), so a regime difference costs a tick while
+wakeup costs of µs do not count. A percentile is judged only when both runs have enough wakeups
+for it (`Tolerances.latency_min_wakeups`: 10 for p50, 100 for p99 — below that p99 is one sample);
+otherwise, or when a run has no latency (measured without ``--trace``), it is ``info``; max and
+mean are ``info``. Figures without a rule (wait time, timeslices, switches, memory peaks) are shown
+with the verdict ``info``. All values are int ns, bytes, counts.
 """
 
 from __future__ import annotations
@@ -20,9 +27,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .result import Result
-from .units import NSEC_PER_MSEC, format_duration, format_size
+from .units import NSEC_PER_MSEC, NSEC_PER_SEC, format_duration, format_size
 
 PASS, FAIL, INFO = "pass", "fail", "info"
+#: CONFIG_HZ of the measured machines, when neither run says its HZ
+DEFAULT_HZ = 250
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,9 @@ class Tolerances:
     throttled_time_relative: float = 0.20
     kill_time_relative: float = 0.10
     time_floor_ns: int = NSEC_PER_MSEC
+    latency_relative: float = 0.30
+    #: wakeups both runs need before a percentile of their latency is judged (p50, p99)
+    latency_min_wakeups: tuple[tuple[str, int], ...] = (("p50", 10), ("p99", 100))
 
 
 @dataclass(frozen=True)
@@ -163,9 +175,41 @@ def compare(
         comparison.notes.append(str(warning))
     rows = comparison.rows
     rows += _entities("task", a.tasks, b.tasks, task_rules)
+    rows += _latencies(a.tasks, b.tasks, tol, tick_ns(a, b))
     rows += _entities("cgroup", a.cgroups, b.cgroups, cgroup_rules)
     rows += _kills(a.kills, b.kills, kill_rule)
     return comparison
+
+
+def tick_ns(a: Result, b: Result) -> int:
+    """One scheduler tick of the runs, ns: the simulation's HZ (``meta.hz``), else HZ=250."""
+    hz = a.meta.get("hz") or b.meta.get("hz") or DEFAULT_HZ
+    return NSEC_PER_SEC // int(hz)
+
+
+def _latencies(
+    a: Mapping[str, Mapping[str, Any]],
+    b: Mapping[str, Mapping[str, Any]],
+    tol: Tolerances,
+    tick: int,
+) -> Iterator[Row]:
+    """Each task's wakeup latency p50/p99 within max(one tick, ``latency_relative``) when both
+    runs have it from enough wakeups (`Tolerances.latency_min_wakeups`); else, and for max and
+    mean, ``info``."""
+    rule = within_relative(tol.latency_relative, tick)
+    needed = dict(tol.latency_min_wakeups)
+    for name in dict.fromkeys([*b, *a]):
+        fig_a, fig_b = a.get(name) or {}, b.get(name) or {}
+        lat_a, lat_b = fig_a.get("wakeup_latency_ns"), fig_b.get("wakeup_latency_ns")
+        if lat_a is None and lat_b is None:
+            continue
+        wakeups = min(int(fig_a.get("wakeups") or 0), int(fig_b.get("wakeups") or 0))
+        for key in ("p50", "p99", "max", "mean"):
+            value_a = None if lat_a is None else lat_a.get(key)
+            value_b = None if lat_b is None else lat_b.get(key)
+            judged = key in needed and wakeups >= needed[key]
+            yield judge("task", name, f"wakeup_latency_ns.{key}", value_a, value_b,
+                        rule if judged and None not in (value_a, value_b) else None)
 
 
 def _labels(a: Result, b: Result) -> tuple[str, str]:

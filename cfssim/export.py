@@ -10,7 +10,17 @@ quota left at the start and end of each bandwidth period, and memory usage. Task
 ``pid = trace index + 1`` (pid 0 is the idle task, ``swapper/<cpu>``).
 
 ``prev_state`` of a switch: ``R+`` when the task runs again with no wakeup in between
-(preempted or throttled), ``X`` when it exited then, else ``S`` (it slept).
+(preempted or throttled), ``X`` when it exited then, ``D`` when it never runs again before an OOM
+kill ends it (it waits in the memcg OOM path, TASK_KILLABLE), else ``S`` (it slept).
+
+The ftrace text also has, in each tracepoint's own format (``print fmt`` of
+``events/*/*/format`` on 6.18): ``sched_wakeup`` in the context of the task that ran on the
+CPU when the wakeup happened (the trace's ``wakeups.waker``; ``<idle>-0`` when idle or unknown);
+``sched_wakeup_new`` at a task's first run (the trace does not record its creation);
+``sched_migrate_task`` from the ``migrations`` table, in the context of the source CPU;
+``sched_process_exit`` as a task ends (``group_dead`` for its process's last thread); and
+``oom:mark_victim`` at each OOM kill, its rss the victim cgroup's memory usage then (anonymous
+memory: the model has no file or shmem pages; uid 0, the twin runs as root).
 """
 
 from __future__ import annotations
@@ -27,13 +37,13 @@ from .cgroup.files import is_descendant
 from .ftrace import SWITCH, WAKEUP, parse_trace
 from .result import Result
 from .task import RT_POLICIES
-from .trace import Trace, group_usage_curve
+from .trace import TABLES, Trace, group_usage_curve
 
 IDLE_PID = 0
 FORMATS = ("perfetto", "chrome", "ftrace")
 SUFFIXES = {"perfetto": ".perfetto-trace", "chrome": ".json", "ftrace": ".txt"}
 #: kernel ``prev_state`` bits (TASK_REPORT): R = 0, S = 1, X = EXIT_DEAD, R+ = TASK_REPORT_MAX
-STATE_BITS = {"R": 0, "S": 0x1, "X": 0x10, "R+": 0x100}
+STATE_BITS = {"R": 0, "S": 0x1, "D": 0x2, "X": 0x10, "R+": 0x100}
 _DEFAULT_PRIO = 120  # MAX_RT_PRIO + NICE_WIDTH / 2: a nice-0 normal task
 
 
@@ -51,11 +61,14 @@ class Switch:
 
 @dataclass(frozen=True)
 class Wakeup:
-    """``sched_wakeup`` of `pid` at `time` (ns) onto `cpu`."""
+    """``sched_wakeup`` of `pid` at `time` (ns) onto `cpu`, in the context of `waker` (the pid
+    running on `cpu` then; 0 = idle); ``sched_wakeup_new`` when `new`."""
 
     time: int
     cpu: int
     pid: int
+    waker: int = IDLE_PID
+    new: bool = False
 
 
 @dataclass(frozen=True)
@@ -90,8 +103,10 @@ def sched_events(result: Result) -> tuple[list[Switch], list[Wakeup]]:
     wake = trace["wakeups"]
     wake_times = {task: np.sort(wake["time"][wake["task"] == task])
                   for task in range(len(trace.tasks))}
-    exits = {index: (result.task_figure(name, "exit") or {}).get("time_ns")
-             for index, name in enumerate(trace.tasks)}
+    ends = {index: result.task_figure(name, "exit") or {} for index, name in enumerate(trace.tasks)}
+    exits = {index: end.get("time_ns") for index, end in ends.items()}
+    oom_killed = {index for index, end in ends.items()
+                  if str(end.get("reason", "")).startswith("oom")}
     starts_by_task = {task: np.sort(segments[segments[:, 1] == task, 2])
                       for task in range(len(trace.tasks))}
 
@@ -100,7 +115,7 @@ def sched_events(result: Result) -> tuple[list[Switch], list[Wakeup]]:
             return "X"
         later = starts_by_task[task][starts_by_task[task] >= left]
         if not len(later):
-            return "S"
+            return "D" if task in oom_killed else "S"
         times = wake_times[task]
         woken = np.any((times > left) & (times <= later[0]))
         return "S" if woken else "R+"
@@ -117,10 +132,82 @@ def sched_events(result: Result) -> tuple[list[Switch], list[Wakeup]]:
             current, until = task + 1, end
         if current != IDLE_PID and until < result.duration_ns:
             switches.append(Switch(until, cpu, current, state(current - 1, until), IDLE_PID))
-    wakeups = [Wakeup(int(t), int(c), int(k) + 1)
-               for k, c, t in zip(wake["task"], wake["cpu"], wake["time"], strict=True)]
+    wakers = wake.get("waker", np.full(len(wake["task"]), -1))  # traces before the column
+    wakeups = [Wakeup(int(t), int(c), int(k) + 1, int(by) + 1)
+               for k, c, t, by in zip(wake["task"], wake["cpu"], wake["time"], wakers,
+                                      strict=True)]
+    for task, starts in starts_by_task.items():
+        if len(starts) and not np.any(wake_times[task] <= starts[0]):
+            first = segments[(segments[:, 1] == task) & (segments[:, 2] == starts[0])][0]
+            cpu = int(first[0])
+            wakeups.append(Wakeup(int(starts[0]), cpu, task + 1,
+                                  _running(segments, cpu, int(starts[0])), new=True))
     return (sorted(switches, key=lambda s: (s.time, s.cpu)),
             sorted(wakeups, key=lambda w: (w.time, w.cpu)))
+
+
+def _running(segments: np.ndarray, cpu: int, time: int) -> int:
+    """The pid running on `cpu` just before `time` (merged segment rows; 0 = idle)."""
+    rows = segments[(segments[:, 0] == cpu) & (segments[:, 2] < time) & (segments[:, 3] >= time)]
+    return int(rows[0, 1]) + 1 if len(rows) else IDLE_PID
+
+
+@dataclass(frozen=True)
+class Other:
+    """A line of another tracepoint: `event` with its `body`, at `time` on `cpu` in the context
+    of `pid`."""
+
+    time: int
+    cpu: int
+    pid: int
+    event: str
+    body: str
+
+
+def other_events(result: Result) -> list[Other]:
+    """``sched_migrate_task``, ``sched_process_exit`` and ``mark_victim`` lines (see the module
+    docstring), sorted by (time, cpu)."""
+    trace = _trace(result)
+    segments = merged_segments(trace)
+    names = _names(result)
+    out: list[Other] = []
+    moves = trace["migrations"]
+    for task, time, src, dst in zip(moves["task"].tolist(), moves["time"].tolist(),
+                                    moves["src"].tolist(), moves["dst"].tolist(), strict=True):
+        pid = task + 1
+        out.append(Other(time, max(src, 0), _running(segments, max(src, 0), time),
+                         "sched_migrate_task", f"comm={names[pid]} pid={pid} "
+                         f"prio={_prio(result, pid)} orig_cpu={src} dest_cpu={dst}"))
+    ended: list[tuple[int, int]] = []  # (time, task)
+    for index, name in enumerate(trace.tasks):
+        end = result.task_figure(name, "exit")
+        if end is not None:
+            ended.append((int(end["time_ns"]), index))
+    process = {i: result.task_figure(name, "process", name) for i, name in enumerate(trace.tasks)}
+    # the CPU of each task's last run (later rows overwrite earlier ones)
+    last_cpu = {task: cpu for cpu, task, _, _ in sorted(segments.tolist(), key=lambda r: r[3])}
+    for time, task in sorted(ended):
+        pid = task + 1
+        alive = [t for e, t in ended if e > time and process[t] == process[task]]
+        alive += [i for i in process if process[i] == process[task] and
+                  i not in {t for _, t in ended}]
+        out.append(Other(time, last_cpu.get(task, 0), pid, "sched_process_exit",
+                         f"comm={names[pid]} pid={pid} prio={_prio(result, pid)} "
+                         f"group_dead={'false' if alive else 'true'}"))
+    kills, memory = trace["kills"], trace["memory"]
+    for task, cgroup, time, reason in zip(kills["task"].tolist(), kills["cgroup"].tolist(),
+                                          kills["time"].tolist(), kills["reason"].tolist(),
+                                          strict=True):
+        if reason > 1 or not 0 <= task < len(trace.tasks):
+            continue  # killed by an event, not the OOM killer
+        rows = np.flatnonzero((memory["cgroup"] == cgroup) & (memory["time"] <= time))
+        rss_kb = int(memory["usage"][rows[-1]]) // 1024 if len(rows) else 0
+        cpu = last_cpu.get(task, 0)
+        pid = task + 1
+        out.append(Other(time, cpu, _running(segments, cpu, time), "mark_victim",
+                         f"pid={pid} comm={names[pid]} total-vm={rss_kb}kB anon-rss={rss_kb}kB "
+                         f"file-rss:0kB shmem-rss:0kB uid=0 pgtables=0kB oom_score_adj=0"))
+    return sorted(out, key=lambda o: (o.time, o.cpu))
 
 
 def counters(result: Result) -> list[Counter]:
@@ -218,10 +305,15 @@ def ftrace_text(result: Result, *, ns_precision: bool = False) -> str:
             f"prev_state={s.prev_state} ==> next_comm={comm(s.next, s.cpu)} next_pid={s.next} "
             f"next_prio={_prio(result, s.next)}")))
     for w in wakeups:
+        name = "sched_wakeup_new" if w.new else "sched_wakeup"
         events.append((w.time, 0, w.cpu, (
-            f"{owner(IDLE_PID)} [{w.cpu:03d}] d..3. {_stamp(w.time, ns_precision)}: sched_wakeup: "
+            f"{owner(w.waker)} [{w.cpu:03d}] d..3. {_stamp(w.time, ns_precision)}: {name}: "
             f"comm={names[w.pid]} pid={w.pid} prio={_prio(result, w.pid)} "
             f"target_cpu={w.cpu:03d}")))
+    for o in other_events(result):
+        events.append((o.time, 0, o.cpu, (
+            f"{owner(o.pid)} [{o.cpu:03d}] d..2. {_stamp(o.time, ns_precision)}: {o.event}: "
+            f"{o.body}")))
     events.sort(key=lambda event: event[:3])
     header = _HEADER.format(n=len(events), cpus=_trace(result).cpus)
     return header + "".join(line + "\n" for *_, line in events)
@@ -235,7 +327,7 @@ def read_ftrace(text: str, *, end_ns: int | None = None) -> Trace:
     names: dict[int, str] = {}
     cpus = 0
     switches: list[tuple[int, int, int, int]] = []  # time, cpu, prev, next
-    raw_wakeups: list[tuple[int, int, int]] = []  # time, cpu, pid
+    raw_wakeups: list[tuple[int, int, int, int]] = []  # time, cpu, pid, waker pid
     for event in parse_trace(text):
         time, cpu = event.time_ns, event.cpu
         cpus = max(cpus, cpu + 1)
@@ -248,7 +340,7 @@ def read_ftrace(text: str, *, end_ns: int | None = None) -> Trace:
         elif event.name in ("sched_wakeup", "sched_waking") and \
                 (body := WAKEUP.match(event.body)):
             names.setdefault(int(body["pid"]), body["comm"])
-            raw_wakeups.append((time, int(body["cpu"]), int(body["pid"])))
+            raw_wakeups.append((time, int(body["cpu"]), int(body["pid"]), event.pid))
             cpus = max(cpus, int(body["cpu"]) + 1)
     order = sorted(names)
     index = {pid: i for i, pid in enumerate(order)}
@@ -267,12 +359,13 @@ def read_ftrace(text: str, *, end_ns: int | None = None) -> Trace:
         if end > since:
             segments.append((cpu, index[pid], since, end))
     wakeups = []
-    for time, cpu, pid in raw_wakeups:
+    for time, cpu, pid, waker in raw_wakeups:
         ins = [t for t in switch_ins.get(pid, []) if t >= time]
-        wakeups.append((index[pid], cpu, time, min(ins) - time if ins else -1))
+        wakeups.append((index[pid], cpu, time, min(ins) - time if ins else -1,
+                        index.get(waker, -1)))
     segments.sort(key=lambda row: (row[0], row[2]))  # stable: equal stamps keep file order
     tables = {"segments": _columns(("cpu", "task", "start", "end"), segments),
-              "wakeups": _columns(("task", "cpu", "time", "latency"), wakeups)}
+              "wakeups": _columns(TABLES["wakeups"], wakeups)}
     return Trace(tasks=[names[pid] for pid in order], cgroups=[], cpus=cpus, tables=tables)
 
 
@@ -353,7 +446,6 @@ def perfetto_trace(result: Result) -> bytes:
     for cpu in range(trace.cpus):
         bundle = builder.add_packet().ftrace_events
         bundle.cpu = cpu
-        running = IDLE_PID
         items: list[tuple[int, int, Any]] = [(s.time, 1, s) for s in switches if s.cpu == cpu]
         items += [(w.time, 0, w) for w in wakeups if w.cpu == cpu]
         for time, _, item in sorted(items, key=lambda entry: entry[:2]):
@@ -367,10 +459,9 @@ def perfetto_trace(result: Result) -> bytes:
                 switch.prev_state = STATE_BITS[item.prev_state]
                 switch.next_comm = names.get(item.next, f"swapper/{cpu}")
                 switch.next_pid, switch.next_prio = item.next, _prio(result, item.next)
-                running = item.next
             else:
-                event.pid = running
-                wakeup = event.sched_wakeup
+                event.pid = item.waker
+                wakeup = event.sched_wakeup_new if item.new else event.sched_wakeup
                 wakeup.comm, wakeup.pid = names[item.pid], item.pid
                 wakeup.prio, wakeup.target_cpu, wakeup.success = _prio(result, item.pid), cpu, 1
     _perfetto_counters(builder, counters(result))

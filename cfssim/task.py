@@ -110,6 +110,7 @@ class Task:
         self.nr_wakeups = 0
         self.wait_start = 0
         self.wake_time = -1  # set while a wakeup waits for its first run
+        self.waker = -1  # tid running on its CPU when it was woken (-1: the idle task)
         self.last_ran = 0
         self.latencies = array("q")
         self.memory_wake: simpy.Event | None = None  # set while waiting for memory (OOM)

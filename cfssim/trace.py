@@ -8,7 +8,9 @@ Tables (all times int ns, task/cgroup/cpu are indices into `Trace.tasks` / `Trac
 
 ====================  =========================================================================
 ``segments``          cpu, task, start, end — a task ran on a CPU for [start, end)
-``wakeups``           task, cpu, time, latency — woken at `time`, first ran `latency` ns later
+``wakeups``           task, cpu, time, latency, waker — woken at `time`, first ran `latency` ns
+                      later; `waker`: the task running on `cpu` when it was woken, whose
+                      context the wakeup is traced in (-1: idle, or not known)
 ``migrations``        task, time, src, dst
 ``throttles``         cgroup, cpu, start, end — the cgroup's queue on `cpu` was throttled
 ``periods``           cgroup, start, period, usage, throttled, quota — one bandwidth period: its
@@ -32,7 +34,7 @@ import numpy as np
 #: table name → column names (every column is int64).
 TABLES: dict[str, tuple[str, ...]] = {
     "segments": ("cpu", "task", "start", "end"),
-    "wakeups": ("task", "cpu", "time", "latency"),
+    "wakeups": ("task", "cpu", "time", "latency", "waker"),
     "migrations": ("task", "time", "src", "dst"),
     "throttles": ("cgroup", "cpu", "start", "end"),
     "periods": ("cgroup", "start", "period", "usage", "throttled", "quota"),

@@ -114,6 +114,44 @@ def test_oom_victims_order_and_kill_times() -> None:
     assert verdict(sim, kernel, "#1", "time_ns") == FAIL
 
 
+def _latency(run: Result, task: str, p50: int, p99: int) -> Result:
+    run.tasks[task]["wakeup_latency_ns"] = {"p50": p50, "p99": p99, "max": p99, "mean": p50}
+    return run
+
+
+def test_wakeup_latency_within_a_tick_or_thirty_percent_given_enough_wakeups() -> None:
+    # hog/x: 100 wakeups each (p50 and p99 judged); eater/0: 3 (too few: info)
+    kernel = _latency(_latency(result(), "hog/0", 20 * MS, 40 * MS), "hog/1", 10_000, 5 * MS)
+    sim = _latency(_latency(result("simulation"), "hog/0", 26 * MS, 53 * MS),
+                   "hog/1", 4 * MS + 10_000, 9 * MS)
+    rows = {(r.subject, r.figure): r for r in compare(sim, kernel).rows}
+    assert rows[("hog/0", "wakeup_latency_ns.p50")].verdict == PASS  # 30% of 20 ms = 6 ms
+    assert rows[("hog/0", "wakeup_latency_ns.p99")].verdict == FAIL  # 13 ms > 12 ms
+    assert rows[("hog/1", "wakeup_latency_ns.p50")].verdict == PASS  # 4 ms: one tick at HZ=250
+    assert rows[("hog/1", "wakeup_latency_ns.p99")].verdict == PASS  # 4 ms ≥ 30% of 5 ms
+    assert rows[("hog/0", "wakeup_latency_ns.p50")].rule == "±30%, ≥ 4ms"
+    assert rows[("hog/0", "wakeup_latency_ns.max")].verdict == INFO
+    sim.tasks["hog/1"]["wakeup_latency_ns"]["p50"] = 4 * MS + 10_001
+    assert verdict(sim, kernel, "hog/1", "wakeup_latency_ns.p50") == FAIL
+    sim.meta["hz"] = 100  # a 10 ms tick
+    assert verdict(sim, kernel, "hog/1", "wakeup_latency_ns.p50") == PASS
+    # p99 of 99 wakeups is not judged, p50 still is; 9 wakeups: neither
+    for run in (sim, kernel):
+        run.tasks["hog/0"]["wakeups"] = 99
+    assert verdict(sim, kernel, "hog/0", "wakeup_latency_ns.p99") == INFO
+    kernel.tasks["hog/0"]["wakeups"] = 9
+    assert verdict(sim, kernel, "hog/0", "wakeup_latency_ns.p50") == INFO
+
+
+def test_latency_unknown_on_one_side_is_info_and_absent_on_both_has_no_row() -> None:
+    sim = _latency(result("simulation"), "hog/0", 20 * MS, 40 * MS)
+    comparison = compare(sim, result())  # measured without --trace: no latency
+    assert comparison.ok
+    assert verdict(sim, result(), "hog/0", "wakeup_latency_ns.p50") == INFO
+    assert not any(r.figure.startswith("wakeup_latency") and r.subject == "hog/1"
+                   for r in comparison.rows)
+
+
 def test_missing_task_or_exit_on_one_side_fails() -> None:
     sim = result("simulation")
     del sim.tasks["hog/1"]

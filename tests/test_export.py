@@ -57,15 +57,20 @@ def test_switches_follow_the_segments(result: cfssim.Result) -> None:
     assert {s.prev_state for s in switches if s.prev == hog} == {"R+"}  # never sleeps
     m = result.trace.tasks.index("m/0") + 1
     assert [s.prev_state for s in switches if s.prev == m][-1] == "X"  # exits after 3 rounds
-    assert len(wakeups) == len(result.trace["wakeups"]["time"])
+    assert len([w for w in wakeups if not w.new]) == len(result.trace["wakeups"]["time"])
+    # every task's first run follows its sched_wakeup_new (no wakeup before it)
+    assert sorted(w.pid for w in wakeups if w.new) == list(range(1, len(result.trace.tasks) + 1))
 
 
 def test_ftrace_text_is_the_kernel_format_and_round_trips(result: cfssim.Result) -> None:
     text = ftrace_text(result, ns_precision=True)
     lines = [line for line in text.splitlines() if not line.startswith("#")]
-    assert lines[0] == ("          <idle>-0       [000] d..2.     0.000000000: sched_switch: "
-                        "prev_comm=swapper/0 prev_pid=0 prev_prio=120 prev_state=R ==> "
-                        "next_comm=web/0 next_pid=1 next_prio=120")
+    assert lines[0] == ("          <idle>-0       [000] d..3.     0.000000000: sched_wakeup_new: "
+                        "comm=web/0 pid=1 prio=120 target_cpu=000")
+    first_switch = next(line for line in lines if "sched_switch" in line)
+    assert first_switch == ("          <idle>-0       [000] d..2.     0.000000000: sched_switch: "
+                            "prev_comm=swapper/0 prev_pid=0 prev_prio=120 prev_state=R ==> "
+                            "next_comm=web/0 next_pid=1 next_prio=120")
     assert text.startswith("# tracer: nop\n")
     back = read_ftrace(text, end_ns=result.duration_ns)
     assert back.tasks == result.trace.tasks
@@ -73,7 +78,7 @@ def test_ftrace_text_is_the_kernel_format_and_round_trips(result: cfssim.Result)
     original = result.trace["wakeups"]
     key = np.lexsort((original["task"], original["time"]))
     back_key = np.lexsort((back["wakeups"]["task"], back["wakeups"]["time"]))
-    for column in ("task", "cpu", "time", "latency"):
+    for column in ("task", "cpu", "time", "latency", "waker"):
         assert np.array_equal(back["wakeups"][column][back_key], original[column][key])
 
 
@@ -162,3 +167,58 @@ def test_export_without_a_trace_is_a_clear_error(result: cfssim.Result, tmp_path
     outcome = CliRunner().invoke(export, [str(tmp_path), "--format", "chrome"])
     assert outcome.exit_code == 2
     assert "expected a run directory with result.json and trace.npz" in outcome.output
+
+
+OOM = """
+name: oom
+duration: 200ms
+machine: {cpus: 2}
+cgroups:
+  /box: {memory.limit_in_bytes: 8MiB}
+processes:
+  - {name: hog, repeat: forever, program: [{run: forever}]}
+  - {name: eater, cgroup: /box, program: [{run: 2ms}, {alloc: 16MiB}, {sleep: 50ms}]}
+  - {name: web, threads: 2, repeat: forever, program: [{run: 3ms}, {sleep: 2ms}]}
+"""
+
+#: The TP_printk formats of 6.18 (events/<system>/<event>/format, "print fmt"), as regexes.
+FORMATS = {
+    "sched_switch": r"prev_comm=\S+ prev_pid=\d+ prev_prio=\d+ prev_state=(R|R\+|S|D|X) ==> "
+                    r"next_comm=\S+ next_pid=\d+ next_prio=\d+",
+    "sched_wakeup": r"comm=\S+ pid=\d+ prio=\d+ target_cpu=\d{3}",
+    "sched_wakeup_new": r"comm=\S+ pid=\d+ prio=\d+ target_cpu=\d{3}",
+    "sched_migrate_task": r"comm=\S+ pid=\d+ prio=\d+ orig_cpu=\d+ dest_cpu=\d+",
+    "sched_process_exit": r"comm=\S+ pid=\d+ prio=\d+ group_dead=(true|false)",
+    "mark_victim": r"pid=\d+ comm=\S+ total-vm=\d+kB anon-rss=\d+kB file-rss:\d+kB "
+                   r"shmem-rss:\d+kB uid=\d+ pgtables=\d+kB oom_score_adj=-?\d+",
+}
+
+
+def test_every_line_type_in_the_kernels_format_with_the_wakers_context() -> None:
+    import re
+
+    from cfssim.ftrace import parse_trace
+
+    oom = cfssim.run_scenario(cfssim.load_scenario(OOM))
+    text = ftrace_text(oom)
+    events = list(parse_trace(text))
+    seen = {e.name for e in events}
+    assert seen == set(FORMATS), seen ^ set(FORMATS)
+    for event in events:
+        assert re.fullmatch(FORMATS[event.name], event.body), event.body
+    eater = oom.trace.tasks.index("eater/0") + 1
+    victim = [e for e in events if e.name == "mark_victim"]
+    assert [e.fields["pid"] for e in victim] == [eater]
+    exits = [e for e in events if e.name == "sched_process_exit" and e.fields["pid"] == eater]
+    assert len(exits) == 1 and exits[0].body.endswith("group_dead=true")
+    # killed at its charge (no wait in the OOM path in this run): its last switch-out is X, at
+    # the kill; a victim switched out earlier and never run again would show D
+    out = [e for e in events if e.name == "sched_switch" and e.fields["prev_pid"] == eater]
+    assert out[-1].body.split("prev_state=")[1].startswith("X ")
+    assert out[-1].time_ns // 1000 == victim[0].time_ns // 1000
+    # wakeups come from the context of the task running on the CPU then, not always idle
+    wakers = {e.pid for e in events if e.name == "sched_wakeup"}
+    assert wakers - {0} and wakers <= set(range(len(oom.trace.tasks) + 1))
+    back = read_ftrace(text, end_ns=oom.duration_ns)
+    original = oom.trace["wakeups"]
+    assert sorted(back["wakeups"]["waker"].tolist()) == sorted(original["waker"].tolist())

@@ -19,12 +19,19 @@ import pytest
 from cfssim.cgroup.bandwidth import CfsBandwidth
 from cfssim.compare import compare, rich_table
 from cfssim.real import RealRunError, cgroupfs, measure
-from cfssim.real.measure import as_measured, on_period_grid
+from cfssim.real.measure import (
+    MeasuredThread,
+    as_measured,
+    measured_task_figures,
+    on_period_grid,
+    traced_latencies,
+)
 from cfssim.real.procfs import USER_HZ, machine_busy_ns, period_timers
 from cfssim.real.tracefs import buffer_kb_for, event_filter, events_to_tables, parse_trace
-from cfssim.result import Result
+from cfssim.result import Result, latency_figures
 from cfssim.scenario import Scenario, bundled_scenarios, load_scenario
 from cfssim.simulation import run_scenario
+from cfssim.trace import Recorder
 
 MS = 1_000_000
 QUIET = 0.05  # of the machine's capacity
@@ -120,6 +127,28 @@ def test_runs_without_a_recorded_switch_in_start_at_their_return_to_user() -> No
 
 
 # ---- what the kernel taught the model (no kernel needed) --------------------------------------
+def test_traced_wakeups_give_the_measured_tasks_their_wakeup_latency() -> None:
+    """The twin's task figures take wakeup latency from the traced sched_wakeup → switch-in
+    pairs (`latency_figures` of each task's rows); without --trace it stays unknown."""
+    tables = events_to_tables(
+        parse_trace(IDLE_CPU_TRACE_TEXT), {2001: 0, 2002: 1}, 1241_000_000_000, end=5 * MS
+    )
+    recorder = Recorder()
+    tables.record(recorder)
+    trace = recorder.freeze(["w/0", "w/1"], ["/"], 2)
+    threads = [MeasuredThread("w/0", 0, 0, "/", 0), MeasuredThread("w/1", 0, 1, "/", 0)]
+    first, second = (
+        measured_task_figures(thread, "w", "normal", None, traced_latencies(trace, index))
+        for index, thread in enumerate(threads)
+    )
+    # 2001 waited 30 µs, then 0 (woken as it ran in the kernel); 2002 waited 20 µs
+    assert first["wakeup_latency_ns"] == {"p50": 15_000, "p99": 29_700, "max": 30_000,
+                                          "mean": 15_000}
+    assert second["wakeup_latency_ns"] == {"p50": 20_000, "p99": 20_000, "max": 20_000,
+                                           "mean": 20_000}
+    assert measured_task_figures(threads[0], "w", "normal", None)["wakeup_latency_ns"] is None
+
+
 def test_quota_and_burst_written_together_fill_the_pool() -> None:
     """Every write of a bandwidth file is one ``tg_set_cfs_bandwidth`` and one refill; the
     burst is its own file, written after the quota, so the pool starts at quota + burst: on
@@ -251,6 +280,36 @@ def test_traced_sleeper_has_every_wakeup_and_every_run(cpu: int) -> None:
     assert len(seg["start"]) - task["nr_involuntary_switches"] in (17, 18)
     traced, cpu_time = int((seg["end"] - seg["start"]).sum()), task["cpu_time_ns"]
     assert 0.99 * cpu_time <= traced <= 1.01 * cpu_time + stolen
+
+
+SLEEPER = """
+name: sleeper
+duration: 300ms
+machine: {cpus: 2}
+processes:
+  - {name: s, repeat: forever, program: [{run: 2ms}, {sleep: 8ms}]}
+"""
+
+
+@pytest.mark.kernel
+def test_a_traced_run_fills_every_tasks_wakeup_latency() -> None:
+    """``measure --trace``: each task's ``wakeup_latency_ns`` is `latency_figures` of its traced
+    wakeups (sched_wakeup → switch-in), one per sleep; a sleeper woken by its timer preempts
+    whatever runs at once (EEVDF places it with its lag), well within a tick."""
+    try:
+        kernel = measure(load_scenario(SLEEPER), trace=True)
+    except RealRunError as exc:
+        pytest.skip(f"cannot measure here: {exc}")
+    assert kernel.trace is not None
+    task = kernel.tasks["s/0"]
+    latencies = traced_latencies(kernel.trace, 0)
+    assert task["wakeup_latency_ns"] == latency_figures(latencies)
+    # one per voluntary switch, but the release at t0 (woken just before it) and a last sleep
+    # whose run falls after the end; at most 30 cycles of 10 ms, fewer when runs wait
+    assert task["wakeups"] - 2 <= len(latencies) <= task["wakeups"]
+    assert 15 <= len(latencies) <= 30 and (latencies >= 0).all()
+    figures = task["wakeup_latency_ns"]
+    assert figures is not None and figures["p50"] < 4 * MS
 
 
 #: Short runs (≤ 2 s) of bundled scenarios, (name, duration).

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from .. import _signals
 from ..cgroup.files import ROOT, parent_path
 from ..result import (
@@ -35,12 +37,13 @@ from ..result import (
     TaskFigures,
     cgroup_figures,
     cpu_stat_figures,
+    latency_figures,
     task_figures,
 )
 from ..scenario import Alloc, Kill, Move, Nice, Write, iter_steps
 from ..scenario.steps import SYNC_STEPS
 from ..task import RT_POLICIES, SCHED_POLICIES
-from ..trace import Recorder
+from ..trace import Recorder, Trace
 from ..units import NSEC_PER_MSEC, NSEC_PER_SEC, format_duration
 from . import procfs
 from .capacity import capacity_problem
@@ -258,11 +261,17 @@ class MeasuredThread:
 
 
 def measured_task_figures(
-    thread: MeasuredThread, process: str, policy: str, max_rss_bytes: int | None
+    thread: MeasuredThread,
+    process: str,
+    policy: str,
+    max_rss_bytes: int | None,
+    latencies: np.ndarray | None = None,
 ) -> TaskFigures:
     """`thread`'s `TaskFigures`: its figures since t0 (the last ones read, or none), as a thread
     of the scenario's `process` under its `policy`. This kernel has no schedstats: wakeups are
-    its voluntary switches (each sleep ends in one) and wakeup latency is unknown (None)."""
+    its voluntary switches (each sleep ends in one); wakeup latency comes from the traced
+    ``sched_wakeup`` → switch-in pairs (`latencies`, ns; `traced_latencies`), unknown (None)
+    without ``--trace``."""
     stats = (thread.last or thread.base).since(thread.base)
     return task_figures(
         process=process,
@@ -277,11 +286,18 @@ def measured_task_figures(
         nr_involuntary_switches=stats.nr_involuntary_switches,
         nr_migrations=stats.nr_migrations,
         wakeups=stats.nr_voluntary_switches,
-        wakeup_latency_ns=None,
+        wakeup_latency_ns=None if latencies is None else latency_figures(latencies),
         vruntime=stats.vruntime,
         max_rss_bytes=max_rss_bytes,
         exit=thread.exit,
     )
+
+
+def traced_latencies(trace: Trace, task: int) -> np.ndarray:
+    """Wakeup latencies (ns) of the trace's `task` (index): its ``wakeups`` rows, each a traced
+    ``sched_wakeup`` to the switch-in that followed (`cfssim.real.tracefs.events_to_tables`)."""
+    wakeups = trace["wakeups"]
+    return wakeups["latency"][wakeups["task"] == task]
 
 
 @dataclass
@@ -678,6 +694,7 @@ class RealRun:
             )
         self._record_periods()
         root_percpu = figures["/"].get("cpuacct.usage_percpu", [])
+        trace = self.recorder.freeze([t.name for t in self.tasks], self.paths, online)
         meta: RunMeta = {
             "kernel_release": procfs.kernel_release(),
             "cgroup_version": self.layout.version,
@@ -709,8 +726,9 @@ class RealRun:
                     self.scenario.processes[task.process].name,
                     self.scenario.processes[task.process].policy,
                     self._max_rss(task),
+                    traced_latencies(trace, index) if self.trace else None,
                 )
-                for task in self.tasks
+                for index, task in enumerate(self.tasks)
             },
             cgroups={
                 path: cgroup_figures(files, f'cgroups["{path}"]') for path, files in figures.items()
@@ -718,9 +736,7 @@ class RealRun:
             cpu={str(cpu): {"busy_ns": ns} for cpu, ns in enumerate(root_percpu)},
             kills=self.kills,
             meta=meta,
-            trace=self.recorder.freeze(
-                [t.name for t in self.tasks], self.paths, online
-            ),
+            trace=trace,
         )
 
     def _max_rss(self, task: MeasuredThread) -> int | None:

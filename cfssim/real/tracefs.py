@@ -81,7 +81,7 @@ class Tables:
         for row in self.segments:
             recorder.segment(*row)
         for row in self.wakeups:
-            recorder.add("wakeups", *row)
+            recorder.add("wakeups", *row, -1)  # the waker is not among the traced tids
         for row in self.migrations:
             recorder.add("migrations", *row)
 

@@ -326,7 +326,7 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
         task.wait_start = now
         if not new:
             task.nr_wakeups += 1
-            task.wake_time = now
+            task.wake_time, task.waker = now, getattr(self.rqs[task.cpu].curr, "tid", -1)
 
     def tick_at_or_after(self, cpu: int, t: int) -> int:
         """The first scheduler tick of `cpu` at or after `t` (ns): ticks fall at
@@ -439,7 +439,7 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
             if nxt.wake_time >= 0:
                 latency = now - nxt.wake_time
                 nxt.latencies.append(latency)
-                self.rec.add("wakeups", nxt.tid, rq.cpu, nxt.wake_time, latency)
+                self.rec.add("wakeups", nxt.tid, rq.cpu, nxt.wake_time, latency, nxt.waker)
                 nxt.wake_time = -1
         else:
             self.idle_rqs.add(rq.cpu)
