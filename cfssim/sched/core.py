@@ -30,7 +30,7 @@ import numpy as np
 import simpy
 from mypy_extensions import mypyc_attr
 
-from ..hrtimer import HrTimer
+from ..hrtimer import Calendar, HrTimer
 from ..task import Task, TaskState
 from ..trace import Recorder
 from .balance import LoadBalancing
@@ -98,9 +98,7 @@ class Rq:
         "timer_resched",
     )
 
-    def __init__(
-        self, env: simpy.Environment, cpu: int, cfs: CfsRunQueue, server: FairServer
-    ) -> None:
+    def __init__(self, calendar: Calendar, cpu: int, cfs: CfsRunQueue, server: FairServer) -> None:
         self.cpu = cpu
         self.cfs = cfs
         self.rt = RtRunQueue()  # SCHED_FIFO/RR tasks, above the fair class
@@ -114,10 +112,10 @@ class Rq:
         self.need_resched = False
         self.dirty = False
         self.settling: Task | None = None  # curr finished a request; its next one is pending
-        self.timer = HrTimer(env, _nothing)  # the CPU's one scheduling timer (`Machine.arm`)
-        self.settle_timer = HrTimer(env, _nothing)  # after a run request completes (`settle`)
-        self.balance_timer = HrTimer(env, _nothing)  # periodic load balancing
-        self.server_timer = HrTimer(env, _nothing)  # the fair server's (dl_server's) timer
+        self.timer = HrTimer(calendar, _nothing)  # the CPU's one scheduling timer (`Machine.arm`)
+        self.settle_timer = HrTimer(calendar, _nothing)  # after a run request completes (`settle`)
+        self.balance_timer = HrTimer(calendar, _nothing)  # periodic load balancing
+        self.server_timer = HrTimer(calendar, _nothing)  # the fair server's (dl_server's) timer
         self.timer_resched = False  # the armed timer ends the running task's slice
         self.timer_level: SchedEntity | None = None  # the level whose tick check fires
         self.last_fire = -1  # livelock guard: timer firings at one instant
@@ -140,8 +138,14 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
         root: TaskGroup,
         recorder: Recorder,
         seed: int = 1,
+        fast_forward: bool = True,
     ) -> None:
         self.env = env
+        #: the fast paths (`fast_forward`): timers in the machine's own calendar, drained
+        #: between SimPy's events, and idle-CPU bookkeeping for wakeups; off, every timer is a
+        #: SimPy timeout and CPUs are scanned — the same decisions, the same trace
+        self.fast_forward = fast_forward
+        self.calendar = Calendar(env, fast_forward)
         self.tun = tunables
         self.ncpus = tunables.cpus
         self.root = root
@@ -151,7 +155,7 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
         if tunables.sched_rt_runtime_us < 0:  # -1: no RT limit asked for
             server_ns = 0
         self.rqs = [
-            Rq(env, cpu, root.cfs_rq[cpu], FairServer(server_ns, period))
+            Rq(self.calendar, cpu, root.cfs_rq[cpu], FairServer(server_ns, period))
             for cpu in range(self.ncpus)
         ]
         if policy not in FAIR_POLICIES:
@@ -162,7 +166,7 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
         self.tick_offset = tunables.tick_offset_ns
         self.dirty: list[Rq] = []
         self.idle_rqs: set[int] = set(range(self.ncpus))
-        self.nohz_timer = HrTimer(env, self.nohz_idle_balance)  # a busy CPU's kick
+        self.nohz_timer = HrTimer(self.calendar, self.nohz_idle_balance)  # a busy CPU's kick
         self._batch = Batch(self)
         self.context_switches = 0
         for rq in self.rqs:
