@@ -1,0 +1,123 @@
+"""The fast paths change nothing but speed: a run with them (the machine's timer calendar drained
+between SimPy events, idle-CPU bookkeeping for wakeups) and the same run on the plain path
+(``fast_forward=False`` / ``CFSSIM_FAST_FORWARD=0``: one SimPy timeout per timer start, CPUs
+scanned) give byte-identical traces and equal results — on every bundled scenario under both
+policies, and on random workloads (hypothesis, the generators of test_invariants).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from test_invariants import FUZZ, Workload, workloads
+
+import cfssim
+from cfssim import Result, load_scenario, run_scenario
+from cfssim.hrtimer import Calendar, HrTimer
+from cfssim.scenario import bundled_scenarios
+from cfssim.sched.core import FAIR_POLICIES
+from cfssim.simulation import FAST_FORWARD_VARIABLE
+
+SCENARIOS = bundled_scenarios()
+
+
+def both_paths(
+    monkeypatch: pytest.MonkeyPatch, run: Callable[[], Result]
+) -> tuple[Result, Result]:
+    """`run()` on the fast path, then on the plain one (chosen by the environment variable)."""
+    results = []
+    for value in ("1", "0"):
+        monkeypatch.setenv(FAST_FORWARD_VARIABLE, value)
+        results.append(run())
+    return results[0], results[1]
+
+
+def assert_identical(fast: Result, plain: Result) -> None:
+    assert fast.trace is not None and plain.trace is not None
+    assert fast.trace.digest() == plain.trace.digest()
+    assert fast.to_dict() == plain.to_dict()
+    assert len(fast.trace["segments"]["start"]) > 0
+
+
+@pytest.mark.parametrize("policy", sorted(FAIR_POLICIES))
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_bundled_scenario_same_on_both_paths(
+    name: str, policy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scenario = load_scenario(SCENARIOS[name])
+    fast, plain = both_paths(monkeypatch, lambda: run_scenario(scenario, policy=policy))
+    assert_identical(fast, plain)
+
+
+@pytest.mark.parametrize("policy", sorted(FAIR_POLICIES))
+@FUZZ
+@given(data=st.data())
+def test_random_workload_same_on_both_paths(policy: str, data: st.DataObject) -> None:
+    workload: Workload = data.draw(workloads(policy))
+    fast, plain = (built(workload, path).run(workload.duration_ns) for path in (True, False))
+    assert_identical(fast, plain)
+
+
+def built(workload: Workload, fast_forward: bool) -> cfssim.Simulation:
+    """`workload`'s simulation with the fast paths on or off (the constructor's switch)."""
+    original = cfssim.Simulation.__init__
+
+    def init(self: cfssim.Simulation, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **{**kwargs, "fast_forward": fast_forward})
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cfssim.Simulation, "__init__", init)
+        sim = workload.build()
+    assert sim.machine.calendar.fast is fast_forward
+    return sim
+
+
+def test_environment_variable_selects_the_plain_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(FAST_FORWARD_VARIABLE, "0")
+    assert not cfssim.Simulation().machine.calendar.fast
+    monkeypatch.setenv(FAST_FORWARD_VARIABLE, "1")
+    assert cfssim.Simulation().machine.calendar.fast
+    assert not cfssim.Simulation(fast_forward=False).machine.calendar.fast
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_timers_and_simpy_events_at_one_instant_keep_start_order(fast: bool) -> None:
+    """Timers started and SimPy events scheduled for the same instant fire in the order they
+    were started/scheduled (SimPy's (time, priority, id) order), whichever path holds them;
+    a re-started timer takes its new place, a cancelled one never fires; a timer started by
+    a firing timer for the same instant runs after events scheduled before it."""
+    import simpy
+
+    env = simpy.Environment()
+    calendar = Calendar(env, fast)
+    fired: list[str] = []
+
+    def note(name: str) -> Callable[[], None]:
+        return lambda: fired.append(name)
+
+    a, b, c, d = (HrTimer(calendar, note(name)) for name in "abcd")
+    a.start(10)
+    env.timeout(10).callbacks.append(lambda _: fired.append("simpy1"))
+    b.start(10)
+    c.start(5)
+    c.start(10)  # re-armed: now after b
+    d.start(10)
+    d.cancel()
+    late = HrTimer(calendar, note("late"))
+
+    def chain() -> None:
+        fired.append("e")
+        env.event().succeed()  # scheduled at 10 before `late`
+        env.timeout(0).callbacks.append(lambda _: fired.append("simpy2"))
+        late.start(10)
+
+    e = HrTimer(calendar, chain)
+    e.start(10)
+    env.timeout(10).callbacks.append(lambda _: fired.append("simpy3"))
+    env.run(until=20)
+    assert fired == ["a", "simpy1", "b", "c", "e", "simpy3", "simpy2", "late"]
+    assert env.now == 20
