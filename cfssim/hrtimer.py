@@ -58,7 +58,7 @@ class Calendar:
         if proxies and proxies[0] <= (expires, seq):
             return
         proxy = simpy.Event(self.env)
-        proxy.callbacks = [self.drain]  # type: ignore[list-item]
+        proxy.callbacks = [self.drain]
         proxy._ok = True
         proxy._value = None
         heappush(self._queue, (expires, NORMAL, seq, proxy))
