@@ -121,3 +121,27 @@ def test_timers_and_simpy_events_at_one_instant_keep_start_order(fast: bool) -> 
     env.run(until=20)
     assert fired == ["a", "simpy1", "b", "c", "e", "simpy3", "simpy2", "late"]
     assert env.now == 20
+
+
+@pytest.mark.parametrize("policy", sorted(FAIR_POLICIES))
+def test_many_cpus_quota_groups_same_on_both_paths(
+    policy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """24 CPUs, mostly busy (wakeups choose among few idle CPUs), 3 ``cpu.max`` groups that
+    throttle: CPU selection, newidle and nohz balancing take the same decisions on both paths."""
+
+    def run() -> Result:
+        sim = cfssim.Simulation(cpus=24, policy=policy, seed=3)
+        for group in range(3):
+            path = f"/g{group}"
+            sim.add_cgroup(path, {"cpu.max": "700000 100000"})
+            sim.add_process(f"hog{group}", threads=6, cgroup=path,
+                            behaviour=cfssim.program(run="forever"))
+            sim.add_process(f"io{group}", threads=8, cgroup=path,
+                            behaviour=cfssim.program(run="2ms", sleep="8ms"))
+        return sim.run("300ms")
+
+    fast, plain = both_paths(monkeypatch, run)
+    assert_identical(fast, plain)
+    assert fast.trace is not None and len(fast.trace["migrations"]["time"]) > 0
+    assert len(fast.trace["throttles"]["start"]) > 0
