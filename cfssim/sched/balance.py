@@ -94,7 +94,20 @@ class LoadBalancing:
         return movable
 
     def _any_movable(self: Machine, src: Rq, dst: Rq) -> bool:
-        return any(self._can_migrate(t, src, dst) for t in src.tasks.values())
+        """Whether `_can_migrate` holds for some task of `src` (inlined: hot at many CPUs)."""
+        cpu = dst.cpu
+        curr = src.curr
+        for t in src.tasks.values():
+            se = t.se
+            if (
+                t is not curr
+                and cpu in t.allowed
+                and se.on_rq
+                and not se.rq_of.throttle_count  # type: ignore[union-attr]
+                and not t.group.cfs_rq[cpu].throttle_count  # type: ignore[union-attr]
+            ):
+                return True
+        return False
 
     def move_queued_task(self: Machine, task: Task, src: Rq, dst: Rq, preempt: bool = True) -> None:
         """``detach_task`` + ``attach_task``: migrate a queued task between CPUs."""
