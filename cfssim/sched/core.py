@@ -164,6 +164,7 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
         self.policy = FAIR_POLICIES[policy](tunables, [rq.cfs for rq in self.rqs])
         self.tick_ns = tunables.tick_ns
         self.tick_offset = tunables.tick_offset_ns
+        self.precise = tunables.precise  # slice ends timed exactly (read at every `arm`)
         self.dirty: list[Rq] = []
         self.idle_rqs: set[int] = set(range(self.ncpus))
         self.nohz_timer = HrTimer(self.calendar, self.nohz_idle_balance)  # a busy CPU's kick
@@ -195,7 +196,7 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
     def update_curr(self, rq: Rq) -> None:
         """``update_curr`` at every level of the running task's hierarchy: sum_exec, vruntime,
         min_vruntime, cpuacct and bandwidth runtime all advance by the same wall delta."""
-        now = self.now
+        now: int = self.env._now  # type: ignore[assignment]  # `now`, inlined: the hottest read
         delta = now - rq.exec_start
         rq.exec_start = now
         task = rq.curr
@@ -417,7 +418,7 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
 
     def context_switch(self, rq: Rq, prev: Task | None, nxt: Task | None) -> None:
         """Record the segment that ends and account the switch (schedstat, sched figures)."""
-        now = self.now
+        now: int = self.env._now  # type: ignore[assignment]
         if prev is not None:
             self.rec.segment(rq.cpu, prev.tid, rq.seg_start, now)
             rq.busy += now - rq.seg_start
@@ -477,7 +478,7 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
         if rq.curr_rt:
             self.arm_rt(rq, task)
             return
-        precise = self.tun.precise
+        precise = self.precise
         policy = self.policy
         exact_due = NEVER  # reschedule at exactly this delay (HRTICK)
         tick_due = NEVER  # reschedule at the first tick at or after this delay
@@ -490,13 +491,20 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
             exact, ticked = policy.preempt_after(cfs_rq, se)
             if exact is not None:
                 if precise:  # hrtick_start: never sooner than 10 µs ("timer DoS")
-                    exact_due = min(exact_due, max(exact, HRTICK_MIN_NS))
-                else:
-                    tick_due = min(tick_due, exact)
+                    if exact < HRTICK_MIN_NS:
+                        exact = HRTICK_MIN_NS
+                    if exact < exact_due:
+                        exact_due = exact
+                elif exact < tick_due:
+                    tick_due = exact
             if ticked is not None and ticked < tick_due:
                 tick_due, tick_level = ticked, se
-            if cfs_rq.runtime_enabled and not cfs_rq.throttled:
-                bandwidth_due = min(bandwidth_due, cfs_rq.runtime_remaining)
+            if (
+                cfs_rq.runtime_enabled
+                and not cfs_rq.throttled
+                and cfs_rq.runtime_remaining < bandwidth_due
+            ):
+                bandwidth_due = cfs_rq.runtime_remaining
             se = se.parent
         if tick_due < NEVER:
             tick_due = self.tick_after(tick_due)
@@ -517,7 +525,9 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
             return
         rq.timer_resched = resched
         rq.timer_level = level
-        when = self.now + max(0, due)
+        when: int = self.env._now  # type: ignore[assignment]
+        if due > 0:
+            when += due
         if timer.active and timer.expires == when:
             return
         timer.start(when)
