@@ -13,9 +13,10 @@ their targets (interpreted core, quiet 2-core machine, median of 3):
    roughly like log n (a sorted run queue; target: ≤ ×1.5 from 10 to 10k); printed next to
    log2 n.
 
-When a compiled (mypyc) build of the core is installed and the worktree's sources are not the
-ones imported, ``--compiled`` runs the cases a second time in a subprocess without
-``PYTHONPATH`` and prints both tables. ``CFSSIM_FAST_FORWARD=0`` times the plain path.
+When a compiled (mypyc) build of the core is present beside the interpreted one imported here
+(found on the path, or named by ``--compiled-site DIR``), the cases run a second time on it, in
+a subprocess, and its table is printed after the interpreted one (``--no-compiled`` skips it).
+``CFSSIM_FAST_FORWARD=0`` times the plain path (no timer calendar, no idle-CPU bookkeeping).
 
 "events" are SimPy events scheduled (timers, process steps, zero-delay settles): the engine's
 unit of work. Each case runs ``--repeat`` times (default 3): the table shows the median run and
@@ -41,6 +42,9 @@ import io
 import math
 import os
 import pstats
+import site
+import subprocess
+import sys
 import time
 import timeit
 from array import array
@@ -340,6 +344,35 @@ def positive(text: str) -> int:
     return value
 
 
+def compiled_site() -> str | None:
+    """A directory on the path holding a mypyc-compiled cfssim (its ``sched/core`` an extension
+    module) other than the one imported here, or None."""
+    imported = os.path.dirname(os.path.dirname(os.path.abspath(cfssim.__file__)))
+    if core_kind().startswith("compiled"):
+        return None
+    candidates = [*site.getsitepackages(), site.getusersitepackages(), *sys.path]
+    for directory in dict.fromkeys(os.path.abspath(d) for d in candidates if d):
+        if directory == imported:
+            continue
+        core = os.path.join(directory, "cfssim", "sched")
+        if any(
+            name.startswith("core.") and name.endswith((".so", ".pyd"))
+            for name in (os.listdir(core) if os.path.isdir(core) else ())
+        ):
+            return directory
+    return None
+
+
+def run_compiled(site_dir: str, argv: list[str]) -> None:
+    """Run this benchmark again on the compiled core in `site_dir` (a subprocess whose path
+    starts there) and print its table."""
+    env = dict(os.environ, PYTHONPATH=site_dir)
+    print(f"\ncompiled core from {site_dir}:", flush=True)
+    subprocess.run(
+        [sys.executable, os.path.abspath(__file__), *argv, "--no-compiled"], env=env, check=True
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a tenth of the simulated time")
@@ -348,8 +381,18 @@ def main() -> None:
     )
     parser.add_argument("--profile", action="store_true", help="cProfile case 1 (CFS)")
     parser.add_argument("--floor", action="store_true", help="the libraries' cost per switch")
+    parser.add_argument(
+        "--compiled-site",
+        help="a site directory holding a compiled build (default: found on the path)",
+    )
+    parser.add_argument(
+        "--no-compiled", action="store_true", help="skip the compiled core's table"
+    )
     args = parser.parse_args()
     print_table(run_cases(args.quick, args.repeat))
+    site_dir = None if args.no_compiled else (args.compiled_site or compiled_site())
+    if site_dir is not None:
+        run_compiled(site_dir, [*(["--quick"] if args.quick else []), "--repeat", str(args.repeat)])
     if args.floor:
         print_floor()
     if args.profile:
