@@ -48,7 +48,7 @@ class Calendar:
         heap = self.heap
         entry = (expires, NORMAL, seq, timer)
         heappush(heap, entry)
-        if not self.draining and heap[0] is entry:
+        if not self.draining and heap[0][2] == seq:  # (not `is`: mypyc boxes tuples anew)
             self._wake(expires, seq)
         return seq
 
