@@ -24,6 +24,21 @@ from mypy_extensions import mypyc_attr
 from pydantic import TypeAdapter, ValidationError
 
 from .scenario import Alloc, Exit, Free, Loop, Run, Sleep, Step, Timer
+from .scenario.steps import (
+    BarrierWait,
+    Broadcast,
+    CondWait,
+    Fork,
+    Lock,
+    Resume,
+    Runtime,
+    SetCpus,
+    Signal,
+    Suspend,
+    Unlock,
+    Yield,
+)
+from .sync import sched_yield
 
 Behaviour = Callable[[Any], Generator[Any, Any, Any]]
 _STEPS: TypeAdapter[tuple[Step, ...]] = TypeAdapter(tuple[Step, ...])
@@ -95,7 +110,49 @@ def execute(task: Any, steps: Sequence[Step], clock: TimerClock
             raise TaskExit(step.code)
         elif isinstance(step, Loop):
             yield from repeat_steps(task, step.program, step.repeat, clock)
-        else:  # pragma: no cover - the step union is closed
+        else:
+            yield from execute_sync(task, step)
+
+
+#: Threads a process may reach by fork steps (a fork in a fast loop would otherwise grow
+#: without bound).
+FORK_LIMIT = 1024
+
+
+def execute_sync(task: Any, step: Step) -> Generator[Any, Any, None]:
+    """One synchronisation or thread step (`cfssim.sync`) for `task`."""
+    sim = task.sim
+    sync = sim.sync
+    if isinstance(step, Lock):
+        yield sync.mutex(step.name).lock(task)
+    elif isinstance(step, Unlock):
+        yield sync.mutex(step.name).unlock(task)
+    elif isinstance(step, CondWait):
+        yield sync.cond(step.cond).wait(task, sync.mutex(step.mutex))
+    elif isinstance(step, Signal):
+        yield sync.cond(step.name).signal(task)
+    elif isinstance(step, Broadcast):
+        yield sync.cond(step.name).broadcast(task)
+    elif isinstance(step, BarrierWait):
+        yield sync.barrier(step.name).wait(task)
+    elif isinstance(step, Suspend):
+        yield from sync.suspend(task, step.name)
+    elif isinstance(step, Resume):
+        yield from sync.resume(task, step.name)
+    elif isinstance(step, Fork):
+        if len(sim.processes[step.process].threads) >= FORK_LIMIT:
+            raise BehaviourError(f"{task.name}: fork of {step.process!r} beyond "
+                                 f"{FORK_LIMIT} threads")
+        sim.fork(step.process)
+    elif isinstance(step, Yield):
+        for _ in range(step.count):
+            yield sched_yield(task)
+    elif isinstance(step, SetCpus):
+        sim.set_affinity(task.process.name, step.cpus,
+                         thread=task.process.threads.index(task))
+    elif isinstance(step, Runtime):
+        yield sim.request_runtime(task, step.ns)
+    else:  # pragma: no cover - the step union is closed
             raise TypeError(f"unknown step {step!r}")
 
 

@@ -19,6 +19,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ._progress import progress_bar
+from .interop_commands import echo_warnings
+from .real.calibrate import calibrate_command
 from .real.commands import compare_command, measure_command
 from .result import ResultError
 from .scenario import (
@@ -26,7 +28,7 @@ from .scenario import (
     Scenario,
     ScenarioError,
     bundled_scenarios,
-    load_scenario,
+    load_workload,
     resolve_scenario,
     schema_text,
 )
@@ -118,19 +120,25 @@ def _limits(params: dict[str, Any]) -> Limits:
 # ---- validate / schema / scenarios ---------------------------------------------------------------
 @main.command()
 @click.argument("files", nargs=-1, required=True)
+@click.option("--strict", is_flag=True,
+              help="Refuse what cfssim does not model (rt-app events such as iorun, "
+                   "SCHED_DEADLINE, uclamp…) instead of warning and dropping it.")
 @_limit_options
-def validate(files: tuple[str, ...], **limit_params: Any) -> None:
-    """Check scenario FILES (paths or bundled names); print errors as file:line:col."""
+def validate(files: tuple[str, ...], strict: bool, **limit_params: Any) -> None:
+    """Check scenario FILES (YAML, rt-app JSON or bundled names); print errors as
+    file:line:col."""
     limits = _limits(limit_params)
     failed = False
     for name in files:
         try:
-            scenario = load_scenario(resolve_scenario(name), limits=limits)
+            workload = load_workload(resolve_scenario(name), limits=limits, strict=strict)
         except ScenarioError as error:
             failed = True
             for message in error.messages:
                 click.echo(message, err=True)
             continue
+        echo_warnings(workload.warnings)
+        scenario = workload.scenario
         threads = sum(process.threads for process in scenario.processes)
         click.echo(f"ok {name}: {scenario.name}, {format_duration(scenario.duration_ns)}, "
                    f"{len(scenario.processes)} processes ({threads} threads), "
@@ -160,7 +168,7 @@ def scenarios() -> None:
     table.add_column("duration", justify="right")
     table.add_column("description")
     for name, path in bundled_scenarios().items():
-        scenario = load_scenario(path)
+        scenario = load_workload(path).scenario
         table.add_row(name, format_duration(scenario.duration_ns), scenario.description)
     Console().print(table)
 
@@ -177,9 +185,13 @@ def scenarios() -> None:
 @click.option("--format", "output_format", type=click.Choice(["table", "json", "csv"]),
               default="table", show_default=True, help="How to print the summary.")
 @click.option("--no-report", is_flag=True, help="Do not write report.html.")
+@click.option("--strict", is_flag=True,
+              help="Refuse what cfssim does not model (rt-app events such as iorun, "
+                   "SCHED_DEADLINE, uclamp…) instead of warning and dropping it.")
 @_limit_options
 def run(scenario: str | None, out_dir: Path | None, seed: int | None, policy: str | None,
-        duration: str | None, output_format: str, no_report: bool, **limit_params: Any) -> None:
+        duration: str | None, output_format: str, no_report: bool, strict: bool,
+        **limit_params: Any) -> None:
     """Simulate SCENARIO (a file or bundled name; default seed-quota) and summarise it.
 
     Writes result.json, trace.npz and report.html into the output directory.
@@ -195,12 +207,11 @@ def run(scenario: str | None, out_dir: Path | None, seed: int | None, policy: st
             raise click.BadParameter(
                 f"expected a positive duration of at most {format_duration(limits.max_duration_ns)}"
                 f" (raise with --max-duration), found {duration!r}", param_hint="--duration")
-    from .rtapp import load_workload  # imported late: the simulator is the heavy part
-
-    workload = load_workload(resolve_scenario(scenario or DEFAULT_SCENARIO), limits=limits)
+    # an rt-app workload may lack a duration (-1): --duration gives it, as for convert
+    workload = load_workload(resolve_scenario(scenario or DEFAULT_SCENARIO), limits=limits,
+                             duration_ns=duration_ns, strict=strict)
     loaded = workload.scenario
-    for warning in workload.warnings:
-        click.echo(f"warning: {warning}", err=True)
+    echo_warnings(workload.warnings)
     total = duration_ns or loaded.duration_ns
     with progress_bar("simulating", enabled=output_format == "table", total=total) as hook:
         result = workload.run(seed=seed, policy=policy, duration_ns=duration_ns, progress=hook)
@@ -282,6 +293,7 @@ def _print_summary(result: Any, scenario: Scenario, output_format: str, out: Pat
 
 main.add_command(measure_command)
 main.add_command(compare_command)
+main.add_command(calibrate_command)
 
 
 from .interop_commands import COMMANDS as _INTEROP_COMMANDS  # noqa: E402

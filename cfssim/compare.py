@@ -3,7 +3,7 @@ difference, and a verdict against `Tolerances`.
 
 `compare(a, b)` treats `b` as the reference (typically ``a`` simulated, ``b`` measured on the
 kernel): the relative difference is ``(a − b) / |b|``. Default tolerances are the real twin's
-acceptance rules (issue 5): per-task CPU time within 5% of the run's CPU capacity (CPUs ×
+acceptance rules: per-task CPU time within 5% of the run's CPU capacity (CPUs ×
 duration); ``nr_periods`` and ``nr_throttled`` within ±2; ``throttled_time`` within 20%; OOM
 victims and their order identical, kill times within 10%. The same rules extend to the figures
 they imply: a cgroup's ``cpuacct.usage`` is judged like a task's CPU time, ``nr_bursts`` like
@@ -15,7 +15,7 @@ switches, memory peaks) are shown with the verdict ``info``. All values are int 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -176,8 +176,8 @@ def _labels(a: Result, b: Result) -> tuple[str, str]:
 
 def _entities(
     kind: str,
-    a: dict[str, dict[str, Any]],
-    b: dict[str, dict[str, Any]],
+    a: Mapping[str, Mapping[str, Any]],
+    b: Mapping[str, Mapping[str, Any]],
     rules: dict[str, Rule | None],
 ) -> Iterator[Row]:
     for name in dict.fromkeys([*b, *a]):
@@ -190,7 +190,7 @@ def _entities(
             yield judge(kind, name, figure, value_a, value_b, rule)
 
 
-def lookup(figures: dict[str, Any], dotted: str) -> Any:
+def lookup(figures: Mapping[str, Any], dotted: str) -> Any:
     """``figures["cpu.stat"]["nr_periods"]`` for ``"cpu.stat.nr_periods"`` (keys may hold dots)."""
     if dotted in figures:
         return figures[dotted]

@@ -1,6 +1,6 @@
 """Traces out, for the tools scheduler people already use: Perfetto protobuf, Chrome trace JSON and
 ftrace text (``sched_switch``/``sched_wakeup`` lines in the kernel's format), plus an ftrace text
-reader so such text comes back as trace tables.
+reader so such text comes back as trace tables (its lines parsed by `cfssim.ftrace`).
 
 All three are built from one derivation of a `Result`'s trace (simulated, or measured with
 ``--trace``): per-CPU `Switch` events from the run segments (adjacent segments of one task are one
@@ -16,7 +16,6 @@ quota left at the start and end of each bandwidth period, and memory usage. Task
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from .cgroup.files import is_descendant
+from .ftrace import SWITCH, WAKEUP, parse_trace
 from .result import Result
-from .sched.rt import RT_POLICIES
-from .summary import group_usage_curve
-from .trace import Trace
+from .task import RT_POLICIES
+from .trace import Trace, group_usage_curve
 
 IDLE_PID = 0
 FORMATS = ("perfetto", "chrome", "ftrace")
@@ -90,7 +90,7 @@ def sched_events(result: Result) -> tuple[list[Switch], list[Wakeup]]:
     wake = trace["wakeups"]
     wake_times = {task: np.sort(wake["time"][wake["task"] == task])
                   for task in range(len(trace.tasks))}
-    exits = {index: (result.tasks.get(name, {}).get("exit") or {}).get("time_ns")
+    exits = {index: (result.task_figure(name, "exit") or {}).get("time_ns")
              for index, name in enumerate(trace.tasks)}
     starts_by_task = {task: np.sort(segments[segments[:, 1] == task, 2])
                       for task in range(len(trace.tasks))}
@@ -130,7 +130,7 @@ def counters(result: Result) -> list[Counter]:
     segments = trace["segments"]
     for index, path in enumerate(trace.cgroups):
         inside = [i for i, name in enumerate(trace.tasks)
-                  if _within(result.tasks.get(name, {}).get("cgroup", "/"), path)]
+                  if is_descendant(result.task_figure(name, "cgroup", "/"), path)]
         tids = np.array(inside, dtype=np.int64)
         mask = np.isin(segments["task"], tids)
         at = np.unique(np.concatenate(([0], segments["start"][mask], segments["end"][mask])))
@@ -156,10 +156,6 @@ def counters(result: Result) -> list[Counter]:
     return series
 
 
-def _within(cgroup: str, path: str) -> bool:
-    return path == "/" or cgroup == path or cgroup.startswith(path.rstrip("/") + "/")
-
-
 def _trace(result: Result) -> Trace:
     if result.trace is None:
         raise ValueError("this result has no trace (trace.npz); measured runs need --trace")
@@ -175,10 +171,10 @@ def _prio(result: Result, pid: int) -> int:
     """The kernel's ``prio`` of a task: 120 + nice for fair tasks, 99 − rt_priority for RT."""
     if pid == IDLE_PID:
         return _DEFAULT_PRIO
-    figures = result.tasks.get(_trace(result).tasks[pid - 1], {})
-    if figures.get("policy") in RT_POLICIES:
-        return 99 - int(figures.get("rt_priority", 1))
-    return _DEFAULT_PRIO + int(figures.get("nice", 0))
+    name = _trace(result).tasks[pid - 1]
+    if result.task_figure(name, "policy") in RT_POLICIES:
+        return 99 - int(result.task_figure(name, "rt_priority", 1))
+    return _DEFAULT_PRIO + int(result.task_figure(name, "nice", 0))
 
 
 # ---- ftrace text --------------------------------------------------------------------------------
@@ -231,19 +227,6 @@ def ftrace_text(result: Result, *, ns_precision: bool = False) -> str:
     return header + "".join(line + "\n" for *_, line in events)
 
 
-_LINE = re.compile(r"^\s*(?P<task>.+)-(?P<pid>\d+)\s+(?:\(\s*[-\d]+\)\s+)?\[(?P<cpu>\d+)\]\s+"
-                   r"(?:\S{4,5}\s+)?(?P<secs>\d+)\.(?P<frac>\d+):\s+(?P<event>\w+):\s*(?P<body>.*)$")
-_SWITCH = re.compile(r"prev_comm=(?P<prev_comm>.*) prev_pid=(?P<prev_pid>\d+) prev_prio=-?\d+ "
-                     r"prev_state=(?P<state>\S+) ==> next_comm=(?P<next_comm>.*) "
-                     r"next_pid=(?P<next_pid>\d+) next_prio=-?\d+")
-_WAKEUP = re.compile(r"comm=(?P<comm>.*) pid=(?P<pid>\d+) prio=-?\d+(?: success=\d+)? "
-                     r"target_cpu=(?P<cpu>\d+)")
-
-
-def _ns(secs: str, frac: str) -> int:
-    return int(secs) * 1_000_000_000 + int(frac.ljust(9, "0")[:9])
-
-
 def read_ftrace(text: str, *, end_ns: int | None = None) -> Trace:
     """Trace tables (``segments``, ``wakeups``) from ftrace text with ``sched_switch`` and
     ``sched_wakeup``/``sched_waking`` lines (other lines are skipped). Tasks are named by their
@@ -253,20 +236,17 @@ def read_ftrace(text: str, *, end_ns: int | None = None) -> Trace:
     cpus = 0
     switches: list[tuple[int, int, int, int]] = []  # time, cpu, prev, next
     raw_wakeups: list[tuple[int, int, int]] = []  # time, cpu, pid
-    for line in text.splitlines():
-        match = _LINE.match(line)
-        if match is None or line.lstrip().startswith("#"):
-            continue
-        time, cpu = _ns(match["secs"], match["frac"]), int(match["cpu"])
+    for event in parse_trace(text):
+        time, cpu = event.time_ns, event.cpu
         cpus = max(cpus, cpu + 1)
-        if match["event"] == "sched_switch" and (body := _SWITCH.match(match["body"])):
+        if event.name == "sched_switch" and (body := SWITCH.match(event.body)):
             prev, nxt = int(body["prev_pid"]), int(body["next_pid"])
             for pid, comm in ((prev, body["prev_comm"]), (nxt, body["next_comm"])):
                 if pid != IDLE_PID:
                     names.setdefault(pid, comm)
             switches.append((time, cpu, prev, nxt))
-        elif match["event"] in ("sched_wakeup", "sched_waking") and \
-                (body := _WAKEUP.match(match["body"])):
+        elif event.name in ("sched_wakeup", "sched_waking") and \
+                (body := WAKEUP.match(event.body)):
             names.setdefault(int(body["pid"]), body["comm"])
             raw_wakeups.append((time, int(body["cpu"]), int(body["pid"])))
             cpus = max(cpus, int(body["cpu"]) + 1)

@@ -9,14 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import Executor
 from pathlib import Path
-from typing import Any
 
 import click
 
 from ._progress import progress_bar
-from .rtapp import load_workload
-from .scenario import resolve_scenario
-from .scenario_yaml import dump_scenario
+from .scenario import dump_scenario, load_workload, resolve_scenario
 from .sweep import (
     DEFAULT_METRICS,
     SweepError,
@@ -30,7 +27,8 @@ from .sweep import (
 from .sweep import sweep as run_sweep
 
 
-def _warn(warnings: list[str]) -> None:
+def echo_warnings(warnings: list[str]) -> None:
+    """What loading approximated (rt-app workloads), one ``warning:`` line each on stderr."""
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
 
@@ -42,27 +40,53 @@ def _warn(warnings: list[str]) -> None:
               help="Write the scenario YAML here instead of stdout.")
 @click.option("--cpus", type=click.IntRange(1, 1024),
               help="machine.cpus (default: 2, or enough for the CPUs the workload names).")
-@click.option("--duration", help="Run time when global.duration is -1, e.g. 10s.")
-def convert(workload: Path, output: Path | None, cpus: int | None, duration: str | None) -> None:
-    """Convert an rt-app WORKLOAD (JSON) into a cfssim scenario YAML.
+@click.option("--duration", help="Run time when global.duration is -1, e.g. 10s (manifests: "
+                                   "the scenario's duration, default 10s).")
+@click.option("--from", "kind", type=click.Choice(["auto", "rt-app", "k8s", "compose"]),
+              default="auto", show_default=True,
+              help="Input kind; auto: .json is rt-app, YAML with kind: is a Kubernetes manifest, "
+                   "with services: a compose file.")
+@click.option("--strict", is_flag=True,
+              help="Refuse what cfssim does not model and what the YAML can only approximate "
+                   "(shared or absolute timers, phase nice/taskgroup changes, mem growth).")
+def convert(workload: Path, output: Path | None, cpus: int | None, duration: str | None,
+            kind: str, strict: bool) -> None:
+    """Convert an rt-app WORKLOAD (JSON), a Kubernetes Pod/Deployment manifest or a compose file
+    into a cfssim scenario YAML.
 
     What YAML cannot express exactly (timers, phase changes, unmodelled events) is listed as
     warnings on stderr; `cfssim run WORKLOAD.json` simulates timers and phases exactly.
+    Manifests become the cgroup part of a scenario (docker:/kubernetes: keys) with one
+    placeholder hog per container.
     """
+    from .scenario.manifests import convert_manifest, detect_kind
+    from .scenario.yaml_io import dump_data
     from .units import parse_duration
 
-    options: dict[str, Any] = {"cpus": cpus}
+    if kind == "auto":
+        kind = detect_kind(workload)
+    if kind != "rt-app":
+        converted = convert_manifest(workload, kind, duration=duration or "10s", cpus=cpus)
+        echo_warnings(converted.warnings)
+        _write(dump_data(converted.data, converted.header), output)
+        return
+
+    duration_ns = None
     if duration is not None:
         try:
-            options["duration_ns"] = parse_duration(duration)
+            duration_ns = parse_duration(duration)
         except ValueError as error:
             raise click.BadParameter(str(error), param_hint="--duration") from None
-    loaded = load_workload(workload, **options) if workload.suffix.lower() == ".json" \
-        else load_workload(workload)
-    _warn(loaded.warnings)
+    loaded = load_workload(workload, cpus=cpus, duration_ns=duration_ns,
+                           strict="convert" if strict else False)
+    echo_warnings(loaded.warnings)
     text = dump_scenario(loaded.scenario, header=[
         f"converted from {workload.name} by cfssim convert", *(
             f"warning: {w}" for w in loaded.warnings)])
+    _write(text, output)
+
+
+def _write(text: str, output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=False)
     else:
@@ -107,8 +131,10 @@ def _executor(dask: str | None, workers: int | None) -> tuple[Executor, Callable
     if dask is None:
         from concurrent.futures import ProcessPoolExecutor
 
+        from .sweep import stop_pool
+
         pool = ProcessPoolExecutor(max_workers=workers)
-        return pool, pool.shutdown
+        return pool, lambda: stop_pool(pool)  # all done, or interrupted: stop at once
     try:
         from distributed import Client
     except ImportError:
@@ -144,9 +170,8 @@ def sweep(scenario: str, sets: tuple[str, ...], seeds: str | None, metrics: tupl
         seed_list = parse_seeds(seeds) if seeds else None
     except SweepError as error:
         raise click.BadParameter(str(error)) from None
-    path = Path(scenario) if Path(scenario).is_file() else resolve_scenario(scenario)
-    loaded = load_workload(path)
-    _warn(loaded.warnings)
+    loaded = load_workload(resolve_scenario(scenario))
+    echo_warnings(loaded.warnings)
     if plot_metric and not (x_field or axes):
         raise click.UsageError("--plot needs a swept field (--set or --x)")
     swept = [axis.field for axis in axes] + ["seed"]

@@ -14,7 +14,7 @@ end, NaN, …]``), which stays responsive at 200k segments (see ``benchmarks/rep
 from __future__ import annotations
 
 import html
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,8 +25,9 @@ from plotly.colors import qualitative
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
+from .cgroup.files import ROOT, ancestors, is_descendant
 from .result import Result
-from .trace import KILL_REASONS, Trace
+from .trace import KILL_REASONS, Trace, covered_ns, group_usage_curve
 from .units import NSEC_PER_MSEC, NSEC_PER_USEC, format_duration, format_size
 
 #: (label, result) — one run of an overlay.
@@ -291,9 +292,8 @@ def _usage_from_segments(result: Result, trace: Trace) -> dict[str, UsageSeries]
         for ancestor in _ancestors(path):
             if ancestor in series:
                 continue
-            within = np.array([_is_within(g, ancestor) for g in task_group], dtype=bool)
-            rows = within[seg["task"]]
-            usage = np.diff(covered_ns(seg["start"][rows], seg["end"][rows], edges))
+            tids = np.flatnonzero([is_descendant(g, ancestor) for g in task_group])
+            usage = np.diff(group_usage_curve(trace, tids, edges))
             bandwidth = _configured_bandwidth(result.cgroups.get(ancestor, {}))
             quota = -1 if bandwidth is None else bandwidth[0] * bucket // bandwidth[1]
             series[ancestor] = UsageSeries(
@@ -304,20 +304,6 @@ def _usage_from_segments(result: Result, trace: Trace) -> dict[str, UsageSeries]
                 quota=np.full(len(usage), quota, dtype=np.int64),
             )
     return series
-
-
-def covered_ns(start: np.ndarray, end: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """For each time in `at`: total ns of the intervals [start, end) lying before it.
-
-    Σ over intervals of clip(t − start, 0, end − start)
-    = Σ_{start<t} (t − start) − Σ_{end<t} (t − end).
-    """
-    starts, ends = np.sort(start), np.sort(end)
-    prefix_s = np.concatenate([[0], np.cumsum(starts)])
-    prefix_e = np.concatenate([[0], np.cumsum(ends)])
-    n_s = np.searchsorted(starts, at, side="left")
-    n_e = np.searchsorted(ends, at, side="left")
-    return (at * n_s - prefix_s[n_s]) - (at * n_e - prefix_e[n_e])
 
 
 def usage_figure(runs: Sequence[Run]) -> go.Figure | None:
@@ -623,7 +609,7 @@ def task_cgroups(result: Result) -> list[str]:
     if result.trace is None:
         return []
     return [
-        str(result.tasks.get(name, {}).get("cgroup", UNKNOWN_CGROUP)) for name in result.trace.tasks
+        str(result.task_figure(name, "cgroup", UNKNOWN_CGROUP)) for name in result.trace.tasks
     ]
 
 
@@ -702,13 +688,8 @@ def _rgba(colour: str, alpha: float) -> str:
 def _ancestors(path: str) -> list[str]:
     """``/a/b`` → ``["/a/b", "/a", "/"]``; a name that is no path → itself and ``/``."""
     if not path.startswith("/"):
-        return [path, "/"]
-    parts = [p for p in path.split("/") if p]
-    return ["/" + "/".join(parts[:n]) for n in range(len(parts), -1, -1)]
-
-
-def _is_within(path: str, ancestor: str) -> bool:
-    return ancestor == "/" or path == ancestor or path.startswith(ancestor + "/")
+        return [path, ROOT]
+    return [path, *ancestors(path)]
 
 
 def _cgroup_name(trace: Trace, index: int) -> str:
@@ -719,7 +700,7 @@ def _task_name(trace: Trace, index: int) -> str:
     return trace.tasks[index] if 0 <= index < len(trace.tasks) else f"task {index}"
 
 
-def _configured_bandwidth(figures: dict[str, Any]) -> tuple[int, int] | None:
+def _configured_bandwidth(figures: Mapping[str, Any]) -> tuple[int, int] | None:
     """(quota ns, period ns) from the cgroup's ``cpu.cfs_quota_us``/``cpu.cfs_period_us`` or
     ``cpu.max`` figures; None when unlimited or not given."""
     period = _configured_period_ns(figures)
@@ -732,7 +713,7 @@ def _configured_bandwidth(figures: dict[str, Any]) -> tuple[int, int] | None:
     return int(quota_us) * NSEC_PER_USEC, period
 
 
-def _configured_period_ns(figures: dict[str, Any]) -> int | None:
+def _configured_period_ns(figures: Mapping[str, Any]) -> int | None:
     """The bandwidth period in ns from ``cpu.cfs_period_us`` or ``cpu.max``; None if absent."""
     if figures.get("cpu.cfs_period_us") is not None:
         return int(figures["cpu.cfs_period_us"]) * NSEC_PER_USEC
@@ -746,7 +727,7 @@ def _configured_period_ns(figures: dict[str, Any]) -> int | None:
 MISSING = "–"
 
 #: Per-task table: column header → how to read it from the task's figures.
-TASK_COLUMNS: dict[str, Callable[[dict[str, Any]], str]] = {
+TASK_COLUMNS: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "cgroup": lambda f: str(f.get("cgroup", MISSING)),
     "CPU time": lambda f: _duration(f.get("cpu_time_ns")),
     "wait": lambda f: _duration(f.get("wait_time_ns")),
@@ -836,7 +817,7 @@ def _count(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) else MISSING
 
 
-def _latency(figures: dict[str, Any], which: str) -> Any:
+def _latency(figures: Mapping[str, Any], which: str) -> Any:
     latency = figures.get("wakeup_latency_ns")
     return latency.get(which) if isinstance(latency, dict) else None
 

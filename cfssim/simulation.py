@@ -26,11 +26,14 @@ from .behaviour import Behaviour, BehaviourError, TaskExit, compile_program
 from .cgroup.files import (
     BANDWIDTH_FILES,
     PAGE_SIZE,
+    ROOT,
     CgroupConfig,
     apply_write,
-    format_cpulist,
+    parent_path,
+    validate_cpuset_change,
 )
 from .cgroup.memory import (
+    MEMCG_CHARGE_BATCH,
     MemoryController,
     MemoryLimitBusy,
     OomAction,
@@ -38,13 +41,16 @@ from .cgroup.memory import (
     pages_for,
 )
 from .cgroup.tree import TaskGroup, effective_cpus
+from .host import HostModel, noise_behaviour
 from .hrtimer import HrTimer
 from .result import Result
 from .scenario import Scenario
+from .scenario.steps import barrier_parties
 from .sched.core import Machine
 from .sched.policy import SchedTunables
 from .sched.weights import nice_to_weight
 from .summary import build_result
+from .sync import SyncRegistry
 from .task import Process, Task, TaskState
 from .trace import KILL_REASONS, Recorder
 from .units import parse_duration
@@ -52,6 +58,7 @@ from .units import parse_duration
 DEFAULT_SESSION = "cfssim"
 #: set to ``0`` to run every simulation on the plain path (`Simulation`'s `fast_forward`)
 FAST_FORWARD_VARIABLE = "CFSSIM_FAST_FORWARD"
+KTHREAD_SESSION = "[kernel]"  # kernel threads: the root task group itself, never an autogroup
 
 
 class Simulation:
@@ -59,7 +66,8 @@ class Simulation:
 
     `period_phase_ns` maps cgroup paths to where their bandwidth period grid starts (ns, the
     first expiry; default 0): Linux 6.4+ gives every group's period timer its own random phase,
-    which the real twin measures.
+    which the real twin measures. `host` adds a real host's tick skew, background noise and
+    page-fault cost (`cfssim.host.HostModel`; default: the ideal machine).
 
     `fast_forward` (default: on unless the environment variable ``CFSSIM_FAST_FORWARD`` is
     ``0``) selects the machine's fast paths — its own timer calendar drained between SimPy's
@@ -78,6 +86,7 @@ class Simulation:
         tunables: Mapping[str, int] | None = None,
         features: Mapping[str, bool] | None = None,
         period_phase_ns: Mapping[str, int | str] | None = None,
+        host: HostModel | None = None,
         name: str = "custom",
         description: str = "",
         fast_forward: bool | None = None,
@@ -105,14 +114,24 @@ class Simulation:
         self.groups: dict[str, TaskGroup] = {}
         self.cgroup_order: list[str] = []  # visible cgroups, trace index order
         self.root = self._new_group("/", None, CgroupConfig())
+        self.host = host or HostModel()
         self.machine = Machine(
-            self.env, self.tun, policy, self.root, self.rec, seed, fast_forward=fast_forward
+            self.env,
+            self.tun,
+            policy,
+            self.root,
+            self.rec,
+            seed,
+            self.host,
+            fast_forward=fast_forward,
         )
         self.memory: MemoryController | None = None
         self.tasks: list[Task] = []
         self.processes: dict[str, Process] = {}
         self.behaviours: dict[str, Behaviour] = {}
         self.warnings: list[str] = []
+        self.sync = SyncRegistry()
+        self._thread_params: dict[str, dict[str, Any]] = {}
         self.event_log: list[dict[str, Any]] = []
         self._started = False
 
@@ -147,8 +166,8 @@ class Simulation:
         if path in self.groups:
             group = self.groups[path]
         else:
-            parent_path = path.rsplit("/", 1)[0] or "/"
-            parent = self.groups.get(parent_path) or self.add_cgroup(parent_path)
+            above = parent_path(path) or ROOT
+            parent = self.groups.get(above) or self.add_cgroup(above)
             group = self._new_group(path, parent, CgroupConfig())
         if isinstance(config, CgroupConfig):
             group.apply_weight(config)
@@ -187,25 +206,80 @@ class Simulation:
             raise ValueError(f"{name}: cpus {sorted(affinity)} outside 0..{self.tun.cpus - 1}")
         slice_ns = None if slice is None else parse_duration(slice)
         start_ns = parse_duration(start)
-        for index in range(threads):
-            task = Task(
-                len(self.tasks),
-                f"{name}/{index}",
-                process,
-                nice=nice,
-                policy=policy,
-                rt_priority=rt_priority,
-                affinity=affinity,
-                slice_ns=slice_ns,
-            )
-            task.sim = self
-            task.random = np.random.default_rng([self.seed, task.tid])
-            process.threads.append(task)
-            self.tasks.append(task)
-            self._attach(task, group)
-            task.proc = self.env.process(self._life(task, behaviour, start_ns))
+        self._thread_params[name] = {"nice": nice, "policy": policy, "rt_priority": rt_priority,
+                                     "affinity": affinity, "slice_ns": slice_ns}
+        for _ in range(threads):
+            self._new_thread(process, group, behaviour, start_ns)
         self.behaviours[name] = behaviour
         return process
+
+    def _new_thread(self, process: Process, group: TaskGroup, behaviour: Behaviour,
+                    start_ns: int) -> Task:
+        task = Task(len(self.tasks), f"{process.name}/{len(process.threads)}", process,
+                    **self._thread_params[process.name])
+        task.sim = self
+        task.random = np.random.default_rng([self.seed, task.tid])
+        process.threads.append(task)
+        self.tasks.append(task)
+        self._attach(task, group)
+        task.proc = self.env.process(self._life(task, behaviour, start_ns))
+        return task
+
+    # ==== synchronisation and thread requests (cfssim.sync; rt-app's events) ===============
+    def fork(self, process: str, behaviour: Behaviour | None = None) -> Task:
+        """A new thread of `process` starts now (``clone``), running `behaviour` (default: the
+        process's own), with the process's settings, in the process's current cgroup."""
+        proc = self.processes[process]
+        return self._new_thread(proc, self.groups[proc.cgroup],
+                                behaviour or self.behaviours[process], 0)
+
+    def request_block(self, task: Task, wake: simpy.Event) -> simpy.Event:
+        """Block `task` until `wake` fires (a mutex, condition, barrier…); it becomes runnable
+        with its next run request, like a sleeper."""
+        return self._block_until(task, wake)
+
+    def request_runtime(self, task: Task, ns: int) -> simpy.Event:
+        """Stay runnable for `ns` of wall time (rt-app ``runtime``: a loop on the clock), however
+        much CPU that brings: the request ends at now + `ns` if the task is running then, else
+        the next time it runs (it must run to see the clock)."""
+        done = self.env.event()
+        if ns <= 0:
+            done.succeed()
+            return done
+        self.request_run(task, None)
+        task.run_event = done
+        machine = self.machine
+
+        def end(_: simpy.Event) -> None:
+            if task.run_event is not done or task.state is not TaskState.RUNNABLE:
+                return
+            rq = machine.rqs[task.cpu]
+            if rq.curr is task:
+                machine.update_curr(rq)
+            task.forever = False
+            task.remaining = 0
+            machine.touch(rq)
+            machine.flush()
+
+        self.env.timeout(ns).callbacks.append(end)
+        return done
+
+    def set_affinity(self, process: str, cpus: Iterable[int], thread: int | None = None) -> None:
+        """``sched_setaffinity``: the threads may run on `cpus` (within their cpuset); a
+        runnable thread on a CPU no longer allowed moves."""
+        proc = self.processes[process]
+        affinity = frozenset(cpus)
+        if not affinity or not affinity <= frozenset(range(self.tun.cpus)):
+            raise ValueError(f"{process}: cpus {sorted(affinity)} outside 0..{self.tun.cpus - 1}")
+        for task in proc.threads if thread is None else [proc.threads[thread]]:
+            if task.state is TaskState.DEAD or task.affinity == affinity:
+                continue
+            task.affinity = affinity
+            if task.group is not None:
+                cpuset = effective_cpus(task.group, self.tun.cpus)
+                task.set_allowed(affinity & cpuset or cpuset)
+            self._reselect_cpu(task)
+        self.machine.flush()
 
     def _autogroup(self, session: str) -> TaskGroup:
         path = f"/autogroup-{session}"
@@ -215,7 +289,7 @@ class Simulation:
 
     def _attach(self, task: Task, group: TaskGroup) -> None:
         """Put `task` in `group` (its session's autogroup when that is the root)."""
-        if group is self.root and self.autogroup:
+        if group is self.root and self.autogroup and task.process.session != KTHREAD_SESSION:
             group = self._autogroup(task.process.session)
         task.group = group
         task.acct = [g.usage for g in group.cgroup().ancestors()]
@@ -282,12 +356,21 @@ class Simulation:
     def _alloc(self, task: Task, nbytes: int, done: simpy.Event) -> Any:
         memory = self._memory()
         process = task.process
+        fault_ns = self.host.page_fault_ns
         left = nbytes
         while left > 0:
             memcg = memory[process.cgroup]
-            charge = memory.charge(memcg, left)
+            # page by page in the kernel, a charge batch at a time here when it matters: each
+            # batch's faults (and zeroing) run on the thread, and a memory.high overage is
+            # handled on the return to user space after each batch
+            # (`mem_cgroup_handle_over_high` with memcg_nr_pages_over_high = one batch)
+            batched = fault_ns or memory.has_high(memcg)
+            batch = min(left, MEMCG_CHARGE_BATCH * PAGE_SIZE) if batched else left
+            charge = memory.charge(memcg, batch)
             self._charged(process, memcg.path, charge.charged)
             left -= charge.charged
+            if fault_ns and charge.charged:
+                yield self.request_run(task, pages_for(charge.charged) * fault_ns)
             if charge.penalty_ns:
                 yield self.request_sleep(task, charge.penalty_ns, hrtimer=False)
             if charge.failed is None:
@@ -458,27 +541,14 @@ class Simulation:
         self.machine.flush_unless_batched()
 
     def _cpuset_refused(self, group: TaskGroup, cpus: frozenset[int] | None) -> str | None:
-        """cgroup v1 ``validate_change`` for a ``cpuset.cpus`` write: the new set must hold
-        every child's (else -EBUSY) and lie within the parent's (else -EACCES); a refused write
-        changes nothing. Returns the write error, or None. (v2 accepts any set: children fall
-        back to their parent's CPUs, see `effective_cpus`.)"""
+        """cgroup v1 ``validate_change`` for a ``cpuset.cpus`` write (`validate_cpuset_change`:
+        EBUSY, EACCES); a refused write changes nothing. Returns the write error, or None. (v2
+        accepts any set: children fall back to their parent's CPUs, see `effective_cpus`.)"""
         if cpus is None:
             return None
-        for child in group.children:
-            if child.config.cpus is not None and not child.config.cpus <= cpus:
-                return (
-                    f"{group.path}: cpuset.cpus: write error: Device or resource busy (child "
-                    f"{child.path} uses CPUs {format_cpulist(child.config.cpus)} outside "
-                    f"{format_cpulist(cpus)})"
-                )
-        if group.parent is not None:
-            allowed = effective_cpus(group.parent, self.tun.cpus)
-            if not cpus <= allowed:
-                return (
-                    f"{group.path}: cpuset.cpus: write error: Permission denied (CPUs "
-                    f"{format_cpulist(cpus)} outside the parent's {format_cpulist(allowed)})"
-                )
-        return None
+        configs = {path: tg.config for path, tg in self.groups.items()}
+        refusal = validate_cpuset_change(configs, group.path, cpus)
+        return None if refusal is None else refusal.write_error()
 
     def _enforce_memory_max(self, path: str) -> None:
         """v2 ``memory.max`` below usage: OOM-kill until usage fits (``memory_max_write``)."""
@@ -563,6 +633,7 @@ class Simulation:
     def _start(self) -> None:
         if self._started:
             return
+        self._add_host_noise()
         self._started = True
         self._check_period_phases()
         for group in self.groups.values():
@@ -573,6 +644,17 @@ class Simulation:
                 )
         self._memory()
 
+
+    def _add_host_noise(self) -> None:
+        """The host's background activity: one kernel-thread-like task pinned to each CPU (in
+        the root task group, after the workload's tasks so their ids do not change)."""
+        host = self.host
+        for cpu in range(self.tun.cpus):
+            noise = host.of_cpu(host.noise, cpu, None)
+            if noise is not None:
+                name = f"host-noise-cpu{cpu}"
+                behaviour = noise_behaviour(noise)
+                self.add_process(name, behaviour, cpus=[cpu], session=KTHREAD_SESSION)
 
     def _check_period_phases(self) -> None:
         for path in self.period_phase_ns:
@@ -594,16 +676,26 @@ def from_scenario(
     program of the processes it names (e.g. rt-app's exact periodic timers)."""
     behaviours = behaviours or {}
     machine = scenario.machine
+    profile = scenario.machine_profile()
+    # a profile's figures (hz, slice ends, tunables) unless the scenario gives its own
+    measured = profile.machine_settings() if profile is not None else {}
+    given = machine.model_fields_set
     sim = Simulation(
         cpus=machine.cpus,
         policy=policy or machine.policy,
         seed=scenario.seed if seed is None else seed,
-        hz=machine.hz,
-        slice_ends=machine.slice_ends,
+        hz=machine.hz if "hz" in given else measured.get("hz", machine.hz),
+        slice_ends=machine.slice_ends
+        if "slice_ends" in given
+        else measured.get("slice_ends", machine.slice_ends),
         autogroup=machine.autogroup,
-        tunables=machine.tunables,
+        tunables={
+            **{k: v for k, v in measured.items() if k not in ("hz", "slice_ends")},
+            **machine.tunables,
+        },
         features=machine.features,
         period_phase_ns=machine.period_phase_ns,
+        host=machine.host_model(profile),
         name=scenario.name,
         description=scenario.description,
     )
@@ -627,6 +719,9 @@ def from_scenario(
             slice=spec.slice_ns,
             session=spec.session,
         )
+    parties = barrier_parties([(spec.program, spec.threads) for spec in scenario.processes])
+    for name, count in parties.items():
+        sim.sync.barrier(name, count)
     for event in scenario.events:
         sim.at(event.at_ns, _event_action(sim, event))
     return sim

@@ -10,50 +10,23 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .cgroup.files import read_file, shares_to_weight
-from .result import Result
+from .result import (
+    CgroupFigures,
+    Result,
+    TaskFigures,
+    cgroup_figures,
+    cpu_stat_figures,
+    latency_figures,
+    task_figures,
+)
 from .sched.rt import RT_POLICIES
 from .task import TaskState
-from .trace import KILL_REASONS, Trace
+from .trace import KILL_REASONS, Trace, cpu_time_per_cpu, group_usage_curve
 
 if TYPE_CHECKING:
     from .cgroup.tree import TaskGroup
     from .simulation import Simulation
     from .task import Task
-
-
-def latency_figures(latencies: Any) -> dict[str, int] | None:
-    """p50/p99/max/mean of wakeup latencies (ns), or None without wakeups."""
-    if not len(latencies):
-        return None
-    values = (
-        np.frombuffer(latencies, dtype=np.int64)
-        if not isinstance(latencies, np.ndarray)
-        else latencies
-    )
-    p50, p99 = np.percentile(values, [50, 99])
-    return {
-        "p50": round(float(p50)),
-        "p99": round(float(p99)),
-        "max": int(values.max()),
-        "mean": round(float(values.mean())),
-    }
-
-
-def group_usage_curve(trace: Trace, tids: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """CPU time (ns) the tasks `tids` received in [0, t) for every t in `at`.
-
-    U(t) = Σ_{start<t} (t − start) − Σ_{end<t} (t − end): two sorted prefix sums, so every
-    bandwidth period of a long run is summed in O((segments + periods) log segments).
-    """
-    seg = trace["segments"]
-    mask = np.isin(seg["task"], tids)
-    starts = np.sort(seg["start"][mask])
-    ends = np.sort(seg["end"][mask])
-    cum_s = np.concatenate(([0], np.cumsum(starts)))
-    cum_e = np.concatenate(([0], np.cumsum(ends)))
-    n_s = np.searchsorted(starts, at, side="left")
-    n_e = np.searchsorted(ends, at, side="left")
-    return (n_s * at - cum_s[n_s]) - (n_e * at - cum_e[n_e])
 
 
 def build_result(sim: Simulation, end: int) -> Result:
@@ -65,9 +38,9 @@ def build_result(sim: Simulation, end: int) -> Result:
     trace = sim.rec.freeze([t.name for t in sim.tasks], sim.cgroup_order, machine.ncpus)
     _close_open_segments(sim, trace, end)
     _fill_period_usage(sim, trace)
-    busy = np.zeros(machine.ncpus, dtype=np.int64)
-    np.add.at(busy, trace["segments"]["cpu"], trace["segments"]["end"] - trace["segments"]["start"])
-    rt_busy = _rt_busy(sim, trace)
+    busy = cpu_time_per_cpu(trace, machine.ncpus)
+    rt_tids = np.array([t.tid for t in sim.tasks if t.policy in RT_POLICIES], dtype=np.int64)
+    rt_busy = cpu_time_per_cpu(trace, machine.ncpus, rt_tids)  # the rest of busy time is fair
     result = Result(
         source="simulation",
         scenario=sim.name,
@@ -110,17 +83,9 @@ def build_result(sim: Simulation, end: int) -> Result:
         },
         trace=trace,
     )
+    if not sim.host.ideal:
+        result.meta["host"] = sim.host.describe(machine.ncpus)
     return result
-
-
-def _rt_busy(sim: Simulation, trace: Trace) -> np.ndarray:
-    """Per-CPU ns spent running real-time (FIFO/RR) tasks; the rest of busy time is fair."""
-    seg = trace["segments"]
-    rt_tids = np.array([t.tid for t in sim.tasks if t.policy in RT_POLICIES], dtype=np.int64)
-    mask = np.isin(seg["task"], rt_tids)
-    out = np.zeros(sim.machine.ncpus, dtype=np.int64)
-    np.add.at(out, seg["cpu"][mask], seg["end"][mask] - seg["start"][mask])
-    return out
 
 
 def _close_open_segments(sim: Simulation, trace: Trace, end: int) -> None:
@@ -162,7 +127,7 @@ def _fill_period_usage(sim: Simulation, trace: Trace) -> None:
         usage[rows] = curve[len(rows) :] - curve[: len(rows)]
 
 
-def _task_figures(sim: Simulation, task: Task, end: int, pending: int) -> dict[str, Any]:
+def _task_figures(sim: Simulation, task: Task, end: int, pending: int) -> TaskFigures:
     queued_wait = (
         end - task.wait_start if task.se.on_rq and sim.machine.rqs[task.cpu].curr is not task else 0
     )
@@ -170,29 +135,29 @@ def _task_figures(sim: Simulation, task: Task, end: int, pending: int) -> dict[s
         queued_wait = 0
     group = task.group
     assert group is not None
-    nr_switches = task.nvcsw + task.nivcsw
-    return {
-        "process": task.process.name,
-        "cgroup": group.cgroup().path,
-        "nice": task.nice,
-        "policy": task.policy,
-        "sched_class": "rt" if task.policy in RT_POLICIES else "fair",
-        "cpu_time_ns": task.sum_exec + pending,
-        "wait_time_ns": task.run_delay + queued_wait,
-        "timeslices": task.pcount,
-        "nr_switches": nr_switches,
-        "nr_voluntary_switches": task.nvcsw,
-        "nr_involuntary_switches": task.nivcsw,
-        "nr_migrations": task.nr_migrations,
-        "wakeups": task.nr_wakeups,
-        "wakeup_latency_ns": latency_figures(task.latencies),
-        "vruntime": task.se.vruntime,
-        "max_rss_bytes": task.process.max_rss,
-        "exit": task.exit,
-    }
+    return task_figures(
+        process=task.process.name,
+        cgroup=group.cgroup().path,
+        nice=task.nice,
+        policy=task.policy,
+        cpu_time_ns=task.sum_exec + pending,
+        wait_time_ns=task.run_delay + queued_wait,
+        timeslices=task.pcount,
+        nr_switches=task.nvcsw + task.nivcsw,
+        nr_voluntary_switches=task.nvcsw,
+        nr_involuntary_switches=task.nivcsw,
+        nr_migrations=task.nr_migrations,
+        wakeups=task.nr_wakeups,
+        wakeup_latency_ns=latency_figures(task.latencies),
+        vruntime=task.se.vruntime,
+        max_rss_bytes=task.process.max_rss,
+        exit=task.exit,
+    )
 
 
-def _cgroup_figures(sim: Simulation, group: TaskGroup, pending: dict[int, int]) -> dict[str, Any]:
+def _cgroup_figures(
+    sim: Simulation, group: TaskGroup, pending: dict[int, int]
+) -> CgroupFigures:
     usage = list(group.usage)
     for task in sim.tasks:
         if (
@@ -212,24 +177,20 @@ def _cgroup_figures(sim: Simulation, group: TaskGroup, pending: dict[int, int]) 
         "cpu.cfs_burst_us": config.burst_ns // 1000,
         "cpu.max": read_file(config, "cpu.max") if group.parent is not None else None,
         "cpuset.cpus": read_file(config, "cpuset.cpus"),
-        "cpu.stat": {
-            "nr_periods": stat.nr_periods,
-            "nr_throttled": stat.nr_throttled,
-            "throttled_time": stat.throttled_time,
-            "nr_bursts": stat.nr_bursts,
-            "burst_time": stat.burst_time,
-            "usage_usec": total // 1000,
-            "user_usec": total // 1000,
-            "system_usec": 0,
-            "throttled_usec": stat.throttled_time // 1000,
-            "burst_usec": stat.burst_time // 1000,
-        },
+        "cpu.stat": cpu_stat_figures(
+            nr_periods=stat.nr_periods,
+            nr_throttled=stat.nr_throttled,
+            throttled_time=stat.throttled_time,
+            nr_bursts=stat.nr_bursts,
+            burst_time=stat.burst_time,
+            usage_ns=total,
+        ),
         "cpuacct.usage": total,
         "cpuacct.usage_percpu": usage,
     }
     if sim.memory is not None:
         figures.update(sim.memory.stats(sim.memory[group.path]))
-    return figures
+    return cgroup_figures(figures, f'cgroups["{group.path}"]')
 
 
 def _kills(sim: Simulation, trace: Trace) -> list[dict[str, Any]]:

@@ -3,7 +3,7 @@
     axes = [parse_set("machine.cpus=2,4"), parse_set("cgroups./app.cpu.cfs_quota_us=50000,-1")]
     rows = sweep(scenario, axes, seeds=[1, 2], executor=ProcessPoolExecutor())
 
-A field is a dotted path into the scenario's YAML shape (see `cfssim.scenario_yaml`):
+A field is a dotted path into the scenario's YAML shape (see `cfssim.scenario.yaml_io`):
 ``machine.cpus``, ``duration``, ``processes.web.threads`` (a list item by ``name`` or index),
 ``cgroups./app.slice/web.cpu.max`` (a cgroup path may hold dots and slashes; the file name is
 the known cgroup file it ends with). Every point is validated and simulated in a worker; any
@@ -31,8 +31,7 @@ from ruamel.yaml.error import YAMLError
 
 from .cgroup import files as cgfiles
 from .result import Result, _flatten
-from .scenario import Scenario, ScenarioError, load_scenario
-from .scenario_yaml import dump_data, scenario_data
+from .scenario import Scenario, ScenarioError, dump_data, load_scenario, scenario_data
 
 DEFAULT_METRICS = (
     "tasks.*.cpu_time_ns",
@@ -278,10 +277,22 @@ def sweep(scenario: Scenario, axes: Sequence[Axis], seeds: Sequence[int] | None 
                                    "error": f"{type(error).__name__}: {error}"}
             if on_done is not None:
                 on_done(done, len(todo))
+    except BaseException:  # interrupted (SIGINT/SIGTERM) or failed: stop our own pool's points now
+        if own:
+            stop_pool(pool)
+        raise
     finally:
         if own:
             pool.shutdown()
     return [rows[point.run] for point in todo]
+
+
+def stop_pool(pool: Executor) -> None:
+    """Shut `pool` down without waiting for the points still to run: pending ones cancelled, a
+    local process pool's workers terminated (SIGTERM) — an interrupted sweep stops at once."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.terminate()
+    pool.shutdown(cancel_futures=True)
 
 
 # ---- output -------------------------------------------------------------------------------------

@@ -28,7 +28,17 @@ class TaskState(Enum):
     DEAD = "dead"
 
 
-POLICIES = ("normal", "batch", "idle", "fifo", "rr")
+#: The scheduling policies (``sched_setscheduler(2)``) by cfssim name → the kernel's number
+#: (include/uapi/linux/sched.h: SCHED_NORMAL 0, SCHED_FIFO 1, SCHED_RR 2, SCHED_BATCH 3,
+#: SCHED_IDLE 5), in the order they are listed to users. The one list: every other derives.
+SCHED_POLICIES: dict[str, int] = {"normal": 0, "batch": 3, "idle": 5, "fifo": 1, "rr": 2}
+#: The real-time policies (the rt class, above the fair class).
+RT_POLICIES = ("fifo", "rr")
+#: The kernel's names of the policies → cfssim's: SCHED_OTHER is POSIX's name of SCHED_NORMAL.
+SCHED_NAMES: dict[str, str] = {
+    "SCHED_NORMAL": "normal", "SCHED_OTHER": "normal", "SCHED_BATCH": "batch",
+    "SCHED_IDLE": "idle", "SCHED_FIFO": "fifo", "SCHED_RR": "rr",
+}
 
 
 class Process:

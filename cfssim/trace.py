@@ -155,3 +155,39 @@ class Trace:
                 cpus=int(data["__cpus__"][0]),
                 tables=tables,
             )
+
+
+# ---- CPU time from the run segments (the one derivation: summary, export, report) -------------
+def covered_ns(start: np.ndarray, end: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """For each time in `at`: total ns of the intervals [start, end) lying before it.
+
+    Σ over intervals of clip(t − start, 0, end − start)
+    = Σ_{start<t} (t − start) − Σ_{end<t} (t − end): two sorted prefix sums, so every bandwidth
+    period or bucket of a long run is summed in O((intervals + len(at)) log intervals).
+    """
+    starts, ends = np.sort(start), np.sort(end)
+    prefix_s = np.concatenate([[0], np.cumsum(starts)])
+    prefix_e = np.concatenate([[0], np.cumsum(ends)])
+    n_s = np.searchsorted(starts, at, side="left")
+    n_e = np.searchsorted(ends, at, side="left")
+    return (at * n_s - prefix_s[n_s]) - (at * n_e - prefix_e[n_e])
+
+
+def group_usage_curve(trace: Trace, tids: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """CPU time (ns) the tasks `tids` (trace indices) received in [0, t) for every t in `at`:
+    `covered_ns` of their run segments."""
+    seg = trace["segments"]
+    mask = np.isin(seg["task"], tids)
+    return covered_ns(seg["start"][mask], seg["end"][mask], at)
+
+
+def cpu_time_per_cpu(trace: Trace, ncpus: int, tids: np.ndarray | None = None) -> np.ndarray:
+    """ns each of `ncpus` CPUs spent running the tasks `tids` (all tasks when None)."""
+    seg = trace["segments"]
+    cpu, length = seg["cpu"], seg["end"] - seg["start"]
+    if tids is not None:
+        mask = np.isin(seg["task"], tids)
+        cpu, length = cpu[mask], length[mask]
+    out = np.zeros(ncpus, dtype=np.int64)
+    np.add.at(out, cpu, length)
+    return out

@@ -1,4 +1,4 @@
-"""CFS bandwidth control (issue 3, CPU side): quota and period, the study note's demo, cpu.stat
+"""CFS bandwidth control (CPU side): quota and period, the study note's demo, cpu.stat
 counting, burst, nested quotas, cgroup v2 ``cpu.max``, and the bound on runtime per period.
 
 Rules (kernel/sched/fair.c, sched-bwc.rst; ../shared/kernel-reference.md §5) the expected
@@ -250,7 +250,7 @@ def expected_requests_without_burst(duration: int) -> list[tuple[int, int]]:
 def test_burst_request_without_burst_is_throttled_once_per_request() -> None:
     # Expected intervals (ms): (12,100) (352,400) (648,700) (952,1000) (1248,1300) (1552,1600)
     # (1848,1900): 7 throttles, 388 ms. The kernel measured the same count (7) and 246 ms: its
-    # timer grid has another phase against the task (35 ms per throttle, docs/kernel-measurements).
+    # timer grid had another phase against the task (35 ms each; docs/kernel-facts.md#cfs-burst).
     # Without burst the pool never holds more than a quota, so no period draws more than a
     # quota: nr_bursts = burst_time = 0.
     result = bursty(0)

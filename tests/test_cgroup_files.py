@@ -22,11 +22,15 @@ from cfssim.cgroup.files import (
     effective_quota,
     format_cpulist,
     hierarchical_quota,
+    is_descendant,
+    normalise_path,
     parse_cpulist,
+    path_depth,
     read_file,
     read_oom_control,
     shares_to_nice,
     shares_to_weight,
+    validate_cpuset_change,
     weight_to_shares,
 )
 from cfssim.units import ms, us
@@ -278,3 +282,35 @@ def test_cpuset_subset_and_effective_cpus() -> None:
         check_hierarchy(configs)
     assert effective_cpus(configs, "/p/c") == {0}
     assert effective_cpus(configs, "/") is None
+
+
+def test_cpuset1_validate_change_errno_per_case() -> None:
+    """kernel/cgroup/cpuset-v1.c ``cpuset1_validate_change``: a child's CPUs outside the new set
+    is -EBUSY, the new set outside the parent's is -EACCES; both refuse the write."""
+    import errno
+
+    configs = {"/": DEFAULT, "/p": configure({"cpuset.cpus": "0-1"}),
+               "/p/c": configure({"cpuset.cpus": "1"})}
+    busy = validate_cpuset_change(configs, "/p", frozenset({0}))
+    assert busy is not None and (busy.code, busy.other, busy.other_cpus) == (
+        errno.EBUSY, "/p/c", {1})
+    assert busy.write_error() == ("/p: cpuset.cpus: write error: Device or resource busy "
+                                  "(child /p/c uses CPUs 1 outside 0)")
+    denied = validate_cpuset_change(configs, "/p/c", frozenset({2}))
+    assert denied is not None and (denied.code, denied.other, denied.other_cpus) == (
+        errno.EACCES, "/p", {0, 1})
+    assert denied.write_error() == ("/p/c: cpuset.cpus: write error: Permission denied "
+                                    "(CPUs 2 outside the parent's 0-1)")
+    assert validate_cpuset_change(configs, "/p", frozenset({1, 2})) is None
+    assert validate_cpuset_change(configs, "/", frozenset({1})) is not None  # /p holds 0-1
+    # a tree created parent first: the child written outside its parent is EACCES
+    with pytest.raises(HierarchyError, match="rejects others with EACCES, found '0-1'"):
+        check_hierarchy({"/": DEFAULT, "/p": configure({"cpuset.cpus": "0"}),
+                         "/p/c": configure({"cpuset.cpus": "0-1"})})
+
+
+def test_cgroup_path_helpers() -> None:
+    assert [path_depth(p) for p in ("/", "/a", "/a/b", "a/b/")] == [0, 1, 2, 2]
+    assert [normalise_path(p) for p in ("", "/", "a/b/", "//a//b")] == ["/", "/", "/a/b", "/a/b"]
+    assert is_descendant("/a/b", "/a") and is_descendant("/a", "/a") and is_descendant("/x", "/")
+    assert not is_descendant("/ab", "/a") and not is_descendant("/a", "/a/b")

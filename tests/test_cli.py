@@ -144,3 +144,40 @@ def test_measure_and_compare_take_a_sampling_interval(
 def test_limits_must_be_positive() -> None:
     code, _, err = invoke("run", "seed-quota", "--max-duration", "-1s", "--no-report")
     assert code == 2 and "expected a positive duration, found '-1s'" in err
+
+
+# ---- one loader: rt-app JSON wherever YAML goes, and YAML without the rt-app reader ------------
+RTAPP = ('{"global": {"duration": 1}, "tasks": {"t": {"instance": 2, "run": 1000, '
+         '"timer": {"ref": "tick", "period": 10000}}}}')
+
+
+def test_validate_takes_an_rtapp_workload(tmp_path: Path) -> None:
+    path = tmp_path / "w.json"
+    path.write_text(RTAPP)
+    code, out, err = invoke("validate", str(path))
+    assert code == 0
+    assert out == f"ok {path}: w, 1s, 1 processes (2 threads), 1 cgroups, 0 events\n"
+    # the timer is shared by the two threads: its YAML view is a sleep, which is said
+    assert f"warning: {path}:1:" in err and "tasks.t.timer: timer written as a sleep" in err
+
+
+def test_yaml_run_does_not_touch_the_rtapp_reader(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from cfssim.scenario import load_workload
+
+    monkeypatch.setitem(sys.modules, "cfssim.scenario.rtapp", None)  # importing it fails
+    rtapp = tmp_path / "w.json"
+    rtapp.write_text(RTAPP)
+    with pytest.raises(ImportError):
+        load_workload(rtapp)
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("duration: 100ms\nmachine: {cpus: 1}\n"
+                        "processes: [{name: a, program: [{run: 30ms}]}]\n")
+    code, out, err = invoke("run", str(scenario), "--no-report", "--format", "json",
+                            "-o", str(tmp_path / "out"))
+    assert code == 0, err
+    assert json.loads(out)["tasks"]["a/0"]["cpu_time_ns"] == 30_000_000
+    code, out, _ = invoke("validate", str(scenario))
+    assert code == 0 and out.startswith(f"ok {scenario}: s, 100ms, 1 processes")

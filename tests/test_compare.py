@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 
 from cfssim.compare import FAIL, INFO, PASS, Tolerances, compare, kill_order, lookup
 from cfssim.real.commands import compare_command
-from cfssim.result import Result
+from cfssim.result import Result, TaskFigures, task_figures
 
 MS = 1_000_000
 S = 1_000_000_000
@@ -22,14 +23,18 @@ S = 1_000_000_000
 
 def result(source: str = "kernel") -> Result:
     """A 2-CPU, 1 s run: two hogs in /app under 50 ms / 100 ms, and one OOM victim."""
+    def task(process: str, cgroup: str, cpu: int, wait: int, slices: int,
+             exit: dict[str, Any] | None = None) -> TaskFigures:
+        return task_figures(
+            process=process, cgroup=cgroup, nice=0, policy="normal", cpu_time_ns=cpu,
+            wait_time_ns=wait, timeslices=slices, nr_switches=slices,
+            nr_voluntary_switches=slices, nr_involuntary_switches=0, nr_migrations=0,
+            wakeups=slices, wakeup_latency_ns=None, vruntime=0, max_rss_bytes=None, exit=exit)
+
     tasks = {
-        "hog/0": {"cgroup": "/app", "cpu_time_ns": 500 * MS, "wait_time_ns": 400 * MS,
-                  "timeslices": 100, "nr_switches": 100, "exit": None},
-        "hog/1": {"cgroup": "/app", "cpu_time_ns": 500 * MS, "wait_time_ns": 400 * MS,
-                  "timeslices": 100, "nr_switches": 100, "exit": None},
-        "eater/0": {"cgroup": "/box", "cpu_time_ns": 60 * MS, "wait_time_ns": 0,
-                    "timeslices": 3, "nr_switches": 3,
-                    "exit": {"time_ns": 70 * MS, "reason": "oom_kill"}},
+        "hog/0": task("hog", "/app", 500 * MS, 400 * MS, 100),
+        "hog/1": task("hog", "/app", 500 * MS, 400 * MS, 100),
+        "eater/0": task("eater", "/box", 60 * MS, 0, 3, {"time_ns": 70 * MS, "reason": "oom_kill"}),
     }
     cgroups = {
         "/app": {"cpuacct.usage": 1000 * MS,

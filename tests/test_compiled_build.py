@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import cfssim
+import cfssim.sched.core
 from cfssim.scenario import bundled_scenarios
 
 ROOT = Path(__file__).resolve().parent.parent

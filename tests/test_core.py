@@ -1,4 +1,4 @@
-"""The core simulator (issue 2): weights, fair shares, slices, wakeup preemption, task life
+"""The core simulator: weights, fair shares, slices, wakeup preemption, task life
 (start, affinity, exit, loops, generator behaviours), Result round trips and determinism.
 
 Every expected number is derived from the kernel's rules in the comment beside it (kernel
@@ -110,10 +110,10 @@ def run_hogs(n: int, m: int, seed: int = 1, duration: str = "10s") -> Result:
     return sim.run(duration)
 
 
-# Known failure of the issue's 2 %, shared by the reference kernel: which hog holds the single
+# Known failure of a 2 % bound, shared by the reference kernel: which hog holds the single
 # "solo" CPU slot is decided by periodic balancing, so over 10 s the shares drift from M/N when
 # N is not a multiple of M — here 2–7 % over seeds 1–5; on the 6.18 reference (quiet, 10 s,
-# docs/kernel-measurements.md) 3 hogs on 2 CPUs deviated 2.0, 2.5, 2.9 and 4.1 % and 5 hogs
+# docs/kernel-facts.md#hogs-over-cpus) 3 hogs on 2 CPUs deviated 2.0, 2.5, 2.9, 4.1 %, 5 hogs
 # 1.5, 1.7 and 2.9 %. Checked over seeds 1–5 so that a pass means fair rotation, not luck.
 _ROTATION = (
     "balancing rotates the solo slot: 10 s shares deviate up to 2-7 % from M/N (the reference "
@@ -148,7 +148,7 @@ def test_n_equal_hogs_on_m_cpus_each_get_m_over_n(n: int, m: int) -> None:
 def test_hogs_rotating_over_two_cpus_stay_near_m_over_n(
     n: int, m: int, kernel_spread: float
 ) -> None:
-    # What the reference kernel does (docs/kernel-measurements.md, quiet machine, 10 s, 7 runs):
+    # The reference kernel (docs/kernel-facts.md#hogs-over-cpus, quiet machine, 10 s, 7 runs):
     # 3 hogs on 2 CPUs end 0.9–4.1 % from M/N, 5 hogs 1.5–2.9 %, with ~25 (3 hogs) and ~30 (5
     # hogs) migrations per hog. Our balancer rotates the solo slot at seeded-random moments;
     # hold it to 5 % (or twice the kernel's first measured spread) for every seed.

@@ -332,7 +332,7 @@ def background_load(seconds: float = 0.5) -> float:
 
 @pytest.mark.kernel
 def test_a_periodic_task_among_hogs_matches_the_kernel() -> None:
-    """Issue 6's twin test: a 2 ms run / 18 ms sleep ticker among four hogs on 2 CPUs, 3 s.
+    """A run 2ms / sleep 18ms ticker among four hogs (docs/kernel-facts.md#ticker-among-hogs).
     Quiet runs (2026-11-27, sampler at 1 s): kernel ticker 132–137 timeslices, 3.25–3.89 ms
     wait each, hogs 307–370 timeslices; simulation 126–127, 3.68–3.87 ms, 314–364."""
     from cfssim.real import measure

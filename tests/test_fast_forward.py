@@ -145,3 +145,42 @@ def test_many_cpus_quota_groups_same_on_both_paths(
     assert_identical(fast, plain)
     assert fast.trace is not None and len(fast.trace["migrations"]["time"]) > 0
     assert len(fast.trace["throttles"]["start"]) > 0
+
+
+@pytest.mark.parametrize("policy", sorted(FAIR_POLICIES))
+def test_noisy_host_sync_steps_and_yield_same_on_both_paths(
+    policy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real host's per-CPU skewed, jittered ticks and background noise (`cfssim.host`), mutex
+    and condvar steps (`cfssim.sync`) and ``sched_yield``: identical on both paths."""
+    from cfssim.host import HostModel, HostNoise, lognormal, uniform
+    from cfssim.scenario import load_workload
+
+    host = HostModel(
+        tick_offset_ns=(0, 20_000),
+        tick_jitter=(uniform(-30_000, 30_000),),
+        noise=(HostNoise(200, lognormal(50_000, 1.0)),),
+    )
+
+    def noisy() -> Result:
+        sim = cfssim.Simulation(cpus=2, policy=policy, seed=5, host=host)
+        sim.add_process("web", cfssim.program(run="2ms", sleep="8ms"), threads=3)
+        sim.add_process("hog", cfssim.program(run="forever"), threads=2)
+        return sim.run("400ms")
+
+    def synchronised() -> Result:
+        text = (
+            f"name: t\nduration: 200ms\nmachine: {{cpus: 2, policy: {policy}}}\nprocesses:\n"
+            "  - name: consumer\n    threads: 2\n    program: [{run: 1ms}, {lock: m}, "
+            "{loop: {repeat: 5, program: [{wait: {cond: c, mutex: m}}, {run: 1ms}]}}, "
+            "{unlock: m}]\n"
+            "  - name: producer\n    program: [{loop: {repeat: 10, program: [{sleep: 10ms}, "
+            "{lock: m}, {run: 500us}, {broadcast: c}, {unlock: m}, {yield: true}]}}]\n"
+            "  - name: hog\n    threads: 2\n    program: [{run: 3ms}, {yield: true}, "
+            "{run: 2ms}, {yield: true}, {run: 40ms}]\n"
+        )
+        return load_workload(text).run()
+
+    for run in (noisy, synchronised):
+        fast, plain = both_paths(monkeypatch, run)
+        assert_identical(fast, plain)

@@ -1,10 +1,10 @@
 """The real twin against the simulation: measured bundled scenarios agree with the simulated ones
-within the issue's tolerances, and ``--trace`` turns tracefs events into run segments.
+within `compare`'s default tolerances, and ``--trace`` turns tracefs events into run segments.
 
 Kernel tests need root and cgroups and a quiet machine: they are skipped (with the measured
 figure) when the background load — CPU time used outside the scenario — exceeds 5% of capacity,
 because noise changes bandwidth figures several-fold. Kernel facts are from the 2-CPU, HZ=250,
-6.18 development machines (docs/kernel-measurements.md).
+6.18 development machines (docs/kernel-facts.md).
 """
 
 from __future__ import annotations
@@ -261,14 +261,14 @@ _SHARES_GAP = (
     "of capacity off the simulation's 2:1, so this passes ~9 runs in 10); over 10 s 1.84–2.06:1. "
     "Its balancer leaves the balanced placement (one high + one low hog per CPU) every ~100 ms "
     "and the ratio follows the time spent in each placement; the simulator stays balanced. A "
-    "PELT stand-in did not change that, nor is host steal the trigger (docs/kernel-measurements.md)"
+    "PELT stand-in did not change that, nor does host steal (docs/kernel-facts.md#shares-balance)"
 )
 _NESTED_VARIANCE = (
     "/parent/batch's throttled_time depends steeply on its period phase against /parent's "
     "(the twin measures it and the simulation uses it) and the kernel does not repeat itself "
     "within 20%: 413 vs 607 ms at phases 41.3 and 43.3 ms, 713 vs 1445 ms at 21.3 and 22.4 ms "
     "(regime cliff near 22 ms; the simulation's at 24-28 ms). 22 of 27 quiet runs agree within "
-    "20% (docs/kernel-measurements.md)"
+    "20% (docs/kernel-facts.md#nested-quota-phase)"
 )
 FIDELITY_CASES = [
     pytest.param("shares", 1000 * MS, marks=pytest.mark.xfail(reason=_SHARES_GAP, strict=False)),

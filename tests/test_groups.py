@@ -1,4 +1,4 @@
-"""Group scheduling (issue 3, CPU side): cpu.shares / cpu.weight, hierarchical weights,
+"""Group scheduling (CPU side): cpu.shares / cpu.weight, hierarchical weights,
 autogroup, moving tasks between cgroups, cpuset.cpus, and hierarchical cpuacct.
 
 Expected shares follow from the kernel's group scheduling (kernel-reference §4): at each level
@@ -118,7 +118,7 @@ def test_autogroup_nice_matters_within_a_session_only(policy: str) -> None:
     # Root-cgroup tasks are grouped per session (autogroup, each group nice 0 = 1024). CPU 0:
     # nice 0 and nice 5 in one session → 1024 : 335 = 75.4 % / 24.6 %. CPU 1: the same nice
     # levels in two sessions → their groups weigh 1024 each: 50 / 50 (kernel measured 50.6 /
-    # 49.4, docs/kernel-measurements.md f″).
+    # 49.4, docs/kernel-facts.md#autogroup).
     sc = cfssim.load_scenario(SCENARIOS / "nice-autogroup.yaml")
     result = cfssim.run_scenario(sc, policy=policy)
     fraction = {name: fig["cpu_time_ns"] / result.duration_ns for name, fig in result.tasks.items()}

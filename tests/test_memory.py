@@ -112,7 +112,7 @@ def test_uncharging_more_than_charged_is_an_error() -> None:
         ctl.uncharge(ctl["/g"], 2 * PAGE_SIZE)
 
 
-# -- the OOM case --------------------------------------------------------------------
+# -- two growers under one limit: the OOM case ------------------------------------------------
 
 
 def grow(

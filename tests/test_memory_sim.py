@@ -118,3 +118,20 @@ def test_free_uncharges_and_memory_trace_follows_usage() -> None:
     assert list(mem["usage"][rows]) == [16 * MiB, 8 * MiB, 0]
     assert list(mem["time"][rows]) == [0, ms(10), ms(20)]
     assert result.cgroups["/box"]["memory.max_usage_in_bytes"] == 16 * MiB
+
+
+def test_memory_high_is_handled_after_every_charge_batch() -> None:
+    # mem_cgroup_handle_over_high runs on the return to user space after each refill of the
+    # charge stock (64 pages): 4 MiB above a 100 MiB memory.high are 16 batches, each a `high`
+    # event and a sleep of calculate_high_delay(64, overage after it) jiffies — 0, 0, 0, 0, 0,
+    # 3, 4, 6, 8, 9, 12, 14, 16, 19, 22, 25 (under HZ/100 = 2 jiffies none) = 138 × 4 ms
+    sim = cfssim.Simulation(cpus=1, seed=1)
+    sim.add_cgroup("/h", {"memory.high": "100MiB"})
+    steps = ({"alloc": "100MiB"}, {"alloc": "4MiB"}, {"run": "1ms"}, {"sleep": "10s"})
+    sim.add_process("grow", cfssim.program(*steps), cgroup="/h")
+    result = sim.run("2s")
+    events = result.cgroups["/h"]["memory.events"]
+    assert (events["high"], events["max"], events["oom"]) == (16, 0, 0)
+    assert result.trace is not None
+    assert result.trace["segments"]["start"].tolist() == [138 * 4_000_000]
+    assert result.cgroups["/h"]["memory.current"] == 104 * MiB

@@ -35,13 +35,12 @@ from cfssim.report import (
     MAX_VRUNTIME_TRACES,
     build_comparison_figures,
     build_figures,
-    covered_ns,
     format_figure,
     write_comparison_report,
     write_report,
 )
 from cfssim.result import Result
-from cfssim.trace import Recorder, Trace
+from cfssim.trace import Recorder, Trace, covered_ns
 from cfssim.units import NSEC_PER_MSEC as MS
 
 MIB = 1 << 20

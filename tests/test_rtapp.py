@@ -13,9 +13,18 @@ import numpy as np
 import pytest
 
 from cfssim.cgroup.files import weight_to_shares
-from cfssim.rtapp import load_any, load_rtapp, load_workload, relax_json
-from cfssim.scenario import Loop, Run, ScenarioError, Sleep, Timer, load_scenario
-from cfssim.scenario_yaml import dump_scenario
+from cfssim.scenario import (
+    Loop,
+    Run,
+    ScenarioError,
+    Sleep,
+    Timer,
+    dump_scenario,
+    load_scenario,
+    load_workload,
+)
+from cfssim.scenario.rtapp import load_rtapp, relax_json
+from cfssim.scenario.steps import SetCpus
 from cfssim.units import ms
 
 GLOBAL = '"global": {"duration": 1}'
@@ -170,8 +179,8 @@ def test_custom_slice_example_and_sched_deadline(tmp_path: Path) -> None:
 
 
 def test_cpus_at_task_and_phase_level(tmp_path: Path) -> None:
-    """tutorial.txt "CPUs affinity": thread2 starts on its first phase's CPUs; later phases'
-    changes (phase3 falls back to the task's [4,5,6]) are warned about."""
+    """tutorial.txt "CPUs affinity": thread2 starts on its first phase's CPUs; each phase
+    start sets its affinity (phase3 falls back to the task's [4,5,6]) — a cpus step."""
     text = """{"tasks": {
         "thread1": {"cpus": [2,3], "phases": {"phase1": {"run": 10, "sleep": 10}}},
         "thread2": {"cpus": [4,5,6], "phases": {
@@ -182,29 +191,34 @@ def test_cpus_at_task_and_phase_level(tmp_path: Path) -> None:
     one, two = workload.scenario.processes
     assert workload.scenario.machine.cpus == 7
     assert one.cpus == (2, 3) and two.cpus == (0, 1)
-    changed = [w for w in workload.warnings if "changes cpus" in w]
-    assert len(changed) == 2 and "phase2.cpus" in changed[0] and "phase3" in changed[1]
+    assert not [w for w in workload.warnings if "cpus" in w]
+    assert [step for step in two.program if isinstance(step, SetCpus)] == [
+        SetCpus(cpus=(0, 1)), SetCpus(cpus=(2,)), SetCpus(cpus=(4, 5, 6))]
+    assert one.program[0] == Run(run=10_000)  # a task without phase cpus gets no step
 
 
 def test_unmodelled_events_and_properties_are_each_named(tmp_path: Path) -> None:
-    events = ["lock", "unlock", "wait", "signal", "broad", "sync", "barrier", "suspend",
-              "resume", "iorun", "yield", "fork"]
-    body = ", ".join(f'"{name}": "x"' for name in events)
-    text = ('{"tasks": {"t": {"run": 1000, ' + body + ', "membind_nodes": [0], "util_min": 10'
-            ', "sleep": 1000, "bogus": 1}}, ' + GLOBAL + "}")
-    workload = load_rtapp(write(tmp_path, text))
-    for name in events:
-        assert sum(f"tasks.t.{name}: event '{name}'" in w for w in workload.warnings) == 1
+    text = ('{"tasks": {"t": {"run": 1000, "iorun": 4096, "membind_nodes": [0], '
+            '"util_min": 10, "sleep": 1000, "bogus": 1}}, ' + GLOBAL + "}")
+    source = write(tmp_path, text)
+    workload = load_rtapp(source)
+    assert sum("tasks.t.iorun: event 'iorun'" in w for w in workload.warnings) == 1
     assert any("tasks.t.membind_nodes: NUMA memory binding" in w for w in workload.warnings)
     assert any("tasks.t.util_min: utilization clamping" in w for w in workload.warnings)
     assert any("tasks.t.bogus: unknown key" in w for w in workload.warnings)
     assert workload.scenario.processes[0].program == (Run(run=ms(1)), Sleep(sleep=ms(1)))
+    with pytest.raises(ScenarioError) as refused:  # --strict: each one, file:line:col
+        load_workload(source, strict=True)
+    assert [m.split(": ")[1] for m in refused.value.messages] == [
+        "tasks.t.iorun", "tasks.t.membind_nodes", "tasks.t.util_min", "tasks.t.bogus"]
+    assert refused.value.messages[0].startswith(f"{source}:1:31: ")
+    assert all(m.endswith("refused by --strict") for m in refused.value.messages)
 
 
 def test_duplicate_keys_keep_their_order_and_instances_are_threads(tmp_path: Path) -> None:
     text = ('{"tasks": {"w": {"instance": 3, "delay": 5000, "loop": 4, "run": 1000, '
             '"sleep": 2000, "run": 3000}}, ' + GLOBAL + "}")
-    process = load_any(write(tmp_path, text)).processes[0]
+    process = load_workload(write(tmp_path, text)).scenario.processes[0]
     assert (process.threads, process.start_ns, process.repeat) == (3, ms(5), 4)
     assert process.program == (Run(run=ms(1)), Sleep(sleep=ms(2)), Run(run=ms(3)))
 
@@ -212,7 +226,7 @@ def test_duplicate_keys_keep_their_order_and_instances_are_threads(tmp_path: Pat
 def test_phase_loops_become_loop_steps(tmp_path: Path) -> None:
     text = ('{"tasks": {"t": {"loop": 2, "phases": {"a": {"loop": 3, "run": 1000}, '
             '"b": {"run": 2000, "sleep": 500}}}}, ' + GLOBAL + "}")
-    process = load_any(write(tmp_path, text)).processes[0]
+    process = load_workload(write(tmp_path, text)).scenario.processes[0]
     assert process.program == (Loop(repeat=3, program=(Run(run=ms(1)),)), Run(run=ms(2)),
                                Sleep(sleep=500_000))
 
@@ -318,17 +332,32 @@ def test_load_workload_dispatches_on_suffix(tmp_path: Path) -> None:
     assert np.all(result.trace["segments"]["cpu"] == 0)
 
 
+def test_load_workload_tells_rtapp_text_from_yaml_text() -> None:
+    """Text: an rt-app JSON object has a "tasks" key (comments may lead, as json-c allows);
+    anything else is scenario YAML, flow mappings included."""
+    rtapp = load_workload('/* rt-app */ {"tasks": {"t": {"run": 1000, "sleep": 9000}}, '
+                          + GLOBAL + "}")
+    assert rtapp.scenario.name == "rt-app"
+    assert rtapp.scenario.processes[0].program == (Run(run=ms(1)), Sleep(sleep=ms(9)))
+    yaml = load_workload("{name: y, duration: 1s, machine: {cpus: 1}, "
+                         "processes: [{name: a, program: [{run: 1ms}]}]}")
+    assert yaml.scenario.name == "y" and yaml.warnings == [] and yaml.behaviours() == {}
+
+
 def test_convert_command_writes_yaml_that_loads_back(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
     from cfssim.interop_commands import convert
 
     source = write(tmp_path, '{"tasks": {"t": {"run": 2000, "timer": {"ref": "x", "period": '
-                   '10000}, "lock": "m"}}, ' + GLOBAL + "}")
+                   '10000}, "iorun": 10}}, ' + GLOBAL + "}")
     out = tmp_path / "scenario.yaml"
     outcome = CliRunner().invoke(convert, [str(source), "-o", str(out)])
     assert outcome.exit_code == 0, outcome.output
-    assert "warning:" in outcome.output and "event 'lock'" in outcome.output
+    assert "warning:" in outcome.output and "event 'iorun'" in outcome.output
+    strict = CliRunner().invoke(convert, [str(source), "--strict"])
+    assert isinstance(strict.exception, ScenarioError)
+    assert "tasks.t.iorun" in str(strict.exception)
     assert load_scenario(out).processes[0].program == (  # "x": used by one thread only
         Run(run=ms(2)), Timer(period=ms(10), mode="relative"))
     bad = CliRunner().invoke(convert, [str(write(tmp_path, '{"tasks": 3}', "bad.json"))])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import typing
 from pathlib import Path
 
 import jsonschema
@@ -255,3 +256,39 @@ def test_screening_lets_ordinary_yaml_through() -> None:
     exits = load_scenario(f"name: x\n{base}processes: [{{name: a, repeat: forever, "
                           "program: [{run: 1ns}, {exit: 0}]}]\n")
     assert exits.processes[0].repeat is None
+
+
+def test_v1_cpuset_errors_name_the_kernels_errno() -> None:
+    """``cpuset1_validate_change``: the cgroups are created parent first, so a child outside its
+    parent's cpuset is EACCES; an event write of a parent that would strand a child is EBUSY."""
+    procs = "processes:\n  - {name: p, cgroup: /a/b, program: [{run: 1ms}]}\n"
+    with pytest.raises(ScenarioError) as raised:
+        load(BASE + "cgroups:\n  /a: {cpuset.cpus: '0'}\n  /a/b: {cpuset.cpus: '0-1'}\n" + procs)
+    assert raised.value.messages == [
+        "<string>:6:23: cgroups./a/b.cpuset.cpus: expected CPUs within the parent /a's cpuset (0) "
+        "— cgroup v1 rejects others with EACCES, found '0-1'"]
+    with pytest.raises(ScenarioError) as raised:
+        load(BASE + "cgroups:\n  /a: {cpuset.cpus: '0-1'}\n  /a/b: {cpuset.cpus: '1'}\n" + procs
+             + "events:\n  - {at: 1s, write: {/a: {cpuset.cpus: '0'}}}\n")
+    assert raised.value.messages == [
+        "<string>:10:26: events[0].write./a: expected CPUs that hold the child /a/b's cpuset (1) "
+        "— cgroup v1 rejects others with EBUSY, found '0'"]
+
+
+def test_one_list_of_scheduling_policies() -> None:
+    """task.SCHED_POLICIES holds the kernel's numbers; the scenario's and rt-app's names map
+    onto it."""
+    import os
+
+    from cfssim.scenario import POLICY_NAMES, Policy
+    from cfssim.scenario.rtapp import _POLICIES as RTAPP_POLICIES
+    from cfssim.task import RT_POLICIES, SCHED_POLICIES
+
+    assert SCHED_POLICIES == {"normal": os.SCHED_OTHER, "batch": os.SCHED_BATCH,
+                              "idle": os.SCHED_IDLE, "fifo": os.SCHED_FIFO, "rr": os.SCHED_RR}
+    assert set(RT_POLICIES) <= set(SCHED_POLICIES)
+    assert typing.get_args(Policy) == tuple(SCHED_POLICIES)
+    assert set(POLICY_NAMES.values()) == set(SCHED_POLICIES)
+    assert POLICY_NAMES["other"] == POLICY_NAMES["sched_normal"] == "normal"
+    assert set(RTAPP_POLICIES.values()) == {*SCHED_POLICIES, "deadline"}
+    assert list(RTAPP_POLICIES)[:2] == ["SCHED_OTHER", "SCHED_NORMAL"]

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 import cfssim
 from cfssim.interop_commands import sweep as sweep_command
-from cfssim.scenario_yaml import scenario_data
+from cfssim.scenario import scenario_data
 from cfssim.sweep import (
     SweepError,
     grid,

@@ -18,9 +18,8 @@ from cfssim import load_scenario, run_scenario
 from cfssim.behaviour import TimerClock
 from cfssim.real.worker import OP_LOOP, OP_RUN, OP_TIMER, encode_program
 from cfssim.result import Result
-from cfssim.rtapp import load_rtapp
-from cfssim.scenario import Run, Sleep, Timer
-from cfssim.scenario_yaml import dump_scenario, step_data
+from cfssim.scenario import Run, Sleep, Timer, dump_scenario, step_data
+from cfssim.scenario.rtapp import load_rtapp
 from cfssim.units import ms
 
 

@@ -8,7 +8,8 @@ the file; time files also take duration strings (``"50ms"``), size files also ta
 
 Mirrors kernel/sched/core.c (``cpu_shares_write_u64``, ``cpu_weight_write_u64``,
 ``cpu_idle_write_s64``, ``tg_set_cfs_bandwidth``, ``cpu_period_quota_parse``,
-``tg_cfs_schedulable_down``), kernel/cgroup/cpuset.c (``cpulist_parse``) and mm/memcontrol*.c
+``tg_cfs_schedulable_down``), kernel/cgroup/cpuset.c (``cpulist_parse``), cpuset-v1.c
+(``cpuset1_validate_change``) and mm/memcontrol*.c
 (``page_counter_memparse``, ``mem_cgroup_write``, ``mem_cgroup_oom_control_write``).
 Writes to the root cgroup's files are rejected (EINVAL), as the kernel does.
 """
@@ -16,6 +17,8 @@ Writes to the root cgroup's files are rejected (EINVAL), as the kernel does.
 from __future__ import annotations
 
 import dataclasses
+import errno
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -470,20 +473,63 @@ def read_oom_control(config: CgroupConfig, *, under_oom: bool = False, oom_kill:
 
 
 # ---- paths and hierarchy -----------------------------------------------------------------------
-_NAME = re.compile(r"[^/\s]+")
+#: Longest directory name (NAME_MAX: the VFS refuses longer ones with ENAMETOOLONG), UTF-8 bytes.
+NAME_MAX = 255
+#: Name prefixes (``<prefix>.<file>``) of interface files: cgroup core's and every controller's,
+#: v1 and v2. A child named like one collides with a file of its parent (mkdir: EEXIST) or with
+#: one that enabling that controller creates later (cgroup-v2.rst, "Avoid Name Collisions").
+CONTROLLER_PREFIXES = frozenset({
+    "cgroup", "cpu", "cpuacct", "cpuset", "memory", "memsw", "io", "blkio", "pids", "hugetlb",
+    "rdma", "misc", "devices", "freezer", "net_cls", "net_prio", "perf_event", "dmem",
+})
+#: cgroup v1 core files without a controller prefix (``cgroup1_base_files``).
+UNPREFIXED_FILES = frozenset({"tasks", "notify_on_release", "release_agent"})
+
+
+def check_cgroup_name(name: str) -> str | None:
+    """Why `name` cannot be one directory of a cgroup path (None: it can).
+
+    ``cgroup_mkdir`` refuses a ``\\n`` (EINVAL, it would make /proc/<pid>/cgroup unparsable);
+    kernfs refuses a name already taken by one of the parent's files (EEXIST: ``tasks``,
+    ``cgroup.procs``, ``cpu.shares``…); the VFS takes no ``/`` or NUL in a name, nor ``.`` and
+    ``..``, nor more than NAME_MAX bytes. A ``<controller>.<anything>`` name is refused too: it
+    is free in one v1 hierarchy but a file in another (cfssim mirrors the tree in all) or in v2.
+    cfssim also refuses whitespace, which the kernel takes.
+    """
+    if not name:
+        return "an empty name (two '/' in a row or a trailing '/')"
+    if "\0" in name or "\n" in name:
+        return f"name {describe(name)} holds a NUL or newline (the kernel refuses them)"
+    if not _NAME.fullmatch(name):
+        return f"name {describe(name)} holds whitespace or control characters"
+    if name in (".", ".."):
+        return f"name {name!r} is the directory itself or its parent"
+    if len(name.encode()) > NAME_MAX:
+        return f"a name is longer than {NAME_MAX} bytes (the kernel's NAME_MAX)"
+    if name in UNPREFIXED_FILES:
+        return f"name {name!r} is a cgroup v1 interface file"
+    prefix = name.split(".", 1)[0]
+    if "." in name and prefix in CONTROLLER_PREFIXES:
+        return (f"name {describe(name)} collides with the interface files {prefix}.* "
+                f"(rename it, e.g. '_{name[:40]}')")
+    return None
+
+
+_NAME = re.compile(r"[^/\s\x00-\x1f\x7f]+")
 
 
 def check_path(path: object) -> str:
-    """A valid absolute cgroup path (``/``, ``/app/web``), or ValueError saying what is wrong."""
+    """A valid absolute cgroup path (``/``, ``/app/web``), or ValueError saying what is wrong
+    (each name checked by `check_cgroup_name`)."""
     expected = "an absolute cgroup path such as '/' or '/app/web'"
     if not isinstance(path, str) or not path.startswith("/"):
         raise ValueError(f"expected {expected}, found {describe(path)}")
     if path == ROOT:
         return path
-    names = path[1:].split("/")
-    if any(not _NAME.fullmatch(name) or name in (".", "..") for name in names):
-        raise ValueError(f"expected {expected} (names without spaces, '.' or '..'), "
-                         f"found {describe(path)}")
+    for name in path[1:].split("/"):
+        problem = check_cgroup_name(name)
+        if problem is not None:
+            raise ValueError(f"expected {expected}, found {describe(path)}: {problem}")
     return path
 
 
@@ -505,6 +551,27 @@ def ancestors(path: str) -> list[str]:
     return found
 
 
+def path_names(path: str) -> list[str]:
+    """The names along `path`: ``"/a/b"`` → ``["a", "b"]``, ``"/"`` → ``[]`` (empty names of
+    doubled or trailing slashes dropped)."""
+    return [name for name in path.split("/") if name]
+
+
+def normalise_path(path: str) -> str:
+    """`path` as an absolute cgroup path: ``"a/b/"`` → ``"/a/b"``, ``""`` → ``"/"``."""
+    return ROOT + "/".join(path_names(path))
+
+
+def path_depth(path: str) -> int:
+    """How deep `path` is below the root: ``"/"`` 0, ``"/a/b"`` 2."""
+    return len(path_names(path))
+
+
+def is_descendant(path: str, ancestor: str) -> bool:
+    """``cgroup_is_descendant``: whether `path` is `ancestor` or lies below it."""
+    return ancestor == ROOT or path == ancestor or path.startswith(ancestor.rstrip("/") + "/")
+
+
 def to_ratio(period_ns: int, runtime_ns: int) -> int:
     """``to_ratio``: runtime/period in BW_SHIFT fixed point, truncated."""
     return (runtime_ns << BW_SHIFT) // period_ns
@@ -517,7 +584,8 @@ def _ratio_text(config: CgroupConfig) -> str:
 
 
 def _by_depth(configs: Mapping[str, CgroupConfig]) -> list[str]:
-    return sorted(configs, key=lambda path: (path != ROOT, path.count("/"), path))
+    """Parents before children (the order a tree is created in), then by name."""
+    return sorted(configs, key=lambda path: (path_depth(path), path))
 
 
 def hierarchical_quota(configs: Mapping[str, CgroupConfig]) -> dict[str, int | None]:
@@ -569,21 +637,65 @@ def effective_cpus(configs: Mapping[str, CgroupConfig], path: str) -> frozenset[
     return effective
 
 
+@dataclass(frozen=True)
+class CpusetRefusal:
+    """A v1 ``cpuset.cpus`` write of `cpus` to `path` that ``cpuset1_validate_change`` refuses:
+    `code` EBUSY (the child `other` uses CPUs `other_cpus` outside `cpus`) or EACCES (`cpus`
+    lie outside the parent `other`'s `other_cpus`)."""
+
+    path: str
+    cpus: frozenset[int]
+    code: int  # errno
+    other: str
+    other_cpus: frozenset[int]
+
+    @property
+    def expected(self) -> str:
+        """What the write should have been, for a located scenario error."""
+        if self.code == errno.EBUSY:
+            return (f"CPUs that hold the child {self.other}'s cpuset "
+                    f"({format_cpulist(self.other_cpus)}) — cgroup v1 rejects others with EBUSY")
+        return (f"CPUs within the parent {self.other}'s cpuset ({format_cpulist(self.other_cpus)})"
+                " — cgroup v1 rejects others with EACCES")
+
+    def write_error(self) -> str:
+        """The failed write as a shell reports it, with why: ``/a: cpuset.cpus: write error:
+        Device or resource busy (child /a/b uses CPUs 1 outside 0)``."""
+        cpus, other = format_cpulist(self.cpus), format_cpulist(self.other_cpus)
+        why = (f"child {self.other} uses CPUs {other} outside {cpus}" if self.code == errno.EBUSY
+               else f"CPUs {cpus} outside the parent's {other}")
+        return f"{self.path}: cpuset.cpus: write error: {os.strerror(self.code)} ({why})"
+
+
+def validate_cpuset_change(configs: Mapping[str, CgroupConfig], path: str,
+                           cpus: frozenset[int]) -> CpusetRefusal | None:
+    """``cpuset1_validate_change`` (kernel/cgroup/cpuset-v1.c) for writing `cpus` to `path`'s
+    v1 ``cpuset.cpus`` in the tree `configs` as it is before the write: every child's CPUs must
+    lie within `cpus` (else -EBUSY), and `cpus` within the parent's (else -EACCES). A group
+    without a cpuset (None) constrains nothing. None when the write is accepted."""
+    for child, config in configs.items():
+        if parent_path(child) == path and config.cpus is not None and not config.cpus <= cpus:
+            return CpusetRefusal(path, cpus, errno.EBUSY, child, config.cpus)
+    parent = parent_path(path)
+    allowed = None if parent is None else effective_cpus(configs, parent)
+    if parent is not None and allowed is not None and not cpus <= allowed:
+        return CpusetRefusal(path, cpus, errno.EACCES, parent, allowed)
+    return None
+
+
 def check_hierarchy(configs: Mapping[str, CgroupConfig]) -> None:
-    """Raise `HierarchyError` where cgroup v1 would refuse the tree (quota ratio, cpuset subset)."""
+    """Raise `HierarchyError` where cgroup v1 would refuse the tree (quota ratio, cpuset subset)
+    created parent first: a cpuset outside its parent's is EACCES (`validate_cpuset_change`)."""
     hierarchical_quota(configs)
+    created: dict[str, CgroupConfig] = {}
     for path in _by_depth(configs):
-        config, parent = configs[path], parent_path(path)
-        if parent is None or config.cpus is None or config.interface != "v1":
-            continue
-        allowed = effective_cpus(configs, parent)
-        if allowed is not None and not config.cpus <= allowed:
-            raise HierarchyError(
-                path, parent, "cpuset.cpus",
-                f"CPUs within the parent {parent}'s cpuset ({format_cpulist(allowed)}) — "
-                "cgroup v1 rejects others with EINVAL",
-                describe(format_cpulist(config.cpus)),
-            )
+        config = configs[path]
+        if config.cpus is not None and config.interface == "v1":
+            refusal = validate_cpuset_change(created, path, config.cpus)
+            if refusal is not None:
+                raise HierarchyError(path, refusal.other, "cpuset.cpus", refusal.expected,
+                                     describe(format_cpulist(config.cpus)))
+        created[path] = config
 
 
 def effective_quota(configs: Mapping[str, CgroupConfig], path: str) -> Fraction | None:

@@ -58,6 +58,8 @@ from cfssim.cgroup.files import (
     PAGE_SIZE,
     CgroupConfig,
     Interface,
+    parent_path,
+    path_depth,
 )
 from cfssim.units import NSEC_PER_SEC
 
@@ -337,21 +339,21 @@ class MemoryController:
             "v2" if any(cfg.interface == "v2" for cfg in configs.values()) else "v1"
         )
         self.memcgs: dict[str, MemCgroup] = {}
-        for path in sorted(configs, key=_depth):  # stable: siblings keep the mapping's order
+        for path in sorted(configs, key=path_depth):  # stable: siblings keep the mapping's order
             self.memcgs[path] = self._create(path, configs[path])
         self.root = self.memcgs["/"]
         self._waiters: list[_Waiter] = []
 
     def _create(self, path: str, config: CgroupConfig) -> MemCgroup:
         parent: MemCgroup | None = None
-        if path != "/":
-            parent_path = path.rsplit("/", 1)[0] or "/"
-            if parent_path not in self.memcgs:
+        above = parent_path(path)
+        if above is not None:
+            if above not in self.memcgs:
                 raise ValueError(
-                    f"memory cgroups: {path}: expected its parent {parent_path} to be "
+                    f"memory cgroups: {path}: expected its parent {above} to be "
                     f"configured too, found none"
                 )
-            parent = self.memcgs[parent_path]
+            parent = self.memcgs[above]
         memcg = MemCgroup(
             path=path,
             parent=parent,
@@ -420,6 +422,10 @@ class MemoryController:
         nr_pages = -(-charged_pages // MEMCG_CHARGE_BATCH) * MEMCG_CHARGE_BATCH
         jiffies = high_penalty_jiffies(nr_pages, self.mem_find_max_overage(memcg), self.hz)
         return jiffies * NSEC_PER_SEC // self.hz
+
+    def has_high(self, memcg: MemCgroup) -> bool:
+        """Is a memory.high set on `memcg` or an ancestor below the root?"""
+        return any(lvl.high_pages < PAGE_COUNTER_MAX_PAGES for lvl in self._below_root(memcg))
 
     def mem_find_max_overage(self, memcg: MemCgroup) -> int:
         """`mem_find_max_overage`: the largest memory.high overage from `memcg` up to the root."""
@@ -707,8 +713,3 @@ def _group_by_cgroup(processes: Iterable[MemProcess]) -> dict[str, list[MemProce
         if process.alive:
             by_memcg.setdefault(process.cgroup, []).append(process)
     return by_memcg
-
-
-def _depth(path: str) -> int:
-    """Nesting depth of a cgroup path: 0 for "/", 1 for "/a", 2 for "/a/b"."""
-    return 0 if path == "/" else path.count("/")

@@ -18,16 +18,21 @@ import contextlib
 import errno
 import itertools
 import os
+import shutil
 import signal
+import stat
 import sys
+import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
-from ..cgroup.files import format_cpulist, shares_to_weight
+from ..cgroup.files import format_cpulist, parent_path, path_depth, path_names, shares_to_weight
+from . import procfs
 from .errors import (
+    CleanupIncomplete,
     ControllerMissing,
     NoCgroupFs,
     NotLinux,
@@ -38,6 +43,7 @@ from .errors import (
 )
 
 PREFIX = "cfssim-"
+STATS_PREFIX = "cfssim-stats-"
 V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory")
 V2_CONTROLLERS = ("cpu", "memory")
 _run_counter = itertools.count()
@@ -190,7 +196,7 @@ class Driver:
     """
 
     layout: Layout
-    run_name: str = field(default_factory=lambda: f"{PREFIX}{os.getpid()}-{next(_run_counter)}")
+    run_name: str = field(default_factory=lambda: f"{PREFIX}{owner_tag()}-{next(_run_counter)}")
     created: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     sampled: dict[tuple[str, str, str], int] = field(default_factory=dict, repr=False)
@@ -201,8 +207,7 @@ class Driver:
 
     def real(self, controller: str, path: str) -> Path:
         """The directory mirroring scenario cgroup `path` in `controller`'s hierarchy."""
-        rel = path.strip("/")
-        return self.base(controller) / rel if rel else self.base(controller)
+        return self.base(controller).joinpath(*path_names(path))
 
     def _write(self, file: Path, value: str) -> None:
         if self.run_name not in file.parts:  # the one rule: never write outside our subtree
@@ -215,11 +220,11 @@ class Driver:
     def create(self, configs: Mapping[str, CgroupSettings]) -> None:
         """Make the run's directories (parents first) and write every cgroup's settings."""
         for hierarchy in self.layout.hierarchies:
-            for path in sorted(configs, key=_depth):
-                directory = hierarchy / self.run_name / path.strip("/")
+            for path in sorted(configs, key=path_depth):
+                directory = hierarchy.joinpath(self.run_name, *path_names(path))
                 directory.mkdir()
                 self.created.append(directory)
-        for path in sorted(configs, key=_depth):
+        for path in sorted(configs, key=path_depth):
             self.prepare(path)
             self.write_settings(path, None, configs[path])
 
@@ -287,17 +292,13 @@ class Driver:
         raise NotImplementedError
 
     def remove(self) -> None:
-        """Kill every task in the run's directories and remove them bottom-up."""
+        """Kill every task in the run's directories and remove them bottom-up (`remove_run`:
+        SIGINT/SIGTERM held off, bounded in time, `CleanupIncomplete` if anything is left)."""
         try:
             self.close_sampled()
         finally:
-            for hierarchy in self.layout.hierarchies:
-                remove_tree(hierarchy / self.run_name)
+            remove_run(hierarchy / self.run_name for hierarchy in self.layout.hierarchies)
             self.created.clear()
-
-
-def _depth(path: str) -> int:
-    return len([p for p in path.split("/") if p])
 
 
 class V1Driver(Driver):
@@ -333,7 +334,7 @@ class V1Driver(Driver):
     def attach(self, path: str, pid: int, tid: int, skip: str | None = None) -> None:
         for hierarchy in self.layout.hierarchies:
             if skip is None or hierarchy != self.layout.mounts[skip]:
-                self._write(hierarchy / self.run_name / path.strip("/") / "tasks", str(tid))
+                self._write(hierarchy.joinpath(self.run_name, *path_names(path), "tasks"), str(tid))
 
     def figures(self, path: str) -> dict[str, Any]:
         cpu, acct, mem = (self.real(c, path) for c in ("cpu", "cpuacct", "memory"))
@@ -378,7 +379,7 @@ class V2Driver(Driver):
     children: set[str]
 
     def create(self, configs: Mapping[str, CgroupSettings]) -> None:
-        self.children = {p for p in configs for q in configs if q != p and _parent(q) == p}
+        self.children = {p for p in configs for q in configs if q != p and parent_path(q) == p}
         super().create(configs)
 
     def prepare(self, path: str) -> None:
@@ -467,11 +468,6 @@ def make_driver(layout: Layout) -> Driver:
     return V1Driver(layout) if layout.version == 1 else V2Driver(layout)
 
 
-def _parent(path: str) -> str:
-    head = path.rstrip("/").rsplit("/", 1)[0]
-    return head or "/"
-
-
 def _us_or(value_ns: int | None, unlimited: str) -> str:
     return unlimited if value_ns is None else str(value_ns // 1000)
 
@@ -488,6 +484,12 @@ def _read_int_or(path: Path, default: int) -> int:
 
 
 # ---- removal and leftovers --------------------------------------------------------------------
+#: How long removing a run's directories may take in all, s (workers killed, rmdir retried).
+REMOVE_TIMEOUT_S = 5.0
+#: The command that removes what a run left (printed when its cleanup could not).
+CLEANUP_COMMAND = "cfssim measure --cleanup"
+
+
 def _walk_bottom_up(top: Path) -> Iterator[Path]:
     for directory, _subdirs, _files in os.walk(top, topdown=False):
         yield Path(directory)
@@ -503,8 +505,9 @@ def tasks_in(top: Path) -> set[int]:
     return found
 
 
-def remove_tree(top: Path, timeout_s: float = 5.0) -> None:
-    """SIGKILL every task under `top`, wait for them to leave, then rmdir bottom-up (retrying)."""
+def remove_tree(top: Path, timeout_s: float = REMOVE_TIMEOUT_S) -> None:
+    """SIGKILL every task under `top`, wait for them to leave, then rmdir bottom-up (retrying
+    EBUSY until `timeout_s` has passed; then `RealRunError`)."""
     if not top.is_dir():
         return
     deadline = time.monotonic() + timeout_s
@@ -526,32 +529,143 @@ def remove_tree(top: Path, timeout_s: float = 5.0) -> None:
                 time.sleep(0.01)
 
 
-def _owner_alive(name: str) -> bool:
-    """Whether the process that made ``cfssim-<pid>-<n>`` is still running cfssim."""
+def remove_run(tops: Iterable[Path], timeout_s: float = REMOVE_TIMEOUT_S) -> None:
+    """`remove_tree` each of a run's top directories (one per hierarchy) within `timeout_s` in
+    all, SIGINT and SIGTERM held off meanwhile; `CleanupIncomplete` lists whatever is left and
+    the command that removes it."""
+    from .. import _signals
+
+    deadline = time.monotonic() + timeout_s
+    left: list[str] = []
+    with _signals.deferred():
+        for top in tops:
+            try:
+                remove_tree(top, max(0.5, deadline - time.monotonic()))
+            except (RealRunError, OSError) as exc:
+                reason = exc.message if isinstance(exc, RealRunError) else str(exc)
+                left.append(f"{top} ({reason}; tasks left: {len(tasks_in(top))})")
+    if left:
+        raise CleanupIncomplete(
+            "the run's cleanup did not finish; left behind: " + "; ".join(left)
+            + f". Remove it with: {CLEANUP_COMMAND}"
+        )
+
+
+# ---- leftovers of runs that died: cgroups, tracefs instances, stat directories ------------------
+def owner_tag(pid: int | None = None) -> str:
+    """``<pid>.<starttime>``: names a run's directories after the process that made them, in a
+    way that survives PID reuse (`procfs.start_time`)."""
+    pid = os.getpid() if pid is None else pid
+    return f"{pid}.{procfs.start_time(pid)}"
+
+
+def make_stats_dir() -> Path:
+    """A fresh private temporary directory for the workers' end-of-thread figures, named
+    ``cfssim-stats-<pid>.<starttime>-*`` so that `cleanup_leftovers` can tell whose it is."""
+    return Path(tempfile.mkdtemp(prefix=f"{STATS_PREFIX}{owner_tag()}-"))
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """A directory a run made: what `cleanup_leftovers` did with it ("removed", "kept": its
+    run still goes on, "failed": it could not be removed), and why."""
+
+    path: Path
+    state: Literal["removed", "kept", "failed"]
+    why: str
+
+
+def owner_of(name: str, prefix: str) -> tuple[int, int | None] | None:
+    """(pid, start time or None for names of older versions) from ``<prefix><pid>[.<start>]-…``,
+    None if `name` does not carry them."""
+    head = name[len(prefix) :].split("-", 1)[0]
+    pid, _, start = head.partition(".")
+    if not pid.isdigit() or (start and not start.isdigit()):
+        return None
+    return int(pid), (int(start) if start else None)
+
+
+def owner_running(owner: tuple[int, int | None]) -> str | None:
+    """None if the run's owner is gone, else why it counts as still running. A PID reused by
+    another program is told apart by its start time (names without one: by a command line that
+    mentions python or cfssim)."""
+    pid, start = owner
+    now = procfs.start_time(pid)
+    if now is None:
+        return None
+    if start is not None:
+        return f"PID {pid} is still running" if now == start else None
     try:
-        pid = int(name[len(PREFIX) :].split("-")[0])
-        return pid != os.getpid() and b"python" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (ValueError, OSError):
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    if pid != os.getpid() and (b"python" in cmdline or b"cfssim" in cmdline):
+        return f"PID {pid} is still running {procfs.comm(pid) or 'a program'}"
+    return None
+
+
+def _leftover_note(owner: tuple[int, int | None]) -> str:
+    pid = owner[0]
+    name = procfs.comm(pid)
+    if name is None:
+        return f"leftover of PID {pid} (exited)"
+    return f"leftover of PID {pid} (now reused by {name})"
+
+
+def _ours(path: Path) -> bool:
+    """Whether `path` is a real directory (not a symlink) owned by our effective uid."""
+    try:
+        info = path.lstat()
+    except OSError:
         return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid()
 
 
-def cleanup_leftovers(layout: Layout | None = None, *, include_live: bool = False) -> list[Path]:
-    """Remove the ``cfssim-*`` directories of crashed runs in every hierarchy, and their tracefs
-    instances (``--trace``); return them.
+def cleanup_leftovers(
+    layout: Layout | None = None, *, include_live: bool = False, temp_dir: Path | None = None
+) -> list[Leftover]:
+    """Remove what runs that died (SIGKILL, a crash) left: their ``cfssim-*`` directories in
+    every hierarchy, their tracefs instances (``--trace``) and their ``cfssim-stats-*``
+    temporary directories (in `temp_dir`, default the system's); return each with what was
+    done and why.
 
-    Directories whose owning process still runs are left alone unless `include_live`.
+    Only our own user's directories are touched. A directory whose owning process still runs
+    is left alone (reported) unless `include_live`; one whose PID now names another program is
+    a leftover ("leftover of PID N (now reused by <comm>)").
     """
     from .tracefs import leftover_instances, remove_instance
 
     layout = detect() if layout is None else layout
-    removed = []
+    temp_dir = Path(tempfile.gettempdir()) if temp_dir is None else temp_dir
+    found: list[Leftover] = []
+
+    def consider(path: Path, prefix: str, remove: Callable[[Path], None]) -> None:
+        owner = owner_of(path.name, prefix)
+        if owner is None:  # made by a cfssim before names carried their owner
+            found.append(Leftover(path, "kept", "no owner PID in its name (an older cfssim "
+                                  "made it): remove it by hand if no cfssim run is going on"))
+            return
+        running = owner_running(owner)
+        if running is not None and not include_live:
+            found.append(Leftover(path, "kept", running))
+            return
+        note = "removed although running" if running else _leftover_note(owner)
+        try:
+            remove(path)
+        except (RealRunError, OSError) as exc:
+            reason = exc.message if isinstance(exc, RealRunError) else str(exc)
+            found.append(Leftover(path, "failed", f"{note}; not removed: {reason}"))
+            return
+        found.append(Leftover(path, "removed", note))
+
     for hierarchy in layout.hierarchies:
         for top in sorted(hierarchy.glob(PREFIX + "*")):
-            if top.is_dir() and (include_live or not _owner_alive(top.name)):
-                remove_tree(top)
-                removed.append(top)
+            if _ours(top):
+                consider(top, PREFIX, remove_tree)
     for instance in leftover_instances(PREFIX):
-        if include_live or not _owner_alive(instance.name):
-            remove_instance(instance)
-            removed.append(instance)
-    return removed
+        if _ours(instance):
+            consider(instance, PREFIX, remove_instance)
+    for stats in sorted(temp_dir.glob(STATS_PREFIX + "*")):
+        if _ours(stats):
+            consider(stats, STATS_PREFIX, shutil.rmtree)
+    return found

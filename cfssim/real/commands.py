@@ -3,8 +3,10 @@
 
 Exit statuses: 0 success, 2 bad scenario, and the `RealRunError` subclasses' own (21 not Linux,
 22 not root, 23 no cgroupfs, 24 read-only, 25 controller missing, 26 v2 without controllers,
-27 no compiler, 28 refused, 29 worker failure, 30 tracefs unusable); ``compare --check``
-exits 1 when a figure is outside its tolerance.
+27 no compiler, 28 refused, 29 worker failure, 30 tracefs unusable, 31 cleanup incomplete:
+what is left and ``cfssim measure --cleanup`` are printed); 130 / 143 interrupted by SIGINT /
+SIGTERM (after the cleanup); ``compare --check`` exits 1 when a figure is outside its
+tolerance.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import click
 from click.core import ParameterSource
 
 from ..units import format_duration, parse_duration
-from .errors import RealRunError
+from .errors import CleanupIncomplete, RealRunError
 from .measure import SAMPLE_INTERVAL_NS
 
 if TYPE_CHECKING:
@@ -66,7 +68,9 @@ sample_interval_option = click.option(
 @click.option("--host-root", is_flag=True,
               help="Keep root-level processes in the host's root cpu cgroup (autogroups apply).")
 @click.option("--cleanup", is_flag=True,
-              help="Remove the cgroups and workers left by crashed runs, then exit.")
+              help="Remove what killed runs left (cgroups and their workers, tracefs instances, "
+                   "cfssim-stats-* temporary directories; only ours, only of runs whose process "
+                   "is gone), say what was removed, then exit.")
 @click.option("--no-report", is_flag=True, help="Do not write report.html.")
 @sample_interval_option
 def measure_command(
@@ -89,10 +93,14 @@ def measure_command(
         if cleanup:
             _refuse_unused_sample_interval(
                 click.get_current_context(), "--cleanup measures nothing")
-            removed = cleanup_leftovers()
-            click.echo(f"removed {len(removed)} leftover cgroup director(ies)")
-            for path in removed:
-                click.echo(f"  {path}")
+            found = cleanup_leftovers()
+            removed = sum(leftover.state == "removed" for leftover in found)
+            click.echo(f"removed {removed} leftover director(ies) of cfssim runs "
+                       "(cgroups, tracefs instances, cfssim-stats-* temporary directories)")
+            for leftover in found:
+                click.echo(f"  {leftover.state} {leftover.path}: {leftover.why}")
+            if any(leftover.state == "failed" for leftover in found):
+                raise SystemExit(CleanupIncomplete.exit_status)
             return
         if scenario_file is None:
             raise click.UsageError("SCENARIO_FILE is required (or use --cleanup)")
@@ -122,6 +130,10 @@ def measure_command(
 @click.option("--force", is_flag=True, help="Run even when an allocation has no memory limit.")
 @click.option("--verdicts-only", is_flag=True, help="Leave out figures without a tolerance.")
 @click.option("--check", is_flag=True, help="Exit with status 1 when a figure is out of tolerance.")
+@click.option("--profile", default="default", show_default=True,
+              help="Machine profile the simulation runs on, unless the scenario names one: "
+                   "'default' (the reference host), a file from `cfssim calibrate`, or 'none' "
+                   "(the ideal machine).")
 @sample_interval_option
 def compare_command(
     inputs: tuple[str, ...],
@@ -132,6 +144,7 @@ def compare_command(
     force: bool,
     verdicts_only: bool,
     check: bool,
+    profile: str,
     sample_interval_ns: int,
 ) -> None:
     """Compare a simulation with the kernel: SCENARIO (a file or bundled name) runs both sides;
@@ -146,7 +159,8 @@ def compare_command(
     with _exits("compare"):
         if len(inputs) == 1:
             a, b, out = _run_both(inputs[0], out_dir, policy=policy, trace=trace, force=force,
-                                  sample_interval_ns=sample_interval_ns)
+                                  sample_interval_ns=sample_interval_ns,
+                                  profile=None if profile == "none" else profile)
         elif len(inputs) == 2:
             _refuse_unused_sample_interval(
                 click.get_current_context(), "two saved results are compared, nothing is measured")
@@ -184,6 +198,7 @@ def _run_both(
     trace: bool,
     force: bool,
     sample_interval_ns: int,
+    profile: str | None,
 ) -> tuple[Result, Result, Path]:
     """Simulate and measure one scenario; both results saved under the output directory
     (``simulation/`` and ``kernel/``), which is returned."""
@@ -195,17 +210,16 @@ def _run_both(
     kernel = measure(scenario, out / "kernel", trace=trace, force=force,
                      sample_interval_ns=sample_interval_ns)
     # the simulation runs what the kernel ran: same cgroup placement, same tick phase
-    simulated = run_scenario(as_measured(kernel, scenario), policy=policy)
+    simulated = run_scenario(as_measured(kernel, scenario, profile=profile), policy=policy)
     simulated.save(out / "simulation")
     return simulated, kernel, out
 
 
 def _load(name_or_path: str | Path) -> Scenario:
     """A scenario file, a bundled scenario's name, or an rt-app JSON workload — as `run` takes."""
-    from ..rtapp import load_any
-    from ..scenario import resolve_scenario
+    from ..scenario import load_workload, resolve_scenario
 
-    return load_any(resolve_scenario(str(name_or_path)))
+    return load_workload(resolve_scenario(str(name_or_path))).scenario
 
 
 def _load_result(directory: Path) -> Result:

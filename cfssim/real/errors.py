@@ -61,3 +61,10 @@ class TracefsUnavailable(RealRunError):
     """``--trace``: tracefs cannot be mounted, or an instance cannot be made or configured."""
 
     exit_status = 30
+
+
+class CleanupIncomplete(RealRunError):
+    """The run's cgroups (or workers) could not all be removed; the message lists what is left
+    and the command that removes it."""
+
+    exit_status = 31

@@ -21,20 +21,38 @@ import math
 import os
 import shutil
 import signal
-import tempfile
-import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..result import Result
+from .. import _signals
+from ..cgroup.files import ROOT, parent_path
+from ..result import (
+    Result,
+    RunMeta,
+    TaskFigures,
+    cgroup_figures,
+    cpu_stat_figures,
+    task_figures,
+)
 from ..scenario import Alloc, Kill, Move, Nice, Write, iter_steps
+from ..scenario.steps import SYNC_STEPS
+from ..task import RT_POLICIES, SCHED_POLICIES
 from ..trace import Recorder
 from ..units import NSEC_PER_MSEC, NSEC_PER_SEC, format_duration
 from . import procfs
-from .cgroupfs import CgroupSettings, Driver, Layout, Sample, detect, make_driver
+from .capacity import capacity_problem
+from .cgroupfs import (
+    CgroupSettings,
+    Driver,
+    Layout,
+    Sample,
+    detect,
+    make_driver,
+    make_stats_dir,
+)
 from .errors import Refused, WorkerFailed
 from .tracefs import TraceSession, events_to_tables, parse_trace
 from .worker import DoneReport, ExitReport, ProcessJob, Sessions, encode_program, worker_binary
@@ -52,13 +70,6 @@ MAX_GRID_NS = NSEC_PER_SEC  # t0 is put on the bandwidth period grid when it is 
 FREEZE_TIMEOUT_S = 0.2  # how long the end-of-run SIGSTOP may take to stop every worker
 TIMER_TRIES = 3  # quota writes to find a group's period timer (it may expire before it is read)
 BACKGROUND_WARNING = 0.05  # of the machine's capacity
-POLICIES = {
-    "normal": os.SCHED_OTHER,
-    "batch": os.SCHED_BATCH,
-    "idle": os.SCHED_IDLE,
-    "fifo": os.SCHED_FIFO,
-    "rr": os.SCHED_RR,
-}
 KILL_REASON_CODES = {"oom_kill": 0, "oom_group_kill": 1, "killed": 2}
 
 
@@ -81,12 +92,14 @@ def measure(
     """
     check_scenario(scenario, force=force, max_duration_ns=max_duration_ns, host_root=host_root)
     layout = detect() if layout is None else layout
-    run = RealRun(scenario, layout, worker_binary(), host_root, sample_interval_ns, trace)
-    with _cleanup_on_signals():
+    binary = worker_binary()
+    with _signals.raising():  # SIGTERM unwinds like Ctrl-C; cleanup holds both off
+        run = RealRun(scenario, layout, binary, host_root, sample_interval_ns, trace)
         try:
             result = run.execute()
         finally:
-            run.cleanup()
+            with _signals.deferred():
+                run.cleanup()
     if out_dir is not None:
         result.save(out_dir)
     return result
@@ -100,22 +113,34 @@ def tick_offset(t0: int, hz: int) -> int:
     return -t0 % (NSEC_PER_SEC // hz)
 
 
-def as_measured(kernel: Result | None, scenario: Scenario, *, host_root: bool = False) -> Scenario:
+def as_measured(
+    kernel: Result | None,
+    scenario: Scenario,
+    *,
+    host_root: bool = False,
+    profile: str | None = None,
+) -> Scenario:
     """`scenario` as the twin ran it, for the simulator to run the same thing: without
     `host_root` the twin's ``/`` is its own ``cfssim-<id>`` cgroup, where the kernel's autogroups
     (root task group only) do not apply; the tick grid and every quota'd group's period grid
-    have the phases the `kernel` run had, and sleeps the hrtimer slack its threads had."""
+    have the phases the `kernel` run had, and sleeps the hrtimer slack its threads had. A
+    machine `profile` (its host: tick skew, noise, fault cost) applies unless the scenario
+    names its own."""
     update: dict[str, object] = {}
+    if profile is not None and scenario.machine.profile is None:
+        update["profile"] = profile
     if not host_root and scenario.machine.autogroup:
         update["autogroup"] = False
-    if kernel is not None and kernel.meta.get("tick_offset_ns") is not None:
-        update["tick_offset_ns"] = int(kernel.meta["tick_offset_ns"])
-    slack = kernel.meta.get("timer_slack_ns") if kernel is not None else None
+    meta: RunMeta = kernel.meta if kernel is not None else {}
+    tick_offset = meta.get("tick_offset_ns")
+    if tick_offset is not None:
+        update["tick_offset_ns"] = tick_offset
+    slack = meta.get("timer_slack_ns")
     if slack is not None and scenario.machine.timer_slack_ns is None:
-        update["timer_slack_ns"] = int(slack)
-    phases = (kernel.meta.get("period_phase_ns") or {}) if kernel is not None else {}
+        update["timer_slack_ns"] = slack
+    phases = meta.get("period_phase_ns")
     if phases:
-        update["period_phase_ns"] = {path: int(phase) for path, phase in phases.items()}
+        update["period_phase_ns"] = dict(phases)
     if not update:
         return scenario
     return scenario.model_copy(update={"machine": scenario.machine.model_copy(update=update)})
@@ -137,6 +162,15 @@ def check_scenario(
                 f"{_where(scenario)}process {proc.name!r}: cpus {list(proc.cpus)} need a CPU this "
                 f"machine lacks (it has {online})"
             )
+    for proc in scenario.processes:  # the C worker runs run/sleep/timer/alloc/free/exit/loop
+        for step, _ in iter_steps(proc.program):
+            if isinstance(step, tuple(SYNC_STEPS.values())):
+                kind = next(key for key, model in SYNC_STEPS.items() if isinstance(step, model))
+                raise Refused(
+                    f"{_where(scenario)}process {proc.name!r}: the real twin's worker cannot run "
+                    f"'{kind}' steps (synchronisation and thread steps are simulated only); "
+                    "simulate it with `cfssim run`"
+                )
     if not force:
         for proc in scenario.processes:
             if _allocates(proc.program):
@@ -148,6 +182,9 @@ def check_scenario(
                             "real run could exhaust the machine (add memory.limit_in_bytes or "
                             "memory.max, or pass --force)"
                         )
+    problem = capacity_problem(scenario, procfs.mem_available_bytes())  # --force or not
+    if problem is not None:
+        raise Refused(f"{_where(scenario)}{problem}")
     if host_root:
         for event in scenario.events:
             target = event.action
@@ -179,13 +216,15 @@ def _memory_limit_above(scenario: Scenario, path: str) -> int | None:
             return int(config.memory_limit)
         if path == "/":
             return None
-        path = path.rsplit("/", 1)[0] or "/"
+        path = parent_path(path) or ROOT
 
 
 # ---- one run ----------------------------------------------------------------------------------
 @dataclass
-class Task:
-    """One scenario thread on the host: where it is and what happened to it."""
+class MeasuredThread:
+    """One scenario thread as the twin runs it on the host: its worker's pid and tid, where it
+    is, its figures at t0 and last read, and how it ended (the simulated thread is
+    `cfssim.task.Task`)."""
 
     name: str
     process: int
@@ -208,6 +247,33 @@ class Task:
             self.last = self.stats()
 
 
+def measured_task_figures(
+    thread: MeasuredThread, process: str, policy: str, max_rss_bytes: int | None
+) -> TaskFigures:
+    """`thread`'s `TaskFigures`: its figures since t0 (the last ones read, or none), as a thread
+    of the scenario's `process` under its `policy`. This kernel has no schedstats: wakeups are
+    its voluntary switches (each sleep ends in one) and wakeup latency is unknown (None)."""
+    stats = (thread.last or thread.base).since(thread.base)
+    return task_figures(
+        process=process,
+        cgroup=thread.cgroup,
+        nice=thread.nice,
+        policy=policy,
+        cpu_time_ns=stats.cpu_time_ns,
+        wait_time_ns=stats.wait_time_ns,
+        timeslices=stats.timeslices,
+        nr_switches=stats.nr_switches,
+        nr_voluntary_switches=stats.nr_voluntary_switches,
+        nr_involuntary_switches=stats.nr_involuntary_switches,
+        nr_migrations=stats.nr_migrations,
+        wakeups=stats.nr_voluntary_switches,
+        wakeup_latency_ns=None,
+        vruntime=stats.vruntime,
+        max_rss_bytes=max_rss_bytes,
+        exit=thread.exit,
+    )
+
+
 @dataclass
 class RealRun:
     scenario: Scenario
@@ -220,7 +286,7 @@ class RealRun:
     tracer: TraceSession | None = field(init=False, default=None)
     sessions: Sessions | None = field(init=False, default=None)
     stat_dir: Path = field(init=False)
-    tasks: list[Task] = field(init=False, default_factory=list)
+    tasks: list[MeasuredThread] = field(init=False, default_factory=list)
     configs: dict[str, Any] = field(init=False)
     recorder: Recorder = field(init=False, default_factory=Recorder)
     kills: list[dict[str, Any]] = field(init=False, default_factory=list)
@@ -237,11 +303,11 @@ class RealRun:
     def __post_init__(self) -> None:
         self.driver = make_driver(self.layout)
         self.configs = dict(self.scenario.cgroups)
-        self.stat_dir = Path(tempfile.mkdtemp(prefix="cfssim-stats-"))
+        self.stat_dir = make_stats_dir()
         for index, proc in enumerate(self.scenario.processes):
             for thread in range(proc.threads):
                 self.tasks.append(
-                    Task(f"{proc.name}/{thread}", index, thread, proc.cgroup, proc.nice)
+                    MeasuredThread(f"{proc.name}/{thread}", index, thread, proc.cgroup, proc.nice)
                 )
         self.paths = sorted(self.configs, key=lambda p: (p.count("/"), p))
 
@@ -275,7 +341,9 @@ class RealRun:
         for path, before in stat0.items():
             after = figures[path].get("cpu.stat")
             if before and after:
-                figures[path]["cpu.stat"] = {k: v - before.get(k, 0) for k, v in after.items()}
+                figures[path]["cpu.stat"] = cpu_stat_figures(
+                    **{k: v - before.get(k, 0) for k, v in after.items()}
+                )
         busy = procfs.machine_busy_ns() - busy0
         usage = figures["/"]["cpuacct.usage"] - usage0
         if self.tracer is not None:  # read after the figures: parsing is no part of the run
@@ -374,15 +442,16 @@ class RealRun:
                 os.setpriority(os.PRIO_PROCESS, task.tid, proc.nice)
                 if proc.policy != "normal":
                     os.sched_setscheduler(
-                        task.tid, POLICIES[proc.policy], os.sched_param(proc.rt_priority)
+                        task.tid, SCHED_POLICIES[proc.policy], os.sched_param(proc.rt_priority)
                     )
                 if proc.cpus is not None:
                     os.sched_setaffinity(task.tid, proc.cpus)
                 if proc.slice_ns is not None:
-                    _set_custom_slice(task.tid, POLICIES[proc.policy], proc.nice, proc.slice_ns)
+                    policy = SCHED_POLICIES[proc.policy]
+                    _set_custom_slice(task.tid, policy, proc.nice, proc.slice_ns)
                 self._timer_slack(task, proc.policy)
 
-    def _timer_slack(self, task: Task, policy: str) -> None:
+    def _timer_slack(self, task: MeasuredThread, policy: str) -> None:
         """Give the thread the scenario's ``timer_slack_ns`` if it sets one (0 becomes 1 ns: a
         write of 0 restores the default), and note the slack a normal thread has (the kernel's
         default is 50 µs)."""
@@ -391,12 +460,12 @@ class RealRun:
         try:
             if slack is not None:
                 path.write_text(str(max(1, slack)))
-            if policy not in ("fifo", "rr") and self.timer_slack_ns is None:
+            if policy not in RT_POLICIES and self.timer_slack_ns is None:
                 self.timer_slack_ns = int(path.read_text())
         except (OSError, ValueError) as exc:
             self.warnings.append(f"{task.name}: its timer slack could not be set or read ({exc})")
 
-    def _attach(self, task: Task, path: str) -> None:
+    def _attach(self, task: MeasuredThread, path: str) -> None:
         if self.host_root and path == "/":
             # stay in the inherited (host root) cpu cgroup; account it in the run's cpuacct
             self.driver.attach(path, task.pid, task.tid, skip="cpu")
@@ -468,7 +537,7 @@ class RealRun:
             )
 
     @staticmethod
-    def _keep_last_stats(tasks: Iterable[Task]) -> None:
+    def _keep_last_stats(tasks: Iterable[MeasuredThread]) -> None:
         """Read the live ones of `tasks`' figures (all at the end; during the run those that may
         die by an OOM kill, so that a victim keeps its last figures)."""
         for task in tasks:
@@ -528,10 +597,10 @@ class RealRun:
             return "oom_kill"
         return "killed"
 
-    def _task(self, process: int, thread: int) -> Task:
+    def _task(self, process: int, thread: int) -> MeasuredThread:
         return next(t for t in self.tasks if t.process == process and t.thread == thread)
 
-    def _targets(self, process: str, thread: int | None) -> list[Task]:
+    def _targets(self, process: str, thread: int | None) -> list[MeasuredThread]:
         index = next(i for i, p in enumerate(self.scenario.processes) if p.name == process)
         return [
             t
@@ -599,7 +668,7 @@ class RealRun:
             )
         self._record_periods()
         root_percpu = figures["/"].get("cpuacct.usage_percpu", [])
-        meta = {
+        meta: RunMeta = {
             "kernel_release": procfs.kernel_release(),
             "cgroup_version": self.layout.version,
             "cgroup_root": {c: str(self.driver.base(c)) for c in self.layout.mounts},
@@ -624,8 +693,18 @@ class RealRun:
             cpus=online,
             duration_ns=self.scenario.duration_ns,
             seed=self.scenario.seed,
-            tasks={task.name: self._task_figures(task) for task in self.tasks},
-            cgroups=figures,
+            tasks={
+                task.name: measured_task_figures(
+                    task,
+                    self.scenario.processes[task.process].name,
+                    self.scenario.processes[task.process].policy,
+                    self._max_rss(task),
+                )
+                for task in self.tasks
+            },
+            cgroups={
+                path: cgroup_figures(files, f'cgroups["{path}"]') for path, files in figures.items()
+            },
             cpu={str(cpu): {"busy_ns": ns} for cpu, ns in enumerate(root_percpu)},
             kills=self.kills,
             meta=meta,
@@ -634,29 +713,7 @@ class RealRun:
             ),
         )
 
-    def _task_figures(self, task: Task) -> dict[str, Any]:
-        proc = self.scenario.processes[task.process]
-        stats = (task.last or task.base).since(task.base)
-        return {
-            "cgroup": task.cgroup,
-            "process": proc.name,
-            "cpu_time_ns": stats.cpu_time_ns,
-            "wait_time_ns": stats.wait_time_ns,
-            "timeslices": stats.timeslices,
-            "nr_switches": stats.nr_switches,
-            "nr_voluntary_switches": stats.nr_voluntary_switches,
-            "nr_involuntary_switches": stats.nr_involuntary_switches,
-            "nr_migrations": stats.nr_migrations,
-            "wakeups": stats.nr_voluntary_switches,
-            "wakeup_latency_ns": None,
-            "vruntime": stats.vruntime,
-            "nice": task.nice,
-            "policy": proc.policy,
-            "exit": task.exit,
-            "max_rss_bytes": self._max_rss(task),
-        }
-
-    def _max_rss(self, task: Task) -> int | None:
+    def _max_rss(self, task: MeasuredThread) -> int | None:
         with contextlib.suppress(OSError):
             return procfs.max_rss_bytes(task.pid)
         return None
@@ -720,21 +777,3 @@ def _set_custom_slice(tid: int, policy: int, nice: int, slice_ns: int) -> None:
     if libc.syscall(sys_sched_setattr, tid, attr, 0) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"sched_setattr(slice) of tid {tid}: {os.strerror(err)}")
-
-
-@contextlib.contextmanager
-def _cleanup_on_signals() -> Iterator[None]:
-    """Turn SIGTERM (like SIGINT) into an exception so the run's finally cleans up."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
-
-    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)

@@ -147,5 +147,34 @@ def period_timers(timer_list: str | None = None) -> dict[str, int]:
     return timers
 
 
+def start_time(pid: int) -> int | None:
+    """When process `pid` started, clock ticks since boot (``starttime``, field 22 of
+    /proc/<pid>/stat): with the PID it names one process for good (PIDs are reused, this is
+    not); None when no such process exists."""
+    try:
+        after_comm = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(after_comm[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def comm(pid: int) -> str | None:
+    """The command name of process `pid` (``/proc/<pid>/comm``), None when there is none."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return None
+
+
+def mem_available_bytes(meminfo: str | None = None) -> int | None:
+    """``MemAvailable`` of /proc/meminfo (kB there), bytes: the kernel's estimate of what can
+    be allocated without swapping (``si_mem_available``); None if the line is missing."""
+    text = Path("/proc/meminfo").read_text() if meminfo is None else meminfo
+    for line in text.splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    return None
+
+
 def kernel_release() -> str:
     return os.uname().release

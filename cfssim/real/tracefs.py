@@ -27,18 +27,20 @@ woken on an idle CPU (``wakeup_preempt`` skips the clock update of the following
 the vCPU meanwhile (``rq_clock_task``, PARAVIRT_TIME_ACCOUNTING; up to 2.4 ms per 10 ms run seen).
 
 The text format prints timestamps in µs, so traced times have 1 µs resolution (stored as int ns).
+Its lines are parsed by `cfssim.ftrace` (`parse_trace` and `Event` are re-exported here).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
 import subprocess
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..ftrace import Event
+from ..ftrace import parse_trace as parse_trace  # re-exported: the readers of a run's trace
 from ..trace import Recorder
 from .errors import TracefsUnavailable
 
@@ -62,40 +64,6 @@ BUFFER_MARGIN_NS = 500_000_000
 BUFFER_KB_MIN = 1024
 #: Share of the available memory all CPUs' buffers may take together: 1/8.
 BUFFER_MEMORY_SHARE = 8
-
-#: One line of the ``trace`` file: task-pid, [cpu], flags, seconds.micros, event: fields.
-LINE = re.compile(r"^\s*.+?-(\d+)\s+\[(\d+)\]\s+\S+\s+(\d+)\.(\d{6}):\s+(\w+):\s+(.*)$")
-FIELD = re.compile(r"(\w+)=(\S*)")
-
-
-@dataclass(frozen=True)
-class Event:
-    """One traced event: time (CLOCK_MONOTONIC ns), CPU, the pid of the task running there
-    (whose context emitted it; 0 for the idle task), name, and its numeric fields."""
-
-    time_ns: int
-    cpu: int
-    pid: int
-    name: str
-    fields: dict[str, int]
-
-
-def parse_trace(text: str) -> Iterator[Event]:
-    """The events of a ``trace`` file's text (comment lines and lost-event notes skipped)."""
-    for line in text.splitlines():
-        match = LINE.match(line)
-        if match is None:
-            continue
-        pid, cpu, secs, micros, name, rest = match.groups()
-        # comm=... may precede; keep the numeric fields (pids, prios, cpus)
-        values = {k: int(v) for k, v in FIELD.findall(rest.replace(" ==> ", " ")) if _isint(v)}
-        time_ns = int(secs) * 1_000_000_000 + int(micros) * 1000
-        yield Event(time_ns, int(cpu), int(pid), name, values)
-
-
-def _isint(text: str) -> bool:
-    return text.lstrip("-").isdigit()
-
 
 # ---- events → tables --------------------------------------------------------------------------
 Row = tuple[int, int, int, int]

@@ -136,15 +136,15 @@ static void settle(void) {
  * Without perturbing the scheduler it measures: CLOCK_THREAD_CPUTIME_ID is a system call on x86
  * (not served by the vDSO), and every system call runs update_curr(), which ends an EEVDF slice
  * the moment it is due rather than at the next tick; polling it turned 4 ms timeslices into
- * 1.4 ms ones (docs/kernel-measurements.md). A thread cannot receive more CPU time than the wall
+ * 1.4 ms ones (docs/kernel-facts.md#syscall-ends-slice). A thread gets no more CPU than the wall
  * time that passes, so it spins on the wall clock for the remaining demand and only then reads
  * its CPU clock: that check ends the run (a few µs past its demand) or leaves the CPU time it
  * lost to preemption, steal and interrupts as a smaller remainder.
  *
  * A run that a sleep follows (`blocks_next`) must not end with that read either: a slice that has
  * expired would be ended by it and the thread preempted just before it could sleep, to finish
- * a slice later — a program that computes and then sleeps makes no such call (the kernel twin
- * of issue 6 locked into that pattern). Such a run ends by the wall clock alone, not counting
+ * a slice later — a program that computes and then sleeps makes no such call (the ticker twin:
+ * docs/kernel-facts.md#ticker-among-hogs). Such a run ends by the wall clock alone, not counting
  * off-CPU jumps (`spin_on_cpu`); the CPU clock is read as the thread wakes from the sleep
  * (`settle`) and the difference, either way, goes into its next run. The CPU time of a repeated
  * run/sleep is thus exact but for its last run; each run is within the interrupts it could not

@@ -215,7 +215,7 @@ class LoadBalancing:
         return int(self.rng.integers(low // self.tick_ns, high // self.tick_ns + 1)) * self.tick_ns
 
     def _arm_balance(self: Machine, rq: Rq, delay: int) -> None:
-        rq.balance_timer.start(self.now + self.tick_after(delay))
+        rq.balance_timer.start(self.now + self.tick_after(rq.cpu, delay))
 
     def sched_balance_domains(self: Machine, rq: Rq) -> None:
         if rq.curr is not None:
@@ -228,7 +228,7 @@ class LoadBalancing:
         some at the next tick."""
         if not self._any_movable_to_idle(busy):
             return
-        self.nohz_timer.start(self.now + self.tick_after(0))
+        self.nohz_timer.start(self.now + self.tick_after(busy.cpu, 0))
 
     def _any_movable_to_idle(self: Machine, busy: Rq) -> bool:
         """Whether some task of `busy` may move to some CPU that runs nothing (`_can_migrate`

@@ -30,6 +30,7 @@ import numpy as np
 import simpy
 from mypy_extensions import mypyc_attr
 
+from ..host import HostModel, TickGrid
 from ..hrtimer import Calendar, HrTimer
 from ..task import Task, TaskState
 from ..trace import Recorder
@@ -45,6 +46,7 @@ from .policy import (
     NEVER,
     FairPolicy,
     SchedTunables,
+    clear_buddies,
 )
 from .rt import RT_POLICIES, FairServer, RealTimeClass, RtRunQueue
 from .runqueue import CfsRunQueue
@@ -138,6 +140,7 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
         root: TaskGroup,
         recorder: Recorder,
         seed: int = 1,
+        host: HostModel | None = None,
         fast_forward: bool = True,
     ) -> None:
         self.env = env
@@ -165,6 +168,8 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
         self.tick_ns = tunables.tick_ns
         self.tick_offset = tunables.tick_offset_ns
         self.precise = tunables.precise  # slice ends timed exactly (read at every `arm`)
+        self.host = host or HostModel()
+        self.ticks = TickGrid(self.tick_ns, self.tick_offset, self.ncpus, self.host, seed)
         self.dirty: list[Rq] = []
         self.idle_rqs: set[int] = set(range(self.ncpus))
         self.nohz_timer = HrTimer(self.calendar, self.nohz_idle_balance)  # a busy CPU's kick
@@ -328,17 +333,20 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
             task.nr_wakeups += 1
             task.wake_time = now
 
-    def tick_at_or_after(self, t: int) -> int:
-        """The first scheduler tick at or after `t` (ns): ticks fall at ``tick_offset_ns`` +
-        k × ``tick_ns``, on every CPU at once (no ``skew_tick``)."""
-        tick, offset = self.tick_ns, self.tick_offset
-        return -(-(t - offset) // tick) * tick + offset
+    def tick_at_or_after(self, cpu: int, t: int) -> int:
+        """The first scheduler tick of `cpu` at or after `t` (ns): ticks fall at
+        ``tick_offset_ns`` + k × ``tick_ns`` — on every CPU at once on the ideal machine, each
+        CPU skewed and jittered on a real host's (`cfssim.host.TickGrid`)."""
+        if self.ticks.uniform:
+            tick, offset = self.tick_ns, self.tick_offset
+            return -(-(t - offset) // tick) * tick + offset
+        return self.ticks.at_or_after(cpu, t)
 
-    def tick_after(self, delay: int) -> int:
-        """Delay (ns from now) to the first tick strictly after now + max(delay, 0): a condition
-        due now was seen by this instant's tick, or will be by the next."""
+    def tick_after(self, cpu: int, delay: int) -> int:
+        """Delay (ns from now) to `cpu`'s first tick strictly after now + max(delay, 0): a
+        condition due now was seen by this instant's tick, or will be by the next."""
         now = self.now
-        return self.tick_at_or_after(now + max(delay, 1)) - now
+        return self.tick_at_or_after(cpu, now + max(delay, 1)) - now
 
     def hrtimer_delay(self, task: Task, ns: int) -> int:
         """When a sleep of `ns` started now by `task` ends (ns from now): its hrtimer may fire
@@ -351,7 +359,7 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
             return ns
         if task.cpu >= 0 and not self.rqs[task.cpu].idle:
             soft = self.now + ns
-            first_tick = self.tick_at_or_after(soft + 1)
+            first_tick = self.tick_at_or_after(task.cpu, soft + 1)
             if first_tick <= soft + slack:
                 return first_tick - self.now
         return ns + slack
@@ -507,9 +515,9 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
                 bandwidth_due = cfs_rq.runtime_remaining
             se = se.parent
         if tick_due < NEVER:
-            tick_due = self.tick_after(tick_due)
+            tick_due = self.tick_after(rq.cpu, tick_due)
         if bandwidth_due < NEVER:
-            bandwidth_due = self.tick_after(bandwidth_due)
+            bandwidth_due = self.tick_after(rq.cpu, bandwidth_due)
         demand_due = NEVER if task.remaining is None else task.remaining
         if rq.server.boosting and rq.rt.nr_running:  # RT takes over when the server is spent
             exact_due = min(exact_due, rq.server.runtime)
@@ -558,7 +566,7 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
             level = rq.timer_level
             if level is not None and level.rq_of is not None:
                 self.policy.tick_preempted(level.rq_of, level)
-        if (now - self.tick_offset) % self.tick_ns == 0 and not rq.curr_rt:
+        if not rq.curr_rt and self.ticks.is_tick(rq.cpu, now):
             self.entity_tick_groups(task)
         if task.remaining is not None and task.remaining <= 0:
             self.complete_run(rq, task)
@@ -589,6 +597,27 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
         with self.batch():
             if task.remaining is None and not task.forever and task.state is TaskState.RUNNABLE:
                 self.block(task)
+            self.touch(rq)
+
+    def sched_yield(self, task: Task) -> None:
+        """``do_sched_yield`` by running `task`: its class gives up the CPU (``yield_task_rt``:
+        to the tail of its priority; ``yield_task_fair``: buddies cleared, the policy's
+        forfeit), then ``schedule()``. Nothing when it is alone on its CPU or not running."""
+        if task.state is not TaskState.RUNNABLE or task.cpu < 0:
+            return
+        rq = self.rqs[task.cpu]
+        if rq.curr is not task or rq.cfs.h_nr_running + rq.rt.nr_running <= 1:
+            return
+        with self.batch():
+            self.update_curr(rq)
+            if rq.curr_rt:
+                rq.rt.requeue(task)
+            else:
+                cfs_rq = task.se.rq_of
+                assert cfs_rq is not None
+                clear_buddies(cfs_rq, task.se)
+                self.policy.yield_entity(cfs_rq, task.se)
+            rq.need_resched = True
             self.touch(rq)
 
     def resume_running(self, task: Task) -> None:

@@ -222,6 +222,13 @@ class Eevdf(FairPolicy):
                     cfs_rq.insert(se, se.deadline)
         se.sched_delayed = False
 
+    def yield_entity(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> None:
+        """``yield_task_fair`` (6.18): an eligible entity forfeits the rest of its request —
+        vruntime = deadline, and a new deadline one slice on."""
+        if entity_eligible(cfs_rq, se):
+            se.vruntime = se.deadline
+            se.deadline += calc_delta_fair(se.slice, se.weight, se.inv_weight)
+
     def reweight_entity(self, cfs_rq: CfsRunQueue | None, se: SchedEntity, weight: int) -> None:
         """``reweight_entity``: scale vlag and a relative deadline by w_old/w_new; a queued
         entity is re-placed so its lag survives (the machine took it out of the tree). An

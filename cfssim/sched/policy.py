@@ -38,7 +38,7 @@ DEFAULT_FEATURES: dict[str, bool] = {
     "WAKEUP_PREEMPTION": True,
     # off in the kernel source, and measured: two hogs on one CPU of the 6.18 reference machine
     # switch every 4.000 ms (the HZ=250 tick), not every 1.4 ms base slice
-    # (docs/kernel-measurements.md)
+    # (docs/kernel-facts.md#tick-slice-ends)
     "HRTICK": False,
     # EEVDF (6.18)
     "PLACE_LAG": True,
@@ -231,6 +231,10 @@ class FairPolicy:
 
     def migrate_out(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> None:
         """`se` leaves `cfs_rq` for another CPU (``migrate_task_rq_fair``)."""
+
+    def yield_entity(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> None:
+        """Running `se` yields (``yield_task_fair``, after ``update_curr``). Classic CFS marks a
+        skip buddy, which is not modelled: the yield only reschedules."""
 
     def reweight_entity(self, cfs_rq: CfsRunQueue | None, se: SchedEntity, weight: int) -> None:
         """Change a queued or sleeping entity's weight (renice, group shares). `cfs_rq` is None

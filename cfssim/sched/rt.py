@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from mypy_extensions import trait
 from sortedcontainers import SortedList
 
+from ..task import RT_POLICIES
 from .policy import NEVER
 
 if TYPE_CHECKING:
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
     from .core import Machine, Rq
 
 RR_TIMESLICE_NS = 100_000_000  # sched_rr_timeslice_ms = 100
-RT_POLICIES = ("fifo", "rr")
 
 
 class RtRunQueue:
@@ -223,7 +223,7 @@ class RealTimeClass:
         due = NEVER if task.remaining is None else task.remaining
         left = rq.rt.slice_left(task)
         if left is not None:
-            due = min(due, self.tick_after(left))
+            due = min(due, self.tick_after(rq.cpu, left))
         self.set_timer(rq, due, False, None)
 
     def server_start(self: Machine, rq: Rq) -> None:

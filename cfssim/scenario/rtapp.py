@@ -1,18 +1,19 @@
 """rt-app workloads (JSON, as rt-app and LISA write them) read as cfssim workloads.
 
-`load_rtapp(path)` reads rt-app's grammar (doc/tutorial.txt of scheduler-tools/rt-app): ``global``
-(``duration`` s, ``default_policy``, ``mem_buffer_size``), ``tasks`` with ``instance``, ``delay``
-(µs), ``loop`` (−1 = forever), ``phases`` (an object of ordered phases, or the events inline),
-events ``run``/``runtime``/``sleep`` (µs), ``timer`` ``{ref, period, mode}``, ``mem``/``memrun``
-(bytes written to the thread's buffer), properties ``policy``, ``priority`` (the nice value for
-SCHED_OTHER/BATCH, the RT priority for FIFO/RR), ``dl-runtime`` (µs; on SCHED_OTHER the EEVDF
-custom slice), ``cpus`` and ``taskgroup`` (a path, or ``{"path", "cpu.max", "cpu.weight", …}``).
-Keys are matched by prefix as rt-app does, so workgen's ``run0``/``sleep1`` work; duplicate keys
-are kept in order; C comments and trailing commas (accepted by rt-app's json-c) are allowed.
-Each rt-app task becomes a process of ``instance`` threads named ``<task>/<i>``.
+`load_rtapp(path)` (what `load_workload` calls for JSON) reads rt-app's grammar (doc/tutorial.txt of
+scheduler-tools/rt-app): ``global`` (``duration`` s, ``default_policy``, ``mem_buffer_size``),
+``tasks`` with ``instance``, ``delay`` (µs), ``loop`` (−1 = forever), ``phases`` (an object of
+ordered phases, or the events inline), events ``run``/``runtime``/``sleep`` (µs), ``timer`` ``{ref,
+period, mode}``, ``mem``/``memrun`` (bytes written to the thread's buffer), properties ``policy``,
+``priority`` (the nice value for SCHED_OTHER/BATCH, the RT priority for FIFO/RR), ``dl-runtime``
+(µs; on SCHED_OTHER the EEVDF custom slice), ``cpus`` and ``taskgroup`` (a path, or ``{"path",
+"cpu.max", "cpu.weight", …}``). Keys are matched by prefix as rt-app does, so workgen's
+``run0``/``sleep1`` work; duplicate keys are kept in order; C comments and trailing commas (accepted
+by rt-app's json-c) are allowed. Each rt-app task becomes a process of ``instance`` threads named
+``<task>/<i>``.
 
-The result is a `Workload`: its `Scenario` (the YAML view, for ``cfssim convert``) and, for the
-constructs the YAML has no step for, exact Python behaviours used by `Workload.run`:
+The result is an `RtappWorkload`: its `Scenario` (the YAML view, for ``cfssim convert``) and, for
+the constructs the YAML has no step for, exact Python behaviours used by `Workload.run`:
 
 - ``timer`` sleeps until the timer's next period boundary (rt-app's ``run_event``: ``t_next``
   starts at the thread's start, advances by ``period`` at each use; when already past it, the
@@ -27,9 +28,13 @@ constructs the YAML has no step for, exact Python behaviours used by `Workload.r
 - ``mem`` grows the thread's resident memory up to ``mem_buffer_size`` (the YAML view allocates
   that growth when the thread starts).
 
-Everything cfssim does not model (locks, conditions, barriers, suspend/resume, I/O, yield, fork,
-SCHED_DEADLINE, uclamp, NUMA binding, phase-level policy/cpus/slice changes) is reported in
-`Workload.warnings`, one line per key, ``file:line:col: path: …`` — never silently dropped.
+- ``lock``/``unlock``, ``wait``/``signal``/``broad``/``sync``, ``barrier``, ``suspend``/``resume``,
+  ``fork`` (instance-0 tasks are fork templates), ``yield``, ``runtime`` (wall time) and
+  per-phase ``cpus`` become the scenario's synchronisation and thread steps (`cfssim.sync`).
+
+Everything cfssim does not model (``iorun``, SCHED_DEADLINE, uclamp, NUMA binding, phase-level
+policy/slice changes, unknown keys) is reported in `Workload.warnings`, one line per key,
+``file:line:col: path: …`` — never silently dropped — and refused with ``strict``.
 """
 
 from __future__ import annotations
@@ -38,41 +43,60 @@ import dataclasses
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from ._errors import describe
-from .behaviour import Behaviour, TimerClock, execute, repetitions
-from .cgroup import files as cgfiles
-from .cgroup.files import CgroupConfig, CgroupFileError
-from .result import Result
-from .scenario import Limits, Run, Scenario, ScenarioError, Sleep, TimerMode, load_scenario
-from .scenario import Timer as TimerStep
-from .scenario_yaml import exact_size, step_data
-from .sched.rt import RT_POLICIES
-from .units import NSEC_PER_SEC, NSEC_PER_USEC
+from .._errors import describe
+from ..behaviour import Behaviour, TimerClock, execute, repetitions
+from ..cgroup import files as cgfiles
+from ..cgroup.files import CgroupConfig, CgroupFileError
+from ..task import RT_POLICIES, SCHED_NAMES
+from ..units import NSEC_PER_SEC, NSEC_PER_USEC
+from .checks import Limits
+from .errors import ScenarioError
+from .model import Scenario
+from .steps import (
+    BarrierWait,
+    Broadcast,
+    CondWait,
+    Fork,
+    Lock,
+    Resume,
+    Run,
+    Runtime,
+    SetCpus,
+    Signal,
+    Sleep,
+    Suspend,
+    Timer,
+    TimerMode,
+    Unlock,
+    Yield,
+)
+from .workload import Workload
+from .yaml_io import exact_size, read_source, step_data
 
 DEFAULT_MEM_BUFFER_BYTES = 4 * 1024 * 1024  # rt-app's mem_buffer_size default (4 MB)
 DEFAULT_CPUS = 2
 DEFAULT_RT_PRIORITY = 10  # rt-app's default priority for SCHED_FIFO / SCHED_RR
 
-_POLICIES = {"SCHED_OTHER": "normal", "SCHED_NORMAL": "normal", "SCHED_BATCH": "batch",
-             "SCHED_IDLE": "idle", "SCHED_FIFO": "fifo", "SCHED_RR": "rr",
-             "SCHED_DEADLINE": "deadline"}  # deadline: not modelled, runs as normal
+#: rt-app's policy names (the kernel's; SCHED_OTHER listed first, as rt-app's documentation
+#: does) → cfssim's; deadline is not modelled and runs as normal
+_POLICIES = {"SCHED_OTHER": "normal", **SCHED_NAMES, "SCHED_DEADLINE": "deadline"}
 _FAIR = ("normal", "batch")
-#: rt-app events cfssim does not model (prefix → what it does in rt-app)
-_UNMODELLED_EVENTS = {
-    "lock": "mutex lock", "unlock": "mutex unlock", "wait": "condition wait",
-    "signal": "condition signal", "broad": "condition broadcast", "sync": "signal-and-wait",
-    "barrier": "barrier", "suspend": "suspend", "resume": "resume", "iorun": "I/O write",
-    "yield": "sched_yield", "fork": "fork",
-}
+#: rt-app events cfssim does not model (prefix → what it does in rt-app): ``iorun`` writes
+#: bytes to ``io_device`` (/dev/null by default) — a byte count, with no duration to model
+_UNMODELLED_EVENTS = {"iorun": "I/O write"}
+#: rt-app's synchronisation and thread events (prefix → the step they become, `_sync_event`)
+_SYNC_EVENTS = ("lock", "unlock", "wait", "signal", "broad", "sync", "barrier", "suspend",
+                "resume", "yield", "fork")
 #: event prefixes, longest first where one is a prefix of another (rt-app matches prefixes)
-_EVENTS = ("runtime", "run", "sleep", "timer", "memrun", "mem", *_UNMODELLED_EVENTS)
+_EVENTS = ("runtime", "run", "sleep", "timer", "memrun", "mem", *_SYNC_EVENTS,
+           *_UNMODELLED_EVENTS)
 _UNMODELLED_PROPERTIES = {
     "dl-period": "SCHED_DEADLINE period", "dl-deadline": "SCHED_DEADLINE deadline",
     "util_min": "utilization clamping", "util_max": "utilization clamping",
@@ -85,12 +109,13 @@ _GLOBAL_IGNORED = ("calibration", "pi_enabled", "lock_pages", "logdir", "log_bas
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_.:+-]")
 
 Pairs = list[tuple[str, Any]]
-Loc = tuple[str, ...]
+#: A path of JSON keys into the rt-app document (`cfssim.scenario.JsonPath` is the YAML one).
+JsonPath = tuple[str, ...]
 
 
 # ---- the parsed workload ------------------------------------------------------------------------
 @dataclass(frozen=True)
-class Timer:
+class RtTimer:
     """A ``timer`` event: sleep until the next `period_ns` boundary of timer `ref`."""
 
     ref: str
@@ -110,7 +135,9 @@ class MemWrite:
     nbytes: int
 
 
-Event = Run | Sleep | Timer | MemWrite
+SyncEvent = Lock | Unlock | CondWait | Signal | Broadcast | BarrierWait | Suspend | Resume | \
+    Fork | Yield | Runtime
+Event = Run | Sleep | RtTimer | MemWrite | SyncEvent
 
 
 @dataclass(frozen=True)
@@ -136,7 +163,7 @@ class Phase:
     events: tuple[Event, ...]
     keys: tuple[str, ...]  # the JSON key of each event
     settings: Settings
-    where: Loc
+    where: JsonPath
 
 
 @dataclass(frozen=True)
@@ -153,11 +180,9 @@ class RtTask:
 
 
 @dataclass
-class Workload:
-    """A runnable workload: the scenario plus exact behaviours for what YAML cannot say."""
+class RtappWorkload(Workload):
+    """An rt-app workload: its scenario (the YAML view) plus its tasks, run exactly."""
 
-    scenario: Scenario
-    warnings: list[str] = field(default_factory=list)
     tasks: tuple[RtTask, ...] = ()
     mem_buffer_bytes: int = DEFAULT_MEM_BUFFER_BYTES
 
@@ -166,17 +191,6 @@ class Workload:
         shared: dict[str, _TimerState] = {}
         return {task.name: _task_behaviour(task, shared, self.mem_buffer_bytes)
                 for task in self.tasks if _needs_behaviour(task)}
-
-    def run(self, *, seed: int | None = None, policy: str | None = None,
-            duration_ns: int | None = None,
-            progress: Callable[[int, int], None] | None = None) -> Result:
-        """Simulate exactly (timers, phase changes and memory growth included)."""
-        from .simulation import run_scenario
-
-        result = run_scenario(self.scenario, seed=seed, policy=policy, duration_ns=duration_ns,
-                              progress=progress, behaviours=self.behaviours())
-        result.meta.setdefault("warnings", []).extend(self.warnings)
-        return result
 
 
 # ---- exact behaviours ---------------------------------------------------------------------------
@@ -187,7 +201,7 @@ class _TimerState:
 
 def _needs_behaviour(task: RtTask) -> bool:
     changes = any(_phase_changes(task, phase) for phase in task.phases)
-    special = any(isinstance(event, (Timer, MemWrite))
+    special = any(isinstance(event, (RtTimer, MemWrite))
                   for phase in task.phases for event in phase.events)
     return changes or special
 
@@ -200,6 +214,8 @@ def _phase_changes(task: RtTask, phase: Phase) -> dict[str, Any]:
         changes["nice"] = effective.priority
     if phase.settings.cgroup is not None:
         changes["cgroup"] = phase.settings.cgroup
+    if any(p.settings.cpus is not None for p in task.phases):  # set_thread_affinity
+        changes["cpus"] = phase.settings.cpus or task.base.cpus
     return changes
 
 
@@ -213,7 +229,8 @@ def _task_behaviour(task: RtTask, shared: dict[str, _TimerState], buffer_bytes: 
         t_first = thread.now
         clock = TimerClock.starting(t_first)  # for `execute`; rt-app timers use `_timer`
         private: dict[str, _TimerState] = {}
-        nice, cgroup = thread.nice, process.cgroup
+        nice, cgroup, cpus = thread.nice, process.cgroup, task.settings.cpus
+        all_cpus = tuple(range(sim.tun.cpus))
         written = resident = 0
         for _ in repetitions(task.loop):
             for phase, changes in zip(task.phases, phase_changes, strict=True):
@@ -224,8 +241,11 @@ def _task_behaviour(task: RtTask, shared: dict[str, _TimerState], buffer_bytes: 
                     if changes.get("cgroup", cgroup) != cgroup:
                         cgroup = changes["cgroup"]
                         sim.move(process.name, cgroup, thread=index)
+                    if "cpus" in changes and changes["cpus"] != cpus:
+                        cpus = changes["cpus"]
+                        sim.set_affinity(process.name, cpus or all_cpus, thread=index)
                     for event in phase.events:
-                        if isinstance(event, Timer):
+                        if isinstance(event, RtTimer):
                             timers = private if event.unique else shared
                             yield from _timer(thread, timers.setdefault(event.ref, _TimerState()),
                                               event, t_first)
@@ -241,7 +261,7 @@ def _task_behaviour(task: RtTask, shared: dict[str, _TimerState], buffer_bytes: 
     return behaviour
 
 
-def _timer(thread: Any, state: _TimerState, timer: Timer, t_first: int
+def _timer(thread: Any, state: _TimerState, timer: RtTimer, t_first: int
            ) -> Generator[Any, Any, None]:
     """rt-app ``run_event`` case ``rtapp_timer``."""
     if state.next_ns is None:
@@ -279,11 +299,14 @@ class _Reader:
         self.text, self.origin = text, origin
         self.errors: list[str] = []
         self.warnings: list[str] = []
+        self.refused: list[str] = []  # what cfssim does not model
+        self.view_refused: list[str] = []  # what only the YAML view approximates
+        self.fork_targets: set[str] = set()  # task names fork events start
         self.cgroups: dict[str, dict[str, Any]] = {}
-        self.cgroup_where: dict[str, Loc] = {}
+        self.cgroup_where: dict[str, JsonPath] = {}
 
     # -- messages
-    def position(self, where: Loc) -> tuple[int, int]:
+    def position(self, where: JsonPath) -> tuple[int, int]:
         """Line and column of the last key of `where`, found by searching its keys in order."""
         pos = 0
         for key in where:
@@ -294,18 +317,31 @@ class _Reader:
         line = self.text.count("\n", 0, pos) + 1
         return line, pos - (self.text.rfind("\n", 0, pos) + 1) + 1
 
-    def message(self, where: Loc, text: str) -> str:
+    def message(self, where: JsonPath, text: str) -> str:
         line, col = self.position(where)
         return f"{self.origin}:{line}:{col}: {'.'.join(where) or 'document'}: {text}"
 
-    def error(self, where: Loc, expected: str, found: Any) -> None:
+    def error(self, where: JsonPath, expected: str, found: Any) -> None:
         self.errors.append(self.message(where, f"expected {expected}, found {describe(found)}"))
 
-    def warn(self, where: Loc, text: str) -> None:
+    def warn(self, where: JsonPath, text: str) -> None:
         self.warnings.append(self.message(where, text))
 
+    def unmodelled(self, where: JsonPath, text: str) -> None:
+        """A warning about something cfssim does not model (refused with `strict`)."""
+        message = self.message(where, text)
+        self.warnings.append(message)
+        self.refused.append(message)
+
+    def view(self, where: JsonPath, text: str) -> None:
+        """A warning about the YAML view only (``cfssim run`` on the JSON is exact): refused by
+        ``convert --strict``."""
+        message = self.message(where, text)
+        self.warnings.append(message)
+        self.view_refused.append(message)
+
     # -- values
-    def integer(self, where: Loc, value: Any, expected: str, low: int | None = None,
+    def integer(self, where: JsonPath, value: Any, expected: str, low: int | None = None,
                 high: int | None = None) -> int | None:
         number = value if type(value) is int else None
         if isinstance(value, float) and value.is_integer():
@@ -316,11 +352,11 @@ class _Reader:
             return None
         return number
 
-    def usec(self, where: Loc, value: Any) -> int | None:
+    def usec(self, where: JsonPath, value: Any) -> int | None:
         number = self.integer(where, value, "a non-negative integer of µs", low=0)
         return None if number is None else number * NSEC_PER_USEC
 
-    def mapping(self, where: Loc, value: Any, expected: str) -> Pairs | None:
+    def mapping(self, where: JsonPath, value: Any, expected: str) -> Pairs | None:
         if isinstance(value, list) and all(isinstance(p, tuple) for p in value):
             return value
         self.error(where, expected, _plain(value))
@@ -333,11 +369,18 @@ class _Reader:
         duration, default, buffer = self.global_options(keys.get("global"))
         for key, _ in top:
             if key not in ("tasks", "global", "resources"):
-                self.warn((key,), "unknown top-level key (ignored)")
+                self.unmodelled((key,), "unknown top-level key (ignored)")
         tasks_pairs = self.mapping(("tasks",), keys.get("tasks"),
                                    "an object of tasks, such as {\"thread0\": {\"run\": 10000}}")
-        tasks = [task for name, body in tasks_pairs or []
-                 if (task := self.task(name, body, default)) is not None]
+        parsed = [task for name, body in tasks_pairs or []
+                  if (task := self.task(name, body, default)) is not None]
+        tasks = []
+        for task in parsed:  # instance 0: a thread only fork events start
+            if task.threads == 0 and task.name not in self.fork_targets:
+                self.warn(("tasks", task.name), "creates no thread (instance is 0 and no fork "
+                          "event starts it); left out")
+            else:
+                tasks.append(task)
         if tasks_pairs is not None and not tasks and not self.errors:
             self.error(("tasks",), "at least one task that creates a thread", _plain(tasks_pairs))
         return duration, default, buffer, tasks
@@ -358,19 +401,19 @@ class _Reader:
             elif key == "mem_buffer_size":
                 buffer = self.integer(where, value, "a positive number of bytes", low=1) or buffer
             elif key not in _GLOBAL_IGNORED:
-                self.warn(where, "unknown global option (ignored)")
+                self.unmodelled(where, "unknown global option (ignored)")
         return duration, Settings(policy=policy), buffer
 
-    def policy(self, where: Loc, value: Any) -> str | None:
+    def policy(self, where: JsonPath, value: Any) -> str | None:
         if value == "SCHED_DEADLINE":
-            self.warn(where, "SCHED_DEADLINE is not modelled; the thread runs as SCHED_OTHER")
+            self.unmodelled(where, "SCHED_DEADLINE is not modelled; the thread runs as SCHED_OTHER")
         if value not in _POLICIES:
             self.error(where, f"one of {', '.join(_POLICIES)}", value)
             return None
         return _POLICIES[value]
 
     def task(self, raw_name: str, body: Any, default: Settings) -> RtTask | None:
-        where: Loc = ("tasks", raw_name)
+        where: JsonPath = ("tasks", raw_name)
         pairs = self.mapping(where, body, "an object describing the thread")
         if pairs is None:
             return None
@@ -387,18 +430,18 @@ class _Reader:
         if "phases" in keys:
             phase_pairs = self.mapping((*where, "phases"), keys["phases"],
                                        "an object of phases, such as {\"p1\": {\"run\": 10}}")
-            phases = [self.phase((*where, "phases", phase_name), phase_name, phase_body)
+            phases = [self.phase((*where, "phases", phase_name), phase_name, phase_body, name)
                       for phase_name, phase_body in phase_pairs or []]
             inline = [key for key, _ in pairs if _event_kind(key)]
             for key in inline:
                 self.warn((*where, key), "event beside 'phases' (ignored, as rt-app does)")
         else:
-            phases = [self.phase(where, "inline", pairs, inline=True)]
+            phases = [self.phase(where, "inline", pairs, name, inline=True)]
         valid = [phase for phase in phases if phase is not None]
         if threads is None or start is None or self.errors or len(valid) != len(phases):
             return None
-        if threads == 0 or loop == 0:
-            self.warn(where, "creates no thread (instance or loop is 0); left out")
+        if loop == 0:
+            self.warn(where, "creates no thread (loop is 0); left out")
             return None
         if not valid:
             self.error((*where, "phases"), "at least one phase", [])
@@ -412,11 +455,12 @@ class _Reader:
             return None
         return task
 
-    def loop(self, where: Loc, value: Any) -> int | None:
+    def loop(self, where: JsonPath, value: Any) -> int | None:
         number = self.integer(where, value, "a loop count ≥ 0, or -1 for forever", low=-1)
         return None if number == -1 else (number if number is not None else 1)
 
-    def phase(self, where: Loc, name: str, body: Any, inline: bool = False) -> Phase | None:
+    def phase(self, where: JsonPath, name: str, body: Any, task: str, inline: bool = False
+              ) -> Phase | None:
         pairs = self.mapping(where, body, "an object of events and properties")
         if pairs is None:
             return None
@@ -428,24 +472,72 @@ class _Reader:
         for key, value in pairs:
             kind = _event_kind(key)
             if kind is not None:
-                event = self.event((*where, key), kind, value)
-                if event is not None:
+                for event in self.event((*where, key), kind, value, task):
                     events.append(event)
                     keys.append(key)
             elif key in _UNMODELLED_PROPERTIES:
-                self.warn((*where, key), f"{_UNMODELLED_PROPERTIES[key]} is not modelled "
-                          "(ignored)")
+                self.unmodelled((*where, key), f"{_UNMODELLED_PROPERTIES[key]} is not "
+                                "modelled (ignored)")
             elif key not in _SETTINGS and not (key in _TASK_ONLY and (inline or key == "loop")):
-                self.warn((*where, key), "unknown key (ignored)")
+                self.unmodelled((*where, key), "unknown key (ignored)")
+        if not events and not any(_event_kind(key) for key, _ in pairs):
+            self.error(where, "at least one event (rt-app: \"No events found. Task must have "
+                       "events or it's useless\")", "none")
+            return None
         settings = Settings() if inline else self.settings(where, pairs)
         return Phase(name, loop, tuple(events), tuple(keys), settings, where)
 
-    def event(self, where: Loc, kind: str, value: Any) -> Event | None:
+    def event(self, where: JsonPath, kind: str, value: Any, task: str) -> list[Event]:
+        """The steps of one event (``sync`` is two); `task` names the thread (for ``suspend``
+        without a name, which workgen fills with the thread's own)."""
         if kind in _UNMODELLED_EVENTS:
-            self.warn(where, f"event '{kind}' ({_UNMODELLED_EVENTS[kind]}) is not modelled "
-                      "(ignored)")
-            return None
-        if kind in ("run", "runtime"):
+            self.unmodelled(where, f"event '{kind}' ({_UNMODELLED_EVENTS[kind]}) is not "
+                            "modelled (ignored)")
+            return []
+        if kind in _SYNC_EVENTS:
+            return self.sync_event(where, kind, value, task)
+        one = self.time_event(where, kind, value)
+        return [] if one is None else [one]
+
+    def sync_event(self, where: JsonPath, kind: str, value: Any, task: str) -> list[Event]:
+        """rt-app's ``lock``/``unlock`` (a mutex name), ``wait``/``sync`` ({ref, mutex}:
+        ``sync`` signals then waits), ``signal``/``broad`` (a condition name), ``barrier``,
+        ``suspend`` (a name; empty: the thread's own), ``resume`` (a thread name), ``fork`` (a
+        task name), ``yield`` (any value)."""
+        if kind == "yield":
+            return [Yield()]
+        if kind in ("wait", "sync"):
+            pairs = self.mapping(where, value, "an object {\"ref\": condition, \"mutex\": "
+                                 "mutex}")
+            keys = dict(pairs or [])
+            ref, mutex = keys.get("ref"), keys.get("mutex")
+            if pairs is None or not isinstance(ref, str) or not ref or \
+                    not isinstance(mutex, str) or not mutex:
+                if pairs is not None:
+                    self.error(where, "an object {\"ref\": condition, \"mutex\": mutex} "
+                               "of two names", _plain(value))
+                return []
+            wait = CondWait(cond=ref, mutex=mutex)
+            return [wait] if kind == "wait" else [Signal(signal=ref), wait]
+        if not isinstance(value, str) or (not value and kind != "suspend"):
+            self.error(where, "a name (a string)", _plain(value))
+            return []
+        if kind in ("resume", "fork", "suspend"):
+            value = _NAME_CHARS.sub("_", value or task)
+        if kind == "fork":
+            self.fork_targets.add(value)
+        model: dict[str, Any] = {"lock": Lock, "unlock": Unlock, "signal": Signal,
+                                 "broad": Broadcast, "barrier": BarrierWait, "suspend": Suspend,
+                                 "resume": Resume, "fork": Fork}
+        alias = {"broad": "broadcast"}.get(kind, kind)
+        event: SyncEvent = model[kind].model_validate({alias: value})
+        return [event]
+
+    def time_event(self, where: JsonPath, kind: str, value: Any) -> Event | None:
+        if kind == "runtime":
+            ns = self.usec(where, value)
+            return None if ns is None else Runtime(runtime=ns)
+        if kind == "run":
             ns = self.usec(where, value)
             return None if ns is None else Run.model_validate({"run": ns})
         if kind == "sleep":
@@ -456,7 +548,7 @@ class _Reader:
             return None if nbytes is None else MemWrite(nbytes)
         return self.timer(where, value)
 
-    def timer(self, where: Loc, value: Any) -> Timer | None:
+    def timer(self, where: JsonPath, value: Any) -> RtTimer | None:
         pairs = self.mapping(where, value, "an object {\"ref\": …, \"period\": µs}")
         if pairs is None:
             return None
@@ -469,13 +561,13 @@ class _Reader:
             return None
         for key in keys:
             if key not in ("ref", "period", "mode"):
-                self.warn((*where, key), "unknown timer key (ignored)")
+                self.unmodelled((*where, key), "unknown timer key (ignored)")
         if not isinstance(ref, str):
             self.error((*where, "ref"), "a timer name", ref)
             return None
-        return None if period is None else Timer(ref, period, mode == "relative")
+        return None if period is None else RtTimer(ref, period, mode == "relative")
 
-    def settings(self, where: Loc, pairs: Pairs) -> Settings:
+    def settings(self, where: JsonPath, pairs: Pairs) -> Settings:
         keys = dict(pairs)
         policy = self.policy((*where, "policy"), keys["policy"]) if "policy" in keys else None
         priority = None
@@ -497,7 +589,7 @@ class _Reader:
             if "taskgroup" in keys else None
         return Settings(policy, priority, cpus, cgroup, slice_us)
 
-    def taskgroup(self, where: Loc, value: Any) -> str | None:
+    def taskgroup(self, where: JsonPath, value: Any) -> str | None:
         """A path string (v1 style), or ``{"path": …, "<cgroup file>": value, …}``."""
         files: dict[str, Any] = {}
         if isinstance(value, list):
@@ -512,7 +604,7 @@ class _Reader:
             self.error(where, "a cgroup path such as \"/tg1\" or {\"path\": \"/tg1\", "
                        "\"cpu.max\": \"50000 100000\"}", _plain(value))
             return None
-        path = "/" + path.strip("/") if path.strip("/") else "/"
+        path = cgfiles.normalise_path(path)
         try:
             cgfiles.check_path(path)
         except ValueError as problem:
@@ -537,12 +629,11 @@ class _Reader:
         """Warn about phase-level changes only the start of a thread can take."""
         for phase in task.phases[1:]:
             effective = phase.settings.over(task.settings)
-            cpus = phase.settings.cpus or task.base.cpus  # set_thread_affinity's preference
             for key, changed in (("policy", effective.policy != task.settings.policy),
-                                 ("cpus", cpus != task.settings.cpus),
                                  ("dl-runtime", effective.slice_us != task.settings.slice_us)):
                 if changed:
-                    self.warn((*phase.where, key), f"phase {phase.name} changes {key}, which is "
+                    self.unmodelled((*phase.where, key), f"phase {phase.name} changes {key}, "
+                                    "which is "
                               "not modelled; the thread keeps its first phase's")
 
 
@@ -561,20 +652,24 @@ def _event_kind(key: str) -> str | None:
     return next((kind for kind in _EVENTS if key.startswith(kind)), None)
 
 
+_SYNC_STEP_TYPES = (Lock, Unlock, CondWait, Signal, Broadcast, BarrierWait, Suspend, Resume,
+                    Fork, Yield, Runtime)
+
+
 def _wall(event: Event) -> int:
     """Wall time an event takes when nothing delays the thread (ns)."""
-    return event.ns or 0 if isinstance(event, (Run, Sleep)) else 0
+    return event.ns or 0 if isinstance(event, (Run, Sleep, Runtime)) else 0
 
 
 def _takes_time(phase: Phase) -> bool:
-    return any(_wall(event) > 0 or (isinstance(event, Timer) and event.period_ns > 0)
+    return any(_wall(event) > 0 or (isinstance(event, RtTimer) and event.period_ns > 0)
                for event in phase.events)
 
 
 # ---- the YAML view ------------------------------------------------------------------------------
-def _timers(task: RtTask) -> list[Timer]:
+def _timers(task: RtTask) -> list[RtTimer]:
     return [event for phase in task.phases for event in phase.events
-            if isinstance(event, Timer)]
+            if isinstance(event, RtTimer)]
 
 
 def _why_not_timer_steps(task: RtTask, ref_tasks: Counter[str]) -> str | None:
@@ -600,25 +695,25 @@ def _yaml_steps(phase: Phase, reader: _Reader, approximate_because: str | None
     they cannot, the sleep that ends on the boundary when nothing delays the thread (the time
     since the previous timer, cyclically)."""
     steps: list[dict[str, Any]] = []
-    timers = [i for i, event in enumerate(phase.events) if isinstance(event, Timer)]
+    timers = [i for i, event in enumerate(phase.events) if isinstance(event, RtTimer)]
     elapsed = sum(_wall(event) for event in phase.events[timers[-1] + 1:]) if timers else 0
     for event, key in zip(phase.events, phase.keys, strict=True):
         where = (*phase.where, key)
-        if isinstance(event, Timer) and approximate_because is None:
+        if isinstance(event, RtTimer) and approximate_because is None:
             mode: TimerMode = "relative" if event.relative else "absolute"
-            steps.append(step_data(TimerStep(period=event.period_ns, mode=mode)))
+            steps.append(step_data(Timer(period=event.period_ns, mode=mode)))
             if not event.relative:
-                reader.warn(where, "absolute timer written as a timer step, which skips the "
+                reader.view(where, "absolute timer written as a timer step, which skips the "
                             "periods a late thread missed where rt-app catches them up without "
                             "sleeping (the same wakeups while the thread keeps up; `cfssim "
                             "run` on the JSON models rt-app exactly)")
-        elif isinstance(event, Timer):
+        elif isinstance(event, RtTimer):
             steps.append({"sleep": max(0, event.period_ns - elapsed)})
-            reader.warn(where, f"timer written as a sleep ({approximate_because}) that "
+            reader.view(where, f"timer written as a sleep ({approximate_because}) that "
                         "reaches its period boundary only when nothing delays the thread "
                         "(`cfssim run` on the JSON models the timer exactly)")
             elapsed = 0
-        elif isinstance(event, (Run, Sleep)):
+        elif isinstance(event, (Run, Sleep, *_SYNC_STEP_TYPES)):
             steps.append(step_data(event))
             elapsed += _wall(event)
     return steps
@@ -640,13 +735,13 @@ def _changes_after_start(task: RtTask) -> bool:
     """Whether a later phase sets a nice level or taskgroup other than the starting one."""
     start = {"nice": task.settings.priority, "cgroup": task.settings.cgroup}
     return any(value != start[key] for phase in task.phases[1:]
-               for key, value in _phase_changes(task, phase).items())
+               for key, value in _phase_changes(task, phase).items() if key in start)
 
 
-def _process(task: RtTask, reader: _Reader, buffer_bytes: int, ref_tasks: Counter[str]
-             ) -> dict[str, Any]:
+def _process(task: RtTask, reader: _Reader, buffer_bytes: int, ref_tasks: Counter[str],
+             ncpus: int) -> dict[str, Any]:
     """The scenario's process for `task` (its YAML view); `ref_tasks`: tasks using each timer."""
-    where: Loc = ("tasks", task.name)
+    where: JsonPath = ("tasks", task.name)
     settings = task.settings
     policy = "normal" if settings.policy in (None, "deadline") else settings.policy
     data: dict[str, Any] = {"name": task.name, "threads": task.threads, "policy": policy,
@@ -664,25 +759,28 @@ def _process(task: RtTask, reader: _Reader, buffer_bytes: int, ref_tasks: Counte
         if settings.policy in _FAIR:
             data["slice"] = settings.slice_us * NSEC_PER_USEC
         else:
-            reader.warn((*where, "dl-runtime"), f"dl-runtime is not modelled for {policy} "
+            reader.unmodelled((*where, "dl-runtime"), f"dl-runtime is not modelled for {policy} "
                         "(ignored)")
     if settings.cpus is not None:
         data["cpus"] = list(settings.cpus)
     if settings.cgroup is not None:
         data["cgroup"] = settings.cgroup
     if _changes_after_start(task):
-        reader.warn(where, "phases change nice or taskgroup: the YAML view keeps the first "
+        reader.view(where, "phases change nice or taskgroup: the YAML view keeps the first "
                     "phase's (`cfssim run` on the JSON applies each)")
     program: list[dict[str, Any]] = []
     memory = _memory_bytes(task, buffer_bytes)
     if memory:
         program.append({"alloc": memory})
-        reader.warn(where, f"mem events: the YAML view allocates the {exact_size(memory)} they "
+        reader.view(where, f"mem events: the YAML view allocates the {exact_size(memory)} they "
                     "make resident when the thread starts (`cfssim run` on the JSON grows it "
                     "event by event); their CPU cost is not modelled")
     approximate_because = _why_not_timer_steps(task, ref_tasks)
     for phase in task.phases:
         steps = _yaml_steps(phase, reader, approximate_because)
+        cpus = _phase_changes(task, phase).get("cpus", False)
+        if cpus is not False:  # set_thread_affinity at every start of the phase
+            steps.insert(0, step_data(SetCpus(cpus=tuple(cpus or range(ncpus)))))
         if steps and phase.loop == 1:
             program.extend(steps)
         elif steps:
@@ -699,20 +797,17 @@ def _machine_cpus(tasks: Sequence[RtTask], cpus: int | None) -> int:
 
 
 def load_rtapp(source: str | Path, *, cpus: int | None = None, duration_ns: int | None = None,
-               name: str | None = None, limits: Limits | None = None) -> Workload:
-    """A `Workload` from an rt-app JSON file (or JSON text).
+               name: str | None = None, limits: Limits | None = None,
+               strict: bool | str = False) -> RtappWorkload:
+    """An `RtappWorkload` from an rt-app JSON file (or JSON text).
 
     `cpus` sets machine.cpus (default: 2, or enough for the highest CPU named); `duration_ns`
-    is needed when ``global.duration`` is -1 or absent. Raises `ScenarioError` (messages
+    is needed when ``global.duration`` is -1 or absent (and replaces it when given). `strict`
+    refuses what cfssim does not model (``"convert"``: also what the YAML view approximates).
+    Raises `ScenarioError` (messages
     ``file:line:col: path: expected …, found …``).
     """
-    is_file = isinstance(source, Path) or ("\n" not in source and Path(source).is_file())
-    origin = str(source) if is_file else "<string>"
-    try:
-        text = Path(source).read_text(encoding="utf-8") if is_file else str(source)
-    except (OSError, UnicodeDecodeError) as problem:
-        raise ScenarioError([f"{origin}:1:1: document: expected a readable UTF-8 rt-app JSON "
-                             f"file, found {problem}"]) from None
+    text, origin, stem = read_source(source, "rt-app JSON")
     relaxed = relax_json(text)
     try:
         data = json.loads(relaxed, object_pairs_hook=list)
@@ -725,15 +820,15 @@ def load_rtapp(source: str | Path, *, cpus: int | None = None, duration_ns: int 
         reader.error(("global", "duration"), "a positive duration in seconds (cfssim runs a "
                      "fixed time; pass a duration for -1)", "-1 or no duration")
     ref_tasks = Counter(ref for task in tasks for ref in {timer.ref for timer in _timers(task)})
-    processes = [_process(task, reader, buffer, ref_tasks) for task in tasks]
+    ncpus = _machine_cpus(tasks, cpus)
+    processes = [_process(task, reader, buffer, ref_tasks, ncpus) for task in tasks]
     if reader.errors:
         raise ScenarioError(reader.errors)
-    stem = Path(origin).stem if is_file else "rt-app"
     scenario_data = {
-        "name": name or _NAME_CHARS.sub("_", stem),
+        "name": name or _NAME_CHARS.sub("_", stem or "rt-app"),
         "description": f"converted from rt-app workload {Path(origin).name}",
         "duration": duration_ns or duration,
-        "machine": {"cpus": _machine_cpus(tasks, cpus)},
+        "machine": {"cpus": ncpus},
         "cgroups": reader.cgroups,
         "processes": processes,
     }
@@ -741,20 +836,22 @@ def load_rtapp(source: str | Path, *, cpus: int | None = None, duration_ns: int 
         scenario = Scenario.model_validate(scenario_data,
                                            context={"limits": limits or Limits()})
     except ValidationError as problem:
-        raise ScenarioError([
-            f"{origin}:1:1: {'.'.join(map(str, error['loc']))}: {error['msg']}"
-            for error in problem.errors()]) from None
-    return Workload(scenario, reader.warnings, tuple(tasks), buffer)
+        raise ScenarioError([_validation_message(reader, tasks, error)
+                             for error in problem.errors()]) from None
+    refused = reader.refused + (reader.view_refused if strict == "convert" else [])
+    if strict and refused:
+        raise ScenarioError([f"{message} — refused by --strict" for message in refused])
+    return RtappWorkload(scenario, reader.warnings, tuple(tasks), buffer)
 
 
-def load_workload(path: str | Path, *, limits: Limits | None = None,
-                  **rtapp_options: Any) -> Workload:
-    """A `Workload` from a scenario YAML file or an rt-app ``.json`` file (by suffix)."""
-    if Path(path).suffix.lower() == ".json":
-        return load_rtapp(path, limits=limits, **rtapp_options)
-    return Workload(load_scenario(path, limits=limits))
+def _validation_message(reader: _Reader, tasks: Sequence[RtTask], error: Any) -> str:
+    """A scenario validation error of the YAML view, placed at the rt-app task it comes from
+    (``processes.<i>…`` → ``tasks.<name>``), or at the document."""
+    loc = tuple(error["loc"])
+    where: JsonPath = ()
+    if len(loc) >= 2 and loc[0] == "processes" and isinstance(loc[1], int) and \
+            loc[1] < len(tasks):
+        where, loc = ("tasks", tasks[loc[1]].name), loc[2:]
+    inner = ".".join(map(str, loc))
+    return reader.message(where, f"{inner + ': ' if inner else ''}{error['msg']}")
 
-
-def load_any(path: str | Path, *, limits: Limits | None = None) -> Scenario:
-    """The `Scenario` of a YAML scenario or an rt-app JSON file (its YAML view)."""
-    return load_workload(path, limits=limits).scenario

@@ -1,0 +1,186 @@
+"""The real host inside the model: what an idealised machine lacks and a real one measures.
+
+- **Tick skew and jitter.** Each CPU's tick is its own hrtimer (``tick_sched_timer``): on a real
+  host one CPU's tick lands tens of µs before or after another's, and which goes first changes
+  from tick to tick. Tick k of CPU c falls at ``phase + k·tick + offset[c] + jitter(c, k)``, the
+  jitter drawn from the CPU's measured distribution at a hash of (seed, c, k) — deterministic
+  per seed, and the same whichever order the simulation asks in (`TickGrid`).
+- **Host noise.** kworkers, ksoftirqd, rcu and daemons preempt the workload: per CPU, short runs
+  arriving as a Poisson process with lengths from a measured distribution (`HostNoise`),
+  simulated as pinned nice-0 kernel-thread-like tasks outside the workload's cgroups.
+- **The cost of page faults.** First-touch faults (fault + zeroing) cost CPU time of the faulting
+  thread: `HostModel.page_fault_ns` per 4 KiB page, charged as the allocation proceeds one memcg
+  charge batch (``MEMCG_CHARGE_BATCH``, 64 pages) at a time, so the thread can be preempted and
+  throttled mid-allocation.
+
+All figures are int ns; distributions are inverse CDFs (u in [0, 1] → ns). The default `HostModel`
+is the idealised machine (no skew, no noise, free faults); a machine profile
+(`cfssim.profile.MachineProfile.host_model`, measured by `cfssim calibrate`) gives a real host's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Any, TypeVar
+
+#: a distribution as its inverse CDF: cumulative probability u in [0, 1] → ns
+InverseCdf = Callable[[float], int]
+
+_MASK64 = (1 << 64) - 1
+_T = TypeVar("_T")
+
+
+def splitmix64(x: int) -> int:
+    """One step of the SplitMix64 generator: a well-mixed 64-bit hash of `x`."""
+    x = (x + 0x9E3779B97F4A7C15) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
+
+def uniform(low_ns: int, high_ns: int) -> InverseCdf:
+    """Uniform between `low_ns` and `high_ns`."""
+    return lambda u: low_ns + round((high_ns - low_ns) * u)
+
+
+def lognormal(median_ns: int, sigma: float) -> InverseCdf:
+    """Log-normal with median `median_ns` and σ `sigma` of its logarithm (0: always the median)."""
+    if median_ns <= 0 or not 0 <= sigma <= 5:
+        raise ValueError(f"expected a median > 0 ns and a sigma in 0..5: {median_ns}, {sigma}")
+    normal = NormalDist(math.log(median_ns), sigma) if sigma else None
+
+    def at(u: float) -> int:
+        if normal is None:
+            return median_ns
+        return max(1, round(math.exp(normal.inv_cdf(min(max(u, 1e-12), 1 - 1e-12)))))
+
+    return at
+
+
+@dataclass(frozen=True)
+class HostNoise:
+    """Background activity on one CPU: runs arriving at `rate_per_s` (Poisson), each lasting a
+    draw from `run_ns`."""
+
+    rate_per_s: float
+    run_ns: InverseCdf
+
+    def __post_init__(self) -> None:
+        if not self.rate_per_s > 0 or not math.isfinite(self.rate_per_s):
+            raise ValueError(f"host noise: expected a rate > 0 per s, found {self.rate_per_s}")
+
+
+@dataclass(frozen=True)
+class HostModel:
+    """What the simulated host adds to the scheduler's rules (the default: an ideal machine).
+
+    Per CPU (lists shorter than the machine are reused cyclically, empty ones mean none):
+    `tick_offset_ns`, the CPU's mean tick offset from the grid; `tick_jitter`, each tick's
+    further offset; `noise`, its background activity. `page_fault_ns` is the CPU cost of
+    faulting in one 4 KiB page. `source` names where the figures come from (a profile)."""
+
+    tick_offset_ns: Sequence[int] = ()
+    tick_jitter: Sequence[InverseCdf | None] = ()
+    noise: Sequence[HostNoise | None] = ()
+    page_fault_ns: int = 0
+    source: str = "ideal"
+
+    @property
+    def ideal(self) -> bool:
+        """No skew, no jitter, no noise, free faults."""
+        return not (
+            any(self.tick_offset_ns) or any(self.tick_jitter) or any(self.noise)
+            or self.page_fault_ns
+        )
+
+    def describe(self, ncpus: int) -> dict[str, Any]:
+        """What the run's host was, per CPU, in figures a report can show (ns)."""
+        cpus = []
+        for cpu in range(ncpus):
+            jitter = self.of_cpu(self.tick_jitter, cpu, None)
+            noise = self.of_cpu(self.noise, cpu, None)
+            cpus.append({
+                "cpu": cpu,
+                "tick_offset_ns": self.of_cpu(self.tick_offset_ns, cpu, 0),
+                "tick_jitter_p5_p95_ns": None if jitter is None else [jitter(0.05), jitter(0.95)],
+                "noise_rate_per_s": None if noise is None else noise.rate_per_s,
+                "noise_run_p50_ns": None if noise is None else noise.run_ns(0.5),
+            })
+        return {"source": self.source, "page_fault_ns": self.page_fault_ns, "cpus": cpus}
+
+    @staticmethod
+    def of_cpu(values: Sequence[_T], cpu: int, default: _T) -> _T:
+        """The entry of `cpu` in a per-CPU list (reused cyclically), or `default`."""
+        return values[cpu % len(values)] if values else default
+
+
+class TickGrid:
+    """When each CPU's scheduler tick fires (int ns): ``phase + k·tick + offset[cpu] + jitter``,
+    the jitter drawn from the CPU's distribution at a hash of (seed, cpu, k).
+
+    With neither offsets nor jitter every CPU ticks at once on the grid (the ideal machine)."""
+
+    __slots__ = ("jitter", "key", "offset", "skew", "tick", "uniform")
+
+    def __init__(self, tick_ns: int, offset_ns: int, ncpus: int, host: HostModel, seed: int):
+        self.tick = tick_ns
+        self.offset = offset_ns
+        self.skew = [host.of_cpu(host.tick_offset_ns, cpu, 0) for cpu in range(ncpus)]
+        self.jitter = [host.of_cpu(host.tick_jitter, cpu, None) for cpu in range(ncpus)]
+        self.uniform = not any(self.skew) and not any(self.jitter)
+        self.key = splitmix64(seed & _MASK64)
+        for cpu in range(ncpus):
+            jitter = self.jitter[cpu]
+            extremes = (jitter(0.0), jitter(1.0)) if jitter is not None else (0, 0)
+            if max(abs(self.skew[cpu] + e) for e in extremes) >= tick_ns // 2:
+                raise ValueError(
+                    f"tick skew of CPU {cpu}: expected offset + jitter within half a tick "
+                    f"({tick_ns // 2} ns), found {self.skew[cpu]} ns + "
+                    f"{extremes[0]}…{extremes[1]} ns"
+                )
+
+    def tick_time(self, cpu: int, k: int) -> int:
+        """When tick number `k` of `cpu` fires."""
+        when = self.offset + k * self.tick + self.skew[cpu]
+        jitter = self.jitter[cpu]
+        if jitter is None:
+            return when
+        h = splitmix64(self.key ^ ((cpu & 0xFFFF) << 48) ^ (k & 0xFFFF_FFFF_FFFF))
+        return when + jitter(h / 2**64)
+
+    def at_or_after(self, cpu: int, t: int) -> int:
+        """The first tick of `cpu` at or after `t`."""
+        tick, offset = self.tick, self.offset
+        if self.uniform:
+            return -(-(t - offset) // tick) * tick + offset
+        k = -(-(t - offset - self.skew[cpu]) // tick) - 1  # |jitter| < tick/2: k, k+1 or k+2
+        for candidate in (k, k + 1, k + 2):
+            when = self.tick_time(cpu, candidate)
+            if when >= t:
+                return when
+        raise AssertionError("unreachable: the jitter is below half a tick")
+
+    def is_tick(self, cpu: int, t: int) -> bool:
+        """Does a tick of `cpu` fire at `t`?"""
+        if self.uniform:
+            return (t - self.offset) % self.tick == 0
+        k = (t - self.offset - self.skew[cpu] + self.tick // 2) // self.tick
+        return self.tick_time(cpu, k) == t
+
+
+def noise_behaviour(noise: HostNoise) -> Any:
+    """The behaviour of one CPU's background activity: sleep an exponential interarrival time,
+    run a draw from the run-length distribution, forever — from the task's own seeded
+    generator."""
+
+    def behaviour(task: Any) -> Generator[Any, Any, None]:
+        rng = task.random
+        mean_gap_ns = 1e9 / noise.rate_per_s
+        while True:
+            yield task.sleep(max(1, int(rng.exponential(mean_gap_ns))))
+            yield task.run(max(1, noise.run_ns(rng.random())))
+
+    return behaviour

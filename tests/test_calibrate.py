@@ -1,0 +1,278 @@
+"""`cfssim calibrate`: its analysis on synthetic traces with known answers, its refusals, and
+one real run on this host (kernel-marked)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cfssim.cli import main
+from cfssim.profile import load_profile
+from cfssim.real import calibrate as cal
+from cfssim.real.cgroupfs import PREFIX, detect
+from cfssim.real.errors import NotRoot, RealRunError
+from cfssim.real.tracefs import Event, find_tracefs, parse_trace
+
+US, MS = 1_000, 1_000_000
+TICK = 4 * MS
+
+
+def tick_event(cpu: int, now: int) -> Event:
+    return Event(now // US * US, cpu, 0, "hrtimer_expire_entry", {"now": now})
+
+
+def switch(time_ns: int, cpu: int, prev: int, nxt: int) -> Event:
+    return Event(time_ns, cpu, prev, "sched_switch", {"prev_pid": prev, "next_pid": nxt})
+
+
+# ---- ticks ------------------------------------------------------------------------------------
+PHASE = 1_234_567
+#: CPU 0's delays after the grid instant, and CPU 1's skew against CPU 0 per tick (ns): a
+#: tick never runs before its grid instant, so no delay + skew is negative
+DELAYS0 = [49_000, 0, 12_000, 30_000, 10_000, 11_000, 9_500, 60_000, 10_500, 9_000]
+SKEWS1 = [-40_000, 5_000, 2_000, -3_000, 41_000, 4_000, 1_000, -50_000, 3_000, 7_000]
+
+
+def two_cpu_ticks() -> list[Event]:
+    base = 1_000_000 * TICK + PHASE
+    events = []
+    for k, (delay, skew) in enumerate(zip(DELAYS0, SKEWS1, strict=True)):
+        now0 = base + k * TICK + delay
+        events += [tick_event(0, now0), tick_event(1, now0 + skew)]
+    return events
+
+
+def test_hz_phase_and_skew_of_two_cpus() -> None:
+    ticks = cal.tick_times(two_cpu_ticks())
+    assert sorted(ticks) == [0, 1] and len(ticks[0]) == 10
+    assert cal.hz_from_ticks(ticks) == 250
+    assert cal.tick_phase(ticks[0], TICK) == PHASE  # the tick with 0 delay is on the grid
+    skews = cal.tick_skew(ticks, TICK, PHASE)
+    assert skews[0].mean == 0 and set(skews[0].jitter.values()) == {0}
+    one = skews[1]
+    assert one.ticks == 10
+    assert one.mean == sum(SKEWS1) // 10 == -3_000
+    # quantiles of skew − mean, linear between order statistics: sorted centred skews are
+    # -47000 -37000 0 4000 5000 6000 7000 8000 10000 44000
+    assert one.jitter == {0.05: -42_500, 0.25: 1_000, 0.5: 5_500, 0.75: 7_750, 0.95: 28_700}
+    # CPU 1's delay after the grid: CPU 0's delay + skew
+    delays1 = sorted(d + s for d, s in zip(DELAYS0, SKEWS1, strict=True))
+    assert one.delay[0.5] == (delays1[4] + delays1[5]) // 2
+
+
+def test_hz_of_other_configs_and_gaps_from_stopped_ticks() -> None:
+    for hz in (100, 300, 1000):
+        tick = 1_000_000_000 // hz
+        times = [5 * tick + k * tick + 7_000 for k in range(20)]
+        assert cal.hz_from_ticks({0: times}) == hz
+    # a CPU whose tick stopped for a while (NO_HZ idle) leaves one long gap: the median holds
+    gappy = [k * TICK for k in (*range(10), 50, 51, 52)]
+    assert cal.hz_from_ticks({1: gappy}) == 250
+    with pytest.raises(ValueError, match="at least two ticks"):
+        cal.hz_from_ticks({0: [TICK]})
+
+
+def test_the_phase_wraps_around_the_tick() -> None:
+    # grid at 3.99 ms past each 4 ms: some ticks run after the next multiple of 4 ms
+    times = [k * TICK + 3_990_000 + delay for k, delay in enumerate((0, 15_000, 30_000, 5_000))]
+    assert cal.tick_phase(times, TICK) == 3_990_000
+
+
+def test_ticks_from_the_trace_text() -> None:
+    text = """\
+          <idle>-0       [001] d.h1.   770.072117: hrtimer_expire_entry: hrtimer=000000003f6f4392 function=tick_nohz_handler now=770072105882
+          <idle>-0       [000] d.h1.   770.072122: hrtimer_expire_entry: hrtimer=0000000050927cc6 function=tick_nohz_handler now=770072085884
+          <idle>-0       [000] d.h1.   770.076029: hrtimer_expire_entry: hrtimer=0000000050927cc6 function=tick_nohz_handler now=770076027917
+"""  # noqa: E501 - tracefs lines as the kernel writes them
+    ticks = cal.tick_times(parse_trace(text))
+    assert ticks == {0: [770072085884, 770076027917], 1: [770072105882]}
+    skews = cal.tick_skew(ticks, TICK, 0)
+    assert skews[1].mean == 770072105882 - 770072085884 == 19_998
+
+
+def test_armed_tick_expiries_from_timer_list() -> None:
+    text = """\
+cpu: 0
+ clock 0:
+active timers:
+ #0: <0000000050927cc6>, tick_nohz_handler, S:01
+ # expires at 662108000000-662108000000 nsecs [in 739109 to 739109 nsecs]
+ #1: <0000000019fa5478>, hrtimer_wakeup, S:01
+ # expires at 662138593228-662138643228 nsecs [in 31332337 to 31382337 nsecs]
+cpu: 1
+ clock 0:
+active timers:
+ #0: <0000000011111111>, hrtimer_wakeup, S:01
+ # expires at 662100000001-662100050001 nsecs [in 1 to 2 nsecs]
+ #1: <000000003f6f4392>, tick_nohz_handler, S:01
+ # expires at 662112000000-662112000000 nsecs [in 1435341 to 1435341 nsecs]
+"""
+    assert cal.timer_list_tick(text, "tick_nohz_handler") == {0: 662108000000, 1: 662112000000}
+    assert cal.tick_handler(text) == "tick_nohz_handler"
+    assert cal.tick_handler(text.replace("tick_nohz_handler", "tick_sched_timer")) == \
+        "tick_sched_timer"
+    assert cal.config_hz("# CONFIG_HZ_1000 is not set\nCONFIG_HZ_250=y\nCONFIG_HZ=250\n") == 250
+    assert cal.config_hz("CONFIG_NO_HZ=y\n") is None
+
+
+# ---- slices -----------------------------------------------------------------------------------
+A, B, X = 101, 102, 7  # two hogs and a foreign task
+
+
+def test_timeslices_are_the_clean_turns_of_two_hogs() -> None:
+    events = [
+        switch(0, 1, X, A),            # A in from a foreign task: not a clean start
+        switch(4 * MS, 1, A, B),       # B's turn starts
+        switch(8 * MS, 1, B, A),       # 4 ms turn of B
+        switch(12 * MS, 1, A, B),      # 4 ms turn of A
+        switch(13 * MS, 1, B, X),      # B cut by a foreign task: left out
+        switch(13 * MS + 50 * US, 1, X, B),
+        switch(16 * MS, 1, B, A),
+        switch(24 * MS, 1, A, B),      # 8 ms turn of A (two ticks)
+        switch(10 * MS, 0, X, 0),      # another CPU: ignored
+    ]
+    assert cal.timeslices(events, A, B) == [4 * MS, 4 * MS, 8 * MS]
+
+
+def test_slice_ends_at_the_tick_or_precisely() -> None:
+    assert cal.slice_ends_from([4 * MS, 4 * MS + 20 * US, 3_980 * US], TICK) == "tick"
+    assert cal.slice_ends_from([8 * MS, 8 * MS, 4 * MS], TICK) == "tick"
+    assert cal.slice_ends_from([1_400 * US] * 5, TICK) == "precise"
+    assert cal.slice_ends_from([6 * MS] * 5, TICK) == "precise"
+    with pytest.raises(ValueError):
+        cal.slice_ends_from([], TICK)
+
+
+def test_base_slice_from_proc_sched() -> None:
+    text = ("hog (123, #threads: 1)\n-------\nse.exec_start   :   706695.390420\n"
+            "policy                                       :                    0\n"
+            "se.slice                                     :              1400000\n")
+    assert cal.se_slice(text) == 1_400_000
+    assert cal.se_slice("se.vruntime : 1.0\n") is None
+
+
+# ---- page faults ------------------------------------------------------------------------------
+def test_page_fault_cost_per_page() -> None:
+    pages = 8192  # 32 MiB
+    loop = 60  # ns per page of the touching loop itself, on both passes
+    trials = [(pages * (2_500 + loop), pages * loop, pages),
+              (pages * (2_600 + loop), pages * loop, pages),
+              (pages * (2_450 + loop + 5), pages * (loop + 5), pages),
+              (pages * (40_000 + loop), pages * loop, pages)]  # one trial preempted: median
+    assert cal.page_fault_cost(trials) == 2_550
+    assert cal.page_fault_cost([(100, 200, 10)]) == 0  # never negative
+    with pytest.raises(ValueError):
+        cal.page_fault_cost([])
+
+
+# ---- noise ------------------------------------------------------------------------------------
+def test_noise_runs_and_rate() -> None:
+    hogs = {A, B}
+    events = [
+        switch(0, 0, 0, A),
+        switch(1 * MS, 0, A, X),                   # X runs 30 us on CPU 0
+        switch(1 * MS + 30 * US, 0, X, 8),         # then 8 runs 5 us
+        switch(1 * MS + 35 * US, 0, 8, A),
+        switch(2 * MS, 1, B, 9),                   # 9 runs 2 ms on CPU 1
+        switch(4 * MS, 1, 9, B),
+        switch(5 * MS, 1, B, 0),                   # idle: not noise
+        switch(6 * MS, 1, 0, B),
+    ]
+    runs = cal.noise_runs(events, hogs)
+    assert runs == {0: [30 * US, 5 * US], 1: [2 * MS]}
+    noise = cal.noise_cpu(0, runs[0], 500 * MS)
+    assert noise.rate_per_s == 4.0 and noise.share == 0.0001  # 35 us of 500 ms
+    assert noise.run_length.quantiles == {"p0": 5 * US, "p5": 6 * US, "p25": 11 * US,
+                                          "p50": 18 * US, "p75": 24 * US, "p95": 29 * US,
+                                          "p99": 30 * US, "p100": 30 * US}
+    quiet = cal.noise_cpu(1, [], 500 * MS)
+    assert quiet.rate_per_s == 0 and quiet.share == 0 and quiet.run_length.quantile(0.5) == 0
+
+
+# ---- the command ------------------------------------------------------------------------------
+def test_refused_where_it_cannot_measure(monkeypatch: pytest.MonkeyPatch) -> None:
+    def not_root() -> None:
+        raise NotRoot("cfssim measure needs root to create cgroups and move tasks (run as root)")
+
+    monkeypatch.setattr(cal, "detect", not_root)
+    result = CliRunner().invoke(main, ["calibrate"])
+    assert result.exit_code == NotRoot.exit_status == 22
+    assert "cfssim calibrate: cfssim measure needs root" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_bad_duration_is_bad_input() -> None:
+    result = CliRunner().invoke(main, ["calibrate", "--duration", "10ms"])
+    assert result.exit_code == 2
+    assert "expected 500ms to 1m, found '10ms'" in result.output
+
+
+# ---- on this host -----------------------------------------------------------------------------
+def _usable() -> None:
+    try:
+        detect()
+    except RealRunError as exc:
+        pytest.skip(f"cannot measure on this machine: {exc.message}")
+
+
+def _leftovers() -> list[str]:
+    mine = f"{PREFIX}{os.getpid()}-"
+    found = [str(p) for m in detect().hierarchies for p in m.glob(mine + "*")]
+    tracefs = find_tracefs()
+    if tracefs is not None:
+        found += [str(p) for p in (tracefs / "instances").glob(mine + "*")]
+    return found
+
+
+@pytest.mark.kernel
+def test_calibrate_this_host(tmp_path: Path) -> None:
+    """The development machines' figures (docs/host-profile.md); noise and skew vary with the
+    load of the machine and are only checked for shape."""
+    _usable()
+    result = CliRunner().invoke(main, ["calibrate", "--duration", "1.5s",
+                                       "-o", str(tmp_path / "host.yaml")])
+    assert result.exit_code == 0, result.output
+    profile = load_profile(tmp_path / "host.yaml")
+    assert profile.hz == 250 and profile.cpus == os.cpu_count()
+    assert profile.slice_ends == "tick"
+    assert 700 * US <= profile.base_slice_ns <= 4 * MS
+    assert profile.timer_slack_ns == 50_000
+    assert 300 <= profile.page_fault_ns_per_page <= 20_000
+    assert profile.sched_cfs_bandwidth_slice_us == 5_000
+    assert (profile.sched_rt_runtime_us, profile.sched_rt_period_us) == (950_000, 1_000_000)
+    assert profile.tick is not None and profile.tick.phase_ns < 4 * MS
+    assert [entry.cpu for entry in profile.tick.cpus] == list(range(profile.cpus))
+    assert all(abs(entry.offset_ns) < 2 * MS for entry in profile.tick.cpus)
+    assert profile.noise is not None and len(profile.noise.cpus) == profile.cpus
+    assert _leftovers() == []
+
+
+@pytest.mark.kernel
+def test_interrupted_calibration_leaves_nothing_behind() -> None:
+    _usable()
+    code = "from cfssim.cli import main; main(['calibrate', '--duration', '20s'])"
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH":
+                                                          str(Path(cal.__file__).parents[2])})
+    mine = f"{PREFIX}{child.pid}-"
+    deadline = time.monotonic() + 10
+    instances = (find_tracefs() or Path("/nonexistent")) / "instances"
+    while not list(instances.glob(mine + "*")) and time.monotonic() < deadline:
+        time.sleep(0.05)  # until the window is being traced
+    assert list(instances.glob(mine + "*")), "the calibration never started tracing"
+    hogs = [int(t) for m in detect().hierarchies for p in m.glob(mine + "*")
+            for t in (p / "tasks").read_text().split()]
+    assert hogs
+    child.send_signal(signal.SIGINT)
+    child.wait(timeout=20)
+    assert child.returncode != 0
+    assert not list(instances.glob(mine + "*"))
+    assert not [p for m in detect().hierarchies for p in m.glob(mine + "*")]
+    assert not [tid for tid in hogs if Path(f"/proc/{tid}").exists()]
