@@ -411,7 +411,8 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
     def schedule(self, rq: Rq) -> None:
         """``__schedule``: put the running task back, pick the next, switch if it differs."""
         prev = rq.curr
-        self.update_curr(rq)
+        if rq.exec_start != self.env._now:  # nothing to account when the timer just did
+            self.update_curr(rq)
         if prev is not None and not rq.curr_rt:
             # with no RT task queued, the fair pick follows at once: lone levels may stay curr
             self.put_prev_task_fair(prev, keep_alone=not rq.rt.nr_running)
@@ -545,7 +546,7 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
         due first: account (``update_curr`` — which also charges bandwidth runtime and runs
         ``update_deadline``), then act on what was due: a reschedule (the slice used up, or a
         tick-checked ``check_preempt_tick``), the end of a run request."""
-        now = self.now
+        now: int = self.env._now  # type: ignore[assignment]
         if now == rq.last_fire:
             rq.fires_now += 1
             if rq.fires_now > LIVELOCK_FIRES:
