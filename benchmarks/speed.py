@@ -1,11 +1,22 @@
 """Simulator speed: scheduling events and simulated seconds per wall-clock second.
 
-Run: ``python benchmarks/speed.py [--quick] [--repeat N] [--profile] [--floor]``. Cases:
+Run: ``python benchmarks/speed.py [--quick] [--repeat N] [--profile] [--floor]``. Cases and
+their targets (interpreted core, quiet 2-core machine, median of 3):
 
 1. 2 CPUs × 10 hogs × 60 s, for every policy (target: ≥ 300k context switches per wall-second);
-2. 8 CPUs × 200 mixed tasks × 10 s (hogs, run/sleep tasks, niced batch, quota'd cgroups);
-3. 1 CPU with 10, 100, 1k, 10k runnable hogs: the cost per context switch, which must grow
-   roughly like log n (a sorted run queue); printed next to log2 n.
+2. 8 CPUs × 200 mixed tasks × 10 s (hogs, run/sleep tasks, niced batch, quota'd cgroups;
+   target: ≥ 50k switches per wall-second);
+3. 64 CPUs × 1000 tasks in 10 ``cpu.max`` groups (half hogs, half 2 ms run / 8 ms sleep),
+   10 s (eevdf; target: ≤ 5 s wall, memory growth ≤ 2 MB per simulated second — the resident
+   set's growth over the timed span, mostly trace columns);
+4. 1 CPU with 10, 100, 1k, 10k runnable hogs: the cost per context switch, which must grow
+   roughly like log n (a sorted run queue; target: ≤ ×1.5 from 10 to 10k); printed next to
+   log2 n.
+
+When a compiled (mypyc) build of the core is present beside the interpreted one imported here
+(found on the path, or named by ``--compiled-site DIR``), the cases run a second time on it, in
+a subprocess, and its table is printed after the interpreted one (``--no-compiled`` skips it).
+``CFSSIM_FAST_FORWARD=0`` times the plain path (no timer calendar, no idle-CPU bookkeeping).
 
 "events" are SimPy events scheduled (timers, process steps, zero-delay settles): the engine's
 unit of work. Each case runs ``--repeat`` times (default 3): the table shows the median run and
@@ -26,9 +37,14 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import io
 import math
+import os
 import pstats
+import site
+import subprocess
+import sys
 import time
 import timeit
 from array import array
@@ -50,6 +66,11 @@ class Measurement:
     wall_s: float
     context_switches: int
     events: int
+    rss_growth: int = 0  # bytes the resident set grew by over the timed span
+
+    @property
+    def mb_per_sim_s(self) -> float:
+        return self.rss_growth / 1e6 / (self.simulated_ns / 1e9)
 
     @property
     def switches_per_s(self) -> float:
@@ -81,6 +102,8 @@ def measure(
     sim = build()
     sim.run(warmup) if warmup else sim._start()
     switches, events = sim.machine.context_switches, scheduled_events(sim.env)
+    gc.collect()
+    rss = resident_bytes()
     started = time.perf_counter()
     sim.env.run(until=warmup + span)
     wall = time.perf_counter() - started
@@ -91,7 +114,17 @@ def measure(
         wall,
         sim.machine.context_switches - switches,
         scheduled_events(sim.env) - events,
+        max(0, resident_bytes() - rss),
     )
+
+
+def resident_bytes() -> int:
+    """The process's resident set (bytes), from /proc/self/statm (0 where there is none)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
 
 
 # ==== the cases =================================================================================
@@ -126,6 +159,22 @@ def mixed(policy: str) -> cfssim.Simulation:
     return sim
 
 
+def quota_groups(policy: str) -> cfssim.Simulation:
+    """1000 tasks on 64 CPUs in 10 groups limited by ``cpu.max`` to 6 CPUs each: per group 50
+    hogs and 50 tasks running 2 ms then sleeping 8 ms."""
+    sim = cfssim.Simulation(cpus=64, policy=policy, seed=1)
+    for group in range(10):
+        path = f"/g{group}"
+        sim.add_cgroup(path, {"cpu.max": "600000 100000"})
+        sim.add_process(
+            f"hog{group}", threads=50, cgroup=path, behaviour=cfssim.program(run="forever")
+        )
+        sim.add_process(
+            f"io{group}", threads=50, cgroup=path, behaviour=cfssim.program(run="2ms", sleep="8ms")
+        )
+    return sim
+
+
 def median_of(runs: Callable[[], Measurement], repeat: int) -> tuple[Measurement, float]:
     """The median of `repeat` measurements (by wall time) and the best switch rate among them."""
     done = sorted((runs() for _ in range(repeat)), key=lambda m: m.wall_s)
@@ -153,6 +202,15 @@ def run_cases(quick: bool, repeat: int = 3) -> list[tuple[Measurement, float]]:
                 repeat,
             )
         )
+    out.append(
+        median_of(
+            lambda: measure(
+                "64 CPUs x 1000 in 10 q", "eevdf", lambda: quota_groups("eevdf"),
+                cfssim.ms(100), cfssim.s(10) // scale,
+            ),
+            repeat,
+        )
+    )
     for n in (10, 100, 1000, 10_000):
         # each hog runs ≥ min_granularity per turn: ~1300 switches per simulated second on 1
         # CPU whatever n; run long enough to give every task several turns
@@ -179,6 +237,7 @@ COLUMNS = (
     ("sim s/s", ">8"),
     ("us/switch", ">9"),
     ("best sw/s", ">9"),
+    ("MB/sim s", ">8"),
 )
 
 
@@ -206,6 +265,7 @@ def print_table(results: list[tuple[Measurement, float]]) -> None:
             f"{m.sim_s_per_s:.2f}",
             f"{m.us_per_switch:.2f}",
             f"{best:.0f}",
+            f"{m.mb_per_sim_s:.2f}",
         )
         print(" ".join(f"{cell:{align}}" for cell, (_, align) in zip(cells, COLUMNS, strict=True)))
     one_cpu = [m for m in rows if m.name.startswith("1 CPU")]
@@ -284,6 +344,35 @@ def positive(text: str) -> int:
     return value
 
 
+def compiled_site() -> str | None:
+    """A directory on the path holding a mypyc-compiled cfssim (its ``sched/core`` an extension
+    module) other than the one imported here, or None."""
+    imported = os.path.dirname(os.path.dirname(os.path.abspath(cfssim.__file__)))
+    if core_kind().startswith("compiled"):
+        return None
+    candidates = [*site.getsitepackages(), site.getusersitepackages(), *sys.path]
+    for directory in dict.fromkeys(os.path.abspath(d) for d in candidates if d):
+        if directory == imported:
+            continue
+        core = os.path.join(directory, "cfssim", "sched")
+        if any(
+            name.startswith("core.") and name.endswith((".so", ".pyd"))
+            for name in (os.listdir(core) if os.path.isdir(core) else ())
+        ):
+            return directory
+    return None
+
+
+def run_compiled(site_dir: str, argv: list[str]) -> None:
+    """Run this benchmark again on the compiled core in `site_dir` (a subprocess whose path
+    starts there) and print its table."""
+    env = dict(os.environ, PYTHONPATH=site_dir)
+    print(f"\ncompiled core from {site_dir}:", flush=True)
+    subprocess.run(
+        [sys.executable, os.path.abspath(__file__), *argv, "--no-compiled"], env=env, check=True
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a tenth of the simulated time")
@@ -292,8 +381,18 @@ def main() -> None:
     )
     parser.add_argument("--profile", action="store_true", help="cProfile case 1 (CFS)")
     parser.add_argument("--floor", action="store_true", help="the libraries' cost per switch")
+    parser.add_argument(
+        "--compiled-site",
+        help="a site directory holding a compiled build (default: found on the path)",
+    )
+    parser.add_argument(
+        "--no-compiled", action="store_true", help="skip the compiled core's table"
+    )
     args = parser.parse_args()
     print_table(run_cases(args.quick, args.repeat))
+    site_dir = None if args.no_compiled else (args.compiled_site or compiled_site())
+    if site_dir is not None:
+        run_compiled(site_dir, [*(["--quick"] if args.quick else []), "--repeat", str(args.repeat)])
     if args.floor:
         print_floor()
     if args.profile:

@@ -1,34 +1,120 @@
 """`HrTimer`: a one-shot timer on the simulated clock that can be re-armed and cancelled — the
-kernel's ``hrtimer`` (kernel/time/hrtimer.c), reduced to what the scheduler uses.
+kernel's ``hrtimer`` (kernel/time/hrtimer.c), reduced to what the scheduler uses — and the
+`Calendar` that holds every machine timer.
 
-SimPy events cannot be cancelled. An `HrTimer` remembers the one SimPy event that stands for its
-current expiry and ignores every other firing, so ``hrtimer_start`` (which replaces a pending
-expiry) and ``hrtimer_cancel`` cost O(1): the superseded event still fires, and does nothing.
-Times are absolute int ns.
+SimPy events cannot be cancelled, and each costs an object, a heap entry and a step of the
+engine. With the calendar (the fast path), timers live in a heap owned by the machine, ordered
+by ``(expires, priority, sequence)`` exactly like SimPy's own queue: each ``hrtimer_start``
+draws its sequence number from SimPy's event counter, as the timeout it replaces would have, so
+a timer keeps its place among SimPy events at the same instant. One proxy entry in SimPy's
+queue, carrying the earliest timer's key, wakes the calendar; it then runs, in key order, every
+timer that precedes SimPy's next event — advancing the clock itself in between, so a CPU's run
+of context switches between two external events costs no SimPy step at all. Events the timers'
+functions schedule (a behaviour resumed by ``succeed``) go to SimPy's queue and bound the
+drain, so the merged order is the one SimPy alone would have produced. ``hrtimer_start`` over
+a pending expiry and ``hrtimer_cancel`` cost O(1): the superseded heap entry is skipped.
+
+Without the calendar (``fast=False``, the plain path kept for comparison), each start schedules
+one SimPy timeout. Times are absolute int ns.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from heapq import heappop, heappush
 
 import simpy
+
+NORMAL = 1  # SimPy's priority of timeouts and succeeded events (simpy.events.NORMAL)
+
+
+class Calendar:
+    """The machine's timer heap, drained inside SimPy (`fast`), or plain SimPy timeouts."""
+
+    __slots__ = ("_eid", "_queue", "draining", "env", "fast", "heap", "proxies")
+
+    def __init__(self, env: simpy.Environment, fast: bool = True) -> None:
+        self.env = env
+        self.fast = fast
+        self.heap: list[tuple[int, int, int, HrTimer]] = []  # (expires, NORMAL, seq, timer)
+        self.proxies: list[tuple[int, int]] = []  # keys of the proxies in SimPy's queue
+        self.draining = False
+        self._queue: list[tuple[int, int, int, simpy.Event]] = env._queue  # type: ignore[assignment]
+        self._eid = env._eid
+
+    def add(self, timer: HrTimer, expires: int) -> int:
+        """Queue `timer` at `expires` ns; returns its sequence number."""
+        seq: int = next(self._eid)
+        heap = self.heap
+        entry = (expires, NORMAL, seq, timer)
+        heappush(heap, entry)
+        if not self.draining and heap[0][2] == seq:  # (not `is`: mypyc boxes tuples anew)
+            self._wake(expires, seq)
+        return seq
+
+    def _wake(self, expires: int, seq: int) -> None:
+        """Make sure SimPy wakes the calendar no later than key (`expires`, `seq`)."""
+        proxies = self.proxies
+        if proxies and proxies[0] <= (expires, seq):
+            return
+        proxy = simpy.Event(self.env)
+        proxy.callbacks = [self.drain]
+        proxy._ok = True
+        proxy._value = None
+        heappush(self._queue, (expires, NORMAL, seq, proxy))
+        heappush(proxies, (expires, seq))
+
+    def drain(self, _proxy: simpy.Event) -> None:
+        """A proxy fired: run every timer whose key precedes SimPy's next event."""
+        heappop(self.proxies)  # SimPy pops in key order: the fired proxy is the earliest
+        heap = self.heap
+        queue = self._queue
+        env = self.env
+        self.draining = True
+        try:
+            while heap:
+                entry = heap[0]
+                expires = entry[0]
+                seq = entry[2]
+                if queue:  # SimPy's next event first if its (time, priority, seq) is smaller
+                    head = queue[0]
+                    if head[0] < expires or (
+                        head[0] == expires
+                        and (head[1] < NORMAL or (head[1] == NORMAL and head[2] < seq))
+                    ):
+                        break
+                heappop(heap)
+                timer = entry[3]
+                if timer._seq != seq:  # superseded or cancelled
+                    continue
+                timer._seq = -1
+                env._now = expires
+                timer.function()
+        finally:
+            self.draining = False
+        while heap and heap[0][3]._seq != heap[0][2]:
+            heappop(heap)
+        if heap:
+            self._wake(heap[0][0], heap[0][2])
 
 
 class HrTimer:
     """Calls `function` (no arguments) at the expiry it was last started for."""
 
-    __slots__ = ("_env", "_event", "expires", "function")
+    __slots__ = ("_calendar", "_env", "_event", "_seq", "expires", "function")
 
-    def __init__(self, env: simpy.Environment, function: Callable[[], None]) -> None:
-        self._env = env
+    def __init__(self, calendar: Calendar, function: Callable[[], None]) -> None:
+        self._calendar = calendar
+        self._env = calendar.env
         self.function = function
-        self._event: simpy.Event | None = None
+        self._event: simpy.Event | None = None  # plain path: the SimPy event of the expiry
+        self._seq = -1  # fast path: the calendar entry of the expiry (-1: none)
         self.expires = -1  # the pending expiry (ns); meaningful while `active`
 
     @property
     def active(self) -> bool:
         """``hrtimer_active``: an expiry is pending."""
-        return self._event is not None
+        return self._seq >= 0 or self._event is not None
 
     def start(self, expires: int) -> None:
         """``hrtimer_start`` (HRTIMER_MODE_ABS): fire at `expires` ns — now, if that has passed —
@@ -37,14 +123,19 @@ class HrTimer:
         now: int = env._now  # type: ignore[assignment]  # only int delays are scheduled
         if expires < now:
             expires = now
+        self.expires = expires
+        calendar = self._calendar
+        if calendar.fast:
+            self._seq = calendar.add(self, expires)
+            return
         event = env.timeout(expires - now)
         event.callbacks.append(self._expire)
         self._event = event
-        self.expires = expires
 
     def cancel(self) -> None:
-        """``hrtimer_cancel``: forget the pending expiry (its SimPy event fires as a no-op)."""
+        """``hrtimer_cancel``: forget the pending expiry (its entry or event fires as a no-op)."""
         self._event = None
+        self._seq = -1
 
     def _expire(self, event: simpy.Event) -> None:
         if event is self._event:

@@ -14,6 +14,7 @@ behaviours that want it.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from typing import Any
@@ -55,6 +56,8 @@ from .trace import KILL_REASONS, Recorder
 from .units import parse_duration
 
 DEFAULT_SESSION = "cfssim"
+#: set to ``0`` to run every simulation on the plain path (`Simulation`'s `fast_forward`)
+FAST_FORWARD_VARIABLE = "CFSSIM_FAST_FORWARD"
 KTHREAD_SESSION = "[kernel]"  # kernel threads: the root task group itself, never an autogroup
 
 
@@ -65,6 +68,10 @@ class Simulation:
     first expiry; default 0): Linux 6.4+ gives every group's period timer its own random phase,
     which the real twin measures. `host` adds a real host's tick skew, background noise and
     page-fault cost (`cfssim.host.HostModel`; default: the ideal machine).
+
+    `fast_forward` (default: on unless the environment variable ``CFSSIM_FAST_FORWARD`` is
+    ``0``) selects the machine's fast paths — its own timer calendar drained between SimPy's
+    events, idle-CPU bookkeeping for wakeups; off, the plain path gives the identical run.
     """
 
     def __init__(
@@ -82,8 +89,12 @@ class Simulation:
         host: HostModel | None = None,
         name: str = "custom",
         description: str = "",
+        fast_forward: bool | None = None,
     ) -> None:
         self.env = simpy.Environment()
+        if fast_forward is None:
+            fast_forward = os.environ.get(FAST_FORWARD_VARIABLE, "1") != "0"
+        self.fast_forward = fast_forward
         self.period_phase_ns = {
             path: parse_duration(phase) for path, phase in (period_phase_ns or {}).items()
         }
@@ -104,7 +115,16 @@ class Simulation:
         self.cgroup_order: list[str] = []  # visible cgroups, trace index order
         self.root = self._new_group("/", None, CgroupConfig())
         self.host = host or HostModel()
-        self.machine = Machine(self.env, self.tun, policy, self.root, self.rec, seed, self.host)
+        self.machine = Machine(
+            self.env,
+            self.tun,
+            policy,
+            self.root,
+            self.rec,
+            seed,
+            self.host,
+            fast_forward=fast_forward,
+        )
         self.memory: MemoryController | None = None
         self.tasks: list[Task] = []
         self.processes: dict[str, Process] = {}
@@ -478,7 +498,7 @@ class Simulation:
             action()
             self.machine.flush_unless_batched()
 
-        HrTimer(self.env, fire).start(parse_duration(time))
+        HrTimer(self.machine.calendar, fire).start(parse_duration(time))
 
     def write(self, path: str, files: Mapping[str, Any]) -> None:
         """Write cgroup files now, with the kernel's effects (``echo V > path/file``)."""

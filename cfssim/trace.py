@@ -1,7 +1,8 @@
 """Recording: growable typed columns during a run, numpy arrays after it.
 
 A `Recorder` appends to `array.array` buffers (typed, contiguous, amortised O(1) growth — the
-"growable numpy column": `numpy.frombuffer` views them without a copy). `Recorder.freeze()` gives a
+"growable numpy column": `numpy.frombuffer` views them without a copy); index columns are
+32-bit while recording (`NARROW_COLUMNS`). `Recorder.freeze()` gives a
 `Trace`: named numpy tables saved as one compact ``trace.npz`` beside ``result.json``.
 
 Tables (all times int ns, task/cgroup/cpu are indices into `Trace.tasks` / `Trace.cgroups`):
@@ -45,9 +46,19 @@ TABLES: dict[str, tuple[str, ...]] = {
 
 KILL_REASONS = ("oom_kill", "oom_group_kill", "killed")
 
+#: columns holding indices or flags (CPU, task, cgroup, 0/1, reason), recorded as 32-bit
+#: integers during a run — a segment costs 24 bytes instead of 32; `Recorder.freeze` widens
+#: every column to int64
+NARROW_COLUMNS = frozenset({"cpu", "task", "src", "dst", "cgroup", "throttled", "reason"})
+
+
+def typecode(column: str) -> str:
+    """The `array` typecode a column is recorded in ('i': int32, 'q': int64)."""
+    return "i" if column in NARROW_COLUMNS else "q"
+
 
 class Recorder:
-    """Append-only recording of a run, one `array('q')` per column.
+    """Append-only recording of a run, one `array` per column (int64, or int32 for indices).
 
     Hot paths call the bound ``append`` methods directly, e.g.
     ``rec.segment(cpu, task, start, end)``.
@@ -55,7 +66,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self.columns: dict[str, tuple[array, ...]] = {
-            name: tuple(array("q") for _ in cols) for name, cols in TABLES.items()
+            name: tuple(array(typecode(col)) for col in cols) for name, cols in TABLES.items()
         }
         seg = self.columns["segments"]
         self._seg = tuple(col.append for col in seg)
@@ -83,7 +94,11 @@ class Recorder:
     def freeze(self, tasks: Iterable[str], cgroups: Iterable[str], cpus: int) -> Trace:
         tables = {
             name: {
-                col: (np.frombuffer(buf, dtype=np.int64).copy() if buf else np.zeros(0, np.int64))
+                col: (
+                    np.frombuffer(buf, dtype=buf.typecode).astype(np.int64)
+                    if buf
+                    else np.zeros(0, np.int64)
+                )
                 for col, buf in zip(TABLES[name], bufs, strict=True)
             }
             for name, bufs in self.columns.items()

@@ -16,8 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
+# imported at run time, not only for type checking: compiled (mypyc), `BandwidthTimers` reads
+# HrTimer's native type object when this module loads, and it is NULL (a segfault) unless
+# cfssim.hrtimer was initialised first
+from ..hrtimer import HrTimer
+
 if TYPE_CHECKING:
-    from ..hrtimer import HrTimer
     from ..sched.runqueue import CfsRunQueue
 
 MIN_CFS_RQ_RUNTIME = 1_000_000  # a cfs_rq keeps this much when returning slack

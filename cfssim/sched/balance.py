@@ -34,21 +34,35 @@ class LoadBalancing:
     def select_task_rq(self: Machine, task: Task, new: bool) -> int:
         """``select_task_rq_fair``: the previous CPU if idle, else an idle allowed CPU
         (scanning from the previous one, like ``select_idle_sibling``), else — for a wakeup —
-        the previous CPU, and for a fork the least loaded (``find_idlest_cpu``)."""
-        allowed = task.allowed_order
+        the previous CPU, and for a fork the least loaded (``find_idlest_cpu``).
+
+        Fast path: only CPUs running nothing (``idle_rqs``, a superset of the idle ones) can be
+        idle, so when they are few the scan visits them alone, in the scan's order."""
+        allowed = task.allowed
         prev = task.cpu
         rqs = self.rqs
-        if prev in task.allowed and rqs[prev].idle and not new:
+        if prev in allowed and rqs[prev].idle and not new:
             return prev
         start = prev + 1 if prev >= 0 else 0
         n = self.ncpus
-        for i in range(n):
-            cpu = (start + i) % n
-            if cpu in task.allowed and rqs[cpu].idle:
-                return cpu
-        if not new and prev in task.allowed:
+        candidates = self.idle_rqs
+        if self.fast_forward and len(candidates) * 8 < n:
+            best = -1
+            best_distance = n
+            for cpu in candidates:
+                distance = (cpu - start) % n
+                if distance < best_distance and cpu in allowed and rqs[cpu].idle:
+                    best, best_distance = cpu, distance
+            if best >= 0:
+                return best
+        else:
+            for i in range(n):
+                cpu = (start + i) % n
+                if cpu in allowed and rqs[cpu].idle:
+                    return cpu
+        if not new and prev in allowed:
             return prev
-        return min(allowed, key=lambda c: (rqs[c].cfs.h_nr_running, rqs[c].cfs.load, c))
+        return min(task.allowed_order, key=lambda c: (rqs[c].cfs.h_nr_running, rqs[c].cfs.load, c))
 
     def task_h_load(self: Machine, task: Task) -> int:
         """``task_h_load``: the task's weight as seen at the root of its CPU."""
@@ -80,7 +94,20 @@ class LoadBalancing:
         return movable
 
     def _any_movable(self: Machine, src: Rq, dst: Rq) -> bool:
-        return any(self._can_migrate(t, src, dst) for t in src.tasks.values())
+        """Whether `_can_migrate` holds for some task of `src` (inlined: hot at many CPUs)."""
+        cpu = dst.cpu
+        curr = src.curr
+        for t in src.tasks.values():
+            se = t.se
+            if (
+                t is not curr
+                and cpu in t.allowed
+                and se.on_rq
+                and not se.rq_of.throttle_count  # type: ignore[union-attr]
+                and not t.group.cfs_rq[cpu].throttle_count  # type: ignore[union-attr]
+            ):
+                return True
+        return False
 
     def move_queued_task(self: Machine, task: Task, src: Rq, dst: Rq, preempt: bool = True) -> None:
         """``detach_task`` + ``attach_task``: migrate a queued task between CPUs."""
@@ -110,19 +137,25 @@ class LoadBalancing:
         """``sched_balance_find_src_rq``: the other CPU with waiting tasks and the greatest `key`.
         Exact ties happen here only because we have no PELT noise; in the kernel they are
         broken by that noise, here by a seeded draw (never by CPU number, which would pin the
-        same pairs of tasks together forever)."""
-        best: tuple[int, int] | None = None
-        tied: list[Rq] = []
-        for other in self.rqs:
-            if other is rq or other.cfs.h_nr_running < 2:
-                continue
-            if movable_only and not self._any_movable(other, rq):
-                continue
-            k = key(other)
-            if best is None or k > best:
-                best, tied = k, [other]
-            elif k == best:
-                tied.append(other)
+        same pairs of tasks together forever). With `movable_only`, CPUs are tried from the
+        greatest key down and only until one has a task `rq` may take."""
+        keyed = [
+            (key(other), other)
+            for other in self.rqs
+            if other is not rq and other.cfs.h_nr_running >= 2
+        ]
+        if movable_only and keyed:
+            for level in sorted({k for k, _ in keyed}, reverse=True):
+                tied = [
+                    other for k, other in keyed if k == level and self._any_movable(other, rq)
+                ]
+                if tied:
+                    break
+        elif keyed:
+            best = max(k for k, _ in keyed)
+            tied = [other for k, other in keyed if k == best]
+        else:
+            tied = []
         if len(tied) <= 1:
             return tied[0] if tied else None
         return tied[int(self.rng.integers(len(tied)))]
@@ -193,9 +226,22 @@ class LoadBalancing:
     def nohz_balancer_kick(self: Machine, busy: Rq) -> None:
         """``nohz_balancer_kick``: a CPU with waiting work wakes an idle CPU that can take
         some at the next tick."""
-        if not any(self._any_movable(busy, self.rqs[cpu]) for cpu in self.idle_rqs):
+        if not self._any_movable_to_idle(busy):
             return
         self.nohz_timer.start(self.now + self.tick_after(busy.cpu, 0))
+
+    def _any_movable_to_idle(self: Machine, busy: Rq) -> bool:
+        """Whether some task of `busy` may move to some CPU that runs nothing (`_can_migrate`
+        for each pair, with the task's own conditions tested once)."""
+        idle = self.idle_rqs
+        for task in busy.tasks.values():
+            if task is busy.curr or not task.se.on_rq or task.se.rq_of.throttle_count:  # type: ignore[union-attr]
+                continue
+            group_rqs = task.group.cfs_rq  # type: ignore[union-attr]
+            for cpu in idle:
+                if cpu in task.allowed and not group_rqs[cpu].throttle_count:
+                    return True
+        return False
 
     def nohz_idle_balance(self: Machine) -> None:
         for cpu in sorted(self.idle_rqs):

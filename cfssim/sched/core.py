@@ -31,7 +31,7 @@ import simpy
 from mypy_extensions import mypyc_attr
 
 from ..host import HostModel, TickGrid
-from ..hrtimer import HrTimer
+from ..hrtimer import Calendar, HrTimer
 from ..task import Task, TaskState
 from ..trace import Recorder
 from .balance import LoadBalancing
@@ -100,9 +100,7 @@ class Rq:
         "timer_resched",
     )
 
-    def __init__(
-        self, env: simpy.Environment, cpu: int, cfs: CfsRunQueue, server: FairServer
-    ) -> None:
+    def __init__(self, calendar: Calendar, cpu: int, cfs: CfsRunQueue, server: FairServer) -> None:
         self.cpu = cpu
         self.cfs = cfs
         self.rt = RtRunQueue()  # SCHED_FIFO/RR tasks, above the fair class
@@ -116,10 +114,10 @@ class Rq:
         self.need_resched = False
         self.dirty = False
         self.settling: Task | None = None  # curr finished a request; its next one is pending
-        self.timer = HrTimer(env, _nothing)  # the CPU's one scheduling timer (`Machine.arm`)
-        self.settle_timer = HrTimer(env, _nothing)  # after a run request completes (`settle`)
-        self.balance_timer = HrTimer(env, _nothing)  # periodic load balancing
-        self.server_timer = HrTimer(env, _nothing)  # the fair server's (dl_server's) timer
+        self.timer = HrTimer(calendar, _nothing)  # the CPU's one scheduling timer (`Machine.arm`)
+        self.settle_timer = HrTimer(calendar, _nothing)  # after a run request completes (`settle`)
+        self.balance_timer = HrTimer(calendar, _nothing)  # periodic load balancing
+        self.server_timer = HrTimer(calendar, _nothing)  # the fair server's (dl_server's) timer
         self.timer_resched = False  # the armed timer ends the running task's slice
         self.timer_level: SchedEntity | None = None  # the level whose tick check fires
         self.last_fire = -1  # livelock guard: timer firings at one instant
@@ -143,8 +141,14 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
         recorder: Recorder,
         seed: int = 1,
         host: HostModel | None = None,
+        fast_forward: bool = True,
     ) -> None:
         self.env = env
+        #: the fast paths (`fast_forward`): timers in the machine's own calendar, drained
+        #: between SimPy's events, and idle-CPU bookkeeping for wakeups; off, every timer is a
+        #: SimPy timeout and CPUs are scanned — the same decisions, the same trace
+        self.fast_forward = fast_forward
+        self.calendar = Calendar(env, fast_forward)
         self.tun = tunables
         self.ncpus = tunables.cpus
         self.root = root
@@ -154,7 +158,7 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
         if tunables.sched_rt_runtime_us < 0:  # -1: no RT limit asked for
             server_ns = 0
         self.rqs = [
-            Rq(env, cpu, root.cfs_rq[cpu], FairServer(server_ns, period))
+            Rq(self.calendar, cpu, root.cfs_rq[cpu], FairServer(server_ns, period))
             for cpu in range(self.ncpus)
         ]
         if policy not in FAIR_POLICIES:
@@ -163,11 +167,12 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
         self.policy = FAIR_POLICIES[policy](tunables, [rq.cfs for rq in self.rqs])
         self.tick_ns = tunables.tick_ns
         self.tick_offset = tunables.tick_offset_ns
+        self.precise = tunables.precise  # slice ends timed exactly (read at every `arm`)
         self.host = host or HostModel()
         self.ticks = TickGrid(self.tick_ns, self.tick_offset, self.ncpus, self.host, seed)
         self.dirty: list[Rq] = []
         self.idle_rqs: set[int] = set(range(self.ncpus))
-        self.nohz_timer = HrTimer(env, self.nohz_idle_balance)  # a busy CPU's kick
+        self.nohz_timer = HrTimer(self.calendar, self.nohz_idle_balance)  # a busy CPU's kick
         self._batch = Batch(self)
         self.context_switches = 0
         for rq in self.rqs:
@@ -196,7 +201,7 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
     def update_curr(self, rq: Rq) -> None:
         """``update_curr`` at every level of the running task's hierarchy: sum_exec, vruntime,
         min_vruntime, cpuacct and bandwidth runtime all advance by the same wall delta."""
-        now = self.now
+        now: int = self.env._now  # type: ignore[assignment]  # `now`, inlined: the hottest read
         delta = now - rq.exec_start
         rq.exec_start = now
         task = rq.curr
@@ -406,7 +411,8 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
     def schedule(self, rq: Rq) -> None:
         """``__schedule``: put the running task back, pick the next, switch if it differs."""
         prev = rq.curr
-        self.update_curr(rq)
+        if rq.exec_start != self.env._now:  # nothing to account when the timer just did
+            self.update_curr(rq)
         if prev is not None and not rq.curr_rt:
             # with no RT task queued, the fair pick follows at once: lone levels may stay curr
             self.put_prev_task_fair(prev, keep_alone=not rq.rt.nr_running)
@@ -421,7 +427,7 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
 
     def context_switch(self, rq: Rq, prev: Task | None, nxt: Task | None) -> None:
         """Record the segment that ends and account the switch (schedstat, sched figures)."""
-        now = self.now
+        now: int = self.env._now  # type: ignore[assignment]
         if prev is not None:
             self.rec.segment(rq.cpu, prev.tid, rq.seg_start, now)
             rq.busy += now - rq.seg_start
@@ -481,7 +487,7 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
         if rq.curr_rt:
             self.arm_rt(rq, task)
             return
-        precise = self.tun.precise
+        precise = self.precise
         policy = self.policy
         exact_due = NEVER  # reschedule at exactly this delay (HRTICK)
         tick_due = NEVER  # reschedule at the first tick at or after this delay
@@ -494,13 +500,20 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
             exact, ticked = policy.preempt_after(cfs_rq, se)
             if exact is not None:
                 if precise:  # hrtick_start: never sooner than 10 µs ("timer DoS")
-                    exact_due = min(exact_due, max(exact, HRTICK_MIN_NS))
-                else:
-                    tick_due = min(tick_due, exact)
+                    if exact < HRTICK_MIN_NS:
+                        exact = HRTICK_MIN_NS
+                    if exact < exact_due:
+                        exact_due = exact
+                elif exact < tick_due:
+                    tick_due = exact
             if ticked is not None and ticked < tick_due:
                 tick_due, tick_level = ticked, se
-            if cfs_rq.runtime_enabled and not cfs_rq.throttled:
-                bandwidth_due = min(bandwidth_due, cfs_rq.runtime_remaining)
+            if (
+                cfs_rq.runtime_enabled
+                and not cfs_rq.throttled
+                and cfs_rq.runtime_remaining < bandwidth_due
+            ):
+                bandwidth_due = cfs_rq.runtime_remaining
             se = se.parent
         if tick_due < NEVER:
             tick_due = self.tick_after(rq.cpu, tick_due)
@@ -521,7 +534,9 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
             return
         rq.timer_resched = resched
         rq.timer_level = level
-        when = self.now + max(0, due)
+        when: int = self.env._now  # type: ignore[assignment]
+        if due > 0:
+            when += due
         if timer.active and timer.expires == when:
             return
         timer.start(when)
@@ -531,7 +546,7 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
         due first: account (``update_curr`` — which also charges bandwidth runtime and runs
         ``update_deadline``), then act on what was due: a reschedule (the slice used up, or a
         tick-checked ``check_preempt_tick``), the end of a run request."""
-        now = self.now
+        now: int = self.env._now  # type: ignore[assignment]
         if now == rq.last_fire:
             rq.fires_now += 1
             if rq.fires_now > LIVELOCK_FIRES:

@@ -491,8 +491,8 @@ class FairClass:
         timers = tg.bandwidth.timers
         if timers is None:
             timers = BandwidthTimers(
-                HrTimer(self.env, partial(self.sched_cfs_period_timer, tg)),
-                HrTimer(self.env, partial(self.do_sched_cfs_slack_timer, tg)),
+                HrTimer(self.calendar, partial(self.sched_cfs_period_timer, tg)),
+                HrTimer(self.calendar, partial(self.do_sched_cfs_slack_timer, tg)),
             )
             tg.bandwidth.timers = timers
         return timers

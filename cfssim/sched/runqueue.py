@@ -15,7 +15,6 @@ slices are few (usually one), so ``min_slice``/``max_slice`` are O(distinct slic
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from sortedcontainers import SortedList
@@ -124,19 +123,21 @@ class CfsRunQueue:
 
     def min_slice(self) -> int | None:
         """``cfs_rq_min_slice``: the shortest slice (ns) queued here, curr included."""
-        return self._slice_bound(min)
-
-    def max_slice(self) -> int | None:
-        """``cfs_rq_max_slice``: the longest slice (ns) queued here, curr included."""
-        return self._slice_bound(max)
-
-    def _slice_bound(self, bound: Callable[[Iterable[int]], int]) -> int | None:
         curr = self.curr
         own = curr.slice if curr is not None and curr.on_rq else None
         if not self.slices:
             return own
-        queued = bound(self.slices)
-        return queued if own is None else bound((queued, own))
+        queued = min(self.slices)
+        return queued if own is None or queued <= own else own
+
+    def max_slice(self) -> int | None:
+        """``cfs_rq_max_slice``: the longest slice (ns) queued here, curr included."""
+        curr = self.curr
+        own = curr.slice if curr is not None and curr.on_rq else None
+        if not self.slices:
+            return own
+        queued = max(self.slices)
+        return queued if own is None or queued >= own else own
 
     def first(self) -> SchedEntity | None:
         """``__pick_first_entity``: the leftmost queued entity."""

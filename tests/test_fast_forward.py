@@ -1,0 +1,186 @@
+"""The fast paths change nothing but speed: a run with them (the machine's timer calendar drained
+between SimPy events, idle-CPU bookkeeping for wakeups) and the same run on the plain path
+(``fast_forward=False`` / ``CFSSIM_FAST_FORWARD=0``: one SimPy timeout per timer start, CPUs
+scanned) give byte-identical traces and equal results — on every bundled scenario under both
+policies, and on random workloads (hypothesis, the generators of test_invariants).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from test_invariants import FUZZ, Workload, workloads
+
+import cfssim
+from cfssim import Result, load_scenario, run_scenario
+from cfssim.hrtimer import Calendar, HrTimer
+from cfssim.scenario import bundled_scenarios
+from cfssim.sched.core import FAIR_POLICIES
+from cfssim.simulation import FAST_FORWARD_VARIABLE
+
+SCENARIOS = bundled_scenarios()
+
+
+def both_paths(
+    monkeypatch: pytest.MonkeyPatch, run: Callable[[], Result]
+) -> tuple[Result, Result]:
+    """`run()` on the fast path, then on the plain one (chosen by the environment variable)."""
+    results = []
+    for value in ("1", "0"):
+        monkeypatch.setenv(FAST_FORWARD_VARIABLE, value)
+        results.append(run())
+    return results[0], results[1]
+
+
+def assert_identical(fast: Result, plain: Result) -> None:
+    assert fast.trace is not None and plain.trace is not None
+    assert fast.trace.digest() == plain.trace.digest()
+    assert fast.to_dict() == plain.to_dict()
+    assert len(fast.trace["segments"]["start"]) > 0
+
+
+@pytest.mark.parametrize("policy", sorted(FAIR_POLICIES))
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_bundled_scenario_same_on_both_paths(
+    name: str, policy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scenario = load_scenario(SCENARIOS[name])
+    fast, plain = both_paths(monkeypatch, lambda: run_scenario(scenario, policy=policy))
+    assert_identical(fast, plain)
+
+
+@pytest.mark.parametrize("policy", sorted(FAIR_POLICIES))
+@FUZZ
+@given(data=st.data())
+def test_random_workload_same_on_both_paths(policy: str, data: st.DataObject) -> None:
+    workload: Workload = data.draw(workloads(policy))
+    fast, plain = (built(workload, path).run(workload.duration_ns) for path in (True, False))
+    assert_identical(fast, plain)
+
+
+def built(workload: Workload, fast_forward: bool) -> cfssim.Simulation:
+    """`workload`'s simulation with the fast paths on or off (the constructor's switch)."""
+    original = cfssim.Simulation.__init__
+
+    def init(self: cfssim.Simulation, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **{**kwargs, "fast_forward": fast_forward})
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cfssim.Simulation, "__init__", init)
+        sim = workload.build()
+    assert sim.machine.calendar.fast is fast_forward
+    return sim
+
+
+def test_environment_variable_selects_the_plain_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(FAST_FORWARD_VARIABLE, "0")
+    assert not cfssim.Simulation().machine.calendar.fast
+    monkeypatch.setenv(FAST_FORWARD_VARIABLE, "1")
+    assert cfssim.Simulation().machine.calendar.fast
+    assert not cfssim.Simulation(fast_forward=False).machine.calendar.fast
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_timers_and_simpy_events_at_one_instant_keep_start_order(fast: bool) -> None:
+    """Timers started and SimPy events scheduled for the same instant fire in the order they
+    were started/scheduled (SimPy's (time, priority, id) order), whichever path holds them;
+    a re-started timer takes its new place, a cancelled one never fires; a timer started by
+    a firing timer for the same instant runs after events scheduled before it."""
+    import simpy
+
+    env = simpy.Environment()
+    calendar = Calendar(env, fast)
+    fired: list[str] = []
+
+    def note(name: str) -> Callable[[], None]:
+        return lambda: fired.append(name)
+
+    a, b, c, d = (HrTimer(calendar, note(name)) for name in "abcd")
+    a.start(10)
+    env.timeout(10).callbacks.append(lambda _: fired.append("simpy1"))
+    b.start(10)
+    c.start(5)
+    c.start(10)  # re-armed: now after b
+    d.start(10)
+    d.cancel()
+    late = HrTimer(calendar, note("late"))
+
+    def chain() -> None:
+        fired.append("e")
+        env.event().succeed()  # scheduled at 10 before `late`
+        env.timeout(0).callbacks.append(lambda _: fired.append("simpy2"))
+        late.start(10)
+
+    e = HrTimer(calendar, chain)
+    e.start(10)
+    env.timeout(10).callbacks.append(lambda _: fired.append("simpy3"))
+    env.run(until=20)
+    assert fired == ["a", "simpy1", "b", "c", "e", "simpy3", "simpy2", "late"]
+    assert env.now == 20
+
+
+@pytest.mark.parametrize("policy", sorted(FAIR_POLICIES))
+def test_many_cpus_quota_groups_same_on_both_paths(
+    policy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """24 CPUs, mostly busy (wakeups choose among few idle CPUs), 3 ``cpu.max`` groups that
+    throttle: CPU selection, newidle and nohz balancing take the same decisions on both paths."""
+
+    def run() -> Result:
+        sim = cfssim.Simulation(cpus=24, policy=policy, seed=3)
+        for group in range(3):
+            path = f"/g{group}"
+            sim.add_cgroup(path, {"cpu.max": "700000 100000"})
+            sim.add_process(f"hog{group}", threads=6, cgroup=path,
+                            behaviour=cfssim.program(run="forever"))
+            sim.add_process(f"io{group}", threads=8, cgroup=path,
+                            behaviour=cfssim.program(run="2ms", sleep="8ms"))
+        return sim.run("300ms")
+
+    fast, plain = both_paths(monkeypatch, run)
+    assert_identical(fast, plain)
+    assert fast.trace is not None and len(fast.trace["migrations"]["time"]) > 0
+    assert len(fast.trace["throttles"]["start"]) > 0
+
+
+@pytest.mark.parametrize("policy", sorted(FAIR_POLICIES))
+def test_noisy_host_sync_steps_and_yield_same_on_both_paths(
+    policy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real host's per-CPU skewed, jittered ticks and background noise (`cfssim.host`), mutex
+    and condvar steps (`cfssim.sync`) and ``sched_yield``: identical on both paths."""
+    from cfssim.host import HostModel, HostNoise, lognormal, uniform
+    from cfssim.scenario import load_workload
+
+    host = HostModel(
+        tick_offset_ns=(0, 20_000),
+        tick_jitter=(uniform(-30_000, 30_000),),
+        noise=(HostNoise(200, lognormal(50_000, 1.0)),),
+    )
+
+    def noisy() -> Result:
+        sim = cfssim.Simulation(cpus=2, policy=policy, seed=5, host=host)
+        sim.add_process("web", cfssim.program(run="2ms", sleep="8ms"), threads=3)
+        sim.add_process("hog", cfssim.program(run="forever"), threads=2)
+        return sim.run("400ms")
+
+    def synchronised() -> Result:
+        text = (
+            f"name: t\nduration: 200ms\nmachine: {{cpus: 2, policy: {policy}}}\nprocesses:\n"
+            "  - name: consumer\n    threads: 2\n    program: [{run: 1ms}, {lock: m}, "
+            "{loop: {repeat: 5, program: [{wait: {cond: c, mutex: m}}, {run: 1ms}]}}, "
+            "{unlock: m}]\n"
+            "  - name: producer\n    program: [{loop: {repeat: 10, program: [{sleep: 10ms}, "
+            "{lock: m}, {run: 500us}, {broadcast: c}, {unlock: m}, {yield: true}]}}]\n"
+            "  - name: hog\n    threads: 2\n    program: [{run: 3ms}, {yield: true}, "
+            "{run: 2ms}, {yield: true}, {run: 40ms}]\n"
+        )
+        return load_workload(text).run()
+
+    for run in (noisy, synchronised):
+        fast, plain = both_paths(monkeypatch, run)
+        assert_identical(fast, plain)
