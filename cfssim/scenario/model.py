@@ -92,20 +92,20 @@ class ProcessSpec(FrozenModel):
 
     name: str = Field(pattern=NAME_PATTERN)
     cgroup: CgroupPath = "/"
-    threads: int = Field(default=1, ge=0)  # 0: only started by fork steps (checks)
-    nice: int = Field(default=0, ge=-20, le=19)
+    threads: int = Field(default=1, ge=0, strict=True)  # 0: only started by fork steps (checks)
+    nice: int = Field(default=0, ge=-20, le=19, strict=True)
     policy: Annotated[
         Policy,
         BeforeValidator(_policy),
         WithJsonSchema({"enum": [*POLICY_NAMES, *(n.upper() for n in POLICY_NAMES
                                                    if n.startswith("sched_"))]}),
     ] = "normal"
-    rt_priority: int = Field(default=0, ge=0, le=99)
+    rt_priority: int = Field(default=0, ge=0, le=99, strict=True)
     cpus: CpuList = None
     start_ns: Duration = Field(default=0, alias="start")
     repeat: Repeat = 1
     program: tuple[Step, ...] = Field(min_length=1)
-    oom_score_adj: int = Field(default=0, ge=-1000, le=1000)
+    oom_score_adj: int = Field(default=0, ge=-1000, le=1000, strict=True)
     slice_ns: Annotated[
         int | None, BeforeValidator(_custom_slice), WithJsonSchema(DURATION_SCHEMA)
     ] = Field(default=None, alias="slice")
@@ -170,22 +170,22 @@ class Move(FrozenModel):
 
     process: str
     to: CgroupPath
-    thread: int | None = Field(default=None, ge=0)
+    thread: int | None = Field(default=None, ge=0, strict=True)
 
 
 class Nice(FrozenModel):
     """Set the nice level of `process` (or one `thread`) to `value`."""
 
     process: str
-    value: int = Field(ge=-20, le=19)
-    thread: int | None = Field(default=None, ge=0)
+    value: int = Field(ge=-20, le=19, strict=True)
+    thread: int | None = Field(default=None, ge=0, strict=True)
 
 
 class Kill(FrozenModel):
     """SIGKILL `process` (or one `thread`)."""
 
     process: str
-    thread: int | None = Field(default=None, ge=0)
+    thread: int | None = Field(default=None, ge=0, strict=True)
 
 
 Action = Write | Move | Nice | Kill
@@ -291,7 +291,7 @@ class NoiseSpec(FrozenModel):
 class MachineSpec(FrozenModel):
     """The simulated machine; kernel tunables are given flat under their kernel names."""
 
-    cpus: int = Field(ge=1, le=1024)
+    cpus: int = Field(ge=1, le=1024, strict=True)
     policy: Literal["eevdf", "cfs"] = "eevdf"
     hz: Literal[100, 250, 300, 1000] = 250
     slice_ends: Literal["precise", "tick"] = "tick"

@@ -102,7 +102,7 @@ class Free(FrozenModel):
 class Exit(FrozenModel):
     """Exit the thread with `code`."""
 
-    code: int = Field(alias="exit", ge=0, le=255)
+    code: int = Field(alias="exit", ge=0, le=255, strict=True)
 
 
 class Loop(FrozenModel):
@@ -362,7 +362,8 @@ def instant_step_problem(program: tuple[Step, ...], repeat: int | None) -> str |
              for index, (step, _) in enumerate(iter_steps(program))
              if isinstance(step, Loop)]
     loops.reverse()
-    loops.append(("the program", Loop(repeat=repeat, program=program)))
+    loops.append(("the program", Loop(repeat="forever" if repeat is None else repeat,
+                                      program=program)))
     for where, loop in loops:
         if loop.repeat is None or takes_time(loop.program):
             continue
