@@ -230,8 +230,21 @@ class EventSpec(FrozenModel):
 KERNEL_FEATURES = frozenset(DEFAULT_FEATURES)
 
 
-def _tunable(unit_ns: int, minimum: int) -> Any:
-    """Parser of a kernel tunable in the unit of its suffix (ns or µs); durations converted."""
+#: The kernel's ranges. Linux ≤ 5.12 sysctls (kernel/sysctl.c): sched_latency_ns and
+#: sched_min_granularity_ns within [min_sched_granularity_ns = 100µs, max_sched_granularity_ns =
+#: 1s], sched_wakeup_granularity_ns within [0, 1s]; 5.13+ debugfs files (kernel/sched/debug.c)
+#: are u32 (``debugfs_create_u32``: latency, base_slice, wakeup_granularity, migration_cost).
+#: ``sched_cfs_bandwidth_slice_us`` and ``sched_rt_period_us``: ``proc_dointvec_minmax`` with
+#: SYSCTL_ONE … INT_MAX; ``sched_rt_runtime_us``: SYSCTL_NEG_ONE (RUNTIME_INF) … INT_MAX.
+INT_MAX = 2**31 - 1
+U32_MAX = 2**32 - 1
+MIN_SCHED_GRANULARITY_NS = 100_000
+MAX_SCHED_GRANULARITY_NS = NSEC_PER_SEC
+
+
+def _tunable(unit_ns: int, minimum: int, maximum: int = INT_MAX) -> Any:
+    """Parser of a kernel tunable in the unit of its suffix (ns or µs), within the kernel's
+    range [`minimum`, `maximum`]; durations converted."""
     unit = "ns" if unit_ns == 1 else "µs"
 
     def parse(value: Any) -> int | None:
@@ -247,8 +260,9 @@ def _tunable(unit_ns: int, minimum: int) -> Any:
         else:
             raise fail(f"expected an integer of {unit} or a duration such as '5ms', "
                        f"found {describe(value)}")
-        if number < minimum:
-            raise fail(f"expected a value ≥ {minimum} {unit}, found {describe(value)}")
+        if not minimum <= number <= maximum:
+            raise fail(f"expected a value from {minimum} to {maximum} {unit} (the kernel's "
+                       f"range), found {describe(value)}")
         return number
 
     return parse
@@ -260,8 +274,19 @@ def _tunable_schema(unit: str, minimum: int) -> WithJsonSchema:
                            "description": f"in {unit} (or a duration string)"})
 
 
-NsTunable = Annotated[int | None, BeforeValidator(_tunable(1, 0)), _tunable_schema("ns", 0)]
-PhaseNs = Annotated[int, BeforeValidator(_tunable(1, 0)), _tunable_schema("ns", 0)]
+NsTunable = Annotated[
+    int | None, BeforeValidator(_tunable(1, 0, U32_MAX)), _tunable_schema("ns", 0)
+]
+SliceTunable = Annotated[
+    int | None,
+    BeforeValidator(_tunable(1, MIN_SCHED_GRANULARITY_NS, MAX_SCHED_GRANULARITY_NS)),
+    _tunable_schema("ns", MIN_SCHED_GRANULARITY_NS),
+]
+WakeupTunable = Annotated[
+    int | None, BeforeValidator(_tunable(1, 0, MAX_SCHED_GRANULARITY_NS)),
+    _tunable_schema("ns", 0),
+]
+PhaseNs = Annotated[int, BeforeValidator(_tunable(1, 0, 2**63 - 1)), _tunable_schema("ns", 0)]
 UsTunable = Annotated[
     int | None, BeforeValidator(_tunable(NSEC_PER_USEC, 1)), _tunable_schema("µs", 1)
 ]
@@ -297,16 +322,17 @@ class MachineSpec(FrozenModel):
     slice_ends: Literal["precise", "tick"] = "tick"
     autogroup: bool = True
     features: dict[str, bool] = Field(default_factory=dict)
-    sched_latency_ns: NsTunable = None
-    sched_min_granularity_ns: NsTunable = None
-    sched_wakeup_granularity_ns: NsTunable = None
-    sched_base_slice_ns: NsTunable = None
+    sched_latency_ns: SliceTunable = None
+    sched_min_granularity_ns: SliceTunable = None
+    sched_wakeup_granularity_ns: WakeupTunable = None
+    sched_base_slice_ns: SliceTunable = None
     sched_tunable_scaling: Literal[0, 1, 2] | None = None
     sched_migration_cost_ns: NsTunable = None
     sched_cfs_bandwidth_slice_us: UsTunable = None
     sched_rt_runtime_us: RtRuntimeTunable = None
     sched_rt_period_us: UsTunable = None
-    timer_slack_ns: NsTunable = None  # normal tasks' hrtimer slack (kernel default 50µs; here 0)
+    timer_slack_ns: Annotated[int | None, BeforeValidator(_tunable(1, 0, 2**63 - 1)),
+                              _tunable_schema("ns", 0)] = None  # normal tasks' hrtimer slack (kernel default 50µs; here 0)
     tick_offset_ns: NsTunable = None  # where the tick grid starts (0 ≤ offset < 1/hz)
     #: where each quota'd cgroup's period grid starts (below its longest period; default 0):
     #: Linux 6.4+ gives every group's period timer its own phase; the real twin measures it

@@ -50,7 +50,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .._errors import describe
+from .._errors import describe, name_list
 from ..behaviour import Behaviour, TimerClock, execute, repetitions
 from ..cgroup import files as cgfiles
 from ..cgroup.files import CgroupConfig, CgroupFileError
@@ -678,7 +678,7 @@ def _why_not_timer_steps(task: RtTask, ref_tasks: Counter[str]) -> str | None:
     timers = _timers(task)
     refs = sorted({timer.ref for timer in timers})
     if len(refs) > 1:
-        return f"the thread uses several timers ({', '.join(refs)})"
+        return f"the thread uses several timers ({name_list(refs)})"
     if len({timer.relative for timer in timers}) > 1:
         return "the timer is used in both modes"
     if any(timer.period_ns == 0 for timer in timers):

@@ -34,7 +34,7 @@ from ruamel.yaml.nodes import ScalarNode
 from ruamel.yaml.resolver import VersionedResolver
 
 from .. import container
-from .._errors import describe, did_you_mean
+from .._errors import describe, did_you_mean, printable, quoted
 from ..cgroup import files as cgfiles
 from ..cgroup.files import CgroupConfig
 from ..units import NSEC_PER_MSEC, NSEC_PER_SEC, NSEC_PER_USEC
@@ -312,7 +312,11 @@ def yaml_path(data: Any, loc: Loc) -> tuple[Loc, Loc]:
 def format_path(path: Loc) -> str:
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            name = printable(part, 40)
+            text += f".{name}" if text else name
     return text or "document"
 
 
@@ -334,7 +338,8 @@ def error_message(error: Any) -> str:
         return f"expected a value, found no {error['loc'][-1]!r} key"
     if kind == "extra_forbidden":
         key = error["loc"][-1]
-        return f"expected a known key{did_you_mean(key, _KNOWN_KEYS)}, found unknown key {key!r}"
+        return (f"expected a known key{did_you_mean(key, _KNOWN_KEYS)}, found unknown key "
+                f"{quoted(key)}")
     if kind == "literal_error":
         choices = re.findall(r"'([^']*)'", str(ctx["expected"]))
         return f"expected {ctx['expected']}{did_you_mean(value, choices)}, found {found}"
