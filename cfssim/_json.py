@@ -48,9 +48,9 @@ def _line_col(text: str, pos: int) -> tuple[int, int]:
     return text.count("\n", 0, pos) + 1, pos - (text.rfind("\n", 0, pos) + 1) + 1
 
 
-def nesting_depth(text: str) -> tuple[int, int]:
-    """The deepest nesting of arrays/objects in the JSON `text` and the offset where it is
-    first reached (brackets inside strings do not count)."""
+def nesting_depth(text: str, limit: int) -> tuple[int, int]:
+    """The deepest nesting of arrays/objects in the JSON `text` and the offset where it first
+    goes deeper than `limit` (or where it is deepest); brackets inside strings do not count."""
     structure = _blank_strings(text).encode("utf-8", "surrogatepass")
     codes = np.frombuffer(structure, dtype=np.uint8)
     step = (np.isin(codes, (ord("["), ord("{"))).astype(np.int32)
@@ -58,10 +58,11 @@ def nesting_depth(text: str) -> tuple[int, int]:
     if not len(step):
         return 0, 0
     depth = np.cumsum(step)
-    deepest = int(np.argmax(depth))
-    # a byte offset into the UTF-8 text; strings were blanked, so earlier characters outside
-    # strings are ASCII and inside them count as one byte each only if ASCII: map back
-    return int(depth[deepest]), len(structure[:deepest].decode("utf-8", "replace"))
+    over = np.flatnonzero(depth > limit)
+    at = int(over[0]) if len(over) else int(np.argmax(depth))
+    # strings were blanked to ASCII, so this byte offset is a character offset but for
+    # non-ASCII text outside strings (invalid JSON anyway): decode to be exact
+    return int(depth.max()), len(structure[:at].decode("utf-8", "replace"))
 
 
 def _parse_int(token: str) -> int:
@@ -90,7 +91,7 @@ def loads(text: str, *, max_depth: int = MAX_DEPTH, **kwargs: Any) -> Any:
     """``json.loads(text, **kwargs)`` that raises `JsonInputError` (with the line and column)
     for invalid JSON, nesting deeper than `max_depth`, NaN/Infinity, numbers beyond a double
     and integers beyond 64 bits."""
-    depth, offset = nesting_depth(text)
+    depth, offset = nesting_depth(text, max_depth)
     if depth > max_depth:
         line, col = _line_col(text, offset)
         raise JsonInputError(f"at most {max_depth} levels of nested arrays and objects",

@@ -54,6 +54,9 @@ class Limits:
     max_events: int = 100_000
     max_loop_depth: int = 8
     max_alloc_bytes: int = 1 << 40
+    #: the largest scenario or workload file, checked before parsing: YAML is parsed at about
+    #: 1.5 MB/s, so 1 MiB bounds the time spent before any count can be checked
+    max_file_bytes: int = 1 << 20
 
 
 def _sync_name(step: Any, kind: str) -> str | None:
