@@ -331,8 +331,9 @@ class MachineSpec(FrozenModel):
     sched_cfs_bandwidth_slice_us: UsTunable = None
     sched_rt_runtime_us: RtRuntimeTunable = None
     sched_rt_period_us: UsTunable = None
+    #: normal tasks' hrtimer slack (kernel default 50µs; here 0): an unsigned long (prctl)
     timer_slack_ns: Annotated[int | None, BeforeValidator(_tunable(1, 0, 2**63 - 1)),
-                              _tunable_schema("ns", 0)] = None  # normal tasks' hrtimer slack (kernel default 50µs; here 0)
+                              _tunable_schema("ns", 0)] = None
     tick_offset_ns: NsTunable = None  # where the tick grid starts (0 ≤ offset < 1/hz)
     #: where each quota'd cgroup's period grid starts (below its longest period; default 0):
     #: Linux 6.4+ gives every group's period timer its own phase; the real twin measures it

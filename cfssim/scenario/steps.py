@@ -362,8 +362,9 @@ def instant_step_problem(program: tuple[Step, ...], repeat: int | None) -> str |
              for index, (step, _) in enumerate(iter_steps(program))
              if isinstance(step, Loop)]
     loops.reverse()
-    loops.append(("the program", Loop(repeat="forever" if repeat is None else repeat,
-                                      program=program)))
+    whole = Loop.model_validate({"repeat": "forever" if repeat is None else repeat,
+                                 "program": program})
+    loops.append(("the program", whole))
     for where, loop in loops:
         if loop.repeat is None or takes_time(loop.program):
             continue
