@@ -579,8 +579,12 @@ class Result:
 
     # ---- tables ---------------------------------------------------------------------------
     def task_rows(self) -> list[dict[str, Any]]:
-        """One flat row per task (nested dicts flattened with dots)."""
-        return [{"task": name, **_flatten(fig)} for name, fig in self.tasks.items()]
+        """One flat row per task (nested dicts flattened with dots). A task without wakeups or
+        an exit has the same columns as one with them (``wakeup_latency_ns.p50`` … ``.mean``,
+        ``exit.time_ns``, ``exit.reason``, ``exit.code``), None there: never a column holding
+        dicts and Nones."""
+        return [{"task": name, **_flatten(fig, shapes=_TASK_SHAPES)}
+                for name, fig in self.tasks.items()]
 
     def cgroup_rows(self) -> list[dict[str, Any]]:
         """One flat row per cgroup (``cpu.stat.nr_throttled``, ``memory.failcnt``, …)."""
@@ -598,12 +602,50 @@ class Result:
 
         return pd.DataFrame(self.cgroup_rows()).set_index("cgroup")
 
+    def trace_frame(self, table: str) -> Any:
+        """One trace table (``segments``, ``wakeups``, ``migrations``, ``throttles``,
+        ``periods``, ``memory``, ``kills``, ``vruntime``) as a pandas DataFrame: its int64
+        columns (times ns, sizes bytes) with the ``task`` and ``cgroup`` indices replaced by
+        their names, and kill ``reason`` codes by their words. Needs the trace (simulated runs,
+        or ``measure --trace``) and the ``pandas`` extra."""
+        import pandas as pd
 
-def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+        from .trace import KILL_REASONS, TABLES
+
+        if table not in TABLES:
+            raise ValueError(f"table: expected one of {', '.join(TABLES)}, found {table!r}")
+        if self.trace is None:
+            raise ValueError("this result has no trace (measure with --trace, or load a "
+                             "directory with trace.npz)")
+        columns = dict(self.trace[table])
+        names = {"task": self.trace.tasks, "cgroup": self.trace.cgroups}
+        for column, labels in names.items():
+            if column in columns:
+                columns[column] = np.asarray(labels, dtype=object)[columns[column]] \
+                    if len(labels) else columns[column].astype(object)
+        if table == "kills":
+            columns["reason"] = np.asarray(KILL_REASONS, dtype=object)[columns["reason"]]
+        return pd.DataFrame(columns)
+
+
+#: TaskFigures' fields that may be null, and the keys they have when they are not.
+_TASK_SHAPES: dict[str, tuple[str, ...]] = {
+    "wakeup_latency_ns": tuple(LatencyFigures.__annotations__),
+    "exit": ("time_ns", "reason", "code"),
+}
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "",
+             shapes: Mapping[str, tuple[str, ...]] | None = None) -> dict[str, Any]:
+    """Nested dicts flattened with dots; a key of `shapes` always gives its keys' columns
+    (None where the value is null or lacks one)."""
     flat: dict[str, Any] = {}
     for key, value in data.items():
         name = f"{prefix}{key}"
-        if isinstance(value, dict):
+        if shapes and key in shapes:
+            inner = value if isinstance(value, Mapping) else {}
+            flat.update({f"{name}.{sub}": inner.get(sub) for sub in shapes[key]})
+        elif isinstance(value, dict):
             flat.update(_flatten(value, name + "."))
         else:
             flat[name] = value

@@ -313,10 +313,14 @@ class NoiseSpec(FrozenModel):
         return HostNoise(self.rate, lognormal(self.run, self.sigma))
 
 
+#: The most CPUs a simulated machine may have.
+MAX_MACHINE_CPUS = 1024
+
+
 class MachineSpec(FrozenModel):
     """The simulated machine; kernel tunables are given flat under their kernel names."""
 
-    cpus: int = Field(ge=1, le=1024, strict=True)
+    cpus: int = Field(ge=1, le=MAX_MACHINE_CPUS, strict=True)
     policy: Literal["eevdf", "cfs"] = "eevdf"
     hz: Literal[100, 250, 300, 1000] = 250
     slice_ends: Literal["precise", "tick"] = "tick"
