@@ -11,12 +11,45 @@ from collections.abc import Iterable
 from typing import Any
 
 _MAX_FOUND_CHARS = 60
+#: The longest user value echoed in a message (longer ones end in "…").
+MAX_ECHO_CHARS = 80
+#: The most names a message lists (the rest are counted).
+MAX_LISTED_NAMES = 10
+#: The most choices a suggestion is looked for among (difflib is quadratic in the word).
+_MAX_SUGGESTION_CHOICES = 1000
+
+
+def shorten(text: str, limit: int = MAX_ECHO_CHARS) -> str:
+    """`text` cut to `limit` characters, ending in "…" when cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def printable(value: object, limit: int = MAX_ECHO_CHARS) -> str:
+    """A user's word without quotes, control characters escaped (``\\x1b``), shortened."""
+    return shorten(repr(str(value))[1:-1], limit)
+
+
+def quoted(value: object) -> str:
+    """A user's word for a message: repr-style (control characters escaped), shortened."""
+    return shorten(repr(str(value)))
+
+
+def name_list(names: Iterable[object]) -> str:
+    """``"a, b, c"``: at most `MAX_LISTED_NAMES` names, each shortened, then "… and N more"."""
+    items = list(names)
+    shown = [shorten(str(name), 40) for name in items[:MAX_LISTED_NAMES]]
+    more = len(items) - len(shown)
+    return ", ".join(shown) + (f", … and {more} more" if more > 0 else "")
 
 
 def did_you_mean(word: object, choices: Iterable[str]) -> str:
     """``" (did you mean 'cgroup'?)"`` for the closest choice, or ``""`` when none is close."""
-    matches = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {matches[0]!r}?)" if matches else ""
+    text = str(word)
+    if len(text) > MAX_ECHO_CHARS:
+        return ""
+    options = list(choices)[:_MAX_SUGGESTION_CHOICES]
+    matches = difflib.get_close_matches(text, options, n=1, cutoff=0.6)
+    return f" (did you mean {quoted(matches[0])}?)" if matches else ""
 
 
 def describe(value: Any) -> str:
@@ -28,7 +61,7 @@ def describe(value: Any) -> str:
     if isinstance(value, (int, float)):
         return str(value)
     if isinstance(value, str):
-        return repr(value) if value else "an empty string"
+        return quoted(value) if value else "an empty string"
     if isinstance(value, dict):
         kind, text = "a mapping", repr(dict(value))
     elif isinstance(value, (list, tuple)):

@@ -81,7 +81,8 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 
 def _limit_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--max-tasks / --max-duration / --max-events / --max-loop-depth / --max-alloc."""
+    """--max-tasks / --max-duration / --max-events / --max-loop-depth / --max-alloc /
+    --max-size."""
     defaults = Limits()
     options = [
         click.option("--max-tasks", type=click.IntRange(min=1), default=defaults.max_tasks,
@@ -95,6 +96,8 @@ def _limit_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Deepest nesting of loop steps."),
         click.option("--max-alloc", default=format_size(defaults.max_alloc_bytes),
                      show_default=True, help="Largest single alloc step."),
+        click.option("--max-size", default=format_size(defaults.max_file_bytes),
+                     show_default=True, help="Largest scenario file (checked before parsing)."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -113,9 +116,13 @@ def _limits(params: dict[str, Any]) -> Limits:
         max_alloc_bytes = parse_size(params["max_alloc"])
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--max-alloc") from None
+    try:
+        max_file_bytes = parse_size(params["max_size"])
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--max-size") from None
     return Limits(max_tasks=params["max_tasks"], max_duration_ns=max_duration_ns,
                   max_events=params["max_events"], max_loop_depth=params["max_loop_depth"],
-                  max_alloc_bytes=max_alloc_bytes)
+                  max_alloc_bytes=max_alloc_bytes, max_file_bytes=max_file_bytes)
 
 
 # ---- validate / schema / scenarios ---------------------------------------------------------------

@@ -25,11 +25,14 @@ from typing import Any, Literal, TypedDict, cast
 
 import numpy as np
 
+from . import _json
 from .task import RT_POLICIES
-from .trace import Trace
+from .trace import Trace, TraceFormatError
 
 RESULT_FILE = "result.json"
 TRACE_FILE = "trace.npz"
+#: The largest result.json read (a run of thousands of threads writes a few MiB).
+MAX_RESULT_BYTES = 256 * 2**20
 
 
 class ResultError(ValueError):
@@ -106,6 +109,20 @@ class CpuStat(_CpuStatRequired, total=False):
     system_usec: int
     throttled_usec: int
     burst_usec: int
+
+
+class _KillRequired(TypedDict):
+    time_ns: int
+    process: str
+    cgroup: str
+    reason: str
+
+
+class KillFigures(_KillRequired, total=False):
+    """One kill: ns since t0, the process and its cgroup, ``oom_kill``/``oom_group_kill``/
+    ``killed``; the simulation also names the thread (``task``)."""
+
+    task: str
 
 
 #: One cgroup's figures by kernel file name: v1 and v2 files, each where the side that made the
@@ -402,9 +419,52 @@ _CONTRACT: tuple[tuple[str, Any], ...] = (
     ("tasks", dict[str, TaskFigures]),
     ("cgroups", dict[str, CgroupFigures]),
     ("cpu", dict[str, dict[str, int]]),
-    ("kills", list[dict[str, Any]]),
+    ("kills", list[KillFigures]),
     ("meta", RunMeta),
 )
+#: TaskFigures' counters (never negative).
+_TASK_COUNTERS = ("cpu_time_ns", "wait_time_ns", "timeslices", "nr_switches",
+                  "nr_voluntary_switches", "nr_involuntary_switches", "nr_migrations", "wakeups")
+#: The kernel's nice range (MIN_NICE, MAX_NICE).
+_NICE_RANGE = (-20, 19)
+
+
+def _check_ranges(data: Mapping[str, Any]) -> None:
+    """Beyond the types (`check_contract`): counters, times and sizes not negative, nice within
+    the kernel's range, latency percentiles ordered (p50 ≤ p99 ≤ max), CPU numbers below
+    ``cpus``. Raises `ContractError` naming the field."""
+
+    def at_least(where: str, value: Any, low: int, high: int | None = None) -> None:
+        if _is_int(value) and (value < low or (high is not None and value > high)):
+            span = f"an integer ≥ {low}" if high is None else f"an integer from {low} to {high}"
+            raise ContractError(where, span, str(value))
+
+    for name, fig in (data.get("tasks") or {}).items():
+        where = f"tasks[{json.dumps(name)}]"
+        for key in _TASK_COUNTERS:
+            at_least(f'{where}["{key}"]', fig[key], 0)
+        at_least(f'{where}["nice"]', fig["nice"], *_NICE_RANGE)
+        at_least(f'{where}["max_rss_bytes"]', fig.get("max_rss_bytes"), 0)
+        if fig.get("exit") is not None:
+            at_least(f'{where}["exit"]["time_ns"]', fig["exit"]["time_ns"], 0)
+        latency = fig.get("wakeup_latency_ns")
+        if latency is not None:
+            previous = 0
+            for key in ("p50", "p99", "max"):
+                at_least(f'{where}["wakeup_latency_ns"]["{key}"]', latency[key], previous)
+                previous = latency[key]
+            at_least(f'{where}["wakeup_latency_ns"]["mean"]', latency["mean"], 0,
+                     latency["max"])
+    for path, fig in (data.get("cgroups") or {}).items():
+        for key, value in (fig.get("cpu.stat") or {}).items():
+            at_least(f'cgroups[{json.dumps(path)}]["cpu.stat"]["{key}"]', value, 0)
+    cpus = data["cpus"]
+    for cpu in data.get("cpu") or {}:
+        if not (cpu.isdigit() and int(cpu) < cpus):
+            raise ContractError(f"cpu[{json.dumps(cpu)[:40]}]",
+                                f"a CPU number from 0 to {cpus - 1}", json.dumps(cpu)[:40])
+    for index, kill in enumerate(data.get("kills") or ()):
+        at_least(f'kills[{index}]["time_ns"]', kill["time_ns"], 0)
 
 
 def _upgrade(data: dict[str, Any]) -> None:
@@ -457,14 +517,19 @@ class Result:
     @classmethod
     def from_json(cls, path: str | Path) -> Result:
         expected = "a cfssim result.json (an object with source, scenario, policy, cpus, …)"
+        source = Path(path)
+        size = source.stat().st_size
+        if size > MAX_RESULT_BYTES:
+            raise ResultError(path, f"at most {MAX_RESULT_BYTES // 2**20} MiB of JSON",
+                              f"{size} bytes")
         try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            data = _json.loads(source.read_text(encoding="utf-8"))
         except UnicodeDecodeError as error:
-            raise ResultError(path, expected, f"bytes that are not UTF-8 ({error.reason})") \
+            raise ResultError(path, expected, f"bytes that are not UTF-8 ({error.reason} at "
+                              f"byte {error.start})") from None
+        except _json.JsonInputError as error:
+            raise ResultError(f"{path}:{error.line}:{error.col}", error.expected, error.found) \
                 from None
-        except json.JSONDecodeError as error:
-            found = f"invalid JSON ({error.msg} at line {error.lineno})"
-            raise ResultError(path, expected, found) from None
         if not isinstance(data, dict):
             raise ResultError(path, expected, type(data).__name__)
         missing = [name for name, required, _, _ in _FIELD_CHECKS
@@ -475,13 +540,14 @@ class Result:
             if name in data and not ok(data[name]):
                 raise ResultError(path, f"{name} to be {wanted}", json.dumps(data[name])[:60])
         _upgrade(data)
-        for name, tp in _CONTRACT:
-            if name in data:
-                try:
+        try:
+            for name, tp in _CONTRACT:
+                if name in data:
                     check_contract(data[name], tp, name)
-                except ContractError as error:
-                    raise ResultError(path, f"{error.where} to be {error.expected}",
-                                      error.found) from None
+            _check_ranges(data)
+        except ContractError as error:
+            raise ResultError(path, f"{error.where} to be {error.expected}", error.found) \
+                from None
         return cls.from_dict(data)
 
     def save(self, directory: str | Path) -> Path:
@@ -501,8 +567,9 @@ class Result:
         if (src / TRACE_FILE).exists():
             try:
                 result.trace = Trace.load(src / TRACE_FILE)
-            except (ValueError, KeyError, OSError) as error:
-                raise ResultError(src / TRACE_FILE, "a cfssim trace.npz", str(error)) from None
+            except TraceFormatError as error:
+                raise ResultError(src / TRACE_FILE, f"{error.where} to be {error.expected}",
+                                  error.found) from None
         return result
 
     def task_figure(self, name: str, key: str, default: Any = None) -> Any:
@@ -512,8 +579,12 @@ class Result:
 
     # ---- tables ---------------------------------------------------------------------------
     def task_rows(self) -> list[dict[str, Any]]:
-        """One flat row per task (nested dicts flattened with dots)."""
-        return [{"task": name, **_flatten(fig)} for name, fig in self.tasks.items()]
+        """One flat row per task (nested dicts flattened with dots). A task without wakeups or
+        an exit has the same columns as one with them (``wakeup_latency_ns.p50`` … ``.mean``,
+        ``exit.time_ns``, ``exit.reason``, ``exit.code``), None there: never a column holding
+        dicts and Nones."""
+        return [{"task": name, **_flatten(fig, shapes=_TASK_SHAPES)}
+                for name, fig in self.tasks.items()]
 
     def cgroup_rows(self) -> list[dict[str, Any]]:
         """One flat row per cgroup (``cpu.stat.nr_throttled``, ``memory.failcnt``, …)."""
@@ -531,12 +602,50 @@ class Result:
 
         return pd.DataFrame(self.cgroup_rows()).set_index("cgroup")
 
+    def trace_frame(self, table: str) -> Any:
+        """One trace table (``segments``, ``wakeups``, ``migrations``, ``throttles``,
+        ``periods``, ``memory``, ``kills``, ``vruntime``) as a pandas DataFrame: its int64
+        columns (times ns, sizes bytes) with the ``task`` and ``cgroup`` indices replaced by
+        their names, and kill ``reason`` codes by their words. Needs the trace (simulated runs,
+        or ``measure --trace``) and the ``pandas`` extra."""
+        import pandas as pd
 
-def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+        from .trace import KILL_REASONS, TABLES
+
+        if table not in TABLES:
+            raise ValueError(f"table: expected one of {', '.join(TABLES)}, found {table!r}")
+        if self.trace is None:
+            raise ValueError("this result has no trace (measure with --trace, or load a "
+                             "directory with trace.npz)")
+        columns = dict(self.trace[table])
+        names = {"task": self.trace.tasks, "cgroup": self.trace.cgroups}
+        for column, labels in names.items():
+            if column in columns:
+                columns[column] = np.asarray(labels, dtype=object)[columns[column]] \
+                    if len(labels) else columns[column].astype(object)
+        if table == "kills":
+            columns["reason"] = np.asarray(KILL_REASONS, dtype=object)[columns["reason"]]
+        return pd.DataFrame(columns)
+
+
+#: TaskFigures' fields that may be null, and the keys they have when they are not.
+_TASK_SHAPES: dict[str, tuple[str, ...]] = {
+    "wakeup_latency_ns": tuple(LatencyFigures.__annotations__),
+    "exit": ("time_ns", "reason", "code"),
+}
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "",
+             shapes: Mapping[str, tuple[str, ...]] | None = None) -> dict[str, Any]:
+    """Nested dicts flattened with dots; a key of `shapes` always gives its keys' columns
+    (None where the value is null or lacks one)."""
     flat: dict[str, Any] = {}
     for key, value in data.items():
         name = f"{prefix}{key}"
-        if isinstance(value, dict):
+        if shapes and key in shapes:
+            inner = value if isinstance(value, Mapping) else {}
+            flat.update({f"{name}.{sub}": inner.get(sub) for sub in shapes[key]})
+        elif isinstance(value, dict):
             flat.update(_flatten(value, name + "."))
         else:
             flat[name] = value

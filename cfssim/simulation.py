@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import simpy
 
+from ._errors import describe, did_you_mean, name_list, quoted
 from .behaviour import Behaviour, BehaviourError, TaskExit, compile_program
 from .cgroup.files import (
     BANDWIDTH_FILES,
@@ -45,6 +46,7 @@ from .host import HostModel, noise_behaviour
 from .hrtimer import HrTimer
 from .result import Result
 from .scenario import Scenario
+from .scenario.model import MAX_MACHINE_CPUS as MAX_CPUS
 from .scenario.steps import barrier_parties
 from .sched.core import Machine
 from .sched.policy import SchedTunables
@@ -91,6 +93,10 @@ class Simulation:
         description: str = "",
         fast_forward: bool | None = None,
     ) -> None:
+        if isinstance(cpus, bool) or not isinstance(cpus, int) or not 1 <= cpus <= MAX_CPUS:
+            raise ValueError(f"cpus: expected an integer from 1 to {MAX_CPUS}, found {cpus!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ValueError(f"seed: expected an integer, found {seed!r}")
         self.env = simpy.Environment()
         if fast_forward is None:
             fast_forward = os.environ.get(FAST_FORWARD_VARIABLE, "1") != "0"
@@ -500,9 +506,46 @@ class Simulation:
 
         HrTimer(self.machine.calendar, fire).start(parse_duration(time))
 
+    def _group(self, path: str, argument: str) -> TaskGroup:
+        """The cgroup at `path`, or a ValueError naming `argument` and the cgroups there are."""
+        group = self.groups.get(path) if isinstance(path, str) else None
+        if group is None:
+            raise ValueError(f"{argument}: expected a cgroup of this simulation "
+                             f"({name_list(self.cgroup_order)}), found {quoted(path)}"
+                             f"{did_you_mean(path, self.cgroup_order)}")
+        return group
+
+    def _process(self, name: str) -> Process:
+        """The process `name`, or a ValueError naming the processes there are."""
+        proc = self.processes.get(name) if isinstance(name, str) else None
+        if proc is None:
+            raise ValueError(f"process: expected a process of this simulation "
+                             f"({name_list(self.processes)}), found {quoted(name)}"
+                             f"{did_you_mean(name, self.processes)}")
+        return proc
+
+    @staticmethod
+    def _thread(proc: Process, thread: int | None) -> list[Task]:
+        """The threads an action applies to: all of `proc`'s, or its `thread`-th."""
+        if thread is None:
+            return list(proc.threads)
+        if isinstance(thread, bool) or not isinstance(thread, int) or \
+                not 0 <= thread < len(proc.threads):
+            raise ValueError(f"thread: expected a thread index from 0 to "
+                             f"{len(proc.threads) - 1} of {proc.name!r}, found {thread!r}")
+        return [proc.threads[thread]]
+
+    def _log(self, kind: str, process: str, thread: int | None, value: Any) -> None:
+        """One entry of ``meta.events``: ``{"time_ns": …, kind: {process[/thread]: value}}``."""
+        who = process if thread is None else f"{process}/{thread}"
+        self.event_log.append({"time_ns": int(self.env.now), kind: {who: value}})
+
     def write(self, path: str, files: Mapping[str, Any]) -> None:
         """Write cgroup files now, with the kernel's effects (``echo V > path/file``)."""
-        group = self.groups[path]
+        group = self._group(path, "path")
+        if not isinstance(files, Mapping):
+            raise ValueError(f"files: expected a mapping of cgroup file names to values, such "
+                             f"as {{'cpu.shares': 512}}, found {describe(files)}")
         old = group.config
         config = old
         for file, value in files.items():
@@ -579,9 +622,9 @@ class Simulation:
 
     def move(self, process: str, to: str, thread: int | None = None) -> None:
         """``echo pid > /sys/fs/cgroup/<to>/cgroup.procs`` (or one thread's tid)."""
-        proc = self.processes[process]
-        group = self.groups[to]
-        threads = proc.threads if thread is None else [proc.threads[thread]]
+        proc = self._process(process)
+        group = self._group(to, "to")
+        threads = self._thread(proc, thread)
         with self.machine.batch():
             for task in threads:
                 if task.state is not TaskState.DEAD:
@@ -589,23 +632,30 @@ class Simulation:
                     self._reselect_cpu(task)
         if thread is None:
             proc.cgroup = to  # new pages are charged here; old charges stay where they were
-        self.event_log.append({"time_ns": int(self.env.now), "move": {process: to}})
+        self._log("move", process, thread, to)
 
     def set_nice(self, process: str, value: int, thread: int | None = None) -> None:
         """``setpriority``/``renice``: a new weight for the threads."""
-        proc = self.processes[process]
+        proc = self._process(process)
+        threads = self._thread(proc, thread)
+        if isinstance(value, bool) or not isinstance(value, int) or not -20 <= value <= 19:
+            raise ValueError(f"value: expected a nice level from -20 to 19, found {value!r}")
         with self.machine.batch():
-            for task in proc.threads if thread is None else [proc.threads[thread]]:
+            for task in threads:
                 task.nice = value
                 if task.policy != "idle":
                     self.machine.set_user_nice(task, nice_to_weight(value))
+        self._log("nice", process, thread, value)
 
     def kill(self, process: str, thread: int | None = None) -> None:
-        proc = self.processes[process]
+        """``kill -9`` the process (or ``tgkill`` one thread); recorded in ``meta.events``."""
+        proc = self._process(process)
+        threads = self._thread(proc, thread)
+        self._log("kill", process, thread, "SIGKILL")
         if thread is None:
             self.kill_process(proc, "killed")
         else:
-            task = proc.threads[thread]
+            task = threads[0]
             if task.state is TaskState.DEAD:  # tgkill on an exited thread: ESRCH, nothing done
                 return
             self.rec.add("kills", task.tid, self.groups[proc.cgroup].index, int(self.env.now), 2)

@@ -104,7 +104,10 @@ def parse_size(text: str | int) -> int:
             f"expected a size such as '64MiB' or '100MB' (units B, KiB, MiB, GiB, kB, MB, GB), "
             f"found {text!r}"
         )
-    return int(Fraction(match.group(1)) * _SIZE_UNITS[match.group(2) or "B"])
+    size = Fraction(match.group(1)) * _SIZE_UNITS[match.group(2) or "B"]
+    if size.denominator != 1:  # "0.1B": the kernel's memparse refuses "0.1" too
+        raise ValueError(f"expected a whole number of bytes, found {text!r}")
+    return int(size)
 
 
 def format_duration(value_ns: int | float) -> str:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 from pydantic_core import InitErrorDetails
 
-from .._errors import describe, did_you_mean
+from .._errors import describe, did_you_mean, name_list
 from ..cgroup import files as cgfiles
 from ..cgroup.files import CgroupConfig, CgroupFileError
 from ..units import format_duration, format_size
@@ -54,6 +54,9 @@ class Limits:
     max_events: int = 100_000
     max_loop_depth: int = 8
     max_alloc_bytes: int = 1 << 40
+    #: the largest scenario or workload file, checked before parsing: YAML is parsed at about
+    #: 1.5 MB/s, so 1 MiB bounds the time spent before any count can be checked
+    max_file_bytes: int = 1 << 20
 
 
 def _sync_name(step: Any, kind: str) -> str | None:
@@ -218,7 +221,7 @@ class CrossChecker:
                 loc = (*where, "program", *path)
                 if isinstance(step, Fork) and step.process not in known:
                     self.fail(loc, f"expected a fork of a process of this scenario ("
-                              f"{', '.join(sorted(known))}){did_you_mean(step.process, known)}"
+                              f"{name_list(sorted(known))}){did_you_mean(step.process, known)}"
                               f", found {step.process!r}")
                 elif isinstance(step, BarrierWait):
                     if process.name in forked:
@@ -237,7 +240,7 @@ class CrossChecker:
                                   f"thread {verb} it), found none")
 
     def _unknown_cgroup(self, path: str, configs: Mapping[str, CgroupConfig]) -> str:
-        return (f"expected a cgroup listed under cgroups: ({', '.join(configs)})"
+        return (f"expected a cgroup listed under cgroups: ({name_list(configs)})"
                 f"{did_you_mean(path, configs)}, found {path!r}")
 
     def _check_affinity(self, loc: Loc, cpus: tuple[int, ...], cgroup: str,
@@ -291,7 +294,7 @@ class CrossChecker:
             process = processes.get(action.process)
             if process is None:
                 self.fail((*where, kind, "process"), f"expected a process named in processes: "
-                          f"({', '.join(processes)}){did_you_mean(action.process, processes)}, "
+                          f"({name_list(processes)}){did_you_mean(action.process, processes)}, "
                           f"found {action.process!r}")
                 continue
             if action.thread is not None and action.thread >= process.threads:

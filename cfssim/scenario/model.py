@@ -92,20 +92,20 @@ class ProcessSpec(FrozenModel):
 
     name: str = Field(pattern=NAME_PATTERN)
     cgroup: CgroupPath = "/"
-    threads: int = Field(default=1, ge=0)  # 0: only started by fork steps (checks)
-    nice: int = Field(default=0, ge=-20, le=19)
+    threads: int = Field(default=1, ge=0, strict=True)  # 0: only started by fork steps (checks)
+    nice: int = Field(default=0, ge=-20, le=19, strict=True)
     policy: Annotated[
         Policy,
         BeforeValidator(_policy),
         WithJsonSchema({"enum": [*POLICY_NAMES, *(n.upper() for n in POLICY_NAMES
                                                    if n.startswith("sched_"))]}),
     ] = "normal"
-    rt_priority: int = Field(default=0, ge=0, le=99)
+    rt_priority: int = Field(default=0, ge=0, le=99, strict=True)
     cpus: CpuList = None
     start_ns: Duration = Field(default=0, alias="start")
     repeat: Repeat = 1
     program: tuple[Step, ...] = Field(min_length=1)
-    oom_score_adj: int = Field(default=0, ge=-1000, le=1000)
+    oom_score_adj: int = Field(default=0, ge=-1000, le=1000, strict=True)
     slice_ns: Annotated[
         int | None, BeforeValidator(_custom_slice), WithJsonSchema(DURATION_SCHEMA)
     ] = Field(default=None, alias="slice")
@@ -174,22 +174,22 @@ class Move(FrozenModel):
 
     process: str
     to: CgroupPath
-    thread: int | None = Field(default=None, ge=0)
+    thread: int | None = Field(default=None, ge=0, strict=True)
 
 
 class Nice(FrozenModel):
     """Set the nice level of `process` (or one `thread`) to `value`."""
 
     process: str
-    value: int = Field(ge=-20, le=19)
-    thread: int | None = Field(default=None, ge=0)
+    value: int = Field(ge=-20, le=19, strict=True)
+    thread: int | None = Field(default=None, ge=0, strict=True)
 
 
 class Kill(FrozenModel):
     """SIGKILL `process` (or one `thread`)."""
 
     process: str
-    thread: int | None = Field(default=None, ge=0)
+    thread: int | None = Field(default=None, ge=0, strict=True)
 
 
 Action = Write | Move | Nice | Kill
@@ -234,8 +234,21 @@ class EventSpec(FrozenModel):
 KERNEL_FEATURES = frozenset(DEFAULT_FEATURES)
 
 
-def _tunable(unit_ns: int, minimum: int) -> Any:
-    """Parser of a kernel tunable in the unit of its suffix (ns or µs); durations converted."""
+#: The kernel's ranges. Linux ≤ 5.12 sysctls (kernel/sysctl.c): sched_latency_ns and
+#: sched_min_granularity_ns within [min_sched_granularity_ns = 100µs, max_sched_granularity_ns =
+#: 1s], sched_wakeup_granularity_ns within [0, 1s]; 5.13+ debugfs files (kernel/sched/debug.c)
+#: are u32 (``debugfs_create_u32``: latency, base_slice, wakeup_granularity, migration_cost).
+#: ``sched_cfs_bandwidth_slice_us`` and ``sched_rt_period_us``: ``proc_dointvec_minmax`` with
+#: SYSCTL_ONE … INT_MAX; ``sched_rt_runtime_us``: SYSCTL_NEG_ONE (RUNTIME_INF) … INT_MAX.
+INT_MAX = 2**31 - 1
+U32_MAX = 2**32 - 1
+MIN_SCHED_GRANULARITY_NS = 100_000
+MAX_SCHED_GRANULARITY_NS = NSEC_PER_SEC
+
+
+def _tunable(unit_ns: int, minimum: int, maximum: int = INT_MAX) -> Any:
+    """Parser of a kernel tunable in the unit of its suffix (ns or µs), within the kernel's
+    range [`minimum`, `maximum`]; durations converted."""
     unit = "ns" if unit_ns == 1 else "µs"
 
     def parse(value: Any) -> int | None:
@@ -251,8 +264,9 @@ def _tunable(unit_ns: int, minimum: int) -> Any:
         else:
             raise fail(f"expected an integer of {unit} or a duration such as '5ms', "
                        f"found {describe(value)}")
-        if number < minimum:
-            raise fail(f"expected a value ≥ {minimum} {unit}, found {describe(value)}")
+        if not minimum <= number <= maximum:
+            raise fail(f"expected a value from {minimum} to {maximum} {unit} (the kernel's "
+                       f"range), found {describe(value)}")
         return number
 
     return parse
@@ -264,8 +278,19 @@ def _tunable_schema(unit: str, minimum: int) -> WithJsonSchema:
                            "description": f"in {unit} (or a duration string)"})
 
 
-NsTunable = Annotated[int | None, BeforeValidator(_tunable(1, 0)), _tunable_schema("ns", 0)]
-PhaseNs = Annotated[int, BeforeValidator(_tunable(1, 0)), _tunable_schema("ns", 0)]
+NsTunable = Annotated[
+    int | None, BeforeValidator(_tunable(1, 0, U32_MAX)), _tunable_schema("ns", 0)
+]
+SliceTunable = Annotated[
+    int | None,
+    BeforeValidator(_tunable(1, MIN_SCHED_GRANULARITY_NS, MAX_SCHED_GRANULARITY_NS)),
+    _tunable_schema("ns", MIN_SCHED_GRANULARITY_NS),
+]
+WakeupTunable = Annotated[
+    int | None, BeforeValidator(_tunable(1, 0, MAX_SCHED_GRANULARITY_NS)),
+    _tunable_schema("ns", 0),
+]
+PhaseNs = Annotated[int, BeforeValidator(_tunable(1, 0, 2**63 - 1)), _tunable_schema("ns", 0)]
 UsTunable = Annotated[
     int | None, BeforeValidator(_tunable(NSEC_PER_USEC, 1)), _tunable_schema("µs", 1)
 ]
@@ -292,25 +317,31 @@ class NoiseSpec(FrozenModel):
         return HostNoise(self.rate, lognormal(self.run, self.sigma))
 
 
+#: The most CPUs a simulated machine may have.
+MAX_MACHINE_CPUS = 1024
+
+
 class MachineSpec(FrozenModel):
     """The simulated machine; kernel tunables are given flat under their kernel names."""
 
-    cpus: int = Field(ge=1, le=1024)
+    cpus: int = Field(ge=1, le=MAX_MACHINE_CPUS, strict=True)
     policy: Literal["eevdf", "cfs"] = "eevdf"
     hz: Literal[100, 250, 300, 1000] = 250
     slice_ends: Literal["precise", "tick"] = "tick"
     autogroup: bool = True
     features: dict[str, bool] = Field(default_factory=dict)
-    sched_latency_ns: NsTunable = None
-    sched_min_granularity_ns: NsTunable = None
-    sched_wakeup_granularity_ns: NsTunable = None
-    sched_base_slice_ns: NsTunable = None
+    sched_latency_ns: SliceTunable = None
+    sched_min_granularity_ns: SliceTunable = None
+    sched_wakeup_granularity_ns: WakeupTunable = None
+    sched_base_slice_ns: SliceTunable = None
     sched_tunable_scaling: Literal[0, 1, 2] | None = None
     sched_migration_cost_ns: NsTunable = None
     sched_cfs_bandwidth_slice_us: UsTunable = None
     sched_rt_runtime_us: RtRuntimeTunable = None
     sched_rt_period_us: UsTunable = None
-    timer_slack_ns: NsTunable = None  # normal tasks' hrtimer slack (kernel default 50µs; here 0)
+    #: normal tasks' hrtimer slack (kernel default 50µs; here 0): an unsigned long (prctl)
+    timer_slack_ns: Annotated[int | None, BeforeValidator(_tunable(1, 0, 2**63 - 1)),
+                              _tunable_schema("ns", 0)] = None
     tick_offset_ns: NsTunable = None  # where the tick grid starts (0 ≤ offset < 1/hz)
     #: where each quota'd cgroup's period grid starts (below its longest period; default 0):
     #: Linux 6.4+ gives every group's period timer its own phase; the real twin measures it

@@ -40,7 +40,6 @@ policy/slice changes, unknown keys) is reported in `Workload.warnings`, one line
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from collections import Counter
 from collections.abc import Generator, Sequence
@@ -50,7 +49,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .._errors import describe
+from .. import _json
+from .._errors import describe, name_list
 from ..behaviour import Behaviour, TimerClock, execute, repetitions
 from ..cgroup import files as cgfiles
 from ..cgroup.files import CgroupConfig, CgroupFileError
@@ -78,7 +78,7 @@ from .steps import (
     Yield,
 )
 from .workload import Workload
-from .yaml_io import exact_size, read_source, step_data
+from .yaml_io import error_message, exact_size, read_source, step_data
 
 DEFAULT_MEM_BUFFER_BYTES = 4 * 1024 * 1024  # rt-app's mem_buffer_size default (4 MB)
 DEFAULT_CPUS = 2
@@ -286,6 +286,10 @@ def _blank(match: re.Match[str]) -> str:
     return re.sub(r"[^\n]", " ", text)  # keep line and column positions
 
 
+#: The most µs a time may be: its ns must fit 64 bits.
+_MAX_USEC = _json.INT64_MAX // NSEC_PER_USEC
+
+
 def relax_json(text: str) -> str:
     """rt-app's json-c dialect → JSON: C comments blanked out, trailing commas dropped."""
     text = _COMMENT_OR_STRING.sub(_blank, text)
@@ -346,14 +350,18 @@ class _Reader:
         number = value if type(value) is int else None
         if isinstance(value, float) and value.is_integer():
             number = int(value)
-        if number is None or (low is not None and number < low) or \
-                (high is not None and number > high):
+        high = _json.INT64_MAX if high is None else high  # json-c's integers are int64
+        if number is None or (low is not None and number < low) or number > high or \
+                number < _json.INT64_MIN:
             self.error(where, expected, value)
             return None
         return number
 
     def usec(self, where: JsonPath, value: Any) -> int | None:
         number = self.integer(where, value, "a non-negative integer of µs", low=0)
+        if number is not None and number > _MAX_USEC:
+            self.error(where, f"at most {_MAX_USEC} µs (its ns must fit 64 bits)", value)
+            return None
         return None if number is None else number * NSEC_PER_USEC
 
     def mapping(self, where: JsonPath, value: Any, expected: str) -> Pairs | None:
@@ -678,7 +686,7 @@ def _why_not_timer_steps(task: RtTask, ref_tasks: Counter[str]) -> str | None:
     timers = _timers(task)
     refs = sorted({timer.ref for timer in timers})
     if len(refs) > 1:
-        return f"the thread uses several timers ({', '.join(refs)})"
+        return f"the thread uses several timers ({name_list(refs)})"
     if len({timer.relative for timer in timers}) > 1:
         return "the timer is used in both modes"
     if any(timer.period_ns == 0 for timer in timers):
@@ -807,13 +815,15 @@ def load_rtapp(source: str | Path, *, cpus: int | None = None, duration_ns: int 
     Raises `ScenarioError` (messages
     ``file:line:col: path: expected …, found …``).
     """
-    text, origin, stem = read_source(source, "rt-app JSON")
+    text, origin, stem = read_source(source, "rt-app JSON",
+                                     max_bytes=(limits or Limits()).max_file_bytes)
     relaxed = relax_json(text)
     try:
-        data = json.loads(relaxed, object_pairs_hook=list)
-    except json.JSONDecodeError as problem:
-        raise ScenarioError([f"{origin}:{problem.lineno}:{problem.colno}: document: expected "
-                             f"valid rt-app JSON, found {problem.msg.lower()}"]) from None
+        data = _json.loads(relaxed, object_pairs_hook=list)
+    except _json.JsonInputError as problem:
+        expected = "valid rt-app JSON" if problem.expected == "valid JSON" else problem.expected
+        raise ScenarioError([f"{origin}:{problem.line}:{problem.col}: document: expected "
+                             f"{expected}, found {problem.found}"]) from None
     reader = _Reader(relaxed, origin)
     duration, _, buffer, tasks = reader.document(data)
     if duration is None and duration_ns is None and not reader.errors:
@@ -837,11 +847,18 @@ def load_rtapp(source: str | Path, *, cpus: int | None = None, duration_ns: int 
                                            context={"limits": limits or Limits()})
     except ValidationError as problem:
         raise ScenarioError([_validation_message(reader, tasks, error)
-                             for error in problem.errors()]) from None
+                             for error in problem.errors()
+                             if not _echo_of_failed_items(error)]) from None
     refused = reader.refused + (reader.view_refused if strict == "convert" else [])
     if strict and refused:
         raise ScenarioError([f"{message} — refused by --strict" for message in refused])
     return RtappWorkload(scenario, reader.warnings, tuple(tasks), buffer)
+
+
+def _echo_of_failed_items(error: Any) -> bool:
+    """pydantic's "too short" about a list whose items failed (reported one by one)."""
+    return error["type"] == "too_short" and \
+        len(error.get("input") or ()) >= error["ctx"].get("min_length", 0)
 
 
 def _validation_message(reader: _Reader, tasks: Sequence[RtTask], error: Any) -> str:
@@ -853,5 +870,5 @@ def _validation_message(reader: _Reader, tasks: Sequence[RtTask], error: Any) ->
             loc[1] < len(tasks):
         where, loc = ("tasks", tasks[loc[1]].name), loc[2:]
     inner = ".".join(map(str, loc))
-    return reader.message(where, f"{inner + ': ' if inner else ''}{error['msg']}")
+    return reader.message(where, f"{inner + ': ' if inner else ''}{error_message(error)}")
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Discriminator, Field, Tag, WithJsonSchema, model_validator
 
-from .._errors import describe, did_you_mean
+from .._errors import describe, did_you_mean, name_list
 from ..units import format_duration, parse_duration
 from .errors import fail
 from .values import (
@@ -103,7 +103,7 @@ class Free(FrozenModel):
 class Exit(FrozenModel):
     """Exit the thread with `code`."""
 
-    code: int = Field(alias="exit", ge=0, le=255)
+    code: int = Field(alias="exit", ge=0, le=255, strict=True)
 
 
 class Loop(FrozenModel):
@@ -331,7 +331,7 @@ def _one_key_step(value: Any) -> Any:
         raise fail(f"expected {expected}, found {describe(value)}")
     keys = list(value)
     if len(keys) > 1:
-        raise fail(f"expected {expected}, found {len(keys)} keys ({', '.join(map(str, keys))})")
+        raise fail(f"expected {expected}, found {len(keys)} keys ({name_list(keys)})")
     if keys[0] not in _STEP_KINDS:
         raise fail(f"expected {expected}{did_you_mean(keys[0], _STEP_KINDS)}, "
                    f"found {describe(keys[0])}")
@@ -458,7 +458,9 @@ def instant_step_problem(program: tuple[Step, ...], repeat: int | None) -> str |
              for index, (step, _) in enumerate(iter_steps(program))
              if isinstance(step, Loop)]
     loops.reverse()
-    loops.append(("the program", Loop(repeat=repeat, program=program)))
+    whole = Loop.model_validate({"repeat": "forever" if repeat is None else repeat,
+                                 "program": program})
+    loops.append(("the program", whole))
     for where, loop in loops:
         if loop.repeat is None or takes_time(loop.program):
             continue
@@ -514,14 +516,14 @@ def sync_step_problems(program: Sequence[Step], repeat: int | None
                 if after != before and step.repeat != 1:
                     changed = sorted(after ^ before)
                     problems.append((where, f"expected each pass of the loop to release the "
-                                     f"mutexes it takes, found {', '.join(changed)} changed"))
+                                     f"mutexes it takes, found {name_list(changed)} changed"))
                 held = after
         return held
 
     left = walk(program, (), set())
     if left:
         problems.append(((), f"expected the program to release the mutexes it takes, found "
-                         f"{', '.join(sorted(left))} still held at its end"))
+                         f"{name_list(sorted(left))} still held at its end"))
     return problems
 
 

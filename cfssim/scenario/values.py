@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainValidator, WithJsonSchema
 
 from .._errors import describe
 from ..cgroup import files as cgfiles
@@ -80,7 +80,9 @@ def _size_or_all(value: Any) -> int | None:
 
 
 def _repeat(value: Any) -> int | None:
-    if value is None or value == "forever":
+    """A repeat count ≥ 1, or ``"forever"`` → None. An empty value (``repeat:`` or ``null``) is
+    refused, not read as forever: running forever is said in words."""
+    if value == "forever":
         return None
     if type(value) is not int or value < 1:
         raise fail(f"expected a count ≥ 1 or 'forever', found {describe(value)}")
@@ -120,7 +122,7 @@ SizeOrAll = Annotated[
 ]
 Repeat = Annotated[
     int | None,
-    BeforeValidator(_repeat),
+    PlainValidator(_repeat),  # the whole validation: None is refused, not passed through
     WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 1}, FOREVER_SCHEMA]}),
 ]
 CpuList = Annotated[

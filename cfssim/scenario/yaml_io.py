@@ -34,7 +34,7 @@ from ruamel.yaml.nodes import ScalarNode
 from ruamel.yaml.resolver import VersionedResolver
 
 from .. import container
-from .._errors import describe, did_you_mean
+from .._errors import describe, did_you_mean, printable, quoted
 from ..cgroup import files as cgfiles
 from ..cgroup.files import CgroupConfig
 from ..units import NSEC_PER_MSEC, NSEC_PER_SEC, NSEC_PER_USEC
@@ -83,19 +83,42 @@ def is_file_name(source: str) -> bool:
         return False
 
 
-def read_source(source: str | Path, what: str = "YAML") -> tuple[str, str, str | None]:
+def looks_like_a_file_name(source: str) -> bool:
+    """Whether text given as a scenario is rather a path: one word (no whitespace) with no YAML
+    structure (``:``, ``{``, ``[``, ``#``)."""
+    return bool(source) and not any(c.isspace() for c in source) and \
+        not any(c in source for c in ":{}[]#,")
+
+
+def read_source(source: str | Path, what: str = "YAML", max_bytes: int | None = None
+                ) -> tuple[str, str, str | None]:
     """(text, origin for messages, file name stem or None) of a file (a Path or an existing
-    file name) or of text; an unreadable file is a `ScenarioError` naming `what` it should be."""
+    file name) or of text; an unreadable file, a one-word name of no file, or more than
+    `max_bytes` bytes is a `ScenarioError` (the size checked before anything is read)."""
     if not isinstance(source, (str, Path)):
         raise TypeError(f"load_scenario takes YAML text or a path, not {type(source).__name__}")
     if isinstance(source, Path) or is_file_name(source):
         path = Path(source)
         try:
+            size = path.stat().st_size
+            if max_bytes is not None and size > max_bytes:
+                raise ScenarioError([_too_big(str(path), what, size, max_bytes)])
             return path.read_text(encoding="utf-8"), str(path), path.stem
         except (OSError, UnicodeDecodeError) as error:
             raise ScenarioError([f"{path}:1:1: document: expected a readable UTF-8 {what} file, "
                                  f"found {error}"]) from None
+    if looks_like_a_file_name(source):
+        raise ScenarioError([f"{printable(source)}: expected a {what} file or {what} text, "
+                             "found no such file"])
+    size = len(source.encode("utf-8", "surrogatepass"))
+    if max_bytes is not None and size > max_bytes:
+        raise ScenarioError([_too_big("<string>", what, size, max_bytes)])
     return source, "<string>", None
+
+
+def _too_big(origin: str, what: str, size: int, max_bytes: int) -> str:
+    return (f"{origin}:1:1: document: expected at most {max_bytes} bytes of {what} (--max-size "
+            f"raises it), found {size} bytes")
 
 
 def load_scenario(source: str | Path, *, limits: Limits | None = None) -> Scenario:
@@ -103,8 +126,8 @@ def load_scenario(source: str | Path, *, limits: Limits | None = None) -> Scenar
 
     A missing ``name`` defaults to the file's stem. Raises `ScenarioError`.
     """
-    text, origin, stem = read_source(source)
     limits = limits or Limits()
+    text, origin, stem = read_source(source, max_bytes=limits.max_file_bytes)
     located = read_yaml(text, origin, limits.max_loop_depth)
     data = located.data
     if "name" not in data:
@@ -318,7 +341,11 @@ def yaml_path(data: Any, loc: Loc) -> tuple[Loc, Loc]:
 def format_path(path: Loc) -> str:
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            name = printable(part, 40)
+            text += f".{name}" if text else name
     return text or "document"
 
 
@@ -343,7 +370,7 @@ def error_message(error: Any, known_keys: Sequence[str] | None = None) -> str:
     if kind == "extra_forbidden":
         key = error["loc"][-1]
         keys = _KNOWN_KEYS if known_keys is None else known_keys
-        return f"expected a known key{did_you_mean(key, keys)}, found unknown key {key!r}"
+        return f"expected a known key{did_you_mean(key, keys)}, found unknown key {quoted(key)}"
     if kind == "value_error":
         return f"expected {str(error['msg']).removeprefix('Value error, ')}, found {found}"
     if kind == "literal_error":
