@@ -333,7 +333,7 @@ def run_one(
     max_background: float = MAX_BACKGROUND,
 ) -> Outcome:
     """Measure `scenario` twice, simulate it once per profile, judge the simulations."""
-    policy = scenario.machine.policy
+    policy: str = scenario.machine.policy
     policy = policy if policy in FAIR_POLICIES else FALLBACK_POLICY
     kernel = tuple(
         with_trace_latencies(measure(scenario, trace=True, sample_interval_ns=SAMPLE_INTERVAL_NS))
