@@ -409,11 +409,15 @@ def rate_table(
     return board
 
 
-def failure_lines(outcomes: list[Outcome], label: str, per_class: int = 3) -> list[str]:
-    """The worst failures of each class under profile `label` (largest relative miss first)."""
+def failure_lines(
+    outcomes: list[Outcome], label: str, per_class: int = 3, loaded: bool = False
+) -> list[str]:
+    """The worst failures of each class under profile `label` (largest relative miss first), of
+    the judged scenarios (with `loaded`, of every measured one)."""
     lines = []
     for name in CLASSES:
-        failed = [v for o in outcomes if o.judged for v in o.verdicts.get(label, [])
+        failed = [v for o in outcomes if o.judged or (loaded and not o.skipped)
+                  for v in o.verdicts.get(label, [])
                   if v.figure_class == name and not v.passed]
         failed.sort(key=_miss, reverse=True)
         for verdict in failed[:per_class]:
@@ -421,6 +425,22 @@ def failure_lines(outcomes: list[Outcome], label: str, per_class: int = 3) -> li
                          f"sim {_show(verdict.sim)} vs kernel {_show(verdict.kernel[0])}, "
                          f"{_show(verdict.kernel[1])} (rule {verdict.rule})")
     return lines
+
+
+def rejudge(directory: Path, max_background: float = MAX_BACKGROUND) -> list[Outcome]:
+    """The outcomes of the runs an earlier ``--out`` saved in `directory`, judged again (no
+    kernel run, no simulation)."""
+    outcomes = []
+    for where in sorted(p for p in directory.iterdir() if (p / "kernel-2").is_dir()):
+        kernel = (Result.load(where / "kernel-1"), Result.load(where / "kernel-2"))
+        background = tuple(float(k.meta.get("background_cpu_fraction", 0.0)) for k in kernel)
+        outcome = Outcome(where.name, (background[0], background[1]),
+                          max_background=max_background)
+        for sim in sorted(where.glob("sim-*")):
+            outcome.verdicts[sim.name.removeprefix("sim-")] = judge_scenario(
+                Result.load(sim), kernel)
+        outcomes.append(outcome)
+    return outcomes
 
 
 def _miss(verdict: Verdict) -> float:
@@ -446,6 +466,8 @@ def main(argv: list[str] | None = None, echo: Callable[[str], None] = print) -> 
                         help="judge only scenarios whose kernel runs saw at most this background "
                              "load (fraction of capacity; default 0.10: above it the kernel's "
                              "figures are the host's as much as the scenario's)")
+    parser.add_argument("--from", dest="saved", type=Path, metavar="DIR",
+                        help="judge again the runs an earlier --out saved in DIR (no runs)")
     parser.add_argument("--profile", default="default",
                         help="the calibrated profile: 'default' or a profile YAML file")
     args = parser.parse_args(argv)
@@ -455,7 +477,12 @@ def main(argv: list[str] | None = None, echo: Callable[[str], None] = print) -> 
     profile = args.profile if args.profile == "default" else str(Path(args.profile).resolve())
     profiles: dict[str, str | None] = {"profile": profile, "ideal": None}
     console = Console(width=160)
-    outcomes: list[Outcome] = []
+    if args.saved is not None:
+        outcomes = rejudge(args.saved, args.max_background)
+        labels = list(dict.fromkeys(label for o in outcomes for label in o.verdicts))
+        report(console, outcomes, labels, args.max_background, echo)
+        return 0
+    outcomes = []
     for index in range(count):
         text = scenario_text(args.seed, index, duration_ns)
         scenario = load_scenario(text)
@@ -469,16 +496,28 @@ def main(argv: list[str] | None = None, echo: Callable[[str], None] = print) -> 
             return exc.exit_status
         outcomes.append(outcome)
         echo(_progress_line(outcome, time.monotonic() - started))
-    console.print(rate_table(outcomes, profiles, args.max_background))
-    if any(not o.judged and not o.skipped for o in outcomes):
-        console.print(rate_table(outcomes, profiles, args.max_background, loaded=True))
-    for label in profiles:
-        lines = failure_lines(outcomes, label)
+    report(console, outcomes, list(profiles), args.max_background, echo)
+    return 0
+
+
+def report(
+    console: Console,
+    outcomes: list[Outcome],
+    labels: list[str],
+    max_background: float,
+    echo: Callable[[str], None],
+) -> None:
+    """The pass-rate table(s) and the worst failures per class."""
+    console.print(rate_table(outcomes, labels, max_background))
+    loaded = any(not o.judged and not o.skipped for o in outcomes)
+    if loaded:
+        console.print(rate_table(outcomes, labels, max_background, loaded=True))
+    for label in labels:
+        lines = failure_lines(outcomes, label, loaded=loaded)
         if lines:
-            echo(f"worst failures ({label}):")
+            echo(f"worst failures ({label}{', background load ignored' if loaded else ''}):")
             for line in lines:
                 echo(line)
-    return 0
 
 
 def _progress_line(outcome: Outcome, seconds: float) -> str:
