@@ -491,7 +491,8 @@ def main(argv: list[str] | None = None, echo: Callable[[str], None] = print) -> 
             outcome = run_one(scenario, text, profiles, args.out, args.max_background)
         except Refused as exc:
             outcome = Outcome(scenario.name, (0.0, 0.0), skipped=exc.message)
-        except RealRunError as exc:
+        except RealRunError as exc:  # the set so far is still worth its table
+            report(console, outcomes, list(profiles), args.max_background, echo)
             print(f"{scenario.name}: cannot measure: {exc.message}", file=sys.stderr)
             return exc.exit_status
         outcomes.append(outcome)
