@@ -261,10 +261,22 @@ def judge(kind: str, subject: str, figure: str, a: Any, b: Any, rule: Rule | Non
     return Row(kind, subject, figure, a, b, abs_diff, rel_diff, PASS if ok else FAIL, words)
 
 
+def oom_kills(kills: list[dict[str, Any]]) -> list[tuple[int, str]]:
+    """(time ns, process) of each OOM kill in order; kills by an event are not OOM kills. A
+    process's threads killed at one instant are one kill (the simulator lists each thread, the
+    twin the process; ``oom_kill_process`` kills the thread group and ``memory.oom_control``'s
+    ``oom_kill`` counts it once)."""
+    found = {
+        (int(k.get("time_ns", 0)), str(k.get("process")))
+        for k in kills
+        if str(k.get("reason", "")).startswith("oom")
+    }
+    return sorted(found)
+
+
 def kill_order(kills: list[dict[str, Any]]) -> list[str]:
-    """The OOM victims (process names) in kill order; kills by an event are not OOM kills."""
-    ordered = sorted(kills, key=lambda k: k.get("time_ns", 0))
-    return [str(k.get("process")) for k in ordered if str(k.get("reason", "")).startswith("oom")]
+    """The OOM victims (process names) in kill order."""
+    return [process for _, process in oom_kills(kills)]
 
 
 def _kills(a: list[dict[str, Any]], b: list[dict[str, Any]], time_rule: Rule) -> Iterator[Row]:
@@ -282,8 +294,7 @@ def _kills(a: list[dict[str, Any]], b: list[dict[str, Any]], time_rule: Rule) ->
 
 
 def _oom_times(kills: list[dict[str, Any]]) -> list[int]:
-    ordered = sorted(kills, key=lambda k: k.get("time_ns", 0))
-    return [int(k["time_ns"]) for k in ordered if str(k.get("reason", "")).startswith("oom")]
+    return [time_ns for time_ns, _ in oom_kills(kills)]
 
 
 # ---- formatting --------------------------------------------------------------------------------

@@ -221,3 +221,18 @@ def test_a_result_json_with_wrong_types_is_refused_naming_the_field(tmp_path: Pa
     path.write_bytes(b"\xff\xfe")
     with pytest.raises(ResultError, match="bytes that are not UTF-8"):
         Result.from_json(path)
+
+
+def test_a_processs_threads_killed_at_once_are_one_oom_kill() -> None:
+    # the simulator lists each killed thread, the twin the process; oom_kill_process kills the
+    # thread group once (memory.oom_control's oom_kill counts 1): both are one kill
+    kernel = result()
+    kernel.kills = [{"process": "alloc", "time_ns": 280 * MS, "reason": "oom_kill"}]
+    sim = result("simulation")
+    sim.kills = [{"task": f"alloc/{n}", "process": "alloc", "time_ns": 277 * MS,
+                  "reason": "oom_kill"} for n in range(3)]
+    assert kill_order(sim.kills) == ["alloc"]
+    rows = {(r.subject, r.figure): r for r in compare(sim, kernel).rows if r.kind == "kills"}
+    assert set(rows) == {("order", "victims"), ("#1", "time_ns")}
+    assert rows[("order", "victims")].verdict == PASS
+    assert rows[("#1", "time_ns")].a == 277 * MS

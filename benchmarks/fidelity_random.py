@@ -1,0 +1,538 @@
+"""Random-scenario fidelity: scenarios nobody picked by hand, each run twice on this kernel and
+simulated with the calibrated machine profile and on the ideal machine; the pass rate per figure
+class.
+
+    python benchmarks/fidelity_random.py [--count 100] [--seed 1] [--duration 2.5s] [--quick]
+                                         [--out DIR] [--profile default|FILE]
+
+The scenarios have the shapes users write: 1–8 processes (1–3 threads, at most 8 threads in
+all) of hogs, run/sleep loops, periodic timers and allocators; nice −10…19; affinity to one CPU;
+0–3 cgroups (v1 or v2 files) with shares/weight, quota/period, burst, nesting and memory limits.
+Each lasts 2–3 s (``--duration`` fixes it); scenario *i* of ``--seed N`` is a pure function of
+(N, i), so ``--seed N`` reproduces the set and ``--out`` keeps every scenario's YAML, both kernel
+results and both simulations for a re-run (``cfssim compare DIR/NAME/scenario.yaml``).
+
+Judging (`judge_scenario`): every figure `cfssim.compare.compare` judges, by its verdicts, plus
+rules for the figures it shows as ``info``: wait time within 20% (≥ 1 ms), timeslices within
+20% (≥ 2), wakeup latency p50/p99 within 20% (≥ 1 ms; the kernel's from a tracefs capture),
+memory peak within 10% (≥ 1 MiB). The kernel's own noise widens each tolerance: a figure passes
+when the simulation is within tolerance of either kernel run, or no further from the nearer run
+than the two runs are from each other (the tolerance is max(the rule, the spread)). A scenario
+whose kernel runs saw more than 10% background load (CPU time outside the scenario ÷ capacity,
+``meta.background_cpu_fraction``) is measured but not judged, and the output says so.
+
+**Target: ≥ 95% of judged figures within tolerance over ≥ 100 random scenarios on a quiet
+machine** (per class and overall; the last run is in docs/kernel-facts.md#random-fidelity).
+Needs root and cgroups.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from cfssim.compare import INFO, PASS, Row, Rule, compare, judge, lookup, within_relative
+from cfssim.real import RealRunError, measure
+from cfssim.real.errors import Refused
+from cfssim.real.measure import as_measured
+from cfssim.result import Result, latency_figures
+from cfssim.scenario import Scenario, load_scenario
+from cfssim.scenario.yaml_io import dump_data
+from cfssim.sched.core import FAIR_POLICIES
+from cfssim.simulation import run_scenario
+from cfssim.units import NSEC_PER_MSEC, NSEC_PER_SEC, format_duration, parse_duration
+
+FALLBACK_POLICY = "cfs"
+MAX_BACKGROUND = 0.10  # of capacity: above it a scenario is not judged
+#: the sampler splits timeslices (docs/kernel-facts.md#twin-sampler-timeslices): sample seldom
+SAMPLE_INTERVAL_NS = NSEC_PER_SEC
+MAX_THREADS = 8
+MIB = 1 << 20
+
+# ---- the generator -----------------------------------------------------------------------------
+PERIODS_US = (100_000, 100_000, 100_000, 50_000, 200_000, 20_000)
+CPU_RATIOS = (0.1, 0.2, 0.3, 0.5, 0.5, 0.7, 1.0, 1.5)
+MEMORY_LIMITS_MIB = (48, 64, 100, 128, 200)
+SHARES = (128, 256, 512, 1024, 1024, 2048, 4096)
+WEIGHTS = (10, 50, 100, 100, 200, 400)
+RUNS_MS = (0.5, 1, 2, 5, 10, 20)
+SLEEPS_MS = (1, 2, 5, 10, 20, 50)
+TIMER_PERIODS_MS = (10, 20, 50, 100, 200)
+KINDS = ("hog",) * 3 + ("runsleep",) * 3 + ("timer",) * 2 + ("alloc",) * 2
+
+
+def _ms(value: float) -> str:
+    return f"{value:g}ms"
+
+
+@dataclass
+class _Group:
+    path: str
+    ratio: float | None  # the tightest quota/period on the path (None: unlimited)
+    memory: bool  # a memory limit on itself or an ancestor
+
+
+def random_scenario(seed: int, index: int, duration_ns: int | None = None) -> dict[str, Any]:
+    """Scenario `index` of set `seed` as YAML-shaped data: a pure function of its arguments."""
+    rng = random.Random(f"cfssim-fidelity-random:{seed}:{index}")
+    duration_ns = duration_ns or rng.choice((4, 5, 6)) * NSEC_PER_SEC // 2
+    v2 = rng.random() < 0.3
+    cgroups: dict[str, dict[str, Any]] = {}
+    groups: list[_Group] = []
+    for number in range(rng.choice((0, 1, 1, 2, 2, 3))):
+        parent = rng.choice(groups) if groups and rng.random() < 0.35 else None
+        path = f"{parent.path if parent else ''}/g{number}"
+        files: dict[str, Any] = {}
+        if rng.random() < 0.5:
+            files.update({"cpu.weight": rng.choice(WEIGHTS)} if v2
+                         else {"cpu.shares": rng.choice(SHARES)})
+        ratio = parent.ratio if parent else None
+        if rng.random() < 0.55:
+            # v1 refuses a child ratio above its ancestors' (__cfs_schedulable): stay at or under
+            own = min(rng.choice(CPU_RATIOS), ratio if ratio is not None else 2.0)
+            period_us = rng.choice(PERIODS_US)
+            quota_us = max(1000, int(own * period_us))
+            burst_us = rng.randint(1, quota_us // 1000) * 1000 if rng.random() < 0.3 else 0
+            if v2:
+                files["cpu.max"] = f"{quota_us} {period_us}"
+                if burst_us:
+                    files["cpu.max.burst"] = burst_us
+            else:
+                files.update({"cpu.cfs_period_us": period_us, "cpu.cfs_quota_us": quota_us})
+                if burst_us:
+                    files["cpu.cfs_burst_us"] = burst_us
+            ratio = quota_us / period_us
+        memory = parent.memory if parent else False
+        if rng.random() < 0.3:
+            limit = f"{rng.choice(MEMORY_LIMITS_MIB)}M"
+            files["memory.max" if v2 else "memory.limit_in_bytes"] = limit
+            memory = True
+        cgroups[path] = files
+        groups.append(_Group(path, ratio, memory))
+    processes: list[dict[str, Any]] = []
+    threads_left = MAX_THREADS
+    for number in range(rng.randint(1, MAX_THREADS)):
+        if threads_left == 0:
+            break
+        kind = rng.choice(KINDS)
+        threads = min(threads_left, rng.choice((1, 1, 1, 2, 3)))
+        threads_left -= threads
+        spec: dict[str, Any] = {"name": f"{kind}{number}"}
+        if kind == "alloc":
+            limited = [g for g in groups if g.memory]
+            if not limited:  # the twin refuses an allocator without a memory limit above it
+                path = f"/mem{number}"
+                cgroups[path] = {("memory.max" if v2 else "memory.limit_in_bytes"):
+                                 f"{rng.choice(MEMORY_LIMITS_MIB)}M"}
+                limited = [_Group(path, None, True)]
+                groups.append(limited[0])
+            spec["cgroup"] = rng.choice(limited).path
+        else:
+            choices = ["/", *(g.path for g in groups)]
+            spec["cgroup"] = rng.choice(choices)
+        if spec["cgroup"] == "/":
+            del spec["cgroup"]
+        if threads > 1:
+            spec["threads"] = threads
+        if rng.random() < 0.4:
+            spec["nice"] = rng.randint(-10, 19)
+        if rng.random() < 0.25:
+            spec["cpus"] = [rng.randint(0, 1)]
+        spec.update(_program(rng, kind, duration_ns))
+        processes.append(spec)
+    data: dict[str, Any] = {
+        "name": f"random-{seed}-{index}",
+        "description": f"random scenario {index} of seed {seed} (benchmarks/fidelity_random.py)",
+        "duration": format_duration(int(duration_ns)).replace(" ", ""),
+        "seed": seed,
+        "machine": {"cpus": 2},
+    }
+    if cgroups:
+        data["cgroups"] = cgroups
+    data["processes"] = processes
+    return data
+
+
+def _program(rng: random.Random, kind: str, duration_ns: int) -> dict[str, Any]:
+    """The `repeat`/`program` keys of one process of `kind`."""
+    if kind == "hog":
+        return {"repeat": "forever", "program": [{"run": "forever"}]}
+    if kind == "runsleep":
+        run, sleep = rng.choice(RUNS_MS), rng.choice(SLEEPS_MS)
+        return {"repeat": "forever", "program": [{"run": _ms(run)}, {"sleep": _ms(sleep)}]}
+    if kind == "timer":
+        period = rng.choice(TIMER_PERIODS_MS)
+        run = rng.choice([r for r in RUNS_MS if r < period * 0.6])
+        return {"repeat": "forever", "program": [{"run": _ms(run)}, {"timer": _ms(period)}]}
+    chunk = rng.choice((1, 2, 4, 8))
+    pause = rng.choice((10, 20, 50))
+    rounds = max(1, min(int(duration_ns / NSEC_PER_MSEC * 0.8) // (pause + 1), 256 // chunk))
+    return {"program": [
+        {"loop": {"repeat": rounds,
+                  "program": [{"alloc": f"{chunk}MiB"}, {"run": "1ms"}, {"sleep": _ms(pause)}]}},
+        {"sleep": "60s"},
+    ]}
+
+
+def scenario_text(seed: int, index: int, duration_ns: int | None = None) -> str:
+    """Scenario `index` of set `seed` as scenario YAML."""
+    return dump_data(random_scenario(seed, index, duration_ns))
+
+
+def scenario_set(count: int, seed: int, duration_ns: int | None = None) -> list[Scenario]:
+    """The `count` scenarios of set `seed`, validated by the project's loader."""
+    return [load_scenario(scenario_text(seed, index, duration_ns)) for index in range(count)]
+
+
+# ---- judging -----------------------------------------------------------------------------------
+#: figure class → the figures in it (compare.py's names; wakeup latency's are this module's)
+CLASSES: dict[str, tuple[str, ...]] = {
+    "CPU time": ("cpu_time_ns", "cpuacct.usage"),
+    "wait": ("wait_time_ns",),
+    "timeslices": ("timeslices",),
+    "wakeup latency": ("wakeup_latency_ns.p50", "wakeup_latency_ns.p99"),
+    "bandwidth": ("cpu.stat.nr_periods", "cpu.stat.nr_throttled", "cpu.stat.throttled_time"),
+    "bursts": ("cpu.stat.nr_bursts", "cpu.stat.burst_time"),
+    "OOM": ("victims", "time_ns", "exit.reason", "exit.time_ns", "memory.oom_control.oom_kill"),
+    "memory peak": ("memory.max_usage_in_bytes",),
+}
+CLASS_OF = {figure: name for name, figures in CLASSES.items() for figure in figures}
+#: rules for what compare.py shows as info
+EXTRA_RULES: dict[str, Rule] = {
+    "wait_time_ns": within_relative(0.20, NSEC_PER_MSEC),
+    "timeslices": within_relative(0.20, 2),
+    "wakeup_latency_ns.p50": within_relative(0.20, NSEC_PER_MSEC),
+    "wakeup_latency_ns.p99": within_relative(0.20, NSEC_PER_MSEC),
+    "memory.max_usage_in_bytes": within_relative(0.10, MIB),
+}
+Key = tuple[str, str, str]  # kind, subject, figure
+#: the simulated host's noise tasks (`Simulation._add_host_noise`): the kernel run has no such task
+NOISE_TASK_PREFIX = "host-noise-cpu"
+#: wakeup latency is judged for a task the kernel woke at least this often (a hog's one wakeup
+#: at the start barrier is no latency figure)
+MIN_WAKEUPS = 5
+
+
+def with_trace_latencies(result: Result) -> Result:
+    """`result` with each task's wakeup latency (p50/p99/max/mean) from its trace's wakeups, where
+    its figures have none (the twin's come from a tracefs capture)."""
+    if result.trace is None:
+        return result
+    wakeups = result.trace["wakeups"]
+    names = list(result.trace.tasks)
+    for name, figures in result.tasks.items():
+        if figures.get("wakeup_latency_ns") is None and name in names:
+            mine = wakeups["latency"][(wakeups["task"] == names.index(name))
+                                      & (wakeups["latency"] >= 0)]
+            figures["wakeup_latency_ns"] = latency_figures(np.asarray(mine, dtype=np.int64))
+    return result
+
+
+def judged_rows(a: Result, b: Result) -> dict[Key, Row]:
+    """compare.py's rows of `a` against `b`, its info rows judged by `EXTRA_RULES`, and wakeup
+    latency rows of the tasks `b` woke `MIN_WAKEUPS` times; only figures in a class, and not
+    the simulated host's noise tasks."""
+    rows: dict[Key, Row] = {}
+    for row in compare(a, b).rows:
+        rule = EXTRA_RULES.get(row.figure)
+        if row.verdict == INFO and rule is not None:
+            row = judge(row.kind, row.subject, row.figure, row.a, row.b, rule)
+        noise = row.kind == "task" and row.subject.startswith(NOISE_TASK_PREFIX) and row.b is None
+        if row.figure in CLASS_OF and row.verdict != INFO and not noise:
+            rows[(row.kind, row.subject, row.figure)] = row
+    for name, figures in b.tasks.items():
+        if figures.get("wakeups", 0) < MIN_WAKEUPS:
+            continue
+        for figure in CLASSES["wakeup latency"]:
+            fig_a = _latency(a.tasks.get(name), figure)
+            fig_b = _latency(figures, figure)
+            rows[("task", name, figure)] = judge("task", name, figure, fig_a, fig_b,
+                                                 EXTRA_RULES[figure])
+    return rows
+
+
+def _latency(figures: Mapping[str, Any] | None, figure: str) -> int | None:
+    if figures is None or figures.get("wakeup_latency_ns") is None:
+        return None
+    value = lookup(figures, figure)
+    return int(value) if value is not None else None
+
+
+@dataclass
+class Verdict:
+    """One judged figure of one scenario: the simulation against both kernel runs."""
+
+    scenario: str
+    kind: str
+    subject: str
+    figure: str
+    sim: Any
+    kernel: tuple[Any, Any]
+    passed: bool
+    rule: str
+
+    @property
+    def figure_class(self) -> str:
+        return CLASS_OF[self.figure]
+
+
+def judge_scenario(sim: Result, kernel: tuple[Result, Result]) -> list[Verdict]:
+    """Every classed figure of `sim` against the two kernel runs: within the rule of either, or
+    no further from the nearer run than the runs are apart (max(tolerance, spread))."""
+    first, second = judged_rows(sim, kernel[0]), judged_rows(sim, kernel[1])
+    verdicts = []
+    for key in dict.fromkeys([*first, *second]):
+        rows = [r for r in (first.get(key), second.get(key)) if r is not None]
+        k1 = first[key].b if key in first else None
+        k2 = second[key].b if key in second else None
+        passed = any(r.verdict == PASS for r in rows) or _within_spread(rows[0].a, k1, k2)
+        verdicts.append(Verdict(sim.scenario, *key, rows[0].a, (k1, k2), passed, rows[0].rule))
+    return verdicts
+
+
+def _within_spread(sim: Any, k1: Any, k2: Any) -> bool:
+    values = (sim, k1, k2)
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return False
+    return min(abs(sim - k1), abs(sim - k2)) <= abs(k1 - k2)
+
+
+# ---- running -----------------------------------------------------------------------------------
+@dataclass
+class Outcome:
+    """One scenario's runs: background load of each kernel run, verdicts per profile."""
+
+    name: str
+    background: tuple[float, float]
+    verdicts: dict[str, list[Verdict]] = field(default_factory=dict)  # profile label → verdicts
+    skipped: str | None = None
+
+    max_background: float = MAX_BACKGROUND
+
+    @property
+    def judged(self) -> bool:
+        return self.skipped is None and max(self.background) <= self.max_background
+
+
+def run_one(
+    scenario: Scenario,
+    text: str,
+    profiles: Mapping[str, str | None],
+    out: Path | None,
+    max_background: float = MAX_BACKGROUND,
+) -> Outcome:
+    """Measure `scenario` twice, simulate it once per profile, judge the simulations."""
+    policy: str = scenario.machine.policy
+    policy = policy if policy in FAIR_POLICIES else FALLBACK_POLICY
+    kernel = tuple(
+        with_trace_latencies(measure(scenario, trace=True, sample_interval_ns=SAMPLE_INTERVAL_NS))
+        for _ in range(2)
+    )
+    outcome = Outcome(
+        scenario.name,
+        (float(kernel[0].meta.get("background_cpu_fraction", 0.0)),
+         float(kernel[1].meta.get("background_cpu_fraction", 0.0))),
+        max_background=max_background,
+    )
+    where = out / scenario.name if out is not None else None
+    if where is not None:
+        where.mkdir(parents=True, exist_ok=True)
+        (where / "scenario.yaml").write_text(text)
+        for number, result in enumerate(kernel, 1):
+            result.save(where / f"kernel-{number}")
+    for label, profile in profiles.items():
+        sim = run_scenario(as_measured(kernel[0], scenario, profile=profile), policy=policy)
+        outcome.verdicts[label] = judge_scenario(sim, (kernel[0], kernel[1]))
+        if where is not None:
+            sim.save(where / f"sim-{label}")
+    if where is not None:
+        (where / "verdicts.json").write_text(json.dumps(
+            {"background": outcome.background,
+             **{label: [v.__dict__ for v in vs] for label, vs in outcome.verdicts.items()}},
+            indent=1, default=str) + "\n")
+    return outcome
+
+
+def pass_rates(
+    outcomes: Iterable[Outcome], label: str, loaded: bool = False
+) -> dict[str, tuple[int, int]]:
+    """figure class → (passed, judged) over the judged scenarios (with `loaded`, also those
+    measured above the background cap); "all" for every class."""
+    counts = {name: [0, 0] for name in [*CLASSES, "all"]}
+    for outcome in outcomes:
+        if outcome.skipped or not (outcome.judged or loaded):
+            continue
+        for verdict in outcome.verdicts.get(label, []):
+            for name in (verdict.figure_class, "all"):
+                counts[name][0] += verdict.passed
+                counts[name][1] += 1
+    return {name: (passed, judged) for name, (passed, judged) in counts.items()}
+
+
+def rate_table(
+    outcomes: list[Outcome],
+    labels: Iterable[str],
+    max_background: float = MAX_BACKGROUND,
+    loaded: bool = False,
+) -> Table:
+    """Pass rates per class and profile; with `loaded`, over every measured scenario whatever
+    its background load (what a loaded machine gives: not a fidelity figure)."""
+    if loaded:
+        title = (f"every measured scenario, background load ignored ({len(outcomes)}; "
+                 "the host's load is in the kernel's figures: not a fidelity figure)")
+    else:
+        judged = sum(o.judged for o in outcomes)
+        title = (f"random-scenario fidelity: {judged} of {len(outcomes)} scenarios judged "
+                 f"(background ≤ {max_background:.0%})")
+    board = Table(title=title)
+    board.add_column("figure class")
+    rates = {label: pass_rates(outcomes, label, loaded) for label in labels}
+    for label in rates:
+        board.add_column(f"pass ({label})", justify="right")
+    for name in [*CLASSES, "all"]:
+        cells = []
+        for label in rates:
+            passed, total = rates[label][name]
+            cells.append("–" if not total else f"{passed}/{total} {passed / total:.0%}")
+        board.add_row(name, *cells)
+    return board
+
+
+def failure_lines(
+    outcomes: list[Outcome], label: str, per_class: int = 3, loaded: bool = False
+) -> list[str]:
+    """The worst failures of each class under profile `label` (largest relative miss first), of
+    the judged scenarios (with `loaded`, of every measured one)."""
+    lines = []
+    for name in CLASSES:
+        failed = [v for o in outcomes if o.judged or (loaded and not o.skipped)
+                  for v in o.verdicts.get(label, [])
+                  if v.figure_class == name and not v.passed]
+        failed.sort(key=_miss, reverse=True)
+        for verdict in failed[:per_class]:
+            lines.append(f"  [{name}] {verdict.scenario}: {verdict.subject} {verdict.figure}: "
+                         f"sim {_show(verdict.sim)} vs kernel {_show(verdict.kernel[0])}, "
+                         f"{_show(verdict.kernel[1])} (rule {verdict.rule})")
+    return lines
+
+
+def rejudge(directory: Path, max_background: float = MAX_BACKGROUND) -> list[Outcome]:
+    """The outcomes of the runs an earlier ``--out`` saved in `directory`, judged again (no
+    kernel run, no simulation)."""
+    outcomes = []
+    for where in sorted(p for p in directory.iterdir() if (p / "kernel-2").is_dir()):
+        kernel = (Result.load(where / "kernel-1"), Result.load(where / "kernel-2"))
+        background = tuple(float(k.meta.get("background_cpu_fraction", 0.0)) for k in kernel)
+        outcome = Outcome(where.name, (background[0], background[1]),
+                          max_background=max_background)
+        for sim in sorted(where.glob("sim-*")):
+            outcome.verdicts[sim.name.removeprefix("sim-")] = judge_scenario(
+                Result.load(sim), kernel)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _miss(verdict: Verdict) -> float:
+    k = [v for v in verdict.kernel if isinstance(v, int)]
+    if not isinstance(verdict.sim, int) or not k:
+        return float("inf")
+    ref = min(k, key=lambda v: abs(verdict.sim - v))
+    return abs(verdict.sim - ref) / max(abs(ref), 1)
+
+
+def _show(value: Any) -> str:
+    return "–" if value is None else str(value)
+
+
+def main(argv: list[str] | None = None, echo: Callable[[str], None] = print) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--count", type=int, help="how many scenarios (default 100; 5 --quick)")
+    parser.add_argument("--seed", type=int, default=1, help="the set (default 1)")
+    parser.add_argument("--duration", help="every scenario's duration (default 2–3 s; 1s --quick)")
+    parser.add_argument("--quick", action="store_true", help="5 scenarios of 1 s unless told")
+    parser.add_argument("--out", type=Path, help="save each scenario's YAML, runs and verdicts")
+    parser.add_argument("--max-background", type=float, default=MAX_BACKGROUND,
+                        help="judge only scenarios whose kernel runs saw at most this background "
+                             "load (fraction of capacity; default 0.10: above it the kernel's "
+                             "figures are the host's as much as the scenario's)")
+    parser.add_argument("--from", dest="saved", type=Path, metavar="DIR",
+                        help="judge again the runs an earlier --out saved in DIR (no runs)")
+    parser.add_argument("--profile", default="default",
+                        help="the calibrated profile: 'default' or a profile YAML file")
+    args = parser.parse_args(argv)
+    count = args.count if args.count is not None else 5 if args.quick else 100
+    duration = args.duration or ("1s" if args.quick else None)
+    duration_ns = parse_duration(duration) if duration else None
+    profile = args.profile if args.profile == "default" else str(Path(args.profile).resolve())
+    profiles: dict[str, str | None] = {"profile": profile, "ideal": None}
+    console = Console(width=160)
+    if args.saved is not None:
+        outcomes = rejudge(args.saved, args.max_background)
+        labels = list(dict.fromkeys(label for o in outcomes for label in o.verdicts))
+        report(console, outcomes, labels, args.max_background, echo)
+        return 0
+    outcomes = []
+    for index in range(count):
+        text = scenario_text(args.seed, index, duration_ns)
+        scenario = load_scenario(text)
+        started = time.monotonic()
+        try:
+            outcome = run_one(scenario, text, profiles, args.out, args.max_background)
+        except Refused as exc:
+            outcome = Outcome(scenario.name, (0.0, 0.0), skipped=exc.message)
+        except RealRunError as exc:  # the set so far is still worth its table
+            report(console, outcomes, list(profiles), args.max_background, echo)
+            print(f"{scenario.name}: cannot measure: {exc.message}", file=sys.stderr)
+            return exc.exit_status
+        outcomes.append(outcome)
+        echo(_progress_line(outcome, time.monotonic() - started))
+    report(console, outcomes, list(profiles), args.max_background, echo)
+    return 0
+
+
+def report(
+    console: Console,
+    outcomes: list[Outcome],
+    labels: list[str],
+    max_background: float,
+    echo: Callable[[str], None],
+) -> None:
+    """The pass-rate table(s) and the worst failures per class."""
+    console.print(rate_table(outcomes, labels, max_background))
+    loaded = any(not o.judged and not o.skipped for o in outcomes)
+    if loaded:
+        console.print(rate_table(outcomes, labels, max_background, loaded=True))
+    for label in labels:
+        lines = failure_lines(outcomes, label, loaded=loaded)
+        if lines:
+            echo(f"worst failures ({label}{', background load ignored' if loaded else ''}):")
+            for line in lines:
+                echo(line)
+
+
+def _progress_line(outcome: Outcome, seconds: float) -> str:
+    bg = "/".join(f"{b:.0%}" for b in outcome.background)
+    if outcome.skipped:
+        return f"{outcome.name}: skipped: {outcome.skipped}"
+    if not outcome.judged:
+        return (f"{outcome.name}: background {bg} > {outcome.max_background:.0%}: not judged "
+                f"({seconds:.0f} s)")
+    parts = []
+    for label, verdicts in outcome.verdicts.items():
+        parts.append(f"{label} {sum(v.passed for v in verdicts)}/{len(verdicts)}")
+    return f"{outcome.name}: background {bg}, pass {', '.join(parts)} ({seconds:.0f} s)"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
