@@ -26,7 +26,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .result import Result
+from .host import is_noise_process
+from .result import Result, TaskFigures
 from .units import NSEC_PER_MSEC, NSEC_PER_SEC, format_duration, format_size
 
 PASS, FAIL, INFO = "pass", "fail", "info"
@@ -174,11 +175,23 @@ def compare(
     for warning in b.meta.get("warnings", []) + a.meta.get("warnings", []):
         comparison.notes.append(str(warning))
     rows = comparison.rows
-    rows += _entities("task", a.tasks, b.tasks, task_rules)
-    rows += _latencies(a.tasks, b.tasks, tol, tick_ns(a, b))
+    tasks_a, tasks_b = _workload(a, comparison.notes), _workload(b, comparison.notes)
+    rows += _entities("task", tasks_a, tasks_b, task_rules)
+    rows += _latencies(tasks_a, tasks_b, tol, tick_ns(a, b))
     rows += _entities("cgroup", a.cgroups, b.cgroups, cgroup_rules)
     rows += _kills(a.kills, b.kills, kill_rule)
     return comparison
+
+
+def _workload(result: Result, notes: list[str]) -> dict[str, TaskFigures]:
+    """`result`'s tasks less a simulated host's background noise, which the kernel side has as
+    foreign tasks it does not report (their CPU time is in the note)."""
+    noise = {name: t for name, t in result.tasks.items() if is_noise_process(t["process"])}
+    if noise:
+        total = sum(t["cpu_time_ns"] for t in noise.values())
+        notes.append(f"{len(noise)} host-noise task(s) of the simulated host not compared "
+                     f"({format_duration(total)} of CPU)")
+    return {name: t for name, t in result.tasks.items() if name not in noise}
 
 
 def tick_ns(a: Result, b: Result) -> int:

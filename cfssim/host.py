@@ -183,6 +183,15 @@ class TickGrid:
         return self.tick_time(cpu, k) == t
 
 
+#: the process name of CPU n's background noise (``host-noise-cpu0``…)
+NOISE_PROCESS = "host-noise-cpu{cpu}"
+
+
+def is_noise_process(name: str) -> bool:
+    """Is `name` a simulated host's background-noise process?"""
+    return name.startswith("host-noise-cpu") and name[len("host-noise-cpu") :].isdigit()
+
+
 def noise_behaviour(noise: HostNoise) -> Any:
     """The behaviour of one CPU's background activity: sleep an exponential interarrival time,
     run a draw from the run-length distribution, forever — from the task's own seeded

@@ -42,7 +42,7 @@ from .cgroup.memory import (
     pages_for,
 )
 from .cgroup.tree import TaskGroup, effective_cpus
-from .host import HostModel, noise_behaviour
+from .host import NOISE_PROCESS, HostModel, noise_behaviour
 from .hrtimer import HrTimer
 from .result import Result
 from .scenario import Scenario
@@ -702,7 +702,7 @@ class Simulation:
         for cpu in range(self.tun.cpus):
             noise = host.of_cpu(host.noise, cpu, None)
             if noise is not None:
-                name = f"host-noise-cpu{cpu}"
+                name = NOISE_PROCESS.format(cpu=cpu)
                 behaviour = noise_behaviour(noise)
                 self.add_process(name, behaviour, cpus=[cpu], session=KTHREAD_SESSION)
 

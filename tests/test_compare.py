@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
+import cfssim
 from cfssim.compare import FAIL, INFO, PASS, Tolerances, compare, kill_order, lookup
 from cfssim.real.commands import compare_command
 from cfssim.result import Result, TaskFigures, task_figures
@@ -236,3 +237,19 @@ def test_a_processs_threads_killed_at_once_are_one_oom_kill() -> None:
     assert set(rows) == {("order", "victims"), ("#1", "time_ns")}
     assert rows[("order", "victims")].verdict == PASS
     assert rows[("#1", "time_ns")].a == 277 * MS
+
+
+def test_a_simulated_hosts_noise_tasks_are_left_out_of_the_comparison() -> None:
+    from cfssim.host import HostModel, HostNoise, lognormal
+
+    noise = HostNoise(200, lognormal(20_000, 0))
+    noisy = cfssim.Simulation(cpus=2, seed=1, host=HostModel(noise=(noise,)))
+    quiet = cfssim.Simulation(cpus=2, seed=1)
+    for sim in (noisy, quiet):
+        sim.add_process("hog", cfssim.program(run="forever"), threads=2)
+    with_noise, without = noisy.run("1s"), quiet.run("1s")
+    assert {"host-noise-cpu0/0", "host-noise-cpu1/0"} <= set(with_noise.tasks)
+    comparison = compare(with_noise, without)
+    assert not [row for row in comparison.rows if row.subject.startswith("host-noise")]
+    assert any("2 host-noise task(s)" in note for note in comparison.notes)
+    assert not [row for row in comparison.rows if row.verdict == FAIL and row.kind == "task"]
