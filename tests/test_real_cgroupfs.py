@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -173,4 +175,29 @@ def test_driver_creates_writes_reads_and_removes() -> None:
     finally:
         driver.remove()  # kills what is inside, then removes bottom-up
     assert sleeper.wait(timeout=5) == -signal.SIGKILL
+    assert not any(d.exists() for d in (driver.base(c) for c in layout.mounts))
+
+
+@pytest.mark.kernel
+def test_removal_lifts_the_quota_so_throttled_tasks_exit_at_once() -> None:
+    layout = _usable_layout()
+    driver = make_driver(layout)
+    # 1 ms per second: a killed hog that must free 256 MiB would take many periods to leave
+    configs = {
+        "/": CgroupConfig(),
+        "/tight": CgroupConfig(quota_ns=1 * MS, period_ns=1000 * MS),
+    }
+    hog = None
+    try:
+        driver.create(configs)
+        program = "b = bytearray(256 << 20)\nwhile True: pass"
+        hog = subprocess.Popen([sys.executable, "-c", program])
+        driver.attach("/tight", hog.pid, hog.pid)
+        time.sleep(0.3)
+    finally:
+        started = time.monotonic()
+        driver.remove()
+        took = time.monotonic() - started
+    assert hog is not None and hog.wait(timeout=5) == -signal.SIGKILL
+    assert took < 1.0, f"removal took {took:.2f} s"
     assert not any(d.exists() for d in (driver.base(c) for c in layout.mounts))
