@@ -151,7 +151,7 @@ def traces(fig: go.Figure, name_part: str) -> list[Any]:
 # ---- figures -------------------------------------------------------------------------------
 def test_all_figures_built_from_a_full_trace() -> None:
     figures = build_figures(fake_run())
-    assert list(figures) == ["timeline", "usage", "throttling", "memory", "vruntime"]
+    assert list(figures) == ["timeline", "tasks", "usage", "throttling", "memory", "vruntime"]
 
 
 def test_timeline_is_one_webgl_line_trace_per_cgroup() -> None:
@@ -317,7 +317,7 @@ def test_report_is_self_contained(tmp_path: Path) -> None:
     page = page_without_plotlyjs(write_report(fake_run(), tmp_path / "report.html"))
     assert "http" not in page and "cdn.plot.ly" not in page
     assert not re.search(r"<script[^>]+src=|<link", page)
-    assert page.count('class="plotly-graph-div"') == 5
+    assert page.count('class="plotly-graph-div"') == 6
     for text in ("fake-web", "Two web threads", "eevdf", "oom_kill at 800ms", "1.2s", "64MiB"):
         assert text in page
 
@@ -493,7 +493,7 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
             value = browser.call("Runtime.evaluate", expression=RENDER_STATE)["result"]["value"]
             return json.loads(value)
 
-        browser.wait_for(lambda: len(state()) == 5 and all(p["done"] for p in state()))
+        browser.wait_for(lambda: len(state()) == 6 and all(p["done"] for p in state()))
         time.sleep(0.5)  # WebGL draws on the next animation frames
         plots = {p["id"]: p for p in state()}
         shot = browser.call("Page.captureScreenshot", format="png")["data"]
