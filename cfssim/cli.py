@@ -20,6 +20,7 @@ from rich.table import Table
 
 from ._progress import progress_bar
 from .real.commands import compare_command, measure_command
+from .report_options import echo_notes, plotly_option
 from .result import ResultError
 from .scenario import (
     Limits,
@@ -177,9 +178,11 @@ def scenarios() -> None:
 @click.option("--format", "output_format", type=click.Choice(["table", "json", "csv"]),
               default="table", show_default=True, help="How to print the summary.")
 @click.option("--no-report", is_flag=True, help="Do not write report.html.")
+@plotly_option
 @_limit_options
 def run(scenario: str | None, out_dir: Path | None, seed: int | None, policy: str | None,
-        duration: str | None, output_format: str, no_report: bool, **limit_params: Any) -> None:
+        duration: str | None, output_format: str, no_report: bool, plotly_js: str,
+        **limit_params: Any) -> None:
     """Simulate SCENARIO (a file or bundled name; default seed-quota) and summarise it.
 
     Writes result.json, trace.npz and report.html into the output directory.
@@ -209,7 +212,8 @@ def run(scenario: str | None, out_dir: Path | None, seed: int | None, policy: st
     if not no_report:
         from .report import write_report
 
-        write_report(result, out / "report.html")
+        write_report(result, out / "report.html", plotly=plotly_js)
+    echo_notes(result, already=workload.warnings)
     _print_summary(result, loaded, output_format, out)
 
 
