@@ -34,6 +34,13 @@ from .vruntime import vruntime_figure
 
 #: Plotly's client-side options for every figure (no logo, no link to an online service).
 PLOT_CONFIG: dict[str, Any] = {"displaylogo": False, "responsive": True}
+#: every figure's plot area starts and ends at the same pixels, so their time axes line up:
+#: a fixed left margin (tick labels are kept within it), the legend above the plot
+LEFT_MARGIN_PX = 190
+ALIGNED: dict[str, Any] = {
+    "margin": {"l": LEFT_MARGIN_PX, "r": 30},
+    "legend": {"orientation": "h", "x": 0, "xanchor": "left", "y": 1.02, "yanchor": "bottom"},
+}
 #: where plotly.js comes from (see the module docstring)
 PLOTLY_MODES = ("inline", "directory", "cdn")
 PLOTLY_FILE = "plotly.min.js"
@@ -181,7 +188,7 @@ def _figure_sections(
         if fig is None:
             sections.append(_section(title, f"<p class='missing'>No figure: {missing}.</p>"))
             continue
-        fig.update_layout(template="plotly_white")
+        fig.update_layout(template="plotly_white", **ALIGNED)
         plot = fig.to_html(
             full_html=False,
             include_plotlyjs=False,

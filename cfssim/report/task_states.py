@@ -203,20 +203,28 @@ def _throttled_split(
     thr = trace["throttles"]
     if not len(thr["start"]) or not len(task):
         return task, state, lo, hi
-    groups = np.array(task_cgroups(result), dtype=object)
+    paths = task_cgroups(result)
+    names = sorted(set(paths))
+    group = np.array([names.index(p) for p in paths], dtype=np.int64)[task]
     index = {path: i for i, path in enumerate(trace.cgroups)}
     out: list[Pieces] = []
     rest = np.ones(len(task), dtype=bool)
-    for path in np.unique(groups[task]).tolist():
+    # one pass per (cgroup, CPU) pair that has waiting intervals, rows found by sorting once
+    key = group * (int(cpu.max()) + 1) + cpu
+    order = np.argsort(key, kind="stable")
+    bounds = np.flatnonzero(np.r_[True, key[order][1:] != key[order][:-1], True])
+    for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        rows = order[a:b]
+        path, c = names[int(group[rows[0]])], int(cpu[rows[0]])
         lineage = [index[p] for p in ancestors(path) if p in index]
-        for c in np.unique(cpu[groups[task] == path]).tolist():
-            rows = np.flatnonzero((groups[task] == path) & (cpu == c))
-            mine = np.isin(thr["cgroup"], lineage) & (thr["cpu"] == c)
-            cut_lo, cut_hi = merge_intervals(thr["start"][mine], thr["end"][mine])
-            o, a, b, oo, oa, ob = _split(lo[rows], hi[rows], cut_lo, cut_hi)
-            out.append((task[rows][o], np.full(len(o), THROTTLED), a, b))
-            out.append((task[rows][oo], np.full(len(oo), WAITING), oa, ob))
-            rest[rows] = False
+        mine = np.isin(thr["cgroup"], lineage) & (thr["cpu"] == c)
+        if not mine.any():
+            continue
+        cut_lo, cut_hi = merge_intervals(thr["start"][mine], thr["end"][mine])
+        o, x, y, oo, ox, oy = _split(lo[rows], hi[rows], cut_lo, cut_hi)
+        out.append((task[rows][o], np.full(len(o), THROTTLED), x, y))
+        out.append((task[rows][oo], np.full(len(oo), WAITING), ox, oy))
+        rest[rows] = False
     out.append((task[rest], state[rest], lo[rest], hi[rest]))
     return _concat(out)
 

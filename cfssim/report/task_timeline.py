@@ -39,6 +39,8 @@ STATE_LABELS = {
 #: a summary lane's strips: state → offset from the lane's centre (sleeping is not drawn)
 STRIP_OFFSETS = {"running": -0.3, "waiting": -0.1, "throttled": 0.1, "oom": 0.3}
 LANE_PX, MIN_HEIGHT, MAX_HEIGHT = 16, 220, 1600
+#: lane labels longer than this are cut at the front (they must fit the page's left margin)
+LABEL_CHARS = 28
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ def task_timeline_figure(result: Result) -> go.Figure | None:
     else:
         _collapsible(fig, result, states, lanes, with_text)
     fig.update_layout(
-        margin={"t": 30, "b": 40, "l": 10},
+        margin={"t": 30, "b": 40},
         hovermode="closest",
         xaxis=time_axis(result.duration_ns),
         legend={"traceorder": "normal"},
@@ -138,7 +140,7 @@ def _collapsible(
     _lane_axis(fig, summary_ticks)
     fig.update_layout(
         updatemenus=[
-            {"buttons": buttons, "direction": "down", "x": 0, "xanchor": "left", "y": 1.0,
+            {"buttons": buttons, "direction": "down", "x": 1, "xanchor": "right", "y": 1.02,
              "yanchor": "bottom", "showactive": True, "pad": {"b": 4}}
         ],
         margin={"t": 60},
@@ -165,12 +167,18 @@ def _view(
 
 def _axis_update(ticks: list[str]) -> dict[str, Any]:
     lanes = len(ticks)
+    ticks = [_short(tick) for tick in ticks]
     return {
         "yaxis.tickvals": list(range(lanes)),
         "yaxis.ticktext": ticks,
         "yaxis.range": [lanes - 0.5, -0.5],
         "height": _height(lanes),
     }
+
+
+def _short(label: str) -> str:
+    """A lane label that fits the page's left margin: long ones keep their end (the thread)."""
+    return label if len(label) <= LABEL_CHARS else "…" + label[-(LABEL_CHARS - 1) :]
 
 
 def _height(lanes: int) -> int:
@@ -183,11 +191,11 @@ def _lane_axis(fig: go.Figure, ticks: list[str]) -> None:
         height=update["height"],
         yaxis={
             "tickvals": update["yaxis.tickvals"],
-            "ticktext": ticks,
+            "ticktext": update["yaxis.ticktext"],
             "range": update["yaxis.range"],
             "zeroline": False,
             "showgrid": False,
-            "automargin": True,
+            "automargin": False,
         },
     )
 
