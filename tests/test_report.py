@@ -371,6 +371,20 @@ RENDER_STATE = """(() => {
 })()"""
 
 
+FIGURE_KEYS = ("timeline", "tasks", "usage", "throttling", "memory", "vruntime")
+
+#: JavaScript: zoom the per-task timeline, wait for the linked figures, read their x ranges.
+LINKED_ZOOM = """(async () => {
+  await Plotly.relayout(document.getElementById('figure-tasks'), {'xaxis.range': [100, 200]});
+  await window.cfssimSynced;
+  const ranges = {};
+  for (const div of document.querySelectorAll('.plotly-graph-div')) {
+    if (div.id !== 'figure-tasks') ranges[div.id.slice(7)] = div.layout.xaxis.range;
+  }
+  return JSON.stringify(ranges);
+})()"""
+
+
 class DevTools:
     """A minimal Chrome DevTools Protocol client over ``--remote-debugging-pipe`` (fds 3/4,
     NUL-separated JSON), stdlib only."""
@@ -508,6 +522,9 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
         time.sleep(0.5)  # WebGL draws on the next animation frames
         plots = {p["id"]: p for p in state()}
         shot = browser.call("Page.captureScreenshot", format="png")["data"]
+        linked = browser.call(
+            "Runtime.evaluate", expression=LINKED_ZOOM, awaitPromise=True, timeout=60
+        )["result"]["value"]
         events = browser.events
     finally:
         browser.close()
@@ -518,6 +535,8 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     # the WebGL timeline and vruntime plots actually drew pixels
     assert plots["figure-timeline"]["drawn"] > 10_000
     assert plots["figure-vruntime"]["drawn"] > 1_000
+    # zooming the per-task timeline to 100..200 ms zoomed every other figure alike
+    assert json.loads(linked) == {key: [100, 200] for key in FIGURE_KEYS if key != "tasks"}
 
 
 # ---- per-task states and timeline -----------------------------------------------------------

@@ -58,9 +58,10 @@ SYNC_X = """(() => {
         : range[0] !== undefined ? {'xaxis.range': range}
         : change['xaxis.range'] ? {'xaxis.range': change['xaxis.range']} : null;
       if (!update) return;
-      busy = true;
-      Promise.all(plots.filter((p) => p !== source).map((p) => Plotly.relayout(p, update)))
-        .finally(() => { busy = false; });
+      busy = true;  // window.cfssimSynced: settles once every figure has followed
+      window.cfssimSynced = Promise.all(
+        plots.filter((p) => p !== source).map((p) => Plotly.relayout(p, update))
+      ).finally(() => { busy = false; });
     });
   }
 })();"""
