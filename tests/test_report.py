@@ -629,24 +629,27 @@ def test_task_timeline_one_lane_per_thread_grouped_by_cgroup() -> None:
 def test_task_timeline_collapses_cgroups_beyond_the_lane_limit() -> None:
     result = many_threads(cgroups=10, per_cgroup=25)  # 250 threads > EXPANDED_TASKS
     fig = build_figures(result)["tasks"]
-    assert list(fig.layout.yaxis.ticktext) == [f"/g{g} (25)" for g in range(10)]
-    (menu,) = fig.layout.updatemenus
+    layout = fig.layout
+    assert list(layout.yaxis2.ticktext) == [f"/g{g} (25)" for g in range(10)]
+    assert layout.yaxis.visible is False  # the thread lanes' axis starts collapsed
+    (menu,) = layout.updatemenus
     assert [b.label for b in menu.buttons][:2] == [
         "all cgroups collapsed", "expand /g0 (25 threads)"
     ]  # fmt: skip
-    assert len(menu.buttons) == 11
-    summary = [t for t in fig.data if t.visible is not False]
-    assert [t.name for t in summary] == ["running", "runnable, waiting"]
+    assert len(menu.buttons) == 11 and {b.method for b in menu.buttons} == {"relayout"}
+    summary = [t for t in fig.data if t.yaxis == "y2"]
+    assert [t.name for t in summary] == ["running (any thread)", "runnable, waiting (any thread)"]
     # the summary merges /g0's 25 back-to-back runs into one interval: [0, 25 ms]
-    running = summary[0]
-    assert list(running.x[:2]) == [0.0, 25.0] and running.y[0] == -0.3
-    expand_g3 = menu.buttons[4]
-    visible = expand_g3.args[0]["visible"]
-    shown = [t.name for t, v in zip(fig.data, visible, strict=True) if v]
-    # a synthetic trace without ``blocks``: after its run each thread waits to the end
-    assert shown == ["running", "runnable, waiting", "running · /g3", "runnable, waiting · /g3"]
-    assert expand_g3.args[1]["yaxis.ticktext"][10:12] == ["/g3 · g3/0", "/g3 · g3/1"]
-    assert len(expand_g3.args[1]["yaxis.ticktext"]) == 35
+    assert list(summary[0].x[:2]) == [0.0, 25.0] and summary[0].y[0] == -0.3
+    # one trace per state over all 250 lanes; /g3's lanes are 75..99
+    threads = [t for t in fig.data if t.yaxis != "y2"]
+    assert [t.name for t in threads] == ["running", "runnable, waiting"]
+    assert set(threads[0].y) == set(range(250))
+    (expand_g3,) = menu.buttons[4].args
+    assert expand_g3["yaxis.range"] == [99.5, 74.5] and expand_g3["yaxis.visible"] is True
+    assert expand_g3["yaxis.ticktext"][:2] == ["/g3 · g3/0", "/g3 · g3/1"]
+    assert expand_g3["yaxis2.domain"] == [1 - 10 / 35, 1]
+    assert expand_g3["height"] == 110 + 16 * 35
 
 
 # ---- EEVDF lag, deadline, eligibility ---------------------------------------------------------

@@ -1,11 +1,12 @@
 """The per-task timeline: one lane per thread, grouped by cgroup, coloured by state.
 
 States come from `task_states` (running, waiting, throttled, sleeping, OOM wait). Up to
-`EXPANDED_TASKS` threads every thread has its own lane. Beyond that each cgroup shows one summary
+`EXPANDED_TASKS` threads every thread's lane is shown. Beyond that each cgroup shows one summary
 lane — a thin strip per state, drawn wherever any of its threads is in that state, merged across
 gaps shorter than a pixel at full width (`SUMMARY_PIXELS`) — and a dropdown expands one cgroup
-into its thread lanes. Every (lane group, state) is one WebGL line trace (``x = [start, end, NaN,
-…]``), so zoom and hover stay fast at 1000 threads (``benchmarks/report_scale.py``).
+into its thread lanes by a relayout (axis domains and range; no data moves). Each state is one
+WebGL line trace over all lanes (``x = [start, end, NaN, …]``), so zoom, hover and expanding
+stay fast at 1000 threads (``benchmarks/report_scale.py``).
 """
 
 from __future__ import annotations
@@ -69,38 +70,36 @@ def task_timeline_figure(result: Result) -> go.Figure | None:
         return None
     lanes = task_lanes(result)
     names = result.trace.tasks
-    ntasks = sum(len(m) for m in lanes.members.values())
-    with_text = len(states.task) <= TEXT_INTERVALS
+    lane_of = np.zeros(len(names), dtype=np.int32)
+    ticks: list[str] = []
+    for path in lanes.cgroups:
+        for index in lanes.members[path]:
+            lane_of[index] = len(ticks)
+            ticks.append(f"{path} · {names[index]}")
     fig = go.Figure()
-    if ntasks <= EXPANDED_TASKS:
-        lane_of = np.zeros(len(names), dtype=np.int32)
-        ticks: list[str] = []
-        for path in lanes.cgroups:
-            for index in lanes.members[path]:
-                lane_of[index] = len(ticks)
-                ticks.append(f"{path} · {names[index]}")
-        _add_thread_traces(fig, states, np.arange(len(names)), lane_of, names, with_text, "")
-        _lane_axis(fig, ticks)
-    else:
-        _collapsible(fig, result, states, lanes, with_text)
+    _add_thread_traces(fig, states, lane_of, names, len(states.task) <= TEXT_INTERVALS)
     fig.update_layout(
         margin={"t": 30, "b": 40},
         hovermode="closest",
         xaxis=time_axis(result.duration_ns),
         legend={"traceorder": "normal"},
+        yaxis=_lane_axis(ticks, 0, len(ticks)),
+        height=_height(len(ticks)),
     )
+    if len(ticks) > EXPANDED_TASKS:
+        _collapsible(fig, result, states, lanes, ticks)
     return fig
 
 
 def _collapsible(
-    fig: go.Figure, result: Result, states: TaskStates, lanes: Lanes, with_text: bool
+    fig: go.Figure, result: Result, states: TaskStates, lanes: Lanes, ticks: list[str]
 ) -> None:
-    """Summary lanes for every cgroup, then the thread lanes of each cgroup (hidden; all at
-    the same place below the summaries), and a dropdown to expand one cgroup at a time."""
+    """Summary lanes for every cgroup on a second y axis above the thread lanes, the thread
+    axis collapsed; a dropdown shows one cgroup's lanes at a time — a relayout (the axes'
+    domains and range), as cheap as a zoom: no trace is restyled."""
     assert result.trace is not None
-    names = result.trace.tasks
     groups = len(lanes.cgroups)
-    group_of = np.zeros(len(names), dtype=np.int32)
+    group_of = np.zeros(len(result.trace.tasks), dtype=np.int32)
     for g, path in enumerate(lanes.cgroups):
         group_of[lanes.members[path]] = g
     tolerance = max(1, result.duration_ns // SUMMARY_PIXELS)
@@ -112,67 +111,71 @@ def _collapsible(
                 go.Scattergl(
                     x=x,
                     y=y + offset,
+                    yaxis="y2",
                     text=text,
                     mode="lines",
                     line={"color": STATE_COLOURS[state], "width": 3},
-                    name=STATE_LABELS[state],
+                    name=f"{STATE_LABELS[state]} (any thread)",
                     legendgroup=state,
                     hovertemplate="%{text}<br>%{x:.3f} ms<extra>"
                     + STATE_LABELS[state]
                     + "</extra>",
                 )
             )
-    summary_traces = len(fig.data)
-    owners: list[str] = []
+    summary = [f"{path} ({len(lanes.members[path])})" for path in lanes.cgroups]
+    buttons = [_view(summary, ticks, 0, 0, "all cgroups collapsed")]
+    first = 0
     for path in lanes.cgroups:
-        members = np.array(lanes.members[path])
-        lane_of = np.zeros(len(names), dtype=np.int32)
-        lane_of[members] = groups + np.arange(len(members))
-        before = len(fig.data)
-        _add_thread_traces(fig, states, members, lane_of, names, with_text, path, visible=False)
-        owners += [path] * (len(fig.data) - before)
-    summary_ticks = [f"{path} ({len(lanes.members[path])})" for path in lanes.cgroups]
-    buttons = [_view(summary_ticks, [], summary_traces, owners, None, "all cgroups collapsed")]
-    for path in lanes.cgroups:
-        threads = [f"{path} · {names[i]}" for i in lanes.members[path]]
-        label = f"expand {path} ({len(threads)} threads)"
-        buttons.append(_view(summary_ticks, threads, summary_traces, owners, path, label))
-    _lane_axis(fig, summary_ticks)
+        count = len(lanes.members[path])
+        label = f"expand {path} ({count} threads)"
+        buttons.append(_view(summary, ticks, first, first + count, label))
+        first += count
+    collapsed = buttons[0]["args"][0]
     fig.update_layout(
+        yaxis={**_lane_axis(ticks, 0, 0), "domain": collapsed["yaxis.domain"], "visible": False},
+        yaxis2={**_lane_axis(summary, 0, groups), "domain": collapsed["yaxis2.domain"]},
+        height=collapsed["height"],
         updatemenus=[
             {"buttons": buttons, "direction": "down", "x": 1, "xanchor": "right", "y": 1.02,
-             "yanchor": "bottom", "showactive": True, "pad": {"b": 4}}
+             "yanchor": "bottom", "showactive": True, "pad": {"b": 4}, "type": "dropdown"}
         ],
         margin={"t": 60},
     )  # fmt: skip
 
 
-def _view(
-    summary: list[str],
-    threads: list[str],
-    summary_traces: int,
-    owners: list[str],
-    expanded: str | None,
-    label: str,
-) -> dict[str, Any]:
-    """A dropdown entry: the summary lanes plus the threads of `expanded`."""
-    visible = [True] * summary_traces + [owner == expanded for owner in owners]
-    ticks = summary + threads
+def _view(summary: list[str], ticks: list[str], first: int, end: int, label: str) -> dict[str, Any]:
+    """A dropdown entry: the summary lanes above thread lanes `first`..`end` (none: the thread
+    axis collapsed)."""
+    groups, shown = len(summary), end - first
+    top = 1 - groups / (groups + shown) if shown else 0.0
+    axis = _lane_axis(ticks, first, end)
     return {
         "label": label,
-        "method": "update",
-        "args": [{"visible": visible}, _axis_update(ticks)],
+        "method": "relayout",
+        "args": [
+            {
+                "yaxis.domain": [0, max(top - 0.02, 0.001)],
+                "yaxis.visible": bool(shown),
+                "yaxis.range": axis["range"],
+                "yaxis.tickvals": axis["tickvals"],
+                "yaxis.ticktext": axis["ticktext"],
+                "yaxis2.domain": [top, 1],
+                "height": _height(groups + shown),
+            }
+        ],
     }
 
 
-def _axis_update(ticks: list[str]) -> dict[str, Any]:
-    lanes = len(ticks)
-    ticks = [_short(tick) for tick in ticks]
+def _lane_axis(ticks: list[str], first: int, end: int) -> dict[str, Any]:
+    """A y axis showing lanes `first`..`end` (top to bottom) labelled from `ticks`."""
     return {
-        "yaxis.tickvals": list(range(lanes)),
-        "yaxis.ticktext": ticks,
-        "yaxis.range": [lanes - 0.5, -0.5],
-        "height": _height(lanes),
+        "tickvals": list(range(first, end)),
+        "ticktext": [_short(tick) for tick in ticks[first:end]],
+        "range": [end - 0.5, first - 0.5],
+        "zeroline": False,
+        "showgrid": False,
+        "automargin": False,
+        "fixedrange": False,
     }
 
 
@@ -185,55 +188,30 @@ def _height(lanes: int) -> int:
     return int(min(MAX_HEIGHT, max(MIN_HEIGHT, 110 + LANE_PX * lanes)))
 
 
-def _lane_axis(fig: go.Figure, ticks: list[str]) -> None:
-    update = _axis_update(ticks)
-    fig.update_layout(
-        height=update["height"],
-        yaxis={
-            "tickvals": update["yaxis.tickvals"],
-            "ticktext": update["yaxis.ticktext"],
-            "range": update["yaxis.range"],
-            "zeroline": False,
-            "showgrid": False,
-            "automargin": False,
-        },
-    )
-
-
 def _add_thread_traces(
-    fig: go.Figure,
-    states: TaskStates,
-    members: np.ndarray,
-    lane_of: np.ndarray,
-    names: list[str],
-    with_text: bool,
-    path: str,
-    visible: bool = True,
+    fig: go.Figure, states: TaskStates, lane_of: np.ndarray, names: list[str], with_text: bool
 ) -> None:
-    """One WebGL line trace per state over the lanes of `members` (sleeping thin, underneath)."""
-    mine = np.isin(states.task, members)
+    """One WebGL line trace per state over every thread's lane (sleeping thin, underneath)."""
     name_of = np.array(names, dtype=object)
     for code in (SLEEPING, *(i for i in range(len(STATES)) if i != SLEEPING)):
         state = STATES[code]
-        rows = mine & (states.state == code)
+        rows = states.state == code
         if not rows.any():
             continue
         task = states.task[rows]
-        label = STATE_LABELS[state] + (f" · {path}" if path else "")
         text = gapped(name_of[task], name_of[task], gap="") if with_text else None
         fig.add_trace(
             go.Scattergl(
                 x=gapped(states.start[rows] / NSEC_PER_MSEC, states.end[rows] / NSEC_PER_MSEC),
-                y=np.repeat(lane_of[task], 3).astype(np.int16),
+                y=np.repeat(lane_of[task], 3).astype(np.int16 if len(names) < 32_000 else np.int32),
                 text=text,
                 mode="lines",
                 line={"color": STATE_COLOURS[state], "width": 3 if code == SLEEPING else 9},
-                name=label,
+                name=STATE_LABELS[state],
                 legendgroup=state,
-                visible=visible,
                 hovertemplate=("%{text}<br>" if with_text else "lane %{y}<br>")
                 + "%{x:.3f} ms<extra>"
-                + label
+                + STATE_LABELS[state]
                 + "</extra>",
             )
         )
