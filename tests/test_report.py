@@ -636,16 +636,18 @@ def test_task_timeline_collapses_cgroups_beyond_the_lane_limit() -> None:
     assert [b.label for b in menu.buttons][:2] == [
         "all cgroups collapsed", "expand /g0 (25 threads)"
     ]  # fmt: skip
-    assert len(menu.buttons) == 11 and {b.method for b in menu.buttons} == {"relayout"}
+    assert len(menu.buttons) == 11 and {b.method for b in menu.buttons} == {"update"}
     summary = [t for t in fig.data if t.yaxis == "y2"]
     assert [t.name for t in summary] == ["running (any thread)", "runnable, waiting (any thread)"]
     # the summary merges /g0's 25 back-to-back runs into one interval: [0, 25 ms]
     assert list(summary[0].x[:2]) == [0.0, 25.0] and summary[0].y[0] == -0.3
-    # one trace per state over all 250 lanes; /g3's lanes are 75..99
+    # per cgroup, one hidden trace per state; /g3's lanes are 75..99
     threads = [t for t in fig.data if t.yaxis != "y2"]
-    assert [t.name for t in threads] == ["running", "runnable, waiting"]
-    assert set(threads[0].y) == set(range(250))
-    (expand_g3,) = menu.buttons[4].args
+    assert len(threads) == 10 * 2 and not any(t.visible for t in threads)
+    assert set(threads[3 * 2].y) == set(range(75, 100))
+    visible, expand_g3 = menu.buttons[4].args
+    shown = [t for t, v in zip(fig.data, visible["visible"], strict=True) if v]
+    assert shown == [threads[6], threads[7], *summary]
     assert expand_g3["yaxis.range"] == [99.5, 74.5] and expand_g3["yaxis.visible"] is True
     assert expand_g3["yaxis.ticktext"][:2] == ["/g3 · g3/0", "/g3 · g3/1"]
     assert expand_g3["yaxis2.domain"] == [1 - 10 / 35, 1]

@@ -4,8 +4,8 @@ States come from `task_states` (running, waiting, throttled, sleeping, OOM wait)
 `EXPANDED_TASKS` threads every thread's lane is shown. Beyond that each cgroup shows one summary
 lane — a thin strip per state, drawn wherever any of its threads is in that state, merged across
 gaps shorter than a pixel at full width (`SUMMARY_PIXELS`) — and a dropdown expands one cgroup
-into its thread lanes by a relayout (axis domains and range; no data moves). Each state is one
-WebGL line trace over all lanes (``x = [start, end, NaN, …]``), so zoom, hover and expanding
+into its thread lanes (its traces shown, the lane axis opened). Each (cgroup, state) is one WebGL
+line trace (``x = [start, end, NaN, …]``), hidden until expanded, so loading, zoom and hover
 stay fast at 1000 threads (``benchmarks/report_scale.py``).
 """
 
@@ -77,7 +77,9 @@ def task_timeline_figure(result: Result) -> go.Figure | None:
             lane_of[index] = len(ticks)
             ticks.append(f"{path} · {names[index]}")
     fig = go.Figure()
-    _add_thread_traces(fig, states, lane_of, names, len(states.task) <= TEXT_INTERVALS)
+    with_text = len(states.task) <= TEXT_INTERVALS
+    if len(ticks) <= EXPANDED_TASKS:
+        _add_thread_traces(fig, states, states.task >= 0, lane_of, names, with_text)
     fig.update_layout(
         margin={"t": 30, "b": 40},
         hovermode="closest",
@@ -87,17 +89,31 @@ def task_timeline_figure(result: Result) -> go.Figure | None:
         height=_height(len(ticks)),
     )
     if len(ticks) > EXPANDED_TASKS:
-        _collapsible(fig, result, states, lanes, ticks)
+        _collapsible(fig, result, states, lanes, ticks, lane_of, with_text)
     return fig
 
 
 def _collapsible(
-    fig: go.Figure, result: Result, states: TaskStates, lanes: Lanes, ticks: list[str]
+    fig: go.Figure,
+    result: Result,
+    states: TaskStates,
+    lanes: Lanes,
+    ticks: list[str],
+    lane_of: np.ndarray,
+    with_text: bool,
 ) -> None:
     """Summary lanes for every cgroup on a second y axis above the thread lanes, the thread
-    axis collapsed; a dropdown shows one cgroup's lanes at a time — a relayout (the axes'
-    domains and range), as cheap as a zoom: no trace is restyled."""
+    axis collapsed; each cgroup's thread traces hidden until the dropdown expands it (hidden
+    traces cost the browser nothing: drawing every lane, even out of view, is what is slow
+    without a GPU)."""
     assert result.trace is not None
+    names = result.trace.tasks
+    owners: list[str | None] = []
+    for path in lanes.cgroups:
+        before = len(fig.data)
+        mine = np.isin(states.task, lanes.members[path])
+        _add_thread_traces(fig, states, mine, lane_of, names, with_text, visible=False)
+        owners += [path] * (len(fig.data) - before)
     groups = len(lanes.cgroups)
     group_of = np.zeros(len(result.trace.tasks), dtype=np.int32)
     for g, path in enumerate(lanes.cgroups):
@@ -122,15 +138,16 @@ def _collapsible(
                     + "</extra>",
                 )
             )
+    owners += [None] * (len(fig.data) - len(owners))  # the summary traces
     summary = [f"{path} ({len(lanes.members[path])})" for path in lanes.cgroups]
-    buttons = [_view(summary, ticks, 0, 0, "all cgroups collapsed")]
+    buttons = [_view(summary, ticks, 0, 0, "all cgroups collapsed", owners, None)]
     first = 0
     for path in lanes.cgroups:
         count = len(lanes.members[path])
         label = f"expand {path} ({count} threads)"
-        buttons.append(_view(summary, ticks, first, first + count, label))
+        buttons.append(_view(summary, ticks, first, first + count, label, owners, path))
         first += count
-    collapsed = buttons[0]["args"][0]
+    collapsed = buttons[0]["args"][1]
     fig.update_layout(
         yaxis={**_lane_axis(ticks, 0, 0), "domain": collapsed["yaxis.domain"], "visible": False},
         yaxis2={**_lane_axis(summary, 0, groups), "domain": collapsed["yaxis2.domain"]},
@@ -143,16 +160,26 @@ def _collapsible(
     )  # fmt: skip
 
 
-def _view(summary: list[str], ticks: list[str], first: int, end: int, label: str) -> dict[str, Any]:
-    """A dropdown entry: the summary lanes above thread lanes `first`..`end` (none: the thread
-    axis collapsed)."""
+def _view(
+    summary: list[str],
+    ticks: list[str],
+    first: int,
+    end: int,
+    label: str,
+    owners: list[str | None],
+    expanded: str | None,
+) -> dict[str, Any]:
+    """A dropdown entry: the summary lanes above thread lanes `first`..`end` — the traces of
+    cgroup `expanded` (None: the thread axis collapsed)."""
     groups, shown = len(summary), end - first
     top = 1 - groups / (groups + shown) if shown else 0.0
     axis = _lane_axis(ticks, first, end)
+    visible = [owner is None or owner == expanded for owner in owners]
     return {
         "label": label,
-        "method": "relayout",
+        "method": "update",
         "args": [
+            {"visible": visible},
             {
                 "yaxis.domain": [0, max(top - 0.02, 0.001)],
                 "yaxis.visible": bool(shown),
@@ -161,7 +188,7 @@ def _view(summary: list[str], ticks: list[str], first: int, end: int, label: str
                 "yaxis.ticktext": axis["ticktext"],
                 "yaxis2.domain": [top, 1],
                 "height": _height(groups + shown),
-            }
+            },
         ],
     }
 
@@ -189,13 +216,20 @@ def _height(lanes: int) -> int:
 
 
 def _add_thread_traces(
-    fig: go.Figure, states: TaskStates, lane_of: np.ndarray, names: list[str], with_text: bool
+    fig: go.Figure,
+    states: TaskStates,
+    rows_of: np.ndarray,
+    lane_of: np.ndarray,
+    names: list[str],
+    with_text: bool,
+    visible: bool = True,
 ) -> None:
-    """One WebGL line trace per state over every thread's lane (sleeping thin, underneath)."""
+    """One WebGL line trace per state over the lanes of the intervals selected by `rows_of`
+    (sleeping thin, underneath)."""
     name_of = np.array(names, dtype=object)
     for code in (SLEEPING, *(i for i in range(len(STATES)) if i != SLEEPING)):
         state = STATES[code]
-        rows = states.state == code
+        rows = rows_of & (states.state == code)
         if not rows.any():
             continue
         task = states.task[rows]
@@ -209,6 +243,7 @@ def _add_thread_traces(
                 line={"color": STATE_COLOURS[state], "width": 3 if code == SLEEPING else 9},
                 name=STATE_LABELS[state],
                 legendgroup=state,
+                visible=visible,
                 hovertemplate=("%{text}<br>" if with_text else "lane %{y}<br>")
                 + "%{x:.3f} ms<extra>"
                 + STATE_LABELS[state]
