@@ -23,6 +23,7 @@ from .interop_commands import echo_warnings
 from .real.calibrate import calibrate_command
 from .real.capture_cli import capture_command
 from .real.commands import compare_command, measure_command
+from .report_options import echo_notes, plotly_option
 from .result import ResultError
 from .scenario import (
     Limits,
@@ -196,9 +197,10 @@ def scenarios() -> None:
 @click.option("--strict", is_flag=True,
               help="Refuse what cfssim does not model (rt-app events such as iorun, "
                    "SCHED_DEADLINE, uclamp…) instead of warning and dropping it.")
+@plotly_option
 @_limit_options
 def run(scenario: str | None, out_dir: Path | None, seed: int | None, policy: str | None,
-        duration: str | None, output_format: str, no_report: bool, strict: bool,
+        duration: str | None, output_format: str, no_report: bool, strict: bool, plotly_js: str,
         **limit_params: Any) -> None:
     """Simulate SCENARIO (a file or bundled name; default seed-quota) and summarise it.
 
@@ -228,7 +230,8 @@ def run(scenario: str | None, out_dir: Path | None, seed: int | None, policy: st
     if not no_report:
         from .report import write_report
 
-        write_report(result, out / "report.html")
+        write_report(result, out / "report.html", plotly=plotly_js)
+    echo_notes(result, already=workload.warnings)
     _print_summary(result, loaded, output_format, out)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from ._progress import progress_bar
+from .report_options import plotly_option
 from .scenario import dump_scenario, load_workload, resolve_scenario
 from .sweep import (
     DEFAULT_METRICS,
@@ -160,9 +161,10 @@ def _executor(dask: str | None, workers: int | None) -> tuple[Executor, Callable
                                      "first --set).")
 @click.option("--workers", type=click.IntRange(min=1), help="Local worker processes.")
 @click.option("--dask", metavar="ADDRESS", help="Run on a Dask scheduler (tcp://host:8786).")
+@plotly_option
 def sweep(scenario: str, sets: tuple[str, ...], seeds: str | None, metrics: tuple[str, ...],
           out_dir: Path | None, plot_metric: str | None, x_field: str | None,
-          workers: int | None, dask: str | None) -> None:
+          workers: int | None, dask: str | None, plotly_js: str) -> None:
     """Run SCENARIO (YAML, rt-app JSON or a bundled name) over a grid of field values and seeds;
     write one row per run to sweep.csv (and sweep.parquet with pyarrow)."""
     try:
@@ -198,7 +200,8 @@ def sweep(scenario: str, sets: tuple[str, ...], seeds: str | None, metrics: tupl
         written.append(write_table(rows, out / "sweep.parquet"))
     if plot_metric:
         try:
-            written.append(plot(rows, plot_metric, x_field or axes[0].field, out / "sweep.html"))
+            written.append(plot(rows, plot_metric, x_field or axes[0].field, out / "sweep.html",
+                                plotly=plotly_js))
         except SweepError as error:
             raise click.BadParameter(str(error), param_hint="--plot") from None
     failed = [row for row in rows if row.get("error")]

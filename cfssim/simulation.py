@@ -392,7 +392,9 @@ class Simulation:
             # WAIT_OOM / WAIT_VICTIM / NO_VICTIM: sleep until memory is uncharged or limits rise
             wake = self.env.event()
             task.memory_wake = wake
+            self.rec.add("oom_waits", task.tid, int(self.env.now), 1)
             yield self._block_until(task, wake)
+            self.rec.add("oom_waits", task.tid, int(self.env.now), 0)
             if task.state is TaskState.DEAD:
                 return
         done.succeed()

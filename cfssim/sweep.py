@@ -354,9 +354,12 @@ def parquet_available() -> bool:
     return True
 
 
-def plot(rows: Sequence[Mapping[str, Any]], metric: str, x: str, path: str | Path) -> Path:
+def plot(
+    rows: Sequence[Mapping[str, Any]], metric: str, x: str, path: str | Path, plotly: str = "inline"
+) -> Path:
     """An HTML plot of `metric` against the swept field `x`: one line (mean over seeds) per
-    combination of the other swept fields, each run a marker."""
+    combination of the other swept fields, each run a marker. `plotly`: where the page gets
+    plotly.js (``inline``, ``directory``: a shared ``plotly.min.js`` beside it, ``cdn``)."""
     import plotly.graph_objects as go
 
     swept = [name for name in swept_fields(rows) if name != x]
@@ -377,5 +380,5 @@ def plot(rows: Sequence[Mapping[str, Any]], metric: str, x: str, path: str | Pat
                                     mode="markers", name=f"{label} (runs)", showlegend=False))
     figure.update_layout(title=f"{metric} against {x}", xaxis_title=x, yaxis_title=metric)
     out = Path(path)
-    figure.write_html(out, include_plotlyjs=True)
+    figure.write_html(out, include_plotlyjs=True if plotly == "inline" else plotly)
     return out

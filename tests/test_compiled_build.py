@@ -39,7 +39,7 @@ for name, path in sorted(bundled_scenarios().items()):
     for policy in ("cfs", "eevdf"):
         result = cfssim.run_scenario(
             cfssim.load_scenario(path), policy=policy, duration_ns=int(sys.argv[1]))
-        print(name, policy, result.trace.digest())
+        print(name, policy, result.trace.digest(every=True))
 """
 
 
@@ -54,7 +54,7 @@ def digests_here() -> list[str]:
             scenario = cfssim.load_scenario(path)
             result = cfssim.run_scenario(scenario, policy=policy, duration_ns=DURATION_NS)
             assert result.trace is not None
-            lines.append(f"{name} {policy} {result.trace.digest()}")
+            lines.append(f"{name} {policy} {result.trace.digest(every=True)}")
     return lines
 
 

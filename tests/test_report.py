@@ -27,19 +27,30 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 import pytest
+from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 from plotly.offline import get_plotlyjs
 
+from cfssim.behaviour import program
+from cfssim.cli import main
 from cfssim.report import (
     MAX_VRUNTIME_TRACES,
+    PLOTLY_FILE,
+    PLOTLY_MODES,
     build_comparison_figures,
     build_figures,
+    cgroup_colours,
+    distinct_colours,
     format_figure,
+    task_states,
     write_comparison_report,
     write_report,
 )
+from cfssim.report_options import PLOTLY_CHOICES
 from cfssim.result import Result
+from cfssim.scenario import bundled_scenarios, load_scenario
+from cfssim.simulation import Simulation, run_scenario
 from cfssim.trace import Recorder, Trace, covered_ns
 from cfssim.units import NSEC_PER_MSEC as MS
 
@@ -150,7 +161,7 @@ def traces(fig: go.Figure, name_part: str) -> list[Any]:
 # ---- figures -------------------------------------------------------------------------------
 def test_all_figures_built_from_a_full_trace() -> None:
     figures = build_figures(fake_run())
-    assert list(figures) == ["timeline", "usage", "throttling", "memory", "vruntime"]
+    assert list(figures) == ["timeline", "tasks", "usage", "throttling", "memory", "vruntime"]
 
 
 def test_timeline_is_one_webgl_line_trace_per_cgroup() -> None:
@@ -316,7 +327,7 @@ def test_report_is_self_contained(tmp_path: Path) -> None:
     page = page_without_plotlyjs(write_report(fake_run(), tmp_path / "report.html"))
     assert "http" not in page and "cdn.plot.ly" not in page
     assert not re.search(r"<script[^>]+src=|<link", page)
-    assert page.count('class="plotly-graph-div"') == 5
+    assert page.count('class="plotly-graph-div"') == 6
     for text in ("fake-web", "Two web threads", "eevdf", "oom_kill at 800ms", "1.2s", "64MiB"):
         assert text in page
 
@@ -356,6 +367,20 @@ RENDER_STATE = """(() => {
     return {id: div.id, done: !!div._fullLayout && !!div.querySelector('.main-svg'),
             drawn: drawn, noWebgl: div.innerText.includes('WebGL is not supported')};
   }));
+})()"""
+
+
+FIGURE_KEYS = ("timeline", "tasks", "usage", "throttling", "memory", "vruntime")
+
+#: JavaScript: zoom the per-task timeline, wait for the linked figures, read their x ranges.
+LINKED_ZOOM = """(async () => {
+  await Plotly.relayout(document.getElementById('figure-tasks'), {'xaxis.range': [100, 200]});
+  await window.cfssimSynced;
+  const ranges = {};
+  for (const div of document.querySelectorAll('.plotly-graph-div')) {
+    if (div.id !== 'figure-tasks') ranges[div.id.slice(7)] = div.layout.xaxis.range;
+  }
+  return JSON.stringify(ranges);
 })()"""
 
 
@@ -492,10 +517,13 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
             value = browser.call("Runtime.evaluate", expression=RENDER_STATE)["result"]["value"]
             return json.loads(value)
 
-        browser.wait_for(lambda: len(state()) == 5 and all(p["done"] for p in state()))
+        browser.wait_for(lambda: len(state()) == 6 and all(p["done"] for p in state()))
         time.sleep(0.5)  # WebGL draws on the next animation frames
         plots = {p["id"]: p for p in state()}
         shot = browser.call("Page.captureScreenshot", format="png")["data"]
+        linked = browser.call(
+            "Runtime.evaluate", expression=LINKED_ZOOM, awaitPromise=True, timeout=60
+        )["result"]["value"]
         events = browser.events
     finally:
         browser.close()
@@ -506,3 +534,243 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     # the WebGL timeline and vruntime plots actually drew pixels
     assert plots["figure-timeline"]["drawn"] > 10_000
     assert plots["figure-vruntime"]["drawn"] > 1_000
+    # zooming the per-task timeline to 100..200 ms zoomed every other figure alike
+    assert json.loads(linked) == {key: [100, 200] for key in FIGURE_KEYS if key != "tasks"}
+
+
+# ---- per-task states and timeline -----------------------------------------------------------
+def hog_and_sleeper(policy: str) -> Result:
+    """One CPU (HZ=250: ticks every 4 ms): ``hog`` runs forever from 0; ``sleeper`` starts at
+    1 ms and loops run 2 ms / sleep 8 ms; 40 ms."""
+    sim = Simulation(cpus=1, policy=policy, seed=1)
+    sim.add_process("hog", program({"run": "forever"}))
+    sim.add_process("sleeper", program({"run": "2ms"}, {"sleep": "8ms"}), start="1ms")
+    return sim.run(until="40ms")
+
+
+def intervals(result: Result, task: int) -> list[tuple[str, float, float]]:
+    states = task_states(result)
+    assert states is not None
+    return [(state, start / MS, end / MS) for state, start, end in states.of(task)]
+
+
+def test_task_states_of_a_hog_and_a_sleeper_follow_the_cfs_rules() -> None:
+    """CFS: the new sleeper starts one vslice behind (START_DEBIT) and does not preempt; the tick
+    at 4 ms finds the hog past its ideal runtime (6 ms × 1024/2048 = 3 ms) and switches. Each
+    wakeup then places the sleeper sched_latency/2 = 3 ms behind min_vruntime (GENTLE_FAIR_
+    SLEEPERS), more than the 1 ms wakeup granularity ahead of the hog: it preempts at once and
+    runs its 2 ms — running 2, sleeping 8, every 10 ms; the hog waits while it runs."""
+    result = hog_and_sleeper("cfs")
+    assert intervals(result, 0) == [
+        ("running", 0, 4), ("waiting", 4, 6), ("running", 6, 14), ("waiting", 14, 16),
+        ("running", 16, 24), ("waiting", 24, 26), ("running", 26, 34), ("waiting", 34, 36),
+        ("running", 36, 40),
+    ]  # fmt: skip
+    assert intervals(result, 1) == [
+        ("waiting", 1, 4), ("running", 4, 6), ("sleeping", 6, 14), ("running", 14, 16),
+        ("sleeping", 16, 24), ("running", 24, 26), ("sleeping", 26, 34), ("running", 34, 36),
+        ("sleeping", 36, 40),
+    ]  # fmt: skip
+
+
+def test_task_states_throttled_while_the_cgroup_is_throttled() -> None:
+    """The fake run: web/0 and web/1 run 25 ms per period, then wait throttled to the period's
+    end (8 periods); web/1 is killed at 800 ms; from then web/0 waits unthrottled."""
+    result = fake_run()
+    web0 = intervals(result, TASKS.index("web/0"))
+    assert web0[:4] == [
+        ("running", 0, 25), ("throttled", 25, 100), ("running", 100, 125), ("throttled", 125, 200)
+    ]  # fmt: skip
+    assert web0[-4:] == [
+        ("running", 800, 825), ("waiting", 825, 900), ("running", 900, 925), ("waiting", 925, 1000)
+    ]  # fmt: skip
+    web1 = intervals(result, TASKS.index("web/1"))
+    assert web1[-2:] == [("running", 700, 725), ("throttled", 725, 800)]  # killed at 800
+
+
+def test_task_states_oom_wait_from_the_memcg_wait_queue() -> None:
+    """oom-kill-disable: the 11th 10 MiB allocation at 500 ms hits the 100M limit and waits on
+    the memcg OOM queue until the limit is raised at 1.5 s; then it runs again."""
+    result = run_scenario(load_scenario(bundled_scenarios()["oom-kill-disable"]))
+    around = [i for i in intervals(result, 0) if 450 <= i[1] <= 1500]
+    assert around == [
+        ("running", 450, 452), ("sleeping", 452, 500), ("oom", 500, 1500), ("running", 1500, 1502)
+    ]  # fmt: skip
+
+
+def many_threads(cgroups: int, per_cgroup: int) -> Result:
+    """Threads ``g<i>/<k>`` in cgroups ``/g<i>``: thread k runs [k ms, k+1 ms) on CPU k % 2."""
+    rec = Recorder()
+    names, tasks = [], {}
+    for g in range(cgroups):
+        for k in range(per_cgroup):
+            tid = len(names)
+            names.append(f"g{g}/{k}")
+            tasks[names[-1]] = {"cgroup": f"/g{g}"}
+            rec.segment(k % 2, tid, k * MS, (k + 1) * MS)
+    result = Result("simulation", "many", "eevdf", 2, (per_cgroup + 1) * MS, 1, tasks=tasks)
+    result.trace = rec.freeze(names, [f"/g{g}" for g in range(cgroups)], cpus=2)
+    return result
+
+
+def test_task_timeline_one_lane_per_thread_grouped_by_cgroup() -> None:
+    fig = build_figures(fake_run())["tasks"]
+    assert list(fig.layout.yaxis.ticktext) == [
+        "/ · init/0", "/batch · batch/0", "/web · web/0", "/web · web/1"
+    ]  # fmt: skip
+    assert all(isinstance(t, go.Scattergl) for t in fig.data)
+    (throttled,) = [t for t in fig.data if t.name == "throttled"]
+    # web/0 (lane 2) and web/1 (lane 3): 8 throttled intervals each, [start, end, gap] each
+    assert len(throttled.x) == 3 * 16 and set(throttled.y) == {2, 3}
+    assert not fig.layout.updatemenus
+
+
+def test_task_timeline_collapses_cgroups_beyond_the_lane_limit() -> None:
+    result = many_threads(cgroups=10, per_cgroup=25)  # 250 threads > EXPANDED_TASKS
+    fig = build_figures(result)["tasks"]
+    layout = fig.layout
+    assert list(layout.yaxis2.ticktext) == [f"/g{g} (25)" for g in range(10)]
+    assert layout.yaxis.visible is False  # the thread lanes' axis starts collapsed
+    (menu,) = layout.updatemenus
+    assert [b.label for b in menu.buttons][:2] == [
+        "all cgroups collapsed", "expand /g0 (25 threads)"
+    ]  # fmt: skip
+    assert len(menu.buttons) == 11 and {b.method for b in menu.buttons} == {"update"}
+    summary = [t for t in fig.data if t.yaxis == "y2"]
+    assert [t.name for t in summary] == ["running (any thread)", "runnable, waiting (any thread)"]
+    # the summary merges /g0's 25 back-to-back runs into one interval: [0, 25 ms]
+    assert list(summary[0].x[:2]) == [0.0, 25.0] and summary[0].y[0] == -0.3
+    # per cgroup, one hidden trace per state; /g3's lanes are 75..99
+    threads = [t for t in fig.data if t.yaxis != "y2"]
+    assert len(threads) == 10 * 2 and not any(t.visible for t in threads)
+    assert set(threads[3 * 2].y) == set(range(75, 100))
+    visible, expand_g3 = menu.buttons[4].args
+    shown = [t for t, v in zip(fig.data, visible["visible"], strict=True) if v]
+    assert shown == [threads[6], threads[7], *summary]
+    assert expand_g3["yaxis.range"] == [99.5, 74.5] and expand_g3["yaxis.visible"] is True
+    assert expand_g3["yaxis.ticktext"][:2] == ["/g3 · g3/0", "/g3 · g3/1"]
+    assert expand_g3["yaxis2.domain"] == [1 - 10 / 35, 1]
+    assert expand_g3["height"] == 110 + 16 * 35
+
+
+# ---- EEVDF lag, deadline, eligibility ---------------------------------------------------------
+def test_eevdf_lag_deadline_and_eligibility_recorded_with_vruntime() -> None:
+    """EEVDF, base slice 0.7 ms: the sleeper forks at 1 ms at V (lag 0) beside the hog (v = 1 ms)
+    and runs 2 ms; when it blocks at 3 ms, v = 3 ms and V = (1 + 3)/2 = 2 ms: lag −1 ms, not
+    eligible (it stays queued, DELAY_DEQUEUE), deadline v + 0.7 ms = 3.7 ms."""
+    result = hog_and_sleeper("eevdf")
+    assert result.trace is not None
+    eevdf, vr = result.trace["eevdf"], result.trace["vruntime"]
+    assert list(eevdf) == ["task", "time", "lag", "deadline", "eligible"]
+    assert len(eevdf["time"]) == len(vr["time"]) > 0
+    row = list(zip(eevdf["task"], eevdf["time"], strict=True)).index((1, 3 * MS))
+    assert (eevdf["lag"][row], eevdf["deadline"][row], eevdf["eligible"][row]) == (
+        -MS, 3.7 * MS, 0
+    )  # fmt: skip
+    assert ((eevdf["lag"] >= 0) == (eevdf["eligible"] == 1)).all()
+    fig = build_figures(result)["vruntime"]
+    titles = [fig.layout[f"yaxis{i}"].title.text for i in ("", "2", "3")]
+    assert titles == [
+        "vruntime (virtual ms)", "lag V − v (virtual ms)", "deadline − vruntime (virtual ms)"
+    ]  # fmt: skip
+    (marks,) = traces(fig, "not eligible")
+    assert 3.0 in list(marks.x)
+    # the request left at 3 ms: deadline 3.7 ms − vruntime 3 ms
+    (sleeper,) = [t for t in fig.data if t.name == "sleeper/0" and t.yaxis == "y3"]
+    assert sleeper.y[list(sleeper.x).index(3.0)] == pytest.approx(0.7)
+
+
+def test_cfs_records_no_eevdf_columns() -> None:
+    result = hog_and_sleeper("cfs")
+    assert result.trace is not None
+    assert len(result.trace["vruntime"]["time"]) > 0
+    assert len(result.trace["eevdf"]["time"]) == 0
+    fig = build_figures(result)["vruntime"]
+    axes = fig.layout.to_plotly_json()
+    assert "yaxis" in axes and "yaxis2" not in axes and not traces(fig, "not eligible")
+
+
+def test_every_time_axis_spans_the_run() -> None:
+    figures = build_figures(fake_run())
+    for key, fig in figures.items():
+        axes = [a for a in fig.layout if a.startswith("xaxis")]
+        assert all(tuple(fig.layout[a].range) == (0, 1000.0) for a in axes), key
+
+
+# ---- palette, units, notes ---------------------------------------------------------------------
+def test_palette_gives_twelve_cgroups_twelve_colours() -> None:
+    result = many_threads(cgroups=12, per_cgroup=1)
+    colours = cgroup_colours([result])
+    paths = [f"/g{g}" for g in range(12)]
+    assert len({colours[p] for p in paths}) == 12
+    assert colours["/"] not in {colours[p] for p in paths}
+    assert len(set(distinct_colours(100))) == 100
+
+
+def test_counts_as_counts_and_bytes_in_units() -> None:
+    assert format_figure("memory.events.max", 35) == "35"
+    assert format_figure("memory.events.local.high", 1024) == "1,024"
+    assert format_figure("memory.events.oom_kill", 1) == "1"
+    assert format_figure("memory.failcnt", 36) == "36"
+    assert format_figure("memory.peak", 104857600) == "100MiB"
+    assert format_figure("memory.max", 104857600) == "100MiB"
+    assert format_figure("memory.max_usage_in_bytes", 1536) == "1.5KiB"
+    assert format_figure("memory.stat.anon", 2 * MIB) == "2MiB"
+    assert format_figure("memory.stat.pgfault", 2048) == "2,048"
+    assert format_figure("cpuacct.usage_percpu", [20_000_000, 0]) == "20ms 0ns"
+
+
+def test_warnings_and_failed_writes_on_the_page(tmp_path: Path) -> None:
+    result = fake_run()
+    result.meta["warnings"] = ["w.json:3:5: tasks.t.lock: not modelled"]
+    result.meta["events"] = [
+        {"time_ns": 100 * MS, "write": {"/web": {"cpu.cfs_quota_us": 1}}},
+        {"time_ns": 200 * MS, "path": "/web", "error": "/web: memory.limit_in_bytes: EBUSY"},
+    ]
+    page = page_without_plotlyjs(write_report(result, tmp_path / "report.html"))
+    assert "Warnings (2)" in page
+    assert "<li>warning: w.json:3:5: tasks.t.lock: not modelled</li>" in page
+    assert "<li>write failed at 200ms: /web: memory.limit_in_bytes: EBUSY</li>" in page
+
+
+def test_cli_run_prints_failed_writes(tmp_path: Path) -> None:
+    scenario = tmp_path / "busy.yaml"
+    scenario.write_text(
+        "name: busy\nduration: 200ms\nmachine: {cpus: 1}\n"
+        "cgroups: {/m: {memory.limit_in_bytes: 64MiB}}\n"
+        "processes: [{name: w, cgroup: /m, program: [{alloc: 20MiB}, {sleep: 1s}]}]\n"
+        "events: [{at: 100ms, write: {/m: {memory.limit_in_bytes: 10MiB}}}]\n"
+    )
+    out = CliRunner().invoke(main, ["run", str(scenario), "-o", str(tmp_path / "o"),
+                                    "--format", "json", "--plotly", "cdn"])  # fmt: skip
+    assert out.exit_code == 0, out.output
+    (line,) = [x for x in out.stderr.splitlines() if x.startswith("write failed")]
+    assert line.startswith("write failed at 100ms: /m: memory.limit_in_bytes: write error:")
+    assert "Device or resource busy" in line
+    assert "write failed at 100ms" in (tmp_path / "o" / "report.html").read_text()
+
+
+# ---- where plotly.js comes from -------------------------------------------------------------
+def test_plotly_modes(tmp_path: Path) -> None:
+    assert PLOTLY_MODES == PLOTLY_CHOICES
+    bundle = len(get_plotlyjs().encode())
+    inline = write_report(fake_run(), tmp_path / "inline" / "report.html")
+    assert inline.stat().st_size > bundle
+    cdn = write_report(fake_run(), tmp_path / "cdn" / "report.html", plotly="cdn")
+    assert cdn.stat().st_size < bundle / 10
+    assert re.search(r"<script src='https://cdn\.plot\.ly/plotly-[\d.]+\.min\.js'", cdn.read_text())
+    # directory: one shared copy beside the reports, referenced relatively
+    a = write_report(fake_run(), tmp_path / "dir" / "a.html", plotly="directory")
+    b = write_report(fake_run(), tmp_path / "dir" / "b.html", plotly="directory")
+    assert (tmp_path / "dir" / PLOTLY_FILE).stat().st_size == bundle
+    assert sorted(p.name for p in (tmp_path / "dir").iterdir()) == ["a.html", "b.html", PLOTLY_FILE]
+    for page in (a, b):
+        assert a.stat().st_size < bundle / 10
+        assert f"<script src='{PLOTLY_FILE}'" in page.read_text()
+    # …or in a shared directory above them (a sweep's runs)
+    shared = write_comparison_report(
+        fake_run(), fake_run(), tmp_path / "runs" / "1" / "compare.html", plotly="directory",
+        plotly_dir=tmp_path / "runs",
+    )  # fmt: skip
+    assert f"<script src='../{PLOTLY_FILE}'" in shared.read_text()
+    assert (tmp_path / "runs" / PLOTLY_FILE).exists()

@@ -536,8 +536,10 @@ def _lift_cpu_limits(top: Path) -> None:
     ``cpu.max`` max; a file a hierarchy lacks is skipped)."""
     for directory in reversed(list(_walk_bottom_up(top))):
         for name, unlimited in (("cpu.cfs_quota_us", "-1"), ("cpu.max", "max")):
-            with contextlib.suppress(OSError):
-                (directory / name).write_text(unlimited)
+            file = directory / name
+            if file.is_file():  # never create one (a directory that is no cgroup)
+                with contextlib.suppress(OSError):
+                    file.write_text(unlimited)
 
 
 def remove_run(tops: Iterable[Path], timeout_s: float = REMOVE_TIMEOUT_S) -> None:

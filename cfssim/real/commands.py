@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import click
 from click.core import ParameterSource
 
+from ..report_options import echo_notes, plotly_option
 from ..units import format_duration, parse_duration
 from .errors import CleanupIncomplete, RealRunError
 from .measure import SAMPLE_INTERVAL_NS
@@ -73,6 +74,7 @@ sample_interval_option = click.option(
                    "is gone), say what was removed, then exit.")
 @click.option("--no-report", is_flag=True, help="Do not write report.html.")
 @sample_interval_option
+@plotly_option
 def measure_command(
     scenario_file: str | None,
     out_dir: Path | None,
@@ -82,6 +84,7 @@ def measure_command(
     cleanup: bool,
     no_report: bool,
     sample_interval_ns: int,
+    plotly_js: str,
 ) -> None:
     """Run SCENARIO (a file, a bundled name or an rt-app workload) as real processes under real
     cgroups and measure it: result.json and trace.npz as `cfssim run` writes them, and the same
@@ -111,9 +114,8 @@ def measure_command(
         if not no_report:
             from ..report import write_report
 
-            write_report(result, out / "report.html")
-    for warning in result.meta.get("warnings", []):
-        click.echo(f"warning: {warning}", err=True)
+            write_report(result, out / "report.html", plotly=plotly_js)
+    echo_notes(result)
     click.echo(f"measured {scenario.name!r} on {result.policy}: {out}")
 
 
@@ -135,6 +137,7 @@ def measure_command(
                    "'default' (the reference host), a file from `cfssim calibrate`, or 'none' "
                    "(the ideal machine).")
 @sample_interval_option
+@plotly_option
 def compare_command(
     inputs: tuple[str, ...],
     out_dir: Path | None,
@@ -146,6 +149,7 @@ def compare_command(
     check: bool,
     profile: str,
     sample_interval_ns: int,
+    plotly_js: str,
 ) -> None:
     """Compare a simulation with the kernel: SCENARIO (a file or bundled name) runs both sides;
     A_DIR B_DIR compares two saved results (B is the reference).
@@ -171,7 +175,7 @@ def compare_command(
     comparison = compare(a, b)
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.json").write_text(comparison.to_json())
-    write_comparison_report(a, b, out / "compare.html", labels=comparison.labels)
+    write_comparison_report(a, b, out / "compare.html", labels=comparison.labels, plotly=plotly_js)
     if output_format == "json":
         click.echo(comparison.to_json(), nl=False)
     else:

@@ -331,7 +331,10 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
         task.wait_start = now
         if not new:
             task.nr_wakeups += 1
-            task.wake_time, task.waker = now, getattr(self.rqs[task.cpu].curr, "tid", -1)
+            curr = self.rqs[task.cpu].curr  # the context the wakeup happens in
+            task.wake_time, task.waker = now, -1 if curr is None else curr.tid
+        else:
+            self.rec.add("forks", task.tid, now)
 
     def tick_at_or_after(self, cpu: int, t: int) -> int:
         """The first scheduler tick of `cpu` at or after `t` (ns): ticks fall at
@@ -386,7 +389,10 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
                 rq.settling = None
             if rq.curr is task:
                 rq.need_resched = True
+            self.rec.add("blocks", task.tid, self.now)
             self.rec.vruntime(task.tid, self.now, task.se.vruntime)
+            if self.policy.samples_lag:
+                self.rec.lag(task.tid, self.now, *self.policy.lag_sample(task.se))
             self.touch(rq)
         task.state = state
         task.remaining = None
@@ -435,6 +441,8 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
             if prev.state is TaskState.RUNNABLE:
                 prev.nivcsw += 1
                 self.rec.vruntime(prev.tid, now, prev.se.vruntime)
+                if self.policy.samples_lag:
+                    self.rec.lag(prev.tid, now, *self.policy.lag_sample(prev.se))
             else:
                 prev.nvcsw += 1
         else:

@@ -72,6 +72,7 @@ class Eevdf(FairPolicy):
 
     name = "eevdf"
     uses_prev_curr = True
+    samples_lag = True
 
     def __init__(self, tunables: SchedTunables, roots: list[CfsRunQueue]) -> None:
         super().__init__(tunables, roots)
@@ -171,15 +172,30 @@ class Eevdf(FairPolicy):
             vslice //= 2
         se.deadline = se.vruntime + vslice
 
-    def update_entity_lag(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> None:
-        """``update_entity_lag``/``entity_lag`` (6.18): vlag = V − v (with `se` counted),
-        clamped to ±calc_delta_fair(max queued slice + TICK)."""
+    def entity_lag(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> int:
+        """``entity_lag`` (6.18): V − v (with `se` counted), clamped to
+        ±calc_delta_fair(max queued slice + TICK); virtual ns."""
         avg, load = queue_sums(cfs_rq, se, with_se=True)
         vlag = avg_vruntime(cfs_rq, avg, load) - se.vruntime
         longest = cfs_rq.max_slice()
         longest = max(se.slice, longest) if longest is not None else se.slice
         limit = calc_delta_fair(longest + self.tick_ns, se.weight, se.inv_weight)
-        se.vlag = max(-limit, min(limit, vlag))
+        return max(-limit, min(limit, vlag))
+
+    def update_entity_lag(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> None:
+        """``update_entity_lag``: se->vlag = `entity_lag`."""
+        se.vlag = self.entity_lag(cfs_rq, se)
+
+    def lag_sample(self, se: SchedEntity) -> tuple[int, int, int]:
+        """(lag, absolute virtual deadline, eligible): a queued entity's `entity_lag` and
+        ``entity_eligible`` now; a dequeued one's kept vlag (eligible when ≥ 0)."""
+        cfs_rq = se.rq_of
+        if se.on_rq and cfs_rq is not None:
+            lag, eligible = self.entity_lag(cfs_rq, se), entity_eligible(cfs_rq, se)
+        else:
+            lag, eligible = se.vlag, se.vlag >= 0
+        deadline = se.deadline + se.vruntime if se.rel_deadline else se.deadline
+        return lag, deadline, int(eligible)
 
     def delay_dequeue(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> bool:
         """DELAY_DEQUEUE: an ineligible sleeper stays queued (``set_delayed``)."""

@@ -160,11 +160,18 @@ class FairPolicy:
     name: ClassVar[str] = "abstract"
     #: the policy reads ``cfs_rq.prev_curr`` while picking (the machine skips it otherwise)
     uses_prev_curr: ClassVar[bool] = False
+    #: the policy has lag, a virtual deadline and eligibility to sample with vruntime
+    samples_lag: ClassVar[bool] = False
 
     def __init__(self, tunables: SchedTunables, roots: list[CfsRunQueue]) -> None:
         self.tun = tunables
         self.feat = tunables.features
         self.roots = roots  # each CPU's root cfs_rq (rq->cfs), for CPU-wide counts
+
+    def lag_sample(self, se: SchedEntity) -> tuple[int, int, int]:
+        """(lag, virtual deadline, eligible 0/1) of `se`, recorded beside its vruntime sample
+        when `samples_lag` (the ``eevdf`` trace table)."""
+        raise NotImplementedError
 
     def key(self, se: SchedEntity) -> int:
         """The run-queue ordering key (vruntime for CFS, deadline for EEVDF)."""
