@@ -774,3 +774,20 @@ def test_plotly_modes(tmp_path: Path) -> None:
     )  # fmt: skip
     assert f"<script src='../{PLOTLY_FILE}'" in shared.read_text()
     assert (tmp_path / "runs" / PLOTLY_FILE).exists()
+
+
+def test_the_report_shows_the_simulated_host(tmp_path: Path) -> None:
+    hosted = load_scenario(
+        "name: hosted\nduration: 200ms\nmachine: {cpus: 2, profile: default}\n"
+        "processes: [{name: hog, program: [{run: forever}]}]\n"
+    )
+    page = write_report(run_scenario(hosted), tmp_path / "report.html").read_text()
+    assert "<h2>Simulated host</h2>" in page
+    assert "default" in page and "/ 4 KiB" in page
+    ideal = load_scenario(
+        "name: ideal\nduration: 200ms\nmachine: {cpus: 2}\n"
+        "processes: [{name: hog, program: [{run: forever}]}]\n"
+    )
+    assert "Simulated host" not in write_report(
+        run_scenario(ideal), tmp_path / "ideal.html"
+    ).read_text()

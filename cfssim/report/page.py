@@ -28,7 +28,7 @@ from .cgroups import memory_figure, throttling_figure, usage_figure
 from .common import Run
 from .cpu_timeline import timeline_figure
 from .notes import run_notes
-from .tables import cgroup_table, header_table, task_table
+from .tables import cgroup_table, header_table, host_table, task_table
 from .task_timeline import task_timeline_figure
 from .vruntime import vruntime_figure
 
@@ -228,6 +228,9 @@ class Page:
         sections += _figure_sections(figures, titles)
         sections.append(_section("Tasks", task_table(runs)))
         sections.append(_section("Cgroups", cgroup_table(runs)))
+        host = host_table(runs)
+        if host is not None:
+            sections.append(_section("Simulated host", host))
         out = Path(self.path)
         out.parent.mkdir(parents=True, exist_ok=True)
         page = (
