@@ -61,7 +61,9 @@ def hog_and_sleeper(task_throttle: bool, policy: str = "eevdf") -> Result:
     sim.add_process(
         "s",
         cgroup="/app",
-        behaviour=cfssim.program({"run": "1ms"}, {"sleep": "29ms"}, {"run": "1ms"}, {"sleep": "10s"}),
+        behaviour=cfssim.program(
+            {"run": "1ms"}, {"sleep": "29ms"}, {"run": "1ms"}, {"sleep": "10s"}
+        ),
     )
     return sim.run("150ms")
 
@@ -154,7 +156,9 @@ def test_a_group_throttled_while_its_task_sleeps_accrues_nothing_until_it_wakes(
     sim.add_process(
         "s",
         cgroup="/app",
-        behaviour=cfssim.program({"run": "10ms"}, {"sleep": "30ms"}, {"run": "1ms"}, {"sleep": "10s"}),
+        behaviour=cfssim.program(
+            {"run": "10ms"}, {"sleep": "30ms"}, {"run": "1ms"}, {"sleep": "10s"}
+        ),
     )
     result = sim.run("150ms")
     assert throttles(result) == [(ms(40), ms(100))]

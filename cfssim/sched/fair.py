@@ -360,7 +360,7 @@ class FairClass:
                 continue
             path.append(se)
             if throttled and se.my_q is None:
-                self.throttle_picked_task(rq, se.task)  # type: ignore[arg-type]
+                self.throttle_picked_task(rq, se.task)
                 path.clear()
                 throttled = False
         for se in path:
