@@ -109,6 +109,7 @@ class Task:
         self.nr_migrations = 0
         self.nr_wakeups = 0
         self.wait_start = 0
+        self.throttled = False  # in its queue's throttled_limbo_list (6.18 task-based throttle)
         self.wake_time = -1  # set while a wakeup waits for its first run
         self.waker = -1  # tid running on its CPU when it was woken (-1: the idle task)
         self.last_ran = 0

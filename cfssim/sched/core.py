@@ -165,6 +165,9 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
             known = ", ".join(FAIR_POLICIES)
             raise ValueError(f"unknown policy {policy!r} (expected one of {known})")
         self.policy = FAIR_POLICIES[policy](tunables, [rq.cfs for rq in self.rqs])
+        #: 6.18's task-based bandwidth throttle (`cfssim.sched.fair`); ≤ 6.17's group dequeue
+        #: for the `cfs` policy or with the TASK_THROTTLE feature off
+        self.task_throttle = policy == "eevdf" and tunables.features.get("TASK_THROTTLE", True)
         self.tick_ns = tunables.tick_ns
         self.tick_offset = tunables.tick_offset_ns
         self.precise = tunables.precise  # slice ends timed exactly (read at every `arm`)
@@ -383,6 +386,9 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
                     self.server_stop(rq)
             elif task.se.on_rq:
                 self.dequeue_task_fair(rq, task, sleep=True)
+            elif task.throttled:  # leaves its limbo list (the kernel would wait for unthrottle)
+                self.dequeue_throttled_task(task)
+                task.throttled = False
             else:
                 rq.tasks.pop(task.tid, None)
             if rq.settling is task:
@@ -428,8 +434,9 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
         if nxt is None and self.sched_balance_newidle(rq):
             nxt = self.pick_next_task_fair(rq)
         rq.need_resched = False
-        if nxt is not prev:
-            self.context_switch(rq, prev, nxt)
+        curr = rq.curr  # prev, unless a throttled pick switched a task in and out (fair.py)
+        if nxt is not curr:
+            self.context_switch(rq, curr, nxt)
 
     def context_switch(self, rq: Rq, prev: Task | None, nxt: Task | None) -> None:
         """Record the segment that ends and account the switch (schedstat, sched figures)."""

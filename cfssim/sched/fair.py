@@ -11,16 +11,21 @@ down the levels, ``check_preempt_wakeup_fair`` at the matching level.
 
 The queue side of CFS bandwidth control (CONFIG_CFS_BANDWIDTH) lives here too, as in fair.c:
 `cfssim.cgroup.bandwidth.CfsBandwidth` decides how much runtime a group's pool hands out and
-when; these methods charge runtime in ``update_curr`` (``account_cfs_rq_runtime``), take a
-throttled group entity off its parent (``throttle_cfs_rq``), put it back at refill
-(``unthrottle_cfs_rq``), return slack, and run the period and slack timers.
+when; these methods charge runtime in ``update_curr`` (``account_cfs_rq_runtime``), throttle
+(``throttle_cfs_rq``) and unthrottle at refill (``unthrottle_cfs_rq``), return slack, and run the
+period and slack timers.
 
-Linux 6.18 throttles per task: the queue is only marked, and each of its tasks leaves for a
-"limbo" list when it next returns to user mode, which for user-space code — all our behaviours
-are — is at once; the throttled interval (``throttled_time``) starts then, which is when we start
-it. What is not modelled: kernel-mode execution continuing until that return, and the limbo
-tasks' re-enqueue as wakeups at unthrottle (we put the group entity back, as ≤ 6.17 did). For
-user-space workloads both kernels' figures are the same here, so no switch selects between them.
+Linux 6.18 throttles per task (the default here; ``TASK_THROTTLE`` in
+`cfssim.sched.policy.DEFAULT_FEATURES`, docs/kernel-facts.md#task-throttle): ``throttle_cfs_rq``
+only marks the subtree; a task picked through a throttled level (``pick_task_fair``) is switched
+in, returns to user mode — at once, 0 ns here: our behaviours run user code; the kernel's
+kernel-mode exit took 1–18 µs, median 3 µs — and leaves for its queue's ``limbo`` list
+(``throttle_cfs_rq_work``, ``DEQUEUE_THROTTLE``); ``throttled_clock`` starts with the first task
+to enter limbo (``record_throttle_clock``); the refill re-enqueues the limbo tasks, not as
+wakeups (``tg_unthrottle_up``). A wakeup into a throttled group therefore costs only the pick
+delay, and shows as a 0 ns timeslice. ≤ 6.17 (the feature off, and always for the ``cfs``
+policy, which models ≤ 6.5) takes the group entity off its parent and starts the clock at the
+throttle. Not modelled: a killed task in limbo exits at once (the kernel waits for the refill).
 """
 
 from __future__ import annotations
@@ -105,7 +110,7 @@ class FairClass:
         se.on_rq = True
         if cfs_rq.nr_running == 1:
             self.check_enqueue_throttle(cfs_rq)
-            if cfs_rq.throttled and cfs_rq.throttled_clock < 0:
+            if cfs_rq.throttled and cfs_rq.throttled_clock < 0 and not self.task_throttle:
                 cfs_rq.throttled_clock = self.now
 
     def dequeue_entity(
@@ -131,8 +136,18 @@ class FairClass:
         return True
 
     def enqueue_task_fair(self: Machine, rq: Rq, task: Task, flags: int) -> None:
-        """``enqueue_task_fair``: enqueue up the hierarchy until an already-queued level, or a
-        throttled queue, is reached."""
+        """``enqueue_task_fair``: enqueue up the hierarchy until an already-queued level, or (≤
+        6.17) a throttled queue, is reached. 6.18 queues through throttled levels; a task taken
+        off a limbo list (a group move) goes back to limbo if its new hierarchy is throttled
+        (``enqueue_throttled_task``)."""
+        if task.throttled:
+            cfs_rq_of = task.se.rq_of
+            assert cfs_rq_of is not None
+            if cfs_rq_of.throttle_count:
+                cfs_rq_of.limbo.append(task)
+                return
+            task.throttled = False
+        stop = not self.task_throttle
         rq.tasks[task.tid] = task
         se: SchedEntity | None = task.se
         while se is not None:
@@ -144,7 +159,7 @@ class FairClass:
             assert cfs_rq is not None
             self.enqueue_entity(cfs_rq, se, flags)
             cfs_rq.h_nr_running += 1
-            if cfs_rq.throttled:
+            if stop and cfs_rq.throttled:
                 return
             flags = ENQUEUE_WAKEUP
             se = se.parent
@@ -153,32 +168,50 @@ class FairClass:
             assert cfs_rq is not None
             self.update_cfs_group(se)
             cfs_rq.h_nr_running += 1
-            if cfs_rq.throttled:
+            if stop and cfs_rq.throttled:
                 return
             se = se.parent
 
     def dequeue_task_fair(self: Machine, rq: Rq, task: Task, sleep: bool) -> None:
         """``dequeue_task_fair``: the task leaves the machine's movable set and its queues (a
-        delayed sleeper stays queued until it is picked or wakes)."""
+        delayed sleeper stays queued until it is picked or wakes). A task in limbo only
+        leaves its limbo list (``dequeue_throttled_task``) and stays marked throttled."""
+        if task.throttled:
+            self.dequeue_throttled_task(task)
+            return
         del rq.tasks[task.tid]
         self.dequeue_entities(task.se, sleep)
 
-    def dequeue_entities(self: Machine, se: SchedEntity, sleep: bool) -> bool:
+    def dequeue_throttled_task(self: Machine, task: Task) -> None:
+        """``dequeue_throttled_task``: take `task` off its queue's limbo list."""
+        cfs_rq = task.se.rq_of
+        assert cfs_rq is not None
+        cfs_rq.limbo.remove(task)
+
+    def dequeue_entities(
+        self: Machine, se: SchedEntity, sleep: bool, throttle: bool = False
+    ) -> bool:
         """``dequeue_entities``: dequeue `se`, and its ancestors while their queues become
         empty (they go to sleep, so they may be delayed); then refresh the levels above.
-        Returns False when `se` itself was kept queued as ``sched_delayed``."""
+        Returns False when `se` itself was kept queued as ``sched_delayed``. ≤ 6.17 stops at a
+        throttled queue (its group entity is off its parent already); 6.18 goes on to the
+        root, and with `throttle` (``DEQUEUE_THROTTLE``: never delayed) starts the throttled
+        clock of each throttled level it passes (``record_throttle_clock``)."""
+        stop = not self.task_throttle
         nr_tasks = 1 if se.my_q is None else 0
         first = se
         level: SchedEntity | None = se
         while level is not None:
             cfs_rq = level.rq_of
             assert cfs_rq is not None
-            if not self.dequeue_entity(cfs_rq, level, sleep):
+            if not self.dequeue_entity(cfs_rq, level, sleep, special=throttle):
                 if level is first:
                     return False
                 break
             cfs_rq.h_nr_running -= nr_tasks
-            if cfs_rq.throttled:
+            if throttle and cfs_rq.throttled and cfs_rq.throttled_clock < 0:
+                cfs_rq.throttled_clock = self.now  # record_throttle_clock
+            if stop and cfs_rq.throttled:
                 return True
             level = level.parent
             if cfs_rq.load:  # the parent still has other entities: stop dequeuing
@@ -189,7 +222,9 @@ class FairClass:
             assert cfs_rq is not None
             self.update_cfs_group(level)
             cfs_rq.h_nr_running -= nr_tasks
-            if cfs_rq.throttled:
+            if throttle and cfs_rq.throttled and cfs_rq.throttled_clock < 0:
+                cfs_rq.throttled_clock = self.now  # record_throttle_clock
+            if stop and cfs_rq.throttled:
                 return True
             level = level.parent
         return True
@@ -298,27 +333,41 @@ class FairClass:
         While a level is picked, its ``prev_curr`` names the entity that ran there until this
         schedule (rq.curr's ancestor), so a policy can tell a re-pick from a switch. A picked
         ``sched_delayed`` entity is dequeued for good and the pick starts over from the root
-        (``pick_next_entity`` in 6.12+); the levels are set only once a task is reached."""
+        (``pick_next_entity`` in 6.12+); the levels are set only once a task is reached.
+
+        6.18 (``pick_task_fair``): each level's runtime is checked on the way down
+        (``check_cfs_rq_runtime``, which may throttle); a task picked through a throttled level
+        is switched in, returns to user mode at once and leaves for limbo
+        (`throttle_picked_task`), and the pick starts over."""
         policy = self.policy
+        task_throttle = self.task_throttle
         ran: SchedEntity | None = None  # rq.curr's entity, whose levels get prev_curr
         if rq.curr is not None and not rq.curr_rt and policy.uses_prev_curr:
             ran = rq.curr.se
         self._mark_prev_curr(ran, mark=True)
         path: list[SchedEntity] = []
+        throttled = False
         while not path or path[-1].my_q is not None:
             cfs_rq = path[-1].my_q if path else rq.cfs
             assert cfs_rq is not None
             if not path and not cfs_rq.nr_running:
                 self._mark_prev_curr(ran, mark=False)
                 return None
+            if task_throttle and cfs_rq.runtime_enabled and self.check_cfs_rq_runtime(cfs_rq):
+                throttled = True
             se = policy.pick_next_entity(cfs_rq)
             assert se is not None, f"empty pick on {cfs_rq}"
             if se.sched_delayed:
                 self.dequeue_entities(se, sleep=True)
                 self._forget_dequeued_curr(rq)
                 path.clear()
+                throttled = False
                 continue
             path.append(se)
+            if throttled and se.my_q is None:
+                self.throttle_picked_task(rq, se.task)
+                path.clear()
+                throttled = False
         for se in path:
             cfs_rq = se.rq_of
             assert cfs_rq is not None
@@ -329,6 +378,23 @@ class FairClass:
             policy.set_next_entity(cfs_rq, se)
         self._mark_prev_curr(ran, mark=False)
         return path[-1].task
+
+    def throttle_picked_task(self: Machine, rq: Rq, task: Task) -> None:
+        """6.18: `task` was picked through a throttled level (``task_throttle_setup_work``).
+        It is switched in (a timeslice; its wakeup latency ends here), returns to user mode —
+        in 0 ns: our behaviours run user code — and ``throttle_cfs_rq_work`` dequeues it
+        (``DEQUEUE_THROTTLE``) onto its queue's limbo list. It stays runnable: its wait runs
+        on from now (schedstat ``run_delay``)."""
+        self.dequeue_entities(task.se, sleep=True, throttle=True)
+        self._forget_dequeued_curr(rq)
+        del rq.tasks[task.tid]
+        cfs_rq = task.se.rq_of
+        assert cfs_rq is not None
+        cfs_rq.limbo.append(task)
+        task.throttled = True
+        if rq.curr is not task:
+            self.context_switch(rq, rq.curr, task)
+        task.wait_start = self.now
 
     @staticmethod
     def _mark_prev_curr(se: SchedEntity | None, mark: bool) -> None:
@@ -384,12 +450,20 @@ class FairClass:
             self.throttle_cfs_rq(cfs_rq)
 
     def throttle_cfs_rq(self: Machine, cfs_rq: CfsRunQueue) -> bool:
-        """``throttle_cfs_rq``: one last try for 1 ns, then take the group entity off its
-        parent and mark the subtree throttled. False when the pool still had runtime."""
+        """``throttle_cfs_rq``: one last try for 1 ns, then mark the subtree throttled
+        (``tg_throttle_down``). False when the pool still had runtime. ≤ 6.17 also takes the
+        group entity off its parent and starts the throttled clock if anything is queued;
+        6.18 does neither: its tasks leave one by one when picked (`throttle_picked_task`),
+        and the clock starts with the first."""
         if self.assign_cfs_rq_runtime(cfs_rq, 1):
             return False
         tg = cfs_rq.tg
         tg.bandwidth.throttled.append(cfs_rq)
+        if self.task_throttle:
+            for group in tg.subtree():
+                group.cfs_rq[cfs_rq.cpu].throttle_count += 1
+            cfs_rq.throttled = True
+            return True
         rq = self.rqs[cfs_rq.cpu]
         task_delta = cfs_rq.h_nr_running
         dequeue = True
@@ -419,7 +493,9 @@ class FairClass:
         return True
 
     def unthrottle_cfs_rq(self: Machine, cfs_rq: CfsRunQueue) -> None:
-        """``unthrottle_cfs_rq``: count the throttled time, put the group entity back."""
+        """``unthrottle_cfs_rq``: count the throttled time; ≤ 6.17 puts the group entity back,
+        6.18 re-enqueues the limbo tasks of each level whose hierarchy is no longer throttled
+        (``tg_unthrottle_up``)."""
         tg = cfs_rq.tg
         rq = self.rqs[cfs_rq.cpu]
         self.update_curr(rq)
@@ -430,6 +506,9 @@ class FairClass:
             tg.bandwidth.stat.throttled_time += now - cfs_rq.throttled_clock
             self.rec.add("throttles", tg.index, cfs_rq.cpu, cfs_rq.throttled_clock, now)
             cfs_rq.throttled_clock = -1
+        if self.task_throttle:
+            self.tg_unthrottle_up(rq, tg)
+            return
         for group in tg.subtree():
             group.cfs_rq[cfs_rq.cpu].throttle_count -= 1
         if not cfs_rq.load:
@@ -452,6 +531,27 @@ class FairClass:
             if qcfs_rq.throttled:
                 break
             se = se.parent
+        if rq.curr is None and rq.cfs.h_nr_running:
+            rq.need_resched = True
+        self.touch(rq)
+
+    def tg_unthrottle_up(self: Machine, rq: Rq, tg: TaskGroup) -> None:
+        """``walk_tg_tree_from(tg, tg_nop, tg_unthrottle_up)``: children before parents (the
+        newest child first), each level's throttle count down; a level that reaches 0 puts its
+        limbo tasks back, most recent first (``list_add``), with ``enqueue_task_fair(
+        ENQUEUE_WAKEUP)`` — not a wakeup (no ``ttwu``: no latency sample, no preemption
+        check). An idle CPU with tasks queued again reschedules."""
+        cpu = rq.cpu
+        for group in reversed(tg.subtree()):
+            level = group.cfs_rq[cpu]
+            level.throttle_count -= 1
+            if level.throttle_count or not level.limbo:
+                continue
+            limbo = level.limbo
+            level.limbo = []
+            for task in reversed(limbo):
+                task.throttled = False
+                self.enqueue_task_fair(rq, task, ENQUEUE_WAKEUP)
         if rq.curr is None and rq.cfs.h_nr_running:
             rq.need_resched = True
         self.touch(rq)

@@ -49,6 +49,11 @@ DEFAULT_FEATURES: dict[str, bool] = {
     "PICK_BUDDY": True,
     "DELAY_DEQUEUE": True,
     "DELAY_ZERO": True,
+    # not a kernel feature: 6.18's task-based CFS bandwidth throttle (a throttled task leaves
+    # for its queue's limbo list on its return to user mode); off, ≤ 6.17's, which takes the
+    # throttled group entity off its parent. The `cfs` policy (≤ 6.5) always throttles that
+    # way (docs/kernel-facts.md#task-throttle)
+    "TASK_THROTTLE": True,
 }
 
 

@@ -35,6 +35,7 @@ class CfsRunQueue:
         "inserted",
         "last",
         "leftmost",
+        "limbo",
         "load",
         "min_vruntime",
         "name",
@@ -79,6 +80,8 @@ class CfsRunQueue:
         self.throttled = False
         self.throttle_count = 0  # throttled self or ancestors (throttled_hierarchy)
         self.throttled_clock = -1  # when the current throttled interval started counting
+        # 6.18's throttled_limbo_list: this queue's tasks dequeued by the throttle, oldest first
+        self.limbo: list[Any] = []
 
     # ---- the tree -----------------------------------------------------------------------
     def insert(self, se: SchedEntity, key: int) -> None:
