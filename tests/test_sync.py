@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import cfssim
 from cfssim.scenario import ScenarioError, load_workload
 from cfssim.simulation import Simulation
 from cfssim.sync import Mutex, SyncError, sched_yield
@@ -186,3 +187,32 @@ def test_measure_refuses_sync_steps() -> None:
                              "{unlock: m}]\n").scenario
     with pytest.raises(Refused, match="cannot run 'lock' steps"):
         check_scenario(scenario, force=False, max_duration_ns=ms(1000))
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [[{"free": "4KiB"}], [{"lock": "m"}, {"unlock": "m"}], [{"signal": "c"}], [{"run": "1ms"}]],
+)
+def test_a_step_that_takes_no_time_after_a_run_is_no_sleep(steps: list[dict]) -> None:
+    # the behaviour's next request arrives at the instant its run ends: no voluntary switch,
+    # no wakeup — only the hog's tick preemptions (24 in 200 ms on one CPU)
+    sim = cfssim.Simulation(cpus=1, seed=1)
+    sim.add_process("hog", cfssim.program(run="forever"))
+    sim.add_process("t", cfssim.program({"alloc": "4KiB"}, {"run": "2ms"}, *steps))
+    t = sim.run("200ms").tasks["t/0"]
+    assert (t["wakeups"], t["nr_voluntary_switches"]) == (0, 0)
+    assert t["nr_involuntary_switches"] == 24
+
+
+def test_a_yield_gives_the_cpu_up_without_sleeping() -> None:
+    # EEVDF yield_task_fair: the eligible yielder forfeits its request, the hog runs: twice the
+    # involuntary switches of the same program without the yield, and never a wakeup
+    def switches(*steps: dict) -> tuple[int, int]:
+        sim = cfssim.Simulation(cpus=1, seed=1)
+        sim.add_process("hog", cfssim.program(run="forever"))
+        sim.add_process("t", cfssim.program({"run": "2ms"}, *steps))
+        t = sim.run("200ms").tasks["t/0"]
+        return t["wakeups"], t["nr_involuntary_switches"]
+
+    assert switches({"run": "1ms"}) == (0, 24)
+    assert switches({"yield": None}) == (0, 47)

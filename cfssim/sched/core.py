@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from ..cgroup.tree import TaskGroup
 
 LIVELOCK_FIRES = 10_000
+MAX_SETTLE_ROUNDS = 64  # same-instant steps a settle waits for (programs must let time pass)
 HRTICK_MIN_NS = 10_000
 
 
@@ -92,6 +93,7 @@ class Rq:
         "seg_start",
         "server",
         "server_timer",
+        "settle_rounds",
         "settle_timer",
         "settling",
         "tasks",
@@ -114,6 +116,7 @@ class Rq:
         self.need_resched = False
         self.dirty = False
         self.settling: Task | None = None  # curr finished a request; its next one is pending
+        self.settle_rounds = 0  # settles deferred at this instant (`Machine.settle`)
         self.timer = HrTimer(calendar, _nothing)  # the CPU's one scheduling timer (`Machine.arm`)
         self.settle_timer = HrTimer(calendar, _nothing)  # after a run request completes (`settle`)
         self.balance_timer = HrTimer(calendar, _nothing)  # periodic load balancing
@@ -599,15 +602,23 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
         event = task.run_event
         task.run_event = None
         rq.settling = task
+        rq.settle_rounds = 0
         if event is not None:
             event.succeed()
         rq.settle_timer.start(self.now)
 
     def settle(self, rq: Rq) -> None:
         """After a completed run request, at the same instant: a task that asked for nothing
-        more to run waits on some other event — a voluntary sleep."""
+        more to run waits on some other event — a voluntary sleep. A behaviour still to resume
+        at this instant is waited for first."""
         task = rq.settling
         if task is None:
+            return
+        if resumes_now(task) and rq.settle_rounds < MAX_SETTLE_ROUNDS:
+            # the behaviour waits on an event due at this instant (a step that takes no time:
+            # free, unlock, signal, yield…) and may still ask to run — look again after it
+            rq.settle_rounds += 1
+            rq.settle_timer.start(self.now)
             return
         rq.settling = None
         with self.batch():
@@ -653,6 +664,19 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
     def flush_unless_batched(self) -> None:
         if not self._batch.depth:
             self.flush()
+
+
+def resumes_now(task: Task) -> bool:
+    """Is `task`'s behaviour waiting on an event already due at this instant (triggered, not
+    yet processed, no delay — a timeout of 0 or a succeeded event)?"""
+    proc = task.proc
+    target = None if proc is None else proc.target
+    return (
+        target is not None
+        and target.triggered
+        and target.callbacks is not None
+        and not getattr(target, "_delay", 0)
+    )
 
 
 class Batch:
