@@ -377,8 +377,10 @@ class Simulation:
             left -= charge.charged
             if fault_ns and charge.charged:
                 yield self.request_run(task, pages_for(charge.charged) * fault_ns)
-            if charge.penalty_ns:
+            if charge.penalty_ns and task.state is not TaskState.DEAD:
                 yield self.request_sleep(task, charge.penalty_ns, hrtimer=False)
+            if task.state is TaskState.DEAD:  # killed meanwhile: its exit uncharged it all
+                return
             if charge.failed is None:
                 continue
             decision = memory.mem_cgroup_oom(

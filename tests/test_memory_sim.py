@@ -135,3 +135,15 @@ def test_memory_high_is_handled_after_every_charge_batch() -> None:
     assert result.trace is not None
     assert result.trace["segments"]["start"].tolist() == [138 * 4_000_000]
     assert result.cgroups["/h"]["memory.current"] == 104 * MiB
+
+
+def test_a_task_killed_mid_allocation_charges_nothing_more() -> None:
+    # 64 MiB under a 10 MiB memory.high: the allocation sleeps its over-high penalties batch by
+    # batch; killed at 30 ms, the process exits with everything uncharged and no later batch
+    sim = cfssim.Simulation(cpus=1, seed=1)
+    sim.add_cgroup("/h", {"memory.high": "10MiB"})
+    sim.add_process("a", cfssim.program({"alloc": "64MiB"}, {"sleep": "10s"}), cgroup="/h")
+    sim.at("30ms", lambda: sim.kill("a"))
+    result = sim.run("3s")
+    assert result.tasks["a/0"]["exit"] == {"time_ns": 30_000_000, "reason": "killed", "code": None}
+    assert result.cgroups["/h"]["memory.current"] == 0
