@@ -19,13 +19,11 @@ the same path a sleep's end takes, so wakeup latency and ``nr_wakeups`` count as
   suspend/resume are a condition variable per name (rt-app's ``suspend``: wait on it;
   ``resume``: broadcast it — a resume before the suspend is lost, as in rt-app).
 
-Research code uses them directly::
-
-    from cfssim.sync import Mutex
-
-    lock = Mutex("db")
+Research code uses them through its simulation's registry (an object belongs to the one
+simulation it is first used in; another refuses it)::
 
     def worker(task):
+        lock = task.sim.sync.mutex("db")   # the same mutex for every thread of this simulation
         while True:
             yield lock.lock(task)          # may sleep until the holder unlocks
             yield task.run(cfssim.ms(2))    # critical section
@@ -57,8 +55,24 @@ def _done(task: Any) -> simpy.Event:
     return event
 
 
+class _OneSimulation:
+    """A sync object is state of one simulation: the first task that uses it binds it."""
+
+    env: Any = None
+
+    def _bind(self, task: Any) -> None:
+        env = task.sim.env
+        if self.env is None:
+            self.env = env
+        elif self.env is not env:
+            raise SyncError(
+                f"{task.name}: {type(self).__name__.lower()} {getattr(self, 'name', '')!r} "
+                "belongs to another simulation (take one per simulation: task.sim.sync)"
+            )
+
+
 @dataclass
-class Mutex:
+class Mutex(_OneSimulation):
     """A sleeping lock with a FIFO queue of waiters (``pthread_mutex_t``, no priority
     inheritance)."""
 
@@ -69,6 +83,7 @@ class Mutex:
 
     def lock(self, task: Any) -> simpy.Event:
         """Take the mutex, or sleep in its queue until an unlock hands it over."""
+        self._bind(task)
         if self.owner is None:
             self.owner = task
             return _done(task)
@@ -90,6 +105,7 @@ class Mutex:
 
     def unlock(self, task: Any) -> simpy.Event:
         """Release the mutex: the first live waiter becomes the owner and wakes."""
+        self._bind(task)
         if self.owner is not task:
             holder = "nobody" if self.owner is None else self.owner.name
             raise SyncError(f"{task.name}: unlocks mutex {self.name!r}, held by {holder}")
@@ -107,7 +123,7 @@ class Mutex:
 
 
 @dataclass
-class CondVar:
+class CondVar(_OneSimulation):
     """A condition variable (``pthread_cond_t``): waiters in FIFO order."""
 
     name: str
@@ -117,6 +133,7 @@ class CondVar:
 
     def wait(self, task: Any, mutex: Mutex) -> simpy.Event:
         """``pthread_cond_wait``: release `mutex`, sleep until signalled, re-acquire `mutex`."""
+        self._bind(task)
         if mutex.owner is not task:
             raise SyncError(f"{task.name}: waits on {self.name!r} without holding mutex "
                             f"{mutex.name!r}")
@@ -127,11 +144,13 @@ class CondVar:
 
     def signal(self, task: Any) -> simpy.Event:
         """``pthread_cond_signal``: the first waiter goes on to re-acquire its mutex."""
+        self._bind(task)
         self._wake(1)
         return _done(task)
 
     def broadcast(self, task: Any) -> simpy.Event:
         """``pthread_cond_broadcast``: every waiter goes on to re-acquire its mutex."""
+        self._bind(task)
         self._wake(len(self.waiters))
         return _done(task)
 
@@ -147,7 +166,7 @@ class CondVar:
 
 
 @dataclass
-class Barrier:
+class Barrier(_OneSimulation):
     """`parties` threads meet; the last arrival wakes the others and the barrier resets."""
 
     name: str
@@ -162,6 +181,7 @@ class Barrier:
 
     def wait(self, task: Any) -> simpy.Event:
         """Arrive: sleep until `parties` threads have arrived (the last does not sleep)."""
+        self._bind(task)
         if len(self.arrived) + 1 < self.parties:
             event: simpy.Event = task.sim.env.event()
             self.arrived.append((task, event))

@@ -216,3 +216,21 @@ def test_a_yield_gives_the_cpu_up_without_sleeping() -> None:
 
     assert switches({"run": "1ms"}) == (0, 24)
     assert switches({"yield": None}) == (0, 47)
+
+
+def test_a_sync_object_belongs_to_one_simulation() -> None:
+    # a mutex first used in one simulation is refused by another (its owner would leak in)
+    lock = Mutex("db")
+
+    def worker(task):  # type: ignore[no-untyped-def]
+        yield lock.lock(task)
+        yield task.run(ms(2))
+        yield lock.unlock(task)
+
+    first = Simulation(cpus=1, seed=1)
+    first.add_process("w", worker)
+    assert first.run("10ms").tasks["w/0"]["cpu_time_ns"] == ms(2)
+    second = Simulation(cpus=1, seed=1)
+    second.add_process("w", worker)
+    with pytest.raises(SyncError, match="belongs to another simulation"):
+        second.run("10ms")
