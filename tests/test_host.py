@@ -219,3 +219,16 @@ def test_bad_host_keys_are_refused_with_their_place(machine: str, expected: str)
     with pytest.raises(cfssim.ScenarioError) as refused:
         scenario(machine)
     assert expected in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("skew", "low", "high"), [(-1_500_000, 0, 1_900_000), (1_900_000, -3_800_000, 0)]
+)
+def test_ticks_with_skew_and_lopsided_jitter_are_all_found(skew: int, low: int, high: int) -> None:
+    # offset + jitter stays within half a tick, though the jitter alone reaches further
+    host = HostModel(tick_offset_ns=(0, skew), tick_jitter=(None, uniform(low, high)))
+    grid = TickGrid(TICK, 0, 2, host, 5)
+    ticks = [grid.tick_time(1, k) for k in range(1, 3000)]
+    assert ticks == sorted(ticks)
+    assert all(grid.is_tick(1, t) for t in ticks)
+    assert all(grid.at_or_after(1, t) == t and grid.at_or_after(1, t - 1) == t for t in ticks)
