@@ -301,6 +301,9 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
     def try_to_wake_up(self, task: Task, new: bool = False) -> None:
         """``try_to_wake_up`` / ``wake_up_new_task``: choose a CPU, enqueue, maybe preempt.
         A delayed sleeper is still queued: it wakes in place (``ttwu_runnable``)."""
+        if not new:  # the wakeup happens where the task slept: its sleep's timer fires there
+            curr = self.rqs[task.cpu].curr if task.cpu >= 0 else None
+            task.waker = -1 if curr is None else curr.tid
         if task.policy in RT_POLICIES:
             self.wake_up_rt(task, new)
             return
@@ -337,8 +340,7 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
         task.wait_start = now
         if not new:
             task.nr_wakeups += 1
-            curr = self.rqs[task.cpu].curr  # the context the wakeup happens in
-            task.wake_time, task.waker = now, -1 if curr is None else curr.tid
+            task.wake_time = now
         else:
             self.rec.add("forks", task.tid, now)
 
