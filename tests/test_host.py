@@ -213,6 +213,8 @@ def test_host_keys_without_a_profile() -> None:
         ("  tick_skew: [0us, 1900us]\n  tick_jitter: 200us", "5:20: machine.tick_skew[1]"),
         ("  noise: {rate: 0, run: 10us}", "machine.noise.rate: "),
         ("  page_fault_cost: -1us", "machine.page_fault_cost: expected a non-negative"),
+        # the profile's own jitter (−5.4…+2.3 µs on CPU 1) on top of the scenario's skew
+        ("  hz: 1000\n  tick_skew: [0us, 499us]\n  profile: default", "6:14: machine.tick_skew:"),
     ],
 )
 def test_bad_host_keys_are_refused_with_their_place(machine: str, expected: str) -> None:
@@ -232,3 +234,9 @@ def test_ticks_with_skew_and_lopsided_jitter_are_all_found(skew: int, low: int, 
     assert ticks == sorted(ticks)
     assert all(grid.is_tick(1, t) for t in ticks)
     assert all(grid.at_or_after(1, t) == t and grid.at_or_after(1, t - 1) == t for t in ticks)
+
+
+def test_the_host_noise_process_names_are_reserved() -> None:
+    text = SCENARIO.format(machine="  hz: 250").replace("name: grow", "name: host-noise-cpu0")
+    with pytest.raises(cfssim.ScenarioError, match="other than host-noise-cpu<N>"):
+        cfssim.load_scenario(text)

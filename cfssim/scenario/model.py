@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal, cast, get_args
 
 from pydantic import (
+    AfterValidator,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -31,7 +32,7 @@ from .. import container
 from .._errors import describe, did_you_mean
 from ..cgroup import files as cgfiles
 from ..cgroup.files import CgroupConfig, CgroupFileError, FileValue
-from ..host import HostModel, HostNoise, lognormal, uniform
+from ..host import HostModel, HostNoise, TickGrid, is_noise_process, lognormal, uniform
 from ..sched.policy import DEFAULT_FEATURES
 from ..task import RT_POLICIES, SCHED_NAMES, SCHED_POLICIES
 from ..units import NSEC_PER_SEC, NSEC_PER_USEC, format_duration
@@ -87,10 +88,17 @@ def _custom_slice(value: Any) -> int | None:
 NAME_PATTERN = r"^[A-Za-z0-9_.:+-]+$"
 
 
+def _not_host_noise(name: str) -> str:
+    if is_noise_process(name):
+        raise fail(f"expected a process name other than host-noise-cpu<N> (the simulated "
+                   f"host's background noise), found {name!r}")
+    return name
+
+
 class ProcessSpec(FrozenModel):
     """A process (thread group) of `threads` identical threads running `program`."""
 
-    name: str = Field(pattern=NAME_PATTERN)
+    name: Annotated[str, AfterValidator(_not_host_noise)] = Field(pattern=NAME_PATTERN)
     cgroup: CgroupPath = "/"
     threads: int = Field(default=1, ge=0, strict=True)  # 0: only started by fork steps (checks)
     nice: int = Field(default=0, ge=-20, le=19, strict=True)
@@ -369,6 +377,16 @@ class MachineSpec(FrozenModel):
                 ("tick_jitter",), f"expected below half a tick ({half} ns at hz {self.hz}), "
                 f"found {jitter} ns", jitter)])
         return self
+
+    def host_problem(self, profile: MachineProfile | None) -> str | None:
+        """What keeps the host this machine and `profile` make together from working (a tick
+        offset and jitter beyond half a tick), or None."""
+        hz = self.hz if "hz" in self.model_fields_set or profile is None else profile.hz
+        try:
+            TickGrid(NSEC_PER_SEC // hz, 0, self.cpus, self.host_model(profile), 0)
+        except ValueError as error:
+            return f"expected {error}".replace("expected tick skew of", "a tick skew for", 1)
+        return None
 
     def host_model(self, profile: MachineProfile | None) -> HostModel:
         """The simulated host: `profile`'s, with this machine's own host keys on top."""

@@ -138,12 +138,17 @@ def load_scenario(source: str | Path, *, limits: Limits | None = None) -> Scenar
         raise ScenarioError(located_messages(error, located, origin)) from None
     scenario._source = origin if stem is not None else None
     try:  # a profile that cannot be read is refused with the scenario
-        scenario.machine_profile()
+        profile = scenario.machine_profile()
     except ScenarioError as error:
         line, col = position(located, ("machine", "profile"), False)
         raise ScenarioError(
             [f"{origin}:{line}:{col}: machine.profile: {message}" for message in error.messages]
         ) from None
+    problem = scenario.machine.host_problem(profile)  # the profile and the keys together
+    if problem is not None:
+        key = "tick_skew" if scenario.machine.tick_skew is not None else "profile"
+        line, col = position(located, ("machine", key), False)
+        raise ScenarioError([f"{origin}:{line}:{col}: machine.{key}: {problem}"])
     return scenario
 
 
