@@ -245,6 +245,8 @@ def judged_rows(a: Result, b: Result) -> dict[Key, Row]:
     the simulated host's noise tasks."""
     rows: dict[Key, Row] = {}
     for row in compare(a, b).rows:
+        if row.figure in CLASSES["wakeup latency"]:
+            continue  # judged below, for the tasks the kernel woke often enough
         rule = EXTRA_RULES.get(row.figure)
         if row.verdict == INFO and rule is not None:
             row = judge(row.kind, row.subject, row.figure, row.a, row.b, rule)
@@ -427,18 +429,29 @@ def failure_lines(
     return lines
 
 
-def rejudge(directory: Path, max_background: float = MAX_BACKGROUND) -> list[Outcome]:
+def rejudge(
+    directory: Path,
+    max_background: float = MAX_BACKGROUND,
+    profiles: dict[str, str | None] | None = None,
+) -> list[Outcome]:
     """The outcomes of the runs an earlier ``--out`` saved in `directory`, judged again (no
-    kernel run, no simulation)."""
+    kernel run): against the saved simulations, or — given `profiles` — against simulations of
+    the saved scenarios made now (the current simulator, each profile)."""
     outcomes = []
     for where in sorted(p for p in directory.iterdir() if (p / "kernel-2").is_dir()):
         kernel = (Result.load(where / "kernel-1"), Result.load(where / "kernel-2"))
         background = tuple(float(k.meta.get("background_cpu_fraction", 0.0)) for k in kernel)
         outcome = Outcome(where.name, (background[0], background[1]),
                           max_background=max_background)
-        for sim in sorted(where.glob("sim-*")):
-            outcome.verdicts[sim.name.removeprefix("sim-")] = judge_scenario(
-                Result.load(sim), kernel)
+        if profiles is None:
+            for sim in sorted(where.glob("sim-*")):
+                outcome.verdicts[sim.name.removeprefix("sim-")] = judge_scenario(
+                    Result.load(sim), kernel)
+        else:
+            scenario = load_scenario((where / "scenario.yaml").read_text())
+            for label, profile in profiles.items():
+                simulated = run_scenario(as_measured(kernel[0], scenario, profile=profile))
+                outcome.verdicts[label] = judge_scenario(simulated, kernel)
         outcomes.append(outcome)
     return outcomes
 
@@ -468,6 +481,9 @@ def main(argv: list[str] | None = None, echo: Callable[[str], None] = print) -> 
                              "figures are the host's as much as the scenario's)")
     parser.add_argument("--from", dest="saved", type=Path, metavar="DIR",
                         help="judge again the runs an earlier --out saved in DIR (no runs)")
+    parser.add_argument("--simulate", action="store_true",
+                        help="with --from: simulate the saved scenarios again with this "
+                             "simulator and profile instead of judging the saved simulations")
     parser.add_argument("--profile", default="default",
                         help="the calibrated profile: 'default' or a profile YAML file")
     args = parser.parse_args(argv)
@@ -478,7 +494,7 @@ def main(argv: list[str] | None = None, echo: Callable[[str], None] = print) -> 
     profiles: dict[str, str | None] = {"profile": profile, "ideal": None}
     console = Console(width=160)
     if args.saved is not None:
-        outcomes = rejudge(args.saved, args.max_background)
+        outcomes = rejudge(args.saved, args.max_background, profiles if args.simulate else None)
         labels = list(dict.fromkeys(label for o in outcomes for label in o.verdicts))
         report(console, outcomes, labels, args.max_background, echo)
         return 0
