@@ -488,16 +488,20 @@ class Simulation:
         """SIGKILL every thread of `process` (the OOM killer's ``oom_kill_process``)."""
         if not process.alive:
             return
-        now = int(self.env.now)
-        group = self.groups[process.cgroup]
         for task in process.threads:
-            if task.state is TaskState.DEAD:
-                continue
-            self.rec.add("kills", task.tid, group.index, now, KILL_REASONS.index(reason))
-            proc = task.proc
-            self.exit_task(task, reason, None)
-            if proc is not None and proc.is_alive and proc is not self.env.active_process:
-                proc.interrupt("killed")
+            self._kill_thread(task, reason)
+
+    def _kill_thread(self, task: Task, reason: str) -> None:
+        """SIGKILL one thread: recorded, exited, its behaviour stopped (an exited thread:
+        nothing, as ``tgkill`` gives ESRCH)."""
+        if task.state is TaskState.DEAD:
+            return
+        group = self.groups[task.process.cgroup]
+        self.rec.add("kills", task.tid, group.index, int(self.env.now), KILL_REASONS.index(reason))
+        proc = task.proc
+        self.exit_task(task, reason, None)
+        if proc is not None and proc.is_alive and proc is not self.env.active_process:
+            proc.interrupt("killed")
 
     # ==== runtime changes (scenario events, or research code) ==============================
     def at(self, time: int | str, action: Callable[[], None]) -> None:
@@ -659,13 +663,7 @@ class Simulation:
         if thread is None:
             self.kill_process(proc, "killed")
         else:
-            task = threads[0]
-            if task.state is TaskState.DEAD:  # tgkill on an exited thread: ESRCH, nothing done
-                return
-            self.rec.add("kills", task.tid, self.groups[proc.cgroup].index, int(self.env.now), 2)
-            self.exit_task(task, "killed", None)
-            if task.proc is not None and task.proc.is_alive:
-                task.proc.interrupt("killed")
+            self._kill_thread(threads[0], "killed")
 
     # ==== running =========================================================================
     def run(self, until: int | str, progress: Callable[[int, int], None] | None = None) -> Result:

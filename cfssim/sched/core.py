@@ -348,9 +348,6 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
         """The first scheduler tick of `cpu` at or after `t` (ns): ticks fall at
         ``tick_offset_ns`` + k × ``tick_ns`` — on every CPU at once on the ideal machine, each
         CPU skewed and jittered on a real host's (`cfssim.host.TickGrid`)."""
-        if self.ticks.uniform:
-            tick, offset = self.tick_ns, self.tick_offset
-            return -(-(t - offset) // tick) * tick + offset
         return self.ticks.at_or_after(cpu, t)
 
     def tick_after(self, cpu: int, delay: int) -> int:
