@@ -619,8 +619,14 @@ class Simulation:
             self.kill_process(victim, reason)
 
     def _reselect_cpu(self, task: Task) -> None:
-        """Move a runnable task off a CPU it may no longer use."""
-        if task.cpu in task.allowed or task.state is not TaskState.RUNNABLE:
+        """Move a runnable task off a CPU it may no longer use; a sleeper still queued there
+        (DELAY_DEQUEUE) completes its dequeue, so that its wakeup chooses an allowed CPU."""
+        if task.cpu in task.allowed:
+            return
+        if task.state is not TaskState.RUNNABLE:
+            if task.se.sched_delayed:
+                with self.machine.batch():
+                    self.machine.finish_delayed_dequeue(task)
             return
         machine = self.machine
         src = machine.rqs[task.cpu]

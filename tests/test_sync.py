@@ -234,3 +234,20 @@ def test_a_sync_object_belongs_to_one_simulation() -> None:
     second.add_process("w", worker)
     with pytest.raises(SyncError, match="belongs to another simulation"):
         second.run("10ms")
+
+
+def test_a_sleeper_whose_dequeue_was_delayed_obeys_a_new_affinity() -> None:
+    # EEVDF keeps an ineligible sleeper queued (DELAY_DEQUEUE): x, sharing CPU 0 with a hog, is
+    # such a sleeper at 24.55 ms; an affinity that no longer allows CPU 0 completes that
+    # dequeue, so x wakes onto CPU 1 (it had gone on running on CPU 0)
+    sim = Simulation(cpus=2, seed=1)
+    sim.add_process("hog", cfssim.program(run="forever"), cpus=[0])
+    sim.add_process("hog1", cfssim.program(run="forever"), cpus=[1])
+    sim.add_process("x", cfssim.program(run="500us", sleep="2ms"), cpus=[0])
+    sim.at(24_550_000, lambda: sim.set_affinity("x", [1]))
+    result = sim.run("100ms")
+    assert result.trace is not None
+    segments = result.trace["segments"]
+    x = list(result.trace.tasks).index("x/0")
+    late = (segments["task"] == x) & (segments["start"] > 24_550_000)
+    assert late.any() and set(segments["cpu"][late].tolist()) == {1}
