@@ -35,6 +35,8 @@ Not modelled, and so refused or said: cfssim's memcg has no swap and no soft lim
 without swap and without global memory pressure), so ``--memory-swap`` and
 ``--memory-reservation`` are checked as Docker checks them and write no file; cgroup v2 has no
 ``oom_kill_disable`` (Docker discards ``--oom-kill-disable`` there), so it is refused on v2.
+A number (``--cpus``, a size, a quantity) of more than `MAX_DECIMAL_DIGITS` digits or an exponent
+beyond ±`MAX_DECIMAL_EXPONENT` is refused before it is built: no cgroup file takes such a value.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Literal
 
-from ._errors import describe, did_you_mean
+from ._errors import describe, did_you_mean, quoted
 from .cgroup import files as cgfiles
 
 Interface = Literal["v1", "v2"]
@@ -124,8 +126,33 @@ def _memory_files(interface: Interface, limit: int | None) -> Files:
     return {"memory.limit_in_bytes" if interface == "v1" else "memory.max": limit}
 
 
+# ---- decimal literals ----------------------------------------------------------------------------
+#: a decimal such as ``1.5``, ``.5`` or ``1e3`` (the number part of a quantity and of ``--cpus``)
+_DECIMAL = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+#: bounds on a decimal literal, far beyond any value a cgroup file takes (int64: 19 digits), so
+#: that a hostile ``1e99999999`` is refused before an exact number is built from it
+MAX_DECIMAL_DIGITS = 40
+MAX_DECIMAL_EXPONENT = 40
+
+
+def exact_decimal(text: str, what: str, flag: str = "") -> Fraction:
+    """`text` (matching `_DECIMAL`) as an exact number; `ContainerSpecError` naming `flag` and
+    `what` when it has more than `MAX_DECIMAL_DIGITS` digits or an exponent beyond
+    ±`MAX_DECIMAL_EXPONENT`."""
+    mantissa, _, exponent = text.lower().partition("e")
+    digits = sum(char.isdigit() for char in mantissa)
+    power = exponent.lstrip("+-").lstrip("0")
+    if digits > MAX_DECIMAL_DIGITS or len(power) > 3 or (power and int(power) >
+                                                            MAX_DECIMAL_EXPONENT):
+        raise ContainerSpecError(f"{flag}{': ' if flag else ''}expected {what} with at most "
+                                 f"{MAX_DECIMAL_DIGITS} digits and an exponent within "
+                                 f"±{MAX_DECIMAL_EXPONENT}, found {quoted(text)}")
+    number = Fraction(mantissa)
+    return number * Fraction(10) ** int(exponent) if exponent else number
+
+
 # ---- Docker --------------------------------------------------------------------------------------
-_RAM = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
+_RAM = re.compile(r"^(\d+(?:\.\d+)?) ?([kKmMgGtTpP])?[iI]?[bB]?$")
 _BINARY = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 
 
@@ -134,24 +161,26 @@ def ram_in_bytes(flag: str, text: str) -> int:
     match = _RAM.match(text)
     if match is None:
         raise ContainerSpecError(f"{flag}: expected a size such as 100m, 1g, 512k or 4096b "
-                                 f"(binary units, as docker run reads them), found {text!r}")
-    number = Fraction(match.group(1))
+                                 f"(binary units, as docker run reads them), found {quoted(text)}")
+    number = exact_decimal(match.group(1), "a size", flag)
     return int(number * _BINARY.get((match.group(2) or "").lower(), 1))
 
 
 def _docker_int(flag: str, text: str) -> int:
     if not re.fullmatch(r"[-+]?\d+", text):
-        raise ContainerSpecError(f"{flag}: expected an integer, found {text!r}")
+        raise ContainerSpecError(f"{flag}: expected an integer, found {quoted(text)}")
+    if len(text.lstrip("+-")) > MAX_DECIMAL_DIGITS:
+        raise ContainerSpecError(f"{flag}: expected an integer of at most {MAX_DECIMAL_DIGITS} "
+                                 f"digits, found {quoted(text)}")
     return int(text)
 
 
 def _nano_cpus(flag: str, text: str) -> int:
     """docker/cli ``opts.NanoCPUs.Set``: a decimal number of CPUs, exact to 10⁻⁹."""
-    try:
-        cpus = Fraction(text)
-    except (ValueError, ZeroDivisionError):
+    if not re.fullmatch(_DECIMAL, text):
         raise ContainerSpecError(f"{flag}: expected a number of CPUs such as 1.5, "
-                                 f"found {text!r}") from None
+                                 f"found {quoted(text)}")
+    cpus = exact_decimal(text, "a number of CPUs", flag)
     nano = cpus * NANO_CPUS
     if nano.denominator != 1:
         raise ContainerSpecError(f"{flag}: expected at most 9 decimals (docker: 'value is too "
@@ -317,7 +346,7 @@ def docker_files(resources: DockerResources, interface: Interface) -> Files:
 
 
 # ---- Kubernetes quantities -----------------------------------------------------------------------
-_QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+))(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?\d+)?$")
+_QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+))(Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?\d+|[numkMGTPE])?$")
 _SUFFIX = {
     "Ki": Fraction(2**10), "Mi": Fraction(2**20), "Gi": Fraction(2**30), "Ti": Fraction(2**40),
     "Pi": Fraction(2**50), "Ei": Fraction(2**60), "n": Fraction(1, 10**9),
@@ -338,14 +367,14 @@ def parse_quantity(value: Any) -> Fraction:
     if match is None:
         raise ContainerSpecError(f"expected a quantity such as 500m, 1, 1.5, 128Mi or 1G, "
                                  f"found {describe(value)}")
-    number, suffix = Fraction(match.group(1)), match.group(2) or ""
-    if suffix[:1] in ("e", "E"):
-        number *= Fraction(10) ** int(suffix[1:])
-    elif suffix:
-        number *= _SUFFIX[suffix]
-    if number < 0:
+    number, suffix = match.group(1), match.group(2) or ""
+    if suffix in _SUFFIX:  # E and Ei are exa, not an exponent
+        quantity = exact_decimal(number, "a quantity") * _SUFFIX[suffix]
+    else:  # none, or a decimal exponent such as e3
+        quantity = exact_decimal(number + suffix, "a quantity")
+    if quantity < 0:
         raise ContainerSpecError(f"expected a non-negative quantity, found {describe(value)}")
-    return number
+    return quantity
 
 
 def milli_value(quantity: Fraction) -> int:

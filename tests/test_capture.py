@@ -197,6 +197,37 @@ processes:
     assert "expected one per_thread program per thread (3, step 0), found 2" in str(error.value)
 
 
+def test_an_until_that_would_run_more_than_once_is_refused() -> None:
+    """An until's time counts from the thread's start: repeated, it sleeps the first time only
+    (the second pass finds the time reached and takes none) — refused where it repeats, in the
+    process's repeat or a loop's, accepted in a loop run once and in a per_thread program."""
+    text = """
+name: t
+duration: 1s
+machine: {cpus: 1}
+processes:
+  - name: p
+    repeat: forever
+    program: [{run: 1ms}, {until: 10ms}]
+  - name: q
+    program:
+      - loop: {repeat: 3, program: [{run: 1ms}, {until: 10ms}]}
+      - loop: {repeat: 1, program: [{until: 20ms}]}
+      - per_thread: [{program: [{until: 30ms}, {run: 1ms}]}]
+"""
+    with pytest.raises(ScenarioError) as error:
+        load_scenario(text)
+    reason = ("expected an until step only where it runs once (its time counts from the "
+              "thread's start: from the second pass on it takes no time; use sleep or timer to "
+              "repeat), found it in ")
+    assert error.value.messages == [
+        f"<string>:8:27: processes[0].program[1]: {reason}the program repeated forever",
+        f"<string>:11:49: processes[1].program[0].loop.program[1]: {reason}a loop repeated "
+        f"3 times"]
+    once = text.replace("repeat: forever", "repeat: 1").replace("repeat: 3", "repeat: 1")
+    assert load_scenario(once).processes[1].program[2].threads[0].program[0].ns == 30 * MS
+
+
 # ---- the round trip on the kernel ---------------------------------------------------------
 WORKLOAD = Path(__file__).parent / "data" / "pool_workload.c"
 DURATION_NS = 3 * 10**9  # the program runs 2 s and exits

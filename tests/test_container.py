@@ -8,6 +8,8 @@ kubelet ``MilliCPUToShares`` (milli·1024/1000, ≥ 2) and ``MilliCPUToQuota`` (
 
 from __future__ import annotations
 
+import contextlib
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,8 @@ from hypothesis import strategies as st
 from cfssim import load_scenario, run_scenario
 from cfssim.cli import main
 from cfssim.container import (
+    MAX_DECIMAL_DIGITS,
+    MAX_DECIMAL_EXPONENT,
     ContainerSpecError,
     check_docker,
     container_files,
@@ -117,9 +121,56 @@ def test_nano_cpus_quota_is_exact_integer_division(nano: int) -> None:
 # ---- Kubernetes ----------------------------------------------------------------------------------
 @pytest.mark.parametrize(("text", "value"), [("500m", 0.5), ("1", 1), ("1.5", 1.5),
                                               ("128Mi", 128 << 20), ("1G", 10**9),
-                                              ("1e3", 1000), (2, 2), (0.25, 0.25), ("1k", 1000)])
+                                              ("1e3", 1000), (2, 2), (0.25, 0.25), ("1k", 1000),
+                                              ("1E", 10**18), ("1Ei", 2**60), ("2E3", 2000),
+                                              ("1e-3", Fraction(1, 1000)), ("1.5Ei", 3 << 59)])
 def test_quantities(text: object, value: float) -> None:
+    """``E`` and ``Ei`` are exa (10¹⁸, 2⁶⁰); only ``[eE][+-]?\\d+`` is a decimal exponent."""
     assert parse_quantity(text) == value
+
+
+@pytest.mark.parametrize("text", ["1e999999", "1e41", "1e-41", "1" * 41, "1e0000000000000041",
+                                  "9" * 5000 + "Mi"])
+def test_huge_quantities_are_refused_before_being_built(text: str) -> None:
+    with pytest.raises(ContainerSpecError, match=f"expected a quantity with at most "
+                       f"{MAX_DECIMAL_DIGITS} digits and an exponent within ±"
+                       f"{MAX_DECIMAL_EXPONENT}, found"):
+        parse_quantity(text)
+    assert parse_quantity("1e40") == 10**40 and parse_quantity("1" * 40) == int("1" * 40)
+
+
+@pytest.mark.parametrize(("flags", "expected"), [
+    ("--cpus=1e99999999", "--cpus: expected a number of CPUs with at most 40 digits and an "
+                          "exponent within ±40, found '1e99999999'"),
+    ("--cpus=1/2", "--cpus: expected a number of CPUs such as 1.5, found '1/2'"),
+    ("--cpus=1_0", "--cpus: expected a number of CPUs such as 1.5, found '1_0'"),
+    ("--memory=1.5.5g", "--memory: expected a size such as 100m, 1g, 512k or 4096b (binary "
+                        "units, as docker run reads them), found '1.5.5g'"),
+    ("--memory=" + "9" * 5000 + "g", "--memory: expected a size with at most 40 digits"),
+    ("--cpu-shares=" + "9" * 5000, "--cpu-shares: expected an integer of at most 40 digits"),
+])
+def test_hostile_docker_numbers_are_refused(flags: str, expected: str) -> None:
+    with pytest.raises(ContainerSpecError) as error:
+        parse_docker_flags(flags)
+    assert str(error.value).startswith(expected)
+    assert len(str(error.value)) < 300  # a long literal is shortened, not echoed
+
+
+@given(st.text(alphabet="0123456789.eE+-_/ kKmMgGiIbB", max_size=30))
+def test_docker_number_parsers_raise_only_container_spec_errors(text: str) -> None:
+    for flag, field in (("--cpus", "nano_cpus"), ("--memory", "memory"),
+                        ("--cpu-shares", "cpu_shares")):
+        try:
+            resources = parse_docker_flags(f"{flag}={text}")
+        except ContainerSpecError:
+            continue
+        assert type(getattr(resources, field)) is int
+
+
+@given(st.text(alphabet="0123456789.eE+-KMGTPiunmk", max_size=30))
+def test_quantity_parser_raises_only_container_spec_errors(text: str) -> None:
+    with contextlib.suppress(ContainerSpecError):
+        assert parse_quantity(text) >= 0
 
 
 def test_kubelet_shares_and_quota_formulas() -> None:
@@ -242,6 +293,26 @@ def test_errors_point_at_the_yaml() -> None:
                               "quantity")
     [message] = errors_of(scenario_text('{docker: "--cpus=1", kubernetes: {}}'))
     assert "expected docker or kubernetes, not both" in message
+
+
+def test_hostile_numbers_point_at_the_container_key() -> None:
+    """Refused at the cgroup's docker/kubernetes key (never at 1:1 "document")."""
+    assert errors_of(scenario_text('{docker: "--memory=1.5.5g"}')) == [
+        "<string>:6:18: cgroups./app.docker: --memory: expected a size such as 100m, 1g, 512k "
+        "or 4096b (binary units, as docker run reads them), found '1.5.5g'"]
+    assert errors_of(scenario_text('{docker: "--cpus=1e99999999"}')) == [
+        "<string>:6:18: cgroups./app.docker: --cpus: expected a number of CPUs with at most 40 "
+        "digits and an exponent within ±40, found '1e99999999'"]
+    assert errors_of(scenario_text('{kubernetes: {limits: {cpu: "1e999999"}}}')) == [
+        "<string>:6:37: cgroups./app.kubernetes.limits.cpu: expected a quantity with at most "
+        "40 digits and an exponent within ±40, found '1e999999'"]
+
+
+def test_exa_quantities_reach_the_memory_limit() -> None:
+    """``1Ei`` = 2⁶⁰ bytes is a valid limit (below int64); ``1E`` = 10¹⁸ too."""
+    for text, size in (("1Ei", 2**60), ("1E", 10**18)):
+        scenario = load_scenario(scenario_text(f"{{kubernetes: {{limits: {{memory: {text}}}}}}}"))
+        assert scenario.cgroups["/app"].memory_limit == size
 
 
 # ---- cfssim convert ------------------------------------------------------------------------------

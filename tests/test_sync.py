@@ -251,3 +251,51 @@ def test_a_sleeper_whose_dequeue_was_delayed_obeys_a_new_affinity() -> None:
     x = list(result.trace.tasks).index("x/0")
     late = (segments["task"] == x) & (segments["start"] > 24_550_000)
     assert late.any() and set(segments["cpu"][late].tolist()) == {1}
+def refusals(body: str) -> list[str]:
+    with pytest.raises(ScenarioError) as refused:
+        load_workload(f"name: t\nduration: 10ms\nmachine: {{cpus: 2}}\nprocesses:\n{body}")
+    return refused.value.messages
+
+
+def test_mutex_misuse_inside_per_thread_programs_is_refused_per_thread() -> None:
+    """Each thread's own per_thread program is checked as that thread runs it: thread 0 locks
+    m twice (a default pthread mutex deadlocks), thread 1 unlocks a mutex it never locked."""
+    messages = refusals(
+        "  - name: p\n    threads: 2\n    program:\n      - per_thread:\n"
+        "        - program: [{lock: m}, {run: 1ms}, {unlock: m}]\n"
+        "        - program: [{unlock: m}, {run: 1ms}]\n")
+    assert messages == [
+        "<string>:10:21: processes[0].program[0].per_thread[1].program[0]: expected a lock of "
+        "mutex 'm' before its unlock, found the mutex not held"]
+    messages = refusals(
+        "  - name: p\n    threads: 2\n    program:\n      - {lock: m}\n      - per_thread:\n"
+        "        - program: [{lock: m}, {run: 1ms}]\n        - program: [{run: 1ms}]\n"
+        "      - {unlock: m}\n")
+    assert messages == [
+        "<string>:10:21: processes[0].program[1].per_thread[0].program[0]: expected mutex 'm' "
+        "to be free for this thread, found it held already by the thread (deadlock)"]
+
+
+def test_a_lock_taken_in_one_thread_s_own_program_is_released_by_the_shared_part() -> None:
+    result = run_yaml("  - name: p\n    threads: 2\n    program:\n      - per_thread:\n"
+                      "        - program: [{lock: m}, {run: 2ms}]\n"
+                      "        - program: [{lock: m}, {run: 3ms}]\n      - {unlock: m}\n")
+    exits = sorted(task["exit"]["time_ns"] for task in result.tasks.values())
+    assert exits == [ms(2), ms(5)]  # the second locker waits for the first's 2 ms
+
+
+def test_a_barrier_counts_only_the_threads_whose_own_program_meets_it() -> None:
+    """Threads 0 and 1 meet at b, thread 2 never does: 2 parties, not the process's 3 (which
+    would never release)."""
+    result = run_yaml(
+        "  - name: p\n    threads: 3\n    program:\n      - per_thread:\n"
+        "        - program: [{run: 1ms}, {barrier: b}, {run: 1ms}]\n"
+        "        - program: [{sleep: 4ms}, {barrier: b}]\n"
+        "        - program: [{run: 1ms}]\n")
+    exits = {name: task["exit"]["time_ns"] for name, task in result.tasks.items()}
+    assert exits == {"p/0": ms(5), "p/1": ms(4), "p/2": ms(1)}
+    assert refusals("  - name: p\n    threads: 2\n    program:\n      - per_thread:\n"
+                    "        - program: [{barrier: b}, {run: 1ms}]\n"
+                    "        - program: [{run: 1ms}]\n") == [
+        "<string>:9:21: processes[0].program[0].per_thread[0].program[0]: expected barrier "
+        "'b' shared by at least 2 threads, found 1"]

@@ -36,6 +36,7 @@ from .steps import (
     Suspend,
     barrier_parties,
     iter_steps,
+    per_thread_count,
     step_paths,
     sync_names,
     sync_step_problems,
@@ -211,7 +212,10 @@ class CrossChecker:
                  ("suspend", "resume", "a resume of", "suspends on"))
         for index, process in enumerate(processes):
             where: Loc = ("processes", index)
-            for path, message in sync_step_problems(process.program, process.repeat):
+            problems = dict.fromkeys(  # each thread's own view; a shared step once
+                problem for thread in range(max(1, per_thread_count(process.program)))
+                for problem in sync_step_problems(process.program, process.repeat, thread))
+            for path, message in problems:
                 self.fail((*where, "program", *path), message)
             if process.threads == 0 and process.name not in forked:
                 self.fail((*where, "threads"), "expected at least 1 thread (0 only for a "
@@ -228,9 +232,9 @@ class CrossChecker:
                         self.fail(loc, f"expected no barrier in a forked process (the number "
                                   f"of threads meeting at {step.name!r} must be known), found "
                                   f"{process.name!r} forked")
-                    elif parties[step.name] < 2:
+                    elif parties.get(step.name, 0) < 2:
                         self.fail(loc, f"expected barrier {step.name!r} shared by at least 2 "
-                                  "threads, found 1")
+                                  f"threads, found {parties.get(step.name, 0)}")
                 elif isinstance(step, SetCpus):
                     self._check_affinity(loc, step.cpus, process.cgroup, configs)
                 for mine, other, needs, verb in pairs:

@@ -38,7 +38,15 @@ from ..task import RT_POLICIES, SCHED_NAMES, SCHED_POLICIES
 from ..units import NSEC_PER_SEC, NSEC_PER_USEC, format_duration
 from .checks import CrossChecker, Limits
 from .errors import fail, issue
-from .steps import Loop, PerThread, Step, instant_step_problem, iter_steps, takes_time
+from .steps import (
+    Loop,
+    PerThread,
+    Step,
+    instant_step_problem,
+    iter_steps,
+    repeated_until_problems,
+    takes_time,
+)
 from .values import (
     CGROUP_PATH_PATTERN,
     CPUS_SCHEMA,
@@ -143,6 +151,8 @@ class ProcessSpec(FrozenModel):
                 errors.append(issue(("program",), f"expected one per_thread program per "
                                     f"thread ({self.threads}, step {index}), found "
                                     f"{len(step.threads)}"))
+        for path, message in repeated_until_problems(self.program, self.repeat):
+            errors.append(issue(("program", *path), message))
         problem = instant_step_problem(self.program, self.repeat)
         if problem is not None:
             errors.append(issue(("program",), problem))

@@ -487,11 +487,19 @@ def instant_step_problem(program: tuple[Step, ...], repeat: int | None) -> str |
 StepPath = tuple[int | str, ...]
 
 
-def sync_step_problems(program: Sequence[Step], repeat: int | None
+def per_thread_count(program: Sequence[Step]) -> int:
+    """The most thread programs any `PerThread` step of `program` lists (0: none): threads
+    from this index on run the same steps."""
+    return max((len(step.threads) for step, _ in iter_steps(program)
+                if isinstance(step, PerThread)), default=0)
+
+
+def sync_step_problems(program: Sequence[Step], repeat: int | None, thread: int = 0
                        ) -> list[tuple[StepPath, str]]:
-    """Mutex misuse one thread's `program` (repeated `repeat` times) would make, each with its
-    step path: locking a mutex it holds (a default pthread mutex deadlocks), unlocking or waiting
-    with one it does not hold, a loop pass or the program ending with a mutex still held."""
+    """Mutex misuse thread `thread` running `program` (repeated `repeat` times) would make,
+    each with its step path: locking a mutex it holds (a default pthread mutex deadlocks),
+    unlocking or waiting with one it does not hold, a loop pass or the program ending with a
+    mutex still held. A `PerThread` step is the thread's own program in it."""
     problems: list[tuple[StepPath, str]] = []
 
     def walk(steps: Sequence[Step], base: StepPath, held: set[str]) -> set[str]:
@@ -518,6 +526,9 @@ def sync_step_problems(program: Sequence[Step], repeat: int | None
                     problems.append((where, f"expected each pass of the loop to release the "
                                      f"mutexes it takes, found {name_list(changed)} changed"))
                 held = after
+            elif isinstance(step, PerThread) and thread < len(step.threads):
+                held = walk(step.threads[thread].program,
+                            (*where, "per_thread", thread, "program"), held)
         return held
 
     left = walk(program, (), set())
@@ -527,22 +538,60 @@ def sync_step_problems(program: Sequence[Step], repeat: int | None
     return problems
 
 
-def step_paths(program: Sequence[Step], base: StepPath = ()) -> Iterator[tuple[StepPath, Step]]:
-    """Every step of `program` with its step path, loops included."""
+def step_paths(program: Sequence[Step], base: StepPath = (), thread: int | None = None
+               ) -> Iterator[tuple[StepPath, Step]]:
+    """Every step of `program` with its step path, loops and `PerThread` programs included
+    (only thread `thread`'s own one when given)."""
     for index, step in enumerate(program):
         yield (*base, index), step
         if isinstance(step, Loop):
-            yield from step_paths(step.program, (*base, index, "loop", "program"))
+            yield from step_paths(step.program, (*base, index, "loop", "program"), thread)
+        elif isinstance(step, PerThread):
+            for which, own in enumerate(step.threads):
+                if thread is None or thread == which:
+                    yield from step_paths(own.program,
+                                          (*base, index, "per_thread", which, "program"), thread)
 
 
-def sync_names(program: Sequence[Step]) -> dict[str, set[str]]:
-    """The names a program uses, by kind: ``mutex``, ``wait`` (conditions waited on),
-    ``wake`` (conditions signalled or broadcast), ``barrier``, ``suspend``, ``resume``,
-    ``fork``."""
+def repeated_until_problems(program: Sequence[Step], repeat: int | None
+                            ) -> list[tuple[StepPath, str]]:
+    """Each `Until` step of `program` (repeated `repeat` times, None = forever) that would run
+    more than once, with its step path: its time counts from the thread's start, so it only
+    sleeps the first time round and takes no time from the second pass on — a ``sleep`` or a
+    ``timer`` is the step that repeats."""
+    problems: list[tuple[StepPath, str]] = []
+
+    def times(count: int | None) -> str:
+        return "forever" if count is None else f"{count} times"
+
+    def walk(steps: Sequence[Step], base: StepPath, where: str | None) -> None:
+        for index, step in enumerate(steps):
+            path = (*base, index)
+            if isinstance(step, Until) and where is not None:
+                problems.append((path, f"expected an until step only where it runs once (its "
+                                 f"time counts from the thread's start: from the second pass "
+                                 f"on it takes no time; use sleep or timer to repeat), found "
+                                 f"it in {where}"))
+            elif isinstance(step, Loop):
+                inner = where if step.repeat == 1 else (
+                    f"a loop repeated {times(step.repeat)}")
+                walk(step.program, (*path, "loop", "program"), inner)
+            elif isinstance(step, PerThread):
+                for which, own in enumerate(step.threads):
+                    walk(own.program, (*path, "per_thread", which, "program"), where)
+
+    walk(program, (), None if repeat == 1 else f"the program repeated {times(repeat)}")
+    return problems
+
+
+def sync_names(program: Sequence[Step], thread: int | None = None) -> dict[str, set[str]]:
+    """The names a program uses (thread `thread`'s steps only, when given), by kind:
+    ``mutex``, ``wait`` (conditions waited on), ``wake`` (conditions signalled or broadcast),
+    ``barrier``, ``suspend``, ``resume``, ``fork``."""
     names: dict[str, set[str]] = {kind: set() for kind in
                                   ("mutex", "wait", "wake", "barrier", "suspend", "resume",
                                    "fork")}
-    for step, _ in iter_steps(program):
+    for _, step in step_paths(program, thread=thread):
         if isinstance(step, (Lock, Unlock)):
             names["mutex"].add(step.name)
         elif isinstance(step, CondWait):
@@ -562,10 +611,14 @@ def sync_names(program: Sequence[Step]) -> dict[str, set[str]]:
 
 
 def barrier_parties(programs: Sequence[tuple[Sequence[Step], int]]) -> dict[str, int]:
-    """How many threads meet at each barrier: the threads of every (program, threads) using it
-    (rt-app counts the users of a barrier name the same way)."""
+    """How many threads meet at each barrier: the threads of every (program, threads) whose
+    steps use it — a `PerThread` step's program only for its own thread (rt-app counts the
+    users of a barrier name the same way)."""
     parties: dict[str, int] = {}
     for program, threads in programs:
-        for name in sync_names(program)["barrier"]:
-            parties[name] = parties.get(name, 0) + threads
+        own = min(per_thread_count(program), threads)  # threads from `own` on run alike
+        for thread in range(own + 1):
+            users = 1 if thread < own else threads - own
+            for name in sync_names(program, thread)["barrier"] if users else ():
+                parties[name] = parties.get(name, 0) + users
     return parties
