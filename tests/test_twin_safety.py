@@ -1,4 +1,4 @@
-"""The real twin never leaves anything behind; interrupts end commands cleanly (issue 15).
+"""The real twin never leaves anything behind; interrupts end commands cleanly.
 
 Unit parts: cgroup names the kernel refuses or that collide with interface files, the memory
 bound against MemAvailable, who owns a leftover, SIGINT/SIGTERM deferral. Kernel part: `measure`
