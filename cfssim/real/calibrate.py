@@ -324,6 +324,13 @@ def tick_handler(timer_list: str | None) -> str:
 
 
 # ---- the measurement ------------------------------------------------------------------------
+def hog_cpus(allowed: Iterable[int]) -> list[int]:
+    """Where the hogs go: one on each CPU this process may run on (its affinity, not every
+    CPU: pinning outside a restricted cpuset fails), and a second one on the last of them."""
+    cpus = sorted(allowed)
+    return [*cpus, cpus[-1]]
+
+
 @dataclass
 class _Instance:
     """A private tracefs instance recording `events` ({system/name: filter})."""
@@ -397,8 +404,8 @@ class Calibration:
         cpus = os.cpu_count() or 1
         timer_list = _read("/proc/timer_list")
         handler = tick_handler(timer_list)
-        hogs = [self._spawn([sys.executable, "-S", "-c", HOG], cpu)
-                for cpu in [*range(cpus), cpus - 1]]
+        placement = hog_cpus(os.sched_getaffinity(0))
+        hogs = [self._spawn([sys.executable, "-S", "-c", HOG], cpu) for cpu in placement]
         time.sleep(HOG_START_S)
         self.instance = _Instance(self.driver.run_name, {
             "timer/hrtimer_expire_entry": f"function.function == {handler}",
@@ -414,7 +421,7 @@ class Calibration:
             hog.kill()
             hog.wait()
         faults = self._page_faults()
-        return self._profile(events, hogs, sched, armed, faults, loadavg, cpus)
+        return self._profile(events, hogs, placement[-1], sched, armed, faults, loadavg, cpus)
 
     def _spawn(self, argv: list[str], cpu: int | None, **kwargs: object) -> subprocess.Popen[str]:
         """A child at nice 0, SCHED_OTHER, in the run's cgroup (pinned to `cpu`)."""
@@ -439,9 +446,10 @@ class Calibration:
         return [(int(a), int(b), int(c)) for a, b, c in (line.split() for line in
                                                            out.splitlines() if line.strip())]
 
-    def _profile(self, events: list[Event], hogs: Sequence[subprocess.Popen[str]], sched: str,
-                 armed: dict[int, int], faults: list[tuple[int, int, int]], loadavg: float,
-                 cpus: int) -> MachineProfile:
+    def _profile(self, events: list[Event], hogs: Sequence[subprocess.Popen[str]],
+                 shared_cpu: int, sched: str, armed: dict[int, int],
+                 faults: list[tuple[int, int, int]], loadavg: float, cpus: int
+                 ) -> MachineProfile:
         ticks = tick_times(events)
         if 0 not in ticks:
             raise RealRunError("no tick of CPU 0 was traced (hrtimer_expire_entry)")
@@ -455,14 +463,15 @@ class Calibration:
         skews = tick_skew(ticks, tick_ns, phase)
         if sorted(skews) != list(range(cpus)):
             raise RealRunError(f"ticks were traced on CPUs {sorted(skews)} only, not on all "
-                               f"{cpus} together: is some CPU offline or isolated?")
+                               f"{cpus} together: is some CPU offline, isolated or outside "
+                               f"this process's CPU affinity ({sorted(os.sched_getaffinity(0))})?")
         tick_cpus = [TickCpu(cpu=cpu, offset=skew.mean,
                              jitter=Distribution.of_quantiles(skew.jitter),
                              delay=Distribution.of_quantiles(skew.delay))
                      for cpu, skew in skews.items()]
         turns = timeslices(events, hogs[-2].pid, hogs[-1].pid)
         if not turns:
-            raise RealRunError(f"the two hogs on CPU {cpus - 1} never handed over to each "
+            raise RealRunError(f"the two hogs on CPU {shared_cpu} never handed over to each "
                                "other: the host is too busy to measure slices")
         base_slice = se_slice(sched)
         if base_slice is None:
@@ -487,17 +496,20 @@ class Calibration:
         )
 
     def cleanup(self) -> None:
-        """Kill and reap the children, remove the tracefs instance and the cgroups."""
-        try:
-            if self.instance is not None:
-                self.instance.close()
-            for child in self.children:
-                with contextlib.suppress(OSError):
-                    child.send_signal(signal.SIGKILL)
-                with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-                    child.wait(timeout=5)
-        finally:
-            self.driver.remove()
+        """Remove the tracefs instance, kill and reap the children, remove the cgroups: every
+        step runs even if one before it failed."""
+        _signals.run_all([
+            None if self.instance is None else self.instance.close,
+            self._kill_children,
+            self.driver.remove,
+        ])
+
+    def _kill_children(self) -> None:
+        for child in self.children:
+            with contextlib.suppress(OSError):
+                child.send_signal(signal.SIGKILL)
+            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+                child.wait(timeout=5)
 
 
 def calibrate(window_ns: int = DEFAULT_WINDOW_NS, *, fault_mib: int = FAULT_MIB,
@@ -505,13 +517,9 @@ def calibrate(window_ns: int = DEFAULT_WINDOW_NS, *, fault_mib: int = FAULT_MIB,
               ) -> MachineProfile:
     """Measure this host (see the module docstring); raises a `RealRunError` subclass where it
     cannot. `notes` collects what the caller should be told (a fallback taken)."""
-    with _signals.raising():  # SIGTERM unwinds like Ctrl-C; cleanup holds both off
-        run = Calibration(window_ns, fault_mib, fault_trials)
-        try:
-            profile = run.run()
-        finally:
-            with _signals.deferred():
-                run.cleanup()
+    run = Calibration(window_ns, fault_mib, fault_trials)
+    with _signals.guarded(run.cleanup):  # SIGTERM unwinds like Ctrl-C; cleanup holds both off
+        profile = run.run()
     if notes is not None:
         notes.extend(run.notes)
     return profile

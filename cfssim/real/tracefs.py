@@ -42,7 +42,8 @@ from pathlib import Path
 from ..ftrace import Event
 from ..ftrace import parse_trace as parse_trace  # re-exported: the readers of a run's trace
 from ..trace import Recorder
-from .errors import TracefsUnavailable
+from .cgroupfs import CLEANUP_COMMAND
+from .errors import CleanupIncomplete, TracefsUnavailable
 
 MOUNT_POINTS = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
 #: Recorded events (``events/<system>/<event>``) and the field naming the traced thread.
@@ -333,11 +334,20 @@ class TraceSession:
 
 
 def remove_instance(instance: Path) -> None:
-    """Stop and rmdir a tracefs instance (the kernel frees its buffer and events with it)."""
+    """Stop and rmdir a tracefs instance (the kernel frees its buffer and events with it); one
+    already gone is fine, one the kernel keeps (EBUSY: a file of it is open) raises
+    `CleanupIncomplete` naming it and the command that removes it later."""
     with contextlib.suppress(OSError):
         (instance / "tracing_on").write_text("0\n")
-    with contextlib.suppress(FileNotFoundError):
+    try:
         os.rmdir(instance)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise CleanupIncomplete(
+            f"the tracefs instance {instance} could not be removed ({exc.strerror}). "
+            f"Remove it with: {CLEANUP_COMMAND}"
+        ) from exc
 
 
 def leftover_instances(prefix: str) -> list[Path]:
