@@ -61,15 +61,8 @@ from ..profile import (
 )
 from ..units import NSEC_PER_SEC, format_duration, parse_duration
 from .cgroupfs import Driver, detect, make_driver
-from .errors import RealRunError, TracefsUnavailable
-from .tracefs import (
-    Event,
-    available_memory_kb,
-    buffer_kb_for,
-    mount_tracefs,
-    parse_trace,
-    remove_instance,
-)
+from .errors import RealRunError
+from .tracefs import Event, TraceSession, mount_tracefs, parse_trace
 
 DEFAULT_WINDOW_NS = 5 * NSEC_PER_SEC
 MIN_WINDOW_NS = NSEC_PER_SEC // 2
@@ -332,55 +325,6 @@ def hog_cpus(allowed: Iterable[int]) -> list[int]:
 
 
 @dataclass
-class _Instance:
-    """A private tracefs instance recording `events` ({system/name: filter})."""
-
-    name: str
-    events: dict[str, str]
-    window_ns: int
-    path: Path | None = None
-
-    def start(self) -> None:
-        path = mount_tracefs() / "instances" / self.name
-        try:
-            path.mkdir()
-        except OSError as exc:
-            raise TracefsUnavailable(f"cannot create tracefs instance {path}: {exc}") from exc
-        self.path = path
-        missing = [e for e in self.events if not (path / "events" / e / "enable").exists()]
-        if missing:
-            raise TracefsUnavailable(f"tracefs lacks the events {', '.join(missing)}")
-        cpus = os.cpu_count() or 1
-        self._write("tracing_on", "0")
-        self._write("trace_clock", "mono")
-        self._write("buffer_size_kb", str(buffer_kb_for(self.window_ns, cpus,
-                                                         available_memory_kb())))
-        for event, condition in self.events.items():
-            if condition:
-                self._write(f"events/{event}/filter", condition)
-            self._write(f"events/{event}/enable", "1")
-        self._write("tracing_on", "1")
-
-    def stop(self) -> str:
-        self._write("tracing_on", "0")
-        assert self.path is not None
-        return (self.path / "trace").read_text()
-
-    def close(self) -> None:
-        if self.path is not None:
-            remove_instance(self.path)
-            self.path = None
-
-    def _write(self, file: str, value: str) -> None:
-        assert self.path is not None
-        try:
-            (self.path / file).write_text(value + "\n")
-        except OSError as exc:
-            raise TracefsUnavailable(f"cannot write {value!r} to {self.path / file}: {exc}") \
-                from exc
-
-
-@dataclass
 class Calibration:
     """One calibration run: its cgroup driver, children and tracefs instance, all removed by
     `cleanup` (always safe)."""
@@ -390,7 +334,7 @@ class Calibration:
     fault_trials: int = FAULT_TRIALS
     driver: Driver = field(init=False)
     children: list[subprocess.Popen[str]] = field(init=False, default_factory=list)
-    instance: _Instance | None = field(init=False, default=None)
+    instance: TraceSession | None = field(init=False, default=None)
     notes: list[str] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
@@ -407,13 +351,16 @@ class Calibration:
         placement = hog_cpus(os.sched_getaffinity(0))
         hogs = [self._spawn([sys.executable, "-S", "-c", HOG], cpu) for cpu in placement]
         time.sleep(HOG_START_S)
-        self.instance = _Instance(self.driver.run_name, {
+        self.instance = TraceSession(self.driver.run_name, [], self.window_ns, filters={
             "timer/hrtimer_expire_entry": f"function.function == {handler}",
             "sched/sched_switch": "",
-        }, self.window_ns)
+        })
         self.instance.start()
         time.sleep(self.window_ns / NSEC_PER_SEC)
-        events = list(parse_trace(self.instance.stop()))
+        text, lost = self.instance.stop()
+        if lost:
+            self.notes.append(f"{lost} traced events were lost to ring-buffer overruns")
+        events = list(parse_trace(text))
         self.instance.close()
         sched = _read(f"/proc/{hogs[0].pid}/sched") or ""
         armed = timer_list_tick(_read("/proc/timer_list") or "", handler)
