@@ -4,7 +4,9 @@ The command line installs `install()` before importing anything heavy: either si
 raises `Interrupted`, which unwinds every ``finally`` (the real twin removes its cgroups) and
 ends the process with status 128 + signal number (130 for SIGINT, 143 for SIGTERM) and one line
 on stderr. Inside `deferred()` (the twin's cleanup) the handlers only note the signal; it is
-raised once the block is done, so a second Ctrl-C cannot cut the removal short. Only stdlib
+raised once the block is done, so a second Ctrl-C cannot cut the removal short. `guarded` puts
+the two together around a run and its cleanup, and `run_all` runs every step of a cleanup even
+when an earlier one fails. Only stdlib
 modules are imported here: this runs before the rest of cfssim is loaded.
 """
 
@@ -15,7 +17,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import FrameType
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -131,3 +133,35 @@ def report(interrupted: Interrupted) -> int:
         sys.stderr.write(f"cfssim: interrupted by {interrupted.name}\n")
         sys.stderr.flush()
     return interrupted.exit_status
+
+
+@contextlib.contextmanager
+def guarded(cleanup: Callable[[], object]) -> Iterator[None]:
+    """Run the block under `raising()`, then `cleanup()` under `deferred()` however the block
+    ended (returned, raised, or was stopped by SIGINT/SIGTERM): a real run's body and the
+    removal of everything it made."""
+    with raising():
+        try:
+            yield
+        finally:
+            with deferred():
+                cleanup()
+
+
+def run_all(steps: Iterable[Callable[[], object] | None]) -> None:
+    """Call every step in order (None: nothing to do) even when one raises; then raise the
+    first exception, with the later ones' messages added as notes (a cleanup must not stop at
+    its first failure)."""
+    errors: list[BaseException] = []
+    for step in steps:
+        if step is None:
+            continue
+        try:
+            step()
+        except BaseException as error:  # re-raised below, once the rest ran
+            errors.append(error)
+    if errors:
+        first = errors[0]
+        for later in errors[1:]:
+            first.add_note(f"and then: {type(later).__name__}: {later}")
+        raise first

@@ -261,7 +261,7 @@ def test_interrupted_calibration_leaves_nothing_behind() -> None:
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH":
                                                           str(Path(cal.__file__).parents[2])})
-    mine = f"{PREFIX}{child.pid}-"
+    mine = f"{PREFIX}{child.pid}."  # cfssim-<pid>.<start time>-<n> (`cgroupfs.owner_tag`)
     deadline = time.monotonic() + 10
     instances = (find_tracefs() or Path("/nonexistent")) / "instances"
     while not list(instances.glob(mine + "*")) and time.monotonic() < deadline:
@@ -276,3 +276,13 @@ def test_interrupted_calibration_leaves_nothing_behind() -> None:
     assert not list(instances.glob(mine + "*"))
     assert not [p for m in detect().hierarchies for p in m.glob(mine + "*")]
     assert not [tid for tid in hogs if Path(f"/proc/{tid}").exists()]
+
+
+@pytest.mark.parametrize(("allowed", "placement"), [
+    ({0, 1}, [0, 1, 1]),
+    ({0}, [0, 0]),
+    ({3, 1, 5}, [1, 3, 5, 5]),  # a restricted cpuset: only its CPUs, the shared one its last
+])
+def test_hogs_go_on_the_cpus_this_process_may_use(allowed: set[int], placement: list[int]
+                                                  ) -> None:
+    assert cal.hog_cpus(allowed) == placement

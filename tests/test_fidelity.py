@@ -27,7 +27,15 @@ from cfssim.real.measure import (
     traced_latencies,
 )
 from cfssim.real.procfs import USER_HZ, machine_busy_ns, period_timers
-from cfssim.real.tracefs import buffer_kb_for, event_filter, events_to_tables, parse_trace
+from cfssim.real.tracefs import (
+    EVENTS,
+    FORK_EVENTS,
+    TraceSession,
+    buffer_kb_for,
+    event_filter,
+    events_to_tables,
+    parse_trace,
+)
 from cfssim.result import Result, latency_figures
 from cfssim.scenario import Scenario, bundled_scenarios, load_scenario
 from cfssim.simulation import run_scenario
@@ -83,6 +91,24 @@ def test_event_filters_name_every_tid_once_as_ranges() -> None:
     assert event_filter("sched/sched_wakeup", [7, 5, 6, 9]) == "(pid >= 5 && pid <= 7) || pid == 9"
     assert event_filter("sched/sched_switch", [3]) == "prev_pid == 3 || next_pid == 3"
     assert event_filter("rseq/rseq_update", [4]) == "common_pid == 4"
+
+
+def test_a_trace_session_records_its_events_with_their_filters() -> None:
+    """measure: the scheduler events of its tids; capture (follow_forks): those and the fork
+    events, unfiltered; calibrate: exactly the events and filters it gives."""
+    measured = TraceSession("cfssim-1.2-0", [3], 1000 * MS)
+    assert measured.events == list(EVENTS)
+    assert measured.event_filter("sched/sched_switch") == "prev_pid == 3 || next_pid == 3"
+    captured = TraceSession("cfssim-1.2-0", [3], 1000 * MS, follow_forks=True)
+    assert captured.events == [*EVENTS, *FORK_EVENTS]
+    assert captured.event_filter("sched/sched_switch") == ""
+    ticks = {"timer/hrtimer_expire_entry": "function.function == tick_nohz_handler",
+             "sched/sched_switch": ""}
+    calibrating = TraceSession("cfssim-1.2-0", [], 1000 * MS, filters=ticks)
+    assert calibrating.events == ["timer/hrtimer_expire_entry", "sched/sched_switch"]
+    assert calibrating.event_filter("timer/hrtimer_expire_entry") == \
+        "function.function == tick_nohz_handler"
+    assert calibrating.event_filter("sched/sched_switch") == ""
 
 
 def test_trace_buffers_hold_the_whole_run_within_an_eighth_of_the_memory() -> None:

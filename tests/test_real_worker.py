@@ -209,3 +209,28 @@ def test_exit_codes_sleeps_and_memory_steps(binary: Path, tmp_path: Path) -> Non
     assert exit_report.process == 3 and exit_report.status >> 8 == 7
     stats = procfs.read_saved_stats(tmp_path, 3, 0)
     assert stats.nr_voluntary_switches >= 1  # the sleep
+
+
+def test_a_failed_spawn_kills_the_workers_already_spawned(monkeypatch: pytest.MonkeyPatch,
+                                                          tmp_path: Path) -> None:
+    """They are in no run cgroup yet: nothing but `Sessions` itself could find them."""
+    binary = tmp_path / "worker"
+    binary.write_text("#!/bin/sh\nexec sleep 60\n")
+    binary.chmod(0o755)
+    made: list[Sessions] = []
+    spawn = Sessions._spawn
+
+    def second_fails(self: Sessions, *args: object) -> None:
+        made.append(self)
+        if len(self.workers) == 1:
+            raise OSError(11, "Resource temporarily unavailable")
+        spawn(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Sessions, "_spawn", second_fails)
+    job = ProcessJob(0, 1, 0, (OP_EXIT, 0))
+    with pytest.raises(OSError, match="temporarily unavailable"):
+        Sessions(binary, tmp_path, [[job], [job], [job]])
+    sessions = made[-1]
+    assert len(made) == 2 and len(sessions.workers) == 1
+    assert sessions.workers[0].returncode == -9  # SIGKILLed and reaped
+    assert sessions.go_write == -1  # closed: no descriptor leaks

@@ -7,21 +7,26 @@ killed (SIGKILL at seeded moments, double SIGINT) leaves nothing after ``measure
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from cfssim import _signals
 from cfssim.cgroup.files import check_cgroup_name
-from cfssim.real import cgroupfs, procfs
+from cfssim.real import cgroupfs, procfs, tracefs
+from cfssim.real.calibrate import Calibration
 from cfssim.real.capacity import allocated_bytes, capacity_problem, memory_bound
-from cfssim.real.errors import RealRunError
+from cfssim.real.capture import _Session
+from cfssim.real.errors import CleanupIncomplete, RealRunError
+from cfssim.real.measure import RealRun
 from cfssim.scenario import ScenarioError, load_scenario
 
 REPO = Path(__file__).parents[1]
@@ -325,3 +330,114 @@ def test_measure_killed_at_random_moments_leaves_nothing(tmp_path: Path) -> None
             timeout=60)
         assert cleanup.returncode == 0, cleanup.stderr
         assert _left(run.pid, tag, tmp_path) == [], (what, when, cleanup.stdout)
+
+
+def test_guarded_cleans_up_after_a_signal_and_delivers_one_after_it() -> None:
+    calls: list[str] = []
+
+    def cleanup() -> None:
+        signal.raise_signal(signal.SIGINT)  # noted during the cleanup, not raised in it
+        calls.append("cleanup")
+
+    with pytest.raises(_signals.Interrupted) as raised, _signals.guarded(cleanup):
+        signal.raise_signal(signal.SIGTERM)
+        calls.append("not reached")
+    assert calls == ["cleanup"]
+    assert raised.value.exit_status == 143
+
+
+# ---- every cleanup step runs ---------------------------------------------------------------------
+def _failing(calls: list[str], name: str, error: BaseException | None = None) -> Callable[[], None]:
+    def step() -> None:
+        calls.append(name)
+        if error is not None:
+            raise error
+    return step
+
+
+def test_run_all_runs_every_step_and_raises_the_first_error() -> None:
+    calls: list[str] = []
+    first, second = OSError(16, "Device or resource busy"), RuntimeError("second")
+    with pytest.raises(OSError) as raised:
+        _signals.run_all([_failing(calls, "a", first), None, _failing(calls, "b"),
+                          _failing(calls, "c", second), _failing(calls, "d")])
+    assert calls == ["a", "b", "c", "d"]
+    assert raised.value is first
+    assert raised.value.__notes__ == ["and then: RuntimeError: second"]
+
+
+def test_run_all_without_errors_returns() -> None:
+    calls: list[str] = []
+    _signals.run_all([_failing(calls, "a"), _failing(calls, "b")])
+    assert calls == ["a", "b"]
+
+
+class _Busy:
+    """A tracer or instance whose removal fails as the kernel's EBUSY does."""
+
+    def close(self) -> None:
+        raise CleanupIncomplete("the tracefs instance x could not be removed")
+
+
+class _Recorder:
+    def __init__(self, calls: list[str], name: str) -> None:
+        self.calls, self.name = calls, name
+
+    def __getattr__(self, method: str) -> Callable[..., None]:
+        return lambda *args, **kwargs: self.calls.append(f"{self.name}.{method}")
+
+
+def test_measure_cleanup_kills_workers_and_removes_cgroups_when_the_tracer_fails(
+        tmp_path: Path) -> None:
+    calls: list[str] = []
+    run = RealRun.__new__(RealRun)
+    run.tracer = _Busy()  # type: ignore[assignment]
+    run.sessions = _Recorder(calls, "sessions")  # type: ignore[assignment]
+    run.driver = _Recorder(calls, "driver")  # type: ignore[assignment]
+    run.stat_dir = tmp_path / "stats"
+    run.stat_dir.mkdir()
+    with pytest.raises(CleanupIncomplete):
+        run.cleanup()
+    assert calls == ["sessions.kill", "driver.remove"]
+    assert not run.stat_dir.exists()
+
+
+def test_calibrate_cleanup_kills_children_and_removes_cgroups_when_the_instance_fails() -> None:
+    calls: list[str] = []
+    run = Calibration.__new__(Calibration)
+    run.instance = _Busy()  # type: ignore[assignment]
+    run.children = [subprocess.Popen(["sleep", "60"])]
+    run.driver = _Recorder(calls, "driver")  # type: ignore[assignment]
+    with pytest.raises(CleanupIncomplete):
+        run.cleanup()
+    assert run.children[0].returncode == -signal.SIGKILL
+    assert calls == ["driver.remove"]
+
+
+def test_capture_cleanup_removes_cgroups_and_kills_the_command_when_the_tracer_fails() -> None:
+    calls: list[str] = []
+    session = _Session(_Recorder(calls, "driver"), 1)  # type: ignore[arg-type]
+    session.tracer = _Busy()  # type: ignore[assignment]
+    session.child = subprocess.Popen(["sleep", "60"])
+    with pytest.raises(CleanupIncomplete):
+        session.cleanup()
+    assert calls == ["driver.remove"]
+    assert session.child.returncode == -signal.SIGKILL
+
+
+def test_an_instance_the_kernel_keeps_names_itself_and_the_cleanup_command(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    instance = tmp_path / "cfssim-1.2-0"
+    instance.mkdir()
+
+    def busy(path: object) -> None:
+        raise OSError(errno.EBUSY, os.strerror(errno.EBUSY), str(path))
+
+    monkeypatch.setattr(tracefs.os, "rmdir", busy)
+    with pytest.raises(CleanupIncomplete) as raised:
+        tracefs.remove_instance(instance)
+    assert raised.value.message == (f"the tracefs instance {instance} could not be removed "
+                                    "(Device or resource busy). Remove it with: "
+                                    "cfssim measure --cleanup")
+    monkeypatch.undo()
+    tracefs.remove_instance(tmp_path / "gone")  # already gone: fine

@@ -61,15 +61,8 @@ from ..profile import (
 )
 from ..units import NSEC_PER_SEC, format_duration, parse_duration
 from .cgroupfs import Driver, detect, make_driver
-from .errors import RealRunError, TracefsUnavailable
-from .tracefs import (
-    Event,
-    available_memory_kb,
-    buffer_kb_for,
-    mount_tracefs,
-    parse_trace,
-    remove_instance,
-)
+from .errors import RealRunError
+from .tracefs import Event, TraceSession, mount_tracefs, parse_trace
 
 DEFAULT_WINDOW_NS = 5 * NSEC_PER_SEC
 MIN_WINDOW_NS = NSEC_PER_SEC // 2
@@ -324,53 +317,11 @@ def tick_handler(timer_list: str | None) -> str:
 
 
 # ---- the measurement ------------------------------------------------------------------------
-@dataclass
-class _Instance:
-    """A private tracefs instance recording `events` ({system/name: filter})."""
-
-    name: str
-    events: dict[str, str]
-    window_ns: int
-    path: Path | None = None
-
-    def start(self) -> None:
-        path = mount_tracefs() / "instances" / self.name
-        try:
-            path.mkdir()
-        except OSError as exc:
-            raise TracefsUnavailable(f"cannot create tracefs instance {path}: {exc}") from exc
-        self.path = path
-        missing = [e for e in self.events if not (path / "events" / e / "enable").exists()]
-        if missing:
-            raise TracefsUnavailable(f"tracefs lacks the events {', '.join(missing)}")
-        cpus = os.cpu_count() or 1
-        self._write("tracing_on", "0")
-        self._write("trace_clock", "mono")
-        self._write("buffer_size_kb", str(buffer_kb_for(self.window_ns, cpus,
-                                                         available_memory_kb())))
-        for event, condition in self.events.items():
-            if condition:
-                self._write(f"events/{event}/filter", condition)
-            self._write(f"events/{event}/enable", "1")
-        self._write("tracing_on", "1")
-
-    def stop(self) -> str:
-        self._write("tracing_on", "0")
-        assert self.path is not None
-        return (self.path / "trace").read_text()
-
-    def close(self) -> None:
-        if self.path is not None:
-            remove_instance(self.path)
-            self.path = None
-
-    def _write(self, file: str, value: str) -> None:
-        assert self.path is not None
-        try:
-            (self.path / file).write_text(value + "\n")
-        except OSError as exc:
-            raise TracefsUnavailable(f"cannot write {value!r} to {self.path / file}: {exc}") \
-                from exc
+def hog_cpus(allowed: Iterable[int]) -> list[int]:
+    """Where the hogs go: one on each CPU this process may run on (its affinity, not every
+    CPU: pinning outside a restricted cpuset fails), and a second one on the last of them."""
+    cpus = sorted(allowed)
+    return [*cpus, cpus[-1]]
 
 
 @dataclass
@@ -383,7 +334,7 @@ class Calibration:
     fault_trials: int = FAULT_TRIALS
     driver: Driver = field(init=False)
     children: list[subprocess.Popen[str]] = field(init=False, default_factory=list)
-    instance: _Instance | None = field(init=False, default=None)
+    instance: TraceSession | None = field(init=False, default=None)
     notes: list[str] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
@@ -397,16 +348,19 @@ class Calibration:
         cpus = os.cpu_count() or 1
         timer_list = _read("/proc/timer_list")
         handler = tick_handler(timer_list)
-        hogs = [self._spawn([sys.executable, "-S", "-c", HOG], cpu)
-                for cpu in [*range(cpus), cpus - 1]]
+        placement = hog_cpus(os.sched_getaffinity(0))
+        hogs = [self._spawn([sys.executable, "-S", "-c", HOG], cpu) for cpu in placement]
         time.sleep(HOG_START_S)
-        self.instance = _Instance(self.driver.run_name, {
+        self.instance = TraceSession(self.driver.run_name, [], self.window_ns, filters={
             "timer/hrtimer_expire_entry": f"function.function == {handler}",
             "sched/sched_switch": "",
-        }, self.window_ns)
+        })
         self.instance.start()
         time.sleep(self.window_ns / NSEC_PER_SEC)
-        events = list(parse_trace(self.instance.stop()))
+        text, lost = self.instance.stop()
+        if lost:
+            self.notes.append(f"{lost} traced events were lost to ring-buffer overruns")
+        events = list(parse_trace(text))
         self.instance.close()
         sched = _read(f"/proc/{hogs[0].pid}/sched") or ""
         armed = timer_list_tick(_read("/proc/timer_list") or "", handler)
@@ -414,7 +368,7 @@ class Calibration:
             hog.kill()
             hog.wait()
         faults = self._page_faults()
-        return self._profile(events, hogs, sched, armed, faults, loadavg, cpus)
+        return self._profile(events, hogs, placement[-1], sched, armed, faults, loadavg, cpus)
 
     def _spawn(self, argv: list[str], cpu: int | None, **kwargs: object) -> subprocess.Popen[str]:
         """A child at nice 0, SCHED_OTHER, in the run's cgroup (pinned to `cpu`)."""
@@ -439,9 +393,10 @@ class Calibration:
         return [(int(a), int(b), int(c)) for a, b, c in (line.split() for line in
                                                            out.splitlines() if line.strip())]
 
-    def _profile(self, events: list[Event], hogs: Sequence[subprocess.Popen[str]], sched: str,
-                 armed: dict[int, int], faults: list[tuple[int, int, int]], loadavg: float,
-                 cpus: int) -> MachineProfile:
+    def _profile(self, events: list[Event], hogs: Sequence[subprocess.Popen[str]],
+                 shared_cpu: int, sched: str, armed: dict[int, int],
+                 faults: list[tuple[int, int, int]], loadavg: float, cpus: int
+                 ) -> MachineProfile:
         ticks = tick_times(events)
         if 0 not in ticks:
             raise RealRunError("no tick of CPU 0 was traced (hrtimer_expire_entry)")
@@ -455,14 +410,15 @@ class Calibration:
         skews = tick_skew(ticks, tick_ns, phase)
         if sorted(skews) != list(range(cpus)):
             raise RealRunError(f"ticks were traced on CPUs {sorted(skews)} only, not on all "
-                               f"{cpus} together: is some CPU offline or isolated?")
+                               f"{cpus} together: is some CPU offline, isolated or outside "
+                               f"this process's CPU affinity ({sorted(os.sched_getaffinity(0))})?")
         tick_cpus = [TickCpu(cpu=cpu, offset=skew.mean,
                              jitter=Distribution.of_quantiles(skew.jitter),
                              delay=Distribution.of_quantiles(skew.delay))
                      for cpu, skew in skews.items()]
         turns = timeslices(events, hogs[-2].pid, hogs[-1].pid)
         if not turns:
-            raise RealRunError(f"the two hogs on CPU {cpus - 1} never handed over to each "
+            raise RealRunError(f"the two hogs on CPU {shared_cpu} never handed over to each "
                                "other: the host is too busy to measure slices")
         base_slice = se_slice(sched)
         if base_slice is None:
@@ -487,17 +443,20 @@ class Calibration:
         )
 
     def cleanup(self) -> None:
-        """Kill and reap the children, remove the tracefs instance and the cgroups."""
-        try:
-            if self.instance is not None:
-                self.instance.close()
-            for child in self.children:
-                with contextlib.suppress(OSError):
-                    child.send_signal(signal.SIGKILL)
-                with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-                    child.wait(timeout=5)
-        finally:
-            self.driver.remove()
+        """Remove the tracefs instance, kill and reap the children, remove the cgroups: every
+        step runs even if one before it failed."""
+        _signals.run_all([
+            None if self.instance is None else self.instance.close,
+            self._kill_children,
+            self.driver.remove,
+        ])
+
+    def _kill_children(self) -> None:
+        for child in self.children:
+            with contextlib.suppress(OSError):
+                child.send_signal(signal.SIGKILL)
+            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+                child.wait(timeout=5)
 
 
 def calibrate(window_ns: int = DEFAULT_WINDOW_NS, *, fault_mib: int = FAULT_MIB,
@@ -505,13 +464,9 @@ def calibrate(window_ns: int = DEFAULT_WINDOW_NS, *, fault_mib: int = FAULT_MIB,
               ) -> MachineProfile:
     """Measure this host (see the module docstring); raises a `RealRunError` subclass where it
     cannot. `notes` collects what the caller should be told (a fallback taken)."""
-    with _signals.raising():  # SIGTERM unwinds like Ctrl-C; cleanup holds both off
-        run = Calibration(window_ns, fault_mib, fault_trials)
-        try:
-            profile = run.run()
-        finally:
-            with _signals.deferred():
-                run.cleanup()
+    run = Calibration(window_ns, fault_mib, fault_trials)
+    with _signals.guarded(run.cleanup):  # SIGTERM unwinds like Ctrl-C; cleanup holds both off
+        profile = run.run()
     if notes is not None:
         notes.extend(run.notes)
     return profile

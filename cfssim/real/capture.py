@@ -616,13 +616,9 @@ def capture(
                       "its own cgroup, whose limits are read")
     layout = detect()
     session = _Session(make_driver(layout), duration_ns)
-    with _signals.raising():  # SIGTERM unwinds like Ctrl-C; cleanup holds both off
-        try:
-            rec = session.record_command(command, limits) if command is not None else \
-                session.record_pid(pid or 0)
-        finally:
-            with _signals.deferred():
-                session.cleanup()
+    with _signals.guarded(session.cleanup):  # SIGTERM unwinds like Ctrl-C; cleanup holds both off
+        rec = session.record_command(command, limits) if command is not None else \
+            session.record_pid(pid or 0)
     built = build_scenario(rec, name=name, model=model, seed=seed, absolute=absolute)
     text = dump_data(built.data)
     scenario = load_scenario(text)
@@ -758,17 +754,17 @@ class _Session:
     def cleanup(self) -> None:
         """Remove the instance, kill the command (everything in its cgroup), remove the
         cgroups; safe at any point."""
-        try:
-            if self.tracer is not None:
-                self.tracer.close()
-        finally:
-            try:
-                self.driver.remove()  # SIGKILLs every task left in the run's cgroups
-            finally:
-                if self.child is not None:
-                    with contextlib.suppress(ProcessLookupError):
-                        self.child.kill()
-                    self.child.wait()
+        _signals.run_all([
+            None if self.tracer is None else self.tracer.close,
+            self.driver.remove,  # SIGKILLs every task left in the run's cgroups
+            self._kill_child,
+        ])
+
+    def _kill_child(self) -> None:
+        if self.child is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self.child.kill()
+            self.child.wait()
 
 
 def _since(after: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:

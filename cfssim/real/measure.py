@@ -104,13 +104,9 @@ def measure(
     check_scenario(scenario, force=force, max_duration_ns=max_duration_ns, host_root=host_root)
     layout = detect() if layout is None else layout
     binary = worker_binary()
-    with _signals.raising():  # SIGTERM unwinds like Ctrl-C; cleanup holds both off
-        run = RealRun(scenario, layout, binary, host_root, sample_interval_ns, trace)
-        try:
-            result = run.execute()
-        finally:
-            with _signals.deferred():
-                run.cleanup()
+    run = RealRun(scenario, layout, binary, host_root, sample_interval_ns, trace)
+    with _signals.guarded(run.cleanup):  # SIGTERM unwinds like Ctrl-C; cleanup holds both off
+        result = run.execute()
     if out_dir is not None:
         result.save(out_dir)
     return result
@@ -423,17 +419,14 @@ class RealRun:
         return next(iter(self.period_timers.values()))[0]
 
     def cleanup(self) -> None:
-        """Kill and reap the workers, remove the cgroups and the stat files (always safe)."""
-        try:
-            if self.tracer is not None:
-                self.tracer.close()
-            if self.sessions is not None:
-                self.sessions.kill()
-        finally:
-            try:
-                self.driver.remove()
-            finally:
-                shutil.rmtree(self.stat_dir, ignore_errors=True)
+        """Remove the trace instance, kill and reap the workers, remove the cgroups and the stat
+        files: every step runs even if one before it failed (always safe)."""
+        _signals.run_all([
+            None if self.tracer is None else self.tracer.close,
+            None if self.sessions is None else self.sessions.kill,
+            self.driver.remove,
+            lambda: shutil.rmtree(self.stat_dir, ignore_errors=True),
+        ])
 
     def _jobs_by_session(self) -> list[list[ProcessJob]]:
         sessions: dict[str | None, list[ProcessJob]] = {}

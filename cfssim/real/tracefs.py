@@ -42,7 +42,8 @@ from pathlib import Path
 from ..ftrace import Event
 from ..ftrace import parse_trace as parse_trace  # re-exported: the readers of a run's trace
 from ..trace import Recorder
-from .errors import TracefsUnavailable
+from .cgroupfs import CLEANUP_COMMAND
+from .errors import CleanupIncomplete, TracefsUnavailable
 
 MOUNT_POINTS = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
 #: Recorded events (``events/<system>/<event>``) and the field naming the traced thread.
@@ -256,18 +257,28 @@ class TraceSession:
     With `follow_forks` the instance records processes rather than threads: `tids` are pids
     given to ``set_event_pid`` with the ``event-fork`` option (their children join as they
     are forked, from before they first run), `FORK_EVENTS` are recorded too, and no event
-    filter is written."""
+    filter is written. With `filters` ({``<system>/<event>``: filter, "" for none}) exactly
+    those events are recorded with those filters, whatever `tids` (`cfssim calibrate`)."""
 
     name: str
     tids: list[int]
     duration_ns: int
     follow_forks: bool = False
+    filters: dict[str, str] | None = None
     instance: Path | None = field(init=False, default=None)
 
     @property
     def events(self) -> list[str]:
         """The events this session records (``<system>/<event>``)."""
+        if self.filters is not None:
+            return list(self.filters)
         return [*EVENTS, *(FORK_EVENTS if self.follow_forks else ())]
+
+    def event_filter(self, event: str) -> str:
+        """The filter written for `event` ("": none)."""
+        if self.filters is not None:
+            return self.filters[event]
+        return "" if self.follow_forks else event_filter(event, self.tids)
 
     @property
     def buffer_kb(self) -> int:
@@ -294,8 +305,8 @@ class TraceSession:
             self._write("options/event-fork", "1")
             self._write("set_event_pid", " ".join(map(str, self.tids)))
         for event in present:
-            if not self.follow_forks:
-                self._write(f"events/{event}/filter", event_filter(event, self.tids))
+            if condition := self.event_filter(event):
+                self._write(f"events/{event}/filter", condition)
             self._write(f"events/{event}/enable", "1")
         self._write("tracing_on", "1")
 
@@ -333,11 +344,20 @@ class TraceSession:
 
 
 def remove_instance(instance: Path) -> None:
-    """Stop and rmdir a tracefs instance (the kernel frees its buffer and events with it)."""
+    """Stop and rmdir a tracefs instance (the kernel frees its buffer and events with it); one
+    already gone is fine, one the kernel keeps (EBUSY: a file of it is open) raises
+    `CleanupIncomplete` naming it and the command that removes it later."""
     with contextlib.suppress(OSError):
         (instance / "tracing_on").write_text("0\n")
-    with contextlib.suppress(FileNotFoundError):
+    try:
         os.rmdir(instance)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise CleanupIncomplete(
+            f"the tracefs instance {instance} could not be removed ({exc.strerror}). "
+            f"Remove it with: {CLEANUP_COMMAND}"
+        ) from exc
 
 
 def leftover_instances(prefix: str) -> list[Path]:

@@ -169,6 +169,9 @@ class Sessions:
     """The worker processes of one run (one per scenario session) and their merged reports."""
 
     def __init__(self, binary: Path, stat_dir: Path, sessions: Sequence[Sequence[ProcessJob]]):
+        """Spawn one worker per session. If any spawn fails (or is interrupted), the workers
+        already spawned are killed and reaped and the pipes closed before the error goes on:
+        they are in no run cgroup yet, so nothing else could find them."""
         self.go_read, self.go_write = os.pipe()
         self.selector = selectors.DefaultSelector()
         self.buffers: dict[int, bytes] = {}
@@ -177,6 +180,9 @@ class Sessions:
         try:
             for jobs in sessions:
                 self._spawn(binary, stat_dir, jobs)
+        except BaseException:
+            self.kill()
+            raise
         finally:
             os.close(self.go_read)
 
@@ -232,6 +238,8 @@ class Sessions:
                 os.killpg(worker.pid, 9)
         for worker in self.workers:
             worker.wait()
-            if worker.stdout is not None:
-                worker.stdout.close()
+            for pipe in (worker.stdin, worker.stdout):
+                if pipe is not None:
+                    with contextlib.suppress(OSError):  # a stdin the worker broke
+                        pipe.close()
         self.selector.close()
