@@ -82,8 +82,18 @@ def run_one(
 
 def table(rows: list[dict[str, Any]]) -> Table:
     board = Table(title="cfssim fidelity scoreboard (simulation vs this kernel)")
-    columns = ("scenario", "policy", "bg load", "CPU err/cap", "Δperiods", "Δthrottled",
-               "throttled_time", "burst_time", "kills", "failed/judged")
+    columns = (
+        "scenario",
+        "policy",
+        "bg load",
+        "CPU err/cap",
+        "Δperiods",
+        "Δthrottled",
+        "throttled_time",
+        "burst_time",
+        "kills",
+        "failed/judged",
+    )
     for column in columns:
         board.add_column(column, justify="left" if column in ("scenario", "policy") else "right")
     for row in rows:
@@ -113,8 +123,11 @@ def _num(value: float | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenario", action="append", help="only these bundled scenarios")
-    parser.add_argument("--policy", default=FALLBACK_POLICY,
-                        help="policy when the simulator lacks the scenario's (default cfs)")
+    parser.add_argument(
+        "--policy",
+        default=FALLBACK_POLICY,
+        help="policy when the simulator lacks the scenario's (default cfs)",
+    )
     parser.add_argument("--out", type=Path, help="save both results and compare.json per scenario")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     args = parser.parse_args(argv)

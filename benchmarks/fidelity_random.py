@@ -95,8 +95,9 @@ def random_scenario(seed: int, index: int, duration_ns: int | None = None) -> di
         path = f"{parent.path if parent else ''}/g{number}"
         files: dict[str, Any] = {}
         if rng.random() < 0.5:
-            files.update({"cpu.weight": rng.choice(WEIGHTS)} if v2
-                         else {"cpu.shares": rng.choice(SHARES)})
+            files.update(
+                {"cpu.weight": rng.choice(WEIGHTS)} if v2 else {"cpu.shares": rng.choice(SHARES)}
+            )
         ratio = parent.ratio if parent else None
         if rng.random() < 0.55:
             # v1 refuses a child ratio above its ancestors' (__cfs_schedulable): stay at or under
@@ -133,8 +134,11 @@ def random_scenario(seed: int, index: int, duration_ns: int | None = None) -> di
             limited = [g for g in groups if g.memory]
             if not limited:  # the twin refuses an allocator without a memory limit above it
                 path = f"/mem{number}"
-                cgroups[path] = {("memory.max" if v2 else "memory.limit_in_bytes"):
-                                 f"{rng.choice(MEMORY_LIMITS_MIB)}M"}
+                cgroups[path] = {
+                    (
+                        "memory.max" if v2 else "memory.limit_in_bytes"
+                    ): f"{rng.choice(MEMORY_LIMITS_MIB)}M"
+                }
                 limited = [_Group(path, None, True)]
                 groups.append(limited[0])
             spec["cgroup"] = rng.choice(limited).path
@@ -178,11 +182,17 @@ def _program(rng: random.Random, kind: str, duration_ns: int) -> dict[str, Any]:
     chunk = rng.choice((1, 2, 4, 8))
     pause = rng.choice((10, 20, 50))
     rounds = max(1, min(int(duration_ns / NSEC_PER_MSEC * 0.8) // (pause + 1), 256 // chunk))
-    return {"program": [
-        {"loop": {"repeat": rounds,
-                  "program": [{"alloc": f"{chunk}MiB"}, {"run": "1ms"}, {"sleep": _ms(pause)}]}},
-        {"sleep": "60s"},
-    ]}
+    return {
+        "program": [
+            {
+                "loop": {
+                    "repeat": rounds,
+                    "program": [{"alloc": f"{chunk}MiB"}, {"run": "1ms"}, {"sleep": _ms(pause)}],
+                }
+            },
+            {"sleep": "60s"},
+        ]
+    }
 
 
 def scenario_text(seed: int, index: int, duration_ns: int | None = None) -> str:
@@ -233,8 +243,9 @@ def with_trace_latencies(result: Result) -> Result:
     names = list(result.trace.tasks)
     for name, figures in result.tasks.items():
         if figures.get("wakeup_latency_ns") is None and name in names:
-            mine = wakeups["latency"][(wakeups["task"] == names.index(name))
-                                      & (wakeups["latency"] >= 0)]
+            mine = wakeups["latency"][
+                (wakeups["task"] == names.index(name)) & (wakeups["latency"] >= 0)
+            ]
             figures["wakeup_latency_ns"] = latency_figures(np.asarray(mine, dtype=np.int64))
     return result
 
@@ -259,8 +270,9 @@ def judged_rows(a: Result, b: Result) -> dict[Key, Row]:
         for figure in CLASSES["wakeup latency"]:
             fig_a = _latency(a.tasks.get(name), figure)
             fig_b = _latency(figures, figure)
-            rows[("task", name, figure)] = judge("task", name, figure, fig_a, fig_b,
-                                                 EXTRA_RULES[figure])
+            rows[("task", name, figure)] = judge(
+                "task", name, figure, fig_a, fig_b, EXTRA_RULES[figure]
+            )
     return rows
 
 
@@ -343,8 +355,10 @@ def run_one(
     )
     outcome = Outcome(
         scenario.name,
-        (float(kernel[0].meta.get("background_cpu_fraction", 0.0)),
-         float(kernel[1].meta.get("background_cpu_fraction", 0.0))),
+        (
+            float(kernel[0].meta.get("background_cpu_fraction", 0.0)),
+            float(kernel[1].meta.get("background_cpu_fraction", 0.0)),
+        ),
         max_background=max_background,
     )
     where = out / scenario.name if out is not None else None
@@ -359,10 +373,17 @@ def run_one(
         if where is not None:
             sim.save(where / f"sim-{label}")
     if where is not None:
-        (where / "verdicts.json").write_text(json.dumps(
-            {"background": outcome.background,
-             **{label: [v.__dict__ for v in vs] for label, vs in outcome.verdicts.items()}},
-            indent=1, default=str) + "\n")
+        (where / "verdicts.json").write_text(
+            json.dumps(
+                {
+                    "background": outcome.background,
+                    **{label: [v.__dict__ for v in vs] for label, vs in outcome.verdicts.items()},
+                },
+                indent=1,
+                default=str,
+            )
+            + "\n"
+        )
     return outcome
 
 
@@ -391,12 +412,16 @@ def rate_table(
     """Pass rates per class and profile; with `loaded`, over every measured scenario whatever
     its background load (what a loaded machine gives: not a fidelity figure)."""
     if loaded:
-        title = (f"every measured scenario, background load ignored ({len(outcomes)}; "
-                 "the host's load is in the kernel's figures: not a fidelity figure)")
+        title = (
+            f"every measured scenario, background load ignored ({len(outcomes)}; "
+            "the host's load is in the kernel's figures: not a fidelity figure)"
+        )
     else:
         judged = sum(o.judged for o in outcomes)
-        title = (f"random-scenario fidelity: {judged} of {len(outcomes)} scenarios judged "
-                 f"(background ≤ {max_background:.0%})")
+        title = (
+            f"random-scenario fidelity: {judged} of {len(outcomes)} scenarios judged "
+            f"(background ≤ {max_background:.0%})"
+        )
     board = Table(title=title)
     board.add_column("figure class")
     rates = {label: pass_rates(outcomes, label, loaded) for label in labels}
@@ -418,14 +443,20 @@ def failure_lines(
     the judged scenarios (with `loaded`, of every measured one)."""
     lines = []
     for name in CLASSES:
-        failed = [v for o in outcomes if o.judged or (loaded and not o.skipped)
-                  for v in o.verdicts.get(label, [])
-                  if v.figure_class == name and not v.passed]
+        failed = [
+            v
+            for o in outcomes
+            if o.judged or (loaded and not o.skipped)
+            for v in o.verdicts.get(label, [])
+            if v.figure_class == name and not v.passed
+        ]
         failed.sort(key=_miss, reverse=True)
         for verdict in failed[:per_class]:
-            lines.append(f"  [{name}] {verdict.scenario}: {verdict.subject} {verdict.figure}: "
-                         f"sim {_show(verdict.sim)} vs kernel {_show(verdict.kernel[0])}, "
-                         f"{_show(verdict.kernel[1])} (rule {verdict.rule})")
+            lines.append(
+                f"  [{name}] {verdict.scenario}: {verdict.subject} {verdict.figure}: "
+                f"sim {_show(verdict.sim)} vs kernel {_show(verdict.kernel[0])}, "
+                f"{_show(verdict.kernel[1])} (rule {verdict.rule})"
+            )
     return lines
 
 
@@ -441,12 +472,12 @@ def rejudge(
     for where in sorted(p for p in directory.iterdir() if (p / "kernel-2").is_dir()):
         kernel = (Result.load(where / "kernel-1"), Result.load(where / "kernel-2"))
         background = tuple(float(k.meta.get("background_cpu_fraction", 0.0)) for k in kernel)
-        outcome = Outcome(where.name, (background[0], background[1]),
-                          max_background=max_background)
+        outcome = Outcome(where.name, (background[0], background[1]), max_background=max_background)
         if profiles is None:
             for sim in sorted(where.glob("sim-*")):
                 outcome.verdicts[sim.name.removeprefix("sim-")] = judge_scenario(
-                    Result.load(sim), kernel)
+                    Result.load(sim), kernel
+                )
         else:
             scenario = load_scenario((where / "scenario.yaml").read_text())
             for label, profile in profiles.items():
@@ -475,17 +506,32 @@ def main(argv: list[str] | None = None, echo: Callable[[str], None] = print) -> 
     parser.add_argument("--duration", help="every scenario's duration (default 2–3 s; 1s --quick)")
     parser.add_argument("--quick", action="store_true", help="5 scenarios of 1 s unless told")
     parser.add_argument("--out", type=Path, help="save each scenario's YAML, runs and verdicts")
-    parser.add_argument("--max-background", type=float, default=MAX_BACKGROUND,
-                        help="judge only scenarios whose kernel runs saw at most this background "
-                             "load (fraction of capacity; default 0.10: above it the kernel's "
-                             "figures are the host's as much as the scenario's)")
-    parser.add_argument("--from", dest="saved", type=Path, metavar="DIR",
-                        help="judge again the runs an earlier --out saved in DIR (no runs)")
-    parser.add_argument("--simulate", action="store_true",
-                        help="with --from: simulate the saved scenarios again with this "
-                             "simulator and profile instead of judging the saved simulations")
-    parser.add_argument("--profile", default="default",
-                        help="the calibrated profile: 'default' or a profile YAML file")
+    parser.add_argument(
+        "--max-background",
+        type=float,
+        default=MAX_BACKGROUND,
+        help="judge only scenarios whose kernel runs saw at most this background "
+        "load (fraction of capacity; default 0.10: above it the kernel's "
+        "figures are the host's as much as the scenario's)",
+    )
+    parser.add_argument(
+        "--from",
+        dest="saved",
+        type=Path,
+        metavar="DIR",
+        help="judge again the runs an earlier --out saved in DIR (no runs)",
+    )
+    parser.add_argument(
+        "--simulate",
+        action="store_true",
+        help="with --from: simulate the saved scenarios again with this "
+        "simulator and profile instead of judging the saved simulations",
+    )
+    parser.add_argument(
+        "--profile",
+        default="default",
+        help="the calibrated profile: 'default' or a profile YAML file",
+    )
     args = parser.parse_args(argv)
     count = args.count if args.count is not None else 5 if args.quick else 100
     duration = args.duration or ("1s" if args.quick else None)
@@ -542,8 +588,10 @@ def _progress_line(outcome: Outcome, seconds: float) -> str:
     if outcome.skipped:
         return f"{outcome.name}: skipped: {outcome.skipped}"
     if not outcome.judged:
-        return (f"{outcome.name}: background {bg} > {outcome.max_background:.0%}: not judged "
-                f"({seconds:.0f} s)")
+        return (
+            f"{outcome.name}: background {bg} > {outcome.max_background:.0%}: not judged "
+            f"({seconds:.0f} s)"
+        )
     parts = []
     for label, verdicts in outcome.verdicts.items():
         parts.append(f"{label} {sum(v.passed for v in verdicts)}/{len(verdicts)}")

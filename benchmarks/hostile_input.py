@@ -22,18 +22,26 @@ from pathlib import Path
 
 def scenario_with_events(events: int) -> str:
     """A valid scenario but for its size: one process and `events` nice events."""
-    head = ("name: many\nduration: 1s\nmachine: {cpus: 1}\n"
-            "processes:\n  - {name: p, program: [{run: 1ms}, {sleep: 1ms}]}\nevents:\n")
-    return head + "".join(f"  - {{at: {i}us, nice: {{process: p, value: 1}}}}\n"
-                          for i in range(events))
+    head = (
+        "name: many\nduration: 1s\nmachine: {cpus: 1}\n"
+        "processes:\n  - {name: p, program: [{run: 1ms}, {sleep: 1ms}]}\nevents:\n"
+    )
+    return head + "".join(
+        f"  - {{at: {i}us, nice: {{process: p, value: 1}}}}\n" for i in range(events)
+    )
 
 
 def measure(args: list[str]) -> tuple[float, float, int, str]:
     """(seconds, peak RSS in MB, exit status, first line of stderr) of ``python -m cfssim``."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "cfssim", *args], capture_output=True,
-                          text=True, env=os.environ, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "cfssim", *args],
+        capture_output=True,
+        text=True,
+        env=os.environ,
+        check=False,
+    )
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     line = (done.stderr.strip().splitlines() or [""])[0]
@@ -50,14 +58,17 @@ def main() -> None:
         scenario.write_text(scenario_with_events(options.events))
         result = root / "deep"
         result.mkdir()
-        (result / "result.json").write_text('{"source": "simulation", "meta": ' +
-                                            "[" * 100_000 + "]" * 100_000 + "}")
+        (result / "result.json").write_text(
+            '{"source": "simulation", "meta": ' + "[" * 100_000 + "]" * 100_000 + "}"
+        )
         digits = root / "digits"
         digits.mkdir()
         (digits / "result.json").write_text('{"cpus": ' + "9" * 5000 + "}")
         cases = {
-            f"{options.events} events ({scenario.stat().st_size / 1e6:.1f} MB)":
-                ["validate", str(scenario)],
+            f"{options.events} events ({scenario.stat().st_size / 1e6:.1f} MB)": [
+                "validate",
+                str(scenario),
+            ],
             "result.json nested 100k deep": ["compare", str(result), str(result)],
             "result.json 5000-digit integer": ["compare", str(digits), str(digits)],
         }

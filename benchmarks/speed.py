@@ -205,8 +205,11 @@ def run_cases(quick: bool, repeat: int = 3) -> list[tuple[Measurement, float]]:
     out.append(
         median_of(
             lambda: measure(
-                "64 CPUs x 1000 in 10 q", "eevdf", lambda: quota_groups("eevdf"),
-                cfssim.ms(100), cfssim.s(10) // scale,
+                "64 CPUs x 1000 in 10 q",
+                "eevdf",
+                lambda: quota_groups("eevdf"),
+                cfssim.ms(100),
+                cfssim.s(10) // scale,
             ),
             repeat,
         )
@@ -310,8 +313,11 @@ def library_floor(rounds: int = 200_000) -> dict[str, float]:
             append(1)
 
     record_us = timeit.timeit(record, number=rounds) / rounds * 1e6
-    return {"SimPy timer event": event_us, "SortedList insert + remove": tree_us,
-            "segment: 4 column appends": record_us}
+    return {
+        "SimPy timer event": event_us,
+        "SortedList insert + remove": tree_us,
+        "segment: 4 column appends": record_us,
+    }
 
 
 def print_floor() -> None:
@@ -320,8 +326,10 @@ def print_floor() -> None:
     for name, us in costs.items():
         print(f"  {name:<28} {us:5.2f} us")
     total = sum(costs.values())
-    print(f"  {'total':<28} {total:5.2f} us  -> at most {1e6 / total / 1e3:.0f}k switches/s; "
-          f"the 300k/s target allows {1e6 / 300e3:.2f} us per switch in all")
+    print(
+        f"  {'total':<28} {total:5.2f} us  -> at most {1e6 / total / 1e3:.0f}k switches/s; "
+        f"the 300k/s target allows {1e6 / 300e3:.2f} us per switch in all"
+    )
 
 
 def profile_first_case(quick: bool) -> None:
@@ -385,9 +393,7 @@ def main() -> None:
         "--compiled-site",
         help="a site directory holding a compiled build (default: found on the path)",
     )
-    parser.add_argument(
-        "--no-compiled", action="store_true", help="skip the compiled core's table"
-    )
+    parser.add_argument("--no-compiled", action="store_true", help="skip the compiled core's table")
     args = parser.parse_args()
     print_table(run_cases(args.quick, args.repeat))
     site_dir = None if args.no_compiled else (args.compiled_site or compiled_site())

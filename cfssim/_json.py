@@ -53,8 +53,9 @@ def nesting_depth(text: str, limit: int) -> tuple[int, int]:
     goes deeper than `limit` (or where it is deepest); brackets inside strings do not count."""
     structure = _blank_strings(text).encode("utf-8", "surrogatepass")
     codes = np.frombuffer(structure, dtype=np.uint8)
-    step = (np.isin(codes, (ord("["), ord("{"))).astype(np.int32)
-            - np.isin(codes, (ord("]"), ord("}"))).astype(np.int32))
+    step = np.isin(codes, (ord("["), ord("{"))).astype(np.int32) - np.isin(
+        codes, (ord("]"), ord("}"))
+    ).astype(np.int32)
     if not len(step):
         return 0, 0
     depth = np.cumsum(step)
@@ -94,18 +95,24 @@ def loads(text: str, *, max_depth: int = MAX_DEPTH, **kwargs: Any) -> Any:
     depth, offset = nesting_depth(text, max_depth)
     if depth > max_depth:
         line, col = _line_col(text, offset)
-        raise JsonInputError(f"at most {max_depth} levels of nested arrays and objects",
-                             f"{depth} levels", line, col)
+        raise JsonInputError(
+            f"at most {max_depth} levels of nested arrays and objects", f"{depth} levels", line, col
+        )
     try:
-        return json.loads(text, parse_int=_parse_int, parse_float=_parse_float,
-                          parse_constant=_parse_constant, **kwargs)
+        return json.loads(
+            text,
+            parse_int=_parse_int,
+            parse_float=_parse_float,
+            parse_constant=_parse_constant,
+            **kwargs,
+        )
     except json.JSONDecodeError as error:
-        raise JsonInputError("valid JSON", error.msg.lower(), error.lineno, error.colno) \
-            from None
+        raise JsonInputError("valid JSON", error.msg.lower(), error.lineno, error.colno) from None
     except _Refused as refused:
         pos = _blank_strings(text).find(refused.token)
         line, col = _line_col(text, max(pos, 0))
         raise JsonInputError(refused.expected, refused.found, line, col) from None
     except RecursionError:  # nesting_depth bounds it; a tiny stack could still overflow
-        raise JsonInputError(f"at most {max_depth} levels of nested arrays and objects",
-                             "more", 1, 1) from None
+        raise JsonInputError(
+            f"at most {max_depth} levels of nested arrays and objects", "more", 1, 1
+        ) from None

@@ -56,8 +56,11 @@ def _raise(signum: int, _frame: FrameType | None) -> None:
 def _note(signum: int, _frame: FrameType | None) -> None:
     if not _pending:
         with contextlib.suppress(OSError):
-            os.write(2, f"cfssim: {signal.Signals(signum).name} received, finishing the "
-                        "cleanup first\n".encode())
+            os.write(
+                2,
+                f"cfssim: {signal.Signals(signum).name} received, finishing the "
+                "cleanup first\n".encode(),
+            )
     _pending.append(signum)
 
 

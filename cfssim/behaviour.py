@@ -91,8 +91,7 @@ def repetitions(repeat: int | None) -> Iterator[int]:
         count += 1
 
 
-def execute(task: Any, steps: Sequence[Step], clock: TimerClock
-            ) -> Generator[Any, Any, None]:
+def execute(task: Any, steps: Sequence[Step], clock: TimerClock) -> Generator[Any, Any, None]:
     """Run `steps` once for `task`, whose timer is `clock` (a generator to ``yield from``)."""
     for step in steps:
         if isinstance(step, Run):
@@ -153,15 +152,15 @@ def execute_sync(task: Any, step: Step) -> Generator[Any, Any, None]:
         yield from sync.resume(task, step.name)
     elif isinstance(step, Fork):
         if len(sim.processes[step.process].threads) >= FORK_LIMIT:
-            raise BehaviourError(f"{task.name}: fork of {step.process!r} beyond "
-                                 f"{FORK_LIMIT} threads")
+            raise BehaviourError(
+                f"{task.name}: fork of {step.process!r} beyond {FORK_LIMIT} threads"
+            )
         sim.fork(step.process)
     elif isinstance(step, Yield):
         for _ in range(step.count):
             yield sched_yield(task)
     elif isinstance(step, SetCpus):
-        sim.set_affinity(task.process.name, step.cpus,
-                         thread=task.process.threads.index(task))
+        sim.set_affinity(task.process.name, step.cpus, thread=task.process.threads.index(task))
     elif isinstance(step, Runtime):
         yield sim.request_runtime(task, step.ns)
     else:  # pragma: no cover - the step union is closed
@@ -175,8 +174,9 @@ def draw_ns(values_ns: Sequence[int], u: float) -> int:
     return quantile_at([(i / last if last else 0.0, v) for i, v in enumerate(values_ns)], u)
 
 
-def repeat_steps(task: Any, steps: Sequence[Step], repeat: int | None, clock: TimerClock
-                 ) -> Generator[Any, Any, None]:
+def repeat_steps(
+    task: Any, steps: Sequence[Step], repeat: int | None, clock: TimerClock
+) -> Generator[Any, Any, None]:
     """Run `steps` `repeat` times (None: forever); a forever loop must let time pass."""
     for _ in repetitions(repeat):
         before = (task.now, task.sum_exec)

@@ -62,14 +62,20 @@ class _Group(click.Group):
                 click.echo(f"cfssim: error: {error.strerror or error}", err=True)
                 ctx.exit(EXIT_FAILURE)
             found = error.strerror or str(error)
-            click.echo(f"{error.filename}: expected a readable file or a writable file or "
-                       f"directory, found {found}", err=True)
+            click.echo(
+                f"{error.filename}: expected a readable file or a writable file or "
+                f"directory, found {found}",
+                err=True,
+            )
             ctx.exit(EXIT_BAD_INPUT)
         except Exception as error:
             if ctx.params.get("debug") or (ctx.obj or {}).get("debug"):
                 raise
-            click.echo(f"cfssim: error: {type(error).__name__}: {error} "
-                       "(run with --debug for the traceback)", err=True)
+            click.echo(
+                f"cfssim: error: {type(error).__name__}: {error} "
+                "(run with --debug for the traceback)",
+                err=True,
+            )
             ctx.exit(EXIT_FAILURE)
 
 
@@ -86,19 +92,45 @@ def _limit_options(command: Callable[..., Any]) -> Callable[..., Any]:
     --max-size."""
     defaults = Limits()
     options = [
-        click.option("--max-tasks", type=click.IntRange(min=1), default=defaults.max_tasks,
-                     show_default=True, help="Most threads a scenario may have."),
-        click.option("--max-duration", default=format_duration(defaults.max_duration_ns),
-                     show_default=True, help="Longest simulated duration."),
-        click.option("--max-events", type=click.IntRange(min=0), default=defaults.max_events,
-                     show_default=True, help="Most events a scenario may have."),
-        click.option("--max-loop-depth", type=click.IntRange(min=1),
-                     default=defaults.max_loop_depth, show_default=True,
-                     help="Deepest nesting of loop steps."),
-        click.option("--max-alloc", default=format_size(defaults.max_alloc_bytes),
-                     show_default=True, help="Largest single alloc step."),
-        click.option("--max-size", default=format_size(defaults.max_file_bytes),
-                     show_default=True, help="Largest scenario file (checked before parsing)."),
+        click.option(
+            "--max-tasks",
+            type=click.IntRange(min=1),
+            default=defaults.max_tasks,
+            show_default=True,
+            help="Most threads a scenario may have.",
+        ),
+        click.option(
+            "--max-duration",
+            default=format_duration(defaults.max_duration_ns),
+            show_default=True,
+            help="Longest simulated duration.",
+        ),
+        click.option(
+            "--max-events",
+            type=click.IntRange(min=0),
+            default=defaults.max_events,
+            show_default=True,
+            help="Most events a scenario may have.",
+        ),
+        click.option(
+            "--max-loop-depth",
+            type=click.IntRange(min=1),
+            default=defaults.max_loop_depth,
+            show_default=True,
+            help="Deepest nesting of loop steps.",
+        ),
+        click.option(
+            "--max-alloc",
+            default=format_size(defaults.max_alloc_bytes),
+            show_default=True,
+            help="Largest single alloc step.",
+        ),
+        click.option(
+            "--max-size",
+            default=format_size(defaults.max_file_bytes),
+            show_default=True,
+            help="Largest scenario file (checked before parsing).",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -111,8 +143,10 @@ def _limits(params: dict[str, Any]) -> Limits:
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--max-duration") from None
     if max_duration_ns <= 0:
-        raise click.BadParameter(f"expected a positive duration, found {params['max_duration']!r}",
-                                 param_hint="--max-duration")
+        raise click.BadParameter(
+            f"expected a positive duration, found {params['max_duration']!r}",
+            param_hint="--max-duration",
+        )
     try:
         max_alloc_bytes = parse_size(params["max_alloc"])
     except ValueError as error:
@@ -121,17 +155,25 @@ def _limits(params: dict[str, Any]) -> Limits:
         max_file_bytes = parse_size(params["max_size"])
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--max-size") from None
-    return Limits(max_tasks=params["max_tasks"], max_duration_ns=max_duration_ns,
-                  max_events=params["max_events"], max_loop_depth=params["max_loop_depth"],
-                  max_alloc_bytes=max_alloc_bytes, max_file_bytes=max_file_bytes)
+    return Limits(
+        max_tasks=params["max_tasks"],
+        max_duration_ns=max_duration_ns,
+        max_events=params["max_events"],
+        max_loop_depth=params["max_loop_depth"],
+        max_alloc_bytes=max_alloc_bytes,
+        max_file_bytes=max_file_bytes,
+    )
 
 
 # ---- validate / schema / scenarios ---------------------------------------------------------------
 @main.command()
 @click.argument("files", nargs=-1, required=True)
-@click.option("--strict", is_flag=True,
-              help="Refuse what cfssim does not model (rt-app events such as iorun, "
-                   "SCHED_DEADLINE, uclamp…) instead of warning and dropping it.")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Refuse what cfssim does not model (rt-app events such as iorun, "
+    "SCHED_DEADLINE, uclamp…) instead of warning and dropping it.",
+)
 @_limit_options
 def validate(files: tuple[str, ...], strict: bool, **limit_params: Any) -> None:
     """Check scenario FILES (YAML, rt-app JSON or bundled names); print errors as
@@ -149,16 +191,22 @@ def validate(files: tuple[str, ...], strict: bool, **limit_params: Any) -> None:
         echo_warnings(workload.warnings)
         scenario = workload.scenario
         threads = sum(process.threads for process in scenario.processes)
-        click.echo(f"ok {name}: {scenario.name}, {format_duration(scenario.duration_ns)}, "
-                   f"{len(scenario.processes)} processes ({threads} threads), "
-                   f"{len(scenario.cgroups)} cgroups, {len(scenario.events)} events")
+        click.echo(
+            f"ok {name}: {scenario.name}, {format_duration(scenario.duration_ns)}, "
+            f"{len(scenario.processes)} processes ({threads} threads), "
+            f"{len(scenario.cgroups)} cgroups, {len(scenario.events)} events"
+        )
     if failed:
         sys.exit(EXIT_BAD_INPUT)
 
 
 @main.command()
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the schema to this file instead of stdout.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the schema to this file instead of stdout.",
+)
 def schema(output: Path | None) -> None:
     """Print the JSON Schema (draft-07) of scenario files."""
     text = schema_text()
@@ -185,23 +233,45 @@ def scenarios() -> None:
 # ---- run ---------------------------------------------------------------------------------------
 @main.command()
 @click.argument("scenario", required=False)
-@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Output directory (default: cfssim-out/<scenario name>).")
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output directory (default: cfssim-out/<scenario name>).",
+)
 @click.option("--seed", type=click.IntRange(min=0), help="Override the scenario's seed.")
-@click.option("--policy", type=click.Choice(["eevdf", "cfs"]),
-              help="Override machine.policy.")
+@click.option("--policy", type=click.Choice(["eevdf", "cfs"]), help="Override machine.policy.")
 @click.option("--duration", help="Override the duration, e.g. 500ms.")
-@click.option("--format", "output_format", type=click.Choice(["table", "json", "csv"]),
-              default="table", show_default=True, help="How to print the summary.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="How to print the summary.",
+)
 @click.option("--no-report", is_flag=True, help="Do not write report.html.")
-@click.option("--strict", is_flag=True,
-              help="Refuse what cfssim does not model (rt-app events such as iorun, "
-                   "SCHED_DEADLINE, uclamp…) instead of warning and dropping it.")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Refuse what cfssim does not model (rt-app events such as iorun, "
+    "SCHED_DEADLINE, uclamp…) instead of warning and dropping it.",
+)
 @plotly_option
 @_limit_options
-def run(scenario: str | None, out_dir: Path | None, seed: int | None, policy: str | None,
-        duration: str | None, output_format: str, no_report: bool, strict: bool, plotly_js: str,
-        **limit_params: Any) -> None:
+def run(
+    scenario: str | None,
+    out_dir: Path | None,
+    seed: int | None,
+    policy: str | None,
+    duration: str | None,
+    output_format: str,
+    no_report: bool,
+    strict: bool,
+    plotly_js: str,
+    **limit_params: Any,
+) -> None:
     """Simulate SCENARIO (a file or bundled name; default seed-quota) and summarise it.
 
     Writes result.json, trace.npz and report.html into the output directory.
@@ -216,10 +286,16 @@ def run(scenario: str | None, out_dir: Path | None, seed: int | None, policy: st
         if not 0 < duration_ns <= limits.max_duration_ns:
             raise click.BadParameter(
                 f"expected a positive duration of at most {format_duration(limits.max_duration_ns)}"
-                f" (raise with --max-duration), found {duration!r}", param_hint="--duration")
+                f" (raise with --max-duration), found {duration!r}",
+                param_hint="--duration",
+            )
     # an rt-app workload may lack a duration (-1): --duration gives it, as for convert
-    workload = load_workload(resolve_scenario(scenario or DEFAULT_SCENARIO), limits=limits,
-                             duration_ns=duration_ns, strict=strict)
+    workload = load_workload(
+        resolve_scenario(scenario or DEFAULT_SCENARIO),
+        limits=limits,
+        duration_ns=duration_ns,
+        strict=strict,
+    )
     loaded = workload.scenario
     echo_warnings(workload.warnings)
     total = duration_ns or loaded.duration_ns
@@ -242,26 +318,36 @@ def summary_rows(result: Any) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for name, task in result.tasks.items():
         exit_info = task.get("exit") or {}
-        rows.append({
-            "kind": "task", "name": name, "cgroup": task.get("cgroup"),
-            "cpu_time_ns": task.get("cpu_time_ns", 0),
-            "cpu_percent": round(100 * task.get("cpu_time_ns", 0) / duration, 1),
-            "wait_time_ns": task.get("wait_time_ns", 0),
-            "nr_switches": task.get("nr_switches", 0),
-            "exit": exit_info.get("reason", ""),
-        })
+        rows.append(
+            {
+                "kind": "task",
+                "name": name,
+                "cgroup": task.get("cgroup"),
+                "cpu_time_ns": task.get("cpu_time_ns", 0),
+                "cpu_percent": round(100 * task.get("cpu_time_ns", 0) / duration, 1),
+                "wait_time_ns": task.get("wait_time_ns", 0),
+                "nr_switches": task.get("nr_switches", 0),
+                "exit": exit_info.get("reason", ""),
+            }
+        )
     for path, group in result.cgroups.items():
         stat = group.get("cpu.stat") or {}
         oom = group.get("memory.oom_control") or {}
         usage = group.get("cpuacct.usage", 0)
-        rows.append({
-            "kind": "cgroup", "name": path, "cgroup": path, "cpu_time_ns": usage,
-            "cpu_percent": round(100 * usage / duration, 1),
-            "nr_periods": stat.get("nr_periods", 0), "nr_throttled": stat.get("nr_throttled", 0),
-            "throttled_time_ns": stat.get("throttled_time", 0),
-            "memory_max_usage_bytes": group.get("memory.max_usage_in_bytes", 0),
-            "oom_kill": oom.get("oom_kill", 0),
-        })
+        rows.append(
+            {
+                "kind": "cgroup",
+                "name": path,
+                "cgroup": path,
+                "cpu_time_ns": usage,
+                "cpu_percent": round(100 * usage / duration, 1),
+                "nr_periods": stat.get("nr_periods", 0),
+                "nr_throttled": stat.get("nr_throttled", 0),
+                "throttled_time_ns": stat.get("throttled_time", 0),
+                "memory_max_usage_bytes": group.get("memory.max_usage_in_bytes", 0),
+                "oom_kill": oom.get("oom_kill", 0),
+            }
+        )
     return rows
 
 
@@ -279,24 +365,46 @@ def _print_summary(result: Any, scenario: Scenario, output_format: str, out: Pat
         click.echo(buffer.getvalue(), nl=False)
         return
     console = Console()
-    tasks = Table(title=f"{scenario.name}: tasks ({result.policy}, "
-                  f"{format_duration(result.duration_ns)} on {result.cpus} CPUs)")
+    tasks = Table(
+        title=f"{scenario.name}: tasks ({result.policy}, "
+        f"{format_duration(result.duration_ns)} on {result.cpus} CPUs)"
+    )
     for column in ("task", "cgroup", "CPU time", "CPU %", "wait", "switches", "exit"):
         tasks.add_column(column, justify="left" if column in ("task", "cgroup") else "right")
     groups = Table(title="cgroups")
-    for column in ("cgroup", "cpuacct.usage", "CPU %", "nr_periods", "nr_throttled",
-                   "throttled_time", "max memory", "oom_kill"):
+    for column in (
+        "cgroup",
+        "cpuacct.usage",
+        "CPU %",
+        "nr_periods",
+        "nr_throttled",
+        "throttled_time",
+        "max memory",
+        "oom_kill",
+    ):
         groups.add_column(column, justify="left" if column == "cgroup" else "right")
     for row in rows:
         if row["kind"] == "task":
-            tasks.add_row(row["name"], row["cgroup"], format_duration(row["cpu_time_ns"]),
-                          f"{row['cpu_percent']:.1f}", format_duration(row["wait_time_ns"]),
-                          str(row["nr_switches"]), row["exit"])
+            tasks.add_row(
+                row["name"],
+                row["cgroup"],
+                format_duration(row["cpu_time_ns"]),
+                f"{row['cpu_percent']:.1f}",
+                format_duration(row["wait_time_ns"]),
+                str(row["nr_switches"]),
+                row["exit"],
+            )
         else:
-            groups.add_row(row["name"], format_duration(row["cpu_time_ns"]),
-                           f"{row['cpu_percent']:.1f}", str(row["nr_periods"]),
-                           str(row["nr_throttled"]), format_duration(row["throttled_time_ns"]),
-                           format_size(row["memory_max_usage_bytes"]), str(row["oom_kill"]))
+            groups.add_row(
+                row["name"],
+                format_duration(row["cpu_time_ns"]),
+                f"{row['cpu_percent']:.1f}",
+                str(row["nr_periods"]),
+                str(row["nr_throttled"]),
+                format_duration(row["throttled_time_ns"]),
+                format_size(row["memory_max_usage_bytes"]),
+                str(row["oom_kill"]),
+            )
     console.print(tasks)
     console.print(groups)
     console.print(f"results in {out}/", markup=False, highlight=False)

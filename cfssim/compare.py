@@ -189,8 +189,10 @@ def _workload(result: Result, notes: list[str]) -> dict[str, TaskFigures]:
     noise = {name: t for name, t in result.tasks.items() if is_noise_process(t["process"])}
     if noise:
         total = sum(t["cpu_time_ns"] for t in noise.values())
-        notes.append(f"{len(noise)} host-noise task(s) of the simulated host not compared "
-                     f"({format_duration(total)} of CPU)")
+        notes.append(
+            f"{len(noise)} host-noise task(s) of the simulated host not compared "
+            f"({format_duration(total)} of CPU)"
+        )
     return {name: t for name, t in result.tasks.items() if name not in noise}
 
 
@@ -221,8 +223,14 @@ def _latencies(
             value_a = None if lat_a is None else lat_a.get(key)
             value_b = None if lat_b is None else lat_b.get(key)
             judged = key in needed and wakeups >= needed[key]
-            yield judge("task", name, f"wakeup_latency_ns.{key}", value_a, value_b,
-                        rule if judged and None not in (value_a, value_b) else None)
+            yield judge(
+                "task",
+                name,
+                f"wakeup_latency_ns.{key}",
+                value_a,
+                value_b,
+                rule if judged and None not in (value_a, value_b) else None,
+            )
 
 
 def _labels(a: Result, b: Result) -> tuple[str, str]:

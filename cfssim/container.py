@@ -75,11 +75,16 @@ CONTAINER_KEYS = (DOCKER_KEY, KUBERNETES_KEY)
 #: what each kernel file sets, so that an explicit file next to a container key that sets the
 #: same thing is refused (``docker: --cpus=1`` with ``cpu.cfs_quota_us``)
 _ASPECT = {
-    "cpu.shares": "the CPU weight", "cpu.weight": "the CPU weight",
-    "cpu.weight.nice": "the CPU weight", "cpu.cfs_period_us": "the CPU bandwidth",
-    "cpu.cfs_quota_us": "the CPU bandwidth", "cpu.max": "the CPU bandwidth",
-    "cpuset.cpus": "the cpuset", "memory.limit_in_bytes": "the memory limit",
-    "memory.max": "the memory limit", "memory.oom_control": "oom_kill_disable",
+    "cpu.shares": "the CPU weight",
+    "cpu.weight": "the CPU weight",
+    "cpu.weight.nice": "the CPU weight",
+    "cpu.cfs_period_us": "the CPU bandwidth",
+    "cpu.cfs_quota_us": "the CPU bandwidth",
+    "cpu.max": "the CPU bandwidth",
+    "cpuset.cpus": "the cpuset",
+    "memory.limit_in_bytes": "the memory limit",
+    "memory.max": "the memory limit",
+    "memory.oom_control": "oom_kill_disable",
 }
 
 
@@ -97,8 +102,9 @@ def shares_to_weight_runc(shares: int) -> int:
     return 0 if shares == 0 else 1 + ((shares - 2) * 9999) // 262142
 
 
-def _cpu_files(interface: Interface, shares: int | None, quota_us: int | None,
-               period_us: int | None) -> Files:
+def _cpu_files(
+    interface: Interface, shares: int | None, quota_us: int | None, period_us: int | None
+) -> Files:
     """A container's CPU settings as runc writes them: v1 files, or v2 (``fs2`` ``setCpu``).
 
     `quota_us` None/negative = unlimited; `period_us` None = left at the kernel's default.
@@ -142,11 +148,16 @@ def exact_decimal(text: str, what: str, flag: str = "") -> Fraction:
     mantissa, _, exponent = text.lower().partition("e")
     digits = sum(char.isdigit() for char in mantissa)
     power = exponent.lstrip("+-").lstrip("0")
-    if digits > MAX_DECIMAL_DIGITS or len(power) > 3 or (power and int(power) >
-                                                            MAX_DECIMAL_EXPONENT):
-        raise ContainerSpecError(f"{flag}{': ' if flag else ''}expected {what} with at most "
-                                 f"{MAX_DECIMAL_DIGITS} digits and an exponent within "
-                                 f"±{MAX_DECIMAL_EXPONENT}, found {quoted(text)}")
+    if (
+        digits > MAX_DECIMAL_DIGITS
+        or len(power) > 3
+        or (power and int(power) > MAX_DECIMAL_EXPONENT)
+    ):
+        raise ContainerSpecError(
+            f"{flag}{': ' if flag else ''}expected {what} with at most "
+            f"{MAX_DECIMAL_DIGITS} digits and an exponent within "
+            f"±{MAX_DECIMAL_EXPONENT}, found {quoted(text)}"
+        )
     number = Fraction(mantissa)
     return number * Fraction(10) ** int(exponent) if exponent else number
 
@@ -160,8 +171,10 @@ def ram_in_bytes(flag: str, text: str) -> int:
     """docker/go-units ``RAMInBytes``: ``100m`` = 100 MiB, ``1g``, ``512k``, ``4096b``, ``1.5g``."""
     match = _RAM.match(text)
     if match is None:
-        raise ContainerSpecError(f"{flag}: expected a size such as 100m, 1g, 512k or 4096b "
-                                 f"(binary units, as docker run reads them), found {quoted(text)}")
+        raise ContainerSpecError(
+            f"{flag}: expected a size such as 100m, 1g, 512k or 4096b "
+            f"(binary units, as docker run reads them), found {quoted(text)}"
+        )
     number = exact_decimal(match.group(1), "a size", flag)
     return int(number * _BINARY.get((match.group(2) or "").lower(), 1))
 
@@ -170,21 +183,25 @@ def _docker_int(flag: str, text: str) -> int:
     if not re.fullmatch(r"[-+]?\d+", text):
         raise ContainerSpecError(f"{flag}: expected an integer, found {quoted(text)}")
     if len(text.lstrip("+-")) > MAX_DECIMAL_DIGITS:
-        raise ContainerSpecError(f"{flag}: expected an integer of at most {MAX_DECIMAL_DIGITS} "
-                                 f"digits, found {quoted(text)}")
+        raise ContainerSpecError(
+            f"{flag}: expected an integer of at most {MAX_DECIMAL_DIGITS} "
+            f"digits, found {quoted(text)}"
+        )
     return int(text)
 
 
 def _nano_cpus(flag: str, text: str) -> int:
     """docker/cli ``opts.NanoCPUs.Set``: a decimal number of CPUs, exact to 10⁻⁹."""
     if not re.fullmatch(_DECIMAL, text):
-        raise ContainerSpecError(f"{flag}: expected a number of CPUs such as 1.5, "
-                                 f"found {quoted(text)}")
+        raise ContainerSpecError(
+            f"{flag}: expected a number of CPUs such as 1.5, found {quoted(text)}"
+        )
     cpus = exact_decimal(text, "a number of CPUs", flag)
     nano = cpus * NANO_CPUS
     if nano.denominator != 1:
-        raise ContainerSpecError(f"{flag}: expected at most 9 decimals (docker: 'value is too "
-                                 f"precise'), found {text!r}")
+        raise ContainerSpecError(
+            f"{flag}: expected at most 9 decimals (docker: 'value is too precise'), found {text!r}"
+        )
     return int(nano)
 
 
@@ -219,8 +236,10 @@ _DOCKER_FLAGS: dict[str, tuple[str, Any]] = {
     "--cpu-quota": ("cpu_quota", _docker_int),
     "--cpuset-cpus": ("cpuset_cpus", lambda flag, text: text),
     "--memory": ("memory", ram_in_bytes),
-    "--memory-swap": ("memory_swap", lambda flag, text: -1 if text == "-1"
-                      else ram_in_bytes(flag, text)),
+    "--memory-swap": (
+        "memory_swap",
+        lambda flag, text: -1 if text == "-1" else ram_in_bytes(flag, text),
+    ),
     "--memory-reservation": ("memory_reservation", ram_in_bytes),
     "--oom-kill-disable": ("oom_kill_disable", _bool_flag),
 }
@@ -232,8 +251,10 @@ def parse_docker_flags(text: str) -> DockerResources:
     try:
         words = shlex.split(text)
     except ValueError as error:
-        raise ContainerSpecError(f"expected docker run flags such as '--cpus=1.5 "
-                                 f"--memory=100m', found {text!r} ({error})") from None
+        raise ContainerSpecError(
+            f"expected docker run flags such as '--cpus=1.5 "
+            f"--memory=100m', found {text!r} ({error})"
+        ) from None
     values: dict[str, Any] = {}
     index = 0
     while index < len(words):
@@ -243,7 +264,8 @@ def parse_docker_flags(text: str) -> DockerResources:
         if name not in _DOCKER_FLAGS:
             raise ContainerSpecError(
                 f"expected a docker run resource flag ({', '.join(_DOCKER_FLAGS)})"
-                f"{did_you_mean(name, _DOCKER_FLAGS)}, found {word!r}")
+                f"{did_you_mean(name, _DOCKER_FLAGS)}, found {word!r}"
+            )
         field_name, parse = _DOCKER_FLAGS[name]
         if field_name == "oom_kill_disable":  # a boolean flag: a value only after '='
             values[field_name] = parse(name, value if has_value else None)
@@ -263,49 +285,73 @@ def check_docker(resources: DockerResources, cpus: int | None) -> None:
     """moby ``verifyPlatformContainerResources``: what ``docker run`` refuses (its messages)."""
     r = resources
     if r.nano_cpus and r.cpu_period:
-        raise ContainerSpecError("--cpus: expected --cpus or --cpu-period, not both (docker: "
-                                 "'Conflicting options: Nano CPUs and CPU Period cannot both "
-                                 "be set'), found both")
+        raise ContainerSpecError(
+            "--cpus: expected --cpus or --cpu-period, not both (docker: "
+            "'Conflicting options: Nano CPUs and CPU Period cannot both "
+            "be set'), found both"
+        )
     if r.nano_cpus and r.cpu_quota:
-        raise ContainerSpecError("--cpus: expected --cpus or --cpu-quota, not both (docker: "
-                                 "'Conflicting options: Nano CPUs and CPU Quota cannot both "
-                                 "be set'), found both")
+        raise ContainerSpecError(
+            "--cpus: expected --cpus or --cpu-quota, not both (docker: "
+            "'Conflicting options: Nano CPUs and CPU Quota cannot both "
+            "be set'), found both"
+        )
     # the kernel's least quota (1000 µs) over getCPUResources' 100000 µs period: 0.01 CPU
     least = MIN_QUOTA_PERIOD_US * NANO_CPUS // DOCKER_CPU_PERIOD_US
-    if r.nano_cpus < 0 or (r.nano_cpus and r.nano_cpus < least) or (
-            cpus is not None and r.nano_cpus > cpus * NANO_CPUS):
+    if (
+        r.nano_cpus < 0
+        or (r.nano_cpus and r.nano_cpus < least)
+        or (cpus is not None and r.nano_cpus > cpus * NANO_CPUS)
+    ):
         top = f"{cpus}.00" if cpus is not None else "N"
-        raise ContainerSpecError(f"--cpus: expected a value within 0.01..{top} (docker: 'Range "
-                                 f"of CPUs is from 0.01 to {top}'), found "
-                                 f"{_cpus_text(r.nano_cpus)}")
+        raise ContainerSpecError(
+            f"--cpus: expected a value within 0.01..{top} (docker: 'Range "
+            f"of CPUs is from 0.01 to {top}'), found "
+            f"{_cpus_text(r.nano_cpus)}"
+        )
     if r.cpu_period and not 1000 <= r.cpu_period <= 1_000_000:
-        raise ContainerSpecError(f"--cpu-period: expected 1000..1000000 µs (docker: 'CPU cfs "
-                                 f"period can not be less than 1ms (i.e. 1000) or larger than "
-                                 f"1 second'), found {r.cpu_period}")
+        raise ContainerSpecError(
+            f"--cpu-period: expected 1000..1000000 µs (docker: 'CPU cfs "
+            f"period can not be less than 1ms (i.e. 1000) or larger than "
+            f"1 second'), found {r.cpu_period}"
+        )
     if 0 < r.cpu_quota < 1000:
-        raise ContainerSpecError(f"--cpu-quota: expected at least 1000 µs or -1 (docker: 'CPU "
-                                 f"cfs quota can not be less than 1ms'), found {r.cpu_quota}")
+        raise ContainerSpecError(
+            f"--cpu-quota: expected at least 1000 µs or -1 (docker: 'CPU "
+            f"cfs quota can not be less than 1ms'), found {r.cpu_quota}"
+        )
     if r.memory and r.memory < LINUX_MIN_MEMORY:
-        raise ContainerSpecError(f"--memory: expected at least 6m (docker: 'Minimum memory "
-                                 f"limit allowed is 6MB'), found {r.memory} bytes")
+        raise ContainerSpecError(
+            f"--memory: expected at least 6m (docker: 'Minimum memory "
+            f"limit allowed is 6MB'), found {r.memory} bytes"
+        )
     if r.memory_swap and r.memory_swap < -1:
-        raise ContainerSpecError(f"--memory-swap: expected -1 (unlimited) or a size, found "
-                                 f"{r.memory_swap}")
+        raise ContainerSpecError(
+            f"--memory-swap: expected -1 (unlimited) or a size, found {r.memory_swap}"
+        )
     if r.memory > 0 and r.memory_swap > 0 and r.memory_swap < r.memory:
-        raise ContainerSpecError(f"--memory-swap: expected at least --memory ({r.memory} bytes; "
-                                 f"docker: 'Minimum memoryswap limit should be larger than "
-                                 f"memory limit'), found {r.memory_swap} bytes")
+        raise ContainerSpecError(
+            f"--memory-swap: expected at least --memory ({r.memory} bytes; "
+            f"docker: 'Minimum memoryswap limit should be larger than "
+            f"memory limit'), found {r.memory_swap} bytes"
+        )
     if r.memory == 0 and r.memory_swap > 0:
-        raise ContainerSpecError("--memory-swap: expected --memory with it (docker: 'You should "
-                                 "always set the Memory limit when using Memoryswap limit'), "
-                                 "found no --memory")
+        raise ContainerSpecError(
+            "--memory-swap: expected --memory with it (docker: 'You should "
+            "always set the Memory limit when using Memoryswap limit'), "
+            "found no --memory"
+        )
     if r.memory_reservation and r.memory_reservation < LINUX_MIN_MEMORY:
-        raise ContainerSpecError(f"--memory-reservation: expected at least 6m (docker: "
-                                 f"'Minimum memory reservation allowed is 6MB'), found "
-                                 f"{r.memory_reservation} bytes")
+        raise ContainerSpecError(
+            f"--memory-reservation: expected at least 6m (docker: "
+            f"'Minimum memory reservation allowed is 6MB'), found "
+            f"{r.memory_reservation} bytes"
+        )
     if r.memory and r.memory_reservation > r.memory:
-        raise ContainerSpecError(f"--memory-reservation: expected at most --memory ({r.memory} "
-                                 f"bytes), found {r.memory_reservation} bytes")
+        raise ContainerSpecError(
+            f"--memory-reservation: expected at most --memory ({r.memory} "
+            f"bytes), found {r.memory_reservation} bytes"
+        )
 
 
 def _cpus_text(nano: int) -> str:
@@ -338,9 +384,11 @@ def docker_files(resources: DockerResources, interface: Interface) -> Files:
     files.update(_memory_files(interface, r.memory or None))
     if r.oom_kill_disable:
         if interface == "v2":
-            raise ContainerSpecError("--oom-kill-disable: expected a cgroup v1 scenario (v2 has "
-                                     "no oom_kill_disable; docker discards the flag there), "
-                                     "found a v2 scenario")
+            raise ContainerSpecError(
+                "--oom-kill-disable: expected a cgroup v1 scenario (v2 has "
+                "no oom_kill_disable; docker discards the flag there), "
+                "found a v2 scenario"
+            )
         files["memory.oom_control"] = 1
     return files
 
@@ -348,10 +396,20 @@ def docker_files(resources: DockerResources, interface: Interface) -> Files:
 # ---- Kubernetes quantities -----------------------------------------------------------------------
 _QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+))(Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?\d+|[numkMGTPE])?$")
 _SUFFIX = {
-    "Ki": Fraction(2**10), "Mi": Fraction(2**20), "Gi": Fraction(2**30), "Ti": Fraction(2**40),
-    "Pi": Fraction(2**50), "Ei": Fraction(2**60), "n": Fraction(1, 10**9),
-    "u": Fraction(1, 10**6), "m": Fraction(1, 1000), "k": Fraction(10**3),
-    "M": Fraction(10**6), "G": Fraction(10**9), "T": Fraction(10**12), "P": Fraction(10**15),
+    "Ki": Fraction(2**10),
+    "Mi": Fraction(2**20),
+    "Gi": Fraction(2**30),
+    "Ti": Fraction(2**40),
+    "Pi": Fraction(2**50),
+    "Ei": Fraction(2**60),
+    "n": Fraction(1, 10**9),
+    "u": Fraction(1, 10**6),
+    "m": Fraction(1, 1000),
+    "k": Fraction(10**3),
+    "M": Fraction(10**6),
+    "G": Fraction(10**9),
+    "T": Fraction(10**12),
+    "P": Fraction(10**15),
     "E": Fraction(10**18),
 }
 
@@ -360,13 +418,15 @@ def parse_quantity(value: Any) -> Fraction:
     """apimachinery ``resource.ParseQuantity``: ``500m``, ``1``, ``1.5``, ``128Mi``, ``1G``,
     ``1e3`` (YAML numbers too) → an exact non-negative number."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ContainerSpecError(f"expected a quantity such as 500m, 1, 1.5, 128Mi or 1G, "
-                                 f"found {describe(value)}")
+        raise ContainerSpecError(
+            f"expected a quantity such as 500m, 1, 1.5, 128Mi or 1G, found {describe(value)}"
+        )
     text = repr(value) if isinstance(value, float) else str(value).strip()
     match = _QUANTITY.match(text)
     if match is None:
-        raise ContainerSpecError(f"expected a quantity such as 500m, 1, 1.5, 128Mi or 1G, "
-                                 f"found {describe(value)}")
+        raise ContainerSpecError(
+            f"expected a quantity such as 500m, 1, 1.5, 128Mi or 1G, found {describe(value)}"
+        )
     number, suffix = match.group(1), match.group(2) or ""
     if suffix in _SUFFIX:  # E and Ei are exa, not an exponent
         quantity = exact_decimal(number, "a quantity") * _SUFFIX[suffix]
@@ -422,13 +482,17 @@ def _resource_list(data: Any, where: str) -> dict[str, Fraction]:
     if data is None:
         return {}
     if not isinstance(data, Mapping):
-        raise ContainerSpecError(f"expected a mapping such as {{cpu: 500m, memory: 128Mi}}, "
-                                 f"found {describe(data)}", (where,))
+        raise ContainerSpecError(
+            f"expected a mapping such as {{cpu: 500m, memory: 128Mi}}, found {describe(data)}",
+            (where,),
+        )
     out = {}
     for name, value in data.items():
         if name not in _RESOURCES:
-            raise ContainerSpecError(f"expected cpu or memory{did_you_mean(name, _RESOURCES)}, "
-                                     f"found {describe(name)}", (where, name))
+            raise ContainerSpecError(
+                f"expected cpu or memory{did_you_mean(name, _RESOURCES)}, found {describe(name)}",
+                (where, name),
+            )
         try:
             out[name] = parse_quantity(value)
         except ContainerSpecError as error:
@@ -443,8 +507,10 @@ def _check_mapping(data: Any, keys: tuple[str, str], what: str) -> None:
         raise ContainerSpecError(f"expected {what}, found {describe(data)}")
     for key in data:
         if key not in keys:
-            raise ContainerSpecError(f"expected {keys[0]} or {keys[1]}"
-                                     f"{did_you_mean(key, keys)}, found {describe(key)}", (key,))
+            raise ContainerSpecError(
+                f"expected {keys[0]} or {keys[1]}{did_you_mean(key, keys)}, found {describe(key)}",
+                (key,),
+            )
 
 
 def parse_container(name: str, data: Any) -> ContainerResources:
@@ -462,7 +528,9 @@ def parse_container(name: str, data: Any) -> ContainerResources:
             raise ContainerSpecError(
                 f"expected a request less than or equal to the {resource} limit "
                 f"({_quantity_text(limit)}), as Kubernetes validation requires, found "
-                f"{_quantity_text(requests[resource])}", ("requests", resource))
+                f"{_quantity_text(requests[resource])}",
+                ("requests", resource),
+            )
     return ContainerResources(
         name,
         cpu_request=milli_value(requests.get("cpu", Fraction(0))),
@@ -480,20 +548,30 @@ def container_files(container: ContainerResources, interface: Interface) -> File
     """kuberuntime ``calculateLinuxResources``: shares from the request, the quota from the limit
     over the 100 ms period (unlimited without one), the memory limit."""
     quota = milli_cpu_to_quota(container.cpu_limit)
-    return {**_cpu_files(interface, milli_cpu_to_shares(container.cpu_request), quota or -1,
-                         QUOTA_PERIOD_US),
-            **_memory_files(interface, container.memory_limit or None)}
+    return {
+        **_cpu_files(
+            interface, milli_cpu_to_shares(container.cpu_request), quota or -1, QUOTA_PERIOD_US
+        ),
+        **_memory_files(interface, container.memory_limit or None),
+    }
 
 
 def qos_class(containers: Iterable[ContainerResources]) -> str:
     """``ComputePodQOS``: Guaranteed when every container limits cpu and memory and requests
     equal limits; BestEffort when nothing is requested or limited; else Burstable."""
     listed = list(containers)
-    if not any((c.cpu_request, c.cpu_limit, c.memory_request, c.memory_limit) != (0, 0, 0, 0)
-               for c in listed):
+    if not any(
+        (c.cpu_request, c.cpu_limit, c.memory_request, c.memory_limit) != (0, 0, 0, 0)
+        for c in listed
+    ):
         return "BestEffort"
-    guaranteed = all(c.cpu_limit and c.memory_limit and c.cpu_request == c.cpu_limit
-                     and c.memory_request == c.memory_limit for c in listed)
+    guaranteed = all(
+        c.cpu_limit
+        and c.memory_limit
+        and c.cpu_request == c.cpu_limit
+        and c.memory_request == c.memory_limit
+        for c in listed
+    )
     return "Guaranteed" if guaranteed else "Burstable"
 
 
@@ -522,17 +600,23 @@ def parse_pod(data: Any) -> Pod:
     _check_mapping(data, ("pod", "containers"), "a pod {pod: <uid>, containers: {…}}")
     uid = data.get("pod")
     if not isinstance(uid, str) or not _POD_NAME.match(uid):
-        raise ContainerSpecError(f"expected the pod's uid (letters, digits and _ . : + -), "
-                                 f"found {describe(uid)}", ("pod",))
+        raise ContainerSpecError(
+            f"expected the pod's uid (letters, digits and _ . : + -), found {describe(uid)}",
+            ("pod",),
+        )
     containers = data.get("containers")
     if not isinstance(containers, Mapping) or not containers:
-        raise ContainerSpecError(f"expected containers by name, such as {{app: {{limits: "
-                                 f"{{cpu: 1}}}}}}, found {describe(containers)}", ("containers",))
+        raise ContainerSpecError(
+            f"expected containers by name, such as {{app: {{limits: "
+            f"{{cpu: 1}}}}}}, found {describe(containers)}",
+            ("containers",),
+        )
     parsed = []
     for name, spec in containers.items():
         if not isinstance(name, str) or not _POD_NAME.match(name):
-            raise ContainerSpecError(f"expected a container name, found {describe(name)}",
-                                     ("containers", name))
+            raise ContainerSpecError(
+                f"expected a container name, found {describe(name)}", ("containers", name)
+            )
         try:
             parsed.append(parse_container(name, spec))
         except ContainerSpecError as error:
@@ -555,14 +639,22 @@ def pod_files(pod: Pod, interface: Interface) -> Files:
     cpu_limited = all(c.cpu_limit for c in pod.containers)
     memory_limited = all(c.memory_limit for c in pod.containers)
     quota = milli_cpu_to_quota(sum(c.cpu_limit for c in pod.containers)) if cpu_limited else None
-    return {**_cpu_files(interface, milli_cpu_to_shares(pod.cpu_request), quota,
-                         QUOTA_PERIOD_US if cpu_limited else None),
-            **_memory_files(interface, sum(c.memory_limit for c in pod.containers)
-                            if memory_limited else None)}
+    return {
+        **_cpu_files(
+            interface,
+            milli_cpu_to_shares(pod.cpu_request),
+            quota,
+            QUOTA_PERIOD_US if cpu_limited else None,
+        ),
+        **_memory_files(
+            interface, sum(c.memory_limit for c in pod.containers) if memory_limited else None
+        ),
+    }
 
 
-def kubepods_cgroups(root: str, pods: Iterable[Pod], cpus: int | None,
-                     interface: Interface) -> dict[str, Files]:
+def kubepods_cgroups(
+    root: str, pods: Iterable[Pod], cpus: int | None, interface: Interface
+) -> dict[str, Files]:
     """The kubepods hierarchy the kubelet makes for `pods` under `root` (``/kubepods``).
 
     `root`: node allocatable (``createNodeAllocatableCgroups``: shares from the machine's CPUs;
@@ -573,10 +665,15 @@ def kubepods_cgroups(root: str, pods: Iterable[Pod], cpus: int | None,
     listed = list(pods)
     burstable = sum(p.cpu_request for p in listed if p.qos == "Burstable")
     tree: dict[str, Files] = {
-        root: _cpu_files(interface, None if cpus is None else
-                         milli_cpu_to_shares(cpus * MILLI_CPU_TO_CPU), None, None),
-        f"{root.rstrip('/')}/burstable": _cpu_files(interface, milli_cpu_to_shares(burstable),
-                                                    None, None),
+        root: _cpu_files(
+            interface,
+            None if cpus is None else milli_cpu_to_shares(cpus * MILLI_CPU_TO_CPU),
+            None,
+            None,
+        ),
+        f"{root.rstrip('/')}/burstable": _cpu_files(
+            interface, milli_cpu_to_shares(burstable), None, None
+        ),
         f"{root.rstrip('/')}/besteffort": _cpu_files(interface, MIN_SHARES, None, None),
     }
     for pod in listed:
@@ -616,12 +713,15 @@ def _machine_cpus(data: Mapping[str, Any]) -> int | None:
     return cpus if type(cpus) is int and cpus >= 1 else None
 
 
-def _expand_one(path: str, key: str, spec: Any, cpus: int | None,
-                interface: Interface) -> dict[str, Files]:
+def _expand_one(
+    path: str, key: str, spec: Any, cpus: int | None, interface: Interface
+) -> dict[str, Files]:
     if key == DOCKER_KEY:
         if not isinstance(spec, str):
-            raise ContainerSpecError(f"expected docker run flags as a string such as "
-                                     f"'--cpus=1.5 --memory=100m', found {describe(spec)}")
+            raise ContainerSpecError(
+                f"expected docker run flags as a string such as "
+                f"'--cpus=1.5 --memory=100m', found {describe(spec)}"
+            )
         resources = parse_docker_flags(spec)
         check_docker(resources, cpus)
         return {path: docker_files(resources, interface)}
@@ -633,8 +733,9 @@ def _expand_one(path: str, key: str, spec: Any, cpus: int | None,
         try:
             pods.append(parse_pod(item))
         except ContainerSpecError as error:
-            raise ContainerSpecError(str(error), ((index,) if isinstance(spec, list) else ())
-                                     + error.loc) from None
+            raise ContainerSpecError(
+                str(error), ((index,) if isinstance(spec, list) else ()) + error.loc
+            ) from None
     return kubepods_cgroups(path, pods, cpus, interface)
 
 
@@ -647,13 +748,16 @@ def expand_cgroups(data: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[
     """
     cgroups = data.get("cgroups")
     if not isinstance(cgroups, Mapping) or not any(
-            isinstance(files, Mapping) and any(key in files for key in CONTAINER_KEYS)
-            for files in cgroups.values()):
+        isinstance(files, Mapping) and any(key in files for key in CONTAINER_KEYS)
+        for files in cgroups.values()
+    ):
         return dict(data), []
     interface, cpus = scenario_interface(data), _machine_cpus(data)
     errors: list[tuple[Loc, str]] = []
-    out: dict[Any, Any] = {path: (dict(files) if isinstance(files, Mapping) else files)
-                           for path, files in cgroups.items()}
+    out: dict[Any, Any] = {
+        path: (dict(files) if isinstance(files, Mapping) else files)
+        for path, files in cgroups.items()
+    }
     made_by: dict[str, str] = {}  # generated cgroup → the container key's cgroup
     for path, files in cgroups.items():
         if not isinstance(files, Mapping):
@@ -663,8 +767,9 @@ def expand_cgroups(data: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[
             continue
         where: Loc = ("cgroups", path, keys[-1])
         if len(keys) > 1:
-            errors.append((where, "expected docker or kubernetes, not both in one cgroup, "
-                                  "found both"))
+            errors.append(
+                (where, "expected docker or kubernetes, not both in one cgroup, found both")
+            )
             continue
         try:
             generated = _expand_one(str(path), keys[0], files[keys[0]], cpus, interface)
@@ -674,8 +779,13 @@ def expand_cgroups(data: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[
         del out[path][keys[0]]
         for target, made in generated.items():
             if target in made_by:
-                errors.append((where, f"expected each cgroup generated once, found {target} "
-                                      f"generated again (also by {made_by[target]})"))
+                errors.append(
+                    (
+                        where,
+                        f"expected each cgroup generated once, found {target} "
+                        f"generated again (also by {made_by[target]})",
+                    )
+                )
                 continue
             made_by[target] = str(path)
             explicit = out.get(target)
@@ -685,8 +795,13 @@ def expand_cgroups(data: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[
                 clash = [m for m in made if _ASPECT.get(m) == aspect] if aspect else []
                 if clash:
                     loc = ("cgroups", target, file) if target in cgroups else where
-                    errors.append((loc, f"expected {aspect} of {target} from {keys[0]} "
-                                        f"({', '.join(f'{m}: {made[m]}' for m in clash)}) or "
-                                        f"from {file}, not both, found both"))
+                    errors.append(
+                        (
+                            loc,
+                            f"expected {aspect} of {target} from {keys[0]} "
+                            f"({', '.join(f'{m}: {made[m]}' for m in clash)}) or "
+                            f"from {file}, not both, found both",
+                        )
+                    )
             out[target] = {**made, **explicit}
     return {**data, "cgroups": out}, errors

@@ -101,14 +101,17 @@ def sched_events(result: Result) -> tuple[list[Switch], list[Wakeup]]:
     trace = _trace(result)
     segments = merged_segments(trace)
     wake = trace["wakeups"]
-    wake_times = {task: np.sort(wake["time"][wake["task"] == task])
-                  for task in range(len(trace.tasks))}
+    wake_times = {
+        task: np.sort(wake["time"][wake["task"] == task]) for task in range(len(trace.tasks))
+    }
     ends = {index: result.task_figure(name, "exit") or {} for index, name in enumerate(trace.tasks)}
     exits = {index: end.get("time_ns") for index, end in ends.items()}
-    oom_killed = {index for index, end in ends.items()
-                  if str(end.get("reason", "")).startswith("oom")}
-    starts_by_task = {task: np.sort(segments[segments[:, 1] == task, 2])
-                      for task in range(len(trace.tasks))}
+    oom_killed = {
+        index for index, end in ends.items() if str(end.get("reason", "")).startswith("oom")
+    }
+    starts_by_task = {
+        task: np.sort(segments[segments[:, 1] == task, 2]) for task in range(len(trace.tasks))
+    }
 
     def state(task: int, left: int) -> str:
         if exits[task] == left:
@@ -133,17 +136,23 @@ def sched_events(result: Result) -> tuple[list[Switch], list[Wakeup]]:
         if current != IDLE_PID and until < result.duration_ns:
             switches.append(Switch(until, cpu, current, state(current - 1, until), IDLE_PID))
     wakers = wake.get("waker", np.full(len(wake["task"]), -1))  # traces before the column
-    wakeups = [Wakeup(int(t), int(c), int(k) + 1, int(by) + 1)
-               for k, c, t, by in zip(wake["task"], wake["cpu"], wake["time"], wakers,
-                                      strict=True)]
+    wakeups = [
+        Wakeup(int(t), int(c), int(k) + 1, int(by) + 1)
+        for k, c, t, by in zip(wake["task"], wake["cpu"], wake["time"], wakers, strict=True)
+    ]
     for task, starts in starts_by_task.items():
         if len(starts) and not np.any(wake_times[task] <= starts[0]):
             first = segments[(segments[:, 1] == task) & (segments[:, 2] == starts[0])][0]
             cpu = int(first[0])
-            wakeups.append(Wakeup(int(starts[0]), cpu, task + 1,
-                                  _running(segments, cpu, int(starts[0])), new=True))
-    return (sorted(switches, key=lambda s: (s.time, s.cpu)),
-            sorted(wakeups, key=lambda w: (w.time, w.cpu)))
+            wakeups.append(
+                Wakeup(
+                    int(starts[0]), cpu, task + 1, _running(segments, cpu, int(starts[0])), new=True
+                )
+            )
+    return (
+        sorted(switches, key=lambda s: (s.time, s.cpu)),
+        sorted(wakeups, key=lambda w: (w.time, w.cpu)),
+    )
 
 
 def _running(segments: np.ndarray, cpu: int, time: int) -> int:
@@ -172,12 +181,24 @@ def other_events(result: Result) -> list[Other]:
     names = _names(result)
     out: list[Other] = []
     moves = trace["migrations"]
-    for task, time, src, dst in zip(moves["task"].tolist(), moves["time"].tolist(),
-                                    moves["src"].tolist(), moves["dst"].tolist(), strict=True):
+    for task, time, src, dst in zip(
+        moves["task"].tolist(),
+        moves["time"].tolist(),
+        moves["src"].tolist(),
+        moves["dst"].tolist(),
+        strict=True,
+    ):
         pid = task + 1
-        out.append(Other(time, max(src, 0), _running(segments, max(src, 0), time),
-                         "sched_migrate_task", f"comm={names[pid]} pid={pid} "
-                         f"prio={_prio(result, pid)} orig_cpu={src} dest_cpu={dst}"))
+        out.append(
+            Other(
+                time,
+                max(src, 0),
+                _running(segments, max(src, 0), time),
+                "sched_migrate_task",
+                f"comm={names[pid]} pid={pid} "
+                f"prio={_prio(result, pid)} orig_cpu={src} dest_cpu={dst}",
+            )
+        )
     ended: list[tuple[int, int]] = []  # (time, task)
     for index, name in enumerate(trace.tasks):
         end = result.task_figure(name, "exit")
@@ -189,24 +210,43 @@ def other_events(result: Result) -> list[Other]:
     for time, task in sorted(ended):
         pid = task + 1
         alive = [t for e, t in ended if e > time and process[t] == process[task]]
-        alive += [i for i in process if process[i] == process[task] and
-                  i not in {t for _, t in ended}]
-        out.append(Other(time, last_cpu.get(task, 0), pid, "sched_process_exit",
-                         f"comm={names[pid]} pid={pid} prio={_prio(result, pid)} "
-                         f"group_dead={'false' if alive else 'true'}"))
+        alive += [
+            i for i in process if process[i] == process[task] and i not in {t for _, t in ended}
+        ]
+        out.append(
+            Other(
+                time,
+                last_cpu.get(task, 0),
+                pid,
+                "sched_process_exit",
+                f"comm={names[pid]} pid={pid} prio={_prio(result, pid)} "
+                f"group_dead={'false' if alive else 'true'}",
+            )
+        )
     kills, memory = trace["kills"], trace["memory"]
-    for task, cgroup, time, reason in zip(kills["task"].tolist(), kills["cgroup"].tolist(),
-                                          kills["time"].tolist(), kills["reason"].tolist(),
-                                          strict=True):
+    for task, cgroup, time, reason in zip(
+        kills["task"].tolist(),
+        kills["cgroup"].tolist(),
+        kills["time"].tolist(),
+        kills["reason"].tolist(),
+        strict=True,
+    ):
         if reason > 1 or not 0 <= task < len(trace.tasks):
             continue  # killed by an event, not the OOM killer
         rows = np.flatnonzero((memory["cgroup"] == cgroup) & (memory["time"] <= time))
         rss_kb = int(memory["usage"][rows[-1]]) // 1024 if len(rows) else 0
         cpu = last_cpu.get(task, 0)
         pid = task + 1
-        out.append(Other(time, cpu, _running(segments, cpu, time), "mark_victim",
-                         f"pid={pid} comm={names[pid]} total-vm={rss_kb}kB anon-rss={rss_kb}kB "
-                         f"file-rss:0kB shmem-rss:0kB uid=0 pgtables=0kB oom_score_adj=0"))
+        out.append(
+            Other(
+                time,
+                cpu,
+                _running(segments, cpu, time),
+                "mark_victim",
+                f"pid={pid} comm={names[pid]} total-vm={rss_kb}kB anon-rss={rss_kb}kB "
+                f"file-rss:0kB shmem-rss:0kB uid=0 pgtables=0kB oom_score_adj=0",
+            )
+        )
     return sorted(out, key=lambda o: (o.time, o.cpu))
 
 
@@ -216,14 +256,18 @@ def counters(result: Result) -> list[Counter]:
     series: list[Counter] = []
     segments = trace["segments"]
     for index, path in enumerate(trace.cgroups):
-        inside = [i for i, name in enumerate(trace.tasks)
-                  if is_descendant(result.task_figure(name, "cgroup", "/"), path)]
+        inside = [
+            i
+            for i, name in enumerate(trace.tasks)
+            if is_descendant(result.task_figure(name, "cgroup", "/"), path)
+        ]
         tids = np.array(inside, dtype=np.int64)
         mask = np.isin(segments["task"], tids)
         at = np.unique(np.concatenate(([0], segments["start"][mask], segments["end"][mask])))
         usage = group_usage_curve(trace, tids, at)
-        series.append(Counter(f"{path} cpuacct.usage", "ns", tuple(at.tolist()),
-                              tuple(usage.tolist())))
+        series.append(
+            Counter(f"{path} cpuacct.usage", "ns", tuple(at.tolist()), tuple(usage.tolist()))
+        )
         periods = trace["periods"]
         rows = np.flatnonzero((periods["cgroup"] == index) & (periods["quota"] >= 0))
         if len(rows):
@@ -237,9 +281,14 @@ def counters(result: Result) -> list[Counter]:
         memory = trace["memory"]
         rows = np.flatnonzero(memory["cgroup"] == index)
         if len(rows):
-            series.append(Counter(f"{path} memory usage", "bytes",
-                                  tuple(memory["time"][rows].tolist()),
-                                  tuple(memory["usage"][rows].tolist())))
+            series.append(
+                Counter(
+                    f"{path} memory usage",
+                    "bytes",
+                    tuple(memory["time"][rows].tolist()),
+                    tuple(memory["usage"][rows].tolist()),
+                )
+            )
     return series
 
 
@@ -299,21 +348,37 @@ def ftrace_text(result: Result, *, ns_precision: bool = False) -> str:
 
     events: list[tuple[int, int, int, str]] = []
     for s in switches:
-        events.append((s.time, 1, s.cpu, (
-            f"{owner(s.prev)} [{s.cpu:03d}] d..2. {_stamp(s.time, ns_precision)}: sched_switch: "
-            f"prev_comm={comm(s.prev, s.cpu)} prev_pid={s.prev} prev_prio={_prio(result, s.prev)} "
-            f"prev_state={s.prev_state} ==> next_comm={comm(s.next, s.cpu)} next_pid={s.next} "
-            f"next_prio={_prio(result, s.next)}")))
+        head = f"{owner(s.prev)} [{s.cpu:03d}] d..2. {_stamp(s.time, ns_precision)}"
+        prev = (
+            f"prev_comm={comm(s.prev, s.cpu)} prev_pid={s.prev} prev_prio={_prio(result, s.prev)}"
+        )
+        nxt = f"next_comm={comm(s.next, s.cpu)} next_pid={s.next} next_prio={_prio(result, s.next)}"
+        line = f"{head}: sched_switch: {prev} prev_state={s.prev_state} ==> {nxt}"
+        events.append((s.time, 1, s.cpu, line))
     for w in wakeups:
         name = "sched_wakeup_new" if w.new else "sched_wakeup"
-        events.append((w.time, 0, w.cpu, (
-            f"{owner(w.waker)} [{w.cpu:03d}] d..3. {_stamp(w.time, ns_precision)}: {name}: "
-            f"comm={names[w.pid]} pid={w.pid} prio={_prio(result, w.pid)} "
-            f"target_cpu={w.cpu:03d}")))
+        events.append(
+            (
+                w.time,
+                0,
+                w.cpu,
+                (
+                    f"{owner(w.waker)} [{w.cpu:03d}] d..3. {_stamp(w.time, ns_precision)}: {name}: "
+                    f"comm={names[w.pid]} pid={w.pid} prio={_prio(result, w.pid)} "
+                    f"target_cpu={w.cpu:03d}"
+                ),
+            )
+        )
     for o in other_events(result):
-        events.append((o.time, 0, o.cpu, (
-            f"{owner(o.pid)} [{o.cpu:03d}] d..2. {_stamp(o.time, ns_precision)}: {o.event}: "
-            f"{o.body}")))
+        events.append(
+            (
+                o.time,
+                0,
+                o.cpu,
+                f"{owner(o.pid)} [{o.cpu:03d}] d..2. {_stamp(o.time, ns_precision)}: "
+                f"{o.event}: {o.body}",
+            )
+        )
     events.sort(key=lambda event: event[:3])
     header = _HEADER.format(n=len(events), cpus=_trace(result).cpus)
     return header + "".join(line + "\n" for *_, line in events)
@@ -337,8 +402,7 @@ def read_ftrace(text: str, *, end_ns: int | None = None) -> Trace:
                 if pid != IDLE_PID:
                     names.setdefault(pid, comm)
             switches.append((time, cpu, prev, nxt))
-        elif event.name in ("sched_wakeup", "sched_waking") and \
-                (body := WAKEUP.match(event.body)):
+        elif event.name in ("sched_wakeup", "sched_waking") and (body := WAKEUP.match(event.body)):
             names.setdefault(int(body["pid"]), body["comm"])
             raw_wakeups.append((time, int(body["cpu"]), int(body["pid"]), event.pid))
             cpus = max(cpus, int(body["cpu"]) + 1)
@@ -361,11 +425,14 @@ def read_ftrace(text: str, *, end_ns: int | None = None) -> Trace:
     wakeups = []
     for time, cpu, pid, waker in raw_wakeups:
         ins = [t for t in switch_ins.get(pid, []) if t >= time]
-        wakeups.append((index[pid], cpu, time, min(ins) - time if ins else -1,
-                        index.get(waker, -1)))
+        wakeups.append(
+            (index[pid], cpu, time, min(ins) - time if ins else -1, index.get(waker, -1))
+        )
     segments.sort(key=lambda row: (row[0], row[2]))  # stable: equal stamps keep file order
-    tables = {"segments": _columns(("cpu", "task", "start", "end"), segments),
-              "wakeups": _columns(TABLES["wakeups"], wakeups)}
+    tables = {
+        "segments": _columns(("cpu", "task", "start", "end"), segments),
+        "wakeups": _columns(TABLES["wakeups"], wakeups),
+    }
     return Trace(tasks=[names[pid] for pid in order], cgroups=[], cpus=cpus, tables=tables)
 
 
@@ -385,28 +452,54 @@ def chrome_trace(result: Result) -> dict[str, Any]:
         {"ph": "M", "name": "process_name", "pid": 0, "args": {"name": "CPUs"}},
         {"ph": "M", "name": "process_name", "pid": 1, "args": {"name": "cgroups"}},
     ]
-    events += [{"ph": "M", "name": "thread_name", "pid": 0, "tid": cpu,
-                "args": {"name": f"CPU {cpu}"}} for cpu in range(trace.cpus)]
+    events += [
+        {"ph": "M", "name": "thread_name", "pid": 0, "tid": cpu, "args": {"name": f"CPU {cpu}"}}
+        for cpu in range(trace.cpus)
+    ]
     switches, wakeups = sched_events(result)
     for stretch in _stretches(switches, result.duration_ns):
         cpu, pid, start, end, state = stretch
-        events.append({"ph": "X", "name": names[pid], "pid": 0, "tid": cpu, "ts": start / 1000,
-                       "dur": (end - start) / 1000,
-                       "args": {"pid": pid, "prio": _prio(result, pid), "end_state": state}})
-    events += [{"ph": "i", "s": "t", "name": "sched_wakeup", "pid": 0, "tid": w.cpu,
-                "ts": w.time / 1000, "args": {"comm": names[w.pid], "pid": w.pid}}
-               for w in wakeups]
+        events.append(
+            {
+                "ph": "X",
+                "name": names[pid],
+                "pid": 0,
+                "tid": cpu,
+                "ts": start / 1000,
+                "dur": (end - start) / 1000,
+                "args": {"pid": pid, "prio": _prio(result, pid), "end_state": state},
+            }
+        )
+    events += [
+        {
+            "ph": "i",
+            "s": "t",
+            "name": "sched_wakeup",
+            "pid": 0,
+            "tid": w.cpu,
+            "ts": w.time / 1000,
+            "args": {"comm": names[w.pid], "pid": w.pid},
+        }
+        for w in wakeups
+    ]
     for counter in counters(result):
-        events += [{"ph": "C", "name": counter.name, "pid": 1, "ts": t / 1000,
-                    "args": {counter.unit: v}} for t, v in zip(counter.times, counter.values,
-                                                               strict=True)]
-    return {"traceEvents": events, "displayTimeUnit": "ns",
-            "otherData": {"scenario": result.scenario, "source": result.source,
-                          "policy": result.policy, "duration_ns": result.duration_ns}}
+        events += [
+            {"ph": "C", "name": counter.name, "pid": 1, "ts": t / 1000, "args": {counter.unit: v}}
+            for t, v in zip(counter.times, counter.values, strict=True)
+        ]
+    return {
+        "traceEvents": events,
+        "displayTimeUnit": "ns",
+        "otherData": {
+            "scenario": result.scenario,
+            "source": result.source,
+            "policy": result.policy,
+            "duration_ns": result.duration_ns,
+        },
+    }
 
 
-def _stretches(switches: Sequence[Switch], end_ns: int) -> Iterator[tuple[int, int, int, int,
-                                                                         str]]:
+def _stretches(switches: Sequence[Switch], end_ns: int) -> Iterator[tuple[int, int, int, int, str]]:
     """(cpu, pid, start, end, state it left in) for every stretch a task ran (end: `end_ns`)."""
     open_: dict[int, tuple[int, int]] = {}
     for s in switches:
@@ -427,8 +520,9 @@ def perfetto_trace(result: Result) -> bytes:
     try:
         from perfetto.trace_builder.proto_builder import TraceProtoBuilder
     except ImportError:
-        raise RuntimeError("Perfetto export needs the perfetto package: "
-                           "pip install 'cfssim[perfetto]'") from None
+        raise RuntimeError(
+            "Perfetto export needs the perfetto package: pip install 'cfssim[perfetto]'"
+        ) from None
     builder = TraceProtoBuilder()
     trace = _trace(result)
     names = _names(result)
@@ -483,8 +577,11 @@ def _perfetto_counters(builder: Any, series: Sequence[Counter]) -> None:
             packet.sequence_flags = TracePacket.SEQ_INCREMENTAL_STATE_CLEARED
         descriptor = packet.track_descriptor
         descriptor.uuid, descriptor.name = number, counter.name
-        descriptor.counter.unit = (CounterDescriptor.UNIT_SIZE_BYTES if counter.unit == "bytes"
-                                   else CounterDescriptor.UNIT_TIME_NS)
+        descriptor.counter.unit = (
+            CounterDescriptor.UNIT_SIZE_BYTES
+            if counter.unit == "bytes"
+            else CounterDescriptor.UNIT_TIME_NS
+        )
         for time, value in zip(counter.times, counter.values, strict=True):
             point = builder.add_packet()
             point.trusted_packet_sequence_id = sequence

@@ -104,7 +104,9 @@ class HostModel:
     def ideal(self) -> bool:
         """No skew, no jitter, no noise, free faults."""
         return not (
-            any(self.tick_offset_ns) or any(self.tick_jitter) or any(self.noise)
+            any(self.tick_offset_ns)
+            or any(self.tick_jitter)
+            or any(self.noise)
             or self.page_fault_ns
         )
 
@@ -114,13 +116,17 @@ class HostModel:
         for cpu in range(ncpus):
             jitter = self.of_cpu(self.tick_jitter, cpu, None)
             noise = self.of_cpu(self.noise, cpu, None)
-            cpus.append({
-                "cpu": cpu,
-                "tick_offset_ns": self.of_cpu(self.tick_offset_ns, cpu, 0),
-                "tick_jitter_p5_p95_ns": None if jitter is None else [jitter(0.05), jitter(0.95)],
-                "noise_rate_per_s": None if noise is None else noise.rate_per_s,
-                "noise_run_p50_ns": None if noise is None else noise.run_ns(0.5),
-            })
+            cpus.append(
+                {
+                    "cpu": cpu,
+                    "tick_offset_ns": self.of_cpu(self.tick_offset_ns, cpu, 0),
+                    "tick_jitter_p5_p95_ns": None
+                    if jitter is None
+                    else [jitter(0.05), jitter(0.95)],
+                    "noise_rate_per_s": None if noise is None else noise.rate_per_s,
+                    "noise_run_p50_ns": None if noise is None else noise.run_ns(0.5),
+                }
+            )
         return {"source": self.source, "page_fault_ns": self.page_fault_ns, "cpus": cpus}
 
     @staticmethod

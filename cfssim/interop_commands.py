@@ -37,21 +37,45 @@ def echo_warnings(warnings: list[str]) -> None:
 # ---- convert ------------------------------------------------------------------------------------
 @click.command()
 @click.argument("workload", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the scenario YAML here instead of stdout.")
-@click.option("--cpus", type=click.IntRange(1, 1024),
-              help="machine.cpus (default: 2, or enough for the CPUs the workload names).")
-@click.option("--duration", help="Run time when global.duration is -1, e.g. 10s (manifests: "
-                                   "the scenario's duration, default 10s).")
-@click.option("--from", "kind", type=click.Choice(["auto", "rt-app", "k8s", "compose"]),
-              default="auto", show_default=True,
-              help="Input kind; auto: .json is rt-app, YAML with kind: is a Kubernetes manifest, "
-                   "with services: a compose file.")
-@click.option("--strict", is_flag=True,
-              help="Refuse what cfssim does not model and what the YAML can only approximate "
-                   "(shared or absolute timers, phase nice/taskgroup changes, mem growth).")
-def convert(workload: Path, output: Path | None, cpus: int | None, duration: str | None,
-            kind: str, strict: bool) -> None:
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the scenario YAML here instead of stdout.",
+)
+@click.option(
+    "--cpus",
+    type=click.IntRange(1, 1024),
+    help="machine.cpus (default: 2, or enough for the CPUs the workload names).",
+)
+@click.option(
+    "--duration",
+    help="Run time when global.duration is -1, e.g. 10s (manifests: "
+    "the scenario's duration, default 10s).",
+)
+@click.option(
+    "--from",
+    "kind",
+    type=click.Choice(["auto", "rt-app", "k8s", "compose"]),
+    default="auto",
+    show_default=True,
+    help="Input kind; auto: .json is rt-app, YAML with kind: is a Kubernetes manifest, "
+    "with services: a compose file.",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Refuse what cfssim does not model and what the YAML can only approximate "
+    "(shared or absolute timers, phase nice/taskgroup changes, mem growth).",
+)
+def convert(
+    workload: Path,
+    output: Path | None,
+    cpus: int | None,
+    duration: str | None,
+    kind: str,
+    strict: bool,
+) -> None:
     """Convert an rt-app WORKLOAD (JSON), a Kubernetes Pod/Deployment manifest or a compose file
     into a cfssim scenario YAML.
 
@@ -78,12 +102,17 @@ def convert(workload: Path, output: Path | None, cpus: int | None, duration: str
             duration_ns = parse_duration(duration)
         except ValueError as error:
             raise click.BadParameter(str(error), param_hint="--duration") from None
-    loaded = load_workload(workload, cpus=cpus, duration_ns=duration_ns,
-                           strict="convert" if strict else False)
+    loaded = load_workload(
+        workload, cpus=cpus, duration_ns=duration_ns, strict="convert" if strict else False
+    )
     echo_warnings(loaded.warnings)
-    text = dump_scenario(loaded.scenario, header=[
-        f"converted from {workload.name} by cfssim convert", *(
-            f"warning: {w}" for w in loaded.warnings)])
+    text = dump_scenario(
+        loaded.scenario,
+        header=[
+            f"converted from {workload.name} by cfssim convert",
+            *(f"warning: {w}" for w in loaded.warnings),
+        ],
+    )
     _write(text, output)
 
 
@@ -98,13 +127,26 @@ def _write(text: str, output: Path | None) -> None:
 # ---- export -------------------------------------------------------------------------------------
 @click.command()
 @click.argument("result_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["perfetto", "chrome", "ftrace"]),
-              default="perfetto", show_default=True, help="Trace format to write.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Output file (default: RESULT_DIR/trace.perfetto-trace, trace.json or "
-                   "trace.txt).")
-@click.option("--ns", "ns_precision", is_flag=True,
-              help="ftrace: nanosecond timestamps (as trace-cmd report -t) instead of µs.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["perfetto", "chrome", "ftrace"]),
+    default="perfetto",
+    show_default=True,
+    help="Trace format to write.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Output file (default: RESULT_DIR/trace.perfetto-trace, trace.json or trace.txt).",
+)
+@click.option(
+    "--ns",
+    "ns_precision",
+    is_flag=True,
+    help="ftrace: nanosecond timestamps (as trace-cmd report -t) instead of µs.",
+)
 def export(result_dir: Path, fmt: str, output: Path | None, ns_precision: bool) -> None:
     """Export the trace of a run (RESULT_DIR with result.json and trace.npz) for Perfetto,
     chrome://tracing or ftrace tools."""
@@ -114,9 +156,11 @@ def export(result_dir: Path, fmt: str, output: Path | None, ns_precision: bool) 
 
     for needed in (RESULT_FILE, TRACE_FILE):
         if not (result_dir / needed).is_file():
-            raise click.UsageError(f"{result_dir}: expected a run directory with {RESULT_FILE} "
-                                   f"and {TRACE_FILE} (measured runs need --trace), found no "
-                                   f"{needed}")
+            raise click.UsageError(
+                f"{result_dir}: expected a run directory with {RESULT_FILE} "
+                f"and {TRACE_FILE} (measured runs need --trace), found no "
+                f"{needed}"
+            )
     result = Result.load(result_dir)
     out = output or result_dir / f"trace{SUFFIXES[fmt]}"
     try:
@@ -139,32 +183,57 @@ def _executor(dask: str | None, workers: int | None) -> tuple[Executor, Callable
     try:
         from distributed import Client
     except ImportError:
-        raise click.UsageError("--dask needs the distributed package: "
-                               "pip install 'cfssim[dask]'") from None
+        raise click.UsageError(
+            "--dask needs the distributed package: pip install 'cfssim[dask]'"
+        ) from None
     client = Client(dask)
     return client.get_executor(), client.close
 
 
 @click.command()
 @click.argument("scenario")
-@click.option("--set", "sets", multiple=True, metavar="FIELD=V1,V2",
-              help="A swept field and its values, e.g. machine.cpus=2,4,8 or "
-                   "'cgroups./app.cpu.max=50000 100000,max 100000' (repeatable: a grid).")
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="FIELD=V1,V2",
+    help="A swept field and its values, e.g. machine.cpus=2,4,8 or "
+    "'cgroups./app.cpu.max=50000 100000,max 100000' (repeatable: a grid).",
+)
 @click.option("--seeds", help="Seeds, e.g. 1,2,3 or 1-8 (default: the scenario's).")
-@click.option("--metric", "metrics", multiple=True,
-              help="Result figures to keep (glob patterns over names such as "
-                   "tasks.web/0.cpu_time_ns; repeatable). Default: CPU, wait and throttling.")
-@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Output directory (default: cfssim-out/<scenario>-sweep).")
+@click.option(
+    "--metric",
+    "metrics",
+    multiple=True,
+    help="Result figures to keep (glob patterns over names such as "
+    "tasks.web/0.cpu_time_ns; repeatable). Default: CPU, wait and throttling.",
+)
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output directory (default: cfssim-out/<scenario>-sweep).",
+)
 @click.option("--plot", "plot_metric", help="Plot this metric against --x into sweep.html.")
-@click.option("--x", "x_field", help="The swept field on the plot's x axis (default: the "
-                                     "first --set).")
+@click.option(
+    "--x", "x_field", help="The swept field on the plot's x axis (default: the first --set)."
+)
 @click.option("--workers", type=click.IntRange(min=1), help="Local worker processes.")
 @click.option("--dask", metavar="ADDRESS", help="Run on a Dask scheduler (tcp://host:8786).")
 @plotly_option
-def sweep(scenario: str, sets: tuple[str, ...], seeds: str | None, metrics: tuple[str, ...],
-          out_dir: Path | None, plot_metric: str | None, x_field: str | None,
-          workers: int | None, dask: str | None, plotly_js: str) -> None:
+def sweep(
+    scenario: str,
+    sets: tuple[str, ...],
+    seeds: str | None,
+    metrics: tuple[str, ...],
+    out_dir: Path | None,
+    plot_metric: str | None,
+    x_field: str | None,
+    workers: int | None,
+    dask: str | None,
+    plotly_js: str,
+) -> None:
     """Run SCENARIO (YAML, rt-app JSON or a bundled name) over a grid of field values and seeds;
     write one row per run to sweep.csv (and sweep.parquet with pyarrow)."""
     try:
@@ -178,8 +247,10 @@ def sweep(scenario: str, sets: tuple[str, ...], seeds: str | None, metrics: tupl
         raise click.UsageError("--plot needs a swept field (--set or --x)")
     swept = [axis.field for axis in axes] + ["seed"]
     if x_field is not None and x_field not in swept:
-        raise click.BadParameter(f"expected one of the swept fields ({', '.join(swept)}), "
-                                 f"found {x_field!r}", param_hint="--x")
+        raise click.BadParameter(
+            f"expected one of the swept fields ({', '.join(swept)}), found {x_field!r}",
+            param_hint="--x",
+        )
     problems = invalid_points(loaded.scenario, axes)
     if problems:
         for problem in problems:
@@ -188,9 +259,14 @@ def sweep(scenario: str, sets: tuple[str, ...], seeds: str | None, metrics: tupl
     executor, release = _executor(dask, workers)
     try:
         with progress_bar("sweeping", enabled=True, counted=True) as hook:
-            rows = run_sweep(loaded.scenario, axes, seed_list,
-                             metrics=list(metrics) or list(DEFAULT_METRICS), executor=executor,
-                             on_done=hook)
+            rows = run_sweep(
+                loaded.scenario,
+                axes,
+                seed_list,
+                metrics=list(metrics) or list(DEFAULT_METRICS),
+                executor=executor,
+                on_done=hook,
+            )
     finally:
         release()
     out = out_dir or Path("cfssim-out") / f"{loaded.scenario.name}-sweep"
@@ -200,15 +276,23 @@ def sweep(scenario: str, sets: tuple[str, ...], seeds: str | None, metrics: tupl
         written.append(write_table(rows, out / "sweep.parquet"))
     if plot_metric:
         try:
-            written.append(plot(rows, plot_metric, x_field or axes[0].field, out / "sweep.html",
-                                plotly=plotly_js))
+            written.append(
+                plot(
+                    rows,
+                    plot_metric,
+                    x_field or axes[0].field,
+                    out / "sweep.html",
+                    plotly=plotly_js,
+                )
+            )
         except SweepError as error:
             raise click.BadParameter(str(error), param_hint="--plot") from None
     failed = [row for row in rows if row.get("error")]
     for row in failed:
         click.echo(f"run {row['run']} failed: {row['error']}", err=True)
-    click.echo(f"{len(rows)} runs, {len(failed)} failed; wrote "
-               + ", ".join(str(p) for p in written))
+    click.echo(
+        f"{len(rows)} runs, {len(failed)} failed; wrote " + ", ".join(str(p) for p in written)
+    )
     if rows and len(failed) == len(rows):
         raise SystemExit(1)
 

@@ -111,13 +111,16 @@ class Distribution(_Model):
             try:
                 located.append((quantile_fraction(key), key, value))
             except ValueError:
-                raise fail(f"expected quantile keys p0 … p100 (p5, p50, p99.9), "
-                            f"found {describe(key)}") from None
+                raise fail(
+                    f"expected quantile keys p0 … p100 (p5, p50, p99.9), found {describe(key)}"
+                ) from None
         located.sort()
         for (_, low_key, low), (_, high_key, high) in pairwise(located):
             if high < low:
-                raise fail(f"expected values that grow with the quantile, found {high_key} "
-                            f"({high} ns) below {low_key} ({low} ns)")
+                raise fail(
+                    f"expected values that grow with the quantile, found {high_key} "
+                    f"({high} ns) below {low_key} ({low} ns)"
+                )
         return {key: value for _, key, value in located}
 
     @model_validator(mode="after")
@@ -152,8 +155,10 @@ class Distribution(_Model):
 def _missing_kind(value: Any) -> Any:
     """A mapping with neither kind gets a located message instead of a bare model error."""
     if isinstance(value, dict) and not ({"quantiles", "lognormal"} & set(value)):
-        raise fail("expected {quantiles: {p5: …, p95: …}} or {lognormal: {mu: …, sigma: …}}, "
-                    f"found {describe(value)}")
+        raise fail(
+            "expected {quantiles: {p5: …, p95: …}} or {lognormal: {mu: …, sigma: …}}, "
+            f"found {describe(value)}"
+        )
     if isinstance(value, dict) and {"quantiles", "lognormal"} <= set(value):
         raise fail("expected one of quantiles or lognormal, found both")
     return value
@@ -195,9 +200,16 @@ class NoiseCpu(_Model):
     def _positive_runs(self) -> NoiseCpu:
         shortest = self.run_length.quantile(0.0)
         if shortest < 0:
-            raise ValidationError.from_exception_data("NoiseCpu", [issue(
-                ("run_length",), f"expected run lengths ≥ 0, found one of {shortest} ns",
-                shortest)])
+            raise ValidationError.from_exception_data(
+                "NoiseCpu",
+                [
+                    issue(
+                        ("run_length",),
+                        f"expected run lengths ≥ 0, found one of {shortest} ns",
+                        shortest,
+                    )
+                ],
+            )
         return self
 
 
@@ -234,8 +246,10 @@ class MachineProfile(_Model):
             try:
                 datetime.fromisoformat(date)
             except ValueError:
-                raise fail(f"expected an ISO 8601 time such as 2026-11-28T03:40:00+00:00, "
-                            f"found {describe(date)}") from None
+                raise fail(
+                    f"expected an ISO 8601 time such as 2026-11-28T03:40:00+00:00, "
+                    f"found {describe(date)}"
+                ) from None
         return date
 
     @model_validator(mode="after")
@@ -244,25 +258,39 @@ class MachineProfile(_Model):
         problems: list[tuple[tuple[str | int, ...], str, Any]] = []
         if self.tick is not None:
             if self.tick.phase_ns >= tick_ns:
-                problems.append((("tick", "phase"), f"expected a phase below one tick "
-                                 f"({tick_ns} ns at hz {self.hz}), found {self.tick.phase_ns}",
-                                 self.tick.phase_ns))
+                problems.append(
+                    (
+                        ("tick", "phase"),
+                        f"expected a phase below one tick "
+                        f"({tick_ns} ns at hz {self.hz}), found {self.tick.phase_ns}",
+                        self.tick.phase_ns,
+                    )
+                )
             problems += _cpu_order(("tick", "cpus"), [c.cpu for c in self.tick.cpus], self.cpus)
             if self.tick.cpus[0].offset_ns != 0:
-                problems.append((("tick", "cpus", 0, "offset"), "expected 0 (CPU 0 is the "
-                                 f"reference), found {self.tick.cpus[0].offset_ns}",
-                                 self.tick.cpus[0].offset_ns))
+                problems.append(
+                    (
+                        ("tick", "cpus", 0, "offset"),
+                        f"expected 0 (CPU 0 is the reference), found {self.tick.cpus[0].offset_ns}",
+                        self.tick.cpus[0].offset_ns,
+                    )
+                )
         if self.noise is not None:
-            problems += _cpu_order(("noise", "cpus"), [c.cpu for c in self.noise.cpus],
-                                   self.cpus)
+            problems += _cpu_order(("noise", "cpus"), [c.cpu for c in self.noise.cpus], self.cpus)
         period = self.sched_rt_period_us or 1_000_000
         if self.sched_rt_runtime_us is not None and self.sched_rt_runtime_us > period:
-            problems.append((("sched_rt_runtime_us",), f"expected at most sched_rt_period_us "
-                             f"({period} µs) or -1, found {self.sched_rt_runtime_us}",
-                             self.sched_rt_runtime_us))
+            problems.append(
+                (
+                    ("sched_rt_runtime_us",),
+                    f"expected at most sched_rt_period_us "
+                    f"({period} µs) or -1, found {self.sched_rt_runtime_us}",
+                    self.sched_rt_runtime_us,
+                )
+            )
         if problems:
             raise ValidationError.from_exception_data(
-                "MachineProfile", [issue(loc, message, value) for loc, message, value in problems])
+                "MachineProfile", [issue(loc, message, value) for loc, message, value in problems]
+            )
         return self
 
     @property
@@ -285,8 +313,10 @@ class MachineProfile(_Model):
         return HostModel(
             tick_offset_ns=tuple(t.offset_ns for t in ticks),
             tick_jitter=tuple(t.jitter.quantile for t in ticks),
-            noise=tuple(HostNoise(n.rate_per_s, n.run_length.quantile) if n.rate_per_s else None
-                        for n in noise),
+            noise=tuple(
+                HostNoise(n.rate_per_s, n.run_length.quantile) if n.rate_per_s else None
+                for n in noise
+            ),
             page_fault_ns=self.page_fault_ns_per_page or 0,
             source=source,
         )
@@ -294,33 +324,50 @@ class MachineProfile(_Model):
     def machine_settings(self) -> dict[str, Any]:
         """The scenario ``machine`` keys this profile decides (kernel names, their units);
         a scenario's own values take precedence over these."""
-        settings: dict[str, Any] = {"hz": self.hz, "slice_ends": self.slice_ends,
-                                    "sched_base_slice_ns": self.base_slice_ns,
-                                    "timer_slack_ns": self.timer_slack_ns}
+        settings: dict[str, Any] = {
+            "hz": self.hz,
+            "slice_ends": self.slice_ends,
+            "sched_base_slice_ns": self.base_slice_ns,
+            "timer_slack_ns": self.timer_slack_ns,
+        }
         for name in ("sched_cfs_bandwidth_slice_us", "sched_rt_runtime_us", "sched_rt_period_us"):
             if getattr(self, name) is not None:
                 settings[name] = getattr(self, name)
         return settings
 
 
-def _cpu_order(where: tuple[str, ...], cpus: list[int], count: int
-               ) -> list[tuple[tuple[str | int, ...], str, Any]]:
+def _cpu_order(
+    where: tuple[str, ...], cpus: list[int], count: int
+) -> list[tuple[tuple[str | int, ...], str, Any]]:
     """Per-CPU entries must list CPUs 0, 1, … in order, at most `count` of them."""
     problems: list[tuple[tuple[str | int, ...], str, Any]] = []
     for index, cpu in enumerate(cpus):
         if cpu != index or cpu >= count:
             expected = f"cpu {index}" if index < count else f"at most {count} entries (cpus)"
-            problems.append(((*where, index, "cpu"), f"expected {expected} (entries list CPUs "
-                             f"0, 1, … in order), found {cpu}", cpu))
+            problems.append(
+                (
+                    (*where, index, "cpu"),
+                    f"expected {expected} (entries list CPUs 0, 1, … in order), found {cpu}",
+                    cpu,
+                )
+            )
             break
     return problems
 
 
 # ---- YAML -------------------------------------------------------------------------------------
-_MODELS: tuple[type[BaseModel], ...] = (MachineProfile, TickSpec, TickCpu, NoiseSpec, NoiseCpu,
-                                        Distribution, Lognormal)
-_KEYS = sorted({field.alias or name for model in _MODELS
-                for name, field in model.model_fields.items()})
+_MODELS: tuple[type[BaseModel], ...] = (
+    MachineProfile,
+    TickSpec,
+    TickCpu,
+    NoiseSpec,
+    NoiseCpu,
+    Distribution,
+    Lognormal,
+)
+_KEYS = sorted(
+    {field.alias or name for model in _MODELS for name, field in model.model_fields.items()}
+)
 
 
 def parse_profile(text: str, origin: str = "<string>") -> MachineProfile:
@@ -328,8 +375,9 @@ def parse_profile(text: str, origin: str = "<string>") -> MachineProfile:
     try:
         located = read_yaml(text, origin, max_loop_depth=1)
     except ScenarioError as error:
-        raise ProfileError([m.replace(_SCENARIO_DOCUMENT, _PROFILE_DOCUMENT)
-                            for m in error.messages]) from None
+        raise ProfileError(
+            [m.replace(_SCENARIO_DOCUMENT, _PROFILE_DOCUMENT) for m in error.messages]
+        ) from None
     try:
         return MachineProfile.model_validate(located.data)
     except ValidationError as error:
@@ -342,8 +390,9 @@ def load_profile(path: str | Path) -> MachineProfile:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        raise ProfileError([f"{path}:1:1: document: expected a readable UTF-8 YAML machine "
-                            f"profile, found {error}"]) from None
+        raise ProfileError(
+            [f"{path}:1:1: document: expected a readable UTF-8 YAML machine profile, found {error}"]
+        ) from None
     return parse_profile(text, str(path))
 
 

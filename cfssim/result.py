@@ -324,8 +324,13 @@ def _describe(tp: Any) -> str:
         return "a list"
     if origin is dict or _is_typeddict(tp):
         return "an object"
-    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
-             type(None): "null"}
+    names = {
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        bool: "true or false",
+        type(None): "null",
+    }
     return names.get(tp, getattr(tp, "__name__", str(tp)))
 
 
@@ -372,8 +377,7 @@ def _fits(value: Any, tp: Any, where: str) -> bool:
         hints = typing.get_type_hints(tp)
         for key in hints:
             if key in tp.__required_keys__ and key not in value:
-                raise ContractError(f"{where}[{json.dumps(key)}]", _describe(hints[key]),
-                                    "nothing")
+                raise ContractError(f"{where}[{json.dumps(key)}]", _describe(hints[key]), "nothing")
         for key, item in value.items():
             if key in hints:  # unknown keys (a newer writer's) are kept, not judged
                 check_contract(item, hints[key], f"{where}[{json.dumps(key)}]")
@@ -423,8 +427,16 @@ _CONTRACT: tuple[tuple[str, Any], ...] = (
     ("meta", RunMeta),
 )
 #: TaskFigures' counters (never negative).
-_TASK_COUNTERS = ("cpu_time_ns", "wait_time_ns", "timeslices", "nr_switches",
-                  "nr_voluntary_switches", "nr_involuntary_switches", "nr_migrations", "wakeups")
+_TASK_COUNTERS = (
+    "cpu_time_ns",
+    "wait_time_ns",
+    "timeslices",
+    "nr_switches",
+    "nr_voluntary_switches",
+    "nr_involuntary_switches",
+    "nr_migrations",
+    "wakeups",
+)
 #: The kernel's nice range (MIN_NICE, MAX_NICE).
 _NICE_RANGE = (-20, 19)
 
@@ -453,16 +465,18 @@ def _check_ranges(data: Mapping[str, Any]) -> None:
             for key in ("p50", "p99", "max"):
                 at_least(f'{where}["wakeup_latency_ns"]["{key}"]', latency[key], previous)
                 previous = latency[key]
-            at_least(f'{where}["wakeup_latency_ns"]["mean"]', latency["mean"], 0,
-                     latency["max"])
+            at_least(f'{where}["wakeup_latency_ns"]["mean"]', latency["mean"], 0, latency["max"])
     for path, fig in (data.get("cgroups") or {}).items():
         for key, value in (fig.get("cpu.stat") or {}).items():
             at_least(f'cgroups[{json.dumps(path)}]["cpu.stat"]["{key}"]', value, 0)
     cpus = data["cpus"]
     for cpu in data.get("cpu") or {}:
         if not (cpu.isdigit() and int(cpu) < cpus):
-            raise ContractError(f"cpu[{json.dumps(cpu)[:40]}]",
-                                f"a CPU number from 0 to {cpus - 1}", json.dumps(cpu)[:40])
+            raise ContractError(
+                f"cpu[{json.dumps(cpu)[:40]}]",
+                f"a CPU number from 0 to {cpus - 1}",
+                json.dumps(cpu)[:40],
+            )
     for index, kill in enumerate(data.get("kills") or ()):
         at_least(f'kills[{index}]["time_ns"]', kill["time_ns"], 0)
 
@@ -474,8 +488,11 @@ def _upgrade(data: dict[str, Any]) -> None:
     if not isinstance(tasks, dict):
         return
     for figures in tasks.values():
-        if isinstance(figures, dict) and "sched_class" not in figures \
-                and isinstance(figures.get("policy"), str):
+        if (
+            isinstance(figures, dict)
+            and "sched_class" not in figures
+            and isinstance(figures.get("policy"), str)
+        ):
             figures["sched_class"] = sched_class(figures["policy"])
 
 
@@ -520,20 +537,22 @@ class Result:
         source = Path(path)
         size = source.stat().st_size
         if size > MAX_RESULT_BYTES:
-            raise ResultError(path, f"at most {MAX_RESULT_BYTES // 2**20} MiB of JSON",
-                              f"{size} bytes")
+            raise ResultError(
+                path, f"at most {MAX_RESULT_BYTES // 2**20} MiB of JSON", f"{size} bytes"
+            )
         try:
             data = _json.loads(source.read_text(encoding="utf-8"))
         except UnicodeDecodeError as error:
-            raise ResultError(path, expected, f"bytes that are not UTF-8 ({error.reason} at "
-                              f"byte {error.start})") from None
+            raise ResultError(
+                path, expected, f"bytes that are not UTF-8 ({error.reason} at byte {error.start})"
+            ) from None
         except _json.JsonInputError as error:
-            raise ResultError(f"{path}:{error.line}:{error.col}", error.expected, error.found) \
-                from None
+            raise ResultError(
+                f"{path}:{error.line}:{error.col}", error.expected, error.found
+            ) from None
         if not isinstance(data, dict):
             raise ResultError(path, expected, type(data).__name__)
-        missing = [name for name, required, _, _ in _FIELD_CHECKS
-                   if required and name not in data]
+        missing = [name for name, required, _, _ in _FIELD_CHECKS if required and name not in data]
         if missing:
             raise ResultError(path, expected, f"no {', '.join(missing)}")
         for name, _, wanted, ok in _FIELD_CHECKS:
@@ -546,8 +565,7 @@ class Result:
                     check_contract(data[name], tp, name)
             _check_ranges(data)
         except ContractError as error:
-            raise ResultError(path, f"{error.where} to be {error.expected}", error.found) \
-                from None
+            raise ResultError(path, f"{error.where} to be {error.expected}", error.found) from None
         return cls.from_dict(data)
 
     def save(self, directory: str | Path) -> Path:
@@ -568,8 +586,9 @@ class Result:
             try:
                 result.trace = Trace.load(src / TRACE_FILE)
             except TraceFormatError as error:
-                raise ResultError(src / TRACE_FILE, f"{error.where} to be {error.expected}",
-                                  error.found) from None
+                raise ResultError(
+                    src / TRACE_FILE, f"{error.where} to be {error.expected}", error.found
+                ) from None
         return result
 
     def task_figure(self, name: str, key: str, default: Any = None) -> Any:
@@ -583,8 +602,9 @@ class Result:
         an exit has the same columns as one with them (``wakeup_latency_ns.p50`` … ``.mean``,
         ``exit.time_ns``, ``exit.reason``, ``exit.code``), None there: never a column holding
         dicts and Nones."""
-        return [{"task": name, **_flatten(fig, shapes=_TASK_SHAPES)}
-                for name, fig in self.tasks.items()]
+        return [
+            {"task": name, **_flatten(fig, shapes=_TASK_SHAPES)} for name, fig in self.tasks.items()
+        ]
 
     def cgroup_rows(self) -> list[dict[str, Any]]:
         """One flat row per cgroup (``cpu.stat.nr_throttled``, ``memory.failcnt``, …)."""
@@ -615,14 +635,19 @@ class Result:
         if table not in TABLES:
             raise ValueError(f"table: expected one of {', '.join(TABLES)}, found {table!r}")
         if self.trace is None:
-            raise ValueError("this result has no trace (measure with --trace, or load a "
-                             "directory with trace.npz)")
+            raise ValueError(
+                "this result has no trace (measure with --trace, or load a "
+                "directory with trace.npz)"
+            )
         columns = dict(self.trace[table])
         names = {"task": self.trace.tasks, "cgroup": self.trace.cgroups}
         for column, labels in names.items():
             if column in columns:
-                columns[column] = np.asarray(labels, dtype=object)[columns[column]] \
-                    if len(labels) else columns[column].astype(object)
+                columns[column] = (
+                    np.asarray(labels, dtype=object)[columns[column]]
+                    if len(labels)
+                    else columns[column].astype(object)
+                )
         if table == "kills":
             columns["reason"] = np.asarray(KILL_REASONS, dtype=object)[columns["reason"]]
         return pd.DataFrame(columns)
@@ -635,8 +660,9 @@ _TASK_SHAPES: dict[str, tuple[str, ...]] = {
 }
 
 
-def _flatten(data: Mapping[str, Any], prefix: str = "",
-             shapes: Mapping[str, tuple[str, ...]] | None = None) -> dict[str, Any]:
+def _flatten(
+    data: Mapping[str, Any], prefix: str = "", shapes: Mapping[str, tuple[str, ...]] | None = None
+) -> dict[str, Any]:
     """Nested dicts flattened with dots; a key of `shapes` always gives its keys' columns
     (None where the value is null or lacks one)."""
     flat: dict[str, Any] = {}

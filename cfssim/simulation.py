@@ -212,17 +212,27 @@ class Simulation:
             raise ValueError(f"{name}: cpus {sorted(affinity)} outside 0..{self.tun.cpus - 1}")
         slice_ns = None if slice is None else parse_duration(slice)
         start_ns = parse_duration(start)
-        self._thread_params[name] = {"nice": nice, "policy": policy, "rt_priority": rt_priority,
-                                     "affinity": affinity, "slice_ns": slice_ns}
+        self._thread_params[name] = {
+            "nice": nice,
+            "policy": policy,
+            "rt_priority": rt_priority,
+            "affinity": affinity,
+            "slice_ns": slice_ns,
+        }
         for _ in range(threads):
             self._new_thread(process, group, behaviour, start_ns)
         self.behaviours[name] = behaviour
         return process
 
-    def _new_thread(self, process: Process, group: TaskGroup, behaviour: Behaviour,
-                    start_ns: int) -> Task:
-        task = Task(len(self.tasks), f"{process.name}/{len(process.threads)}", process,
-                    **self._thread_params[process.name])
+    def _new_thread(
+        self, process: Process, group: TaskGroup, behaviour: Behaviour, start_ns: int
+    ) -> Task:
+        task = Task(
+            len(self.tasks),
+            f"{process.name}/{len(process.threads)}",
+            process,
+            **self._thread_params[process.name],
+        )
         task.sim = self
         task.random = np.random.default_rng([self.seed, task.tid])
         process.threads.append(task)
@@ -236,8 +246,9 @@ class Simulation:
         """A new thread of `process` starts now (``clone``), running `behaviour` (default: the
         process's own), with the process's settings, in the process's current cgroup."""
         proc = self.processes[process]
-        return self._new_thread(proc, self.groups[proc.cgroup],
-                                behaviour or self.behaviours[process], 0)
+        return self._new_thread(
+            proc, self.groups[proc.cgroup], behaviour or self.behaviours[process], 0
+        )
 
     def request_block(self, task: Task, wake: simpy.Event) -> simpy.Event:
         """Block `task` until `wake` fires (a mutex, condition, barrier…); it becomes runnable
@@ -518,18 +529,22 @@ class Simulation:
         """The cgroup at `path`, or a ValueError naming `argument` and the cgroups there are."""
         group = self.groups.get(path) if isinstance(path, str) else None
         if group is None:
-            raise ValueError(f"{argument}: expected a cgroup of this simulation "
-                             f"({name_list(self.cgroup_order)}), found {quoted(path)}"
-                             f"{did_you_mean(path, self.cgroup_order)}")
+            raise ValueError(
+                f"{argument}: expected a cgroup of this simulation "
+                f"({name_list(self.cgroup_order)}), found {quoted(path)}"
+                f"{did_you_mean(path, self.cgroup_order)}"
+            )
         return group
 
     def _process(self, name: str) -> Process:
         """The process `name`, or a ValueError naming the processes there are."""
         proc = self.processes.get(name) if isinstance(name, str) else None
         if proc is None:
-            raise ValueError(f"process: expected a process of this simulation "
-                             f"({name_list(self.processes)}), found {quoted(name)}"
-                             f"{did_you_mean(name, self.processes)}")
+            raise ValueError(
+                f"process: expected a process of this simulation "
+                f"({name_list(self.processes)}), found {quoted(name)}"
+                f"{did_you_mean(name, self.processes)}"
+            )
         return proc
 
     @staticmethod
@@ -537,10 +552,15 @@ class Simulation:
         """The threads an action applies to: all of `proc`'s, or its `thread`-th."""
         if thread is None:
             return list(proc.threads)
-        if isinstance(thread, bool) or not isinstance(thread, int) or \
-                not 0 <= thread < len(proc.threads):
-            raise ValueError(f"thread: expected a thread index from 0 to "
-                             f"{len(proc.threads) - 1} of {proc.name!r}, found {thread!r}")
+        if (
+            isinstance(thread, bool)
+            or not isinstance(thread, int)
+            or not 0 <= thread < len(proc.threads)
+        ):
+            raise ValueError(
+                f"thread: expected a thread index from 0 to "
+                f"{len(proc.threads) - 1} of {proc.name!r}, found {thread!r}"
+            )
         return [proc.threads[thread]]
 
     def _log(self, kind: str, process: str, thread: int | None, value: Any) -> None:
@@ -552,8 +572,10 @@ class Simulation:
         """Write cgroup files now, with the kernel's effects (``echo V > path/file``)."""
         group = self._group(path, "path")
         if not isinstance(files, Mapping):
-            raise ValueError(f"files: expected a mapping of cgroup file names to values, such "
-                             f"as {{'cpu.shares': 512}}, found {describe(files)}")
+            raise ValueError(
+                f"files: expected a mapping of cgroup file names to values, such "
+                f"as {{'cpu.shares': 512}}, found {describe(files)}"
+            )
         old = group.config
         config = old
         for file, value in files.items():
@@ -701,7 +723,6 @@ class Simulation:
                     group, config.period_ns, config.quota_ns, config.burst_ns
                 )
         self._memory()
-
 
     def _add_host_noise(self) -> None:
         """The host's background activity: one kernel-thread-like task pinned to each CPU (in

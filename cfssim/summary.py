@@ -130,7 +130,8 @@ def _fill_period_usage(sim: Simulation, trace: Trace) -> None:
 def _task_figures(sim: Simulation, task: Task, end: int, pending: int) -> TaskFigures:
     queued_wait = (
         end - task.wait_start
-        if (task.se.on_rq or task.throttled) and sim.machine.rqs[task.cpu].curr is not task else 0
+        if (task.se.on_rq or task.throttled) and sim.machine.rqs[task.cpu].curr is not task
+        else 0
     )
     if task.state is not TaskState.RUNNABLE:
         queued_wait = 0
@@ -156,9 +157,7 @@ def _task_figures(sim: Simulation, task: Task, end: int, pending: int) -> TaskFi
     )
 
 
-def _cgroup_figures(
-    sim: Simulation, group: TaskGroup, pending: dict[int, int]
-) -> CgroupFigures:
+def _cgroup_figures(sim: Simulation, group: TaskGroup, pending: dict[int, int]) -> CgroupFigures:
     usage = list(group.usage)
     for task in sim.tasks:
         if (

@@ -88,8 +88,9 @@ def parse_set(option: str) -> Axis:
     """``FIELD=V1,V2,…`` → `Axis`."""
     field, sep, values = option.partition("=")
     if not sep or not field.strip() or not values.strip():
-        raise SweepError(f"expected FIELD=VALUE[,VALUE…] such as machine.cpus=2,4, "
-                         f"found {option!r}")
+        raise SweepError(
+            f"expected FIELD=VALUE[,VALUE…] such as machine.cpus=2,4, found {option!r}"
+        )
     return Axis(field.strip(), tuple(parse_value(v.strip()) for v in split_values(values)))
 
 
@@ -139,22 +140,30 @@ def set_field(data: dict[str, Any], field: str, value: Any) -> None:
             elif head in names:
                 index = names.index(head)
             else:
-                raise SweepError(f"{field}: expected an index below {len(node)} or a name of "
-                                 f"({', '.join(map(str, names))}), found {head!r}")
+                raise SweepError(
+                    f"{field}: expected an index below {len(node)} or a name of "
+                    f"({', '.join(map(str, names))}), found {head!r}"
+                )
             if not tail:
                 node[index] = value
                 return
             node, rest = node[index], tail
             continue
         if not isinstance(node, dict):
-            raise SweepError(f"{field}: expected a mapping or list before {rest!r}, "
-                             f"found {node!r}")
-        cgroup_files = node is not data and data.get("cgroups") is not None and any(
-            node is files for files in data["cgroups"].values())
+            raise SweepError(f"{field}: expected a mapping or list before {rest!r}, found {node!r}")
+        cgroup_files = (
+            node is not data
+            and data.get("cgroups") is not None
+            and any(node is files for files in data["cgroups"].values())
+        )
         key = _key_in(node, rest) or (
-            rest if cgroup_files else
-            _cgroup_key(rest) if node is data.get("cgroups") else rest.partition(".")[0])
-        tail = rest[len(key) + 1:]
+            rest
+            if cgroup_files
+            else _cgroup_key(rest)
+            if node is data.get("cgroups")
+            else rest.partition(".")[0]
+        )
+        tail = rest[len(key) + 1 :]
         if not tail:
             node[key] = value
             return
@@ -165,8 +174,10 @@ def set_field(data: dict[str, Any], field: str, value: Any) -> None:
 
 def grid(axes: Sequence[Axis]) -> list[dict[str, Any]]:
     """Every combination of the axes' values (the first axis varies slowest)."""
-    return [dict(zip([a.field for a in axes], combo, strict=True))
-            for combo in itertools.product(*(a.values for a in axes))]
+    return [
+        dict(zip([a.field for a in axes], combo, strict=True))
+        for combo in itertools.product(*(a.values for a in axes))
+    ]
 
 
 # ---- running ------------------------------------------------------------------------------------
@@ -178,9 +189,12 @@ def flatten_result(result: Result) -> dict[str, Any]:
 
 def pick_metrics(figures: Mapping[str, Any], patterns: Sequence[str]) -> dict[str, Any]:
     """The figures whose names match any glob pattern, in the figures' order."""
-    return {name: value for name, value in figures.items()
-            if not isinstance(value, (dict, list)) and
-            any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)}
+    return {
+        name: value
+        for name, value in figures.items()
+        if not isinstance(value, (dict, list))
+        and any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+    }
 
 
 @dataclass(frozen=True)
@@ -203,8 +217,9 @@ def run_point(point: Point) -> dict[str, Any]:
         result = run_scenario(point_scenario(point.data, point.values), seed=point.seed)
         row.update(pick_metrics(flatten_result(result), point.metrics))
     except Exception as error:  # a failed run is reported in its row, never stops the sweep
-        row["error"] = str(error) if isinstance(error, SweepError) else (
-            f"{type(error).__name__}: {error}")
+        row["error"] = (
+            str(error) if isinstance(error, SweepError) else (f"{type(error).__name__}: {error}")
+        )
     return row
 
 
@@ -246,18 +261,31 @@ def _copy(data: Any) -> Any:
     return data
 
 
-def points(scenario: Scenario, axes: Sequence[Axis], seeds: Sequence[int] | None = None,
-           metrics: Sequence[str] = DEFAULT_METRICS) -> list[Point]:
+def points(
+    scenario: Scenario,
+    axes: Sequence[Axis],
+    seeds: Sequence[int] | None = None,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+) -> list[Point]:
     """The runs of the grid × seeds (None: the scenario's own seed)."""
     data = scenario_data(scenario)
-    return [Point(index, values, seed, data, tuple(metrics))
-            for index, (values, seed) in enumerate(itertools.product(
-                grid(axes), list(seeds) if seeds else [None]))]
+    return [
+        Point(index, values, seed, data, tuple(metrics))
+        for index, (values, seed) in enumerate(
+            itertools.product(grid(axes), list(seeds) if seeds else [None])
+        )
+    ]
 
 
-def sweep(scenario: Scenario, axes: Sequence[Axis], seeds: Sequence[int] | None = None, *,
-          metrics: Sequence[str] = DEFAULT_METRICS, executor: Executor | None = None,
-          on_done: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
+def sweep(
+    scenario: Scenario,
+    axes: Sequence[Axis],
+    seeds: Sequence[int] | None = None,
+    *,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    executor: Executor | None = None,
+    on_done: Callable[[int, int], None] | None = None,
+) -> list[dict[str, Any]]:
     """Run every point on `executor` (default: a local process pool); rows in grid order.
 
     `on_done(done, total)` is called as runs finish (a progress bar)."""
@@ -267,14 +295,19 @@ def sweep(scenario: Scenario, axes: Sequence[Axis], seeds: Sequence[int] | None 
     rows: dict[int, dict[str, Any]] = {}
     try:
         futures: dict[Future[dict[str, Any]], Point] = {
-            pool.submit(run_point, point): point for point in todo}
+            pool.submit(run_point, point): point for point in todo
+        }
         for done, future in enumerate(as_completed(futures), start=1):
             point = futures[future]
             try:
                 rows[point.run] = future.result()
             except Exception as error:  # the worker itself failed
-                rows[point.run] = {"run": point.run, **point.values, "seed": point.seed,
-                                   "error": f"{type(error).__name__}: {error}"}
+                rows[point.run] = {
+                    "run": point.run,
+                    **point.values,
+                    "seed": point.seed,
+                    "error": f"{type(error).__name__}: {error}",
+                }
             if on_done is not None:
                 on_done(done, len(todo))
     except BaseException:  # interrupted (SIGINT/SIGTERM) or failed: stop our own pool's points now
@@ -299,15 +332,20 @@ def stop_pool(pool: Executor) -> None:
 def swept_fields(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """The swept field names (the columns between ``run`` and ``seed``)."""
     keys = list(rows[0]) if rows else []
-    return keys[1:keys.index("seed")] if "seed" in keys else []
+    return keys[1 : keys.index("seed")] if "seed" in keys else []
 
 
 def columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """``run``, the swept fields, ``seed``, ``error``, then the metrics in first-seen order."""
     swept = swept_fields(rows)
     names = dict.fromkeys(name for row in rows for name in row)
-    return ["run", *swept, "seed", "error",
-            *(n for n in names if n not in FIXED_COLUMNS and n not in swept)]
+    return [
+        "run",
+        *swept,
+        "seed",
+        "error",
+        *(n for n in names if n not in FIXED_COLUMNS and n not in swept),
+    ]
 
 
 def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -331,12 +369,14 @@ def write_table(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
         try:
             import pyarrow  # noqa: F401
         except ImportError:
-            raise RuntimeError("Parquet output needs pyarrow: pip install 'cfssim[parquet]'") \
-                from None
+            raise RuntimeError(
+                "Parquet output needs pyarrow: pip install 'cfssim[parquet]'"
+            ) from None
         import pandas as pd
 
-        frame = pd.DataFrame([{k: _cell(v) for k, v in row.items()} for row in rows],
-                             columns=columns(rows))
+        frame = pd.DataFrame(
+            [{k: _cell(v) for k, v in row.items()} for row in rows], columns=columns(rows)
+        )
         for name in frame.columns:  # a swept column may mix numbers and bad strings: text
             if frame[name].dtype == object:
                 frame[name] = frame[name].map(lambda v: "" if v is None else str(v))
@@ -373,11 +413,21 @@ def plot(
     for key, members in groups.items():
         label = ", ".join(f"{n}={v}" for n, v in zip(sorted(swept), key, strict=True)) or metric
         xs = list(dict.fromkeys(str(row[x]) for row in members))
-        means = [sum(r[metric] for r in members if str(r[x]) == value) /
-                 sum(1 for r in members if str(r[x]) == value) for value in xs]
+        means = [
+            sum(r[metric] for r in members if str(r[x]) == value)
+            / sum(1 for r in members if str(r[x]) == value)
+            for value in xs
+        ]
         figure.add_trace(go.Scatter(x=xs, y=means, mode="lines", name=label))
-        figure.add_trace(go.Scatter(x=[str(r[x]) for r in members], y=[r[metric] for r in members],
-                                    mode="markers", name=f"{label} (runs)", showlegend=False))
+        figure.add_trace(
+            go.Scatter(
+                x=[str(r[x]) for r in members],
+                y=[r[metric] for r in members],
+                mode="markers",
+                name=f"{label} (runs)",
+                showlegend=False,
+            )
+        )
     figure.update_layout(title=f"{metric} against {x}", xaxis_title=x, yaxis_title=metric)
     out = Path(path)
     figure.write_html(out, include_plotlyjs=True if plotly == "inline" else plotly)

@@ -88,8 +88,10 @@ class Mutex(_OneSimulation):
             self.owner = task
             return _done(task)
         if self.owner is task:
-            raise SyncError(f"{task.name}: locks mutex {self.name!r}, which it holds already "
-                            "(a default pthread mutex deadlocks)")
+            raise SyncError(
+                f"{task.name}: locks mutex {self.name!r}, which it holds already "
+                "(a default pthread mutex deadlocks)"
+            )
         event: simpy.Event = task.sim.env.event()
         self.contended += 1
         self.enqueue(task, event)
@@ -135,8 +137,9 @@ class CondVar(_OneSimulation):
         """``pthread_cond_wait``: release `mutex`, sleep until signalled, re-acquire `mutex`."""
         self._bind(task)
         if mutex.owner is not task:
-            raise SyncError(f"{task.name}: waits on {self.name!r} without holding mutex "
-                            f"{mutex.name!r}")
+            raise SyncError(
+                f"{task.name}: waits on {self.name!r} without holding mutex {mutex.name!r}"
+            )
         event: simpy.Event = task.sim.env.event()
         self.waiters.append((task, mutex, event))
         mutex.release()
@@ -176,8 +179,9 @@ class Barrier(_OneSimulation):
 
     def __post_init__(self) -> None:
         if self.parties < 1:
-            raise ValueError(f"barrier {self.name!r}: expected at least 1 party, "
-                             f"found {self.parties}")
+            raise ValueError(
+                f"barrier {self.name!r}: expected at least 1 party, found {self.parties}"
+            )
 
     def wait(self, task: Any) -> simpy.Event:
         """Arrive: sleep until `parties` threads have arrived (the last does not sleep)."""

@@ -36,8 +36,12 @@ SCHED_POLICIES: dict[str, int] = {"normal": 0, "batch": 3, "idle": 5, "fifo": 1,
 RT_POLICIES = ("fifo", "rr")
 #: The kernel's names of the policies → cfssim's: SCHED_OTHER is POSIX's name of SCHED_NORMAL.
 SCHED_NAMES: dict[str, str] = {
-    "SCHED_NORMAL": "normal", "SCHED_OTHER": "normal", "SCHED_BATCH": "batch",
-    "SCHED_IDLE": "idle", "SCHED_FIFO": "fifo", "SCHED_RR": "rr",
+    "SCHED_NORMAL": "normal",
+    "SCHED_OTHER": "normal",
+    "SCHED_BATCH": "batch",
+    "SCHED_IDLE": "idle",
+    "SCHED_FIFO": "fifo",
+    "SCHED_RR": "rr",
 }
 
 

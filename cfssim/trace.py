@@ -183,14 +183,18 @@ class Trace:
         if not magic:
             raise TraceFormatError("the file", expected, "an empty file")
         if magic != b"PK\x03\x04":
-            raise TraceFormatError("the file", expected, f"a file that is not a zip (it starts "
-                                   f"with {magic!r})")
+            raise TraceFormatError(
+                "the file", expected, f"a file that is not a zip (it starts with {magic!r})"
+            )
         try:
             with zipfile.ZipFile(path) as archive:
                 size = sum(member.file_size for member in archive.infolist())
             if size > MAX_TRACE_BYTES:
-                raise TraceFormatError("the file", f"at most {MAX_TRACE_BYTES >> 30} GiB of "
-                                       "columns", f"{size} bytes once unpacked")
+                raise TraceFormatError(
+                    "the file",
+                    f"at most {MAX_TRACE_BYTES >> 30} GiB of columns",
+                    f"{size} bytes once unpacked",
+                )
             with np.load(path, allow_pickle=False) as data:
                 arrays = {key: data[key] for key in data.files}
             for key, values in arrays.items():
@@ -216,8 +220,11 @@ class Trace:
         if cpus is None:
             raise TraceFormatError("__cpus__", "the number of CPUs", "nothing")
         if cpus.shape != (1,) or cpus.dtype != np.int64 or not 0 < int(cpus[0]) <= MAX_CPUS:
-            raise TraceFormatError("__cpus__", f"one int64 from 1 to {MAX_CPUS}",
-                                   _kind(cpus) if cpus.size != 1 else str(cpus[0]))
+            raise TraceFormatError(
+                "__cpus__",
+                f"one int64 from 1 to {MAX_CPUS}",
+                _kind(cpus) if cpus.size != 1 else str(cpus[0]),
+            )
         tables: dict[str, dict[str, np.ndarray]] = {}
         for key, values in arrays.items():
             if key.startswith("__"):
@@ -226,8 +233,9 @@ class Trace:
             if not dot or not name or not col:
                 raise TraceFormatError(key, "a column named table.column", repr(key)[:60])
             tables.setdefault(name, {})[col] = values
-        trace = cls(tasks=names["__tasks__"], cgroups=names["__cgroups__"], cpus=int(cpus[0]),
-                    tables=tables)
+        trace = cls(
+            tasks=names["__tasks__"], cgroups=names["__cgroups__"], cpus=int(cpus[0]), tables=tables
+        )
         check_tables(trace)
         return trace
 
@@ -237,11 +245,21 @@ MAX_TRACE_BYTES = 4 << 30
 #: The most CPUs a trace may claim (the kernel's NR_CPUS maximum, CONFIG_NR_CPUS ≤ 8192).
 MAX_CPUS = 8192
 #: Columns that index the name lists or the CPUs (other columns are times, sizes or counts).
-_INDEX_COLUMNS = {"task": "__tasks__", "cgroup": "__cgroups__", "cpu": "__cpus__",
-                  "src": "__cpus__", "dst": "__cpus__"}
+_INDEX_COLUMNS = {
+    "task": "__tasks__",
+    "cgroup": "__cgroups__",
+    "cpu": "__cpus__",
+    "src": "__cpus__",
+    "dst": "__cpus__",
+}
 #: Columns that are durations or sizes (never negative; -1 means "none" for limits and quotas).
-_NON_NEGATIVE = {("wakeups", "latency"), ("periods", "period"), ("periods", "usage"),
-                 ("periods", "throttled"), ("memory", "usage")}
+_NON_NEGATIVE = {
+    ("wakeups", "latency"),
+    ("periods", "period"),
+    ("periods", "usage"),
+    ("periods", "throttled"),
+    ("memory", "usage"),
+}
 #: Columns that are a size or -1 ("none").
 _OPTIONAL_NON_NEGATIVE = {("periods", "quota"), ("memory", "limit")}
 
@@ -269,8 +287,11 @@ def check_tables(trace: Trace) -> None:
     the name lists and the CPUs, ``end ≥ start``, durations and sizes not negative, kill reasons
     among `KILL_REASONS`. A table of a newer writer (not in `TABLES`) is kept when its columns are
     int64 of one length."""
-    bound = {"__tasks__": len(trace.tasks), "__cgroups__": len(trace.cgroups),
-             "__cpus__": trace.cpus}
+    bound = {
+        "__tasks__": len(trace.tasks),
+        "__cgroups__": len(trace.cgroups),
+        "__cpus__": trace.cpus,
+    }
     for name, columns in trace.tables.items():
         known = TABLES.get(name)
         if known is not None:
@@ -281,21 +302,28 @@ def check_tables(trace: Trace) -> None:
         for col, values in columns.items():
             where = f"{name}.{col}"
             if known is not None and col not in known:
-                raise TraceFormatError(where, f"one of {name}'s columns {', '.join(known)}",
-                                       "an unknown column")
+                raise TraceFormatError(
+                    where, f"one of {name}'s columns {', '.join(known)}", "an unknown column"
+                )
             if values.dtype != np.int64 or values.ndim != 1:
                 raise TraceFormatError(where, "a 1-D int64 column", _kind(values))
             if length is None:
                 length = len(values)
             elif len(values) != length:
                 first = next(iter(columns))
-                raise TraceFormatError(where, f"as long as {name}.{first} ({length} rows)",
-                                       f"{len(values)} rows")
+                raise TraceFormatError(
+                    where, f"as long as {name}.{first} ({length} rows)", f"{len(values)} rows"
+                )
             if known is None or not len(values):
                 continue
             if col in _INDEX_COLUMNS:
-                _check_range(where, values, 0, bound[_INDEX_COLUMNS[col]] - 1,
-                             f"an index into {_INDEX_COLUMNS[col].strip('_')}")
+                _check_range(
+                    where,
+                    values,
+                    0,
+                    bound[_INDEX_COLUMNS[col]] - 1,
+                    f"an index into {_INDEX_COLUMNS[col].strip('_')}",
+                )
             elif (name, col) in _NON_NEGATIVE:
                 _check_range(where, values, 0, None, "non-negative")
             elif (name, col) in _OPTIONAL_NON_NEGATIVE:
@@ -306,11 +334,18 @@ def check_tables(trace: Trace) -> None:
                 if len(bad):
                     row = int(bad[0])
                     raise TraceFormatError(
-                        f"{name}.end[{row}]", f"≥ {name}.start[{row}] "
-                        f"({int(columns['start'][row])})", str(int(columns["end"][row])))
+                        f"{name}.end[{row}]",
+                        f"≥ {name}.start[{row}] ({int(columns['start'][row])})",
+                        str(int(columns["end"][row])),
+                    )
             if name == "kills":
-                _check_range("kills.reason", columns["reason"], 0, len(KILL_REASONS) - 1,
-                             "a kill reason code")
+                _check_range(
+                    "kills.reason",
+                    columns["reason"],
+                    0,
+                    len(KILL_REASONS) - 1,
+                    "a kill reason code",
+                )
             if name == "periods":
                 _check_range("periods.throttled", columns["throttled"], 0, 1, "0 or 1")
 
@@ -320,8 +355,11 @@ def _check_range(where: str, values: np.ndarray, low: int, high: int | None, wha
     rows = np.flatnonzero(bad)
     if len(rows):
         row = int(rows[0])
-        span = f"≥ {low}" if high is None else (
-            f"from {low} to {high}" if high >= low else "nothing (the list is empty)")
+        span = (
+            f"≥ {low}"
+            if high is None
+            else (f"from {low} to {high}" if high >= low else "nothing (the list is empty)")
+        )
         raise TraceFormatError(f"{where}[{row}]", f"{what} ({span})", str(int(values[row])))
 
 

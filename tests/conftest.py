@@ -18,7 +18,6 @@ def update_goldens(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-goldens"))
 
 
-
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Say so when the core under test is a compiled build left in the checkout (it takes
     precedence over the .py files, so edits to them would not be what ran)."""

@@ -313,8 +313,9 @@ def test_a_groups_period_phase_moves_all_its_expiries() -> None:
     result = sim.run(s(1) + ms(1))
     rows = periods(result, "/app")
     assert [p.start for p in rows] == [0] + [ms(30) + k * ms(100) for k in range(9)]
-    assert [end for _, _, end in throttles(result, "/app")] == [ms(30) + k * ms(100)
-                                                               for k in range(10)]
+    assert [end for _, _, end in throttles(result, "/app")] == [
+        ms(30) + k * ms(100) for k in range(10)
+    ]
     assert stat(result, "/app")["nr_periods"] == 10
     assert result.tasks["hog/0"]["cpu_time_ns"] == pytest.approx(11 * ms(20), abs=TICK)
 
@@ -332,8 +333,10 @@ def test_the_phase_is_the_groups_from_its_creation_whenever_its_quota_comes() ->
     later = cfssim.Simulation(cpus=1, seed=1, period_phase_ns={"/app": ms(30)})
     later.add_cgroup("/app")
     later.add_process("hog", cgroup="/app", behaviour=FOREVER)
-    later.at("250ms", lambda: later.write(
-        "/app", {"cpu.cfs_period_us": 50_000, "cpu.cfs_quota_us": 10_000}))
+    later.at(
+        "250ms",
+        lambda: later.write("/app", {"cpu.cfs_period_us": 50_000, "cpu.cfs_quota_us": 10_000}),
+    )
     result = later.run(ms(501))
     ends = [end for _, _, end in throttles(result, "/app")]
     assert ends and all((end - ms(30)) % ms(50) == 0 for end in ends), ends

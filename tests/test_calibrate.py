@@ -116,8 +116,10 @@ active timers:
 """
     assert cal.timer_list_tick(text, "tick_nohz_handler") == {0: 662108000000, 1: 662112000000}
     assert cal.tick_handler(text) == "tick_nohz_handler"
-    assert cal.tick_handler(text.replace("tick_nohz_handler", "tick_sched_timer")) == \
-        "tick_sched_timer"
+    assert (
+        cal.tick_handler(text.replace("tick_nohz_handler", "tick_sched_timer"))
+        == "tick_sched_timer"
+    )
     assert cal.config_hz("# CONFIG_HZ_1000 is not set\nCONFIG_HZ_250=y\nCONFIG_HZ=250\n") == 250
     assert cal.config_hz("CONFIG_NO_HZ=y\n") is None
 
@@ -128,15 +130,15 @@ A, B, X = 101, 102, 7  # two hogs and a foreign task
 
 def test_timeslices_are_the_clean_turns_of_two_hogs() -> None:
     events = [
-        switch(0, 1, X, A),            # A in from a foreign task: not a clean start
-        switch(4 * MS, 1, A, B),       # B's turn starts
-        switch(8 * MS, 1, B, A),       # 4 ms turn of B
-        switch(12 * MS, 1, A, B),      # 4 ms turn of A
-        switch(13 * MS, 1, B, X),      # B cut by a foreign task: left out
+        switch(0, 1, X, A),  # A in from a foreign task: not a clean start
+        switch(4 * MS, 1, A, B),  # B's turn starts
+        switch(8 * MS, 1, B, A),  # 4 ms turn of B
+        switch(12 * MS, 1, A, B),  # 4 ms turn of A
+        switch(13 * MS, 1, B, X),  # B cut by a foreign task: left out
         switch(13 * MS + 50 * US, 1, X, B),
         switch(16 * MS, 1, B, A),
-        switch(24 * MS, 1, A, B),      # 8 ms turn of A (two ticks)
-        switch(10 * MS, 0, X, 0),      # another CPU: ignored
+        switch(24 * MS, 1, A, B),  # 8 ms turn of A (two ticks)
+        switch(10 * MS, 0, X, 0),  # another CPU: ignored
     ]
     assert cal.timeslices(events, A, B) == [4 * MS, 4 * MS, 8 * MS]
 
@@ -151,9 +153,11 @@ def test_slice_ends_at_the_tick_or_precisely() -> None:
 
 
 def test_base_slice_from_proc_sched() -> None:
-    text = ("hog (123, #threads: 1)\n-------\nse.exec_start   :   706695.390420\n"
-            "policy                                       :                    0\n"
-            "se.slice                                     :              1400000\n")
+    text = (
+        "hog (123, #threads: 1)\n-------\nse.exec_start   :   706695.390420\n"
+        "policy                                       :                    0\n"
+        "se.slice                                     :              1400000\n"
+    )
     assert cal.se_slice(text) == 1_400_000
     assert cal.se_slice("se.vruntime : 1.0\n") is None
 
@@ -162,10 +166,12 @@ def test_base_slice_from_proc_sched() -> None:
 def test_page_fault_cost_per_page() -> None:
     pages = 8192  # 32 MiB
     loop = 60  # ns per page of the touching loop itself, on both passes
-    trials = [(pages * (2_500 + loop), pages * loop, pages),
-              (pages * (2_600 + loop), pages * loop, pages),
-              (pages * (2_450 + loop + 5), pages * (loop + 5), pages),
-              (pages * (40_000 + loop), pages * loop, pages)]  # one trial preempted: median
+    trials = [
+        (pages * (2_500 + loop), pages * loop, pages),
+        (pages * (2_600 + loop), pages * loop, pages),
+        (pages * (2_450 + loop + 5), pages * (loop + 5), pages),
+        (pages * (40_000 + loop), pages * loop, pages),
+    ]  # one trial preempted: median
     assert cal.page_fault_cost(trials) == 2_550
     assert cal.page_fault_cost([(100, 200, 10)]) == 0  # never negative
     with pytest.raises(ValueError):
@@ -177,21 +183,28 @@ def test_noise_runs_and_rate() -> None:
     hogs = {A, B}
     events = [
         switch(0, 0, 0, A),
-        switch(1 * MS, 0, A, X),                   # X runs 30 us on CPU 0
-        switch(1 * MS + 30 * US, 0, X, 8),         # then 8 runs 5 us
+        switch(1 * MS, 0, A, X),  # X runs 30 us on CPU 0
+        switch(1 * MS + 30 * US, 0, X, 8),  # then 8 runs 5 us
         switch(1 * MS + 35 * US, 0, 8, A),
-        switch(2 * MS, 1, B, 9),                   # 9 runs 2 ms on CPU 1
+        switch(2 * MS, 1, B, 9),  # 9 runs 2 ms on CPU 1
         switch(4 * MS, 1, 9, B),
-        switch(5 * MS, 1, B, 0),                   # idle: not noise
+        switch(5 * MS, 1, B, 0),  # idle: not noise
         switch(6 * MS, 1, 0, B),
     ]
     runs = cal.noise_runs(events, hogs)
     assert runs == {0: [30 * US, 5 * US], 1: [2 * MS]}
     noise = cal.noise_cpu(0, runs[0], 500 * MS)
     assert noise.rate_per_s == 4.0 and noise.share == 0.0001  # 35 us of 500 ms
-    assert noise.run_length.quantiles == {"p0": 5 * US, "p5": 6 * US, "p25": 11 * US,
-                                          "p50": 18 * US, "p75": 24 * US, "p95": 29 * US,
-                                          "p99": 30 * US, "p100": 30 * US}
+    assert noise.run_length.quantiles == {
+        "p0": 5 * US,
+        "p5": 6 * US,
+        "p25": 11 * US,
+        "p50": 18 * US,
+        "p75": 24 * US,
+        "p95": 29 * US,
+        "p99": 30 * US,
+        "p100": 30 * US,
+    }
     quiet = cal.noise_cpu(1, [], 500 * MS)
     assert quiet.rate_per_s == 0 and quiet.share == 0 and quiet.run_length.quantile(0.5) == 0
 
@@ -236,8 +249,9 @@ def test_calibrate_this_host(tmp_path: Path) -> None:
     """The development machines' figures (docs/host-profile.md); noise and skew vary with the
     load of the machine and are only checked for shape."""
     _usable()
-    result = CliRunner().invoke(main, ["calibrate", "--duration", "1.5s",
-                                       "-o", str(tmp_path / "host.yaml")])
+    result = CliRunner().invoke(
+        main, ["calibrate", "--duration", "1.5s", "-o", str(tmp_path / "host.yaml")]
+    )
     assert result.exit_code == 0, result.output
     profile = load_profile(tmp_path / "host.yaml")
     assert profile.hz == 250 and profile.cpus == os.cpu_count()
@@ -258,17 +272,24 @@ def test_calibrate_this_host(tmp_path: Path) -> None:
 def test_interrupted_calibration_leaves_nothing_behind() -> None:
     _usable()
     code = "from cfssim.cli import main; main(['calibrate', '--duration', '20s'])"
-    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH":
-                                                          str(Path(cal.__file__).parents[2])})
+    child = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(Path(cal.__file__).parents[2])},
+    )
     mine = f"{PREFIX}{child.pid}."  # cfssim-<pid>.<start time>-<n> (`cgroupfs.owner_tag`)
     deadline = time.monotonic() + 10
     instances = (find_tracefs() or Path("/nonexistent")) / "instances"
     while not list(instances.glob(mine + "*")) and time.monotonic() < deadline:
         time.sleep(0.05)  # until the window is being traced
     assert list(instances.glob(mine + "*")), "the calibration never started tracing"
-    hogs = [int(t) for m in detect().hierarchies for p in m.glob(mine + "*")
-            for t in (p / "tasks").read_text().split()]
+    hogs = [
+        int(t)
+        for m in detect().hierarchies
+        for p in m.glob(mine + "*")
+        for t in (p / "tasks").read_text().split()
+    ]
     assert hogs
     child.send_signal(signal.SIGINT)
     child.wait(timeout=20)
@@ -278,11 +299,13 @@ def test_interrupted_calibration_leaves_nothing_behind() -> None:
     assert not [tid for tid in hogs if Path(f"/proc/{tid}").exists()]
 
 
-@pytest.mark.parametrize(("allowed", "placement"), [
-    ({0, 1}, [0, 1, 1]),
-    ({0}, [0, 0]),
-    ({3, 1, 5}, [1, 3, 5, 5]),  # a restricted cpuset: only its CPUs, the shared one its last
-])
-def test_hogs_go_on_the_cpus_this_process_may_use(allowed: set[int], placement: list[int]
-                                                  ) -> None:
+@pytest.mark.parametrize(
+    ("allowed", "placement"),
+    [
+        ({0, 1}, [0, 1, 1]),
+        ({0}, [0, 0]),
+        ({3, 1, 5}, [1, 3, 5, 5]),  # a restricted cpuset: only its CPUs, the shared one its last
+    ],
+)
+def test_hogs_go_on_the_cpus_this_process_may_use(allowed: set[int], placement: list[int]) -> None:
     assert cal.hog_cpus(allowed) == placement

@@ -36,46 +36,63 @@ def line(task: str, pid: int, cpu: int, us: int, event: str, body: str) -> str:
 
 
 def switch(us: int, cpu: int, prev: tuple[str, int], state: str, nxt: tuple[str, int]) -> str:
-    return line(prev[0], prev[1], cpu, us, "sched_switch",
-                f"prev_comm={prev[0]} prev_pid={prev[1]} prev_prio=120 prev_state={state} ==> "
-                f"next_comm={nxt[0]} next_pid={nxt[1]} next_prio=120")
+    return line(
+        prev[0],
+        prev[1],
+        cpu,
+        us,
+        "sched_switch",
+        f"prev_comm={prev[0]} prev_pid={prev[1]} prev_prio=120 prev_state={state} ==> "
+        f"next_comm={nxt[0]} next_pid={nxt[1]} next_prio=120",
+    )
 
 
 def wakeup(us: int, cpu: int, waker: tuple[str, int], woken: tuple[str, int]) -> str:
-    return line(waker[0], waker[1], cpu, us, "sched_wakeup",
-                f"comm={woken[0]} pid={woken[1]} prio=120 target_cpu={cpu:03d}")
+    return line(
+        waker[0],
+        waker[1],
+        cpu,
+        us,
+        "sched_wakeup",
+        f"comm={woken[0]} pid={woken[1]} prio=120 target_cpu={cpu:03d}",
+    )
 
 
 IDLE, MAIN, WORKER, OTHER = ("swapper/0", 0), ("app", 10), ("worker", 11), ("hog", 99)
 #: main runs 0-2 ms and sleeps; it wakes worker at 2 ms; worker runs 2-3 ms, is preempted by
 #: a foreign hog (R) for 1 ms, runs 4-6 ms, sleeps; a 0 µs run at 8 ms is merged; woken by
 #: main again at 10 ms, it runs 10-11 ms and sleeps to the end (20 ms).
-TRACE = "\n".join([
-    "# tracer: nop",
-    wakeup(0, 0, IDLE, MAIN),
-    switch(0, 0, IDLE, "R", MAIN),
-    wakeup(2000, 0, MAIN, WORKER),
-    switch(2000, 0, MAIN, "S", WORKER),
-    switch(3000, 0, WORKER, "R+", OTHER),
-    switch(4000, 0, OTHER, "R", WORKER),
-    switch(6000, 0, WORKER, "S", IDLE),
-    wakeup(8000, 0, IDLE, WORKER),
-    switch(8000, 0, IDLE, "R", WORKER),
-    switch(8000, 0, WORKER, "S", IDLE),
-    wakeup(10000, 1, IDLE, MAIN),
-    switch(10000, 1, IDLE, "R", MAIN),
-    wakeup(10000, 1, MAIN, WORKER),
-    switch(10000, 1, MAIN, "S", IDLE),
-    switch(10000, 0, IDLE, "R", WORKER),
-    switch(11000, 0, WORKER, "D", IDLE),
-])
+TRACE = "\n".join(
+    [
+        "# tracer: nop",
+        wakeup(0, 0, IDLE, MAIN),
+        switch(0, 0, IDLE, "R", MAIN),
+        wakeup(2000, 0, MAIN, WORKER),
+        switch(2000, 0, MAIN, "S", WORKER),
+        switch(3000, 0, WORKER, "R+", OTHER),
+        switch(4000, 0, OTHER, "R", WORKER),
+        switch(6000, 0, WORKER, "S", IDLE),
+        wakeup(8000, 0, IDLE, WORKER),
+        switch(8000, 0, IDLE, "R", WORKER),
+        switch(8000, 0, WORKER, "S", IDLE),
+        wakeup(10000, 1, IDLE, MAIN),
+        switch(10000, 1, IDLE, "R", MAIN),
+        wakeup(10000, 1, MAIN, WORKER),
+        switch(10000, 1, MAIN, "S", IDLE),
+        switch(10000, 0, IDLE, "R", WORKER),
+        switch(11000, 0, WORKER, "D", IDLE),
+    ]
+)
 
 
 def recording(**changes: object) -> Recording:
-    threads = {10: ThreadInfo(10, 10, "app", 0, (0, 1)), 11: ThreadInfo(11, 10, "worker", 5,
-                                                                          (0, 1))}
-    rec = Recording(TRACE, T0, 20 * MS, 2, threads, rss={10: [(0, 1 << 20), (5 * MS, 3 << 20)]},
-                    command="app")
+    threads = {
+        10: ThreadInfo(10, 10, "app", 0, (0, 1)),
+        11: ThreadInfo(11, 10, "worker", 5, (0, 1)),
+    }
+    rec = Recording(
+        TRACE, T0, 20 * MS, 2, threads, rss={10: [(0, 1 << 20), (5 * MS, 3 << 20)]}, command="app"
+    )
     for key, value in changes.items():
         setattr(rec, key, value)
     return rec
@@ -92,17 +109,25 @@ def test_exact_replay_bursts_sleeps_wakers_memory_and_nice() -> None:
     # woken at 10 ms, a 0 µs run (merged: no CPU), asleep to the end
     assert main["name"] == "app" and worker["name"] == "worker"
     assert main["program"] == [
-        {"alloc": "1MiB"}, {"run": "2ms"}, {"until": "5ms"}, {"alloc": "2MiB"},
+        {"alloc": "1MiB"},
+        {"run": "2ms"},
+        {"until": "5ms"},
+        {"alloc": "2MiB"},
         {"until": "20ms"},
     ]
     # worker: 1 ms + (preempted, continues) 2 ms = 3 ms burst; the 0 µs run at 8 ms joins the
     # sleeps around it; then 1 ms from 10 ms; asleep (D) to the end
     assert worker["program"] == [
-        {"until": "2ms"}, {"run": "3ms"}, {"until": "10ms"}, {"run": "1ms"}, {"until": "20ms"},
+        {"until": "2ms"},
+        {"run": "3ms"},
+        {"until": "10ms"},
+        {"run": "1ms"},
+        {"until": "20ms"},
     ]
     assert worker["woken_by"] == {"app/0": 2}
-    assert built.data["events"] == [{"at": "0s", "nice": {"process": "app", "thread": 1,
-                                                          "value": 5}}]
+    assert built.data["events"] == [
+        {"at": "0s", "nice": {"process": "app", "thread": 1, "value": 5}}
+    ]
     assert built.notes == []  # a 0 µs run has no segment: the sleep simply goes on
     scenario = load_scenario(dump_data(built.data))
     result = run_scenario(scenario)
@@ -115,8 +140,13 @@ def test_the_captured_result_counts_switches_waits_and_migrations_like_the_kerne
     from cfssim.real.capture import capture_result
 
     def migrate(orig: int, dest: int) -> str:
-        return line(*MAIN, 1, 10000, "sched_migrate_task",
-                    f"comm=worker pid=11 prio=120 orig_cpu={orig} dest_cpu={dest}")
+        return line(
+            *MAIN,
+            1,
+            10000,
+            "sched_migrate_task",
+            f"comm=worker pid=11 prio=120 orig_cpu={orig} dest_cpu={dest}",
+        )
 
     # the worker woken on CPU 1 at 10 ms runs on CPU 0: one move (and one that is none)
     trace = "\n".join([TRACE, migrate(1, 0), migrate(0, 0)])
@@ -137,20 +167,36 @@ def test_the_captured_result_counts_switches_waits_and_migrations_like_the_kerne
 def test_runs_and_sleeps_below_the_floor_merge_into_their_neighbours() -> None:
     from cfssim.real.capture import Entry, ThreadTimeline, _merge_short
 
-    line = ThreadTimeline(1, 0, [Entry("run", 5 * US, 0), Entry("sleep", 500, 5 * US),
-                                 Entry("run", 2 * US, 6 * US), Entry("sleep", 3 * US, 8 * US),
-                                 Entry("run", 400, 11 * US), Entry("sleep", 4 * US, 12 * US),
-                                 Entry("run", 1 * US, 16 * US)])
+    line = ThreadTimeline(
+        1,
+        0,
+        [
+            Entry("run", 5 * US, 0),
+            Entry("sleep", 500, 5 * US),
+            Entry("run", 2 * US, 6 * US),
+            Entry("sleep", 3 * US, 8 * US),
+            Entry("run", 400, 11 * US),
+            Entry("sleep", 4 * US, 12 * US),
+            Entry("run", 1 * US, 16 * US),
+        ],
+    )
     _merge_short(line)
     assert [(e.kind, e.value) for e in line.entries] == [
-        ("run", 7 * US), ("sleep", 7 * US), ("run", 1 * US + 400)]
+        ("run", 7 * US),
+        ("sleep", 7 * US),
+        ("run", 1 * US + 400),
+    ]
     assert (line.merged_runs, line.merged_sleeps) == (1, 1)
 
 
 def test_relative_sleeps_keep_captured_lengths() -> None:
     worker = programs(build_scenario(recording(), absolute=False).data)[1]
     assert worker["program"] == [
-        {"sleep": "2ms"}, {"run": "3ms"}, {"sleep": "4ms"}, {"run": "1ms"}, {"sleep": "9ms"},
+        {"sleep": "2ms"},
+        {"run": "3ms"},
+        {"sleep": "4ms"},
+        {"run": "1ms"},
+        {"sleep": "9ms"},
     ]
 
 
@@ -159,8 +205,12 @@ def test_model_draws_from_the_thread_distributions_deterministically() -> None:
     worker = programs(built.data)[1]
     assert worker["program"] == [
         {"sleep": "2ms"},
-        {"loop": {"repeat": "forever", "program": [
-            {"draw": {"run": ["1ms", "3ms"]}}, {"draw": {"sleep": ["4ms", "9ms"]}}]}},
+        {
+            "loop": {
+                "repeat": "forever",
+                "program": [{"draw": {"run": ["1ms", "3ms"]}}, {"draw": {"sleep": ["4ms", "9ms"]}}],
+            }
+        },
     ]
     scenario = load_scenario(dump_data(built.data))
     first, again = run_scenario(scenario), run_scenario(scenario)
@@ -176,10 +226,14 @@ def test_draw_ns_interpolates_between_quantiles() -> None:
 
 
 def test_memory_steps_follow_rss_in_whole_pages_above_the_resolution() -> None:
-    steps = memory_steps([(0, 1 << 20), (10 * MS, (1 << 20) + 4096), (20 * MS, 4 << 20),
-                          (30 * MS, 1 << 20)])
+    steps = memory_steps(
+        [(0, 1 << 20), (10 * MS, (1 << 20) + 4096), (20 * MS, 4 << 20), (30 * MS, 1 << 20)]
+    )
     assert [(s.kind, s.value, s.wall) for s in steps] == [
-        ("alloc", 1 << 20, 0), ("alloc", 3 << 20, 20 * MS), ("free", 3 << 20, 30 * MS)]
+        ("alloc", 1 << 20, 0),
+        ("alloc", 3 << 20, 20 * MS),
+        ("free", 3 << 20, 30 * MS),
+    ]
 
 
 def test_per_thread_needs_one_program_per_thread() -> None:
@@ -217,13 +271,15 @@ processes:
 """
     with pytest.raises(ScenarioError) as error:
         load_scenario(text)
-    reason = ("expected an until step only where it runs once (its time counts from the "
-              "thread's start: from the second pass on it takes no time; use sleep or timer to "
-              "repeat), found it in ")
+    reason = (
+        "expected an until step only where it runs once (its time counts from the "
+        "thread's start: from the second pass on it takes no time; use sleep or timer to "
+        "repeat), found it in "
+    )
     assert error.value.messages == [
         f"<string>:8:27: processes[0].program[1]: {reason}the program repeated forever",
-        f"<string>:11:49: processes[1].program[0].loop.program[1]: {reason}a loop repeated "
-        f"3 times"]
+        f"<string>:11:49: processes[1].program[0].loop.program[1]: {reason}a loop repeated 3 times",
+    ]
     once = text.replace("repeat: forever", "repeat: 1").replace("repeat: 3", "repeat: 1")
     assert load_scenario(once).processes[1].program[2].threads[0].program[0].ns == 30 * MS
 
@@ -260,8 +316,11 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _judged(comparison, figures: tuple[str, ...]) -> list[str]:  # type: ignore[no-untyped-def]
-    return [f"{r.subject} {r.figure}: {r.a} vs {r.b} ({r.rule})" for r in comparison.rows
-            if r.figure in figures and r.verdict == "fail"]
+    return [
+        f"{r.subject} {r.figure}: {r.a} vs {r.b} ({r.rule})"
+        for r in comparison.rows
+        if r.figure in figures and r.verdict == "fail"
+    ]
 
 
 @pytest.mark.kernel
@@ -290,10 +349,12 @@ def test_what_if_a_quota_the_capture_did_not_have(pool: Path) -> None:
     from cfssim.real.capture import capture
 
     free = capture([str(pool), "2"], duration_ns=DURATION_NS)
-    limited = capture([str(pool), "2"], duration_ns=DURATION_NS,
-                      cgroup={"cpu.cfs_quota_us": str(QUOTA_US)})
-    what_if = point_scenario(scenario_data(free.scenario),
-                             {"cgroups./app.cpu.cfs_quota_us": QUOTA_US})
+    limited = capture(
+        [str(pool), "2"], duration_ns=DURATION_NS, cgroup={"cpu.cfs_quota_us": str(QUOTA_US)}
+    )
+    what_if = point_scenario(
+        scenario_data(free.scenario), {"cgroups./app.cpu.cfs_quota_us": QUOTA_US}
+    )
     simulated = run_scenario(what_if)
     comparison = compare(simulated, limited.result)
     # on a loaded machine the program gets less than its quota and is throttled less: see

@@ -46,11 +46,20 @@ def write(file: str, value: object, config: CgroupConfig = DEFAULT) -> CgroupCon
 @pytest.mark.parametrize(
     ("file", "text"),
     [
-        ("cpu.shares", "1024"), ("cpu.idle", "0"), ("cpu.cfs_period_us", "100000"),
-        ("cpu.cfs_quota_us", "-1"), ("cpu.cfs_burst_us", "0"), ("cpu.weight", "100"),
-        ("cpu.weight.nice", "0"), ("cpu.max", "max 100000"), ("cpu.max.burst", "0"),
-        ("cpuset.cpus", ""), ("memory.limit_in_bytes", "9223372036854771712"),
-        ("memory.max", "max"), ("memory.high", "max"), ("memory.oom.group", "0"),
+        ("cpu.shares", "1024"),
+        ("cpu.idle", "0"),
+        ("cpu.cfs_period_us", "100000"),
+        ("cpu.cfs_quota_us", "-1"),
+        ("cpu.cfs_burst_us", "0"),
+        ("cpu.weight", "100"),
+        ("cpu.weight.nice", "0"),
+        ("cpu.max", "max 100000"),
+        ("cpu.max.burst", "0"),
+        ("cpuset.cpus", ""),
+        ("memory.limit_in_bytes", "9223372036854771712"),
+        ("memory.max", "max"),
+        ("memory.high", "max"),
+        ("memory.oom.group", "0"),
         ("memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 0"),
     ],
 )
@@ -61,8 +70,16 @@ def test_default_reads_like_a_fresh_kernel_group(file: str, text: str) -> None:
 # ---- cpu.shares / cpu.weight / cpu.idle ---------------------------------------------------------
 @pytest.mark.parametrize(
     ("written", "read"),
-    [(0, 2), (1, 2), (2, 2), (3, 3), (1024, 1024), (262144, 262144), (262145, 262144),
-     ("1000000", 262144)],
+    [
+        (0, 2),
+        (1, 2),
+        (2, 2),
+        (3, 3),
+        (1024, 1024),
+        (262144, 262144),
+        (262145, 262144),
+        ("1000000", 262144),
+    ],
 )
 def test_shares_clamp_like_sched_group_set_shares(written: object, read: int) -> None:
     config = write("cpu.shares", written)
@@ -74,8 +91,9 @@ def test_negative_shares_are_einval() -> None:
         write("cpu.shares", -1)
 
 
-@pytest.mark.parametrize(("weight", "shares"), [(1, 10), (3, 31), (50, 512), (100, 1024),
-                                                 (10000, 102400)])
+@pytest.mark.parametrize(
+    ("weight", "shares"), [(1, 10), (3, 31), (50, 512), (100, 1024), (10000, 102400)]
+)
 def test_weight_to_shares_rounds_to_closest(weight: int, shares: int) -> None:
     assert weight_to_shares(weight) == shares
     assert write("cpu.weight", weight).shares == shares
@@ -95,8 +113,7 @@ def test_weight_reads_back_what_was_written(weight: int) -> None:
 def test_shares_read_as_weight_and_nice() -> None:
     assert shares_to_weight(2048) == 200
     assert shares_to_weight(2) == 1  # clamped to CGROUP_WEIGHT_MIN
-    assert [shares_to_nice(w) for w in (1024, 335, 88761, 15, 10, 1000)] == [0, 5, -20, 19,
-                                                                               19, 0]
+    assert [shares_to_nice(w) for w in (1024, 335, 88761, 15, 10, 1000)] == [0, 5, -20, 19, 19, 0]
     assert write("cpu.weight.nice", 5).shares == 335
     assert read_file(write("cpu.weight.nice", -3), "cpu.weight.nice") == "-3"
 
@@ -145,9 +162,13 @@ def test_burst_must_not_exceed_quota() -> None:
 
 @pytest.mark.parametrize(
     ("text", "quota_ns", "period_ns"),
-    [("max 100000", None, ms(100)), ("50000 100000", ms(50), ms(100)), ("50000", ms(50),
-                                                                          ms(100)),
-     ("max", None, ms(100)), ("20000 50000", ms(20), ms(50))],
+    [
+        ("max 100000", None, ms(100)),
+        ("50000 100000", ms(50), ms(100)),
+        ("50000", ms(50), ms(100)),
+        ("max", None, ms(100)),
+        ("20000 50000", ms(20), ms(50)),
+    ],
 )
 def test_cpu_max(text: str, quota_ns: int | None, period_ns: int) -> None:
     config = write("cpu.max", text)
@@ -181,9 +202,22 @@ def test_cpulists() -> None:
 # ---- memory -------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("written", "limit"),
-    [(1, 0), (4095, 0), (4097, 4096), ("100M", 100 << 20), ("1G", 1 << 30), ("1k", 0), ("8K", 8192),
-     (100000000, 99999744), ("64MiB", 64 << 20), ("100MB", 99999744), (-1, None),
-     ("-1", None), (9223372036854775807, None), (UNLIMITED_MEMORY_BYTES, None)],
+    [
+        (1, 0),
+        (4095, 0),
+        (4097, 4096),
+        ("100M", 100 << 20),
+        ("1G", 1 << 30),
+        ("1k", 0),
+        ("8K", 8192),
+        (100000000, 99999744),
+        ("64MiB", 64 << 20),
+        ("100MB", 99999744),
+        (-1, None),
+        ("-1", None),
+        (9223372036854775807, None),
+        (UNLIMITED_MEMORY_BYTES, None),
+    ],
 )
 def test_limit_in_bytes_rounds_down_to_pages(written: object, limit: int | None) -> None:
     config = write("memory.limit_in_bytes", written)
@@ -200,8 +234,11 @@ def test_limit_in_bytes_rejects(written: object) -> None:
 
 def test_v2_memory_files() -> None:
     config = write("memory.high", "80M", write("memory.max", "100M"))
-    assert (config.memory_limit, config.memory_high, config.interface) == (100 << 20,
-                                                                          80 << 20, "v2")
+    assert (config.memory_limit, config.memory_high, config.interface) == (
+        100 << 20,
+        80 << 20,
+        "v2",
+    )
     assert read_file(config, "memory.max") == str(100 << 20)
     assert write("memory.max", "max", config).memory_limit is None
     with pytest.raises(CgroupFileError, match="or max for unlimited"):
@@ -213,7 +250,8 @@ def test_oom_control_sets_oom_kill_disable() -> None:
     config = write("memory.oom_control", 1)
     assert config.oom_kill_disable is True
     assert read_oom_control(config, under_oom=True, oom_kill=2) == (
-        "oom_kill_disable 1\nunder_oom 1\noom_kill 2")
+        "oom_kill_disable 1\nunder_oom 1\noom_kill 2"
+    )
     with pytest.raises(CgroupFileError, match=re.escape("memory.oom_control: expected 0 or 1")):
         write("memory.oom_control", {"oom_kill_disable": 1})
 
@@ -253,8 +291,13 @@ def test_v1_child_ratio_above_parent_is_einval() -> None:
 
 
 def test_v1_equal_ratios_and_unlimited_children_pass() -> None:
-    configs = {"/": DEFAULT, "/p": quota(50000), "/p/c": quota(100000, 200000),
-               "/p/u": DEFAULT, "/p/u/g": quota(40000)}
+    configs = {
+        "/": DEFAULT,
+        "/p": quota(50000),
+        "/p/c": quota(100000, 200000),
+        "/p/u": DEFAULT,
+        "/p/u/g": quota(40000),
+    }
     bounds = hierarchical_quota(configs)
     assert bounds["/p"] == bounds["/p/c"] == bounds["/p/u"] == (50000 << 20) // 100000
     assert bounds["/"] is None
@@ -267,8 +310,11 @@ def test_v1_grandchild_is_checked_through_an_unlimited_parent() -> None:
 
 
 def test_v2_takes_the_minimum() -> None:
-    configs = {"/": DEFAULT, "/p": quota(50000, interface="v2"),
-               "/p/c": quota(80000, interface="v2")}
+    configs = {
+        "/": DEFAULT,
+        "/p": quota(50000, interface="v2"),
+        "/p/c": quota(80000, interface="v2"),
+    }
     check_hierarchy(configs)
     assert hierarchical_quota(configs)["/p/c"] == (50000 << 20) // 100000
     assert effective_quota(configs, "/p/c") == Fraction(1, 2)
@@ -289,24 +335,40 @@ def test_cpuset1_validate_change_errno_per_case() -> None:
     is -EBUSY, the new set outside the parent's is -EACCES; both refuse the write."""
     import errno
 
-    configs = {"/": DEFAULT, "/p": configure({"cpuset.cpus": "0-1"}),
-               "/p/c": configure({"cpuset.cpus": "1"})}
+    configs = {
+        "/": DEFAULT,
+        "/p": configure({"cpuset.cpus": "0-1"}),
+        "/p/c": configure({"cpuset.cpus": "1"}),
+    }
     busy = validate_cpuset_change(configs, "/p", frozenset({0}))
     assert busy is not None and (busy.code, busy.other, busy.other_cpus) == (
-        errno.EBUSY, "/p/c", {1})
-    assert busy.write_error() == ("/p: cpuset.cpus: write error: Device or resource busy "
-                                  "(child /p/c uses CPUs 1 outside 0)")
+        errno.EBUSY,
+        "/p/c",
+        {1},
+    )
+    assert busy.write_error() == (
+        "/p: cpuset.cpus: write error: Device or resource busy (child /p/c uses CPUs 1 outside 0)"
+    )
     denied = validate_cpuset_change(configs, "/p/c", frozenset({2}))
     assert denied is not None and (denied.code, denied.other, denied.other_cpus) == (
-        errno.EACCES, "/p", {0, 1})
-    assert denied.write_error() == ("/p/c: cpuset.cpus: write error: Permission denied "
-                                    "(CPUs 2 outside the parent's 0-1)")
+        errno.EACCES,
+        "/p",
+        {0, 1},
+    )
+    assert denied.write_error() == (
+        "/p/c: cpuset.cpus: write error: Permission denied (CPUs 2 outside the parent's 0-1)"
+    )
     assert validate_cpuset_change(configs, "/p", frozenset({1, 2})) is None
     assert validate_cpuset_change(configs, "/", frozenset({1})) is not None  # /p holds 0-1
     # a tree created parent first: the child written outside its parent is EACCES
     with pytest.raises(HierarchyError, match="rejects others with EACCES, found '0-1'"):
-        check_hierarchy({"/": DEFAULT, "/p": configure({"cpuset.cpus": "0"}),
-                         "/p/c": configure({"cpuset.cpus": "0-1"})})
+        check_hierarchy(
+            {
+                "/": DEFAULT,
+                "/p": configure({"cpuset.cpus": "0"}),
+                "/p/c": configure({"cpuset.cpus": "0-1"}),
+            }
+        )
 
 
 def test_cgroup_path_helpers() -> None:

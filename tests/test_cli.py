@@ -38,8 +38,10 @@ def test_validate_errors_exit_2_on_stderr() -> None:
     code, out, err = invoke("validate", "shares", str(bad))
     assert code == 2
     assert out.startswith("ok shares")
-    assert (f"{bad}:7:5: processes[0].cgrop: expected a known key (did you mean 'cgroup'?), "
-            "found unknown key 'cgrop'") in err
+    assert (
+        f"{bad}:7:5: processes[0].cgrop: expected a known key (did you mean 'cgroup'?), "
+        "found unknown key 'cgrop'"
+    ) in err
     assert "Traceback" not in err
 
 
@@ -84,18 +86,37 @@ def test_run_unknown_scenario_and_bad_options() -> None:
 
 def test_summary_rows_from_a_result() -> None:
     result = Result(
-        source="simulation", scenario="s", policy="eevdf", cpus=2, duration_ns=2_000_000_000,
+        source="simulation",
+        scenario="s",
+        policy="eevdf",
+        cpus=2,
+        duration_ns=2_000_000_000,
         seed=1,
-        tasks={"go/0": {"cgroup": "/a", "cpu_time_ns": 1_000_000_000, "wait_time_ns": 5,
-                        "nr_switches": 7, "exit": {"time_ns": 1, "reason": "oom_kill"}}},
-        cgroups={"/a": {"cpu.stat": {"nr_periods": 20, "nr_throttled": 10,
-                                     "throttled_time": 300},
-                        "cpuacct.usage": 1_000_000_000, "memory.max_usage_in_bytes": 4096,
-                        "memory.oom_control": {"oom_kill": 1}}},
+        tasks={
+            "go/0": {
+                "cgroup": "/a",
+                "cpu_time_ns": 1_000_000_000,
+                "wait_time_ns": 5,
+                "nr_switches": 7,
+                "exit": {"time_ns": 1, "reason": "oom_kill"},
+            }
+        },
+        cgroups={
+            "/a": {
+                "cpu.stat": {"nr_periods": 20, "nr_throttled": 10, "throttled_time": 300},
+                "cpuacct.usage": 1_000_000_000,
+                "memory.max_usage_in_bytes": 4096,
+                "memory.oom_control": {"oom_kill": 1},
+            }
+        },
     )
     task, group = summary_rows(result)
     assert (task["name"], task["cpu_percent"], task["nr_switches"], task["exit"]) == (
-        "go/0", 50.0, 7, "oom_kill")
+        "go/0",
+        50.0,
+        7,
+        "oom_kill",
+    )
     assert (group["nr_throttled"], group["throttled_time_ns"], group["oom_kill"]) == (10, 300, 1)
 
 
@@ -147,8 +168,10 @@ def test_limits_must_be_positive() -> None:
 
 
 # ---- one loader: rt-app JSON wherever YAML goes, and YAML without the rt-app reader ------------
-RTAPP = ('{"global": {"duration": 1}, "tasks": {"t": {"instance": 2, "run": 1000, '
-         '"timer": {"ref": "tick", "period": 10000}}}}')
+RTAPP = (
+    '{"global": {"duration": 1}, "tasks": {"t": {"instance": 2, "run": 1000, '
+    '"timer": {"ref": "tick", "period": 10000}}}}'
+)
 
 
 def test_validate_takes_an_rtapp_workload(tmp_path: Path) -> None:
@@ -161,8 +184,9 @@ def test_validate_takes_an_rtapp_workload(tmp_path: Path) -> None:
     assert f"warning: {path}:1:" in err and "tasks.t.timer: timer written as a sleep" in err
 
 
-def test_yaml_run_does_not_touch_the_rtapp_reader(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_yaml_run_does_not_touch_the_rtapp_reader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import sys
 
     from cfssim.scenario import load_workload
@@ -173,10 +197,12 @@ def test_yaml_run_does_not_touch_the_rtapp_reader(tmp_path: Path,
     with pytest.raises(ImportError):
         load_workload(rtapp)
     scenario = tmp_path / "s.yaml"
-    scenario.write_text("duration: 100ms\nmachine: {cpus: 1}\n"
-                        "processes: [{name: a, program: [{run: 30ms}]}]\n")
-    code, out, err = invoke("run", str(scenario), "--no-report", "--format", "json",
-                            "-o", str(tmp_path / "out"))
+    scenario.write_text(
+        "duration: 100ms\nmachine: {cpus: 1}\nprocesses: [{name: a, program: [{run: 30ms}]}]\n"
+    )
+    code, out, err = invoke(
+        "run", str(scenario), "--no-report", "--format", "json", "-o", str(tmp_path / "out")
+    )
     assert code == 0, err
     assert json.loads(out)["tasks"]["a/0"]["cpu_time_ns"] == 30_000_000
     code, out, _ = invoke("validate", str(scenario))

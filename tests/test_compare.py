@@ -24,13 +24,33 @@ S = 1_000_000_000
 
 def result(source: str = "kernel") -> Result:
     """A 2-CPU, 1 s run: two hogs in /app under 50 ms / 100 ms, and one OOM victim."""
-    def task(process: str, cgroup: str, cpu: int, wait: int, slices: int,
-             exit: dict[str, Any] | None = None) -> TaskFigures:
+
+    def task(
+        process: str,
+        cgroup: str,
+        cpu: int,
+        wait: int,
+        slices: int,
+        exit: dict[str, Any] | None = None,
+    ) -> TaskFigures:
         return task_figures(
-            process=process, cgroup=cgroup, nice=0, policy="normal", cpu_time_ns=cpu,
-            wait_time_ns=wait, timeslices=slices, nr_switches=slices,
-            nr_voluntary_switches=slices, nr_involuntary_switches=0, nr_migrations=0,
-            wakeups=slices, wakeup_latency_ns=None, vruntime=0, max_rss_bytes=None, exit=exit)
+            process=process,
+            cgroup=cgroup,
+            nice=0,
+            policy="normal",
+            cpu_time_ns=cpu,
+            wait_time_ns=wait,
+            timeslices=slices,
+            nr_switches=slices,
+            nr_voluntary_switches=slices,
+            nr_involuntary_switches=0,
+            nr_migrations=0,
+            wakeups=slices,
+            wakeup_latency_ns=None,
+            vruntime=0,
+            max_rss_bytes=None,
+            exit=exit,
+        )
 
     tasks = {
         "hog/0": task("hog", "/app", 500 * MS, 400 * MS, 100),
@@ -38,15 +58,35 @@ def result(source: str = "kernel") -> Result:
         "eater/0": task("eater", "/box", 60 * MS, 0, 3, {"time_ns": 70 * MS, "reason": "oom_kill"}),
     }
     cgroups = {
-        "/app": {"cpuacct.usage": 1000 * MS,
-                 "cpu.stat": {"nr_periods": 10, "nr_throttled": 9, "throttled_time": 1000 * MS,
-                              "nr_bursts": 0, "burst_time": 0}},
-        "/box": {"cpuacct.usage": 60 * MS, "memory.max_usage_in_bytes": 100 << 20,
-                 "memory.failcnt": 36, "memory.oom_control": {"oom_kill": 1}},
+        "/app": {
+            "cpuacct.usage": 1000 * MS,
+            "cpu.stat": {
+                "nr_periods": 10,
+                "nr_throttled": 9,
+                "throttled_time": 1000 * MS,
+                "nr_bursts": 0,
+                "burst_time": 0,
+            },
+        },
+        "/box": {
+            "cpuacct.usage": 60 * MS,
+            "memory.max_usage_in_bytes": 100 << 20,
+            "memory.failcnt": 36,
+            "memory.oom_control": {"oom_kill": 1},
+        },
     }
     kills = [{"process": "eater", "cgroup": "/box", "time_ns": 70 * MS, "reason": "oom_kill"}]
-    return Result(source=source, scenario="mix", policy="p", cpus=2, duration_ns=S, seed=1,
-                  tasks=tasks, cgroups=cgroups, kills=kills)
+    return Result(
+        source=source,
+        scenario="mix",
+        policy="p",
+        cpus=2,
+        duration_ns=S,
+        seed=1,
+        tasks=tasks,
+        cgroups=cgroups,
+        kills=kills,
+    )
 
 
 def verdict(run_a: Result, run_b: Result, subject: str, figure: str) -> str:
@@ -103,8 +143,10 @@ def test_oom_victims_order_and_kill_times() -> None:
     kernel.kills.append({"process": "other", "time_ns": 200 * MS, "reason": "oom_kill"})
     kernel.kills.append({"process": "victim", "time_ns": 300 * MS, "reason": "killed"})
     sim = result("simulation")
-    sim.kills = [{"process": "other", "time_ns": 65 * MS, "reason": "oom_kill"},
-                 {"process": "eater", "time_ns": 210 * MS, "reason": "oom_kill"}]
+    sim.kills = [
+        {"process": "other", "time_ns": 65 * MS, "reason": "oom_kill"},
+        {"process": "eater", "time_ns": 210 * MS, "reason": "oom_kill"},
+    ]
     assert kill_order(kernel.kills) == ["eater", "other"]  # kills by an event are not OOM kills
     comparison = compare(sim, kernel)
     rows = {(r.subject, r.figure): r for r in comparison.rows if r.kind == "kills"}
@@ -123,8 +165,9 @@ def _latency(run: Result, task: str, p50: int, p99: int) -> Result:
 def test_wakeup_latency_within_a_tick_or_thirty_percent_given_enough_wakeups() -> None:
     # hog/x: 100 wakeups each (p50 and p99 judged); eater/0: 3 (too few: info)
     kernel = _latency(_latency(result(), "hog/0", 20 * MS, 40 * MS), "hog/1", 10_000, 5 * MS)
-    sim = _latency(_latency(result("simulation"), "hog/0", 26 * MS, 53 * MS),
-                   "hog/1", 4 * MS + 10_000, 9 * MS)
+    sim = _latency(
+        _latency(result("simulation"), "hog/0", 26 * MS, 53 * MS), "hog/1", 4 * MS + 10_000, 9 * MS
+    )
     rows = {(r.subject, r.figure): r for r in compare(sim, kernel).rows}
     assert rows[("hog/0", "wakeup_latency_ns.p50")].verdict == PASS  # 30% of 20 ms = 6 ms
     assert rows[("hog/0", "wakeup_latency_ns.p99")].verdict == FAIL  # 13 ms > 12 ms
@@ -149,8 +192,9 @@ def test_latency_unknown_on_one_side_is_info_and_absent_on_both_has_no_row() -> 
     comparison = compare(sim, result())  # measured without --trace: no latency
     assert comparison.ok
     assert verdict(sim, result(), "hog/0", "wakeup_latency_ns.p50") == INFO
-    assert not any(r.figure.startswith("wakeup_latency") and r.subject == "hog/1"
-                   for r in comparison.rows)
+    assert not any(
+        r.figure.startswith("wakeup_latency") and r.subject == "hog/1" for r in comparison.rows
+    )
 
 
 def test_missing_task_or_exit_on_one_side_fails() -> None:
@@ -208,12 +252,22 @@ def test_cli_compares_two_result_directories(tmp_path: Path) -> None:
 def test_a_result_json_with_wrong_types_is_refused_naming_the_field(tmp_path: Path) -> None:
     from cfssim.result import ResultError
 
-    base = {"source": "simulation", "scenario": "x", "policy": "eevdf", "cpus": 2,
-            "duration_ns": 1, "seed": 1, "tasks": {}, "cgroups": {}}
-    for field, value, says in (("cpus", "x", 'expected cpus to be a positive integer, found "x"'),
-                               ("duration_ns", -5, "a non-negative integer, found -5"),
-                               ("source", "sim", "'simulation' or 'kernel', found \"sim\""),
-                               ("tasks", [], "tasks to be an object, found []")):
+    base = {
+        "source": "simulation",
+        "scenario": "x",
+        "policy": "eevdf",
+        "cpus": 2,
+        "duration_ns": 1,
+        "seed": 1,
+        "tasks": {},
+        "cgroups": {},
+    }
+    for field, value, says in (
+        ("cpus", "x", 'expected cpus to be a positive integer, found "x"'),
+        ("duration_ns", -5, "a non-negative integer, found -5"),
+        ("source", "sim", "'simulation' or 'kernel', found \"sim\""),
+        ("tasks", [], "tasks to be an object, found []"),
+    ):
         path = tmp_path / "result.json"
         path.write_text(json.dumps({**base, field: value}))
         with pytest.raises(ResultError, match="expected") as raised:
@@ -230,8 +284,10 @@ def test_a_processs_threads_killed_at_once_are_one_oom_kill() -> None:
     kernel = result()
     kernel.kills = [{"process": "alloc", "time_ns": 280 * MS, "reason": "oom_kill"}]
     sim = result("simulation")
-    sim.kills = [{"task": f"alloc/{n}", "process": "alloc", "time_ns": 277 * MS,
-                  "reason": "oom_kill"} for n in range(3)]
+    sim.kills = [
+        {"task": f"alloc/{n}", "process": "alloc", "time_ns": 277 * MS, "reason": "oom_kill"}
+        for n in range(3)
+    ]
     assert kill_order(sim.kills) == ["alloc"]
     rows = {(r.subject, r.figure): r for r in compare(sim, kernel).rows if r.kind == "kills"}
     assert set(rows) == {("order", "victims"), ("#1", "time_ns")}

@@ -76,7 +76,10 @@ def compiled_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     env = dict(os.environ, HATCH_BUILD_HOOK_ENABLE_MYPYC="true")
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "-q", "-w", str(wheels)],
-        env=env, capture_output=True, text=True, timeout=900,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     if build.returncode != 0:
         if any(text in build.stderr for text in UNREACHABLE_INDEX):
@@ -86,9 +89,20 @@ def compiled_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (wheel,) = wheels.glob("cfssim-*.whl")
     assert "py3-none-any" not in wheel.name, f"{wheel.name}: the build hook did not compile"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site),
-         str(wheel)],
-        check=True, capture_output=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--target",
+            str(site),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     return site
 
@@ -98,7 +112,9 @@ def test_the_compiled_core_traces_every_bundled_scenario_identically(compiled_si
         [sys.executable, "-c", DIGESTS, str(DURATION_NS)],
         env=dict(os.environ, PYTHONPATH=str(compiled_site)),
         cwd=compiled_site,
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert run.returncode == 0, run.stderr[-3000:]
     kind, *lines = run.stdout.splitlines()

@@ -65,12 +65,16 @@ def test_switches_follow_the_segments(result: cfssim.Result) -> None:
 def test_ftrace_text_is_the_kernel_format_and_round_trips(result: cfssim.Result) -> None:
     text = ftrace_text(result, ns_precision=True)
     lines = [line for line in text.splitlines() if not line.startswith("#")]
-    assert lines[0] == ("          <idle>-0       [000] d..3.     0.000000000: sched_wakeup_new: "
-                        "comm=web/0 pid=1 prio=120 target_cpu=000")
+    assert lines[0] == (
+        "          <idle>-0       [000] d..3.     0.000000000: sched_wakeup_new: "
+        "comm=web/0 pid=1 prio=120 target_cpu=000"
+    )
     first_switch = next(line for line in lines if "sched_switch" in line)
-    assert first_switch == ("          <idle>-0       [000] d..2.     0.000000000: sched_switch: "
-                            "prev_comm=swapper/0 prev_pid=0 prev_prio=120 prev_state=R ==> "
-                            "next_comm=web/0 next_pid=1 next_prio=120")
+    assert first_switch == (
+        "          <idle>-0       [000] d..2.     0.000000000: sched_switch: "
+        "prev_comm=swapper/0 prev_pid=0 prev_prio=120 prev_state=R ==> "
+        "next_comm=web/0 next_pid=1 next_prio=120"
+    )
     assert text.startswith("# tracer: nop\n")
     back = read_ftrace(text, end_ns=result.duration_ns)
     assert back.tasks == result.trace.tasks
@@ -100,15 +104,18 @@ def test_counters(result: cfssim.Result) -> None:
     assert set(quota.values[::2]) == {ms(50)}  # refilled each period
     assert min(quota.values) == 0  # web wants 3 × 70% of a CPU: the quota runs out
     memory = series["/mem memory usage"]
-    assert max(memory.values) == result.cgroups["/mem"]["memory.max_usage_in_bytes"] == 3 * (
-        4 << 20)
+    assert (
+        max(memory.values) == result.cgroups["/mem"]["memory.max_usage_in_bytes"] == 3 * (4 << 20)
+    )
 
 
 def test_chrome_trace_has_the_same_stretches_and_counters(result: cfssim.Result) -> None:
     data = json.loads(json.dumps(chrome_trace(result)))
-    slices = sorted((e["tid"], e["args"]["pid"] - 1, round(e["ts"] * 1000),
-                     round((e["ts"] + e["dur"]) * 1000))
-                    for e in data["traceEvents"] if e["ph"] == "X")
+    slices = sorted(
+        (e["tid"], e["args"]["pid"] - 1, round(e["ts"] * 1000), round((e["ts"] + e["dur"]) * 1000))
+        for e in data["traceEvents"]
+        if e["ph"] == "X"
+    )
     assert slices == sorted(tuple(row) for row in merged_segments(result.trace).tolist())
     counter_names = {e["name"] for e in data["traceEvents"] if e["ph"] == "C"}
     assert counter_names == {c.name for c in counters(result)}
@@ -135,8 +142,15 @@ def test_perfetto_protobuf_parses_back(result: cfssim.Result) -> None:
                 if event.HasField("sched_switch"):
                     sw = event.sched_switch
                     state = {v: k for k, v in STATE_BITS.items()}[sw.prev_state]
-                    switches.append(Switch(event.timestamp, packet.ftrace_events.cpu,
-                                           sw.prev_pid, state, sw.next_pid))
+                    switches.append(
+                        Switch(
+                            event.timestamp,
+                            packet.ftrace_events.cpu,
+                            sw.prev_pid,
+                            state,
+                            sw.next_pid,
+                        )
+                    )
         if packet.HasField("track_descriptor"):
             counters_seen[packet.track_descriptor.uuid] = packet.track_descriptor.name
         if packet.HasField("track_event"):
@@ -184,13 +198,13 @@ processes:
 #: The TP_printk formats of 6.18 (events/<system>/<event>/format, "print fmt"), as regexes.
 FORMATS = {
     "sched_switch": r"prev_comm=\S+ prev_pid=\d+ prev_prio=\d+ prev_state=(R|R\+|S|D|X) ==> "
-                    r"next_comm=\S+ next_pid=\d+ next_prio=\d+",
+    r"next_comm=\S+ next_pid=\d+ next_prio=\d+",
     "sched_wakeup": r"comm=\S+ pid=\d+ prio=\d+ target_cpu=\d{3}",
     "sched_wakeup_new": r"comm=\S+ pid=\d+ prio=\d+ target_cpu=\d{3}",
     "sched_migrate_task": r"comm=\S+ pid=\d+ prio=\d+ orig_cpu=\d+ dest_cpu=\d+",
     "sched_process_exit": r"comm=\S+ pid=\d+ prio=\d+ group_dead=(true|false)",
     "mark_victim": r"pid=\d+ comm=\S+ total-vm=\d+kB anon-rss=\d+kB file-rss:\d+kB "
-                   r"shmem-rss:\d+kB uid=\d+ pgtables=\d+kB oom_score_adj=-?\d+",
+    r"shmem-rss:\d+kB uid=\d+ pgtables=\d+kB oom_score_adj=-?\d+",
 }
 
 

@@ -25,9 +25,7 @@ from cfssim.simulation import FAST_FORWARD_VARIABLE
 SCENARIOS = bundled_scenarios()
 
 
-def both_paths(
-    monkeypatch: pytest.MonkeyPatch, run: Callable[[], Result]
-) -> tuple[Result, Result]:
+def both_paths(monkeypatch: pytest.MonkeyPatch, run: Callable[[], Result]) -> tuple[Result, Result]:
     """`run()` on the fast path, then on the plain one (chosen by the environment variable)."""
     results = []
     for value in ("1", "0"):
@@ -135,10 +133,15 @@ def test_many_cpus_quota_groups_same_on_both_paths(
         for group in range(3):
             path = f"/g{group}"
             sim.add_cgroup(path, {"cpu.max": "700000 100000"})
-            sim.add_process(f"hog{group}", threads=6, cgroup=path,
-                            behaviour=cfssim.program(run="forever"))
-            sim.add_process(f"io{group}", threads=8, cgroup=path,
-                            behaviour=cfssim.program(run="2ms", sleep="8ms"))
+            sim.add_process(
+                f"hog{group}", threads=6, cgroup=path, behaviour=cfssim.program(run="forever")
+            )
+            sim.add_process(
+                f"io{group}",
+                threads=8,
+                cgroup=path,
+                behaviour=cfssim.program(run="2ms", sleep="8ms"),
+            )
         return sim.run("300ms")
 
     fast, plain = both_paths(monkeypatch, run)

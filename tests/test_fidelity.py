@@ -102,12 +102,16 @@ def test_a_trace_session_records_its_events_with_their_filters() -> None:
     captured = TraceSession("cfssim-1.2-0", [3], 1000 * MS, follow_forks=True)
     assert captured.events == [*EVENTS, *FORK_EVENTS]
     assert captured.event_filter("sched/sched_switch") == ""
-    ticks = {"timer/hrtimer_expire_entry": "function.function == tick_nohz_handler",
-             "sched/sched_switch": ""}
+    ticks = {
+        "timer/hrtimer_expire_entry": "function.function == tick_nohz_handler",
+        "sched/sched_switch": "",
+    }
     calibrating = TraceSession("cfssim-1.2-0", [], 1000 * MS, filters=ticks)
     assert calibrating.events == ["timer/hrtimer_expire_entry", "sched/sched_switch"]
-    assert calibrating.event_filter("timer/hrtimer_expire_entry") == \
-        "function.function == tick_nohz_handler"
+    assert (
+        calibrating.event_filter("timer/hrtimer_expire_entry")
+        == "function.function == tick_nohz_handler"
+    )
     assert calibrating.event_filter("sched/sched_switch") == ""
 
 
@@ -168,10 +172,18 @@ def test_traced_wakeups_give_the_measured_tasks_their_wakeup_latency() -> None:
         for index, thread in enumerate(threads)
     )
     # 2001 waited 30 µs, then 0 (woken as it ran in the kernel); 2002 waited 20 µs
-    assert first["wakeup_latency_ns"] == {"p50": 15_000, "p99": 29_700, "max": 30_000,
-                                          "mean": 15_000}
-    assert second["wakeup_latency_ns"] == {"p50": 20_000, "p99": 20_000, "max": 20_000,
-                                           "mean": 20_000}
+    assert first["wakeup_latency_ns"] == {
+        "p50": 15_000,
+        "p99": 29_700,
+        "max": 30_000,
+        "mean": 15_000,
+    }
+    assert second["wakeup_latency_ns"] == {
+        "p50": 20_000,
+        "p99": 20_000,
+        "max": 20_000,
+        "mean": 20_000,
+    }
     assert measured_task_figures(threads[0], "w", "normal", None)["wakeup_latency_ns"] is None
 
 

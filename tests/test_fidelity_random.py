@@ -60,11 +60,18 @@ def test_the_scenarios_validate_and_have_the_promised_shapes() -> None:
         for proc in scenario.processes:
             if any(isinstance(step, Alloc) for step, _ in iter_steps(proc.program)):
                 path = proc.cgroup
-                limits = [c.memory_limit for p, c in scenario.cgroups.items()
-                          if (path + "/").startswith(p.rstrip("/") + "/") and p != "/"]
+                limits = [
+                    c.memory_limit
+                    for p, c in scenario.cgroups.items()
+                    if (path + "/").startswith(p.rstrip("/") + "/") and p != "/"
+                ]
                 assert any(limit is not None for limit in limits), scenario.name
-    assert any(isinstance(step, Timer) for s in scenarios for p in s.processes
-               for step, _ in iter_steps(p.program))
+    assert any(
+        isinstance(step, Timer)
+        for s in scenarios
+        for p in s.processes
+        for step, _ in iter_steps(p.program)
+    )
 
 
 @pytest.mark.parametrize("profile", ["default", None])
@@ -89,8 +96,11 @@ def test_a_figure_passes_within_the_kernel_runs_spread_not_beyond() -> None:
     kernel[1].tasks[name]["cpu_time_ns"] -= 40 * MS  # the runs are 80 ms apart
 
     def verdict(sim_result: object) -> bool:
-        found = [v for v in fr.judge_scenario(sim_result, tuple(kernel))
-                 if v.subject == name and v.figure == "cpu_time_ns"]
+        found = [
+            v
+            for v in fr.judge_scenario(sim_result, tuple(kernel))
+            if v.subject == name and v.figure == "cpu_time_ns"
+        ]
         return bool(found[0].passed)
 
     assert verdict(sim)  # 40 ms from each run: beyond the rule, within the spread

@@ -24,8 +24,12 @@ def test_tasks_frame_has_latency_columns_not_a_column_of_dicts() -> None:
     result = two_tasks().run("100ms")
     frame = result.tasks_frame()
     assert "wakeup_latency_ns" not in frame.columns
-    latency = ["wakeup_latency_ns.p50", "wakeup_latency_ns.p99", "wakeup_latency_ns.max",
-               "wakeup_latency_ns.mean"]
+    latency = [
+        "wakeup_latency_ns.p50",
+        "wakeup_latency_ns.p99",
+        "wakeup_latency_ns.max",
+        "wakeup_latency_ns.mean",
+    ]
     assert set(latency) <= set(frame.columns)
     assert frame.loc["hog/0", latency].isna().all()  # never slept: no wakeups, None each
     nap = result.tasks["nap/0"]["wakeup_latency_ns"]
@@ -56,14 +60,23 @@ def test_bad_arguments_are_value_errors_naming_the_argument() -> None:
     with pytest.raises(ValueError, match="cpus: expected an integer from 1 to 1024, found True"):
         cfssim.Simulation(cpus=True)
     sim = two_tasks()
-    with pytest.raises(ValueError, match=r"^path: expected a cgroup of this simulation "
-                                         r"\(/, /app\), found '/nope'$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^path: expected a cgroup of this simulation "
+        r"\(/, /app\), found '/nope'$",
+    ):
         sim.write("/nope", {"cpu.shares": 512})
-    with pytest.raises(ValueError, match=r"^to: expected a cgroup of this simulation "
-                                         r"\(/, /app\), found '/ap' \(did you mean '/app'\?\)$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^to: expected a cgroup of this simulation "
+        r"\(/, /app\), found '/ap' \(did you mean '/app'\?\)$",
+    ):
         sim.move("nap", "/ap")
-    with pytest.raises(ValueError, match=r"^process: expected a process of this simulation "
-                                         r"\(hog, nap\), found 'hgo'"):
+    with pytest.raises(
+        ValueError,
+        match=r"^process: expected a process of this simulation "
+        r"\(hog, nap\), found 'hgo'",
+    ):
         sim.set_nice("hgo", 5)
     with pytest.raises(ValueError, match=r"^thread: expected a thread index from 0 to 0"):
         sim.kill("hog", thread=3)
@@ -97,5 +110,7 @@ events:
   - {at: 9ms, kill: {process: a, thread: 0}}
 """)
     result = cfssim.run_scenario(scenario)
-    assert result.meta["events"] == [{"time_ns": ms(5), "nice": {"a/1": -3}},
-                                     {"time_ns": ms(9), "kill": {"a/0": "SIGKILL"}}]
+    assert result.meta["events"] == [
+        {"time_ns": ms(5), "nice": {"a/1": -3}},
+        {"time_ns": ms(9), "kill": {"a/0": "SIGKILL"}},
+    ]

@@ -93,9 +93,12 @@ def test_defaults_of_a_minimal_profile() -> None:
     assert profile.page_fault_ns_per_page == 0
     assert profile.tick is None and profile.noise is None
     assert profile.tick_for(3) is None and profile.noise_for(0) is None
-    assert profile.machine_settings() == {"hz": 250, "slice_ends": "tick",
-                                          "sched_base_slice_ns": 2_100_000,
-                                          "timer_slack_ns": 50_000}
+    assert profile.machine_settings() == {
+        "hz": 250,
+        "slice_ends": "tick",
+        "sched_base_slice_ns": 2_100_000,
+        "timer_slack_ns": 50_000,
+    }
 
 
 def test_per_cpu_entries_repeat_beyond_the_profiles_cpus(tmp_path: Path) -> None:
@@ -129,7 +132,8 @@ def test_a_misspelt_key_names_its_line_and_the_key_meant(tmp_path: Path) -> None
     bad = GOOD.replace("page_fault_ns_per_page:", "page_fault_ns_per_pag:")
     assert errors(tmp_path, bad) == [
         "host.yaml:10:1: page_fault_ns_per_pag: expected a known key (did you mean "
-        "'page_fault_ns_per_page'?), found unknown key 'page_fault_ns_per_pag'"]
+        "'page_fault_ns_per_page'?), found unknown key 'page_fault_ns_per_pag'"
+    ]
 
 
 def test_every_bad_value_is_reported_at_its_line(tmp_path: Path) -> None:
@@ -151,12 +155,14 @@ def test_cross_checks_point_at_their_fields(tmp_path: Path) -> None:
     rt = GOOD.replace("sched_rt_runtime_us: 950000", "sched_rt_runtime_us: 1000001")
     assert errors(tmp_path, rt) == [
         "host.yaml:12:22: sched_rt_runtime_us: expected at most sched_rt_period_us (1000000 µs) "
-        "or -1, found 1000001"]
+        "or -1, found 1000001"
+    ]
 
 
 def test_bad_distributions_and_cpu_order(tmp_path: Path) -> None:
-    bad = (GOOD.replace("{lognormal: {mu: 9, sigma: 1}}", "{normal: {mu: 9}}")
-           .replace("p100: 1ms", "q100: 1ms"))
+    bad = GOOD.replace("{lognormal: {mu: 9, sigma: 1}}", "{normal: {mu: 9}}").replace(
+        "p100: 1ms", "q100: 1ms"
+    )
     assert errors(tmp_path, bad) == [
         "host.yaml:22:45: noise.cpus[0].run_length: expected {quantiles: {p5: …, p95: …}} or "
         "{lognormal: {mu: …, sigma: …}}, found a mapping {'normal': {'mu': 9}}",
@@ -164,45 +170,60 @@ def test_bad_distributions_and_cpu_order(tmp_path: Path) -> None:
         "(p5, p50, p99.9), found 'q100'",
     ]
     assert errors(tmp_path, GOOD.replace("p0: 2us", "p0: -2us")) == [
-        "host.yaml:23:43: noise.cpus[1].run_length: expected run lengths ≥ 0, found one of "
-        "-2000 ns"]
+        "host.yaml:23:43: noise.cpus[1].run_length: expected run lengths ≥ 0, found one of -2000 ns"
+    ]
     assert errors(tmp_path, GOOD.replace("- {cpu: 1, offset", "- {cpu: 3, offset")) == [
         "host.yaml:18:13: tick.cpus[1].cpu: expected cpu 1 (entries list CPUs 0, 1, … in "
-        "order), found 3"]
+        "order), found 3"
+    ]
 
 
 def test_wrong_types_and_documents(tmp_path: Path) -> None:
     assert errors(tmp_path, GOOD.replace("kernel: 6.18.44-fc-v1147", "kernel: 6.18")) == [
-        "host.yaml:2:9: kernel: expected a string, found 6.18"]
-    assert errors(tmp_path, GOOD.replace("date: '2026-11-28T03:40:00+00:00'", "date: soon")) \
-        == ["host.yaml:3:7: date: expected an ISO 8601 time such as "
-            "2026-11-28T03:40:00+00:00, found 'soon'"]
+        "host.yaml:2:9: kernel: expected a string, found 6.18"
+    ]
+    assert errors(tmp_path, GOOD.replace("date: '2026-11-28T03:40:00+00:00'", "date: soon")) == [
+        "host.yaml:3:7: date: expected an ISO 8601 time such as "
+        "2026-11-28T03:40:00+00:00, found 'soon'"
+    ]
     assert errors(tmp_path, "") == [
         "host.yaml:1:1: document: expected a machine profile mapping (as cfssim calibrate "
-        "writes it), found an empty document"]
+        "writes it), found an empty document"
+    ]
     assert errors(tmp_path, "- 1\n") == [
         "host.yaml:1:1: document: expected a machine profile mapping (as cfssim calibrate "
-        "writes it), found a list [1]"]
+        "writes it), found a list [1]"
+    ]
     assert errors(tmp_path, "base_slice_ns: 1ms\n") == [
-        "host.yaml:1:1: cpus: expected a value, found no 'cpus' key"]
+        "host.yaml:1:1: cpus: expected a value, found no 'cpus' key"
+    ]
 
 
 def test_a_missing_file_is_a_profile_error(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError) as caught:  # ProfileError is one: the CLI prints it
         load_profile(tmp_path / "none.yaml")
-    assert caught.value.messages[0].startswith(f"{tmp_path / 'none.yaml'}:1:1: document: "
-                                               "expected a readable UTF-8 YAML machine profile")
+    assert caught.value.messages[0].startswith(
+        f"{tmp_path / 'none.yaml'}:1:1: document: expected a readable UTF-8 YAML machine profile"
+    )
 
 
 # ---- distributions ----------------------------------------------------------------------------
 def test_empirical_quantiles_interpolate_and_clamp() -> None:
     dist = Distribution(quantiles={"p0": 0, "p50": 10_000, "p100": 110_000})
-    assert [dist.quantile(u) for u in (0, 0.25, 0.5, 0.75, 1.0)] == \
-        [0, 5_000, 10_000, 60_000, 110_000]
+    assert [dist.quantile(u) for u in (0, 0.25, 0.5, 0.75, 1.0)] == [
+        0,
+        5_000,
+        10_000,
+        60_000,
+        110_000,
+    ]
     narrow = Distribution.of_quantiles({0.05: -40_000, 0.95: 30_000})
     assert narrow.quantiles == {"p5": -40_000, "p95": 30_000}
-    assert (narrow.quantile(0.0), narrow.quantile(0.5), narrow.quantile(1.0)) == \
-        (-40_000, -5_000, 30_000)
+    assert (narrow.quantile(0.0), narrow.quantile(0.5), narrow.quantile(1.0)) == (
+        -40_000,
+        -5_000,
+        30_000,
+    )
 
 
 def test_lognormal_quantiles() -> None:
@@ -212,9 +233,10 @@ def test_lognormal_quantiles() -> None:
     assert dist.quantile(0.841344746) == round(10_000 * math.exp(0.5))
 
 
-@given(st.integers(0, 2**32), st.lists(st.integers(-10**9, 10**9), min_size=1, max_size=8))
-def test_draws_are_deterministic_per_seed_and_within_the_points(seed: int,
-                                                                values: list[int]) -> None:
+@given(st.integers(0, 2**32), st.lists(st.integers(-(10**9), 10**9), min_size=1, max_size=8))
+def test_draws_are_deterministic_per_seed_and_within_the_points(
+    seed: int, values: list[int]
+) -> None:
     values.sort()
     fractions = [i / max(1, len(values) - 1) for i in range(len(values))]
     dist = Distribution.of_quantiles(dict(zip(fractions, values, strict=True)))

@@ -59,8 +59,11 @@ def test_each_missing_piece_has_its_own_error_and_exit_status(tmp_path: Path) ->
         (lambda: detect([], euid=1000), NotRoot, "root"),
         (lambda: detect(v1("cpu", "cpuacct", "cpuset"), euid=0), ControllerMissing, "memory"),
         (lambda: detect([v2(tmp_path, "")], euid=0), V2WithoutControllers, "cpu, memory"),
-        (lambda: detect(v1("cpu", "cpuacct", "cpuset", "memory", ro=True), euid=0),
-         ReadOnlyCgroupFs, "read-only"),
+        (
+            lambda: detect(v1("cpu", "cpuacct", "cpuset", "memory", ro=True), euid=0),
+            ReadOnlyCgroupFs,
+            "read-only",
+        ),
     ]
     statuses = set()
     for call, error, words in cases:
@@ -89,8 +92,13 @@ def test_flat_keyed_files_parse_to_ints() -> None:
 def test_v1_translation_of_a_config() -> None:
     layout = cgroupfs.Layout(1, {c: Path(f"/x/{c}") for c in cgroupfs.V1_CONTROLLERS})
     driver = make_driver(layout)
-    config = CgroupConfig(quota_ns=50 * MS, burst_ns=10 * MS, memory_limit=100 << 20,
-                          cpus=frozenset({0, 1, 3}), oom_kill_disable=True)
+    config = CgroupConfig(
+        quota_ns=50 * MS,
+        burst_ns=10 * MS,
+        memory_limit=100 << 20,
+        cpus=frozenset({0, 1, 3}),
+        oom_kill_disable=True,
+    )
     files = dict(driver.config_files(config))
     assert files[("cpu", "cpu.cfs_quota_us")] == "50000"
     assert files[("cpu", "cpu.cfs_burst_us")] == "10000"

@@ -76,8 +76,9 @@ def test_non_root_and_missing_controller_are_refused(monkeypatch: pytest.MonkeyP
         measure(load_scenario(HOG))
     assert info.value.exit_status == NotRoot.exit_status
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    no_memory = [m for m in cgroupfs.read_mounts() if "memory" not in m.options
-                 and m.fstype == "cgroup"]
+    no_memory = [
+        m for m in cgroupfs.read_mounts() if "memory" not in m.options and m.fstype == "cgroup"
+    ]
     monkeypatch.setattr(cgroupfs, "read_mounts", lambda: no_memory)
     with pytest.raises(ControllerMissing, match="memory"):
         measure(load_scenario(HOG))
@@ -218,12 +219,21 @@ def test_as_measured_gives_the_simulation_the_kernel_runs_phases() -> None:
 
     scenario = load_scenario(bundled_scenarios()["nested-quota"])
     phases = {"/parent": 0, "/parent/batch": 50_622_272}
-    kernel = Result(source="kernel", scenario="nested-quota", policy="eevdf", cpus=2,
-                    duration_ns=1, seed=None,
-                    meta={"tick_offset_ns": 1_234_567, "period_phase_ns": phases})
+    kernel = Result(
+        source="kernel",
+        scenario="nested-quota",
+        policy="eevdf",
+        cpus=2,
+        duration_ns=1,
+        seed=None,
+        meta={"tick_offset_ns": 1_234_567, "period_phase_ns": phases},
+    )
     machine = as_measured(kernel, scenario).machine
     assert (machine.tick_offset_ns, machine.period_phase_ns, machine.autogroup) == (
-        1_234_567, phases, False)
+        1_234_567,
+        phases,
+        False,
+    )
     assert as_measured(None, scenario).machine.period_phase_ns == {}
 
 
@@ -231,8 +241,15 @@ def test_as_measured_takes_the_slack_the_threads_had_unless_the_scenario_sets_on
     from cfssim import Result
     from cfssim.real.measure import as_measured
 
-    kernel = Result(source="kernel", scenario="sleepers", policy="eevdf", cpus=2,
-                    duration_ns=1, seed=None, meta={"timer_slack_ns": 50_000})
+    kernel = Result(
+        source="kernel",
+        scenario="sleepers",
+        policy="eevdf",
+        cpus=2,
+        duration_ns=1,
+        seed=None,
+        meta={"timer_slack_ns": 50_000},
+    )
     assert as_measured(kernel, load_scenario(SLEEPERS % "")).machine.timer_slack_ns == 50_000
     chosen = load_scenario(SLEEPERS % ", timer_slack_ns: 1us")
     assert as_measured(kernel, chosen).machine.timer_slack_ns == 1_000

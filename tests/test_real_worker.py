@@ -39,10 +39,19 @@ def test_programs_encode_to_flat_tokens_with_loop_lengths() -> None:
     inner = Loop(repeat=3, program=(Run(run="1ms"), Sleep(sleep="2ms")))
     program = (Alloc(alloc="4KiB"), inner, Free(free="all"), Exit(exit=3))
     assert encode_program(program) == [
-        OP_ALLOC, 4096,
-        OP_LOOP, 3, 4, OP_RUN, 1 * MS, OP_SLEEP, 2 * MS,
-        OP_FREE, -1,
-        OP_EXIT, 3,
+        OP_ALLOC,
+        4096,
+        OP_LOOP,
+        3,
+        4,
+        OP_RUN,
+        1 * MS,
+        OP_SLEEP,
+        2 * MS,
+        OP_FREE,
+        -1,
+        OP_EXIT,
+        3,
     ]
     assert encode_program((Run(run="forever"),), repeat=None) == [OP_LOOP, -1, 2, OP_RUN, -1]
 
@@ -211,8 +220,9 @@ def test_exit_codes_sleeps_and_memory_steps(binary: Path, tmp_path: Path) -> Non
     assert stats.nr_voluntary_switches >= 1  # the sleep
 
 
-def test_a_failed_spawn_kills_the_workers_already_spawned(monkeypatch: pytest.MonkeyPatch,
-                                                          tmp_path: Path) -> None:
+def test_a_failed_spawn_kills_the_workers_already_spawned(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """They are in no run cgroup yet: nothing but `Sessions` itself could find them."""
     binary = tmp_path / "worker"
     binary.write_text("#!/bin/sh\nexec sleep 60\n")

@@ -788,6 +788,7 @@ def test_the_report_shows_the_simulated_host(tmp_path: Path) -> None:
         "name: ideal\nduration: 200ms\nmachine: {cpus: 2}\n"
         "processes: [{name: hog, program: [{run: forever}]}]\n"
     )
-    assert "Simulated host" not in write_report(
-        run_scenario(ideal), tmp_path / "ideal.html"
-    ).read_text()
+    assert (
+        "Simulated host"
+        not in write_report(run_scenario(ideal), tmp_path / "ideal.html").read_text()
+    )

@@ -28,16 +28,26 @@ from cfssim.result import (
 
 MS = 1_000_000
 #: TaskFigures' integer-only fields (the others are strings or may be null)
-INT_FIELDS = ("nice", "cpu_time_ns", "wait_time_ns", "timeslices", "nr_switches",
-              "nr_voluntary_switches", "nr_involuntary_switches", "nr_migrations", "wakeups",
-              "vruntime")
+INT_FIELDS = (
+    "nice",
+    "cpu_time_ns",
+    "wait_time_ns",
+    "timeslices",
+    "nr_switches",
+    "nr_voluntary_switches",
+    "nr_involuntary_switches",
+    "nr_migrations",
+    "wakeups",
+    "vruntime",
+)
 
 
 def simulated() -> Result:
     """1 CPU, 100 ms: a FIFO thread that runs 10 ms and exits with code 0, then a fair hog."""
     sim = cfssim.Simulation(cpus=1, seed=1)
-    sim.add_process("rt", behaviour=cfssim.program({"run": "10ms"}, {"exit": 0}),
-                    policy="fifo", rt_priority=10)
+    sim.add_process(
+        "rt", behaviour=cfssim.program({"run": "10ms"}, {"exit": 0}), policy="fifo", rt_priority=10
+    )
     sim.add_process("hog", behaviour=cfssim.program(run="forever"))
     return sim.run("100ms")
 
@@ -45,11 +55,24 @@ def simulated() -> Result:
 def measured(policy: str) -> TaskFigures:
     """The twin's figures of a thread seen at t0 and at its exit (no kernel: fabricated)."""
     thread = MeasuredThread("rt/0", process=0, thread=0, cgroup="/", nice=0, pid=7, tid=7)
-    thread.base = ThreadStats(cpu_time_ns=2 * MS, wait_time_ns=MS, timeslices=1, nr_switches=1,
-                              nr_voluntary_switches=1, vruntime=5 * MS)
-    thread.last = ThreadStats(cpu_time_ns=12 * MS, wait_time_ns=MS, timeslices=3, nr_switches=4,
-                              nr_voluntary_switches=3, nr_involuntary_switches=1,
-                              nr_migrations=2, vruntime=9 * MS)
+    thread.base = ThreadStats(
+        cpu_time_ns=2 * MS,
+        wait_time_ns=MS,
+        timeslices=1,
+        nr_switches=1,
+        nr_voluntary_switches=1,
+        vruntime=5 * MS,
+    )
+    thread.last = ThreadStats(
+        cpu_time_ns=12 * MS,
+        wait_time_ns=MS,
+        timeslices=3,
+        nr_switches=4,
+        nr_voluntary_switches=3,
+        nr_involuntary_switches=1,
+        nr_migrations=2,
+        vruntime=9 * MS,
+    )
     thread.exit = {"time_ns": 10 * MS, "reason": "exited", "code": 0}
     return measured_task_figures(thread, "rt", policy, 4096)
 
@@ -67,10 +90,14 @@ def test_the_simulation_and_the_twin_emit_the_same_task_keys_in_the_same_order()
     # the drift this fixes: the twin had no sched_class
     assert (twin["sched_class"], sim.tasks["rt/0"]["sched_class"]) == ("rt", "rt")
     assert (measured("normal")["sched_class"], sim.tasks["hog/0"]["sched_class"]) == (
-        "fair", "fair")
+        "fair",
+        "fair",
+    )
     assert sim.tasks["rt/0"]["exit"] == {"time_ns": 10 * MS, "reason": "exited", "code": 0}
     assert (sim.tasks["rt/0"]["cpu_time_ns"], sim.tasks["hog/0"]["cpu_time_ns"]) == (
-        10 * MS, 90 * MS)
+        10 * MS,
+        90 * MS,
+    )
     check_contract(sim.to_dict()["tasks"], dict[str, TaskFigures], "tasks")
     check_contract(twin, TaskFigures, "twin")
 
@@ -86,20 +113,37 @@ def test_a_result_json_with_a_wrong_typed_field_is_refused_naming_the_field(
 ) -> None:
     good = simulated().to_dict()
     cases: list[tuple[tuple[str | int, ...], Any, str]] = [
-        (("tasks", "hog/0", "cpu_time_ns"), "90000000",
-         'expected tasks["hog/0"]["cpu_time_ns"] to be an integer, found "90000000"'),
-        (("tasks", "rt/0", "exit", "time_ns"), 1.5,
-         'expected tasks["rt/0"]["exit"]["time_ns"] to be an integer, found 1.5'),
-        (("tasks", "hog/0", "sched_class"), "idle",
-         "expected tasks[\"hog/0\"][\"sched_class\"] to be 'fair' or 'rt', found \"idle\""),
-        (("cgroups", "/", "cpu.stat", "nr_throttled"), True,
-         'expected cgroups["/"]["cpu.stat"]["nr_throttled"] to be an integer, found true'),
-        (("cgroups", "/", "cpuacct.usage_percpu", 0), "0",
-         'expected cgroups["/"]["cpuacct.usage_percpu"][0] to be an integer, found "0"'),
-        (("meta", "warnings"), "none",
-         'expected meta["warnings"] to be a list, found "none"'),
-        (("meta", "tick_offset_ns"), None,
-         'expected meta["tick_offset_ns"] to be an integer, found null'),
+        (
+            ("tasks", "hog/0", "cpu_time_ns"),
+            "90000000",
+            'expected tasks["hog/0"]["cpu_time_ns"] to be an integer, found "90000000"',
+        ),
+        (
+            ("tasks", "rt/0", "exit", "time_ns"),
+            1.5,
+            'expected tasks["rt/0"]["exit"]["time_ns"] to be an integer, found 1.5',
+        ),
+        (
+            ("tasks", "hog/0", "sched_class"),
+            "idle",
+            'expected tasks["hog/0"]["sched_class"] to be \'fair\' or \'rt\', found "idle"',
+        ),
+        (
+            ("cgroups", "/", "cpu.stat", "nr_throttled"),
+            True,
+            'expected cgroups["/"]["cpu.stat"]["nr_throttled"] to be an integer, found true',
+        ),
+        (
+            ("cgroups", "/", "cpuacct.usage_percpu", 0),
+            "0",
+            'expected cgroups["/"]["cpuacct.usage_percpu"][0] to be an integer, found "0"',
+        ),
+        (("meta", "warnings"), "none", 'expected meta["warnings"] to be a list, found "none"'),
+        (
+            ("meta", "tick_offset_ns"),
+            None,
+            'expected meta["tick_offset_ns"] to be an integer, found null',
+        ),
     ]
     for keys, value, says in cases:
         data = json.loads(json.dumps(good))
@@ -113,15 +157,24 @@ def test_a_result_json_with_a_wrong_typed_field_is_refused_naming_the_field(
         assert str(raised.value) == f"{path}: {says}"
     data = json.loads(json.dumps(good))
     del data["tasks"]["hog/0"]["nice"]
-    with pytest.raises(ResultError, match=r'expected tasks\["hog/0"\]\["nice"\] to be an '
-                                          r"integer, found nothing"):
+    with pytest.raises(
+        ResultError,
+        match=r'expected tasks\["hog/0"\]\["nice"\] to be an '
+        r"integer, found nothing",
+    ):
         Result.from_json(write(tmp_path, data))
 
 
 def test_a_twin_result_written_before_sched_class_loads_with_it_derived(tmp_path: Path) -> None:
-    twin = {"source": "kernel", "scenario": "x", "policy": "kernel-6.18", "cpus": 2,
-            "duration_ns": 100 * MS, "seed": None,
-            "tasks": {"rt/0": dict(measured("rr")), "hog/0": dict(measured("batch"))}}
+    twin = {
+        "source": "kernel",
+        "scenario": "x",
+        "policy": "kernel-6.18",
+        "cpus": 2,
+        "duration_ns": 100 * MS,
+        "seed": None,
+        "tasks": {"rt/0": dict(measured("rr")), "hog/0": dict(measured("batch"))},
+    }
     for figures in twin["tasks"].values():
         del figures["sched_class"]
     loaded = Result.from_json(write(tmp_path, twin))
@@ -133,21 +186,46 @@ def test_cgroup_figures_refuses_a_builder_that_breaks_the_contract() -> None:
     figures: CgroupFigures = cgroup_figures({"cpuacct.usage": 5, "memory.max": "max"}, "/a")
     assert figures == {"cpuacct.usage": 5, "memory.max": "max"}
     with pytest.raises(ContractError) as raised:
-        cgroup_figures({"cpu.stat": {"nr_periods": 1, "nr_throttled": 0, "throttled_time": 0,
-                                     "nr_bursts": 0}}, "/a")
-    assert str(raised.value) == 'expected /a["cpu.stat"]["burst_time"] to be an integer, ' \
-                                "found nothing"
+        cgroup_figures(
+            {"cpu.stat": {"nr_periods": 1, "nr_throttled": 0, "throttled_time": 0, "nr_bursts": 0}},
+            "/a",
+        )
+    assert (
+        str(raised.value) == 'expected /a["cpu.stat"]["burst_time"] to be an integer, found nothing'
+    )
 
 
-@given(field=st.sampled_from(INT_FIELDS),
-       value=st.one_of(st.text(max_size=5), st.floats(), st.booleans(), st.none(),
-                       st.lists(st.integers(), max_size=2)))
+@given(
+    field=st.sampled_from(INT_FIELDS),
+    value=st.one_of(
+        st.text(max_size=5),
+        st.floats(),
+        st.booleans(),
+        st.none(),
+        st.lists(st.integers(), max_size=2),
+    ),
+)
 def test_any_non_integer_in_an_integer_task_field_is_named(field: str, value: Any) -> None:
-    figures = dict(task_figures(
-        process="p", cgroup="/", nice=0, policy="normal", cpu_time_ns=1, wait_time_ns=0,
-        timeslices=1, nr_switches=1, nr_voluntary_switches=1, nr_involuntary_switches=0,
-        nr_migrations=0, wakeups=1, wakeup_latency_ns=None, vruntime=0, max_rss_bytes=None,
-        exit=None))
+    figures = dict(
+        task_figures(
+            process="p",
+            cgroup="/",
+            nice=0,
+            policy="normal",
+            cpu_time_ns=1,
+            wait_time_ns=0,
+            timeslices=1,
+            nr_switches=1,
+            nr_voluntary_switches=1,
+            nr_involuntary_switches=0,
+            nr_migrations=0,
+            wakeups=1,
+            wakeup_latency_ns=None,
+            vruntime=0,
+            max_rss_bytes=None,
+            exit=None,
+        )
+    )
     check_contract(figures, TaskFigures, "t")
     figures[field] = value
     with pytest.raises(ContractError) as raised:

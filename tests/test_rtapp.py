@@ -46,10 +46,20 @@ def wakeups(result, task: str) -> list[int]:
 # ---- grammar -------------------------------------------------------------------------------------
 def test_phases_object_and_inline_events_are_the_same_thread(tmp_path: Path) -> None:
     """tutorial.txt "phase object": the two documented forms are equal."""
-    phases = load_rtapp(write(tmp_path, '{"tasks": {"thread1": {"phases": {"phase1": '
-                              '{"run": 10, "sleep": 10}}}}, ' + GLOBAL + "}"))
-    inline = load_rtapp(write(tmp_path, '{"tasks": {"thread1": {"run": 10, "sleep": 10}}, '
-                              + GLOBAL + "}", "inline.json"))
+    phases = load_rtapp(
+        write(
+            tmp_path,
+            '{"tasks": {"thread1": {"phases": {"phase1": '
+            '{"run": 10, "sleep": 10}}}}, ' + GLOBAL + "}",
+        )
+    )
+    inline = load_rtapp(
+        write(
+            tmp_path,
+            '{"tasks": {"thread1": {"run": 10, "sleep": 10}}, ' + GLOBAL + "}",
+            "inline.json",
+        )
+    )
     assert phases.scenario.processes == inline.scenario.processes
     process = phases.scenario.processes[0]
     assert process.name == "thread1" and process.repeat is None  # task loop defaults to -1
@@ -90,7 +100,9 @@ def test_documented_example2_ten_percent_load_with_a_timer(tmp_path: Path) -> No
     assert wakeups(result, "thread0/0") == [ms(100) * k for k in range(1, 20)]
     # the YAML view: rt-app's relative timer is exactly the relative timer step, no warning
     assert workload.scenario.processes[0].program == (
-        Run(run=ms(10)), Timer(period=ms(100), mode="relative"))
+        Run(run=ms(10)),
+        Timer(period=ms(100), mode="relative"),
+    )
     assert not any("timer" in warning for warning in workload.warnings)
 
 
@@ -132,8 +144,9 @@ def test_different_timer_names_start_from_the_thread_start(tmp_path: Path) -> No
     assert result.tasks["thread/0"]["exit"]["time_ns"] == ms(800)
 
 
-@pytest.mark.parametrize(("mode", "expected_ms"), [("relative", [20, 40, 90, 110]),
-                                                   ("absolute", [20, 40, 100])])
+@pytest.mark.parametrize(
+    ("mode", "expected_ms"), [("relative", [20, 40, 90, 110]), ("absolute", [20, 40, 100])]
+)
 def test_timer_modes_after_an_overrun(tmp_path: Path, mode: str, expected_ms: list[int]) -> None:
     """tutorial.txt relative vs absolute: an overrunning phase (30 ms run, 20 ms timer) makes
     the relative timer re-anchor at its end; the absolute one keeps the grid and skips a sleep.
@@ -181,25 +194,34 @@ def test_custom_slice_example_and_sched_deadline(tmp_path: Path) -> None:
 def test_cpus_at_task_and_phase_level(tmp_path: Path) -> None:
     """tutorial.txt "CPUs affinity": thread2 starts on its first phase's CPUs; each phase
     start sets its affinity (phase3 falls back to the task's [4,5,6]) — a cpus step."""
-    text = """{"tasks": {
+    text = (
+        """{"tasks": {
         "thread1": {"cpus": [2,3], "phases": {"phase1": {"run": 10, "sleep": 10}}},
         "thread2": {"cpus": [4,5,6], "phases": {
             "phase1": {"cpus": [0,1], "run": 10, "sleep": 10},
             "phase2": {"cpus": [2], "run": 10, "sleep": 10},
-            "phase3": {"run": 10, "sleep": 10}}}}, """ + GLOBAL + "}"
+            "phase3": {"run": 10, "sleep": 10}}}}, """
+        + GLOBAL
+        + "}"
+    )
     workload = load_rtapp(write(tmp_path, text))
     one, two = workload.scenario.processes
     assert workload.scenario.machine.cpus == 7
     assert one.cpus == (2, 3) and two.cpus == (0, 1)
     assert not [w for w in workload.warnings if "cpus" in w]
     assert [step for step in two.program if isinstance(step, SetCpus)] == [
-        SetCpus(cpus=(0, 1)), SetCpus(cpus=(2,)), SetCpus(cpus=(4, 5, 6))]
+        SetCpus(cpus=(0, 1)),
+        SetCpus(cpus=(2,)),
+        SetCpus(cpus=(4, 5, 6)),
+    ]
     assert one.program[0] == Run(run=10_000)  # a task without phase cpus gets no step
 
 
 def test_unmodelled_events_and_properties_are_each_named(tmp_path: Path) -> None:
-    text = ('{"tasks": {"t": {"run": 1000, "iorun": 4096, "membind_nodes": [0], '
-            '"util_min": 10, "sleep": 1000, "bogus": 1}}, ' + GLOBAL + "}")
+    text = (
+        '{"tasks": {"t": {"run": 1000, "iorun": 4096, "membind_nodes": [0], '
+        '"util_min": 10, "sleep": 1000, "bogus": 1}}, ' + GLOBAL + "}"
+    )
     source = write(tmp_path, text)
     workload = load_rtapp(source)
     assert sum("tasks.t.iorun: event 'iorun'" in w for w in workload.warnings) == 1
@@ -210,25 +232,36 @@ def test_unmodelled_events_and_properties_are_each_named(tmp_path: Path) -> None
     with pytest.raises(ScenarioError) as refused:  # --strict: each one, file:line:col
         load_workload(source, strict=True)
     assert [m.split(": ")[1] for m in refused.value.messages] == [
-        "tasks.t.iorun", "tasks.t.membind_nodes", "tasks.t.util_min", "tasks.t.bogus"]
+        "tasks.t.iorun",
+        "tasks.t.membind_nodes",
+        "tasks.t.util_min",
+        "tasks.t.bogus",
+    ]
     assert refused.value.messages[0].startswith(f"{source}:1:31: ")
     assert all(m.endswith("refused by --strict") for m in refused.value.messages)
 
 
 def test_duplicate_keys_keep_their_order_and_instances_are_threads(tmp_path: Path) -> None:
-    text = ('{"tasks": {"w": {"instance": 3, "delay": 5000, "loop": 4, "run": 1000, '
-            '"sleep": 2000, "run": 3000}}, ' + GLOBAL + "}")
+    text = (
+        '{"tasks": {"w": {"instance": 3, "delay": 5000, "loop": 4, "run": 1000, '
+        '"sleep": 2000, "run": 3000}}, ' + GLOBAL + "}"
+    )
     process = load_workload(write(tmp_path, text)).scenario.processes[0]
     assert (process.threads, process.start_ns, process.repeat) == (3, ms(5), 4)
     assert process.program == (Run(run=ms(1)), Sleep(sleep=ms(2)), Run(run=ms(3)))
 
 
 def test_phase_loops_become_loop_steps(tmp_path: Path) -> None:
-    text = ('{"tasks": {"t": {"loop": 2, "phases": {"a": {"loop": 3, "run": 1000}, '
-            '"b": {"run": 2000, "sleep": 500}}}}, ' + GLOBAL + "}")
+    text = (
+        '{"tasks": {"t": {"loop": 2, "phases": {"a": {"loop": 3, "run": 1000}, '
+        '"b": {"run": 2000, "sleep": 500}}}}, ' + GLOBAL + "}"
+    )
     process = load_workload(write(tmp_path, text)).scenario.processes[0]
-    assert process.program == (Loop(repeat=3, program=(Run(run=ms(1)),)), Run(run=ms(2)),
-                               Sleep(sleep=500_000))
+    assert process.program == (
+        Loop(repeat=3, program=(Run(run=ms(1)),)),
+        Run(run=ms(2)),
+        Sleep(sleep=500_000),
+    )
 
 
 # ---- taskgroups, phase changes, memory -----------------------------------------------------------
@@ -246,8 +279,7 @@ def test_taskgroup_path_and_object_form(tmp_path: Path) -> None:
     assert result.tasks["plain/0"]["cpu_time_ns"] == ms(1000)
 
 
-def test_phase_taskgroup_and_nice_changes_are_applied_when_the_phase_starts(
-        tmp_path: Path) -> None:
+def test_phase_taskgroup_and_nice_changes_are_applied_when_the_phase_starts(tmp_path: Path) -> None:
     text = """{"tasks": {"t": {"loop": 1, "phases": {
         "one": {"taskgroup": "/a", "run": 100000},
         "two": {"taskgroup": "/b", "priority": 5, "run": 300000}}}},
@@ -261,8 +293,10 @@ def test_phase_taskgroup_and_nice_changes_are_applied_when_the_phase_starts(
 
 
 def test_mem_grows_resident_memory_up_to_the_buffer(tmp_path: Path) -> None:
-    text = ('{"tasks": {"m": {"mem": 300000, "run": 1000, "sleep": 9000}}, '
-            '"global": {"duration": 1, "mem_buffer_size": 1048576}}')
+    text = (
+        '{"tasks": {"m": {"mem": 300000, "run": 1000, "sleep": 9000}}, '
+        '"global": {"duration": 1, "mem_buffer_size": 1048576}}'
+    )
     workload = load_rtapp(write(tmp_path, text))
     assert workload.scenario.processes[0].program[0].bytes == 1 << 20  # YAML view: at start
     result = workload.run(policy="cfs")
@@ -272,26 +306,39 @@ def test_mem_grows_resident_memory_up_to_the_buffer(tmp_path: Path) -> None:
 
 # ---- errors and conversion ------------------------------------------------------------------
 def test_errors_name_file_line_field_expected_and_found(tmp_path: Path) -> None:
-    path = write(tmp_path, '{\n "tasks": {\n  "t": {\n   "run": "abc"\n  }\n },\n' + GLOBAL
-                 + "\n}")
+    path = write(tmp_path, '{\n "tasks": {\n  "t": {\n   "run": "abc"\n  }\n },\n' + GLOBAL + "\n}")
     with pytest.raises(ScenarioError) as error:
         load_rtapp(path)
-    assert error.value.messages == [f"{path}:4:4: tasks.t.run: expected a non-negative integer "
-                                    "of µs, found 'abc'"]
+    assert error.value.messages == [
+        f"{path}:4:4: tasks.t.run: expected a non-negative integer of µs, found 'abc'"
+    ]
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ('{"tasks": {"t": {"run": 1}}}', "global.duration: expected a positive duration"),
-    ('{"tasks": {"t": {"run": 1, "policy": "SCHED_FOO"}}, ' + GLOBAL + "}",
-     "tasks.t.policy: expected one of SCHED_OTHER"),
-    ('{"tasks": {"t": {"run": 1, "priority": 30}}, ' + GLOBAL + "}",
-     "tasks.t.priority: expected a nice value -20..19"),
-    ('{"tasks": {"t": {"run": 1, "taskgroup": {"path": "/x", "cpu.max": "lots"}}}, '
-     + GLOBAL + "}", "tasks.t.taskgroup.cpu.max: expected"),
-    ('{"tasks": {"t": {"run": 1,}', "document: expected valid rt-app JSON"),
-    ('{"tasks": {"t": {"loop": -1, "lock": "m"}}, ' + GLOBAL + "}",
-     "tasks.t: expected a run, sleep or timer that takes time"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"tasks": {"t": {"run": 1}}}', "global.duration: expected a positive duration"),
+        (
+            '{"tasks": {"t": {"run": 1, "policy": "SCHED_FOO"}}, ' + GLOBAL + "}",
+            "tasks.t.policy: expected one of SCHED_OTHER",
+        ),
+        (
+            '{"tasks": {"t": {"run": 1, "priority": 30}}, ' + GLOBAL + "}",
+            "tasks.t.priority: expected a nice value -20..19",
+        ),
+        (
+            '{"tasks": {"t": {"run": 1, "taskgroup": {"path": "/x", "cpu.max": "lots"}}}, '
+            + GLOBAL
+            + "}",
+            "tasks.t.taskgroup.cpu.max: expected",
+        ),
+        ('{"tasks": {"t": {"run": 1,}', "document: expected valid rt-app JSON"),
+        (
+            '{"tasks": {"t": {"loop": -1, "lock": "m"}}, ' + GLOBAL + "}",
+            "tasks.t: expected a run, sleep or timer that takes time",
+        ),
+    ],
+)
 def test_bad_workloads(tmp_path: Path, text: str, expected: str) -> None:
     with pytest.raises(ScenarioError) as error:
         load_rtapp(write(tmp_path, text))
@@ -323,8 +370,9 @@ def test_converted_yaml_loads_back_equal(tmp_path: Path) -> None:
 
 def test_load_workload_dispatches_on_suffix(tmp_path: Path) -> None:
     yaml_path = tmp_path / "s.yaml"
-    yaml_path.write_text("duration: 1s\nmachine: {cpus: 1}\nprocesses: [{name: a, program: "
-                         "[{run: 10ms}]}]\n")
+    yaml_path.write_text(
+        "duration: 1s\nmachine: {cpus: 1}\nprocesses: [{name: a, program: [{run: 10ms}]}]\n"
+    )
     workload = load_workload(yaml_path)
     assert workload.warnings == [] and workload.scenario.name == "s"
     result = workload.run(policy="cfs")
@@ -335,12 +383,14 @@ def test_load_workload_dispatches_on_suffix(tmp_path: Path) -> None:
 def test_load_workload_tells_rtapp_text_from_yaml_text() -> None:
     """Text: an rt-app JSON object has a "tasks" key (comments may lead, as json-c allows);
     anything else is scenario YAML, flow mappings included."""
-    rtapp = load_workload('/* rt-app */ {"tasks": {"t": {"run": 1000, "sleep": 9000}}, '
-                          + GLOBAL + "}")
+    rtapp = load_workload(
+        '/* rt-app */ {"tasks": {"t": {"run": 1000, "sleep": 9000}}, ' + GLOBAL + "}"
+    )
     assert rtapp.scenario.name == "rt-app"
     assert rtapp.scenario.processes[0].program == (Run(run=ms(1)), Sleep(sleep=ms(9)))
-    yaml = load_workload("{name: y, duration: 1s, machine: {cpus: 1}, "
-                         "processes: [{name: a, program: [{run: 1ms}]}]}")
+    yaml = load_workload(
+        "{name: y, duration: 1s, machine: {cpus: 1}, processes: [{name: a, program: [{run: 1ms}]}]}"
+    )
     assert yaml.scenario.name == "y" and yaml.warnings == [] and yaml.behaviours() == {}
 
 
@@ -349,8 +399,11 @@ def test_convert_command_writes_yaml_that_loads_back(tmp_path: Path) -> None:
 
     from cfssim.interop_commands import convert
 
-    source = write(tmp_path, '{"tasks": {"t": {"run": 2000, "timer": {"ref": "x", "period": '
-                   '10000}, "iorun": 10}}, ' + GLOBAL + "}")
+    source = write(
+        tmp_path,
+        '{"tasks": {"t": {"run": 2000, "timer": {"ref": "x", "period": '
+        '10000}, "iorun": 10}}, ' + GLOBAL + "}",
+    )
     out = tmp_path / "scenario.yaml"
     outcome = CliRunner().invoke(convert, [str(source), "-o", str(out)])
     assert outcome.exit_code == 0, outcome.output
@@ -359,6 +412,8 @@ def test_convert_command_writes_yaml_that_loads_back(tmp_path: Path) -> None:
     assert isinstance(strict.exception, ScenarioError)
     assert "tasks.t.iorun" in str(strict.exception)
     assert load_scenario(out).processes[0].program == (  # "x": used by one thread only
-        Run(run=ms(2)), Timer(period=ms(10), mode="relative"))
+        Run(run=ms(2)),
+        Timer(period=ms(10), mode="relative"),
+    )
     bad = CliRunner().invoke(convert, [str(write(tmp_path, '{"tasks": 3}', "bad.json"))])
     assert isinstance(bad.exception, ScenarioError)  # the cfssim group prints it, exit 2

@@ -43,13 +43,20 @@ def load(text: str, **kwargs: object) -> Scenario:
 def test_seed_quota_resolves_units_and_cgroups() -> None:
     scenario = load_scenario(bundled_scenarios()["seed-quota"])
     assert scenario.name == "seed-quota" and scenario.duration_ns == s(3)
-    assert (scenario.machine.cpus, scenario.machine.policy, scenario.machine.hz) == (2, "eevdf",
-                                                                                     250)
+    assert (scenario.machine.cpus, scenario.machine.policy, scenario.machine.hz) == (
+        2,
+        "eevdf",
+        250,
+    )
     assert list(scenario.cgroups) == ["/", "/cpudemo"]
     assert scenario.cgroups["/cpudemo"] == CgroupConfig(period_ns=ms(100), quota_ns=None)
     (process,) = scenario.processes
-    assert (process.name, process.cgroup, process.threads, process.repeat) == ("go-main",
-                                                                               "/cpudemo", 2, None)
+    assert (process.name, process.cgroup, process.threads, process.repeat) == (
+        "go-main",
+        "/cpudemo",
+        2,
+        None,
+    )
     assert process.program == (Run(ns=None),)
     (event,) = scenario.events
     assert event.at_ns == s(1) and event.write is not None
@@ -65,24 +72,40 @@ def test_v2_scenario_carries_its_interface() -> None:
 
 
 def test_defaults_and_implied_ancestors() -> None:
-    scenario = load(BASE + "cgroups:\n  /a/b/c: {cpu.shares: 512}\n"
-                    "processes:\n  - {name: p, cgroup: /a/b, program: [{run: 1ms}]}\n")
+    scenario = load(
+        BASE + "cgroups:\n  /a/b/c: {cpu.shares: 512}\n"
+        "processes:\n  - {name: p, cgroup: /a/b, program: [{run: 1ms}]}\n"
+    )
     assert list(scenario.cgroups) == ["/", "/a", "/a/b", "/a/b/c"]
     assert scenario.cgroups["/a/b/c"].shares == 512
     process = scenario.processes[0]
-    assert (process.nice, process.policy, process.rt_priority, process.cpus, process.start_ns,
-            process.repeat, process.oom_score_adj, process.slice_ns, process.session) == (
-        0, "normal", 0, None, 0, 1, 0, None, None)
+    assert (
+        process.nice,
+        process.policy,
+        process.rt_priority,
+        process.cpus,
+        process.start_ns,
+        process.repeat,
+        process.oom_score_adj,
+        process.slice_ns,
+        process.session,
+    ) == (0, "normal", 0, None, 0, 1, 0, None, None)
     machine = scenario.machine
-    assert (machine.slice_ends, machine.autogroup, machine.features,
-            machine.tunables) == ("tick", True, {}, {})
+    assert (machine.slice_ends, machine.autogroup, machine.features, machine.tunables) == (
+        "tick",
+        True,
+        {},
+        {},
+    )
     assert scenario.seed == 0 and scenario.events == ()
 
 
 def test_steps_loops_and_sizes() -> None:
-    scenario = load(BASE + "processes:\n  - name: p\n    program:\n"
-                    "      - loop: {repeat: 3, program: [{alloc: 4MiB}, {sleep: 1.5ms}]}\n"
-                    "      - {free: all}\n      - {exit: 3}\n")
+    scenario = load(
+        BASE + "processes:\n  - name: p\n    program:\n"
+        "      - loop: {repeat: 3, program: [{alloc: 4MiB}, {sleep: 1.5ms}]}\n"
+        "      - {free: all}\n      - {exit: 3}\n"
+    )
     loop = scenario.processes[0].program[0]
     assert isinstance(loop, Loop) and loop.repeat == 3
     assert loop.program == (Alloc(bytes=4 << 20), Sleep(ns=1_500_000))
@@ -92,14 +115,16 @@ def test_steps_loops_and_sizes() -> None:
 
 
 def test_process_fields() -> None:
-    scenario = load(BASE + "processes:\n"
-                    "  - {name: a, policy: SCHED_OTHER, cpus: '0-1', slice: 50us, "
-                    "program: [{run: 1ms}]}\n"
-                    "  - {name: b, policy: SCHED_FIFO, rt_priority: 50, cpus: 1, "
-                    "program: [{run: 1ms}]}\n"
-                    "  - {name: c, policy: batch, slice: 200ms, session: s1, "
-                    "program: [{run: 1ms}]}\n"
-                    "  - {name: d, slice: 0, start: 1s, program: [{run: 1ms}]}\n")
+    scenario = load(
+        BASE + "processes:\n"
+        "  - {name: a, policy: SCHED_OTHER, cpus: '0-1', slice: 50us, "
+        "program: [{run: 1ms}]}\n"
+        "  - {name: b, policy: SCHED_FIFO, rt_priority: 50, cpus: 1, "
+        "program: [{run: 1ms}]}\n"
+        "  - {name: c, policy: batch, slice: 200ms, session: s1, "
+        "program: [{run: 1ms}]}\n"
+        "  - {name: d, slice: 0, start: 1s, program: [{run: 1ms}]}\n"
+    )
     a, b, c, d = scenario.processes
     assert (a.policy, a.cpus, a.slice_ns) == ("normal", (0, 1), 100_000)  # clamped to 0.1 ms
     assert (b.policy, b.rt_priority, b.cpus) == ("fifo", 50, (1,))
@@ -108,43 +133,54 @@ def test_process_fields() -> None:
 
 
 def test_machine_tunables_in_their_own_units() -> None:
-    scenario = load("duration: 1s\nmachine:\n  cpus: 4\n  policy: cfs\n  hz: 1000\n"
-                    "  sched_latency_ns: 6ms\n  sched_cfs_bandwidth_slice_us: 5ms\n"
-                    "  sched_rt_runtime_us: -1\n  sched_tunable_scaling: 0\n"
-                    "  features: {GENTLE_FAIR_SLEEPERS: false}\n"
-                    "processes:\n  - {name: p, program: [{run: 1ms}]}\n")
-    assert scenario.machine.tunables == {"sched_latency_ns": 6_000_000,
-                                         "sched_tunable_scaling": 0,
-                                         "sched_cfs_bandwidth_slice_us": 5000,
-                                         "sched_rt_runtime_us": -1}
+    scenario = load(
+        "duration: 1s\nmachine:\n  cpus: 4\n  policy: cfs\n  hz: 1000\n"
+        "  sched_latency_ns: 6ms\n  sched_cfs_bandwidth_slice_us: 5ms\n"
+        "  sched_rt_runtime_us: -1\n  sched_tunable_scaling: 0\n"
+        "  features: {GENTLE_FAIR_SLEEPERS: false}\n"
+        "processes:\n  - {name: p, program: [{run: 1ms}]}\n"
+    )
+    assert scenario.machine.tunables == {
+        "sched_latency_ns": 6_000_000,
+        "sched_tunable_scaling": 0,
+        "sched_cfs_bandwidth_slice_us": 5000,
+        "sched_rt_runtime_us": -1,
+    }
     assert scenario.machine.features == {"GENTLE_FAIR_SLEEPERS": False}
 
 
 def test_events_are_sorted_by_time_and_writes_follow_state() -> None:
-    scenario = load(BASE + "cgroups:\n  /a: {cpu.cfs_quota_us: 50000}\n"
-                    "processes:\n  - {name: p, cgroup: /a, program: [{run: 1ms}]}\n"
-                    "events:\n"
-                    "  - {at: 2s, write: {/a: {cpu.cfs_quota_us: 20000}}}\n"
-                    "  - {at: 1s, write: {/a: {cpu.cfs_burst_us: 10000}}}\n")
+    scenario = load(
+        BASE + "cgroups:\n  /a: {cpu.cfs_quota_us: 50000}\n"
+        "processes:\n  - {name: p, cgroup: /a, program: [{run: 1ms}]}\n"
+        "events:\n"
+        "  - {at: 2s, write: {/a: {cpu.cfs_quota_us: 20000}}}\n"
+        "  - {at: 1s, write: {/a: {cpu.cfs_burst_us: 10000}}}\n"
+    )
     assert [event.at_ns for event in scenario.events] == [s(1), s(2)]
 
 
 def test_later_write_checked_against_earlier_one() -> None:
     # at 1s the burst becomes 30ms; the 2s quota of 20ms is then below the burst: EINVAL
     with pytest.raises(ScenarioError) as raised:
-        load(BASE + "cgroups:\n  /a: {cpu.cfs_quota_us: 50000}\n"
-             "processes:\n  - {name: p, cgroup: /a, program: [{run: 1ms}]}\n"
-             "events:\n"
-             "  - {at: 2s, write: {/a: {cpu.cfs_quota_us: 20000}}}\n"
-             "  - {at: 1s, write: {/a: {cpu.cfs_burst_us: 30000}}}\n")
+        load(
+            BASE + "cgroups:\n  /a: {cpu.cfs_quota_us: 50000}\n"
+            "processes:\n  - {name: p, cgroup: /a, program: [{run: 1ms}]}\n"
+            "events:\n"
+            "  - {at: 2s, write: {/a: {cpu.cfs_quota_us: 20000}}}\n"
+            "  - {at: 1s, write: {/a: {cpu.cfs_burst_us: 30000}}}\n"
+        )
     assert raised.value.messages == [
         "<string>:9:45: events[0].write./a.cpu.cfs_quota_us: expected a burst no larger than the "
-        "quota (20000 µs), found a burst of 30000 µs"]
+        "quota (20000 µs), found a burst of 30000 µs"
+    ]
 
 
 def test_oom_control_and_memory_files() -> None:
-    scenario = load(BASE + "cgroups:\n  /m: {memory.limit_in_bytes: 100M, memory.oom_control: 1}\n"
-                    "processes:\n  - {name: p, cgroup: /m, program: [{run: 1ms}]}\n")
+    scenario = load(
+        BASE + "cgroups:\n  /m: {memory.limit_in_bytes: 100M, memory.oom_control: 1}\n"
+        "processes:\n  - {name: p, cgroup: /m, program: [{run: 1ms}]}\n"
+    )
     assert scenario.cgroups["/m"].memory_limit == 100 << 20
     assert scenario.cgroups["/m"].oom_kill_disable is True
 
@@ -152,8 +188,11 @@ def test_oom_control_and_memory_files() -> None:
 def test_limits_are_overridable_and_name_their_flag() -> None:
     text = BASE + "processes:\n  - {name: p, threads: 4, program: [{run: 1ms}]}\n"
     assert load(text).processes[0].threads == 4
-    with pytest.raises(ScenarioError, match=r"at most 3 threads in all \(raise the limit with "
-                                            r"--max-tasks\), found 4"):
+    with pytest.raises(
+        ScenarioError,
+        match=r"at most 3 threads in all \(raise the limit with "
+        r"--max-tasks\), found 4",
+    ):
         load(text, limits=Limits(max_tasks=3))
     with pytest.raises(ScenarioError, match="--max-duration"):
         load(text, limits=Limits(max_duration_ns=s(1)))
@@ -175,9 +214,18 @@ def test_models_are_frozen_and_constructible_in_python() -> None:
 
 def test_bundled_scenarios_all_load_fast_and_teach() -> None:
     bundled = bundled_scenarios()
-    assert set(bundled) >= {"seed-quota", "seed-quota-v2", "memory-oom", "oom-kill-disable",
-                            "shares", "nice-autogroup", "k8s-throttling", "burst",
-                            "interactive-batch", "nested-quota"}
+    assert set(bundled) >= {
+        "seed-quota",
+        "seed-quota-v2",
+        "memory-oom",
+        "oom-kill-disable",
+        "shares",
+        "nice-autogroup",
+        "k8s-throttling",
+        "burst",
+        "interactive-batch",
+        "nested-quota",
+    }
     for name, path in bundled.items():
         scenario = load_scenario(path)
         assert scenario.name == name
@@ -210,12 +258,21 @@ def test_every_bundled_scenario_validates_against_the_schema() -> None:
 
 def test_schema_rejects_what_the_loader_rejects() -> None:
     validator = jsonschema.Draft7Validator(scenario_json_schema())
-    good = {"duration": "1s", "machine": {"cpus": 1},
-            "processes": [{"name": "p", "program": [{"run": "1ms"},
-                                                    {"loop": {"repeat": "forever",
-                                                              "program": [{"sleep": 5}]}}]}],
-            "cgroups": {"/a": {"cpu.max": "max 100000", "cpuset.cpus": [0]}},
-            "events": [{"at": "1s", "write": {"/a": {"cpu.max": "50000"}}}]}
+    good = {
+        "duration": "1s",
+        "machine": {"cpus": 1},
+        "processes": [
+            {
+                "name": "p",
+                "program": [
+                    {"run": "1ms"},
+                    {"loop": {"repeat": "forever", "program": [{"sleep": 5}]}},
+                ],
+            }
+        ],
+        "cgroups": {"/a": {"cpu.max": "max 100000", "cpuset.cpus": [0]}},
+        "events": [{"at": "1s", "write": {"/a": {"cpu.max": "50000"}}}],
+    }
     assert list(validator.iter_errors(good)) == []
     bad_key = {**good, "processes": [{"name": "p", "cgrop": "/", "program": [{"run": "1ms"}]}]}
     bad_file = {**good, "cgroups": {"/a": {"cpu.sharez": 1}}}
@@ -245,16 +302,25 @@ def test_screening_lets_ordinary_yaml_through() -> None:
     values of their type (``!!float 1`` is a float in YAML 1.2), merge keys and anchors, a
     forever program that exits after a short run, loops nested as deep as the limit allows."""
     base = "duration: 1s\nmachine: {cpus: 2}\n"
-    long_name = load_scenario(f"name: '{'1' * 120}'\n{base}processes: "
-                              "[{name: a, program: [{run: 1ms}]}]\n")
+    long_name = load_scenario(
+        f"name: '{'1' * 120}'\n{base}processes: [{{name: a, program: [{{run: 1ms}}]}}]\n"
+    )
     assert long_name.name == "1" * 120
-    assert load_scenario(f"name: x\nseed: !!float 1\n{base}processes: "
-                         "[{name: a, program: [{run: 1ms}]}]\n").seed == 1
-    merged = load_scenario(f"name: x\n{base}processes: [&a {{name: a, nice: 5, program: "
-                           "[{run: 1ms}]}, {<<: *a, name: b}]\n")
+    assert (
+        load_scenario(
+            f"name: x\nseed: !!float 1\n{base}processes: [{{name: a, program: [{{run: 1ms}}]}}]\n"
+        ).seed
+        == 1
+    )
+    merged = load_scenario(
+        f"name: x\n{base}processes: [&a {{name: a, nice: 5, program: "
+        "[{run: 1ms}]}, {<<: *a, name: b}]\n"
+    )
     assert [p.nice for p in merged.processes] == [5, 5]
-    exits = load_scenario(f"name: x\n{base}processes: [{{name: a, repeat: forever, "
-                          "program: [{run: 1ns}, {exit: 0}]}]\n")
+    exits = load_scenario(
+        f"name: x\n{base}processes: [{{name: a, repeat: forever, "
+        "program: [{run: 1ns}, {exit: 0}]}]\n"
+    )
     assert exits.processes[0].repeat is None
 
 
@@ -266,13 +332,19 @@ def test_v1_cpuset_errors_name_the_kernels_errno() -> None:
         load(BASE + "cgroups:\n  /a: {cpuset.cpus: '0'}\n  /a/b: {cpuset.cpus: '0-1'}\n" + procs)
     assert raised.value.messages == [
         "<string>:6:23: cgroups./a/b.cpuset.cpus: expected CPUs within the parent /a's cpuset (0) "
-        "— cgroup v1 rejects others with EACCES, found '0-1'"]
+        "— cgroup v1 rejects others with EACCES, found '0-1'"
+    ]
     with pytest.raises(ScenarioError) as raised:
-        load(BASE + "cgroups:\n  /a: {cpuset.cpus: '0-1'}\n  /a/b: {cpuset.cpus: '1'}\n" + procs
-             + "events:\n  - {at: 1s, write: {/a: {cpuset.cpus: '0'}}}\n")
+        load(
+            BASE
+            + "cgroups:\n  /a: {cpuset.cpus: '0-1'}\n  /a/b: {cpuset.cpus: '1'}\n"
+            + procs
+            + "events:\n  - {at: 1s, write: {/a: {cpuset.cpus: '0'}}}\n"
+        )
     assert raised.value.messages == [
         "<string>:10:26: events[0].write./a: expected CPUs that hold the child /a/b's cpuset (1) "
-        "— cgroup v1 rejects others with EBUSY, found '0'"]
+        "— cgroup v1 rejects others with EBUSY, found '0'"
+    ]
 
 
 def test_one_list_of_scheduling_policies() -> None:
@@ -284,8 +356,13 @@ def test_one_list_of_scheduling_policies() -> None:
     from cfssim.scenario.rtapp import _POLICIES as RTAPP_POLICIES
     from cfssim.task import RT_POLICIES, SCHED_POLICIES
 
-    assert SCHED_POLICIES == {"normal": os.SCHED_OTHER, "batch": os.SCHED_BATCH,
-                              "idle": os.SCHED_IDLE, "fifo": os.SCHED_FIFO, "rr": os.SCHED_RR}
+    assert SCHED_POLICIES == {
+        "normal": os.SCHED_OTHER,
+        "batch": os.SCHED_BATCH,
+        "idle": os.SCHED_IDLE,
+        "fifo": os.SCHED_FIFO,
+        "rr": os.SCHED_RR,
+    }
     assert set(RT_POLICIES) <= set(SCHED_POLICIES)
     assert typing.get_args(Policy) == tuple(SCHED_POLICIES)
     assert set(POLICY_NAMES.values()) == set(SCHED_POLICIES)

@@ -44,7 +44,9 @@ def scenario() -> cfssim.Scenario:
 def test_set_parsing() -> None:
     assert parse_set("machine.cpus=2,4,8").values == (2, 4, 8)
     assert parse_set("cgroups./app.cpu.max=50000 100000,max 100000").values == (
-        "50000 100000", "max 100000")
+        "50000 100000",
+        "max 100000",
+    )
     assert parse_set("processes.web.cpus=[0, 1],[1]").values == ([0, 1], [1])
     assert split_values("'a,b',c") == ["'a,b'", "c"]
     assert parse_seeds("1,3-5") == [1, 3, 4, 5]
@@ -62,8 +64,10 @@ def test_set_field_handles_cgroup_paths_with_dots_and_slashes(scenario: cfssim.S
     set_field(data, "processes.web.threads", 3)  # a list item by name
     set_field(data, "processes.0.nice", 5)  # or by index
     set_field(data, "machine.sched_latency_ns", "6ms")  # a key not written yet
-    assert data["cgroups"]["/app.slice/web"] == {"cpu.cfs_quota_us": 20000,
-                                                 "cpu.cfs_period_us": 40000}
+    assert data["cgroups"]["/app.slice/web"] == {
+        "cpu.cfs_quota_us": 20000,
+        "cpu.cfs_period_us": 40000,
+    }
     assert data["cgroups"]["/new.group"] == {"memory.limit_in_bytes": "64MiB"}
     assert (data["processes"][0]["threads"], data["processes"][0]["nice"]) == (3, 5)
     changed = cfssim.Scenario.model_validate(data)
@@ -75,8 +79,12 @@ def test_set_field_handles_cgroup_paths_with_dots_and_slashes(scenario: cfssim.S
 
 def test_grid_order() -> None:
     axes = [parse_set("a=1,2"), parse_set("b=x,y")]
-    assert grid(axes) == [{"a": 1, "b": "x"}, {"a": 1, "b": "y"}, {"a": 2, "b": "x"},
-                          {"a": 2, "b": "y"}]
+    assert grid(axes) == [
+        {"a": 1, "b": "x"},
+        {"a": 1, "b": "y"},
+        {"a": 2, "b": "x"},
+        {"a": 2, "b": "y"},
+    ]
 
 
 def test_process_pool_sweep_with_a_failing_point(scenario: cfssim.Scenario) -> None:
@@ -98,11 +106,18 @@ def test_process_pool_sweep_with_a_failing_point(scenario: cfssim.Scenario) -> N
 
 def test_dask_local_cluster(scenario: cfssim.Scenario) -> None:
     distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
-                                  dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
-        rows = sweep(scenario, [parse_set("machine.cpus=1,2")], metrics=[USAGE],
-                     executor=client.get_executor())
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        rows = sweep(
+            scenario,
+            [parse_set("machine.cpus=1,2")],
+            metrics=[USAGE],
+            executor=client.get_executor(),
+        )
     assert [row["machine.cpus"] for row in rows] == [1, 2]
     assert all(row["error"] is None for row in rows)
     for row in rows:  # the quota binds either way
@@ -113,14 +128,34 @@ def test_sweep_command_writes_table_and_plot(tmp_path: Path) -> None:
     path = tmp_path / "quota.yaml"
     path.write_text(SCENARIO)
     out = tmp_path / "out"
-    outcome = CliRunner().invoke(sweep_command, [
-        str(path), "--set", "cgroups./app.slice/web.cpu.cfs_quota_us=25000,50000",
-        "--seeds", "1", "--metric", USAGE, "--plot", USAGE, "--workers", "2", "-o", str(out)])
+    outcome = CliRunner().invoke(
+        sweep_command,
+        [
+            str(path),
+            "--set",
+            "cgroups./app.slice/web.cpu.cfs_quota_us=25000,50000",
+            "--seeds",
+            "1",
+            "--metric",
+            USAGE,
+            "--plot",
+            USAGE,
+            "--workers",
+            "2",
+            "-o",
+            str(out),
+        ],
+    )
     assert outcome.exit_code == 0, outcome.output
     rows = list(csv.DictReader((out / "sweep.csv").open()))
     assert [row["cgroups./app.slice/web.cpu.cfs_quota_us"] for row in rows] == ["25000", "50000"]
-    assert list(rows[0]) == ["run", "cgroups./app.slice/web.cpu.cfs_quota_us", "seed", "error",
-                             USAGE]
+    assert list(rows[0]) == [
+        "run",
+        "cgroups./app.slice/web.cpu.cfs_quota_us",
+        "seed",
+        "error",
+        USAGE,
+    ]
     assert (out / "sweep.html").read_text().count("plotly") > 0
 
 
@@ -142,7 +177,8 @@ def test_sweep_command_refuses_bad_points_before_running_anything(tmp_path: Path
     typo = runner.invoke(sweep_command, [str(path), "--set", "machine.cpu=1,2", "-o", str(out)])
     assert typo.exit_code == 2
     assert "invalid scenario with --set machine.cpu=1: machine.cpu: expected a known key" in (
-        typo.output)
+        typo.output
+    )
     assert "--set machine.cpu=2" in typo.output and not out.exists()
     bad_value = runner.invoke(sweep_command, [str(path), "--set", "machine.cpus=2,0"])
     assert bad_value.exit_code == 2 and "--set machine.cpus=0" in bad_value.output

@@ -21,8 +21,9 @@ def run_yaml(body: str, duration: str = "100ms"):
 
 def test_two_threads_contending_a_mutex_serialize_on_two_cpus() -> None:
     """2 ms critical sections: the second locker waits exactly the first's hold time."""
-    result = run_yaml("  - name: a\n    threads: 2\n"
-                      "    program: [{lock: m}, {run: 2ms}, {unlock: m}]\n")
+    result = run_yaml(
+        "  - name: a\n    threads: 2\n    program: [{lock: m}, {run: 2ms}, {unlock: m}]\n"
+    )
     exits = sorted(task["exit"]["time_ns"] for task in result.tasks.values())
     assert exits == [ms(2), ms(4)]
     assert all(task["cpu_time_ns"] == ms(2) for task in result.tasks.values())
@@ -59,8 +60,10 @@ def test_unlocking_a_mutex_not_held_is_an_error_in_python_and_refused_in_yaml() 
     with pytest.raises(SyncError, match="held by nobody"):
         lock.unlock(process.threads[0])
     with pytest.raises(ScenarioError) as refused:
-        load_workload("name: t\nduration: 10ms\nmachine: {cpus: 1}\nprocesses:\n"
-                      "  - name: a\n    program: [{run: 1ms}, {unlock: m}]\n")
+        load_workload(
+            "name: t\nduration: 10ms\nmachine: {cpus: 1}\nprocesses:\n"
+            "  - name: a\n    program: [{run: 1ms}, {unlock: m}]\n"
+        )
     assert ":6:" in refused.value.messages[0]  # the unlock step's line
     assert "expected a lock of mutex 'm' before its unlock" in refused.value.messages[0]
 
@@ -71,7 +74,8 @@ def test_producer_consumer_condvar_wakeups() -> None:
         "  - name: consumer\n    program: [{run: 1ms}, {lock: m}, {loop: {repeat: 5, program: "
         "[{wait: {cond: c, mutex: m}}, {run: 1ms}]}}, {unlock: m}]\n"
         "  - name: producer\n    program: [{loop: {repeat: 5, program: [{sleep: 10ms}, "
-        "{lock: m}, {signal: c}, {unlock: m}]}}]\n")
+        "{lock: m}, {signal: c}, {unlock: m}]}}]\n"
+    )
     consumer = result.tasks["consumer/0"]
     assert consumer["wakeups"] == 5
     assert consumer["cpu_time_ns"] == ms(6)
@@ -82,7 +86,8 @@ def test_barrier_of_three_releases_at_the_slowest_arrival() -> None:
     result = run_yaml(
         "  - name: fast\n    threads: 2\n    program: [{run: 1ms}, {barrier: b}, {run: 1ms}]\n"
         "  - name: slow\n    program: [{sleep: 7ms}, {barrier: b}]\n",
-        duration="50ms")
+        duration="50ms",
+    )
     exits = {name: task["exit"]["time_ns"] for name, task in result.tasks.items()}
     assert exits["slow/0"] == ms(7)
     assert exits["fast/0"] == exits["fast/1"] == ms(8)  # one CPU each after it
@@ -91,7 +96,8 @@ def test_barrier_of_three_releases_at_the_slowest_arrival() -> None:
 def test_suspend_resume_latency_and_a_lost_resume() -> None:
     result = run_yaml(
         "  - name: a\n    program: [{run: 1ms}, {suspend: a}, {run: 1ms}, {suspend: a}]\n"
-        "  - name: b\n    program: [{sleep: 5ms}, {resume: a}, {run: 2ms}, {resume: a}]\n")
+        "  - name: b\n    program: [{sleep: 5ms}, {resume: a}, {run: 2ms}, {resume: a}]\n"
+    )
     a = result.tasks["a/0"]
     assert a["wakeups"] == 1 and a["wakeup_latency_ns"] is not None
     # resumed at 5 ms, a runs to 6 ms and suspends again; b resumes it at 7 ms: a exits then
@@ -101,7 +107,8 @@ def test_suspend_resume_latency_and_a_lost_resume() -> None:
 def test_fork_starts_a_thread_at_that_moment() -> None:
     result = run_yaml(
         "  - name: parent\n    program: [{run: 3ms}, {fork: child}, {run: 1ms}]\n"
-        "  - name: child\n    threads: 0\n    program: [{run: 2ms}]\n")
+        "  - name: child\n    threads: 0\n    program: [{run: 2ms}]\n"
+    )
     assert result.tasks["child/0"]["exit"]["time_ns"] == ms(5)
     assert result.tasks["parent/0"]["exit"]["time_ns"] == ms(4)
 
@@ -129,9 +136,11 @@ def test_yield_makes_two_hogs_on_one_cpu_alternate_at_every_yield() -> None:
 def test_runtime_counts_wall_time_and_run_counts_cpu_time_under_contention() -> None:
     """Two threads on one CPU: runtime 20 ms ends at 20 ms with ~half the CPU; run 20 ms
     needs 20 ms of CPU."""
-    text = ("name: t\nduration: 100ms\nmachine: {cpus: 1}\nprocesses:\n"
-            "  - name: wall\n    program: [{runtime: 20ms}]\n"
-            "  - name: hog\n    program: [{run: forever}]\n")
+    text = (
+        "name: t\nduration: 100ms\nmachine: {cpus: 1}\nprocesses:\n"
+        "  - name: wall\n    program: [{runtime: 20ms}]\n"
+        "  - name: hog\n    program: [{run: forever}]\n"
+    )
     # the two swap every 4 ms tick: wall runs [0,4) [8,12) [16,20); at 20 ms the hog runs,
     # and wall sees the clock past its end when it next runs, at 24 ms, with 12 ms of CPU
     result = load_workload(text).run()
@@ -143,8 +152,10 @@ def test_runtime_counts_wall_time_and_run_counts_cpu_time_under_contention() -> 
 
 
 def test_cpus_step_migrates_a_running_thread() -> None:
-    result = run_yaml("  - name: a\n    cpus: [0]\n    program: [{run: 2ms}, {cpus: [1]}, "
-                      "{run: 2ms}]\n", duration="10ms")
+    result = run_yaml(
+        "  - name: a\n    cpus: [0]\n    program: [{run: 2ms}, {cpus: [1]}, {run: 2ms}]\n",
+        duration="10ms",
+    )
     a = result.tasks["a/0"]
     assert a["nr_migrations"] == 1 and a["exit"]["time_ns"] == ms(4)
 
@@ -166,11 +177,11 @@ def test_rtapp_example8_phase_cpus_loads_strictly_and_migrates_at_each_phase() -
 def test_rtapp_mutex_and_condvar_events_run_strictly(tmp_path: Path) -> None:
     """tutorial.txt's lock/wait/signal grammar: a waiter woken by a signaller each period."""
     source = tmp_path / "pair.json"
-    source.write_text('''{"tasks": {
+    source.write_text("""{"tasks": {
       "waiter": {"loop": 3, "lock": "m", "wait": {"ref": "c", "mutex": "m"},
                  "unlock": "m", "run": 1000},
       "signaller": {"loop": 3, "sleep": 10000, "lock": "m", "signal": "c", "unlock": "m"}},
-      "global": {"duration": 1}}''')
+      "global": {"duration": 1}}""")
     workload = load_workload(source, strict=True)
     assert not workload.warnings
     result = workload.run(duration_ns=ms(50))
@@ -182,9 +193,11 @@ def test_measure_refuses_sync_steps() -> None:
     from cfssim.real.errors import Refused
     from cfssim.real.measure import check_scenario
 
-    scenario = load_workload("name: t\nduration: 10ms\nmachine: {cpus: 2}\nprocesses:\n"
-                             "  - name: a\n    program: [{lock: m}, {run: 1ms}, "
-                             "{unlock: m}]\n").scenario
+    scenario = load_workload(
+        "name: t\nduration: 10ms\nmachine: {cpus: 2}\nprocesses:\n"
+        "  - name: a\n    program: [{lock: m}, {run: 1ms}, "
+        "{unlock: m}]\n"
+    ).scenario
     with pytest.raises(Refused, match="cannot run 'lock' steps"):
         check_scenario(scenario, force=False, max_duration_ns=ms(1000))
 
@@ -251,6 +264,8 @@ def test_a_sleeper_whose_dequeue_was_delayed_obeys_a_new_affinity() -> None:
     x = list(result.trace.tasks).index("x/0")
     late = (segments["task"] == x) & (segments["start"] > 24_550_000)
     assert late.any() and set(segments["cpu"][late].tolist()) == {1}
+
+
 def refusals(body: str) -> list[str]:
     with pytest.raises(ScenarioError) as refused:
         load_workload(f"name: t\nduration: 10ms\nmachine: {{cpus: 2}}\nprocesses:\n{body}")
@@ -263,23 +278,29 @@ def test_mutex_misuse_inside_per_thread_programs_is_refused_per_thread() -> None
     messages = refusals(
         "  - name: p\n    threads: 2\n    program:\n      - per_thread:\n"
         "        - program: [{lock: m}, {run: 1ms}, {unlock: m}]\n"
-        "        - program: [{unlock: m}, {run: 1ms}]\n")
+        "        - program: [{unlock: m}, {run: 1ms}]\n"
+    )
     assert messages == [
         "<string>:10:21: processes[0].program[0].per_thread[1].program[0]: expected a lock of "
-        "mutex 'm' before its unlock, found the mutex not held"]
+        "mutex 'm' before its unlock, found the mutex not held"
+    ]
     messages = refusals(
         "  - name: p\n    threads: 2\n    program:\n      - {lock: m}\n      - per_thread:\n"
         "        - program: [{lock: m}, {run: 1ms}]\n        - program: [{run: 1ms}]\n"
-        "      - {unlock: m}\n")
+        "      - {unlock: m}\n"
+    )
     assert messages == [
         "<string>:10:21: processes[0].program[1].per_thread[0].program[0]: expected mutex 'm' "
-        "to be free for this thread, found it held already by the thread (deadlock)"]
+        "to be free for this thread, found it held already by the thread (deadlock)"
+    ]
 
 
 def test_a_lock_taken_in_one_thread_s_own_program_is_released_by_the_shared_part() -> None:
-    result = run_yaml("  - name: p\n    threads: 2\n    program:\n      - per_thread:\n"
-                      "        - program: [{lock: m}, {run: 2ms}]\n"
-                      "        - program: [{lock: m}, {run: 3ms}]\n      - {unlock: m}\n")
+    result = run_yaml(
+        "  - name: p\n    threads: 2\n    program:\n      - per_thread:\n"
+        "        - program: [{lock: m}, {run: 2ms}]\n"
+        "        - program: [{lock: m}, {run: 3ms}]\n      - {unlock: m}\n"
+    )
     exits = sorted(task["exit"]["time_ns"] for task in result.tasks.values())
     assert exits == [ms(2), ms(5)]  # the second locker waits for the first's 2 ms
 
@@ -291,11 +312,15 @@ def test_a_barrier_counts_only_the_threads_whose_own_program_meets_it() -> None:
         "  - name: p\n    threads: 3\n    program:\n      - per_thread:\n"
         "        - program: [{run: 1ms}, {barrier: b}, {run: 1ms}]\n"
         "        - program: [{sleep: 4ms}, {barrier: b}]\n"
-        "        - program: [{run: 1ms}]\n")
+        "        - program: [{run: 1ms}]\n"
+    )
     exits = {name: task["exit"]["time_ns"] for name, task in result.tasks.items()}
     assert exits == {"p/0": ms(5), "p/1": ms(4), "p/2": ms(1)}
-    assert refusals("  - name: p\n    threads: 2\n    program:\n      - per_thread:\n"
-                    "        - program: [{barrier: b}, {run: 1ms}]\n"
-                    "        - program: [{run: 1ms}]\n") == [
+    assert refusals(
+        "  - name: p\n    threads: 2\n    program:\n      - per_thread:\n"
+        "        - program: [{barrier: b}, {run: 1ms}]\n"
+        "        - program: [{run: 1ms}]\n"
+    ) == [
         "<string>:9:21: processes[0].program[0].per_thread[0].program[0]: expected barrier "
-        "'b' shared by at least 2 threads, found 1"]
+        "'b' shared by at least 2 threads, found 1"
+    ]

@@ -30,7 +30,9 @@ def test_rt_tasks_and_the_default_have_no_slack() -> None:
     for policy, tunables in (("fifo", SLACK), ("normal", None)):
         sim = cfssim.Simulation(cpus=1, tunables=tunables)
         sim.add_process(
-            "t", behaviour=cfssim.program(run="1ms", sleep="18ms"), policy=policy,
+            "t",
+            behaviour=cfssim.program(run="1ms", sleep="18ms"),
+            policy=policy,
             rt_priority=10 if policy == "fifo" else 0,
         )
         assert wake_times(sim.run("100ms"), "t/0")[:2] == [ms(19), ms(38)]

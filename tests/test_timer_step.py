@@ -32,16 +32,23 @@ def wakeups(result: Result, task: str) -> list[int]:
 
 
 def scenario(processes: str, *, cpus: int = 1, duration: str = "1s", cgroups: str = "") -> str:
-    return (f"name: timer\nduration: {duration}\nmachine: {{cpus: {cpus}, policy: cfs}}\n"
-            f"{cgroups}processes:\n{processes}")
+    return (
+        f"name: timer\nduration: {duration}\nmachine: {{cpus: {cpus}, policy: cfs}}\n"
+        f"{cgroups}processes:\n{processes}"
+    )
 
 
 # ---- the model ----------------------------------------------------------------------------------
 def test_short_and_long_forms() -> None:
-    loaded = load_scenario(scenario(
-        "  - {name: a, program: [{timer: 200ms}, {timer: {period: 5ms, mode: relative}}]}\n"))
-    assert loaded.processes[0].program == (Timer(period=ms(200), mode="absolute"),
-                                           Timer(period=ms(5), mode="relative"))
+    loaded = load_scenario(
+        scenario(
+            "  - {name: a, program: [{timer: 200ms}, {timer: {period: 5ms, mode: relative}}]}\n"
+        )
+    )
+    assert loaded.processes[0].program == (
+        Timer(period=ms(200), mode="absolute"),
+        Timer(period=ms(5), mode="relative"),
+    )
 
 
 def test_a_timer_lets_a_forever_program_take_time() -> None:
@@ -49,10 +56,14 @@ def test_a_timer_lets_a_forever_program_take_time() -> None:
     assert loaded.processes[0].repeat is None
 
 
-@given(start=st.integers(0, 10**9), period=st.integers(1, 10**8),
-       steps=st.lists(st.integers(0, 3 * 10**8), min_size=1, max_size=30))
-def test_absolute_expiries_stay_on_the_grid_and_never_repeat(start: int, period: int,
-                                                             steps: list[int]) -> None:
+@given(
+    start=st.integers(0, 10**9),
+    period=st.integers(1, 10**8),
+    steps=st.lists(st.integers(0, 3 * 10**8), min_size=1, max_size=30),
+)
+def test_absolute_expiries_stay_on_the_grid_and_never_repeat(
+    start: int, period: int, steps: list[int]
+) -> None:
     clock, timer, now, last = TimerClock.starting(start), Timer(period=period), start, start
     for work in steps:
         now += work
@@ -77,12 +88,18 @@ def test_relative_expiry_is_a_period_on_or_now(period: int, steps: list[int]) ->
 def test_threads_wake_on_exact_multiples_of_the_period_from_their_start() -> None:
     """Eight threads on a 2-CPU quota (k8s-throttling): throttling delays their work, not their
     wakeups; a process starting at 30ms has its grid at 30ms + k·200ms."""
-    result = run_scenario(load_scenario(scenario(
-        "  - {name: web, cgroup: /pod, threads: 8, repeat: forever,\n"
-        "     program: [{run: 15ms}, {timer: 200ms}]}\n"
-        "  - {name: late, cgroup: /pod, start: 30ms, repeat: forever,\n"
-        "     program: [{run: 15ms}, {timer: 200ms}]}\n",
-        cpus=2, cgroups="cgroups:\n  /pod: {cpu.cfs_quota_us: 100000}\n")))
+    result = run_scenario(
+        load_scenario(
+            scenario(
+                "  - {name: web, cgroup: /pod, threads: 8, repeat: forever,\n"
+                "     program: [{run: 15ms}, {timer: 200ms}]}\n"
+                "  - {name: late, cgroup: /pod, start: 30ms, repeat: forever,\n"
+                "     program: [{run: 15ms}, {timer: 200ms}]}\n",
+                cpus=2,
+                cgroups="cgroups:\n  /pod: {cpu.cfs_quota_us: 100000}\n",
+            )
+        )
+    )
     for thread in range(8):
         assert wakeups(result, f"web/{thread}") == [ms(200) * k for k in range(1, 5)]
     assert wakeups(result, "late/0") == [ms(30) + ms(200) * k for k in range(1, 5)]
@@ -93,33 +110,49 @@ def test_a_late_thread_skips_the_boundaries_it_missed() -> None:
     """30ms of work per 20ms period, alone on a CPU: after the work ends at 30ms the 20ms
     expiry has passed, so it wakes at 40ms, runs until 70ms, wakes at 80ms: every other
     boundary, never catching up."""
-    result = run_scenario(load_scenario(scenario(
-        "  - {name: a, repeat: forever, program: [{run: 30ms}, {timer: 20ms}]}\n",
-        duration="400ms")))
+    result = run_scenario(
+        load_scenario(
+            scenario(
+                "  - {name: a, repeat: forever, program: [{run: 30ms}, {timer: 20ms}]}\n",
+                duration="400ms",
+            )
+        )
+    )
     assert wakeups(result, "a/0") == [ms(40) * k for k in range(1, 10)]
     assert result.tasks["a/0"]["cpu_time_ns"] == 10 * ms(30)
 
 
 def test_an_expiry_reached_exactly_does_not_sleep() -> None:
-    result = run_scenario(load_scenario(scenario(
-        "  - {name: a, repeat: forever, program: [{run: 20ms}, {timer: 20ms}]}\n",
-        duration="200ms")))
+    result = run_scenario(
+        load_scenario(
+            scenario(
+                "  - {name: a, repeat: forever, program: [{run: 20ms}, {timer: 20ms}]}\n",
+                duration="200ms",
+            )
+        )
+    )
     assert wakeups(result, "a/0") == []
     assert result.tasks["a/0"]["cpu_time_ns"] == ms(200)
 
 
-@pytest.mark.parametrize(("mode", "expected_ms"), [("relative", [20, 40, 90, 110]),
-                                                   ("absolute", [20, 40, 80, 100, 120])])
+@pytest.mark.parametrize(
+    ("mode", "expected_ms"), [("relative", [20, 40, 90, 110]), ("absolute", [20, 40, 80, 100, 120])]
+)
 def test_modes_after_an_overrun(mode: str, expected_ms: list[int]) -> None:
     """rt-app's tutorial case: 2×(10ms run, timer), 1×(30ms run, timer), 2×(10ms run, timer)
     with a 20ms period. Relative restarts at the overrun's end (70ms) and wakes 20ms later;
     absolute skips to the 80ms boundary (rt-app's absolute would not sleep until 100ms)."""
     timer = f"{{timer: {{period: 20ms, mode: {mode}}}}}"
-    result = run_scenario(load_scenario(scenario(
-        f"  - name: a\n    program:\n"
-        f"      - loop: {{repeat: 2, program: [{{run: 10ms}}, {timer}]}}\n"
-        f"      - {{run: 30ms}}\n      - {timer}\n"
-        f"      - loop: {{repeat: 2, program: [{{run: 10ms}}, {timer}]}}\n")))
+    result = run_scenario(
+        load_scenario(
+            scenario(
+                f"  - name: a\n    program:\n"
+                f"      - loop: {{repeat: 2, program: [{{run: 10ms}}, {timer}]}}\n"
+                f"      - {{run: 30ms}}\n      - {timer}\n"
+                f"      - loop: {{repeat: 2, program: [{{run: 10ms}}, {timer}]}}\n"
+            )
+        )
+    )
     *woken, end = (ms(value) for value in expected_ms)  # the last timer ends the thread
     assert wakeups(result, "a/0") == woken
     assert result.tasks["a/0"]["exit"]["time_ns"] == end
@@ -129,10 +162,14 @@ def test_modes_after_an_overrun(mode: str, expected_ms: list[int]) -> None:
 def test_yaml_round_trip(tmp_path: Path) -> None:
     assert step_data(Timer(period=ms(200))) == {"timer": "200ms"}
     assert step_data(Timer(period=1500, mode="relative")) == {
-        "timer": {"period": "1500ns", "mode": "relative"}}
-    original = load_scenario(scenario(
-        "  - {name: a, repeat: 3, program: [{run: 1ms}, {timer: 200ms},\n"
-        "     {loop: {repeat: 2, program: [{timer: {period: 7us, mode: relative}}]}}]}\n"))
+        "timer": {"period": "1500ns", "mode": "relative"}
+    }
+    original = load_scenario(
+        scenario(
+            "  - {name: a, repeat: 3, program: [{run: 1ms}, {timer: 200ms},\n"
+            "     {loop: {repeat: 2, program: [{timer: {period: 7us, mode: relative}}]}}]}\n"
+        )
+    )
     path = tmp_path / "again.yaml"
     path.write_text(dump_scenario(original))
     assert load_scenario(path).model_dump() == original.model_dump()
@@ -154,7 +191,8 @@ def test_rtapp_relative_timers_convert_to_an_equivalent_step(tmp_path: Path) -> 
     program = workload.scenario.processes[0].program
     assert [step.program for step in program] == [  # type: ignore[union-attr]
         (Run(run=ms(1)), Timer(period=ms(30), mode="relative")),
-        (Run(run=ms(12)), Timer(period=ms(30), mode="relative"))]
+        (Run(run=ms(12)), Timer(period=ms(30), mode="relative")),
+    ]
     exact = workload.run(policy="cfs")
     converted = run_scenario(workload.scenario, policy="cfs")
     for task in ("thread/0", "thread/1", "noise/0"):
@@ -173,17 +211,29 @@ def test_rtapp_absolute_and_shared_timers_say_how_they_are_written(tmp_path: Pat
     absolute, pool = (process.program for process in workload.scenario.processes)
     assert absolute == (Run(run=ms(1)), Timer(period=ms(10)))
     assert pool == (Run(run=ms(1)), Sleep(sleep=ms(9)))  # one timer for two threads
-    assert any("tasks.abs.timer: absolute timer written as a timer step, which skips" in w
-               for w in workload.warnings)
-    assert any("tasks.pool.timer: timer written as a sleep (timer 'tick' is shared by threads)"
-               in w for w in workload.warnings)
+    assert any(
+        "tasks.abs.timer: absolute timer written as a timer step, which skips" in w
+        for w in workload.warnings
+    )
+    assert any(
+        "tasks.pool.timer: timer written as a sleep (timer 'tick' is shared by threads)" in w
+        for w in workload.warnings
+    )
 
 
 # ---- the real worker ----------------------------------------------------------------------------
 def test_worker_tokens() -> None:
     program = (Run(run=ms(15)), Timer(period=ms(200), mode="relative"))
     assert encode_program(program, repeat=None) == [
-        OP_LOOP, -1, 5, OP_RUN, ms(15), OP_TIMER, ms(200), 1]
+        OP_LOOP,
+        -1,
+        5,
+        OP_RUN,
+        ms(15),
+        OP_TIMER,
+        ms(200),
+        1,
+    ]
     assert encode_program((Timer(period=ms(1000)),)) == [OP_TIMER, ms(1000), 0]
 
 

@@ -61,9 +61,11 @@ def test_names_that_are_fine(name: str) -> None:
 
 
 def test_a_colliding_cgroup_name_is_refused_with_file_and_line() -> None:
-    text = ("name: t\nduration: 1s\nmachine: {cpus: 2}\ncgroups:\n  /app: {}\n"
-            "  /app/cgroup.procs: {}\n"
-            "processes:\n  - {name: p, cgroup: /app, program: [{run: 1ms}]}\n")
+    text = (
+        "name: t\nduration: 1s\nmachine: {cpus: 2}\ncgroups:\n  /app: {}\n"
+        "  /app/cgroup.procs: {}\n"
+        "processes:\n  - {name: p, cgroup: /app, program: [{run: 1ms}]}\n"
+    )
     with pytest.raises(ScenarioError) as raised:
         load_scenario(text)
     (message,) = raised.value.messages
@@ -95,8 +97,11 @@ def test_the_memory_bound_follows_limits_allocs_and_later_writes() -> None:
     # from 1 to 3 GiB at 500 ms (the child's 2 GiB binds first: min(2, 4) = 2 GiB); / itself 1 MiB
     total, lines = memory_bound(scenario)
     assert total == 60 * GiB + 2 * GiB + MiB
-    assert lines == ["processes in / allocate 1MiB", "/box 60GiB (allocated)",
-                     "/two 2GiB (allocated)"]
+    assert lines == [
+        "processes in / allocate 1MiB",
+        "/box 60GiB (allocated)",
+        "/two 2GiB (allocated)",
+    ]
     assert allocated_bytes(scenario.processes[1].program) == 4 * GiB
     assert allocated_bytes(scenario.processes[1].program, None) == float("inf")
 
@@ -146,8 +151,9 @@ def test_owner_names_survive_pid_reuse(tmp_path: Path, monkeypatch: pytest.Monke
     assert live.exists() and not reused.exists() and not gone.exists()
 
 
-def test_other_users_leftovers_are_not_touched(tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_other_users_leftovers_are_not_touched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     stats = tmp_path / f"cfssim-stats-{_dead_pid()}.1-abc"
     stats.mkdir()
     monkeypatch.setattr(os, "geteuid", lambda: 4242)
@@ -157,8 +163,9 @@ def test_other_users_leftovers_are_not_touched(tmp_path: Path,
     assert stats.exists()
 
 
-def test_a_cleanup_that_cannot_finish_says_what_is_left(monkeypatch: pytest.MonkeyPatch,
-                                                        tmp_path: Path) -> None:
+def test_a_cleanup_that_cannot_finish_says_what_is_left(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     def busy(top: Path, timeout_s: float) -> None:
         raise RealRunError(f"cannot remove {top}: Device or resource busy")
 
@@ -198,9 +205,15 @@ def _default_signals() -> None:
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-    return subprocess.Popen([sys.executable, "-m", "cfssim", *args], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=_default_signals)
+    return subprocess.Popen(
+        [sys.executable, "-m", "cfssim", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_signals,
+    )
 
 
 @pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
@@ -217,15 +230,24 @@ def test_an_interrupted_command_prints_one_line(tmp_path: Path, signum: int, sta
         _, err = run.communicate(timeout=30)
         assert run.returncode == status, err
         assert err.strip().splitlines()[-1:] == [
-            f"cfssim: interrupted by {signal.Signals(signum).name}"], err
+            f"cfssim: interrupted by {signal.Signals(signum).name}"
+        ], err
 
 
 def test_an_interrupted_sweep_stops_its_pool_at_once(tmp_path: Path) -> None:
     # SIGTERM to the sweep alone (not its workers): running points end, pending ones are dropped
     busy = tmp_path / "busy.yaml"
     busy.write_text(BUSY)
-    sweep = _cli("sweep", str(busy), "--set", "machine.cpus=1,2", "--seeds", "1-2",
-                 "-o", str(tmp_path / "sweep"))
+    sweep = _cli(
+        "sweep",
+        str(busy),
+        "--set",
+        "machine.cpus=1,2",
+        "--seeds",
+        "1-2",
+        "-o",
+        str(tmp_path / "sweep"),
+    )
     time.sleep(2)
     sweep.send_signal(signal.SIGTERM)
     _, err = sweep.communicate(timeout=30)
@@ -294,16 +316,21 @@ def test_measure_killed_at_random_moments_leaves_nothing(tmp_path: Path) -> None
     rng = random.Random(15)
     # (what, when): "start" s after launch; "setup"/"run" s after the cgroups appear; "cleanup":
     # SIGINT then SIGKILL that much later; "double": SIGINT twice, that far apart
-    moments = [("start", rng.uniform(0.05, 0.4)), ("setup", rng.uniform(0, 0.02)),
-               ("setup", rng.uniform(0, 0.02)), ("run", rng.uniform(0.1, 0.35)),
-               ("cleanup", rng.uniform(0.001, 0.01)), ("cleanup", rng.uniform(0.01, 0.05)),
-               ("double", rng.uniform(0.0002, 0.001)), ("double", rng.uniform(0.001, 0.004))]
+    moments = [
+        ("start", rng.uniform(0.05, 0.4)),
+        ("setup", rng.uniform(0, 0.02)),
+        ("setup", rng.uniform(0, 0.02)),
+        ("run", rng.uniform(0.1, 0.35)),
+        ("cleanup", rng.uniform(0.001, 0.01)),
+        ("cleanup", rng.uniform(0.01, 0.05)),
+        ("double", rng.uniform(0.0002, 0.001)),
+        ("double", rng.uniform(0.001, 0.004)),
+    ]
     for what, when in moments:
         tag = f"CFSSIM_SAFETY_TEST={os.getpid()}-{rng.random()}"
         name, value = tag.split("=")
         env = {"TMPDIR": str(tmp_path), name: value}
-        run = _cli("measure", str(scenario), "--no-report", "-o", str(tmp_path / "out"),
-                   env=env)
+        run = _cli("measure", str(scenario), "--no-report", "-o", str(tmp_path / "out"), env=env)
         if what == "start":
             time.sleep(when)
             run.kill()
@@ -325,9 +352,13 @@ def test_measure_killed_at_random_moments_leaves_nothing(tmp_path: Path) -> None
             continue
         assert run.returncode == -signal.SIGKILL
         cleanup = subprocess.run(
-            [sys.executable, "-m", "cfssim", "measure", "--cleanup"], cwd=REPO,
-            env={**os.environ, "PYTHONPATH": str(REPO), **env}, capture_output=True, text=True,
-            timeout=60)
+            [sys.executable, "-m", "cfssim", "measure", "--cleanup"],
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO), **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert cleanup.returncode == 0, cleanup.stderr
         assert _left(run.pid, tag, tmp_path) == [], (what, when, cleanup.stdout)
 
@@ -352,6 +383,7 @@ def _failing(calls: list[str], name: str, error: BaseException | None = None) ->
         calls.append(name)
         if error is not None:
             raise error
+
     return step
 
 
@@ -359,8 +391,15 @@ def test_run_all_runs_every_step_and_raises_the_first_error() -> None:
     calls: list[str] = []
     first, second = OSError(16, "Device or resource busy"), RuntimeError("second")
     with pytest.raises(OSError) as raised:
-        _signals.run_all([_failing(calls, "a", first), None, _failing(calls, "b"),
-                          _failing(calls, "c", second), _failing(calls, "d")])
+        _signals.run_all(
+            [
+                _failing(calls, "a", first),
+                None,
+                _failing(calls, "b"),
+                _failing(calls, "c", second),
+                _failing(calls, "d"),
+            ]
+        )
     assert calls == ["a", "b", "c", "d"]
     assert raised.value is first
     assert raised.value.__notes__ == ["and then: RuntimeError: second"]
@@ -388,7 +427,8 @@ class _Recorder:
 
 
 def test_measure_cleanup_kills_workers_and_removes_cgroups_when_the_tracer_fails(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     calls: list[str] = []
     run = RealRun.__new__(RealRun)
     run.tracer = _Busy()  # type: ignore[assignment]
@@ -426,7 +466,8 @@ def test_capture_cleanup_removes_cgroups_and_kills_the_command_when_the_tracer_f
 
 
 def test_an_instance_the_kernel_keeps_names_itself_and_the_cleanup_command(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     instance = tmp_path / "cfssim-1.2-0"
     instance.mkdir()
 
@@ -436,8 +477,10 @@ def test_an_instance_the_kernel_keeps_names_itself_and_the_cleanup_command(
     monkeypatch.setattr(tracefs.os, "rmdir", busy)
     with pytest.raises(CleanupIncomplete) as raised:
         tracefs.remove_instance(instance)
-    assert raised.value.message == (f"the tracefs instance {instance} could not be removed "
-                                    "(Device or resource busy). Remove it with: "
-                                    "cfssim measure --cleanup")
+    assert raised.value.message == (
+        f"the tracefs instance {instance} could not be removed "
+        "(Device or resource busy). Remove it with: "
+        "cfssim measure --cleanup"
+    )
     monkeypatch.undo()
     tracefs.remove_instance(tmp_path / "gone")  # already gone: fine

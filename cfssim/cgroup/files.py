@@ -57,6 +57,7 @@ BANDWIDTH_FILES = frozenset(
     {"cpu.cfs_period_us", "cpu.cfs_quota_us", "cpu.cfs_burst_us", "cpu.max", "cpu.max.burst"}
 )
 
+
 class CgroupFileError(ValueError):
     """A write the kernel would refuse; ``str()`` is ``"file: expected …, found …"``."""
 
@@ -231,8 +232,9 @@ def shares_to_nice(shares: int) -> int:
 def _set_shares(config: CgroupConfig, file: str, shares: int) -> CgroupConfig:
     """``sched_group_set_shares``: EINVAL on an idle group, else clamp to [2, 262144]."""
     if config.idle:
-        raise CgroupFileError(file, "cpu.idle 0 first (an idle group's weight is fixed)",
-                              "cpu.idle 1")
+        raise CgroupFileError(
+            file, "cpu.idle 0 first (an idle group's weight is fixed)", "cpu.idle 1"
+        )
     return dataclasses.replace(config, shares=max(MIN_SHARES, min(MAX_SHARES, shares)))
 
 
@@ -272,15 +274,20 @@ def tg_set_cfs_bandwidth(
 ) -> CgroupConfig:
     """``tg_set_cfs_bandwidth``: the range checks every bandwidth write goes through (µs shown)."""
     if period_ns < MIN_CFS_QUOTA_PERIOD_NS or period_ns > MAX_CFS_QUOTA_PERIOD_NS:
-        raise CgroupFileError(file, "a period within 1000..1000000 µs (1ms..1s)",
-                              f"{period_ns // NSEC_PER_USEC} µs")
+        raise CgroupFileError(
+            file, "a period within 1000..1000000 µs (1ms..1s)", f"{period_ns // NSEC_PER_USEC} µs"
+        )
     if quota_ns is not None:
         if quota_ns < MIN_CFS_QUOTA_PERIOD_NS:
-            raise CgroupFileError(file, "a quota of at least 1000 µs (1ms), or unlimited",
-                                  f"{quota_ns // NSEC_PER_USEC} µs")
+            raise CgroupFileError(
+                file,
+                "a quota of at least 1000 µs (1ms), or unlimited",
+                f"{quota_ns // NSEC_PER_USEC} µs",
+            )
         if quota_ns > MAX_CFS_RUNTIME_NS:
-            raise CgroupFileError(file, f"a quota of at most {MAX_BW_US} µs",
-                                  f"{quota_ns // NSEC_PER_USEC} µs")
+            raise CgroupFileError(
+                file, f"a quota of at most {MAX_BW_US} µs", f"{quota_ns // NSEC_PER_USEC} µs"
+            )
         if burst_ns > quota_ns:
             raise CgroupFileError(
                 file,
@@ -288,23 +295,28 @@ def tg_set_cfs_bandwidth(
                 f"a burst of {burst_ns // NSEC_PER_USEC} µs",
             )
         if burst_ns + quota_ns > MAX_CFS_RUNTIME_NS:
-            raise CgroupFileError(file, f"quota + burst of at most {MAX_BW_US} µs",
-                                  f"{(burst_ns + quota_ns) // NSEC_PER_USEC} µs")
+            raise CgroupFileError(
+                file,
+                f"quota + burst of at most {MAX_BW_US} µs",
+                f"{(burst_ns + quota_ns) // NSEC_PER_USEC} µs",
+            )
     return dataclasses.replace(config, period_ns=period_ns, quota_ns=quota_ns, burst_ns=burst_ns)
 
 
 def _write_period(config: CgroupConfig, value: FileValue) -> CgroupConfig:
     period_us = _usec("cpu.cfs_period_us", value, "a period in µs within 1000..1000000")
-    return tg_set_cfs_bandwidth(config, "cpu.cfs_period_us", period_us * NSEC_PER_USEC,
-                                config.quota_ns, config.burst_ns)
+    return tg_set_cfs_bandwidth(
+        config, "cpu.cfs_period_us", period_us * NSEC_PER_USEC, config.quota_ns, config.burst_ns
+    )
 
 
 def _write_quota(config: CgroupConfig, value: FileValue) -> CgroupConfig:
     """``tg_set_cfs_quota``: any negative value means unlimited (reads back -1)."""
     quota_us = _usec("cpu.cfs_quota_us", value, "-1 (unlimited) or a quota in µs ≥ 1000")
     quota_ns = None if quota_us < 0 else quota_us * NSEC_PER_USEC
-    return tg_set_cfs_bandwidth(config, "cpu.cfs_quota_us", config.period_ns, quota_ns,
-                                config.burst_ns)
+    return tg_set_cfs_bandwidth(
+        config, "cpu.cfs_quota_us", config.period_ns, quota_ns, config.burst_ns
+    )
 
 
 def _write_burst(file: str) -> Callable[[CgroupConfig, FileValue], CgroupConfig]:
@@ -312,8 +324,9 @@ def _write_burst(file: str) -> Callable[[CgroupConfig, FileValue], CgroupConfig]
         burst_us = _usec(file, value, "a burst in µs ≥ 0, no larger than the quota")
         if burst_us < 0:
             raise CgroupFileError(file, "a burst in µs ≥ 0", describe(value))
-        return tg_set_cfs_bandwidth(config, file, config.period_ns, config.quota_ns,
-                                    burst_us * NSEC_PER_USEC)
+        return tg_set_cfs_bandwidth(
+            config, file, config.period_ns, config.quota_ns, burst_us * NSEC_PER_USEC
+        )
 
     return write
 
@@ -345,7 +358,8 @@ def _write_cpus(config: CgroupConfig, value: FileValue) -> CgroupConfig:
 
 def _write_limit_in_bytes(config: CgroupConfig, value: FileValue) -> CgroupConfig:
     return dataclasses.replace(
-        config, memory_limit=_memory_bytes("memory.limit_in_bytes", value, "-1"))
+        config, memory_limit=_memory_bytes("memory.limit_in_bytes", value, "-1")
+    )
 
 
 def _write_oom_control(config: CgroupConfig, value: FileValue) -> CgroupConfig:
@@ -393,42 +407,111 @@ class CgroupFile:
 FILES: dict[str, CgroupFile] = {
     file.name: file
     for file in (
-        CgroupFile("cpu.shares", "v1", _write_shares, lambda c: str(c.shares),
-                   "relative weight, 2..262144 (values outside are clamped), default 1024"),
-        CgroupFile("cpu.idle", None, _write_idle, lambda c: str(int(c.idle)),
-                   "0 or 1: 1 gives the group SCHED_IDLE weight (3)"),
-        CgroupFile("cpu.cfs_period_us", "v1", _write_period, lambda c: _usec_text(c.period_ns),
-                   "bandwidth period in µs, 1000..1000000, default 100000"),
-        CgroupFile("cpu.cfs_quota_us", "v1", _write_quota,
-                   lambda c: "-1" if c.quota_ns is None else _usec_text(c.quota_ns),
-                   "quota per period in µs, ≥ 1000 (may exceed the period), -1 = unlimited"),
-        CgroupFile("cpu.cfs_burst_us", "v1", _write_burst("cpu.cfs_burst_us"),
-                   lambda c: _usec_text(c.burst_ns), "burst in µs, 0..quota, default 0"),
-        CgroupFile("cpu.weight", "v2", _write_weight,
-                   lambda c: str(shares_to_weight(c.shares)),
-                   "relative weight, 1..10000, default 100 (= 1024 shares)"),
-        CgroupFile("cpu.weight.nice", "v2", _write_weight_nice,
-                   lambda c: str(shares_to_nice(c.shares)), "the weight as a nice level, -20..19"),
-        CgroupFile("cpu.max", "v2", _write_cpu_max, _read_cpu_max,
-                   "'$MAX $PERIOD' in µs, e.g. 'max 100000' or '50000 100000'"),
-        CgroupFile("cpu.max.burst", "v2", _write_burst("cpu.max.burst"),
-                   lambda c: _usec_text(c.burst_ns), "burst in µs, 0..quota, default 0"),
-        CgroupFile("cpuset.cpus", None, _write_cpus,
-                   lambda c: "" if c.cpus is None else format_cpulist(c.cpus),
-                   "CPU list such as '0-1,3' or [0, 1]"),
-        CgroupFile("memory.limit_in_bytes", "v1", _write_limit_in_bytes,
-                   lambda c: str(UNLIMITED_MEMORY_BYTES if c.memory_limit is None
-                                 else c.memory_limit),
-                   "limit in bytes ('64M', '64MiB'), rounded down to pages; -1 = unlimited"),
-        CgroupFile("memory.oom_control", "v1", _write_oom_control,
-                   lambda c: read_oom_control(c),
-                   "0 or 1: the value written sets oom_kill_disable"),
-        CgroupFile("memory.max", "v2", _write_memory_max, lambda c: _size_text(c.memory_limit),
-                   "hard limit in bytes ('64M', '64MiB'), rounded down to pages, or 'max'"),
-        CgroupFile("memory.high", "v2", _write_memory_high, lambda c: _size_text(c.memory_high),
-                   "throttling limit in bytes, rounded down to pages, or 'max'"),
-        CgroupFile("memory.oom.group", "v2", _write_oom_group, lambda c: str(int(c.oom_group)),
-                   "0 or 1: 1 = an OOM kill takes the whole group"),
+        CgroupFile(
+            "cpu.shares",
+            "v1",
+            _write_shares,
+            lambda c: str(c.shares),
+            "relative weight, 2..262144 (values outside are clamped), default 1024",
+        ),
+        CgroupFile(
+            "cpu.idle",
+            None,
+            _write_idle,
+            lambda c: str(int(c.idle)),
+            "0 or 1: 1 gives the group SCHED_IDLE weight (3)",
+        ),
+        CgroupFile(
+            "cpu.cfs_period_us",
+            "v1",
+            _write_period,
+            lambda c: _usec_text(c.period_ns),
+            "bandwidth period in µs, 1000..1000000, default 100000",
+        ),
+        CgroupFile(
+            "cpu.cfs_quota_us",
+            "v1",
+            _write_quota,
+            lambda c: "-1" if c.quota_ns is None else _usec_text(c.quota_ns),
+            "quota per period in µs, ≥ 1000 (may exceed the period), -1 = unlimited",
+        ),
+        CgroupFile(
+            "cpu.cfs_burst_us",
+            "v1",
+            _write_burst("cpu.cfs_burst_us"),
+            lambda c: _usec_text(c.burst_ns),
+            "burst in µs, 0..quota, default 0",
+        ),
+        CgroupFile(
+            "cpu.weight",
+            "v2",
+            _write_weight,
+            lambda c: str(shares_to_weight(c.shares)),
+            "relative weight, 1..10000, default 100 (= 1024 shares)",
+        ),
+        CgroupFile(
+            "cpu.weight.nice",
+            "v2",
+            _write_weight_nice,
+            lambda c: str(shares_to_nice(c.shares)),
+            "the weight as a nice level, -20..19",
+        ),
+        CgroupFile(
+            "cpu.max",
+            "v2",
+            _write_cpu_max,
+            _read_cpu_max,
+            "'$MAX $PERIOD' in µs, e.g. 'max 100000' or '50000 100000'",
+        ),
+        CgroupFile(
+            "cpu.max.burst",
+            "v2",
+            _write_burst("cpu.max.burst"),
+            lambda c: _usec_text(c.burst_ns),
+            "burst in µs, 0..quota, default 0",
+        ),
+        CgroupFile(
+            "cpuset.cpus",
+            None,
+            _write_cpus,
+            lambda c: "" if c.cpus is None else format_cpulist(c.cpus),
+            "CPU list such as '0-1,3' or [0, 1]",
+        ),
+        CgroupFile(
+            "memory.limit_in_bytes",
+            "v1",
+            _write_limit_in_bytes,
+            lambda c: str(UNLIMITED_MEMORY_BYTES if c.memory_limit is None else c.memory_limit),
+            "limit in bytes ('64M', '64MiB'), rounded down to pages; -1 = unlimited",
+        ),
+        CgroupFile(
+            "memory.oom_control",
+            "v1",
+            _write_oom_control,
+            lambda c: read_oom_control(c),
+            "0 or 1: the value written sets oom_kill_disable",
+        ),
+        CgroupFile(
+            "memory.max",
+            "v2",
+            _write_memory_max,
+            lambda c: _size_text(c.memory_limit),
+            "hard limit in bytes ('64M', '64MiB'), rounded down to pages, or 'max'",
+        ),
+        CgroupFile(
+            "memory.high",
+            "v2",
+            _write_memory_high,
+            lambda c: _size_text(c.memory_high),
+            "throttling limit in bytes, rounded down to pages, or 'max'",
+        ),
+        CgroupFile(
+            "memory.oom.group",
+            "v2",
+            _write_oom_group,
+            lambda c: str(int(c.oom_group)),
+            "0 or 1: 1 = an OOM kill takes the whole group",
+        ),
     )
 }
 
@@ -439,8 +522,9 @@ def file_spec(file: str) -> CgroupFile:
         return FILES[file]
     except KeyError:
         raise CgroupFileError(
-            file, "a known cgroup file" + (did_you_mean(file, FILES) or
-                                           f" ({', '.join(FILES)})"), describe(file)
+            file,
+            "a known cgroup file" + (did_you_mean(file, FILES) or f" ({', '.join(FILES)})"),
+            describe(file),
         ) from None
 
 
@@ -453,8 +537,12 @@ def apply_write(
     """
     spec = file_spec(file)
     if is_root:
-        raise CgroupFileError(file, "a non-root cgroup (the kernel refuses writes to the "
-                              "root group's cpu and memory files)", "the root cgroup '/'")
+        raise CgroupFileError(
+            file,
+            "a non-root cgroup (the kernel refuses writes to the "
+            "root group's cpu and memory files)",
+            "the root cgroup '/'",
+        )
     updated = spec.write(config, value)
     if spec.interface is not None and updated.interface != spec.interface:
         updated = dataclasses.replace(updated, interface=spec.interface)
@@ -468,8 +556,10 @@ def read_file(config: CgroupConfig, file: str) -> str:
 
 def read_oom_control(config: CgroupConfig, *, under_oom: bool = False, oom_kill: int = 0) -> str:
     """``memory.oom_control`` text; the two counters are run-time state, given by the caller."""
-    return (f"oom_kill_disable {int(config.oom_kill_disable)}\n"
-            f"under_oom {int(under_oom)}\noom_kill {oom_kill}")
+    return (
+        f"oom_kill_disable {int(config.oom_kill_disable)}\n"
+        f"under_oom {int(under_oom)}\noom_kill {oom_kill}"
+    )
 
 
 # ---- paths and hierarchy -----------------------------------------------------------------------
@@ -478,10 +568,28 @@ NAME_MAX = 255
 #: Name prefixes (``<prefix>.<file>``) of interface files: cgroup core's and every controller's,
 #: v1 and v2. A child named like one collides with a file of its parent (mkdir: EEXIST) or with
 #: one that enabling that controller creates later (cgroup-v2.rst, "Avoid Name Collisions").
-CONTROLLER_PREFIXES = frozenset({
-    "cgroup", "cpu", "cpuacct", "cpuset", "memory", "memsw", "io", "blkio", "pids", "hugetlb",
-    "rdma", "misc", "devices", "freezer", "net_cls", "net_prio", "perf_event", "dmem",
-})
+CONTROLLER_PREFIXES = frozenset(
+    {
+        "cgroup",
+        "cpu",
+        "cpuacct",
+        "cpuset",
+        "memory",
+        "memsw",
+        "io",
+        "blkio",
+        "pids",
+        "hugetlb",
+        "rdma",
+        "misc",
+        "devices",
+        "freezer",
+        "net_cls",
+        "net_prio",
+        "perf_event",
+        "dmem",
+    }
+)
 #: cgroup v1 core files without a controller prefix (``cgroup1_base_files``).
 UNPREFIXED_FILES = frozenset({"tasks", "notify_on_release", "release_agent"})
 
@@ -510,8 +618,10 @@ def check_cgroup_name(name: str) -> str | None:
         return f"name {name!r} is a cgroup v1 interface file"
     prefix = name.split(".", 1)[0]
     if "." in name and prefix in CONTROLLER_PREFIXES:
-        return (f"name {describe(name)} collides with the interface files {prefix}.* "
-                f"(rename it, e.g. '_{name[:40]}')")
+        return (
+            f"name {describe(name)} collides with the interface files {prefix}.* "
+            f"(rename it, e.g. '_{name[:40]}')"
+        )
     return None
 
 
@@ -608,11 +718,14 @@ def hierarchical_quota(configs: Mapping[str, CgroupConfig]) -> dict[str, int | N
         elif config.interface == "v2":
             bound[path] = min(own, parent_bound)
         elif own > parent_bound:
-            limiter = next(p for p in ancestors(path) if p in configs
-                           and configs[p].quota_ns is not None)
+            limiter = next(
+                p for p in ancestors(path) if p in configs and configs[p].quota_ns is not None
+            )
             file = "cpu.cfs_quota_us"
             raise HierarchyError(
-                path, limiter, file,
+                path,
+                limiter,
+                file,
                 f"{path}'s quota/period ratio at most that of its ancestor {limiter} "
                 f"({_ratio_text(configs[limiter])}) — cgroup v1 rejects it with EINVAL",
                 _ratio_text(config),
@@ -653,22 +766,30 @@ class CpusetRefusal:
     def expected(self) -> str:
         """What the write should have been, for a located scenario error."""
         if self.code == errno.EBUSY:
-            return (f"CPUs that hold the child {self.other}'s cpuset "
-                    f"({format_cpulist(self.other_cpus)}) — cgroup v1 rejects others with EBUSY")
-        return (f"CPUs within the parent {self.other}'s cpuset ({format_cpulist(self.other_cpus)})"
-                " — cgroup v1 rejects others with EACCES")
+            return (
+                f"CPUs that hold the child {self.other}'s cpuset "
+                f"({format_cpulist(self.other_cpus)}) — cgroup v1 rejects others with EBUSY"
+            )
+        return (
+            f"CPUs within the parent {self.other}'s cpuset ({format_cpulist(self.other_cpus)})"
+            " — cgroup v1 rejects others with EACCES"
+        )
 
     def write_error(self) -> str:
         """The failed write as a shell reports it, with why: ``/a: cpuset.cpus: write error:
         Device or resource busy (child /a/b uses CPUs 1 outside 0)``."""
         cpus, other = format_cpulist(self.cpus), format_cpulist(self.other_cpus)
-        why = (f"child {self.other} uses CPUs {other} outside {cpus}" if self.code == errno.EBUSY
-               else f"CPUs {cpus} outside the parent's {other}")
+        why = (
+            f"child {self.other} uses CPUs {other} outside {cpus}"
+            if self.code == errno.EBUSY
+            else f"CPUs {cpus} outside the parent's {other}"
+        )
         return f"{self.path}: cpuset.cpus: write error: {os.strerror(self.code)} ({why})"
 
 
-def validate_cpuset_change(configs: Mapping[str, CgroupConfig], path: str,
-                           cpus: frozenset[int]) -> CpusetRefusal | None:
+def validate_cpuset_change(
+    configs: Mapping[str, CgroupConfig], path: str, cpus: frozenset[int]
+) -> CpusetRefusal | None:
     """``cpuset1_validate_change`` (kernel/cgroup/cpuset-v1.c) for writing `cpus` to `path`'s
     v1 ``cpuset.cpus`` in the tree `configs` as it is before the write: every child's CPUs must
     lie within `cpus` (else -EBUSY), and `cpus` within the parent's (else -EACCES). A group
@@ -693,21 +814,29 @@ def check_hierarchy(configs: Mapping[str, CgroupConfig]) -> None:
         if config.cpus is not None and config.interface == "v1":
             refusal = validate_cpuset_change(created, path, config.cpus)
             if refusal is not None:
-                raise HierarchyError(path, refusal.other, "cpuset.cpus", refusal.expected,
-                                     describe(format_cpulist(config.cpus)))
+                raise HierarchyError(
+                    path,
+                    refusal.other,
+                    "cpuset.cpus",
+                    refusal.expected,
+                    describe(format_cpulist(config.cpus)),
+                )
         created[path] = config
 
 
 def effective_quota(configs: Mapping[str, CgroupConfig], path: str) -> Fraction | None:
     """The tightest quota/period along `path` and its ancestors, in CPUs (None = unlimited)."""
-    ratios = [Fraction(configs[p].quota_ns or 0, configs[p].period_ns)
-              for p in [path, *ancestors(path)]
-              if p in configs and configs[p].quota_ns is not None]
+    ratios = [
+        Fraction(configs[p].quota_ns or 0, configs[p].period_ns)
+        for p in [path, *ancestors(path)]
+        if p in configs and configs[p].quota_ns is not None
+    ]
     return min(ratios) if ratios else None
 
 
-def configure(files: Mapping[str, Any], *, is_root: bool = False,
-              base: CgroupConfig | None = None) -> CgroupConfig:
+def configure(
+    files: Mapping[str, Any], *, is_root: bool = False, base: CgroupConfig | None = None
+) -> CgroupConfig:
     """A config from a ``{file: value}`` mapping applied in order (first error raised)."""
     config = base or CgroupConfig()
     for file, value in files.items():

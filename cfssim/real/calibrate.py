@@ -138,8 +138,9 @@ def tick_phase(times: Sequence[int], tick_ns: int) -> int:
     return (reference + earliest) % tick_ns
 
 
-def _quantiles(values: Sequence[int], fractions: Sequence[float], resolution: int = 1
-               ) -> dict[float, int]:
+def _quantiles(
+    values: Sequence[int], fractions: Sequence[float], resolution: int = 1
+) -> dict[float, int]:
     """Empirical quantiles (linear between order statistics, like numpy's default), rounded to
     multiples of `resolution` (ns; the trace text's timestamps have 1 µs)."""
     ordered = sorted(values)
@@ -166,11 +167,11 @@ class Skew:
     delay: dict[float, int]
 
 
-def tick_skew(ticks: Mapping[int, Sequence[int]], tick_ns: int, phase_ns: int
-              ) -> dict[int, Skew]:
+def tick_skew(ticks: Mapping[int, Sequence[int]], tick_ns: int, phase_ns: int) -> dict[int, Skew]:
     """Per CPU, its `Skew` against CPU 0 (CPU 0's own: mean 0, jitter 0). Ticks are paired by
     the grid instant they belong to, ``(now − phase) // tick``; CPUs with no common tick with
     CPU 0 are left out."""
+
     def by_slot(times: Sequence[int]) -> dict[int, int]:
         return {(t - phase_ns) // tick_ns: t for t in times}
 
@@ -184,9 +185,12 @@ def tick_skew(ticks: Mapping[int, Sequence[int]], tick_ns: int, phase_ns: int
         deltas = [slots[k] - reference[k] for k in common]
         mean = round(fmean(deltas))
         delays = [slots[k] - (phase_ns + k * tick_ns) for k in common]
-        skews[cpu] = Skew(len(common), mean, _quantiles([d - mean for d in deltas],
-                                                        SKEW_QUANTILES),
-                          _quantiles(delays, SKEW_QUANTILES))
+        skews[cpu] = Skew(
+            len(common),
+            mean,
+            _quantiles([d - mean for d in deltas], SKEW_QUANTILES),
+            _quantiles(delays, SKEW_QUANTILES),
+        )
     return skews
 
 
@@ -197,8 +201,7 @@ def timeslices(events: Iterable[Event], first: int, second: int) -> list[int]:
     turns: list[int] = []
     started: dict[int, tuple[int, int]] = {}  # cpu → (hog switched in from the other, time)
     pair = {first: second, second: first}
-    for event in sorted((e for e in events if e.name == "sched_switch"),
-                        key=lambda e: e.time_ns):
+    for event in sorted((e for e in events if e.name == "sched_switch"), key=lambda e: e.time_ns):
         prev, nxt = event.fields.get("prev_pid"), event.fields.get("next_pid")
         begun = started.pop(event.cpu, None)
         if begun is not None and prev == begun[0] and nxt == pair[prev]:
@@ -214,8 +217,12 @@ def slice_ends_from(turns: Sequence[int], tick_ns: int) -> SliceEnds:
     if not turns:
         raise ValueError("expected timeslices of two hogs on one CPU, found none")
     ticks = median(turns) / tick_ns
-    return "tick" if ticks >= 1 - TICK_QUANTUM_TOLERANCE and \
-        abs(ticks - round(ticks)) <= TICK_QUANTUM_TOLERANCE else "precise"
+    return (
+        "tick"
+        if ticks >= 1 - TICK_QUANTUM_TOLERANCE
+        and abs(ticks - round(ticks)) <= TICK_QUANTUM_TOLERANCE
+        else "precise"
+    )
 
 
 def se_slice(sched_text: str) -> int | None:
@@ -242,8 +249,7 @@ def noise_runs(events: Iterable[Event], workload: set[int]) -> dict[int, list[in
     `workload` pids: from a ``sched_switch`` to such a task to the next switch on that CPU."""
     runs: dict[int, list[int]] = {}
     running: dict[int, tuple[int, int]] = {}  # cpu → (pid, start)
-    for event in sorted((e for e in events if e.name == "sched_switch"),
-                        key=lambda e: e.time_ns):
+    for event in sorted((e for e in events if e.name == "sched_switch"), key=lambda e: e.time_ns):
         begun = running.pop(event.cpu, None)
         if begun is not None and event.fields.get("prev_pid") == begun[0]:
             runs.setdefault(event.cpu, []).append(event.time_ns - begun[1])
@@ -258,9 +264,12 @@ def noise_cpu(cpu: int, runs: Sequence[int], window_ns: int) -> NoiseCpu:
     0 ns when none was seen) and the share of the window the runs took."""
     rate = len(runs) * NSEC_PER_SEC / window_ns
     lengths = _quantiles(runs, QUANTILES, TRACE_RESOLUTION_NS) if runs else {0.0: 0}
-    return NoiseCpu(cpu=cpu, rate_per_s=round(rate, 3),
-                    run_length=Distribution.of_quantiles(lengths),
-                    share=round(min(1.0, sum(runs) / window_ns), 4))
+    return NoiseCpu(
+        cpu=cpu,
+        rate_per_s=round(rate, 3),
+        run_length=Distribution.of_quantiles(lengths),
+        share=round(min(1.0, sum(runs) / window_ns), 4),
+    )
 
 
 def config_hz(config_text: str) -> int | None:
@@ -351,10 +360,15 @@ class Calibration:
         placement = hog_cpus(os.sched_getaffinity(0))
         hogs = [self._spawn([sys.executable, "-S", "-c", HOG], cpu) for cpu in placement]
         time.sleep(HOG_START_S)
-        self.instance = TraceSession(self.driver.run_name, [], self.window_ns, filters={
-            "timer/hrtimer_expire_entry": f"function.function == {handler}",
-            "sched/sched_switch": "",
-        })
+        self.instance = TraceSession(
+            self.driver.run_name,
+            [],
+            self.window_ns,
+            filters={
+                "timer/hrtimer_expire_entry": f"function.function == {handler}",
+                "sched/sched_switch": "",
+            },
+        )
         self.instance.start()
         time.sleep(self.window_ns / NSEC_PER_SEC)
         text, lost = self.instance.stop()
@@ -372,6 +386,7 @@ class Calibration:
 
     def _spawn(self, argv: list[str], cpu: int | None, **kwargs: object) -> subprocess.Popen[str]:
         """A child at nice 0, SCHED_OTHER, in the run's cgroup (pinned to `cpu`)."""
+
         def child_setup() -> None:
             os.setpriority(os.PRIO_PROCESS, 0, 0)
             os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
@@ -384,53 +399,81 @@ class Calibration:
         return child
 
     def _page_faults(self) -> list[tuple[int, int, int]]:
-        child = self._spawn([sys.executable, "-S", "-c", FAULT_CHILD, str(self.fault_mib),
-                             str(self.fault_trials)], None,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        child = self._spawn(
+            [sys.executable, "-S", "-c", FAULT_CHILD, str(self.fault_mib), str(self.fault_trials)],
+            None,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
         out, _ = child.communicate("go\n", timeout=60)
         if child.returncode != 0:
             raise RealRunError(f"the page-fault child failed (exit status {child.returncode})")
-        return [(int(a), int(b), int(c)) for a, b, c in (line.split() for line in
-                                                           out.splitlines() if line.strip())]
+        return [
+            (int(a), int(b), int(c))
+            for a, b, c in (line.split() for line in out.splitlines() if line.strip())
+        ]
 
-    def _profile(self, events: list[Event], hogs: Sequence[subprocess.Popen[str]],
-                 shared_cpu: int, sched: str, armed: dict[int, int],
-                 faults: list[tuple[int, int, int]], loadavg: float, cpus: int
-                 ) -> MachineProfile:
+    def _profile(
+        self,
+        events: list[Event],
+        hogs: Sequence[subprocess.Popen[str]],
+        shared_cpu: int,
+        sched: str,
+        armed: dict[int, int],
+        faults: list[tuple[int, int, int]],
+        loadavg: float,
+        cpus: int,
+    ) -> MachineProfile:
         ticks = tick_times(events)
         if 0 not in ticks:
             raise RealRunError("no tick of CPU 0 was traced (hrtimer_expire_entry)")
         hz = hz_from_ticks(ticks)
         configured = kernel_config_hz()
         if configured is not None and configured != hz:
-            self.notes.append(f"CONFIG_HZ={configured}, but the ticks came every "
-                              f"{NSEC_PER_SEC // hz} ns: the measured {hz} is written")
+            self.notes.append(
+                f"CONFIG_HZ={configured}, but the ticks came every "
+                f"{NSEC_PER_SEC // hz} ns: the measured {hz} is written"
+            )
         tick_ns = NSEC_PER_SEC // hz
         phase = armed[0] % tick_ns if 0 in armed else tick_phase(ticks[0], tick_ns)
         skews = tick_skew(ticks, tick_ns, phase)
         if sorted(skews) != list(range(cpus)):
-            raise RealRunError(f"ticks were traced on CPUs {sorted(skews)} only, not on all "
-                               f"{cpus} together: is some CPU offline, isolated or outside "
-                               f"this process's CPU affinity ({sorted(os.sched_getaffinity(0))})?")
-        tick_cpus = [TickCpu(cpu=cpu, offset=skew.mean,
-                             jitter=Distribution.of_quantiles(skew.jitter),
-                             delay=Distribution.of_quantiles(skew.delay))
-                     for cpu, skew in skews.items()]
+            raise RealRunError(
+                f"ticks were traced on CPUs {sorted(skews)} only, not on all "
+                f"{cpus} together: is some CPU offline, isolated or outside "
+                f"this process's CPU affinity ({sorted(os.sched_getaffinity(0))})?"
+            )
+        tick_cpus = [
+            TickCpu(
+                cpu=cpu,
+                offset=skew.mean,
+                jitter=Distribution.of_quantiles(skew.jitter),
+                delay=Distribution.of_quantiles(skew.delay),
+            )
+            for cpu, skew in skews.items()
+        ]
         turns = timeslices(events, hogs[-2].pid, hogs[-1].pid)
         if not turns:
-            raise RealRunError(f"the two hogs on CPU {shared_cpu} never handed over to each "
-                               "other: the host is too busy to measure slices")
+            raise RealRunError(
+                f"the two hogs on CPU {shared_cpu} never handed over to each "
+                "other: the host is too busy to measure slices"
+            )
         base_slice = se_slice(sched)
         if base_slice is None:
             base_slice = round(median(turns))
-            self.notes.append("/proc/<pid>/sched shows no se.slice: the base slice is the "
-                              "hogs' median timeslice")
+            self.notes.append(
+                "/proc/<pid>/sched shows no se.slice: the base slice is the hogs' median timeslice"
+            )
         workload = {os.getpid(), *(hog.pid for hog in hogs)}
         runs = noise_runs(events, workload)
         return MachineProfile(
-            host=socket.gethostname(), kernel=platform.release(),
+            host=socket.gethostname(),
+            kernel=platform.release(),
             date=datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
-            loadavg=loadavg, cpus=cpus, hz=hz, slice_ends=slice_ends_from(turns, tick_ns),
+            loadavg=loadavg,
+            cpus=cpus,
+            hz=hz,
+            slice_ends=slice_ends_from(turns, tick_ns),
             base_slice_ns=base_slice,
             timer_slack_ns=_read_int("/proc/self/timerslack_ns") or 0,
             page_fault_ns_per_page=page_fault_cost(faults),
@@ -438,18 +481,24 @@ class Calibration:
             sched_rt_runtime_us=_read_int("/proc/sys/kernel/sched_rt_runtime_us"),
             sched_rt_period_us=_read_int("/proc/sys/kernel/sched_rt_period_us"),
             tick=TickSpec(phase=phase, cpus=tuple(tick_cpus)),
-            noise=NoiseSpec(window=self.window_ns, cpus=tuple(
-                noise_cpu(cpu, runs.get(cpu, []), self.window_ns) for cpu in range(cpus))),
+            noise=NoiseSpec(
+                window=self.window_ns,
+                cpus=tuple(
+                    noise_cpu(cpu, runs.get(cpu, []), self.window_ns) for cpu in range(cpus)
+                ),
+            ),
         )
 
     def cleanup(self) -> None:
         """Remove the tracefs instance, kill and reap the children, remove the cgroups: every
         step runs even if one before it failed."""
-        _signals.run_all([
-            None if self.instance is None else self.instance.close,
-            self._kill_children,
-            self.driver.remove,
-        ])
+        _signals.run_all(
+            [
+                None if self.instance is None else self.instance.close,
+                self._kill_children,
+                self.driver.remove,
+            ]
+        )
 
     def _kill_children(self) -> None:
         for child in self.children:
@@ -459,9 +508,13 @@ class Calibration:
                 child.wait(timeout=5)
 
 
-def calibrate(window_ns: int = DEFAULT_WINDOW_NS, *, fault_mib: int = FAULT_MIB,
-              fault_trials: int = FAULT_TRIALS, notes: list[str] | None = None
-              ) -> MachineProfile:
+def calibrate(
+    window_ns: int = DEFAULT_WINDOW_NS,
+    *,
+    fault_mib: int = FAULT_MIB,
+    fault_trials: int = FAULT_TRIALS,
+    notes: list[str] | None = None,
+) -> MachineProfile:
     """Measure this host (see the module docstring); raises a `RealRunError` subclass where it
     cannot. `notes` collects what the caller should be told (a fallback taken)."""
     run = Calibration(window_ns, fault_mib, fault_trials)
@@ -474,24 +527,32 @@ def calibrate(window_ns: int = DEFAULT_WINDOW_NS, *, fault_mib: int = FAULT_MIB,
 
 def summary_lines(profile: MachineProfile) -> Iterator[str]:
     """A few human lines about a profile (for the command's stderr)."""
-    yield (f"{profile.host}: Linux {profile.kernel}, {profile.cpus} CPUs, HZ={profile.hz}, "
-           f"load {profile.loadavg}")
-    yield (f"slices end at the {profile.slice_ends}; base slice "
-           f"{format_duration(profile.base_slice_ns)}; timer slack "
-           f"{format_duration(profile.timer_slack_ns)}; page fault "
-           f"{format_duration(profile.page_fault_ns_per_page)}/page")
+    yield (
+        f"{profile.host}: Linux {profile.kernel}, {profile.cpus} CPUs, HZ={profile.hz}, "
+        f"load {profile.loadavg}"
+    )
+    yield (
+        f"slices end at the {profile.slice_ends}; base slice "
+        f"{format_duration(profile.base_slice_ns)}; timer slack "
+        f"{format_duration(profile.timer_slack_ns)}; page fault "
+        f"{format_duration(profile.page_fault_ns_per_page)}/page"
+    )
     if profile.tick is not None:
         for entry in profile.tick.cpus[1:]:
             low, high = entry.jitter.quantile(0.05), entry.jitter.quantile(0.95)
-            yield (f"tick of CPU {entry.cpu} vs CPU 0: {format_duration(entry.offset_ns)} "
-                   f"(p5…p95 {format_duration(entry.offset_ns + low)} … "
-                   f"{format_duration(entry.offset_ns + high)})")
+            yield (
+                f"tick of CPU {entry.cpu} vs CPU 0: {format_duration(entry.offset_ns)} "
+                f"(p5…p95 {format_duration(entry.offset_ns + low)} … "
+                f"{format_duration(entry.offset_ns + high)})"
+            )
     if profile.noise is not None:
         for noise in profile.noise.cpus:
-            yield (f"noise on CPU {noise.cpu}: {noise.rate_per_s:g}/s ({noise.share or 0:.1%} of "
-                   f"the CPU), runs p50 "
-                   f"{format_duration(noise.run_length.quantile(0.5))}, p95 "
-                   f"{format_duration(noise.run_length.quantile(0.95))}")
+            yield (
+                f"noise on CPU {noise.cpu}: {noise.rate_per_s:g}/s ({noise.share or 0:.1%} of "
+                f"the CPU), runs p50 "
+                f"{format_duration(noise.run_length.quantile(0.5))}, p95 "
+                f"{format_duration(noise.run_length.quantile(0.95))}"
+            )
 
 
 # ---- the command ----------------------------------------------------------------------------
@@ -501,17 +562,29 @@ def _window(ctx: click.Context, param: click.Parameter, value: str) -> int:
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
     if not MIN_WINDOW_NS <= window_ns <= MAX_WINDOW_NS:
-        raise click.BadParameter(f"expected {format_duration(MIN_WINDOW_NS)} to "
-                                 f"{format_duration(MAX_WINDOW_NS)}, found {value!r}")
+        raise click.BadParameter(
+            f"expected {format_duration(MIN_WINDOW_NS)} to "
+            f"{format_duration(MAX_WINDOW_NS)}, found {value!r}"
+        )
     return window_ns
 
 
 @click.command("calibrate")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the profile YAML here instead of stdout.")
-@click.option("--duration", "window_ns", default=format_duration(DEFAULT_WINDOW_NS),
-              show_default=True, callback=_window, metavar="DURATION",
-              help="How long the hogs run while ticks, slices and noise are traced.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the profile YAML here instead of stdout.",
+)
+@click.option(
+    "--duration",
+    "window_ns",
+    default=format_duration(DEFAULT_WINDOW_NS),
+    show_default=True,
+    callback=_window,
+    metavar="DURATION",
+    help="How long the hogs run while ticks, slices and noise are traced.",
+)
 def calibrate_command(output: Path | None, window_ns: int) -> None:
     """Measure this host (root, cgroups, tracefs) and write its machine profile: HZ and tick
     phase, per-CPU tick skew, slice ends and base slice, timer slack, page-fault cost,
@@ -521,9 +594,11 @@ def calibrate_command(output: Path | None, window_ns: int) -> None:
     notes: list[str] = []
     with _exits("calibrate"):
         profile = calibrate(window_ns, notes=notes)
-    header = ("cfssim machine profile, measured by `cfssim calibrate`",
-              f"duration {format_duration(window_ns)}; 1-minute load average "
-              f"{profile.loadavg} at the start")
+    header = (
+        "cfssim machine profile, measured by `cfssim calibrate`",
+        f"duration {format_duration(window_ns)}; 1-minute load average "
+        f"{profile.loadavg} at the start",
+    )
     text = dump_profile(profile, header)
     for line in [*notes, *summary_lines(profile)]:
         click.echo(line, err=True)

@@ -171,8 +171,9 @@ class ThreadTimeline:
     migrations: int = 0  # sched_migrate_task to another CPU
 
 
-def thread_timelines(rec: Recording, tables: Tables, index: dict[int, int]) -> dict[int,
-                                                                                  ThreadTimeline]:
+def thread_timelines(
+    rec: Recording, tables: Tables, index: dict[int, int]
+) -> dict[int, ThreadTimeline]:
     """Each traced thread's bursts and sleeps (`index`: tid → task index of `tables`)."""
     tids = {task: tid for tid, task in index.items()}
     states: dict[tuple[int, int], str] = {}  # (tid, switch-out time) → prev_state
@@ -191,7 +192,8 @@ def thread_timelines(rec: Recording, tables: Tables, index: dict[int, int]) -> d
             for tid in (prev, nxt):
                 first.setdefault(tid, time_ns)
         elif event.name in ("sched_wakeup", "sched_wakeup_new") and (
-                wakeup := WAKEUP.match(event.body)):
+            wakeup := WAKEUP.match(event.body)
+        ):
             woken = int(wakeup["pid"])
             first.setdefault(woken, time_ns)
             wakers[(woken, time_ns)] = event.pid
@@ -199,8 +201,11 @@ def thread_timelines(rec: Recording, tables: Tables, index: dict[int, int]) -> d
             exits[int(gone["pid"])] = time_ns
         elif event.name == "sched_process_fork" and (fork := FORK.match(event.body)):
             first.setdefault(int(fork["child_pid"]), time_ns)
-        elif event.name == "sched_migrate_task" and (moved := TASK.match(event.body)) and \
-                event.fields.get("orig_cpu") != event.fields.get("dest_cpu"):
+        elif (
+            event.name == "sched_migrate_task"
+            and (moved := TASK.match(event.body))
+            and event.fields.get("orig_cpu") != event.fields.get("dest_cpu")
+        ):
             migrations[int(moved["pid"])] += 1
     segments: dict[int, list[tuple[int, int]]] = {}
     for _cpu, task, start, end in tables.segments:
@@ -259,8 +264,12 @@ def _merge_short(line: ThreadTimeline) -> None:
     merged: list[Entry] = []
     carry = 0
     for entry in line.entries:
-        if entry.kind == "sleep" and entry.value < MIN_STEP_NS and merged and \
-                merged[-1].kind == "run":
+        if (
+            entry.kind == "sleep"
+            and entry.value < MIN_STEP_NS
+            and merged
+            and merged[-1].kind == "run"
+        ):
             line.merged_sleeps += 1
             continue  # the next run joins the previous one
         if entry.kind == "run":
@@ -388,8 +397,14 @@ class Built:
     notes: list[str]
 
 
-def build_scenario(rec: Recording, *, name: str = "captured", model: bool = False,
-                   seed: int = 1, absolute: bool = True) -> Built:
+def build_scenario(
+    rec: Recording,
+    *,
+    name: str = "captured",
+    model: bool = False,
+    seed: int = 1,
+    absolute: bool = True,
+) -> Built:
     """The scenario (YAML-shaped data) replaying `rec` (see the module docstring)."""
     threads = dict(rec.threads)
     tables, index = _tables(rec, threads)
@@ -435,29 +450,36 @@ def build_scenario(rec: Recording, *, name: str = "captured", model: bool = Fals
                 program = model_program(line, held)
             else:
                 entries = insert_instants(line.entries, rss) if i == 0 else line.entries
-                program = exact_program(entries, start if absolute else None) or [
-                    {"sleep": "0s"}]
+                program = exact_program(entries, start if absolute else None) or [{"sleep": "0s"}]
             if offset > 0:
-                program = [{"until" if absolute and not model else "sleep":
-                            exact_duration(offset)}, *program]
-            woken_by = {task_of_tid[w]: n for w, n in sorted(line.woken_by.items())
-                        if w in task_of_tid}
+                program = [
+                    {"until" if absolute and not model else "sleep": exact_duration(offset)},
+                    *program,
+                ]
+            woken_by = {
+                task_of_tid[w]: n for w, n in sorted(line.woken_by.items()) if w in task_of_tid
+            }
             thread_data: dict[str, Any] = {"name": threads[tid].comm}
             if woken_by:
                 thread_data["woken_by"] = woken_by
             thread_data["program"] = program
             per_thread.append(thread_data)
             if line.merged_runs or line.merged_sleeps:
-                notes.append(f"{task_of_tid[tid]}: {line.merged_runs} run(s) and "
-                             f"{line.merged_sleeps} sleep(s) below "
-                             f"{format_duration(MIN_STEP_NS)} merged into their neighbours")
+                notes.append(
+                    f"{task_of_tid[tid]}: {line.merged_runs} run(s) and "
+                    f"{line.merged_sleeps} sleep(s) below "
+                    f"{format_duration(MIN_STEP_NS)} merged into their neighbours"
+                )
             info = threads[tid]
             if info.nice != main.nice:
-                events.append({"at": "0s", "nice": {"process": pname, "thread": i,
-                                                     "value": info.nice}})
+                events.append(
+                    {"at": "0s", "nice": {"process": pname, "thread": i, "value": info.nice}}
+                )
             if info.cpus != main.cpus or info.policy != main.policy:
-                notes.append(f"{task_of_tid[tid]}: affinity {info.cpus} / policy {info.policy} "
-                             f"differ from its process's; the scenario gives it the process's")
+                notes.append(
+                    f"{task_of_tid[tid]}: affinity {info.cpus} / policy {info.policy} "
+                    f"differ from its process's; the scenario gives it the process's"
+                )
         process: dict[str, Any] = {"name": pname, "cgroup": APP}
         if len(members) > 1:
             process["threads"] = len(members)
@@ -473,12 +495,18 @@ def build_scenario(rec: Recording, *, name: str = "captured", model: bool = Fals
         processes.append(process)
     if rec.lost_events:
         notes.append(f"the trace buffer overran: {rec.lost_events} events lost")
-    kind = "fitted model" if model else "exact replay, " + (
-        "wakeups at their captured times" if absolute else "captured sleep lengths")
-    description = (f"Captured from `{rec.command}` for {format_duration(rec.duration_ns)} "
-                   f"({kind}). "
-                   "I/O, page-fault and lock waits appear as sleeps; wakeup causality is "
-                   "recorded in woken_by only.")
+    kind = (
+        "fitted model"
+        if model
+        else "exact replay, "
+        + ("wakeups at their captured times" if absolute else "captured sleep lengths")
+    )
+    description = (
+        f"Captured from `{rec.command}` for {format_duration(rec.duration_ns)} "
+        f"({kind}). "
+        "I/O, page-fault and lock waits appear as sleeps; wakeup causality is "
+        "recorded in woken_by only."
+    )
     if notes:
         description += " Notes: " + "; ".join(notes) + "."
     data: dict[str, Any] = {
@@ -506,16 +534,22 @@ def _tables(rec: Recording, threads: dict[int, ThreadInfo]) -> tuple[Tables, dic
 
 def _fork_parents(events: Iterable[Event]) -> dict[int, int]:
     """Child pid → the pid that forked it (``sched_process_fork``)."""
-    return {int(fork["child_pid"]): int(fork["pid"]) for e in events
-            if e.name == "sched_process_fork" and (fork := FORK.match(e.body))}
+    return {
+        int(fork["child_pid"]): int(fork["pid"])
+        for e in events
+        if e.name == "sched_process_fork" and (fork := FORK.match(e.body))
+    }
 
 
 def _last_comm(events: Iterable[Event], tid: int) -> str | None:
     """The comm `tid` last had when switched out, or None if it never was."""
     comm = None
     for event in events:
-        if event.name == "sched_switch" and (switch := SWITCH.match(event.body)) and \
-                int(switch["prev_pid"]) == tid:
+        if (
+            event.name == "sched_switch"
+            and (switch := SWITCH.match(event.body))
+            and int(switch["prev_pid"]) == tid
+        ):
             comm = switch["prev_comm"]
     return comm
 
@@ -553,30 +587,42 @@ def capture_result(rec: Recording, built: Built, scenario: Scenario) -> Result:
             wakeup_latency_ns=latency_figures(np.array(values, dtype=np.int64)),
             vruntime=info.vruntime,
             max_rss_bytes=info.max_rss_bytes,
-            exit=None if line.exit_ns is None else {"time_ns": line.exit_ns,
-                                                    "reason": "exited"},
+            exit=None if line.exit_ns is None else {"time_ns": line.exit_ns, "reason": "exited"},
         )
-    meta: RunMeta = {"description": f"captured from `{rec.command}`",
-                     "kernel_release": procfs.kernel_release(), "hz": rec.hz,
-                     "t0_monotonic_ns": rec.t0, "wall_ns": rec.duration_ns,
-                     "sample_interval_ns": SAMPLE_INTERVAL_NS,
-                     "warnings": built.notes + _background_warning(rec)}
+    meta: RunMeta = {
+        "description": f"captured from `{rec.command}`",
+        "kernel_release": procfs.kernel_release(),
+        "hz": rec.hz,
+        "t0_monotonic_ns": rec.t0,
+        "wall_ns": rec.duration_ns,
+        "sample_interval_ns": SAMPLE_INTERVAL_NS,
+        "warnings": built.notes + _background_warning(rec),
+    }
     if rec.background_cpu_fraction is not None:
         meta["background_cpu_fraction"] = rec.background_cpu_fraction
-    return Result(source="kernel", scenario=scenario.name,
-                  policy=f"kernel-{procfs.kernel_release()}", cpus=rec.cpus,
-                  duration_ns=rec.duration_ns, seed=scenario.seed, tasks=tasks,
-                  cgroups={path: cgroup_figures(files, f'cgroups["{path}"]')
-                           for path, files in rec.figures.items()},
-                  meta=meta)
+    return Result(
+        source="kernel",
+        scenario=scenario.name,
+        policy=f"kernel-{procfs.kernel_release()}",
+        cpus=rec.cpus,
+        duration_ns=rec.duration_ns,
+        seed=scenario.seed,
+        tasks=tasks,
+        cgroups={
+            path: cgroup_figures(files, f'cgroups["{path}"]') for path, files in rec.figures.items()
+        },
+        meta=meta,
+    )
 
 
 def _background_warning(rec: Recording) -> list[str]:
     fraction = rec.background_cpu_fraction
     if fraction is None or fraction <= BACKGROUND_WARNING:
         return []
-    return [f"background load was {fraction:.1%} of the machine's CPU capacity (above "
-            f"{BACKGROUND_WARNING:.0%}): the capture competed with other work"]
+    return [
+        f"background load was {fraction:.1%} of the machine's CPU capacity (above "
+        f"{BACKGROUND_WARNING:.0%}): the capture competed with other work"
+    ]
 
 
 # ---- recording ----------------------------------------------------------------------------------
@@ -605,20 +651,28 @@ def capture(
     """Record `command` (run in a fresh cgroup with the `cgroup` files written) or the running
     process `pid` for `duration_ns` or until it exits; the scenario replaying it."""
     if (command is None) == (pid is None):
-        raise Refused("capture: expected a COMMAND or --pid, found " +
-                      ("both" if command else "neither"))
+        raise Refused(
+            "capture: expected a COMMAND or --pid, found " + ("both" if command else "neither")
+        )
     if not 0 < duration_ns <= max_duration_ns:
-        raise Refused(f"capture: duration: expected more than 0 and at most "
-                      f"{format_duration(max_duration_ns)}, found {format_duration(duration_ns)}")
+        raise Refused(
+            f"capture: duration: expected more than 0 and at most "
+            f"{format_duration(max_duration_ns)}, found {format_duration(duration_ns)}"
+        )
     limits = _limits(cgroup or {})
     if pid is not None and cgroup:
-        raise Refused("capture: --cgroup applies to a started COMMAND; a --pid process keeps "
-                      "its own cgroup, whose limits are read")
+        raise Refused(
+            "capture: --cgroup applies to a started COMMAND; a --pid process keeps "
+            "its own cgroup, whose limits are read"
+        )
     layout = detect()
     session = _Session(make_driver(layout), duration_ns)
     with _signals.guarded(session.cleanup):  # SIGTERM unwinds like Ctrl-C; cleanup holds both off
-        rec = session.record_command(command, limits) if command is not None else \
-            session.record_pid(pid or 0)
+        rec = (
+            session.record_command(command, limits)
+            if command is not None
+            else session.record_pid(pid or 0)
+        )
     built = build_scenario(rec, name=name, model=model, seed=seed, absolute=absolute)
     text = dump_data(built.data)
     scenario = load_scenario(text)
@@ -631,8 +685,9 @@ def _limits(files: dict[str, str]) -> CgroupConfig:
         try:
             config = cgfiles.apply_write(config, file, value, is_root=False)
         except CgroupFileError as error:
-            raise Refused(f"--cgroup {file}={value}: expected {error.expected}, "
-                          f"found {error.found}") from None
+            raise Refused(
+                f"--cgroup {file}={value}: expected {error.expected}, found {error.found}"
+            ) from None
     return config
 
 
@@ -653,11 +708,13 @@ class _Session:
         # held in a shell that stops itself until traced, then execs the command (same pid)
         hold = 'kill -STOP $$; exec "$@"'
         try:
-            self.child = subprocess.Popen(["/bin/sh", "-c", hold, "cfssim-capture", *command],
-                                          start_new_session=True)
+            self.child = subprocess.Popen(
+                ["/bin/sh", "-c", hold, "cfssim-capture", *command], start_new_session=True
+            )
         except OSError as exc:
-            raise Refused(f"capture: cannot start /bin/sh for {command[0]!r}: "
-                          f"{exc.strerror}") from exc
+            raise Refused(
+                f"capture: cannot start /bin/sh for {command[0]!r}: {exc.strerror}"
+            ) from exc
         deadline = time.monotonic() + HOLD_TIMEOUT_S
         while not procfs.stopped(self.child.pid):
             if time.monotonic() > deadline or self.child.poll() is not None:
@@ -673,8 +730,9 @@ class _Session:
         figures = {p: _since(self.driver.figures(p), stat0[p]) for p in ("/", APP)}
         rec = self._recording(" ".join(command), limits, figures)
         background = procfs.machine_busy_ns() - busy0 - int(figures[APP]["cpuacct.usage"])
-        rec.background_cpu_fraction = round(max(0, background) / (rec.cpus * max(
-            1, time.monotonic_ns() - self.t0)), 4)
+        rec.background_cpu_fraction = round(
+            max(0, background) / (rec.cpus * max(1, time.monotonic_ns() - self.t0)), 4
+        )
         return rec
 
     def record_pid(self, pid: int) -> Recording:
@@ -688,15 +746,19 @@ class _Session:
         self._sample_until(lambda: _tree_tids(pid))
         after = _read_cpu_stat(cpu_dir)
         figures = {APP: {"cpu.stat": _cpu_stat_since(after, before)}}
-        command = " ".join(Path(f"/proc/{pid}/cmdline").read_text().split("\0")).strip() \
-            if Path(f"/proc/{pid}").exists() else str(pid)
+        command = (
+            " ".join(Path(f"/proc/{pid}/cmdline").read_text().split("\0")).strip()
+            if Path(f"/proc/{pid}").exists()
+            else str(pid)
+        )
         return self._recording(command or str(pid), limits, figures)
 
     # -- tracing
     def _start_trace(self, pids: Sequence[int]) -> None:
         """A private instance named like the run's cgroups, following `pids` and their forks."""
-        self.tracer = TraceSession(self.driver.run_name, list(pids), self.duration_ns,
-                                   follow_forks=True)
+        self.tracer = TraceSession(
+            self.driver.run_name, list(pids), self.duration_ns, follow_forks=True
+        )
         self.tracer.start()
 
     # -- sampling
@@ -734,7 +796,8 @@ class _Session:
                 tgids.add(info.tgid)
                 with contextlib.suppress(OSError, ValueError):
                     info.vruntime = procfs.read_thread_stats(
-                        procfs.task_dir(info.tgid, tid)).vruntime
+                        procfs.task_dir(info.tgid, tid)
+                    ).vruntime
         peaks: dict[int, int] = {}
         for tgid in tgids:
             with contextlib.suppress(OSError, ValueError):
@@ -744,21 +807,35 @@ class _Session:
             if info.tgid in peaks:
                 info.max_rss_bytes = peaks[info.tgid]
 
-    def _recording(self, command: str, limits: CgroupConfig,
-                   figures: dict[str, dict[str, Any]]) -> Recording:
+    def _recording(
+        self, command: str, limits: CgroupConfig, figures: dict[str, dict[str, Any]]
+    ) -> Recording:
         assert self.tracer is not None
         text, lost = self.tracer.stop()
-        return Recording(text, self.t0, self.duration_ns, os.cpu_count() or 1, self.threads,
-                         self.rss, limits, figures, command, _hz(), lost)
+        return Recording(
+            text,
+            self.t0,
+            self.duration_ns,
+            os.cpu_count() or 1,
+            self.threads,
+            self.rss,
+            limits,
+            figures,
+            command,
+            _hz(),
+            lost,
+        )
 
     def cleanup(self) -> None:
         """Remove the instance, kill the command (everything in its cgroup), remove the
         cgroups; safe at any point."""
-        _signals.run_all([
-            None if self.tracer is None else self.tracer.close,
-            self.driver.remove,  # SIGKILLs every task left in the run's cgroups
-            self._kill_child,
-        ])
+        _signals.run_all(
+            [
+                None if self.tracer is None else self.tracer.close,
+                self.driver.remove,  # SIGKILLs every task left in the run's cgroups
+                self._kill_child,
+            ]
+        )
 
     def _kill_child(self) -> None:
         if self.child is not None:
@@ -779,16 +856,22 @@ def _since(after: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
 
 def _cpu_stat_since(after: dict[str, int], before: dict[str, int]) -> dict[str, Any]:
     """``cpu.stat`` counted from `before` (either interface's keys; v2's µs as v1's ns)."""
+
     def grown(key: str) -> int:
         if key not in after and key.endswith("_time"):  # v2: throttled_usec, burst_usec
             usec = key.removesuffix("_time") + "_usec"
             return (after.get(usec, 0) - before.get(usec, 0)) * 1000
         return after.get(key, 0) - before.get(key, 0)
 
-    return dict(cpu_stat_figures(nr_periods=grown("nr_periods"),
-                                 nr_throttled=grown("nr_throttled"),
-                                 throttled_time=grown("throttled_time"),
-                                 nr_bursts=grown("nr_bursts"), burst_time=grown("burst_time")))
+    return dict(
+        cpu_stat_figures(
+            nr_periods=grown("nr_periods"),
+            nr_throttled=grown("nr_throttled"),
+            throttled_time=grown("throttled_time"),
+            nr_bursts=grown("nr_bursts"),
+            burst_time=grown("burst_time"),
+        )
+    )
 
 
 def _thread_info(tid: int) -> ThreadInfo:
@@ -880,10 +963,12 @@ def _hz() -> int:
     release = procfs.kernel_release()
     for path in (Path(f"/boot/config-{release}"), Path("/proc/config.gz")):
         with contextlib.suppress(OSError):
-            text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else \
-                path.read_text()
+            text = (
+                gzip.decompress(path.read_bytes()).decode()
+                if path.suffix == ".gz"
+                else path.read_text()
+            )
             for line in text.splitlines():
                 if line.startswith("CONFIG_HZ="):
                     return int(line.split("=")[1])
     return 250
-

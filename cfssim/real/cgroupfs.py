@@ -228,9 +228,7 @@ class Driver:
             self.prepare(path)
             self.write_settings(path, None, configs[path])
 
-    def write_settings(
-        self, path: str, old: CgroupSettings | None, new: CgroupSettings
-    ) -> None:
+    def write_settings(self, path: str, old: CgroupSettings | None, new: CgroupSettings) -> None:
         """Write the files whose value differs between `old` (None: freshly made) and `new`."""
         before = dict(self.config_files(old)) if old is not None else {}
         pending = [
@@ -559,7 +557,8 @@ def remove_run(tops: Iterable[Path], timeout_s: float = REMOVE_TIMEOUT_S) -> Non
                 left.append(f"{top} ({reason}; tasks left: {len(tasks_in(top))})")
     if left:
         raise CleanupIncomplete(
-            "the run's cleanup did not finish; left behind: " + "; ".join(left)
+            "the run's cleanup did not finish; left behind: "
+            + "; ".join(left)
             + f". Remove it with: {CLEANUP_COMMAND}"
         )
 
@@ -655,8 +654,14 @@ def cleanup_leftovers(
     def consider(path: Path, prefix: str, remove: Callable[[Path], None]) -> None:
         owner = owner_of(path.name, prefix)
         if owner is None:  # made by a cfssim before names carried their owner
-            found.append(Leftover(path, "kept", "no owner PID in its name (an older cfssim "
-                                  "made it): remove it by hand if no cfssim run is going on"))
+            found.append(
+                Leftover(
+                    path,
+                    "kept",
+                    "no owner PID in its name (an older cfssim "
+                    "made it): remove it by hand if no cfssim run is going on",
+                )
+            )
             return
         running = owner_running(owner)
         if running is not None and not include_live:

@@ -40,7 +40,8 @@ def _parse_sample_interval(ctx: click.Context, param: click.Parameter, value: st
         raise click.BadParameter(str(error)) from None
     if interval_ns < MIN_SAMPLE_INTERVAL_NS:
         raise click.BadParameter(
-            f"expected at least {format_duration(MIN_SAMPLE_INTERVAL_NS)}, found {value!r}")
+            f"expected at least {format_duration(MIN_SAMPLE_INTERVAL_NS)}, found {value!r}"
+        )
     return interval_ns
 
 
@@ -51,27 +52,42 @@ def _refuse_unused_sample_interval(ctx: click.Context, why: str) -> None:
 
 
 sample_interval_option = click.option(
-    "--sample-interval", "sample_interval_ns", metavar="DURATION",
-    default=format_duration(SAMPLE_INTERVAL_NS), show_default=True,
+    "--sample-interval",
+    "sample_interval_ns",
+    metavar="DURATION",
+    default=format_duration(SAMPLE_INTERVAL_NS),
+    show_default=True,
     callback=_parse_sample_interval,
     help="How often cgroup and thread figures are sampled for the timelines. The sampler is a "
-         "task too: each sample wakes it on some CPU, which can end a running task's timeslice "
-         "early; use e.g. 1s when comparing timeslice counts.")
+    "task too: each sample wakes it on some CPU, which can end a running task's timeslice "
+    "early; use e.g. 1s when comparing timeslice counts.",
+)
 
 
 @click.command("measure")
 @click.argument("scenario_file", required=False, metavar="SCENARIO")
-@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Directory for result.json, trace.npz and report.html "
-                   "(default: cfssim-out/<name>-kernel).")
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for result.json, trace.npz and report.html "
+    "(default: cfssim-out/<name>-kernel).",
+)
 @click.option("--trace", is_flag=True, help="Also record sched_switch/sched_wakeup from tracefs.")
 @click.option("--force", is_flag=True, help="Run even when an allocation has no memory limit.")
-@click.option("--host-root", is_flag=True,
-              help="Keep root-level processes in the host's root cpu cgroup (autogroups apply).")
-@click.option("--cleanup", is_flag=True,
-              help="Remove what killed runs left (cgroups and their workers, tracefs instances, "
-                   "cfssim-stats-* temporary directories; only ours, only of runs whose process "
-                   "is gone), say what was removed, then exit.")
+@click.option(
+    "--host-root",
+    is_flag=True,
+    help="Keep root-level processes in the host's root cpu cgroup (autogroups apply).",
+)
+@click.option(
+    "--cleanup",
+    is_flag=True,
+    help="Remove what killed runs left (cgroups and their workers, tracefs instances, "
+    "cfssim-stats-* temporary directories; only ours, only of runs whose process "
+    "is gone), say what was removed, then exit.",
+)
 @click.option("--no-report", is_flag=True, help="Do not write report.html.")
 @sample_interval_option
 @plotly_option
@@ -95,11 +111,14 @@ def measure_command(
     with _exits("measure"):
         if cleanup:
             _refuse_unused_sample_interval(
-                click.get_current_context(), "--cleanup measures nothing")
+                click.get_current_context(), "--cleanup measures nothing"
+            )
             found = cleanup_leftovers()
             removed = sum(leftover.state == "removed" for leftover in found)
-            click.echo(f"removed {removed} leftover director(ies) of cfssim runs "
-                       "(cgroups, tracefs instances, cfssim-stats-* temporary directories)")
+            click.echo(
+                f"removed {removed} leftover director(ies) of cfssim runs "
+                "(cgroups, tracefs instances, cfssim-stats-* temporary directories)"
+            )
             for leftover in found:
                 click.echo(f"  {leftover.state} {leftover.path}: {leftover.why}")
             if any(leftover.state == "failed" for leftover in found):
@@ -109,8 +128,14 @@ def measure_command(
             raise click.UsageError("SCENARIO_FILE is required (or use --cleanup)")
         scenario = _load(scenario_file)
         out = out_dir or DEFAULT_OUT / f"{scenario.name}-kernel"
-        result = measure(scenario, out, trace=trace, force=force, host_root=host_root,
-                         sample_interval_ns=sample_interval_ns)
+        result = measure(
+            scenario,
+            out,
+            trace=trace,
+            force=force,
+            host_root=host_root,
+            sample_interval_ns=sample_interval_ns,
+        )
         if not no_report:
             from ..report import write_report
 
@@ -121,21 +146,39 @@ def measure_command(
 
 @click.command("compare")
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Directory for compare.html and compare.json (and, for a scenario, both "
-                   "runs' results; default: cfssim-out/<scenario>-compare).")
-@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table",
-              show_default=True, help="How to print the comparison.")
-@click.option("--policy", type=click.Choice(["eevdf", "cfs"]),
-              help="Simulate with this policy instead of machine.policy.")
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for compare.html and compare.json (and, for a scenario, both "
+    "runs' results; default: cfssim-out/<scenario>-compare).",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="How to print the comparison.",
+)
+@click.option(
+    "--policy",
+    type=click.Choice(["eevdf", "cfs"]),
+    help="Simulate with this policy instead of machine.policy.",
+)
 @click.option("--trace", is_flag=True, help="Also record sched_switch/sched_wakeup from tracefs.")
 @click.option("--force", is_flag=True, help="Run even when an allocation has no memory limit.")
 @click.option("--verdicts-only", is_flag=True, help="Leave out figures without a tolerance.")
 @click.option("--check", is_flag=True, help="Exit with status 1 when a figure is out of tolerance.")
-@click.option("--profile", default="default", show_default=True,
-              help="Machine profile the simulation runs on, unless the scenario names one: "
-                   "'default' (the reference host), a file from `cfssim calibrate`, or 'none' "
-                   "(the ideal machine).")
+@click.option(
+    "--profile",
+    default="default",
+    show_default=True,
+    help="Machine profile the simulation runs on, unless the scenario names one: "
+    "'default' (the reference host), a file from `cfssim calibrate`, or 'none' "
+    "(the ideal machine).",
+)
 @sample_interval_option
 @plotly_option
 def compare_command(
@@ -162,12 +205,19 @@ def compare_command(
 
     with _exits("compare"):
         if len(inputs) == 1:
-            a, b, out = _run_both(inputs[0], out_dir, policy=policy, trace=trace, force=force,
-                                  sample_interval_ns=sample_interval_ns,
-                                  profile=None if profile == "none" else profile)
+            a, b, out = _run_both(
+                inputs[0],
+                out_dir,
+                policy=policy,
+                trace=trace,
+                force=force,
+                sample_interval_ns=sample_interval_ns,
+                profile=None if profile == "none" else profile,
+            )
         elif len(inputs) == 2:
             _refuse_unused_sample_interval(
-                click.get_current_context(), "two saved results are compared, nothing is measured")
+                click.get_current_context(), "two saved results are compared, nothing is measured"
+            )
             a, b = (_load_result(Path(i)) for i in inputs)
             out = out_dir or DEFAULT_OUT / f"{b.scenario or a.scenario}-compare"
         else:
@@ -187,8 +237,11 @@ def compare_command(
         console.print(rich_table(comparison, verdicts_only=verdicts_only))
         for note in comparison.notes:
             console.print(f"note: {note}", markup=False, highlight=False)
-        verdict = "all within tolerance" if comparison.ok else (
-            f"{len(comparison.failures)} figure(s) out of tolerance")
+        verdict = (
+            "all within tolerance"
+            if comparison.ok
+            else (f"{len(comparison.failures)} figure(s) out of tolerance")
+        )
         console.print(f"{verdict}; compare.html in {out}/", markup=False, highlight=False)
     if check and not comparison.ok:
         raise SystemExit(1)
@@ -211,8 +264,9 @@ def _run_both(
 
     scenario = _load(name_or_path)
     out = out_dir or DEFAULT_OUT / f"{scenario.name}-compare"
-    kernel = measure(scenario, out / "kernel", trace=trace, force=force,
-                     sample_interval_ns=sample_interval_ns)
+    kernel = measure(
+        scenario, out / "kernel", trace=trace, force=force, sample_interval_ns=sample_interval_ns
+    )
     # the simulation runs what the kernel ran: same cgroup placement, same tick phase
     simulated = run_scenario(as_measured(kernel, scenario, profile=profile), policy=policy)
     simulated.save(out / "simulation")
@@ -230,8 +284,9 @@ def _load_result(directory: Path) -> Result:
     from ..result import RESULT_FILE, Result
 
     if not (directory / RESULT_FILE).is_file():
-        raise click.UsageError(f"{directory}: expected a result directory holding "
-                               f"{RESULT_FILE}, found none")
+        raise click.UsageError(
+            f"{directory}: expected a result directory holding {RESULT_FILE}, found none"
+        )
     return Result.load(directory)
 
 

@@ -421,12 +421,14 @@ class RealRun:
     def cleanup(self) -> None:
         """Remove the trace instance, kill and reap the workers, remove the cgroups and the stat
         files: every step runs even if one before it failed (always safe)."""
-        _signals.run_all([
-            None if self.tracer is None else self.tracer.close,
-            None if self.sessions is None else self.sessions.kill,
-            self.driver.remove,
-            lambda: shutil.rmtree(self.stat_dir, ignore_errors=True),
-        ])
+        _signals.run_all(
+            [
+                None if self.tracer is None else self.tracer.close,
+                None if self.sessions is None else self.sessions.kill,
+                self.driver.remove,
+                lambda: shutil.rmtree(self.stat_dir, ignore_errors=True),
+            ]
+        )
 
     def _jobs_by_session(self) -> list[list[ProcessJob]]:
         sessions: dict[str | None, list[ProcessJob]] = {}

@@ -75,8 +75,10 @@ def unsupported_step(program: Sequence[Step]) -> str | None:
     kinds = {model: kind for kind, model in CAPTURED_STEPS.items()}
     for step, _depth in iter_steps(program):
         if type(step) in kinds:
-            return (f"the real twin's worker has no {kinds[type(step)]} step (captured programs "
-                    "are simulated; measure the captured command itself instead)")
+            return (
+                f"the real twin's worker has no {kinds[type(step)]} step (captured programs "
+                "are simulated; measure the captured command itself instead)"
+            )
     return None
 
 

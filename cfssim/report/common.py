@@ -29,9 +29,7 @@ def task_cgroups(result: Result) -> list[str]:
     """The cgroup of each trace task (by index), from ``result.tasks[name]["cgroup"]``."""
     if result.trace is None:
         return []
-    return [
-        str(result.task_figure(name, "cgroup", UNKNOWN_CGROUP)) for name in result.trace.tasks
-    ]
+    return [str(result.task_figure(name, "cgroup", UNKNOWN_CGROUP)) for name in result.trace.tasks]
 
 
 def cgroup_rows(paths: Sequence[str], y_title: str, duration_ns: int) -> go.Figure:

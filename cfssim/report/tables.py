@@ -193,8 +193,18 @@ def host_table(runs: Sequence[Run]) -> str | None:
     """The simulated host of each run that had one (``meta.host``: a machine profile or the
     scenario's host keys): per CPU its tick offset and jitter, its background noise; the
     page-fault cost. None when every run is on the ideal machine."""
-    head: list[list[Cell]] = [["run", "source", "CPU", "tick offset", "tick jitter p5…p95",
-                               "noise arrivals/s", "noise run p50", "page fault"]]
+    head: list[list[Cell]] = [
+        [
+            "run",
+            "source",
+            "CPU",
+            "tick offset",
+            "tick jitter p5…p95",
+            "noise arrivals/s",
+            "noise run p50",
+            "page fault",
+        ]
+    ]
     rows = []
     for label, result in runs:
         host = result.meta.get("host")
@@ -203,14 +213,18 @@ def host_table(runs: Sequence[Run]) -> str | None:
         for cpu in host.get("cpus", []):
             jitter = cpu.get("tick_jitter_p5_p95_ns")
             rate = cpu.get("noise_rate_per_s")
-            rows.append([
-                label, str(host.get("source", MISSING)), str(cpu.get("cpu", MISSING)),
-                _duration(cpu.get("tick_offset_ns")),
-                MISSING if not jitter else f"{_duration(jitter[0])} … {_duration(jitter[1])}",
-                MISSING if rate is None else f"{rate:g}",
-                _duration(cpu.get("noise_run_p50_ns")),
-                _duration(host.get("page_fault_ns")) + " / 4 KiB",
-            ])
+            rows.append(
+                [
+                    label,
+                    str(host.get("source", MISSING)),
+                    str(cpu.get("cpu", MISSING)),
+                    _duration(cpu.get("tick_offset_ns")),
+                    MISSING if not jitter else f"{_duration(jitter[0])} … {_duration(jitter[1])}",
+                    MISSING if rate is None else f"{rate:g}",
+                    _duration(cpu.get("noise_run_p50_ns")),
+                    _duration(host.get("page_fault_ns")) + " / 4 KiB",
+                ]
+            )
     return html_table(head, rows) if rows else None
 
 

@@ -15,7 +15,6 @@ _SCENARIO_DIR = _PACKAGE.parent / "scenarios"
 _PACKAGED_SCENARIO_DIR = _PACKAGE / "_scenarios"
 
 
-
 def scenario_dir() -> Path:
     """The bundled scenarios: ``scenarios/`` in a checkout, ``cfssim/_scenarios`` when installed."""
     return _PACKAGED_SCENARIO_DIR if _PACKAGED_SCENARIO_DIR.is_dir() else _SCENARIO_DIR
@@ -35,6 +34,10 @@ def resolve_scenario(name_or_path: str | Path) -> Path:
     bundled = bundled_scenarios()
     if str(name_or_path) in bundled:
         return bundled[str(name_or_path)]
-    raise ScenarioError([f"{name_or_path}:1:1: document: expected a YAML file or a bundled "
-                         f"scenario ({', '.join(bundled)}){did_you_mean(name_or_path, bundled)}, "
-                         "found neither"])
+    raise ScenarioError(
+        [
+            f"{name_or_path}:1:1: document: expected a YAML file or a bundled "
+            f"scenario ({', '.join(bundled)}){did_you_mean(name_or_path, bundled)}, "
+            "found neither"
+        ]
+    )

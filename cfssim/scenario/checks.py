@@ -119,18 +119,25 @@ class CrossChecker:
             if first is None:
                 first = (file, family)
             elif family != first[1]:
-                self.fail(loc, f"expected a cgroup {first[1]} file like {first[0]!r} (one "
-                          f"interface per scenario), found {family} file {file!r}", file)
+                self.fail(
+                    loc,
+                    f"expected a cgroup {first[1]} file like {first[0]!r} (one "
+                    f"interface per scenario), found {family} file {file!r}",
+                    file,
+                )
         interface = first[1] if first else "v1"
-        return {path: dataclasses.replace(config, interface=interface)
-                for path, config in self.scenario.cgroups.items()}
+        return {
+            path: dataclasses.replace(config, interface=interface)
+            for path, config in self.scenario.cgroups.items()
+        }
 
     def check_hierarchy(self, configs: Mapping[str, CgroupConfig], where: Any) -> bool:
         try:
             cgfiles.check_hierarchy(configs)
         except cgfiles.HierarchyError as error:
-            self.fail(where(error.path, error.file),
-                      f"expected {error.expected}, found {error.found}")
+            self.fail(
+                where(error.path, error.file), f"expected {error.expected}, found {error.found}"
+            )
             return False
         return True
 
@@ -140,58 +147,83 @@ class CrossChecker:
         if scenario.duration_ns <= 0:
             self.fail(("duration",), "expected a positive duration, found 0")
         if scenario.duration_ns > limits.max_duration_ns:
-            self.fail(("duration",), f"expected at most {format_duration(limits.max_duration_ns)}"
-                      f" (raise the limit with --max-duration), found "
-                      f"{format_duration(scenario.duration_ns)}")
+            self.fail(
+                ("duration",),
+                f"expected at most {format_duration(limits.max_duration_ns)}"
+                f" (raise the limit with --max-duration), found "
+                f"{format_duration(scenario.duration_ns)}",
+            )
         tasks = sum(process.threads for process in scenario.processes)
         if tasks > limits.max_tasks:
-            index = max(range(len(scenario.processes)),
-                        key=lambda i: scenario.processes[i].threads)
-            self.fail(("processes", index, "threads"), f"expected at most {limits.max_tasks} "
-                      f"threads in all (raise the limit with --max-tasks), found {tasks}")
+            index = max(range(len(scenario.processes)), key=lambda i: scenario.processes[i].threads)
+            self.fail(
+                ("processes", index, "threads"),
+                f"expected at most {limits.max_tasks} "
+                f"threads in all (raise the limit with --max-tasks), found {tasks}",
+            )
         if len(scenario.events) > limits.max_events:
-            self.fail(("events",), f"expected at most {limits.max_events} events (raise the "
-                      f"limit with --max-events), found {len(scenario.events)}")
+            self.fail(
+                ("events",),
+                f"expected at most {limits.max_events} events (raise the "
+                f"limit with --max-events), found {len(scenario.events)}",
+            )
         for index, process in enumerate(scenario.processes):
             for step, depth in iter_steps(process.program):
                 if depth > limits.max_loop_depth:
-                    self.fail(("processes", index, "program"), f"expected loops nested at most "
-                              f"{limits.max_loop_depth} deep (raise the limit with "
-                              f"--max-loop-depth), found depth {depth}")
+                    self.fail(
+                        ("processes", index, "program"),
+                        f"expected loops nested at most "
+                        f"{limits.max_loop_depth} deep (raise the limit with "
+                        f"--max-loop-depth), found depth {depth}",
+                    )
                     break
                 if isinstance(step, Alloc) and step.bytes > limits.max_alloc_bytes:
-                    self.fail(("processes", index, "program"), f"expected allocations of at "
-                              f"most {format_size(limits.max_alloc_bytes)} (raise the limit "
-                              f"with --max-alloc), found {format_size(step.bytes)}")
+                    self.fail(
+                        ("processes", index, "program"),
+                        f"expected allocations of at "
+                        f"most {format_size(limits.max_alloc_bytes)} (raise the limit "
+                        f"with --max-alloc), found {format_size(step.bytes)}",
+                    )
 
     # -- processes
     def _cpus_outside(self, cpus: frozenset[int] | tuple[int, ...]) -> list[int]:
         return sorted(cpu for cpu in cpus if cpu >= self.scenario.machine.cpus)
 
-    def check_cgroup_cpus(self, configs: Mapping[str, CgroupConfig],
-                          where: Any = lambda path: ("cgroups", path, "cpuset.cpus")) -> None:
+    def check_cgroup_cpus(
+        self,
+        configs: Mapping[str, CgroupConfig],
+        where: Any = lambda path: ("cgroups", path, "cpuset.cpus"),
+    ) -> None:
         for path, config in configs.items():
             if config.cpus is not None and self._cpus_outside(config.cpus):
-                self.fail(where(path), f"expected CPUs within "
-                          f"0..{self.scenario.machine.cpus - 1} (machine.cpus), found "
-                          f"{cgfiles.format_cpulist(config.cpus)!r}")
+                self.fail(
+                    where(path),
+                    f"expected CPUs within "
+                    f"0..{self.scenario.machine.cpus - 1} (machine.cpus), found "
+                    f"{cgfiles.format_cpulist(config.cpus)!r}",
+                )
 
     def check_processes(self, configs: Mapping[str, CgroupConfig]) -> None:
         seen: set[str] = set()
         for index, process in enumerate(self.scenario.processes):
             where: Loc = ("processes", index)
             if process.name in seen:
-                self.fail((*where, "name"), f"expected a unique process name, found "
-                          f"{process.name!r} again")
+                self.fail(
+                    (*where, "name"),
+                    f"expected a unique process name, found {process.name!r} again",
+                )
             seen.add(process.name)
             if process.cgroup not in configs:
                 self.fail((*where, "cgroup"), self._unknown_cgroup(process.cgroup, configs))
             elif process.cpus is not None:
                 self._check_affinity((*where, "cpus"), process.cpus, process.cgroup, configs)
             if process.start_ns > self.scenario.duration_ns:
-                self.fail((*where, "start"), f"expected a start within the duration "
-                          f"({format_duration(self.scenario.duration_ns)}), found "
-                          f"{format_duration(process.start_ns)}")
+                self.fail(
+                    (*where, "start"),
+                    f"expected a start within the duration "
+                    f"({format_duration(self.scenario.duration_ns)}), found "
+                    f"{format_duration(process.start_ns)}",
+                )
 
     # -- synchronisation and thread steps
     def check_sync(self, configs: Mapping[str, CgroupConfig]) -> None:
@@ -201,95 +233,137 @@ class CrossChecker:
         would change), a process of 0 threads forked."""
         processes = self.scenario.processes
         names = [sync_names(process.program) for process in processes]
-        every = {kind: set().union(*(n[kind] for n in names)) for kind in names[0]} \
-            if names else {}
+        every = {kind: set().union(*(n[kind] for n in names)) for kind in names[0]} if names else {}
         forked = every.get("fork", set())
         known = {process.name for process in processes}
         parties = barrier_parties([(p.program, p.threads) for p in processes])
         # a thread that waits for what no program does would sleep forever (a signal or
         # resume nobody waits for is legal: it is lost, as with pthreads)
-        pairs = (("wait", "wake", "a signal or broadcast of condition", "waits on"),
-                 ("suspend", "resume", "a resume of", "suspends on"))
+        pairs = (
+            ("wait", "wake", "a signal or broadcast of condition", "waits on"),
+            ("suspend", "resume", "a resume of", "suspends on"),
+        )
         for index, process in enumerate(processes):
             where: Loc = ("processes", index)
             problems = dict.fromkeys(  # each thread's own view; a shared step once
-                problem for thread in range(max(1, per_thread_count(process.program)))
-                for problem in sync_step_problems(process.program, process.repeat, thread))
+                problem
+                for thread in range(max(1, per_thread_count(process.program)))
+                for problem in sync_step_problems(process.program, process.repeat, thread)
+            )
             for path, message in problems:
                 self.fail((*where, "program", *path), message)
             if process.threads == 0 and process.name not in forked:
-                self.fail((*where, "threads"), "expected at least 1 thread (0 only for a "
-                          f"process that a fork step starts), found 0 and no fork of "
-                          f"{process.name!r}")
+                self.fail(
+                    (*where, "threads"),
+                    "expected at least 1 thread (0 only for a "
+                    f"process that a fork step starts), found 0 and no fork of "
+                    f"{process.name!r}",
+                )
             for path, step in step_paths(process.program):
                 loc = (*where, "program", *path)
                 if isinstance(step, Fork) and step.process not in known:
-                    self.fail(loc, f"expected a fork of a process of this scenario ("
-                              f"{name_list(sorted(known))}){did_you_mean(step.process, known)}"
-                              f", found {step.process!r}")
+                    self.fail(
+                        loc,
+                        f"expected a fork of a process of this scenario ("
+                        f"{name_list(sorted(known))}){did_you_mean(step.process, known)}"
+                        f", found {step.process!r}",
+                    )
                 elif isinstance(step, BarrierWait):
                     if process.name in forked:
-                        self.fail(loc, f"expected no barrier in a forked process (the number "
-                                  f"of threads meeting at {step.name!r} must be known), found "
-                                  f"{process.name!r} forked")
+                        self.fail(
+                            loc,
+                            f"expected no barrier in a forked process (the number "
+                            f"of threads meeting at {step.name!r} must be known), found "
+                            f"{process.name!r} forked",
+                        )
                     elif parties.get(step.name, 0) < 2:
-                        self.fail(loc, f"expected barrier {step.name!r} shared by at least 2 "
-                                  f"threads, found {parties.get(step.name, 0)}")
+                        self.fail(
+                            loc,
+                            f"expected barrier {step.name!r} shared by at least 2 "
+                            f"threads, found {parties.get(step.name, 0)}",
+                        )
                 elif isinstance(step, SetCpus):
                     self._check_affinity(loc, step.cpus, process.cgroup, configs)
                 for mine, other, needs, verb in pairs:
                     name = _sync_name(step, mine)
                     if name is not None and name not in every[other]:
-                        self.fail(loc, f"expected {needs} {name!r} in some program (this "
-                                  f"thread {verb} it), found none")
+                        self.fail(
+                            loc,
+                            f"expected {needs} {name!r} in some program (this "
+                            f"thread {verb} it), found none",
+                        )
 
     def _unknown_cgroup(self, path: str, configs: Mapping[str, CgroupConfig]) -> str:
-        return (f"expected a cgroup listed under cgroups: ({name_list(configs)})"
-                f"{did_you_mean(path, configs)}, found {path!r}")
+        return (
+            f"expected a cgroup listed under cgroups: ({name_list(configs)})"
+            f"{did_you_mean(path, configs)}, found {path!r}"
+        )
 
-    def _check_affinity(self, loc: Loc, cpus: tuple[int, ...], cgroup: str,
-                        configs: Mapping[str, CgroupConfig]) -> None:
+    def _check_affinity(
+        self, loc: Loc, cpus: tuple[int, ...], cgroup: str, configs: Mapping[str, CgroupConfig]
+    ) -> None:
         outside = self._cpus_outside(cpus)
         if outside:
-            self.fail(loc, f"expected CPUs within 0..{self.scenario.machine.cpus - 1} "
-                      f"(machine.cpus), found {cgfiles.format_cpulist(cpus)!r}")
+            self.fail(
+                loc,
+                f"expected CPUs within 0..{self.scenario.machine.cpus - 1} "
+                f"(machine.cpus), found {cgfiles.format_cpulist(cpus)!r}",
+            )
             return
         allowed = cgfiles.effective_cpus(configs, cgroup)
         if allowed is not None and not allowed & set(cpus):
-            self.fail(loc, f"expected CPUs that meet {cgroup}'s cpuset.cpus "
-                      f"({cgfiles.format_cpulist(allowed)}), found "
-                      f"{cgfiles.format_cpulist(cpus)!r}")
+            self.fail(
+                loc,
+                f"expected CPUs that meet {cgroup}'s cpuset.cpus "
+                f"({cgfiles.format_cpulist(allowed)}), found "
+                f"{cgfiles.format_cpulist(cpus)!r}",
+            )
 
     def check_period_phases(self, configs: Mapping[str, CgroupConfig]) -> None:
         for path, phase in self.scenario.machine.period_phase_ns.items():
             where: Loc = ("machine", "period_phase_ns", path)
             if path not in configs:
-                self.errors.append(issue(where, self._unknown_cgroup(path, configs), path,
-                                         about_key=True))
+                self.errors.append(
+                    issue(where, self._unknown_cgroup(path, configs), path, about_key=True)
+                )
                 continue
             seen = [configs[path], *self.written.get(path, ())]
             longest = max(config.period_ns for config in seen)
             if all(config.quota_ns is None for config in seen):
-                self.errors.append(issue(where, f"expected a cgroup given a CPU quota (at the "
-                                         f"start or by an event), found {path!r} without one",
-                                         path, about_key=True))
+                self.errors.append(
+                    issue(
+                        where,
+                        f"expected a cgroup given a CPU quota (at the "
+                        f"start or by an event), found {path!r} without one",
+                        path,
+                        about_key=True,
+                    )
+                )
             elif phase >= longest:
-                self.fail(where, f"expected a phase below {path}'s period "
-                          f"({format_duration(longest)}), found {format_duration(phase)}", phase)
+                self.fail(
+                    where,
+                    f"expected a phase below {path}'s period "
+                    f"({format_duration(longest)}), found {format_duration(phase)}",
+                    phase,
+                )
 
     # -- events
     def check_events(self, configs: Mapping[str, CgroupConfig]) -> None:
         processes = {process.name: process for process in self.scenario.processes}
         state = dict(configs)
-        order = sorted(range(len(self.scenario.events)),
-                       key=lambda i: self.scenario.events[i].at_ns)
+        order = sorted(
+            range(len(self.scenario.events)), key=lambda i: self.scenario.events[i].at_ns
+        )
         for index in order:
             event = self.scenario.events[index]
             where: Loc = ("events", index)
             if event.at_ns > self.scenario.duration_ns:
-                self.fail((*where, "at"), f"expected a time within the duration "
-                          f"({format_duration(self.scenario.duration_ns)}), found "
-                          f"{format_duration(event.at_ns)}")
+                self.fail(
+                    (*where, "at"),
+                    f"expected a time within the duration "
+                    f"({format_duration(self.scenario.duration_ns)}), found "
+                    f"{format_duration(event.at_ns)}",
+                )
             if event.write is not None:
                 self._apply_event_write((*where, "write"), event.write, state)
                 continue
@@ -297,33 +371,41 @@ class CrossChecker:
             action = next(a for a in (event.move, event.nice, event.kill) if a is not None)
             process = processes.get(action.process)
             if process is None:
-                self.fail((*where, kind, "process"), f"expected a process named in processes: "
-                          f"({name_list(processes)}){did_you_mean(action.process, processes)}, "
-                          f"found {action.process!r}")
+                self.fail(
+                    (*where, kind, "process"),
+                    f"expected a process named in processes: "
+                    f"({name_list(processes)}){did_you_mean(action.process, processes)}, "
+                    f"found {action.process!r}",
+                )
                 continue
             if action.thread is not None and action.thread >= process.threads:
-                self.fail((*where, kind, "thread"), f"expected a thread index within "
-                          f"0..{process.threads - 1} of {process.name}, found {action.thread}")
+                self.fail(
+                    (*where, kind, "thread"),
+                    f"expected a thread index within "
+                    f"0..{process.threads - 1} of {process.name}, found {action.thread}",
+                )
             if event.move is not None:
                 if event.move.to not in state:
                     self.fail((*where, kind, "to"), self._unknown_cgroup(event.move.to, state))
                 elif process.cpus is not None:
-                    self._check_affinity((*where, kind, "to"), process.cpus, event.move.to,
-                                         state)
+                    self._check_affinity((*where, kind, "to"), process.cpus, event.move.to, state)
 
-    def _apply_event_write(self, where: Loc, write: Write,
-                           state: dict[str, CgroupConfig]) -> None:
+    def _apply_event_write(self, where: Loc, write: Write, state: dict[str, CgroupConfig]) -> None:
         if write.path not in state:
             self.fail((*where, write.path), self._unknown_cgroup(write.path, state))
             return
         config = state[write.path]
         for file, value in write.files.items():
             try:
-                config = cgfiles.apply_write(config, file, value,
-                                             is_root=write.path == cgfiles.ROOT)
+                config = cgfiles.apply_write(
+                    config, file, value, is_root=write.path == cgfiles.ROOT
+                )
             except CgroupFileError as error:
-                self.fail((*where, write.path, file), f"expected {error.expected}, "
-                          f"found {error.found}", value)
+                self.fail(
+                    (*where, write.path, file),
+                    f"expected {error.expected}, found {error.found}",
+                    value,
+                )
                 return
         interface = state[write.path].interface
         old_cpus = state[write.path].cpus
@@ -331,12 +413,16 @@ class CrossChecker:
             refusal = cgfiles.validate_cpuset_change(state, write.path, config.cpus)
             if refusal is not None:
                 found = describe(cgfiles.format_cpulist(config.cpus))
-                self.fail((*where, write.path), f"expected {refusal.expected}, found {found}",
-                          write.files.get("cpuset.cpus"))
+                self.fail(
+                    (*where, write.path),
+                    f"expected {refusal.expected}, found {found}",
+                    write.files.get("cpuset.cpus"),
+                )
                 return
         candidate = {**state, write.path: dataclasses.replace(config, interface=interface)}
         if self.check_hierarchy(candidate, lambda path, file: (*where, write.path)):
             state.update(candidate)
             self.written.setdefault(write.path, []).append(config)
-            self.check_cgroup_cpus({write.path: candidate[write.path]},
-                                   lambda path: (*where, path, "cpuset.cpus"))
+            self.check_cgroup_cpus(
+                {write.path: candidate[write.path]}, lambda path: (*where, path, "cpuset.cpus")
+            )

@@ -29,7 +29,8 @@ def fail(message: str, *, about_key: bool = False) -> PydanticCustomError:
     return PydanticCustomError(kind, "{message}", {"message": message})
 
 
-def issue(loc: Loc, message: str, value: Any = None, *, about_key: bool = False
-          ) -> InitErrorDetails:
+def issue(
+    loc: Loc, message: str, value: Any = None, *, about_key: bool = False
+) -> InitErrorDetails:
     """One located finding of a validator that reports several at once."""
     return InitErrorDetails(type=fail(message, about_key=about_key), loc=loc, input=value)

@@ -29,8 +29,10 @@ from .yaml_io import Located, format_path, position, read_yaml
 TEMPLATE_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job")
 KUBEPODS = "/kubepods"
 DOCKER_PARENT = "/docker"
-PLACEHOLDER_NOTE = ("processes: one placeholder hog per container (1 thread running forever) — "
-                    "a scenario needs at least one process; replace them with the real workload")
+PLACEHOLDER_NOTE = (
+    "processes: one placeholder hog per container (1 thread running forever) — "
+    "a scenario needs at least one process; replace them with the real workload"
+)
 
 
 @dataclass
@@ -54,8 +56,9 @@ class _Document:
 
     def error(self, loc: Loc, message: str, *, about_key: bool = False) -> ScenarioError:
         line, col = position(self.located, loc, about_key)
-        return ScenarioError([f"{self.origin}:{line + self.first_line}:{col}: "
-                              f"{format_path(loc)}: {message}"])
+        return ScenarioError(
+            [f"{self.origin}:{line + self.first_line}:{col}: {format_path(loc)}: {message}"]
+        )
 
 
 def _documents(path: Path) -> list[_Document]:
@@ -63,33 +66,39 @@ def _documents(path: Path) -> list[_Document]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        raise ScenarioError([f"{path}:1:1: document: expected a readable UTF-8 YAML file, "
-                             f"found {error}"]) from None
+        raise ScenarioError(
+            [f"{path}:1:1: document: expected a readable UTF-8 YAML file, found {error}"]
+        ) from None
     lines = text.splitlines(keepends=True)
     starts = [0] + [i + 1 for i, line in enumerate(lines) if re.match(r"^---\s*$", line)]
     ends = [start - 1 for start in starts[1:]] + [len(lines)]
     documents = []
     for start, end in zip(starts, ends, strict=True):
         part = "".join(lines[start:end])
-        if not part.strip() or all(not ln.strip() or ln.lstrip().startswith("#")
-                                   for ln in lines[start:end]):
+        if not part.strip() or all(
+            not ln.strip() or ln.lstrip().startswith("#") for ln in lines[start:end]
+        ):
             continue
         try:
             located = read_yaml(part, str(path), Limits().max_loop_depth)
         except ScenarioError as error:  # shift "file:line:col" by the document's first line
-            raise ScenarioError([_shift(message, start) for message in error.messages]) \
-                from None
+            raise ScenarioError([_shift(message, start) for message in error.messages]) from None
         documents.append(_Document(located, str(path), start))
     if not documents:
-        raise ScenarioError([f"{path}:1:1: document: expected a Kubernetes manifest or a "
-                             "compose file, found an empty file"])
+        raise ScenarioError(
+            [
+                f"{path}:1:1: document: expected a Kubernetes manifest or a "
+                "compose file, found an empty file"
+            ]
+        )
     return documents
 
 
 def _shift(message: str, lines: int) -> str:
     """``file:line:col: …`` with its line moved down by `lines`."""
-    return re.sub(r"^(.*?):(\d+):", lambda m: f"{m.group(1)}:{int(m.group(2)) + lines}:",
-                  message, count=1)
+    return re.sub(
+        r"^(.*?):(\d+):", lambda m: f"{m.group(1)}:{int(m.group(2)) + lines}:", message, count=1
+    )
 
 
 def detect_kind(path: Path) -> str:
@@ -101,21 +110,34 @@ def detect_kind(path: Path) -> str:
         return "k8s"
     if isinstance(data, Mapping) and "services" in data:
         return "compose"
-    raise ScenarioError([f"{path}:1:1: document: expected a Kubernetes manifest (kind: Pod, "
-                         "Deployment…), a compose file (services:) or rt-app JSON, found "
-                         "neither kind nor services"])
+    raise ScenarioError(
+        [
+            f"{path}:1:1: document: expected a Kubernetes manifest (kind: Pod, "
+            "Deployment…), a compose file (services:) or rt-app JSON, found "
+            "neither kind nor services"
+        ]
+    )
 
 
-def _scenario(name: str, cgroups: dict[str, Any], hogs: list[tuple[str, str]], cpus: int,
-              duration: str) -> dict[str, Any]:
+def _scenario(
+    name: str, cgroups: dict[str, Any], hogs: list[tuple[str, str]], cpus: int, duration: str
+) -> dict[str, Any]:
     return {
         "name": re.sub(r"[^A-Za-z0-9_.:+-]", "-", name) or "converted",
         "duration": duration,
         "seed": 1,
         "machine": {"cpus": cpus},
         "cgroups": cgroups,
-        "processes": [{"name": process, "cgroup": cgroup, "threads": 1, "repeat": "forever",
-                       "program": [{"run": "forever"}]} for process, cgroup in hogs],
+        "processes": [
+            {
+                "name": process,
+                "cgroup": cgroup,
+                "threads": 1,
+                "repeat": "forever",
+                "program": [{"run": "forever"}],
+            }
+            for process, cgroup in hogs
+        ],
     }
 
 
@@ -138,11 +160,13 @@ def _pod_spec(doc: _Document) -> tuple[Loc, Any, str, int]:
         template = _mapping(spec.get("template"))
         replicas = spec.get("replicas", 1) if kind != "DaemonSet" else 1
         if type(replicas) is not int or replicas < 0:
-            raise doc.error(("spec", "replicas"), f"expected a count ≥ 0, found "
-                                                  f"{describe(replicas)}")
+            raise doc.error(
+                ("spec", "replicas"), f"expected a count ≥ 0, found {describe(replicas)}"
+            )
         return ("spec", "template", "spec"), template.get("spec"), name, replicas
-    raise doc.error(("kind",), f"expected Pod or one of {', '.join(TEMPLATE_KINDS)}, found "
-                               f"{describe(kind)}")
+    raise doc.error(
+        ("kind",), f"expected Pod or one of {', '.join(TEMPLATE_KINDS)}, found {describe(kind)}"
+    )
 
 
 def _k8s(path: Path, duration: str, cpus: int | None) -> Converted:
@@ -151,27 +175,32 @@ def _k8s(path: Path, duration: str, cpus: int | None) -> Converted:
     header: list[str] = []
     for doc in _documents(path):
         if not isinstance(doc.data, Mapping) or "kind" not in doc.data:
-            raise doc.error((), f"expected a Kubernetes object with kind, found "
-                                f"{describe(doc.data)}")
+            raise doc.error(
+                (), f"expected a Kubernetes object with kind, found {describe(doc.data)}"
+            )
         where, spec, name, replicas = _pod_spec(doc)
         containers = spec.get("containers") if isinstance(spec, Mapping) else None
         if not isinstance(containers, list) or not containers:
-            raise doc.error((*where, "containers"), f"expected a list of containers, found "
-                                                    f"{describe(containers)}")
+            raise doc.error(
+                (*where, "containers"),
+                f"expected a list of containers, found {describe(containers)}",
+            )
         resources: dict[str, Any] = {}
         for index, item in enumerate(containers):
             at: Loc = (*where, "containers", index)
             cname = item.get("name") if isinstance(item, Mapping) else None
             if not isinstance(cname, str):
-                raise doc.error((*at, "name"), f"expected a container name, found "
-                                               f"{describe(cname)}")
+                raise doc.error(
+                    (*at, "name"), f"expected a container name, found {describe(cname)}"
+                )
             spec_resources = item.get("resources") or {}
             try:
                 container.parse_container(cname, spec_resources)
             except container.ContainerSpecError as error:
                 raise doc.error((*at, "resources", *error.loc), str(error)) from None
-            resources[cname] = {k: v for k, v in spec_resources.items()
-                                if k in ("requests", "limits")}
+            resources[cname] = {
+                k: v for k, v in spec_resources.items() if k in ("requests", "limits")
+            }
         for replica in range(replicas):
             uid = name if replicas == 1 else f"{name}-{replica}"
             pod = container.parse_pod({"pod": uid, "containers": resources})
@@ -179,20 +208,29 @@ def _k8s(path: Path, duration: str, cpus: int | None) -> Converted:
             pod_cgroup = container.pod_path(KUBEPODS, pod)
             header.append(f"pod {uid}: QoS {pod.qos}, cgroup {pod_cgroup}")
             hogs.extend((f"{uid}.{c}", f"{pod_cgroup}/{c}") for c in resources)
-    data = _scenario(path.stem, {KUBEPODS: {container.KUBERNETES_KEY: pods}}, hogs,
-                     cpus or 2, duration)
+    data = _scenario(
+        path.stem, {KUBEPODS: {container.KUBERNETES_KEY: pods}}, hogs, cpus or 2, duration
+    )
     return Converted(data, header)
 
 
 # ---- docker compose ------------------------------------------------------------------------------
 #: compose service key → docker run flag (compose-go's names)
 COMPOSE_FLAGS = {
-    "cpus": "--cpus", "cpu_shares": "--cpu-shares", "cpu_quota": "--cpu-quota",
-    "cpu_period": "--cpu-period", "cpuset": "--cpuset-cpus", "mem_limit": "--memory",
-    "memswap_limit": "--memory-swap", "mem_reservation": "--memory-reservation",
+    "cpus": "--cpus",
+    "cpu_shares": "--cpu-shares",
+    "cpu_quota": "--cpu-quota",
+    "cpu_period": "--cpu-period",
+    "cpuset": "--cpuset-cpus",
+    "mem_limit": "--memory",
+    "memswap_limit": "--memory-swap",
+    "mem_reservation": "--memory-reservation",
 }
-_DEPLOY_FLAGS = {("limits", "cpus"): "--cpus", ("limits", "memory"): "--memory",
-                 ("reservations", "memory"): "--memory-reservation"}
+_DEPLOY_FLAGS = {
+    ("limits", "cpus"): "--cpus",
+    ("limits", "memory"): "--memory",
+    ("reservations", "memory"): "--memory-reservation",
+}
 
 
 def _flag_value(value: Any) -> str:
@@ -214,8 +252,11 @@ def _compose(path: Path, duration: str, cpus: int | None) -> Converted:
         where: Loc = ("services", name)
         if not isinstance(service, Mapping):
             raise doc.error(where, f"expected a service mapping, found {describe(service)}")
-        flags: list[tuple[Loc, str]] = [((*where, key), f"{flag}={_flag_value(service[key])}")
-                                        for key, flag in COMPOSE_FLAGS.items() if key in service]
+        flags: list[tuple[Loc, str]] = [
+            ((*where, key), f"{flag}={_flag_value(service[key])}")
+            for key, flag in COMPOSE_FLAGS.items()
+            if key in service
+        ]
         if service.get("oom_kill_disable") is True:
             flags.append(((*where, "oom_kill_disable"), "--oom-kill-disable"))
         deploy = service.get("deploy")
@@ -223,12 +264,18 @@ def _compose(path: Path, duration: str, cpus: int | None) -> Converted:
         for (group, key), flag in _DEPLOY_FLAGS.items():
             section = resources.get(group) if isinstance(resources, Mapping) else None
             if isinstance(section, Mapping) and key in section:
-                flags.append(((*where, "deploy", "resources", group, key),
-                              f"{flag}={_flag_value(section[key])}"))
+                flags.append(
+                    (
+                        (*where, "deploy", "resources", group, key),
+                        f"{flag}={_flag_value(section[key])}",
+                    )
+                )
         reservations = resources.get("reservations") if isinstance(resources, Mapping) else None
         if isinstance(reservations, Mapping) and "cpus" in reservations:
-            warnings.append(f"{name}: deploy.resources.reservations.cpus not converted (no "
-                            "docker run flag reserves CPUs)")
+            warnings.append(
+                f"{name}: deploy.resources.reservations.cpus not converted (no "
+                "docker run flag reserves CPUs)"
+            )
         for loc, flag in flags:  # each value alone, so that its error points at its key
             try:
                 container.parse_docker_flags(flag)
@@ -249,10 +296,15 @@ def _compose(path: Path, duration: str, cpus: int | None) -> Converted:
     return Converted(data, [f"service {n}: cgroup {c}" for n, c in hogs], warnings)
 
 
-def convert_manifest(path: Path, kind: str, *, duration: str = "10s",
-                     cpus: int | None = None) -> Converted:
+def convert_manifest(
+    path: Path, kind: str, *, duration: str = "10s", cpus: int | None = None
+) -> Converted:
     """A Kubernetes manifest (`kind` ``k8s``) or compose file (``compose``) as scenario data."""
     converted = (_k8s if kind == "k8s" else _compose)(path, duration, cpus)
-    converted.header = [f"converted from {path.name} by cfssim convert", *converted.header,
-                        PLACEHOLDER_NOTE, *(f"warning: {w}" for w in converted.warnings)]
+    converted.header = [
+        f"converted from {path.name} by cfssim convert",
+        *converted.header,
+        PLACEHOLDER_NOTE,
+        *(f"warning: {w}" for w in converted.warnings),
+    ]
     return converted

@@ -81,9 +81,11 @@ MAX_CUSTOM_SLICE_NS = 100_000_000
 def _policy(value: Any) -> Policy:
     name = str(value).lower() if isinstance(value, str) else None
     if name not in POLICY_NAMES:
-        raise fail(f"expected one of {', '.join(SCHED_POLICIES)} (or SCHED_OTHER, "
-                   f"SCHED_BATCH, …){did_you_mean(str(value).lower(), POLICY_NAMES)}, "
-                   f"found {describe(value)}")
+        raise fail(
+            f"expected one of {', '.join(SCHED_POLICIES)} (or SCHED_OTHER, "
+            f"SCHED_BATCH, …){did_you_mean(str(value).lower(), POLICY_NAMES)}, "
+            f"found {describe(value)}"
+        )
     return cast(Policy, POLICY_NAMES[name])
 
 
@@ -98,8 +100,10 @@ NAME_PATTERN = r"^[A-Za-z0-9_.:+-]+$"
 
 def _not_host_noise(name: str) -> str:
     if is_noise_process(name):
-        raise fail(f"expected a process name other than host-noise-cpu<N> (the simulated "
-                   f"host's background noise), found {name!r}")
+        raise fail(
+            f"expected a process name other than host-noise-cpu<N> (the simulated "
+            f"host's background noise), found {name!r}"
+        )
     return name
 
 
@@ -113,8 +117,9 @@ class ProcessSpec(FrozenModel):
     policy: Annotated[
         Policy,
         BeforeValidator(_policy),
-        WithJsonSchema({"enum": [*POLICY_NAMES, *(n.upper() for n in POLICY_NAMES
-                                                   if n.startswith("sched_"))]}),
+        WithJsonSchema(
+            {"enum": [*POLICY_NAMES, *(n.upper() for n in POLICY_NAMES if n.startswith("sched_"))]}
+        ),
     ] = "normal"
     rt_priority: int = Field(default=0, ge=0, le=99, strict=True)
     cpus: CpuList = None
@@ -131,26 +136,57 @@ class ProcessSpec(FrozenModel):
     def _policy_rules(self) -> ProcessSpec:
         errors: list[InitErrorDetails] = []
         if self.policy in RT_POLICIES and not 1 <= self.rt_priority <= 99:
-            errors.append(issue(("rt_priority",), f"expected 1..99 for policy {self.policy}, "
-                                f"found {self.rt_priority}", self.rt_priority))
+            errors.append(
+                issue(
+                    ("rt_priority",),
+                    f"expected 1..99 for policy {self.policy}, found {self.rt_priority}",
+                    self.rt_priority,
+                )
+            )
         if self.policy not in RT_POLICIES and self.rt_priority != 0:
-            errors.append(issue(("rt_priority",), f"expected 0 (rt_priority needs policy fifo "
-                                f"or rr), found {self.rt_priority}", self.rt_priority))
+            errors.append(
+                issue(
+                    ("rt_priority",),
+                    f"expected 0 (rt_priority needs policy fifo or rr), found {self.rt_priority}",
+                    self.rt_priority,
+                )
+            )
         if self.policy in RT_POLICIES and self.slice_ns is not None:
-            errors.append(issue(("slice",), "expected no custom slice for a real-time policy "
-                                "(slices belong to normal and batch tasks), found "
-                                f"{format_duration(self.slice_ns)}", self.slice_ns))
+            errors.append(
+                issue(
+                    ("slice",),
+                    "expected no custom slice for a real-time policy "
+                    "(slices belong to normal and batch tasks), found "
+                    f"{format_duration(self.slice_ns)}",
+                    self.slice_ns,
+                )
+            )
         if self.repeat is None and not takes_time(self.program):
-            errors.append(issue(("program",), "expected a run, sleep or timer step when the "
-                                "program repeats forever, found a program that takes no time"))
+            errors.append(
+                issue(
+                    ("program",),
+                    "expected a run, sleep or timer step when the "
+                    "program repeats forever, found a program that takes no time",
+                )
+            )
         for index, (step, _) in enumerate(iter_steps(self.program)):
             if isinstance(step, Loop) and step.repeat is None and not takes_time(step.program):
-                errors.append(issue(("program",), f"expected a run, sleep or timer step "
-                                    f"inside the forever loop (step {index}), found none"))
+                errors.append(
+                    issue(
+                        ("program",),
+                        f"expected a run, sleep or timer step "
+                        f"inside the forever loop (step {index}), found none",
+                    )
+                )
             if isinstance(step, PerThread) and len(step.threads) != self.threads:
-                errors.append(issue(("program",), f"expected one per_thread program per "
-                                    f"thread ({self.threads}, step {index}), found "
-                                    f"{len(step.threads)}"))
+                errors.append(
+                    issue(
+                        ("program",),
+                        f"expected one per_thread program per "
+                        f"thread ({self.threads}, step {index}), found "
+                        f"{len(step.threads)}",
+                    )
+                )
         for path, message in repeated_until_problems(self.program, self.repeat):
             errors.append(issue(("program", *path), message))
         problem = instant_step_problem(self.program, self.repeat)
@@ -173,17 +209,22 @@ class Write(FrozenModel):
     def _from_yaml(cls, data: Any) -> Any:
         if isinstance(data, Mapping) and set(data) != {"path", "files"}:
             if len(data) != 1:
-                raise fail("expected one cgroup path with its files, such as "
-                           f"{{/app: {{cpu.max: '50000 100000'}}}}, found {describe(data)}")
+                raise fail(
+                    "expected one cgroup path with its files, such as "
+                    f"{{/app: {{cpu.max: '50000 100000'}}}}, found {describe(data)}"
+                )
             path, files = next(iter(data.items()))
             data = {"path": path, "files": files}
         files = data.get("files") if isinstance(data, Mapping) else None
         for file, value in files.items() if isinstance(files, Mapping) else ():
             plain = isinstance(value, (int, str)) and not isinstance(value, bool)
-            if not plain and not (isinstance(value, list) and all(
-                    type(cpu) is int for cpu in value)):
-                raise fail(f"expected {file} to be an integer, a string or a list of CPUs, "
-                           f"found {describe(value)}")
+            if not plain and not (
+                isinstance(value, list) and all(type(cpu) is int for cpu in value)
+            ):
+                raise fail(
+                    f"expected {file} to be an integer, a string or a list of CPUs, "
+                    f"found {describe(value)}"
+                )
         return data
 
 
@@ -231,8 +272,10 @@ class EventSpec(FrozenModel):
     def _exactly_one_action(self) -> EventSpec:
         given = [name for name in ACTIONS if getattr(self, name) is not None]
         if len(given) != 1:
-            raise fail("expected exactly one action of write, move, nice or kill, found "
-                       + (" and ".join(given) if given else "none"))
+            raise fail(
+                "expected exactly one action of write, move, nice or kill, found "
+                + (" and ".join(given) if given else "none")
+            )
         return self
 
     @property
@@ -280,20 +323,30 @@ def _tunable(unit_ns: int, minimum: int, maximum: int = INT_MAX) -> Any:
         elif type(value) is int:
             number = value
         else:
-            raise fail(f"expected an integer of {unit} or a duration such as '5ms', "
-                       f"found {describe(value)}")
+            raise fail(
+                f"expected an integer of {unit} or a duration such as '5ms', "
+                f"found {describe(value)}"
+            )
         if not minimum <= number <= maximum:
-            raise fail(f"expected a value from {minimum} to {maximum} {unit} (the kernel's "
-                       f"range), found {describe(value)}")
+            raise fail(
+                f"expected a value from {minimum} to {maximum} {unit} (the kernel's "
+                f"range), found {describe(value)}"
+            )
         return number
 
     return parse
 
 
 def _tunable_schema(unit: str, minimum: int) -> WithJsonSchema:
-    return WithJsonSchema({"anyOf": [{"type": "integer", "minimum": minimum},
-                                     {"type": "string", "pattern": DURATION_PATTERN}],
-                           "description": f"in {unit} (or a duration string)"})
+    return WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": minimum},
+                {"type": "string", "pattern": DURATION_PATTERN},
+            ],
+            "description": f"in {unit} (or a duration string)",
+        }
+    )
 
 
 NsTunable = Annotated[
@@ -305,7 +358,8 @@ SliceTunable = Annotated[
     _tunable_schema("ns", MIN_SCHED_GRANULARITY_NS),
 ]
 WakeupTunable = Annotated[
-    int | None, BeforeValidator(_tunable(1, 0, MAX_SCHED_GRANULARITY_NS)),
+    int | None,
+    BeforeValidator(_tunable(1, 0, MAX_SCHED_GRANULARITY_NS)),
     _tunable_schema("ns", 0),
 ]
 PhaseNs = Annotated[int, BeforeValidator(_tunable(1, 0, 2**63 - 1)), _tunable_schema("ns", 0)]
@@ -316,9 +370,16 @@ RtRuntimeTunable = Annotated[
     int | None, BeforeValidator(_tunable(NSEC_PER_USEC, -1)), _tunable_schema("µs", -1)
 ]
 TUNABLES = (
-    "sched_latency_ns", "sched_min_granularity_ns", "sched_wakeup_granularity_ns",
-    "sched_base_slice_ns", "sched_tunable_scaling", "sched_migration_cost_ns",
-    "sched_cfs_bandwidth_slice_us", "sched_rt_runtime_us", "sched_rt_period_us", "timer_slack_ns",
+    "sched_latency_ns",
+    "sched_min_granularity_ns",
+    "sched_wakeup_granularity_ns",
+    "sched_base_slice_ns",
+    "sched_tunable_scaling",
+    "sched_migration_cost_ns",
+    "sched_cfs_bandwidth_slice_us",
+    "sched_rt_runtime_us",
+    "sched_rt_period_us",
+    "timer_slack_ns",
     "tick_offset_ns",
 )
 
@@ -358,8 +419,9 @@ class MachineSpec(FrozenModel):
     sched_rt_runtime_us: RtRuntimeTunable = None
     sched_rt_period_us: UsTunable = None
     #: normal tasks' hrtimer slack (kernel default 50µs; here 0): an unsigned long (prctl)
-    timer_slack_ns: Annotated[int | None, BeforeValidator(_tunable(1, 0, 2**63 - 1)),
-                              _tunable_schema("ns", 0)] = None
+    timer_slack_ns: Annotated[
+        int | None, BeforeValidator(_tunable(1, 0, 2**63 - 1)), _tunable_schema("ns", 0)
+    ] = None
     tick_offset_ns: NsTunable = None  # where the tick grid starts (0 ≤ offset < 1/hz)
     #: where each quota'd cgroup's period grid starts (below its longest period; default 0):
     #: Linux 6.4+ gives every group's period timer its own phase; the real twin measures it
@@ -379,13 +441,29 @@ class MachineSpec(FrozenModel):
         jitter = self.tick_jitter or 0
         for cpu, skew in enumerate(self.tick_skew or ()):
             if abs(skew) + jitter >= half:
-                raise ValidationError.from_exception_data("MachineSpec", [issue(
-                    ("tick_skew", cpu), f"expected |skew| + tick_jitter below half a tick "
-                    f"({half} ns at hz {self.hz}), found {skew} ns + {jitter} ns", skew)])
+                raise ValidationError.from_exception_data(
+                    "MachineSpec",
+                    [
+                        issue(
+                            ("tick_skew", cpu),
+                            f"expected |skew| + tick_jitter below half a tick "
+                            f"({half} ns at hz {self.hz}), found {skew} ns + {jitter} ns",
+                            skew,
+                        )
+                    ],
+                )
         if jitter >= half:
-            raise ValidationError.from_exception_data("MachineSpec", [issue(
-                ("tick_jitter",), f"expected below half a tick ({half} ns at hz {self.hz}), "
-                f"found {jitter} ns", jitter)])
+            raise ValidationError.from_exception_data(
+                "MachineSpec",
+                [
+                    issue(
+                        ("tick_jitter",),
+                        f"expected below half a tick ({half} ns at hz {self.hz}), "
+                        f"found {jitter} ns",
+                        jitter,
+                    )
+                ],
+            )
         return self
 
     def host_problem(self, profile: MachineProfile | None) -> str | None:
@@ -421,30 +499,49 @@ class MachineSpec(FrozenModel):
         period = self.sched_rt_period_us or 1_000_000
         runtime = self.sched_rt_runtime_us
         if runtime is not None and runtime > period:
-            raise ValidationError.from_exception_data("MachineSpec", [issue(
-                ("sched_rt_runtime_us",),
-                f"expected at most sched_rt_period_us ({period} µs) or -1, found {runtime}",
-                runtime)])
+            raise ValidationError.from_exception_data(
+                "MachineSpec",
+                [
+                    issue(
+                        ("sched_rt_runtime_us",),
+                        f"expected at most sched_rt_period_us ({period} µs) or -1, found {runtime}",
+                        runtime,
+                    )
+                ],
+            )
         return self
 
     @model_validator(mode="after")
     def _tick_offset_within_a_tick(self) -> MachineSpec:
         tick = NSEC_PER_SEC // self.hz
         if self.tick_offset_ns is not None and self.tick_offset_ns >= tick:
-            raise ValidationError.from_exception_data("MachineSpec", [issue(
-                ("tick_offset_ns",),
-                f"expected an offset below one tick ({tick} ns at hz {self.hz}), "
-                f"found {self.tick_offset_ns}", self.tick_offset_ns)])
+            raise ValidationError.from_exception_data(
+                "MachineSpec",
+                [
+                    issue(
+                        ("tick_offset_ns",),
+                        f"expected an offset below one tick ({tick} ns at hz {self.hz}), "
+                        f"found {self.tick_offset_ns}",
+                        self.tick_offset_ns,
+                    )
+                ],
+            )
         return self
 
     @field_validator("features")
     @classmethod
     def _known_features(cls, features: dict[str, bool]) -> dict[str, bool]:
         unknown = [
-            issue((name,), f"expected a kernel feature cfssim models"
-                  f"{did_you_mean(name, KERNEL_FEATURES)}"
-                  f", found {describe(name)}", name, about_key=True)
-            for name in features if name not in KERNEL_FEATURES
+            issue(
+                (name,),
+                f"expected a kernel feature cfssim models"
+                f"{did_you_mean(name, KERNEL_FEATURES)}"
+                f", found {describe(name)}",
+                name,
+                about_key=True,
+            )
+            for name in features
+            if name not in KERNEL_FEATURES
         ]
         if unknown:
             raise ValidationError.from_exception_data("MachineSpec", unknown)
@@ -477,17 +574,28 @@ def _resolve_cgroups(raw: Any) -> Any:
         if files is None:
             files = {}
         if not isinstance(files, Mapping):
-            errors.append(issue((path,), "expected a mapping of cgroup files to values such as "
-                                f"{{cpu.shares: 1024}}, found {describe(files)}", files))
+            errors.append(
+                issue(
+                    (path,),
+                    "expected a mapping of cgroup files to values such as "
+                    f"{{cpu.shares: 1024}}, found {describe(files)}",
+                    files,
+                )
+            )
             continue
         config = CgroupConfig()
         for file, value in files.items():
             try:
                 config = cgfiles.apply_write(config, file, value, is_root=path == cgfiles.ROOT)
             except CgroupFileError as error:
-                errors.append(issue((path, file), f"expected {error.expected}, "
-                                    f"found {error.found}", value,
-                                    about_key=file not in cgfiles.FILES))
+                errors.append(
+                    issue(
+                        (path, file),
+                        f"expected {error.expected}, found {error.found}",
+                        value,
+                        about_key=file not in cgfiles.FILES,
+                    )
+                )
         configs[path] = config
     if errors:
         raise ValidationError.from_exception_data("cgroups", errors)
@@ -596,7 +704,7 @@ class Scenario(FrozenModel):
             raise TypeError("Scenario validation returned another type")
         limits = (info.context or {}).get("limits") or Limits()
         raw_cgroups = data.get("cgroups") if isinstance(data, Mapping) else None
-        checker = CrossChecker(scenario, raw_cgroups if isinstance(raw_cgroups, Mapping)
-                                else {}, limits)
+        checker = CrossChecker(
+            scenario, raw_cgroups if isinstance(raw_cgroups, Mapping) else {}, limits
+        )
         return checker.run()
-

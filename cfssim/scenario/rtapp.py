@@ -92,20 +92,42 @@ _FAIR = ("normal", "batch")
 #: bytes to ``io_device`` (/dev/null by default) — a byte count, with no duration to model
 _UNMODELLED_EVENTS = {"iorun": "I/O write"}
 #: rt-app's synchronisation and thread events (prefix → the step they become, `_sync_event`)
-_SYNC_EVENTS = ("lock", "unlock", "wait", "signal", "broad", "sync", "barrier", "suspend",
-                "resume", "yield", "fork")
+_SYNC_EVENTS = (
+    "lock",
+    "unlock",
+    "wait",
+    "signal",
+    "broad",
+    "sync",
+    "barrier",
+    "suspend",
+    "resume",
+    "yield",
+    "fork",
+)
 #: event prefixes, longest first where one is a prefix of another (rt-app matches prefixes)
-_EVENTS = ("runtime", "run", "sleep", "timer", "memrun", "mem", *_SYNC_EVENTS,
-           *_UNMODELLED_EVENTS)
+_EVENTS = ("runtime", "run", "sleep", "timer", "memrun", "mem", *_SYNC_EVENTS, *_UNMODELLED_EVENTS)
 _UNMODELLED_PROPERTIES = {
-    "dl-period": "SCHED_DEADLINE period", "dl-deadline": "SCHED_DEADLINE deadline",
-    "util_min": "utilization clamping", "util_max": "utilization clamping",
+    "dl-period": "SCHED_DEADLINE period",
+    "dl-deadline": "SCHED_DEADLINE deadline",
+    "util_min": "utilization clamping",
+    "util_max": "utilization clamping",
     "membind_nodes": "NUMA memory binding",
 }
 _SETTINGS = ("policy", "priority", "cpus", "taskgroup", "dl-runtime")
 _TASK_ONLY = ("instance", "delay", "phases", "loop")
-_GLOBAL_IGNORED = ("calibration", "pi_enabled", "lock_pages", "logdir", "log_basename", "log_size",
-                   "ftrace", "gnuplot", "io_device", "cumulative_slack")
+_GLOBAL_IGNORED = (
+    "calibration",
+    "pi_enabled",
+    "lock_pages",
+    "logdir",
+    "log_basename",
+    "log_size",
+    "ftrace",
+    "gnuplot",
+    "io_device",
+    "cumulative_slack",
+)
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_.:+-]")
 
 Pairs = list[tuple[str, Any]]
@@ -135,8 +157,19 @@ class MemWrite:
     nbytes: int
 
 
-SyncEvent = Lock | Unlock | CondWait | Signal | Broadcast | BarrierWait | Suspend | Resume | \
-    Fork | Yield | Runtime
+SyncEvent = (
+    Lock
+    | Unlock
+    | CondWait
+    | Signal
+    | Broadcast
+    | BarrierWait
+    | Suspend
+    | Resume
+    | Fork
+    | Yield
+    | Runtime
+)
 Event = Run | Sleep | RtTimer | MemWrite | SyncEvent
 
 
@@ -152,8 +185,14 @@ class Settings:
 
     def over(self, base: Settings) -> Settings:
         """These settings on top of `base` (given fields win)."""
-        return Settings(*(mine if mine is not None else theirs for mine, theirs in
-                          zip(dataclasses.astuple(self), dataclasses.astuple(base), strict=True)))
+        return Settings(
+            *(
+                mine if mine is not None else theirs
+                for mine, theirs in zip(
+                    dataclasses.astuple(self), dataclasses.astuple(base), strict=True
+                )
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -189,8 +228,11 @@ class RtappWorkload(Workload):
     def behaviours(self) -> dict[str, Behaviour]:
         """Fresh exact behaviours (shared timers start unset) for the processes that need them."""
         shared: dict[str, _TimerState] = {}
-        return {task.name: _task_behaviour(task, shared, self.mem_buffer_bytes)
-                for task in self.tasks if _needs_behaviour(task)}
+        return {
+            task.name: _task_behaviour(task, shared, self.mem_buffer_bytes)
+            for task in self.tasks
+            if _needs_behaviour(task)
+        }
 
 
 # ---- exact behaviours ---------------------------------------------------------------------------
@@ -201,8 +243,9 @@ class _TimerState:
 
 def _needs_behaviour(task: RtTask) -> bool:
     changes = any(_phase_changes(task, phase) for phase in task.phases)
-    special = any(isinstance(event, (RtTimer, MemWrite))
-                  for phase in task.phases for event in phase.events)
+    special = any(
+        isinstance(event, (RtTimer, MemWrite)) for phase in task.phases for event in phase.events
+    )
     return changes or special
 
 
@@ -247,8 +290,9 @@ def _task_behaviour(task: RtTask, shared: dict[str, _TimerState], buffer_bytes: 
                     for event in phase.events:
                         if isinstance(event, RtTimer):
                             timers = private if event.unique else shared
-                            yield from _timer(thread, timers.setdefault(event.ref, _TimerState()),
-                                              event, t_first)
+                            yield from _timer(
+                                thread, timers.setdefault(event.ref, _TimerState()), event, t_first
+                            )
                         elif isinstance(event, MemWrite):  # pages of the buffer touched
                             written = min(buffer_bytes, written + event.nbytes)
                             pages = -(-written // cgfiles.PAGE_SIZE) * cgfiles.PAGE_SIZE
@@ -261,8 +305,9 @@ def _task_behaviour(task: RtTask, shared: dict[str, _TimerState], buffer_bytes: 
     return behaviour
 
 
-def _timer(thread: Any, state: _TimerState, timer: RtTimer, t_first: int
-           ) -> Generator[Any, Any, None]:
+def _timer(
+    thread: Any, state: _TimerState, timer: RtTimer, t_first: int
+) -> Generator[Any, Any, None]:
     """rt-app ``run_event`` case ``rtapp_timer``."""
     if state.next_ns is None:
         state.next_ns = t_first
@@ -345,14 +390,24 @@ class _Reader:
         self.view_refused.append(message)
 
     # -- values
-    def integer(self, where: JsonPath, value: Any, expected: str, low: int | None = None,
-                high: int | None = None) -> int | None:
+    def integer(
+        self,
+        where: JsonPath,
+        value: Any,
+        expected: str,
+        low: int | None = None,
+        high: int | None = None,
+    ) -> int | None:
         number = value if type(value) is int else None
         if isinstance(value, float) and value.is_integer():
             number = int(value)
         high = _json.INT64_MAX if high is None else high  # json-c's integers are int64
-        if number is None or (low is not None and number < low) or number > high or \
-                number < _json.INT64_MIN:
+        if (
+            number is None
+            or (low is not None and number < low)
+            or number > high
+            or number < _json.INT64_MIN
+        ):
             self.error(where, expected, value)
             return None
         return number
@@ -378,15 +433,21 @@ class _Reader:
         for key, _ in top:
             if key not in ("tasks", "global", "resources"):
                 self.unmodelled((key,), "unknown top-level key (ignored)")
-        tasks_pairs = self.mapping(("tasks",), keys.get("tasks"),
-                                   "an object of tasks, such as {\"thread0\": {\"run\": 10000}}")
-        parsed = [task for name, body in tasks_pairs or []
-                  if (task := self.task(name, body, default)) is not None]
+        tasks_pairs = self.mapping(
+            ("tasks",), keys.get("tasks"), 'an object of tasks, such as {"thread0": {"run": 10000}}'
+        )
+        parsed = [
+            task
+            for name, body in tasks_pairs or []
+            if (task := self.task(name, body, default)) is not None
+        ]
         tasks = []
         for task in parsed:  # instance 0: a thread only fork events start
             if task.threads == 0 and task.name not in self.fork_targets:
-                self.warn(("tasks", task.name), "creates no thread (instance is 0 and no fork "
-                          "event starts it); left out")
+                self.warn(
+                    ("tasks", task.name),
+                    "creates no thread (instance is 0 and no fork event starts it); left out",
+                )
             else:
                 tasks.append(task)
         if tasks_pairs is not None and not tasks and not self.errors:
@@ -427,19 +488,27 @@ class _Reader:
             return None
         name = _NAME_CHARS.sub("_", raw_name) or "task"
         if name != raw_name:
-            self.warn(where, f"task name renamed to {name!r} (cfssim names use letters, digits "
-                      "and _ . : + -)")
+            self.warn(
+                where,
+                f"task name renamed to {name!r} (cfssim names use letters, digits and _ . : + -)",
+            )
         keys = dict(pairs)
-        threads = self.integer((*where, "instance"), keys.get("instance", 1),
-                               "a thread count ≥ 0", low=0)
+        threads = self.integer(
+            (*where, "instance"), keys.get("instance", 1), "a thread count ≥ 0", low=0
+        )
         start = self.usec((*where, "delay"), keys.get("delay", 0))
         loop = self.loop((*where, "loop"), keys.get("loop", -1))
         settings = self.settings(where, pairs)
         if "phases" in keys:
-            phase_pairs = self.mapping((*where, "phases"), keys["phases"],
-                                       "an object of phases, such as {\"p1\": {\"run\": 10}}")
-            phases = [self.phase((*where, "phases", phase_name), phase_name, phase_body, name)
-                      for phase_name, phase_body in phase_pairs or []]
+            phase_pairs = self.mapping(
+                (*where, "phases"),
+                keys["phases"],
+                'an object of phases, such as {"p1": {"run": 10}}',
+            )
+            phases = [
+                self.phase((*where, "phases", phase_name), phase_name, phase_body, name)
+                for phase_name, phase_body in phase_pairs or []
+            ]
             inline = [key for key, _ in pairs if _event_kind(key)]
             for key in inline:
                 self.warn((*where, key), "event beside 'phases' (ignored, as rt-app does)")
@@ -458,8 +527,9 @@ class _Reader:
         task = RtTask(name, threads, start, loop, tuple(valid), effective, settings)
         self.check_phase_settings(task)
         if loop is None and not any(_takes_time(p) for p in valid):
-            self.error(where, "a run, sleep or timer that takes time in a task that loops "
-                       "forever", "none")
+            self.error(
+                where, "a run, sleep or timer that takes time in a task that loops forever", "none"
+            )
             return None
         return task
 
@@ -467,8 +537,9 @@ class _Reader:
         number = self.integer(where, value, "a loop count ≥ 0, or -1 for forever", low=-1)
         return None if number == -1 else (number if number is not None else 1)
 
-    def phase(self, where: JsonPath, name: str, body: Any, task: str, inline: bool = False
-              ) -> Phase | None:
+    def phase(
+        self, where: JsonPath, name: str, body: Any, task: str, inline: bool = False
+    ) -> Phase | None:
         pairs = self.mapping(where, body, "an object of events and properties")
         if pairs is None:
             return None
@@ -484,13 +555,18 @@ class _Reader:
                     events.append(event)
                     keys.append(key)
             elif key in _UNMODELLED_PROPERTIES:
-                self.unmodelled((*where, key), f"{_UNMODELLED_PROPERTIES[key]} is not "
-                                "modelled (ignored)")
+                self.unmodelled(
+                    (*where, key), f"{_UNMODELLED_PROPERTIES[key]} is not modelled (ignored)"
+                )
             elif key not in _SETTINGS and not (key in _TASK_ONLY and (inline or key == "loop")):
                 self.unmodelled((*where, key), "unknown key (ignored)")
         if not events and not any(_event_kind(key) for key, _ in pairs):
-            self.error(where, "at least one event (rt-app: \"No events found. Task must have "
-                       "events or it's useless\")", "none")
+            self.error(
+                where,
+                'at least one event (rt-app: "No events found. Task must have '
+                "events or it's useless\")",
+                "none",
+            )
             return None
         settings = Settings() if inline else self.settings(where, pairs)
         return Phase(name, loop, tuple(events), tuple(keys), settings, where)
@@ -499,8 +575,9 @@ class _Reader:
         """The steps of one event (``sync`` is two); `task` names the thread (for ``suspend``
         without a name, which workgen fills with the thread's own)."""
         if kind in _UNMODELLED_EVENTS:
-            self.unmodelled(where, f"event '{kind}' ({_UNMODELLED_EVENTS[kind]}) is not "
-                            "modelled (ignored)")
+            self.unmodelled(
+                where, f"event '{kind}' ({_UNMODELLED_EVENTS[kind]}) is not modelled (ignored)"
+            )
             return []
         if kind in _SYNC_EVENTS:
             return self.sync_event(where, kind, value, task)
@@ -515,15 +592,22 @@ class _Reader:
         if kind == "yield":
             return [Yield()]
         if kind in ("wait", "sync"):
-            pairs = self.mapping(where, value, "an object {\"ref\": condition, \"mutex\": "
-                                 "mutex}")
+            pairs = self.mapping(where, value, 'an object {"ref": condition, "mutex": mutex}')
             keys = dict(pairs or [])
             ref, mutex = keys.get("ref"), keys.get("mutex")
-            if pairs is None or not isinstance(ref, str) or not ref or \
-                    not isinstance(mutex, str) or not mutex:
+            if (
+                pairs is None
+                or not isinstance(ref, str)
+                or not ref
+                or not isinstance(mutex, str)
+                or not mutex
+            ):
                 if pairs is not None:
-                    self.error(where, "an object {\"ref\": condition, \"mutex\": mutex} "
-                               "of two names", _plain(value))
+                    self.error(
+                        where,
+                        'an object {"ref": condition, "mutex": mutex} of two names',
+                        _plain(value),
+                    )
                 return []
             wait = CondWait(cond=ref, mutex=mutex)
             return [wait] if kind == "wait" else [Signal(signal=ref), wait]
@@ -534,9 +618,16 @@ class _Reader:
             value = _NAME_CHARS.sub("_", value or task)
         if kind == "fork":
             self.fork_targets.add(value)
-        model: dict[str, Any] = {"lock": Lock, "unlock": Unlock, "signal": Signal,
-                                 "broad": Broadcast, "barrier": BarrierWait, "suspend": Suspend,
-                                 "resume": Resume, "fork": Fork}
+        model: dict[str, Any] = {
+            "lock": Lock,
+            "unlock": Unlock,
+            "signal": Signal,
+            "broad": Broadcast,
+            "barrier": BarrierWait,
+            "suspend": Suspend,
+            "resume": Resume,
+            "fork": Fork,
+        }
         alias = {"broad": "broadcast"}.get(kind, kind)
         event: SyncEvent = model[kind].model_validate({alias: value})
         return [event]
@@ -557,7 +648,7 @@ class _Reader:
         return self.timer(where, value)
 
     def timer(self, where: JsonPath, value: Any) -> RtTimer | None:
-        pairs = self.mapping(where, value, "an object {\"ref\": …, \"period\": µs}")
+        pairs = self.mapping(where, value, 'an object {"ref": …, "period": µs}')
         if pairs is None:
             return None
         keys = dict(pairs)
@@ -587,14 +678,19 @@ class _Reader:
             if isinstance(raw, list) and raw and all(type(c) is int and c >= 0 for c in raw):
                 cpus = tuple(sorted(set(raw)))
             else:
-                self.error((*where, "cpus"), "a non-empty array of CPU numbers, such as [0, 2]",
-                           raw)
+                self.error(
+                    (*where, "cpus"), "a non-empty array of CPU numbers, such as [0, 2]", raw
+                )
         slice_us = None
         if "dl-runtime" in keys:
-            slice_us = self.integer((*where, "dl-runtime"), keys["dl-runtime"],
-                                    "a non-negative integer of µs", low=0)
-        cgroup = self.taskgroup((*where, "taskgroup"), keys["taskgroup"]) \
-            if "taskgroup" in keys else None
+            slice_us = self.integer(
+                (*where, "dl-runtime"), keys["dl-runtime"], "a non-negative integer of µs", low=0
+            )
+        cgroup = (
+            self.taskgroup((*where, "taskgroup"), keys["taskgroup"])
+            if "taskgroup" in keys
+            else None
+        )
         return Settings(policy, priority, cpus, cgroup, slice_us)
 
     def taskgroup(self, where: JsonPath, value: Any) -> str | None:
@@ -609,8 +705,11 @@ class _Reader:
         if path == "":
             return None
         if not isinstance(path, str):
-            self.error(where, "a cgroup path such as \"/tg1\" or {\"path\": \"/tg1\", "
-                       "\"cpu.max\": \"50000 100000\"}", _plain(value))
+            self.error(
+                where,
+                'a cgroup path such as "/tg1" or {"path": "/tg1", "cpu.max": "50000 100000"}',
+                _plain(value),
+            )
             return None
         path = cgfiles.normalise_path(path)
         try:
@@ -626,8 +725,12 @@ class _Reader:
                 self.error((*where, file), problem.expected, file_value)
         known = self.cgroups.get(path)
         if files and known and known != files:
-            self.error(where, f"the same files as the earlier taskgroup {path} "
-                       f"({'.'.join(self.cgroup_where[path])})", files)
+            self.error(
+                where,
+                f"the same files as the earlier taskgroup {path} "
+                f"({'.'.join(self.cgroup_where[path])})",
+                files,
+            )
         elif path != "/" and (files or path not in self.cgroups):
             self.cgroups[path] = files
             self.cgroup_where[path] = where
@@ -637,12 +740,17 @@ class _Reader:
         """Warn about phase-level changes only the start of a thread can take."""
         for phase in task.phases[1:]:
             effective = phase.settings.over(task.settings)
-            for key, changed in (("policy", effective.policy != task.settings.policy),
-                                 ("dl-runtime", effective.slice_us != task.settings.slice_us)):
+            for key, changed in (
+                ("policy", effective.policy != task.settings.policy),
+                ("dl-runtime", effective.slice_us != task.settings.slice_us),
+            ):
                 if changed:
-                    self.unmodelled((*phase.where, key), f"phase {phase.name} changes {key}, "
-                                    "which is "
-                              "not modelled; the thread keeps its first phase's")
+                    self.unmodelled(
+                        (*phase.where, key),
+                        f"phase {phase.name} changes {key}, "
+                        "which is "
+                        "not modelled; the thread keeps its first phase's",
+                    )
 
 
 def _plain(value: Any) -> Any:
@@ -660,8 +768,19 @@ def _event_kind(key: str) -> str | None:
     return next((kind for kind in _EVENTS if key.startswith(kind)), None)
 
 
-_SYNC_STEP_TYPES = (Lock, Unlock, CondWait, Signal, Broadcast, BarrierWait, Suspend, Resume,
-                    Fork, Yield, Runtime)
+_SYNC_STEP_TYPES = (
+    Lock,
+    Unlock,
+    CondWait,
+    Signal,
+    Broadcast,
+    BarrierWait,
+    Suspend,
+    Resume,
+    Fork,
+    Yield,
+    Runtime,
+)
 
 
 def _wall(event: Event) -> int:
@@ -670,14 +789,15 @@ def _wall(event: Event) -> int:
 
 
 def _takes_time(phase: Phase) -> bool:
-    return any(_wall(event) > 0 or (isinstance(event, RtTimer) and event.period_ns > 0)
-               for event in phase.events)
+    return any(
+        _wall(event) > 0 or (isinstance(event, RtTimer) and event.period_ns > 0)
+        for event in phase.events
+    )
 
 
 # ---- the YAML view ------------------------------------------------------------------------------
 def _timers(task: RtTask) -> list[RtTimer]:
-    return [event for phase in task.phases for event in phase.events
-            if isinstance(event, RtTimer)]
+    return [event for phase in task.phases for event in phase.events if isinstance(event, RtTimer)]
 
 
 def _why_not_timer_steps(task: RtTask, ref_tasks: Counter[str]) -> str | None:
@@ -696,30 +816,37 @@ def _why_not_timer_steps(task: RtTask, ref_tasks: Counter[str]) -> str | None:
     return None
 
 
-def _yaml_steps(phase: Phase, reader: _Reader, approximate_because: str | None
-                ) -> list[dict[str, Any]]:
+def _yaml_steps(
+    phase: Phase, reader: _Reader, approximate_because: str | None
+) -> list[dict[str, Any]]:
     """A phase's events as YAML steps; memory writes are allocated when the thread starts (see
     `_memory_bytes`). Timers become ``timer`` steps, or, when `approximate_because` says why
     they cannot, the sleep that ends on the boundary when nothing delays the thread (the time
     since the previous timer, cyclically)."""
     steps: list[dict[str, Any]] = []
     timers = [i for i, event in enumerate(phase.events) if isinstance(event, RtTimer)]
-    elapsed = sum(_wall(event) for event in phase.events[timers[-1] + 1:]) if timers else 0
+    elapsed = sum(_wall(event) for event in phase.events[timers[-1] + 1 :]) if timers else 0
     for event, key in zip(phase.events, phase.keys, strict=True):
         where = (*phase.where, key)
         if isinstance(event, RtTimer) and approximate_because is None:
             mode: TimerMode = "relative" if event.relative else "absolute"
             steps.append(step_data(Timer(period=event.period_ns, mode=mode)))
             if not event.relative:
-                reader.view(where, "absolute timer written as a timer step, which skips the "
-                            "periods a late thread missed where rt-app catches them up without "
-                            "sleeping (the same wakeups while the thread keeps up; `cfssim "
-                            "run` on the JSON models rt-app exactly)")
+                reader.view(
+                    where,
+                    "absolute timer written as a timer step, which skips the "
+                    "periods a late thread missed where rt-app catches them up without "
+                    "sleeping (the same wakeups while the thread keeps up; `cfssim "
+                    "run` on the JSON models rt-app exactly)",
+                )
         elif isinstance(event, RtTimer):
             steps.append({"sleep": max(0, event.period_ns - elapsed)})
-            reader.view(where, f"timer written as a sleep ({approximate_because}) that "
-                        "reaches its period boundary only when nothing delays the thread "
-                        "(`cfssim run` on the JSON models the timer exactly)")
+            reader.view(
+                where,
+                f"timer written as a sleep ({approximate_because}) that "
+                "reaches its period boundary only when nothing delays the thread "
+                "(`cfssim run` on the JSON models the timer exactly)",
+            )
             elapsed = 0
         elif isinstance(event, (Run, Sleep, *_SYNC_STEP_TYPES)):
             steps.append(step_data(event))
@@ -742,47 +869,65 @@ def _memory_bytes(task: RtTask, buffer_bytes: int) -> int:
 def _changes_after_start(task: RtTask) -> bool:
     """Whether a later phase sets a nice level or taskgroup other than the starting one."""
     start = {"nice": task.settings.priority, "cgroup": task.settings.cgroup}
-    return any(value != start[key] for phase in task.phases[1:]
-               for key, value in _phase_changes(task, phase).items() if key in start)
+    return any(
+        value != start[key]
+        for phase in task.phases[1:]
+        for key, value in _phase_changes(task, phase).items()
+        if key in start
+    )
 
 
-def _process(task: RtTask, reader: _Reader, buffer_bytes: int, ref_tasks: Counter[str],
-             ncpus: int) -> dict[str, Any]:
+def _process(
+    task: RtTask, reader: _Reader, buffer_bytes: int, ref_tasks: Counter[str], ncpus: int
+) -> dict[str, Any]:
     """The scenario's process for `task` (its YAML view); `ref_tasks`: tasks using each timer."""
     where: JsonPath = ("tasks", task.name)
     settings = task.settings
     policy = "normal" if settings.policy in (None, "deadline") else settings.policy
-    data: dict[str, Any] = {"name": task.name, "threads": task.threads, "policy": policy,
-                            "start": task.start_ns,
-                            "repeat": "forever" if task.loop is None else task.loop}
+    data: dict[str, Any] = {
+        "name": task.name,
+        "threads": task.threads,
+        "policy": policy,
+        "start": task.start_ns,
+        "repeat": "forever" if task.loop is None else task.loop,
+    }
     if policy in _FAIR and settings.priority is not None:
         if not -20 <= settings.priority <= 19:
-            reader.error((*where, "priority"), f"a nice value -20..19 for {policy}",
-                         settings.priority)
+            reader.error(
+                (*where, "priority"), f"a nice value -20..19 for {policy}", settings.priority
+            )
         data["nice"] = settings.priority
     if policy in RT_POLICIES:
-        data["rt_priority"] = DEFAULT_RT_PRIORITY if settings.priority is None \
-            else settings.priority
+        data["rt_priority"] = (
+            DEFAULT_RT_PRIORITY if settings.priority is None else settings.priority
+        )
     if settings.slice_us:
         if settings.policy in _FAIR:
             data["slice"] = settings.slice_us * NSEC_PER_USEC
         else:
-            reader.unmodelled((*where, "dl-runtime"), f"dl-runtime is not modelled for {policy} "
-                        "(ignored)")
+            reader.unmodelled(
+                (*where, "dl-runtime"), f"dl-runtime is not modelled for {policy} (ignored)"
+            )
     if settings.cpus is not None:
         data["cpus"] = list(settings.cpus)
     if settings.cgroup is not None:
         data["cgroup"] = settings.cgroup
     if _changes_after_start(task):
-        reader.view(where, "phases change nice or taskgroup: the YAML view keeps the first "
-                    "phase's (`cfssim run` on the JSON applies each)")
+        reader.view(
+            where,
+            "phases change nice or taskgroup: the YAML view keeps the first "
+            "phase's (`cfssim run` on the JSON applies each)",
+        )
     program: list[dict[str, Any]] = []
     memory = _memory_bytes(task, buffer_bytes)
     if memory:
         program.append({"alloc": memory})
-        reader.view(where, f"mem events: the YAML view allocates the {exact_size(memory)} they "
-                    "make resident when the thread starts (`cfssim run` on the JSON grows it "
-                    "event by event); their CPU cost is not modelled")
+        reader.view(
+            where,
+            f"mem events: the YAML view allocates the {exact_size(memory)} they "
+            "make resident when the thread starts (`cfssim run` on the JSON grows it "
+            "event by event); their CPU cost is not modelled",
+        )
     approximate_because = _why_not_timer_steps(task, ref_tasks)
     for phase in task.phases:
         steps = _yaml_steps(phase, reader, approximate_because)
@@ -792,21 +937,37 @@ def _process(task: RtTask, reader: _Reader, buffer_bytes: int, ref_tasks: Counte
         if steps and phase.loop == 1:
             program.extend(steps)
         elif steps:
-            program.append({"loop": {"repeat": "forever" if phase.loop is None else phase.loop,
-                                     "program": steps}})
+            program.append(
+                {
+                    "loop": {
+                        "repeat": "forever" if phase.loop is None else phase.loop,
+                        "program": steps,
+                    }
+                }
+            )
     data["program"] = program or [{"sleep": 0}]
     return data
 
 
 def _machine_cpus(tasks: Sequence[RtTask], cpus: int | None) -> int:
-    used = [cpu for task in tasks for settings in (task.base, *(p.settings for p in task.phases))
-            for cpu in settings.cpus or ()]
+    used = [
+        cpu
+        for task in tasks
+        for settings in (task.base, *(p.settings for p in task.phases))
+        for cpu in settings.cpus or ()
+    ]
     return cpus if cpus is not None else max(DEFAULT_CPUS, max(used, default=0) + 1)
 
 
-def load_rtapp(source: str | Path, *, cpus: int | None = None, duration_ns: int | None = None,
-               name: str | None = None, limits: Limits | None = None,
-               strict: bool | str = False) -> RtappWorkload:
+def load_rtapp(
+    source: str | Path,
+    *,
+    cpus: int | None = None,
+    duration_ns: int | None = None,
+    name: str | None = None,
+    limits: Limits | None = None,
+    strict: bool | str = False,
+) -> RtappWorkload:
     """An `RtappWorkload` from an rt-app JSON file (or JSON text).
 
     `cpus` sets machine.cpus (default: 2, or enough for the highest CPU named); `duration_ns`
@@ -815,20 +976,28 @@ def load_rtapp(source: str | Path, *, cpus: int | None = None, duration_ns: int 
     Raises `ScenarioError` (messages
     ``file:line:col: path: expected …, found …``).
     """
-    text, origin, stem = read_source(source, "rt-app JSON",
-                                     max_bytes=(limits or Limits()).max_file_bytes)
+    text, origin, stem = read_source(
+        source, "rt-app JSON", max_bytes=(limits or Limits()).max_file_bytes
+    )
     relaxed = relax_json(text)
     try:
         data = _json.loads(relaxed, object_pairs_hook=list)
     except _json.JsonInputError as problem:
         expected = "valid rt-app JSON" if problem.expected == "valid JSON" else problem.expected
-        raise ScenarioError([f"{origin}:{problem.line}:{problem.col}: document: expected "
-                             f"{expected}, found {problem.found}"]) from None
+        raise ScenarioError(
+            [
+                f"{origin}:{problem.line}:{problem.col}: document: expected "
+                f"{expected}, found {problem.found}"
+            ]
+        ) from None
     reader = _Reader(relaxed, origin)
     duration, _, buffer, tasks = reader.document(data)
     if duration is None and duration_ns is None and not reader.errors:
-        reader.error(("global", "duration"), "a positive duration in seconds (cfssim runs a "
-                     "fixed time; pass a duration for -1)", "-1 or no duration")
+        reader.error(
+            ("global", "duration"),
+            "a positive duration in seconds (cfssim runs a fixed time; pass a duration for -1)",
+            "-1 or no duration",
+        )
     ref_tasks = Counter(ref for task in tasks for ref in {timer.ref for timer in _timers(task)})
     ncpus = _machine_cpus(tasks, cpus)
     processes = [_process(task, reader, buffer, ref_tasks, ncpus) for task in tasks]
@@ -843,12 +1012,15 @@ def load_rtapp(source: str | Path, *, cpus: int | None = None, duration_ns: int 
         "processes": processes,
     }
     try:
-        scenario = Scenario.model_validate(scenario_data,
-                                           context={"limits": limits or Limits()})
+        scenario = Scenario.model_validate(scenario_data, context={"limits": limits or Limits()})
     except ValidationError as problem:
-        raise ScenarioError([_validation_message(reader, tasks, error)
-                             for error in problem.errors()
-                             if not _echo_of_failed_items(error)]) from None
+        raise ScenarioError(
+            [
+                _validation_message(reader, tasks, error)
+                for error in problem.errors()
+                if not _echo_of_failed_items(error)
+            ]
+        ) from None
     refused = reader.refused + (reader.view_refused if strict == "convert" else [])
     if strict and refused:
         raise ScenarioError([f"{message} — refused by --strict" for message in refused])
@@ -857,8 +1029,9 @@ def load_rtapp(source: str | Path, *, cpus: int | None = None, duration_ns: int 
 
 def _echo_of_failed_items(error: Any) -> bool:
     """pydantic's "too short" about a list whose items failed (reported one by one)."""
-    return error["type"] == "too_short" and \
-        len(error.get("input") or ()) >= error["ctx"].get("min_length", 0)
+    return error["type"] == "too_short" and len(error.get("input") or ()) >= error["ctx"].get(
+        "min_length", 0
+    )
 
 
 def _validation_message(reader: _Reader, tasks: Sequence[RtTask], error: Any) -> str:
@@ -866,9 +1039,7 @@ def _validation_message(reader: _Reader, tasks: Sequence[RtTask], error: Any) ->
     (``processes.<i>…`` → ``tasks.<name>``), or at the document."""
     loc = tuple(error["loc"])
     where: JsonPath = ()
-    if len(loc) >= 2 and loc[0] == "processes" and isinstance(loc[1], int) and \
-            loc[1] < len(tasks):
+    if len(loc) >= 2 and loc[0] == "processes" and isinstance(loc[1], int) and loc[1] < len(tasks):
         where, loc = ("tasks", tasks[loc[1]].name), loc[2:]
     inner = ".".join(map(str, loc))
     return reader.message(where, f"{inner + ': ' if inner else ''}{error_message(error)}")
-

@@ -38,57 +38,88 @@ def scenario_json_schema() -> dict[str, Any]:
     definitions = _draft7(schema.pop("$defs", {}), {})
     loop = definitions["Loop"]
     definitions["Loop"] = {
-        "type": "object", "title": "Loop", "description": loop.get("description", ""),
-        "properties": {"loop": {k: v for k, v in loop.items() if k not in ("title",
-                                                                           "description")}},
-        "required": ["loop"], "additionalProperties": False,
+        "type": "object",
+        "title": "Loop",
+        "description": loop.get("description", ""),
+        "properties": {
+            "loop": {k: v for k, v in loop.items() if k not in ("title", "description")}
+        },
+        "required": ["loop"],
+        "additionalProperties": False,
     }
     timer = definitions["Timer"]
     definitions["Timer"] = {
-        "type": "object", "title": "Timer", "description": timer.get("description", ""),
-        "properties": {"timer": {"anyOf": [
-            timer["properties"]["period"],
-            {k: v for k, v in timer.items() if k not in ("title", "description")},
-        ]}},
-        "required": ["timer"], "additionalProperties": False,
+        "type": "object",
+        "title": "Timer",
+        "description": timer.get("description", ""),
+        "properties": {
+            "timer": {
+                "anyOf": [
+                    timer["properties"]["period"],
+                    {k: v for k, v in timer.items() if k not in ("title", "description")},
+                ]
+            }
+        },
+        "required": ["timer"],
+        "additionalProperties": False,
     }
     wait = definitions["CondWait"]
     definitions["CondWait"] = {
-        "type": "object", "title": "CondWait", "description": wait.get("description", ""),
-        "properties": {"wait": {k: v for k, v in wait.items() if k not in ("title",
-                                                                           "description")}},
-        "required": ["wait"], "additionalProperties": False,
+        "type": "object",
+        "title": "CondWait",
+        "description": wait.get("description", ""),
+        "properties": {
+            "wait": {k: v for k, v in wait.items() if k not in ("title", "description")}
+        },
+        "required": ["wait"],
+        "additionalProperties": False,
     }
     yield_count = definitions["Yield"]["properties"]["yield"]
     definitions["Yield"]["properties"]["yield"] = {"anyOf": [yield_count, {"type": "null"}]}
     draw = definitions["Draw"]
     values = draw["properties"]["values_ns"]
     definitions["Draw"] = {
-        "type": "object", "title": "Draw", "description": draw.get("description", ""),
-        "properties": {"draw": {
-            "type": "object", "minProperties": 1, "maxProperties": 1,
-            "properties": {kind: values for kind in draw["properties"]["kind"]["enum"]},
-            "additionalProperties": False,
-        }},
-        "required": ["draw"], "additionalProperties": False,
+        "type": "object",
+        "title": "Draw",
+        "description": draw.get("description", ""),
+        "properties": {
+            "draw": {
+                "type": "object",
+                "minProperties": 1,
+                "maxProperties": 1,
+                "properties": {kind: values for kind in draw["properties"]["kind"]["enum"]},
+                "additionalProperties": False,
+            }
+        },
+        "required": ["draw"],
+        "additionalProperties": False,
     }
     per_thread = definitions["PerThread"]
     definitions["PerThread"] = {
-        "type": "object", "title": "PerThread", "description": per_thread.get("description", ""),
+        "type": "object",
+        "title": "PerThread",
+        "description": per_thread.get("description", ""),
         "properties": {"per_thread": per_thread["properties"]["threads"]},
-        "required": ["per_thread"], "additionalProperties": False,
+        "required": ["per_thread"],
+        "additionalProperties": False,
     }
     definitions["Write"] = {
-        "type": "object", "title": "Write", "description": definitions["Write"]["description"],
-        "minProperties": 1, "maxProperties": 1,
+        "type": "object",
+        "title": "Write",
+        "description": definitions["Write"]["description"],
+        "minProperties": 1,
+        "maxProperties": 1,
         "propertyNames": CGROUPS_SCHEMA["propertyNames"],
         "additionalProperties": {**files_schema(), "type": "object", "minProperties": 1},
     }
     body = _draft7(schema, definitions)
     body["properties"]["name"]["description"] = "defaults to the file name without .yaml"
     body["required"] = [key for key in body.get("required", []) if key != "name"]
-    return {"$schema": "http://json-schema.org/draft-07/schema#", **body,
-            "definitions": definitions}
+    return {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        **body,
+        "definitions": definitions,
+    }
 
 
 def schema_text() -> str:

@@ -68,9 +68,15 @@ class Timer(FrozenModel):
     period_ns: Annotated[
         int,
         BeforeValidator(_period),
-        WithJsonSchema({"anyOf": [{"type": "string", "pattern": DURATION_PATTERN},
-                                  {"type": "integer", "minimum": 1}],
-                        "description": "a positive duration such as '200ms', or ns"}),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string", "pattern": DURATION_PATTERN},
+                    {"type": "integer", "minimum": 1},
+                ],
+                "description": "a positive duration such as '200ms', or ns",
+            }
+        ),
     ] = Field(alias="period")
     mode: TimerMode = "absolute"
 
@@ -82,8 +88,10 @@ class Timer(FrozenModel):
             if isinstance(body, Mapping):
                 return body
             if isinstance(body, (list, tuple)):
-                raise fail(f"expected a period such as 200ms or a mapping {{period: …, "
-                           f"mode: absolute|relative}}, found {describe(body)}")
+                raise fail(
+                    f"expected a period such as 200ms or a mapping {{period: …, "
+                    f"mode: absolute|relative}}, found {describe(body)}"
+                )
             return {"period": body}
         return data
 
@@ -118,8 +126,9 @@ class Loop(FrozenModel):
         if isinstance(data, Mapping) and set(data) == {"loop"}:
             body = data["loop"]
             if not isinstance(body, Mapping):
-                raise fail(f"expected a mapping {{repeat: …, program: […]}}, "
-                           f"found {describe(body)}")
+                raise fail(
+                    f"expected a mapping {{repeat: …, program: […]}}, found {describe(body)}"
+                )
             return body
         return data
 
@@ -200,7 +209,8 @@ class Yield(FrozenModel):
     """``sched_yield`` `count` times. YAML: ``{yield: null}`` (once) or ``{yield: 3}``."""
 
     count: Annotated[int, BeforeValidator(lambda v: 1 if v is None else v)] = Field(
-        default=1, alias="yield", ge=1, le=1000)
+        default=1, alias="yield", ge=1, le=1000
+    )
 
 
 class SetCpus(FrozenModel):
@@ -214,10 +224,15 @@ class SetCpus(FrozenModel):
     def _unwrap(cls, data: Any) -> Any:
         if isinstance(data, Mapping) and set(data) == {"cpus"}:
             body = data["cpus"]
-            if not isinstance(body, (list, tuple)) or not body or \
-                    not all(type(c) is int and c >= 0 for c in body):
-                raise fail(f"expected a non-empty list of CPU numbers such as [0, 1], "
-                           f"found {describe(body)}")
+            if (
+                not isinstance(body, (list, tuple))
+                or not body
+                or not all(type(c) is int and c >= 0 for c in body)
+            ):
+                raise fail(
+                    f"expected a non-empty list of CPU numbers such as [0, 1], "
+                    f"found {describe(body)}"
+                )
             return {"cpus": tuple(sorted(set(body)))}
         return data
 
@@ -232,9 +247,18 @@ class Runtime(FrozenModel):
 #: The steps whose YAML is one name: ``{lock: m}``, ``{fork: p}``…
 SYNC_NAMED = (Lock, Unlock, Signal, Broadcast, BarrierWait, Suspend, Resume, Fork)
 SYNC_STEPS: dict[str, type[FrozenModel]] = {
-    "lock": Lock, "unlock": Unlock, "wait": CondWait, "signal": Signal,
-    "broadcast": Broadcast, "barrier": BarrierWait, "suspend": Suspend, "resume": Resume,
-    "fork": Fork, "yield": Yield, "cpus": SetCpus, "runtime": Runtime,
+    "lock": Lock,
+    "unlock": Unlock,
+    "wait": CondWait,
+    "signal": Signal,
+    "broadcast": Broadcast,
+    "barrier": BarrierWait,
+    "suspend": Suspend,
+    "resume": Resume,
+    "fork": Fork,
+    "yield": Yield,
+    "cpus": SetCpus,
+    "runtime": Runtime,
 }
 
 
@@ -257,10 +281,15 @@ class Draw(FrozenModel):
     def _unwrap(cls, data: Any) -> Any:
         if isinstance(data, Mapping) and set(data) == {"draw"}:
             body = data["draw"]
-            if not isinstance(body, Mapping) or len(body) != 1 or next(iter(body)) not in (
-                    "run", "sleep"):
-                raise fail(f"expected a mapping {{run: [durations]}} or {{sleep: [durations]}}"
-                           f", found {describe(body)}")
+            if (
+                not isinstance(body, Mapping)
+                or len(body) != 1
+                or next(iter(body)) not in ("run", "sleep")
+            ):
+                raise fail(
+                    f"expected a mapping {{run: [durations]}} or {{sleep: [durations]}}"
+                    f", found {describe(body)}"
+                )
             kind, values = next(iter(body.items()))
             if not isinstance(values, (list, tuple)):
                 raise fail(f"expected a list of durations, found {describe(values)}")
@@ -305,14 +334,23 @@ def _captured_lengths(step: Draw | Until) -> tuple[int, ...]:
 
 #: The captured-program step kinds (YAML keys), in the order error messages list them.
 CAPTURED_STEPS: dict[str, type[FrozenModel]] = {
-    "draw": Draw, "per_thread": PerThread, "until": Until,
+    "draw": Draw,
+    "per_thread": PerThread,
+    "until": Until,
 }
 # ---- end of captured programs --------------------------------------------------------------------
 
 
 _STEP_KINDS: dict[str, type[FrozenModel]] = {
-    "run": Run, "sleep": Sleep, "timer": Timer, "alloc": Alloc, "free": Free, "exit": Exit,
-    "loop": Loop, **SYNC_STEPS, **CAPTURED_STEPS,
+    "run": Run,
+    "sleep": Sleep,
+    "timer": Timer,
+    "alloc": Alloc,
+    "free": Free,
+    "exit": Exit,
+    "loop": Loop,
+    **SYNC_STEPS,
+    **CAPTURED_STEPS,
 }
 _STEP_TAGS = {model: tag for tag, model in _STEP_KINDS.items()}
 
@@ -333,8 +371,9 @@ def _one_key_step(value: Any) -> Any:
     if len(keys) > 1:
         raise fail(f"expected {expected}, found {len(keys)} keys ({name_list(keys)})")
     if keys[0] not in _STEP_KINDS:
-        raise fail(f"expected {expected}{did_you_mean(keys[0], _STEP_KINDS)}, "
-                   f"found {describe(keys[0])}")
+        raise fail(
+            f"expected {expected}{did_you_mean(keys[0], _STEP_KINDS)}, found {describe(keys[0])}"
+        )
     return value
 
 
@@ -387,10 +426,12 @@ def takes_time(program: Sequence[Step]) -> bool:
     """Whether one pass of `program` can advance time (a run or sleep of non-zero length, or
     a timer: each expiry is a period after the previous one; a draw or until that can be
     non-zero)."""
-    return any(isinstance(step, Timer)
-               or (isinstance(step, (Run, Sleep, Runtime)) and step.ns != 0)
-               or (isinstance(step, (Draw, Until)) and max(_captured_lengths(step)) != 0)
-               for step, _ in iter_steps(program))
+    return any(
+        isinstance(step, Timer)
+        or (isinstance(step, (Run, Sleep, Runtime)) and step.ns != 0)
+        or (isinstance(step, (Draw, Until)) and max(_captured_lengths(step)) != 0)
+        for step, _ in iter_steps(program)
+    )
 
 
 #: Steps a program may take at one instant (loops of steps that let no time pass, unrolled).
@@ -420,8 +461,11 @@ def _pass_times(program: Sequence[Step]) -> tuple[int, int] | None:
         elif isinstance(step, Draw):
             work += step.values_ns[0]
         elif isinstance(step, PerThread):  # the least of the threads' passes
-            passes = [times for thread in step.threads
-                      if (times := _pass_times(thread.program)) is not None]
+            passes = [
+                times
+                for thread in step.threads
+                if (times := _pass_times(thread.program)) is not None
+            ]
             if not passes:
                 return None
             least = min(passes, key=max)
@@ -441,12 +485,13 @@ def _least_pass_ns(program: Sequence[Step]) -> int | None:
 def _steps_per_pass(program: Sequence[Step]) -> int:
     """How many steps one pass of `program` executes, loops unrolled (a forever loop once)."""
     return sum(
-        (step.repeat or 1) * _steps_per_pass(step.program) if isinstance(step, Loop)
+        (step.repeat or 1) * _steps_per_pass(step.program)
+        if isinstance(step, Loop)
         else max(_steps_per_pass(t.program) for t in step.threads)
-        if isinstance(step, PerThread) else 1
+        if isinstance(step, PerThread)
+        else 1
         for step in program
     )
-
 
 
 def instant_step_problem(program: tuple[Step, ...], repeat: int | None) -> str | None:
@@ -454,20 +499,25 @@ def instant_step_problem(program: tuple[Step, ...], repeat: int | None) -> str |
     a loop (innermost first, then the whole program with its repeat) that would execute more
     than `MAX_INSTANT_STEPS` steps without letting time pass, or that repeats more often than
     that with passes averaging less than `MIN_NS_PER_STEP` per step."""
-    loops = [(f"the loop (step {index})", step)
-             for index, (step, _) in enumerate(iter_steps(program))
-             if isinstance(step, Loop)]
+    loops = [
+        (f"the loop (step {index})", step)
+        for index, (step, _) in enumerate(iter_steps(program))
+        if isinstance(step, Loop)
+    ]
     loops.reverse()
-    whole = Loop.model_validate({"repeat": "forever" if repeat is None else repeat,
-                                 "program": program})
+    whole = Loop.model_validate(
+        {"repeat": "forever" if repeat is None else repeat, "program": program}
+    )
     loops.append(("the program", whole))
     for where, loop in loops:
         if loop.repeat is None or takes_time(loop.program):
             continue
         steps = loop.repeat * _steps_per_pass(loop.program)
         if steps > MAX_INSTANT_STEPS:
-            return (f"expected at most {MAX_INSTANT_STEPS} steps at one instant (or a run, sleep "
-                    f"or timer step in {where}), found {steps} steps that take no time")
+            return (
+                f"expected at most {MAX_INSTANT_STEPS} steps at one instant (or a run, sleep "
+                f"or timer step in {where}), found {steps} steps that take no time"
+            )
     for where, loop in loops:
         steps = _steps_per_pass(loop.program)
         if loop.repeat is not None and loop.repeat * steps <= MAX_INSTANT_STEPS:
@@ -475,9 +525,11 @@ def instant_step_problem(program: tuple[Step, ...], repeat: int | None) -> str |
         least = _least_pass_ns(loop.program)
         if least is not None and 0 < least < MIN_NS_PER_STEP * steps:
             times = "forever" if loop.repeat is None else f"{loop.repeat} times"
-            return (f"expected each pass of {where} (repeated {times}, {steps} steps) to take "
-                    f"at least {format_duration(MIN_NS_PER_STEP)} per step of runs, sleeps and "
-                    f"timer periods, found {format_duration(least)}")
+            return (
+                f"expected each pass of {where} (repeated {times}, {steps} steps) to take "
+                f"at least {format_duration(MIN_NS_PER_STEP)} per step of runs, sleeps and "
+                f"timer periods, found {format_duration(least)}"
+            )
     return None
 
 
@@ -490,12 +542,15 @@ StepPath = tuple[int | str, ...]
 def per_thread_count(program: Sequence[Step]) -> int:
     """The most thread programs any `PerThread` step of `program` lists (0: none): threads
     from this index on run the same steps."""
-    return max((len(step.threads) for step, _ in iter_steps(program)
-                if isinstance(step, PerThread)), default=0)
+    return max(
+        (len(step.threads) for step, _ in iter_steps(program) if isinstance(step, PerThread)),
+        default=0,
+    )
 
 
-def sync_step_problems(program: Sequence[Step], repeat: int | None, thread: int = 0
-                       ) -> list[tuple[StepPath, str]]:
+def sync_step_problems(
+    program: Sequence[Step], repeat: int | None, thread: int = 0
+) -> list[tuple[StepPath, str]]:
     """Mutex misuse thread `thread` running `program` (repeated `repeat` times) would make,
     each with its step path: locking a mutex it holds (a default pthread mutex deadlocks),
     unlocking or waiting with one it does not hold, a loop pass or the program ending with a
@@ -507,39 +562,66 @@ def sync_step_problems(program: Sequence[Step], repeat: int | None, thread: int 
             where = (*base, index)
             if isinstance(step, Lock):
                 if step.name in held:
-                    problems.append((where, f"expected mutex {step.name!r} to be free for this "
-                                     "thread, found it held already by the thread (deadlock)"))
+                    problems.append(
+                        (
+                            where,
+                            f"expected mutex {step.name!r} to be free for this "
+                            "thread, found it held already by the thread (deadlock)",
+                        )
+                    )
                 held.add(step.name)
             elif isinstance(step, Unlock):
                 if step.name not in held:
-                    problems.append((where, f"expected a lock of mutex {step.name!r} before its "
-                                     f"unlock, found the mutex not held"))
+                    problems.append(
+                        (
+                            where,
+                            f"expected a lock of mutex {step.name!r} before its "
+                            f"unlock, found the mutex not held",
+                        )
+                    )
                 held.discard(step.name)
             elif isinstance(step, CondWait) and step.mutex not in held:
-                problems.append((where, f"expected mutex {step.mutex!r} held (locked before) "
-                                 f"when waiting on {step.cond!r}, found it not held"))
+                problems.append(
+                    (
+                        where,
+                        f"expected mutex {step.mutex!r} held (locked before) "
+                        f"when waiting on {step.cond!r}, found it not held",
+                    )
+                )
             elif isinstance(step, Loop):
                 before = set(held)
                 after = walk(step.program, (*where, "loop", "program"), set(held))
                 if after != before and step.repeat != 1:
                     changed = sorted(after ^ before)
-                    problems.append((where, f"expected each pass of the loop to release the "
-                                     f"mutexes it takes, found {name_list(changed)} changed"))
+                    problems.append(
+                        (
+                            where,
+                            f"expected each pass of the loop to release the "
+                            f"mutexes it takes, found {name_list(changed)} changed",
+                        )
+                    )
                 held = after
             elif isinstance(step, PerThread) and thread < len(step.threads):
-                held = walk(step.threads[thread].program,
-                            (*where, "per_thread", thread, "program"), held)
+                held = walk(
+                    step.threads[thread].program, (*where, "per_thread", thread, "program"), held
+                )
         return held
 
     left = walk(program, (), set())
     if left:
-        problems.append(((), f"expected the program to release the mutexes it takes, found "
-                         f"{name_list(sorted(left))} still held at its end"))
+        problems.append(
+            (
+                (),
+                f"expected the program to release the mutexes it takes, found "
+                f"{name_list(sorted(left))} still held at its end",
+            )
+        )
     return problems
 
 
-def step_paths(program: Sequence[Step], base: StepPath = (), thread: int | None = None
-               ) -> Iterator[tuple[StepPath, Step]]:
+def step_paths(
+    program: Sequence[Step], base: StepPath = (), thread: int | None = None
+) -> Iterator[tuple[StepPath, Step]]:
     """Every step of `program` with its step path, loops and `PerThread` programs included
     (only thread `thread`'s own one when given)."""
     for index, step in enumerate(program):
@@ -549,12 +631,14 @@ def step_paths(program: Sequence[Step], base: StepPath = (), thread: int | None 
         elif isinstance(step, PerThread):
             for which, own in enumerate(step.threads):
                 if thread is None or thread == which:
-                    yield from step_paths(own.program,
-                                          (*base, index, "per_thread", which, "program"), thread)
+                    yield from step_paths(
+                        own.program, (*base, index, "per_thread", which, "program"), thread
+                    )
 
 
-def repeated_until_problems(program: Sequence[Step], repeat: int | None
-                            ) -> list[tuple[StepPath, str]]:
+def repeated_until_problems(
+    program: Sequence[Step], repeat: int | None
+) -> list[tuple[StepPath, str]]:
     """Each `Until` step of `program` (repeated `repeat` times, None = forever) that would run
     more than once, with its step path: its time counts from the thread's start, so it only
     sleeps the first time round and takes no time from the second pass on — a ``sleep`` or a
@@ -568,13 +652,17 @@ def repeated_until_problems(program: Sequence[Step], repeat: int | None
         for index, step in enumerate(steps):
             path = (*base, index)
             if isinstance(step, Until) and where is not None:
-                problems.append((path, f"expected an until step only where it runs once (its "
-                                 f"time counts from the thread's start: from the second pass "
-                                 f"on it takes no time; use sleep or timer to repeat), found "
-                                 f"it in {where}"))
+                problems.append(
+                    (
+                        path,
+                        f"expected an until step only where it runs once (its "
+                        f"time counts from the thread's start: from the second pass "
+                        f"on it takes no time; use sleep or timer to repeat), found "
+                        f"it in {where}",
+                    )
+                )
             elif isinstance(step, Loop):
-                inner = where if step.repeat == 1 else (
-                    f"a loop repeated {times(step.repeat)}")
+                inner = where if step.repeat == 1 else (f"a loop repeated {times(step.repeat)}")
                 walk(step.program, (*path, "loop", "program"), inner)
             elif isinstance(step, PerThread):
                 for which, own in enumerate(step.threads):
@@ -588,9 +676,9 @@ def sync_names(program: Sequence[Step], thread: int | None = None) -> dict[str, 
     """The names a program uses (thread `thread`'s steps only, when given), by kind:
     ``mutex``, ``wait`` (conditions waited on), ``wake`` (conditions signalled or broadcast),
     ``barrier``, ``suspend``, ``resume``, ``fork``."""
-    names: dict[str, set[str]] = {kind: set() for kind in
-                                  ("mutex", "wait", "wake", "barrier", "suspend", "resume",
-                                   "fork")}
+    names: dict[str, set[str]] = {
+        kind: set() for kind in ("mutex", "wait", "wake", "barrier", "suspend", "resume", "fork")
+    }
     for _, step in step_paths(program, thread=thread):
         if isinstance(step, (Lock, Unlock)):
             names["mutex"].add(step.name)

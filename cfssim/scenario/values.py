@@ -43,8 +43,10 @@ def as_duration(value: Any) -> int:
     try:
         value_ns = parse_duration(value)
     except (ValueError, TypeError):
-        raise fail(f"expected a duration such as '100ms' or '1.5s' (units ns, us, ms, s, m, "
-                   f"h), found {describe(value)}") from None
+        raise fail(
+            f"expected a duration such as '100ms' or '1.5s' (units ns, us, ms, s, m, "
+            f"h), found {describe(value)}"
+        ) from None
     if value_ns < 0:
         raise fail(f"expected a non-negative duration, found {describe(value)}")
     return value_ns
@@ -55,8 +57,9 @@ def as_signed_duration(value: Any) -> int:
     try:
         return parse_duration(value)
     except (ValueError, TypeError):
-        raise fail(f"expected a duration such as '-49us' or '1.5ms' (ints are ns), "
-                   f"found {describe(value)}") from None
+        raise fail(
+            f"expected a duration such as '-49us' or '1.5ms' (ints are ns), found {describe(value)}"
+        ) from None
 
 
 def _duration_or_forever(value: Any) -> int | None:
@@ -68,8 +71,9 @@ def as_size(value: Any) -> int:
     try:
         size = parse_size(value)
     except (ValueError, TypeError):
-        raise fail(f"expected a size such as '4MiB', '100MB' or 4096 (bytes), "
-                   f"found {describe(value)}") from None
+        raise fail(
+            f"expected a size such as '4MiB', '100MB' or 4096 (bytes), found {describe(value)}"
+        ) from None
     if size <= 0:
         raise fail(f"expected a positive size, found {describe(value)}")
     return size

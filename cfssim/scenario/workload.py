@@ -41,21 +41,38 @@ class Workload:
         YAML scenario: its program steps say everything)."""
         return {}
 
-    def run(self, *, seed: int | None = None, policy: str | None = None,
-            duration_ns: int | None = None,
-            progress: Callable[[int, int], None] | None = None) -> Result:
+    def run(
+        self,
+        *,
+        seed: int | None = None,
+        policy: str | None = None,
+        duration_ns: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Result:
         """Simulate the workload exactly (behaviours included); warnings go into the result."""
         from ..simulation import run_scenario  # the simulator is the heavy part
 
-        result = run_scenario(self.scenario, seed=seed, policy=policy, duration_ns=duration_ns,
-                              progress=progress, behaviours=self.behaviours())
+        result = run_scenario(
+            self.scenario,
+            seed=seed,
+            policy=policy,
+            duration_ns=duration_ns,
+            progress=progress,
+            behaviours=self.behaviours(),
+        )
         result.meta.setdefault("warnings", []).extend(self.warnings)
         return result
 
 
-def load_workload(source: str | Path, *, limits: Limits | None = None,
-                  cpus: int | None = None, duration_ns: int | None = None,
-                  name: str | None = None, strict: bool | str = False) -> Workload:
+def load_workload(
+    source: str | Path,
+    *,
+    limits: Limits | None = None,
+    cpus: int | None = None,
+    duration_ns: int | None = None,
+    name: str | None = None,
+    strict: bool | str = False,
+) -> Workload:
     """A `Workload` from scenario YAML or an rt-app JSON workload, a file or text.
 
     `cpus`, `duration_ns` and `name` apply to rt-app JSON only, which may lack them (see
@@ -67,8 +84,9 @@ def load_workload(source: str | Path, *, limits: Limits | None = None,
     if is_rtapp(source):
         from .rtapp import load_rtapp
 
-        return load_rtapp(source, cpus=cpus, duration_ns=duration_ns, name=name, limits=limits,
-                          strict=strict)
+        return load_rtapp(
+            source, cpus=cpus, duration_ns=duration_ns, name=name, limits=limits, strict=strict
+        )
     return Workload(load_scenario(source, limits=limits))
 
 

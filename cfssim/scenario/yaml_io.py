@@ -86,12 +86,16 @@ def is_file_name(source: str) -> bool:
 def looks_like_a_file_name(source: str) -> bool:
     """Whether text given as a scenario is rather a path: one word (no whitespace) with no YAML
     structure (``:``, ``{``, ``[``, ``#``)."""
-    return bool(source) and not any(c.isspace() for c in source) and \
-        not any(c in source for c in ":{}[]#,")
+    return (
+        bool(source)
+        and not any(c.isspace() for c in source)
+        and not any(c in source for c in ":{}[]#,")
+    )
 
 
-def read_source(source: str | Path, what: str = "YAML", max_bytes: int | None = None
-                ) -> tuple[str, str, str | None]:
+def read_source(
+    source: str | Path, what: str = "YAML", max_bytes: int | None = None
+) -> tuple[str, str, str | None]:
     """(text, origin for messages, file name stem or None) of a file (a Path or an existing
     file name) or of text; an unreadable file, a one-word name of no file, or more than
     `max_bytes` bytes is a `ScenarioError` (the size checked before anything is read)."""
@@ -105,11 +109,13 @@ def read_source(source: str | Path, what: str = "YAML", max_bytes: int | None = 
                 raise ScenarioError([_too_big(str(path), what, size, max_bytes)])
             return path.read_text(encoding="utf-8"), str(path), path.stem
         except (OSError, UnicodeDecodeError) as error:
-            raise ScenarioError([f"{path}:1:1: document: expected a readable UTF-8 {what} file, "
-                                 f"found {error}"]) from None
+            raise ScenarioError(
+                [f"{path}:1:1: document: expected a readable UTF-8 {what} file, found {error}"]
+            ) from None
     if looks_like_a_file_name(source):
-        raise ScenarioError([f"{printable(source)}: expected a {what} file or {what} text, "
-                             "found no such file"])
+        raise ScenarioError(
+            [f"{printable(source)}: expected a {what} file or {what} text, found no such file"]
+        )
     size = len(source.encode("utf-8", "surrogatepass"))
     if max_bytes is not None and size > max_bytes:
         raise ScenarioError([_too_big("<string>", what, size, max_bytes)])
@@ -117,8 +123,10 @@ def read_source(source: str | Path, what: str = "YAML", max_bytes: int | None = 
 
 
 def _too_big(origin: str, what: str, size: int, max_bytes: int) -> str:
-    return (f"{origin}:1:1: document: expected at most {max_bytes} bytes of {what} (--max-size "
-            f"raises it), found {size} bytes")
+    return (
+        f"{origin}:1:1: document: expected at most {max_bytes} bytes of {what} (--max-size "
+        f"raises it), found {size} bytes"
+    )
 
 
 def load_scenario(source: str | Path, *, limits: Limits | None = None) -> Scenario:
@@ -177,8 +185,9 @@ def _plain(node: Any, path: Loc, located: Located) -> Any:
                 line, col = located.keys.get((*path, key), (1, 1))  # type: ignore[arg-type]
                 found = describe(dict(key) if isinstance(key, Mapping) else list(key))
                 raise _YamlRefused(f"expected a plain key, found {found} as a key", line, col)
-            result[_plain(key, (), located) if not isinstance(key, str) else str(key)] = \
-                _plain(value, (*path, key), located)
+            result[_plain(key, (), located) if not isinstance(key, str) else str(key)] = _plain(
+                value, (*path, key), located
+            )
         return result
     if isinstance(node, CommentedSeq):
         items = []
@@ -254,35 +263,48 @@ def _screen_yaml(yaml: YAML, text: str, max_depth: int) -> None:
             size = subtree.get(event.anchor, 1)
             aliased += size
             if aliased > MAX_ALIASED_VALUES:
-                raise _YamlRefused.at(event, f"expected aliases to add at most "
-                                             f"{MAX_ALIASED_VALUES} values, found more")
+                raise _YamlRefused.at(
+                    event,
+                    f"expected aliases to add at most {MAX_ALIASED_VALUES} values, found more",
+                )
         elif isinstance(event, ScalarEvent):
             size = 1
             implicit = _tag_name(resolver.resolve(ScalarNode, event.value, (True, False)))
             if tag is not None and tag != _STR_TAG:
                 short = tag.replace(_CORE_TAG, "!!")
                 if tag not in _SCALAR_TAGS:
-                    raise _YamlRefused.at(event, f"expected plain YAML values, found the tag "
-                                                 f"{short}")
+                    raise _YamlRefused.at(
+                        event, f"expected plain YAML values, found the tag {short}"
+                    )
                 if implicit != tag and not (tag == _FLOAT_TAG and implicit == _INT_TAG):
-                    raise _YamlRefused.at(event, f"expected a value that is a YAML {short}, "
-                                              f"found {event.value!r} tagged {short}")
+                    raise _YamlRefused.at(
+                        event,
+                        f"expected a value that is a YAML {short}, "
+                        f"found {event.value!r} tagged {short}",
+                    )
             digits = event.value.lstrip("+-")
             plain = event.style is None or tag == _INT_TAG
             if plain and implicit == _INT_TAG and len(digits) > MAX_YAML_DIGITS:
-                raise _YamlRefused.at(event, f"expected a number of at most {MAX_YAML_DIGITS} "
-                                          f"digits, found one of {len(digits)}")
+                raise _YamlRefused.at(
+                    event,
+                    f"expected a number of at most {MAX_YAML_DIGITS} "
+                    f"digits, found one of {len(digits)}",
+                )
             if event.anchor is not None:
                 subtree[event.anchor] = 1
         else:
             assert isinstance(event, CollectionStartEvent)
             if tag is not None and tag not in _COLLECTION_TAGS:
                 kind = "sequence" if isinstance(event, SequenceStartEvent) else "mapping"
-                raise _YamlRefused.at(event, f"expected a plain {kind}, found the tag "
-                                          f"{tag.replace(_CORE_TAG, '!!')}")
+                raise _YamlRefused.at(
+                    event, f"expected a plain {kind}, found the tag {tag.replace(_CORE_TAG, '!!')}"
+                )
             if len(open_sizes) >= max_depth:
-                raise _YamlRefused.at(event, f"expected nesting at most {max_depth} levels deep "
-                                             "(--max-loop-depth raises it), found deeper")
+                raise _YamlRefused.at(
+                    event,
+                    f"expected nesting at most {max_depth} levels deep "
+                    "(--max-loop-depth raises it), found deeper",
+                )
             open_sizes.append([event.anchor, 1])
             size = 0  # added to its parent when it ends, with its contents
         if size and open_sizes:
@@ -297,8 +319,12 @@ def read_yaml(text: str, origin: str, max_loop_depth: int) -> Located:
         _screen_yaml(yaml, text, YAML_DEPTH_MARGIN + 3 * max_loop_depth)
         node = yaml.load(io.StringIO(text))
         if node is None:
-            raise ScenarioError([f"{origin}:1:1: document: expected a mapping with name, "
-                                 "duration, machine and processes, found an empty document"])
+            raise ScenarioError(
+                [
+                    f"{origin}:1:1: document: expected a mapping with name, "
+                    "duration, machine and processes, found an empty document"
+                ]
+            )
         if isinstance(node, CommentedMap):
             located.values[()] = (node.lc.line + 1, node.lc.col + 1)
         located.data = _plain(node, (), located)
@@ -307,17 +333,27 @@ def read_yaml(text: str, origin: str, max_loop_depth: int) -> Located:
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
         problem = " ".join(part for part in (error.problem, error.context) if part)
         problem = problem.removeprefix("found ")
-        raise ScenarioError([f"{origin}:{line}:{col}: document: expected valid YAML, "
-                             f"found {problem or 'a syntax error'}"]) from None
+        raise ScenarioError(
+            [
+                f"{origin}:{line}:{col}: document: expected valid YAML, "
+                f"found {problem or 'a syntax error'}"
+            ]
+        ) from None
     except YAMLError as error:
-        raise ScenarioError([f"{origin}:1:1: document: expected valid YAML, found {error}"]) \
-            from None
+        raise ScenarioError(
+            [f"{origin}:1:1: document: expected valid YAML, found {error}"]
+        ) from None
     except _YamlRefused as refused:  # from the screen or from `_plain`
-        raise ScenarioError([f"{origin}:{refused.line}:{refused.col}: document: {refused}"]) \
-            from None
+        raise ScenarioError(
+            [f"{origin}:{refused.line}:{refused.col}: document: {refused}"]
+        ) from None
     if not isinstance(located.data, dict):
-        raise ScenarioError([f"{origin}:1:1: document: expected a mapping with name, duration, "
-                             f"machine and processes, found {describe(located.data)}"])
+        raise ScenarioError(
+            [
+                f"{origin}:1:1: document: expected a mapping with name, duration, "
+                f"machine and processes, found {describe(located.data)}"
+            ]
+        )
     return located
 
 
@@ -354,13 +390,36 @@ def format_path(path: Loc) -> str:
     return text or "document"
 
 
-_KNOWN_KEYS = sorted({
-    field.alias or name
-    for model in (Scenario, MachineSpec, ProcessSpec, EventSpec, Move, Nice, Kill, Loop, Run,
-                  Sleep, Timer, Alloc, Free, Exit, ThreadProgram, CondWait)
-    for name, field in model.model_fields.items()
-} | set(ACTIONS) | set(cgfiles.FILES) | {"loop", "timer"} | set(SYNC_STEPS)
-    | set(CAPTURED_STEPS) | set(container.CONTAINER_KEYS))
+_KNOWN_KEYS = sorted(
+    {
+        field.alias or name
+        for model in (
+            Scenario,
+            MachineSpec,
+            ProcessSpec,
+            EventSpec,
+            Move,
+            Nice,
+            Kill,
+            Loop,
+            Run,
+            Sleep,
+            Timer,
+            Alloc,
+            Free,
+            Exit,
+            ThreadProgram,
+            CondWait,
+        )
+        for name, field in model.model_fields.items()
+    }
+    | set(ACTIONS)
+    | set(cgfiles.FILES)
+    | {"loop", "timer"}
+    | set(SYNC_STEPS)
+    | set(CAPTURED_STEPS)
+    | set(container.CONTAINER_KEYS)
+)
 
 
 def error_message(error: Any, known_keys: Sequence[str] | None = None) -> str:
@@ -381,16 +440,19 @@ def error_message(error: Any, known_keys: Sequence[str] | None = None) -> str:
     if kind == "literal_error":
         choices = re.findall(r"'([^']*)'", str(ctx["expected"]))
         return f"expected {ctx['expected']}{did_you_mean(value, choices)}, found {found}"
-    bounds = {"greater_than_equal": ("≥", "ge"), "less_than_equal": ("≤", "le"),
-              "greater_than": (">", "gt"), "less_than": ("<", "lt")}
+    bounds = {
+        "greater_than_equal": ("≥", "ge"),
+        "less_than_equal": ("≤", "le"),
+        "greater_than": (">", "gt"),
+        "less_than": ("<", "lt"),
+    }
     if kind in bounds:
         sign, key = bounds[kind]
         return f"expected a value {sign} {ctx[key]}, found {found}"
     if kind == "too_short":
         return f"expected at least {ctx['min_length']} item(s), found {found}"
     if kind == "string_pattern_mismatch":
-        return ("expected a name of letters, digits and _ . : + - (no spaces or '/'), "
-                f"found {found}")
+        return f"expected a name of letters, digits and _ . : + - (no spaces or '/'), found {found}"
     expectations = {
         ("int_type", "int_parsing", "int_from_float"): "an integer",
         ("bool_type", "bool_parsing"): "true or false",
@@ -408,8 +470,9 @@ def position(located: Located, path: Loc, about_key: bool) -> tuple[int, int]:
     """Where `path` sits in the file: its key or its value, else its nearest ancestor's."""
     for depth in range(len(path), -1, -1):
         prefix = path[:depth]
-        first, second = (located.keys, located.values) if about_key else (located.values,
-                                                                          located.keys)
+        first, second = (
+            (located.keys, located.values) if about_key else (located.values, located.keys)
+        )
         position = first.get(prefix) or second.get(prefix)
         if position:
             return position
@@ -423,13 +486,19 @@ def located_messages(
     found: list[tuple[int, int, str]] = []
     for item in error.errors():
         if item["type"] == "too_short" and len(item.get("input") or ()) >= item["ctx"].get(
-                "min_length", 0):
+            "min_length", 0
+        ):
             continue  # pydantic's echo of failed items, already reported one by one
         path, shown = yaml_path(located.data, item["loc"])
         about_key = item["type"] in ("missing", "extra_forbidden", "scenario_key")
         line, col = position(located, path, about_key)
-        found.append((line, col, f"{origin}:{line}:{col}: {format_path(shown)}: "
-                      f"{error_message(item, known_keys)}"))
+        found.append(
+            (
+                line,
+                col,
+                f"{origin}:{line}:{col}: {format_path(shown)}: {error_message(item, known_keys)}",
+            )
+        )
     return [message for _, _, message in sorted(found, key=lambda item: item[:2])]
 
 
@@ -480,8 +549,10 @@ def cgroup_files(config: CgroupConfig) -> dict[str, int | str]:
     wanted: list[tuple[str, bool]] = [
         ("cpu.weight" if v2 else "cpu.shares", config.shares != default.shares),
         ("cpu.idle", config.idle),
-        ("cpu.max" if v2 else "cpu.cfs_period_us",
-         config.period_ns != default.period_ns or (v2 and config.quota_ns is not None)),
+        (
+            "cpu.max" if v2 else "cpu.cfs_period_us",
+            config.period_ns != default.period_ns or (v2 and config.quota_ns is not None),
+        ),
         ("cpu.cfs_quota_us", not v2 and config.quota_ns is not None),
         ("cpu.max.burst" if v2 else "cpu.cfs_burst_us", config.burst_ns != 0),
         ("cpuset.cpus", config.cpus is not None),
@@ -503,8 +574,9 @@ def step_data(step: Step) -> dict[str, Any]:
         return {"sleep": exact_duration(step.ns)}
     if isinstance(step, Timer):
         period = exact_duration(step.period_ns)
-        return {"timer": period if step.mode == "absolute" else
-                {"period": period, "mode": step.mode}}
+        return {
+            "timer": period if step.mode == "absolute" else {"period": period, "mode": step.mode}
+        }
     if isinstance(step, Alloc):
         return {"alloc": exact_size(step.bytes)}
     if isinstance(step, Free):
@@ -512,8 +584,12 @@ def step_data(step: Step) -> dict[str, Any]:
     if isinstance(step, Exit):
         return {"exit": step.code}
     if isinstance(step, Loop):
-        return {"loop": {"repeat": "forever" if step.repeat is None else step.repeat,
-                         "program": [step_data(inner) for inner in step.program]}}
+        return {
+            "loop": {
+                "repeat": "forever" if step.repeat is None else step.repeat,
+                "program": [step_data(inner) for inner in step.program],
+            }
+        }
     if isinstance(step, Runtime):
         return {"runtime": exact_duration(step.ns)}
     if isinstance(step, CondWait):
@@ -529,11 +605,16 @@ def step_data(step: Step) -> dict[str, Any]:
     if isinstance(step, Until):
         return {"until": exact_duration(step.ns)}
     if isinstance(step, PerThread):
-        return {"per_thread": [
-            {**({"name": t.name} if t.name else {}),
-             **({"woken_by": dict(t.woken_by)} if t.woken_by else {}),
-             "program": [step_data(inner) for inner in t.program]}
-            for t in step.threads]}
+        return {
+            "per_thread": [
+                {
+                    **({"name": t.name} if t.name else {}),
+                    **({"woken_by": dict(t.woken_by)} if t.woken_by else {}),
+                    "program": [step_data(inner) for inner in t.program],
+                }
+                for t in step.threads
+            ]
+        }
     raise TypeError(f"unknown step {step!r}")  # pragma: no cover - the union is closed
 
 
@@ -576,8 +657,11 @@ def scenario_data(scenario: Scenario) -> dict[str, Any]:
     data["duration"] = exact_duration(scenario.duration_ns)
     data["seed"] = scenario.seed
     data["machine"] = _machine(scenario.machine)
-    data["cgroups"] = {path: cgroup_files(config) for path, config in scenario.cgroups.items()
-                       if path != cgfiles.ROOT}
+    data["cgroups"] = {
+        path: cgroup_files(config)
+        for path, config in scenario.cgroups.items()
+        if path != cgfiles.ROOT
+    }
     data["processes"] = [process_data(process) for process in scenario.processes]
     if scenario.events:
         data["events"] = [event_data(event) for event in scenario.events]

@@ -146,9 +146,7 @@ class LoadBalancing:
         ]
         if movable_only and keyed:
             for level in sorted({k for k, _ in keyed}, reverse=True):
-                tied = [
-                    other for k, other in keyed if k == level and self._any_movable(other, rq)
-                ]
+                tied = [other for k, other in keyed if k == level and self._any_movable(other, rq)]
                 if tied:
                     break
         elif keyed:

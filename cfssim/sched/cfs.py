@@ -184,4 +184,3 @@ class Cfs(FairPolicy):
                 set_buddy(curr, "last")
             return True
         return False
-

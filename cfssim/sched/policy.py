@@ -256,6 +256,7 @@ class FairPolicy:
 
 # ---- buddies (``cfs_rq->next`` / ``->last``), shared by both policies ----------------------
 
+
 def set_buddy(se: SchedEntity, which: str) -> None:
     """``set_next_buddy`` / ``set_last_buddy``: mark `se` at its level and every level above."""
     level: SchedEntity | None = se

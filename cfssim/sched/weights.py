@@ -28,7 +28,6 @@ PRIO_TO_WEIGHT = (
 )  # fmt: skip
 
 
-
 def nice_to_weight(nice: int) -> int:
     """Load weight of a SCHED_NORMAL/BATCH task at `nice` (−20..19)."""
     if not -20 <= nice <= 19:
