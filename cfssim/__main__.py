@@ -19,6 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from .cli import main as cli
 
+        _signals.check()  # a signal during the imports, should a module have swallowed it
         cli.main(args=argv, prog_name="cfssim")
     except _signals.Interrupted as interrupted:
         return _signals.report(interrupted)

@@ -47,10 +47,21 @@ _deferring = False
 _pending: list[int] = []
 
 
+_received: list[int] = []  # every signal `_raise` raised, in case a library swallowed it
+
+
 def _raise(signum: int, _frame: FrameType | None) -> None:
     if os.getpid() != _owner_pid:  # a forked worker (sweep's process pool): end quietly
         os._exit(128 + signum)
+    _received.append(signum)
     raise Interrupted(signum)
+
+
+def check() -> None:
+    """Raise `Interrupted` again for a signal that arrived but was swallowed (a bare
+    ``except:`` in some module being imported when it landed)."""
+    if _received:
+        raise Interrupted(_received[-1])
 
 
 def _note(signum: int, _frame: FrameType | None) -> None:

@@ -484,3 +484,18 @@ def test_an_instance_the_kernel_keeps_names_itself_and_the_cleanup_command(
     )
     monkeypatch.undo()
     tracefs.remove_instance(tmp_path / "gone")  # already gone: fine
+
+
+def test_a_signal_a_module_swallowed_during_the_imports_is_raised_again() -> None:
+    # a bare ``except:`` in a module being imported can eat the Interrupted the handler raised;
+    # the entry point asks again once the command line is imported
+    from cfssim import _signals
+
+    _signals.check()  # nothing received: nothing raised
+    _signals._received.append(signal.SIGTERM)
+    try:
+        with pytest.raises(_signals.Interrupted) as raised:
+            _signals.check()
+        assert raised.value.exit_status == 143
+    finally:
+        _signals._received.clear()

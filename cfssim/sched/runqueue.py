@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sortedcontainers import SortedList
 
 if TYPE_CHECKING:
+    from ..task import Task
     from .entity import SchedEntity
 
 
@@ -81,7 +82,7 @@ class CfsRunQueue:
         self.throttle_count = 0  # throttled self or ancestors (throttled_hierarchy)
         self.throttled_clock = -1  # when the current throttled interval started counting
         # 6.18's throttled_limbo_list: this queue's tasks dequeued by the throttle, oldest first
-        self.limbo: list[Any] = []
+        self.limbo: list[Task] = []
 
     # ---- the tree -----------------------------------------------------------------------
     def insert(self, se: SchedEntity, key: int) -> None:
