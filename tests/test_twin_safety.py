@@ -491,11 +491,13 @@ def test_a_signal_a_module_swallowed_during_the_imports_is_raised_again() -> Non
     # the entry point asks again once the command line is imported
     from cfssim import _signals
 
-    _signals.check()  # nothing received: nothing raised
-    _signals._received.append(signal.SIGTERM)
+    earlier = list(_signals._received)  # signals other tests of this process raised
+    _signals._received.clear()
     try:
+        _signals.check()  # nothing received: nothing raised
+        _signals._received.append(signal.SIGTERM)
         with pytest.raises(_signals.Interrupted) as raised:
             _signals.check()
         assert raised.value.exit_status == 143
     finally:
-        _signals._received.clear()
+        _signals._received[:] = earlier
