@@ -17,7 +17,7 @@ import dataclasses
 import os
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import simpy
@@ -527,25 +527,11 @@ class Simulation:
 
     def _group(self, path: str, argument: str) -> TaskGroup:
         """The cgroup at `path`, or a ValueError naming `argument` and the cgroups there are."""
-        group = self.groups.get(path) if isinstance(path, str) else None
-        if group is None:
-            raise ValueError(
-                f"{argument}: expected a cgroup of this simulation "
-                f"({name_list(self.cgroup_order)}), found {quoted(path)}"
-                f"{did_you_mean(path, self.cgroup_order)}"
-            )
-        return group
+        return _lookup(self.groups, path, argument, "cgroup", self.cgroup_order)
 
     def _process(self, name: str) -> Process:
         """The process `name`, or a ValueError naming the processes there are."""
-        proc = self.processes.get(name) if isinstance(name, str) else None
-        if proc is None:
-            raise ValueError(
-                f"process: expected a process of this simulation "
-                f"({name_list(self.processes)}), found {quoted(name)}"
-                f"{did_you_mean(name, self.processes)}"
-            )
-        return proc
+        return _lookup(self.processes, name, "process", "process", list(self.processes))
 
     @staticmethod
     def _thread(proc: Process, thread: int | None) -> list[Task]:
@@ -742,6 +728,23 @@ class Simulation:
                     f"period_phase_ns: expected a cgroup below / (one of "
                     f"{', '.join(p for p in self.cgroup_order if p != '/')}), found {path!r}"
                 )
+
+
+_Found = TypeVar("_Found")
+
+
+def _lookup(
+    table: Mapping[str, _Found], key: str, argument: str, noun: str, names: list[str]
+) -> _Found:
+    """``table[key]``, or a ValueError naming `argument`, the `names` there are and the
+    nearest."""
+    found = table.get(key) if isinstance(key, str) else None
+    if found is None:
+        raise ValueError(
+            f"{argument}: expected a {noun} of this simulation ({name_list(names)}), found "
+            f"{quoted(key)}{did_you_mean(key, names)}"
+        )
+    return found
 
 
 def from_scenario(
