@@ -227,8 +227,6 @@ EXTRA_RULES: dict[str, Rule] = {
     "memory.max_usage_in_bytes": within_relative(0.10, MIB),
 }
 Key = tuple[str, str, str]  # kind, subject, figure
-#: the simulated host's noise tasks (`Simulation._add_host_noise`): the kernel run has no such task
-NOISE_TASK_PREFIX = "host-noise-cpu"
 #: wakeup latency is judged for a task the kernel woke at least this often (a hog's one wakeup
 #: at the start barrier is no latency figure)
 MIN_WAKEUPS = 5
@@ -252,8 +250,8 @@ def with_trace_latencies(result: Result) -> Result:
 
 def judged_rows(a: Result, b: Result) -> dict[Key, Row]:
     """compare.py's rows of `a` against `b`, its info rows judged by `EXTRA_RULES`, and wakeup
-    latency rows of the tasks `b` woke `MIN_WAKEUPS` times; only figures in a class, and not
-    the simulated host's noise tasks."""
+    latency rows of the tasks `b` woke `MIN_WAKEUPS` times; only figures in a class (compare
+    leaves the simulated host's noise tasks out)."""
     rows: dict[Key, Row] = {}
     for row in compare(a, b).rows:
         if row.figure in CLASSES["wakeup latency"]:
@@ -261,8 +259,7 @@ def judged_rows(a: Result, b: Result) -> dict[Key, Row]:
         rule = EXTRA_RULES.get(row.figure)
         if row.verdict == INFO and rule is not None:
             row = judge(row.kind, row.subject, row.figure, row.a, row.b, rule)
-        noise = row.kind == "task" and row.subject.startswith(NOISE_TASK_PREFIX) and row.b is None
-        if row.figure in CLASS_OF and row.verdict != INFO and not noise:
+        if row.figure in CLASS_OF and row.verdict != INFO:  # (compare leaves host noise out)
             rows[(row.kind, row.subject, row.figure)] = row
     for name, figures in b.tasks.items():
         if figures.get("wakeups", 0) < MIN_WAKEUPS:

@@ -299,11 +299,11 @@ class MachineProfile(_Model):
 
     def tick_for(self, cpu: int) -> TickCpu | None:
         """CPU `cpu`'s tick skew (entries reused cyclically beyond the profile's CPUs)."""
-        return None if self.tick is None else self.tick.cpus[cpu % len(self.tick.cpus)]
+        return None if self.tick is None else HostModel.of_cpu(self.tick.cpus, cpu, None)
 
     def noise_for(self, cpu: int) -> NoiseCpu | None:
         """CPU `cpu`'s background noise (entries reused cyclically), None when not measured."""
-        return None if self.noise is None else self.noise.cpus[cpu % len(self.noise.cpus)]
+        return None if self.noise is None else HostModel.of_cpu(self.noise.cpus, cpu, None)
 
     def host_model(self, source: str = "profile") -> HostModel:
         """The simulator's view of this host: tick offsets and jitter, background noise per

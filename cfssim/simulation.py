@@ -207,9 +207,7 @@ class Simulation:
         process = Process(len(self.processes), name, session or DEFAULT_SESSION, oom_score_adj)
         process.cgroup = group.path
         self.processes[name] = process
-        affinity = frozenset(cpus) if cpus is not None else frozenset(range(self.tun.cpus))
-        if not affinity or not affinity <= frozenset(range(self.tun.cpus)):
-            raise ValueError(f"{name}: cpus {sorted(affinity)} outside 0..{self.tun.cpus - 1}")
+        affinity = self._affinity(name, range(self.tun.cpus) if cpus is None else cpus)
         slice_ns = None if slice is None else parse_duration(slice)
         start_ns = parse_duration(start)
         self._thread_params[name] = {
@@ -284,19 +282,23 @@ class Simulation:
     def set_affinity(self, process: str, cpus: Iterable[int], thread: int | None = None) -> None:
         """``sched_setaffinity``: the threads may run on `cpus` (within their cpuset); a
         runnable thread on a CPU no longer allowed moves."""
-        proc = self.processes[process]
+        proc = self._process(process)
+        affinity = self._affinity(process, cpus)
+        with self.machine.batch():
+            for task in self._thread(proc, thread):
+                if task.state is TaskState.DEAD or task.affinity == affinity:
+                    continue
+                task.affinity = affinity
+                if task.group is not None:
+                    self._allow(task, task.group)
+                self._reselect_cpu(task)
+
+    def _affinity(self, process: str, cpus: Iterable[int]) -> frozenset[int]:
+        """`cpus` as an affinity mask, refused when empty or beyond the machine's CPUs."""
         affinity = frozenset(cpus)
         if not affinity or not affinity <= frozenset(range(self.tun.cpus)):
             raise ValueError(f"{process}: cpus {sorted(affinity)} outside 0..{self.tun.cpus - 1}")
-        for task in proc.threads if thread is None else [proc.threads[thread]]:
-            if task.state is TaskState.DEAD or task.affinity == affinity:
-                continue
-            task.affinity = affinity
-            if task.group is not None:
-                cpuset = effective_cpus(task.group, self.tun.cpus)
-                task.set_allowed(affinity & cpuset or cpuset)
-            self._reselect_cpu(task)
-        self.machine.flush()
+        return affinity
 
     def _autogroup(self, session: str) -> TaskGroup:
         path = f"/autogroup-{session}"
@@ -310,11 +312,15 @@ class Simulation:
             group = self._autogroup(task.process.session)
         task.group = group
         task.acct = [g.usage for g in group.cgroup().ancestors()]
-        cpuset = effective_cpus(group, self.tun.cpus)
-        # an affinity outside the cpuset falls back to the cpuset (cpuset_cpus_allowed_fallback)
-        task.set_allowed(task.affinity & cpuset or cpuset)
+        self._allow(task, group)
         if task.cpu >= 0:
             self.machine.set_task_cpu(task, task.cpu)
+
+    def _allow(self, task: Task, group: TaskGroup) -> None:
+        """The CPUs `task` may use: its affinity within `group`'s cpuset — all of the cpuset
+        when they do not meet (``cpuset_cpus_allowed_fallback``)."""
+        cpuset = effective_cpus(group, self.tun.cpus)
+        task.set_allowed(task.affinity & cpuset or cpuset)
 
     # ==== behaviour requests (called through Task.run/sleep/alloc/free) ====================
     def _life(self, task: Task, behaviour: Behaviour, start: int) -> Any:

@@ -12,6 +12,7 @@ from types import ModuleType
 
 import pytest
 
+from cfssim.host import is_noise_process
 from cfssim.real.measure import as_measured
 from cfssim.scenario import Alloc, Timer, iter_steps, load_scenario
 from cfssim.simulation import run_scenario
@@ -79,7 +80,7 @@ def test_the_scenarios_simulate_and_judge_themselves_as_passing(profile: str | N
     for scenario in fr.scenario_set(6, 2, 300 * MS):
         result = run_scenario(as_measured(None, scenario, profile=profile))
         threads = sum(p.threads for p in scenario.processes)
-        workload = [n for n in result.tasks if not n.startswith(fr.NOISE_TASK_PREFIX)]
+        workload = [n for n, t in result.tasks.items() if not is_noise_process(t["process"])]
         assert len(workload) == threads
         assert sum(result.tasks[n]["cpu_time_ns"] for n in workload) <= 2 * 300 * MS
         verdicts = fr.judge_scenario(result, (result, result))

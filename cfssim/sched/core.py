@@ -398,9 +398,7 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
             if rq.curr is task:
                 rq.need_resched = True
             self.rec.add("blocks", task.tid, self.now)
-            self.rec.vruntime(task.tid, self.now, task.se.vruntime)
-            if self.policy.samples_lag:
-                self.rec.lag(task.tid, self.now, *self.policy.lag_sample(task.se))
+            self.sample_entity(task, self.now)
             self.touch(rq)
         task.state = state
         task.remaining = None
@@ -449,9 +447,7 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
             prev.last_ran = now
             if prev.state is TaskState.RUNNABLE:
                 prev.nivcsw += 1
-                self.rec.vruntime(prev.tid, now, prev.se.vruntime)
-                if self.policy.samples_lag:
-                    self.rec.lag(prev.tid, now, *self.policy.lag_sample(prev.se))
+                self.sample_entity(prev, now)
             else:
                 prev.nvcsw += 1
         else:
@@ -471,6 +467,13 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
         rq.curr = nxt
         rq.curr_rt = nxt is not None and nxt.policy in RT_POLICIES
         self.context_switches += 1
+
+    def sample_entity(self, task: Task, now: int) -> None:
+        """Record `task`'s vruntime (and, under EEVDF, its lag, deadline and eligibility) as
+        it leaves the CPU or its queue."""
+        self.rec.vruntime(task.tid, now, task.se.vruntime)
+        if self.policy.samples_lag:
+            self.rec.lag(task.tid, now, *self.policy.lag_sample(task.se))
 
     # ==== timers ===========================================================================
     def touch(self, rq: Rq) -> None:
