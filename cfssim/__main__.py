@@ -23,6 +23,11 @@ def main(argv: list[str] | None = None) -> int:
         cli.main(args=argv, prog_name="cfssim")
     except _signals.Interrupted as interrupted:
         return _signals.report(interrupted)
+    except BaseException:
+        late = _signals.received()  # an interrupt a library turned into its own error
+        if late is None:
+            raise
+        return _signals.report(late)
     return 0
 
 

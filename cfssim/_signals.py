@@ -64,6 +64,12 @@ def check() -> None:
         raise Interrupted(_received[-1])
 
 
+def received() -> Interrupted | None:
+    """The last signal `_raise` raised, as an `Interrupted` — for an error that a library made
+    of it (pydantic wraps one raised while it builds a validator) — or None."""
+    return Interrupted(_received[-1]) if _received else None
+
+
 def _note(signum: int, _frame: FrameType | None) -> None:
     if not _pending:
         with contextlib.suppress(OSError):

@@ -501,3 +501,19 @@ def test_a_signal_a_module_swallowed_during_the_imports_is_raised_again() -> Non
         assert raised.value.exit_status == 143
     finally:
         _signals._received[:] = earlier
+
+
+def test_an_interrupt_a_library_wrapped_in_its_own_error_is_still_the_interrupt() -> None:
+    # pydantic turns an Interrupted raised while it builds a validator into a SchemaError: the
+    # entry point asks which signal arrived and reports that, status 128 + signum
+    from cfssim import _signals
+
+    earlier = list(_signals._received)
+    _signals._received.clear()
+    try:
+        assert _signals.received() is None
+        _signals._received.append(signal.SIGINT)
+        late = _signals.received()
+        assert late is not None and late.exit_status == 130
+    finally:
+        _signals._received[:] = earlier
