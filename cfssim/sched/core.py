@@ -50,7 +50,7 @@ from .policy import (
 )
 from .rt import RT_POLICIES, FairServer, RealTimeClass, RtRunQueue
 from .runqueue import CfsRunQueue
-from .weights import calc_delta_fair
+from .weights import NICE_0_LOAD, WMULT_SHIFT
 
 if TYPE_CHECKING:
     from ..cgroup.tree import TaskGroup
@@ -230,7 +230,11 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
             cfs_rq = se.rq_of
             assert cfs_rq is not None
             se.sum_exec += delta
-            se.vruntime += calc_delta_fair(delta, se.weight, se.inv_weight)
+            weight = se.weight
+            if weight == NICE_0_LOAD:  # calc_delta_fair, inlined: the hottest call
+                se.vruntime += delta
+            else:
+                se.vruntime += (delta * NICE_0_LOAD * se.inv_weight) >> WMULT_SHIFT
             cfs_rq.update_min_vruntime()
             if policy.update_curr(cfs_rq, se):
                 rq.need_resched = True
@@ -517,6 +521,9 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
         while se is not None:
             cfs_rq = se.rq_of
             assert cfs_rq is not None
+            if cfs_rq.nr_running <= 1 and se.my_q is not None and not cfs_rq.runtime_enabled:
+                se = se.parent  # a lone group entity: neither policy preempts it
+                continue
             exact, ticked = policy.preempt_after(cfs_rq, se)
             if exact is not None:
                 if precise:  # hrtick_start: never sooner than 10 µs ("timer DoS")

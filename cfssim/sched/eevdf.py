@@ -176,7 +176,10 @@ class Eevdf(FairPolicy):
         """``entity_lag`` (6.18): V − v (with `se` counted), clamped to
         ±calc_delta_fair(max queued slice + TICK); virtual ns."""
         avg, load = queue_sums(cfs_rq, se, with_se=True)
-        vlag = avg_vruntime(cfs_rq, avg, load) - se.vruntime
+        return self.clamped_lag(cfs_rq, se, avg_vruntime(cfs_rq, avg, load) - se.vruntime)
+
+    def clamped_lag(self, cfs_rq: CfsRunQueue, se: SchedEntity, vlag: int) -> int:
+        """`vlag` (V − v, virtual ns) clamped as `entity_lag` clamps it."""
         longest = cfs_rq.max_slice()
         longest = max(se.slice, longest) if longest is not None else se.slice
         limit = calc_delta_fair(longest + self.tick_ns, se.weight, se.inv_weight)
@@ -191,7 +194,12 @@ class Eevdf(FairPolicy):
         ``entity_eligible`` now; a dequeued one's kept vlag (eligible when ≥ 0)."""
         cfs_rq = se.rq_of
         if se.on_rq and cfs_rq is not None:
-            lag, eligible = self.entity_lag(cfs_rq, se), entity_eligible(cfs_rq, se)
+            # a queued entity is curr or in the tree: counted once by queue_sums either way,
+            # so one sum serves entity_lag and entity_eligible
+            avg, load = queue_sums(cfs_rq)
+            v = se.vruntime
+            lag = self.clamped_lag(cfs_rq, se, avg_vruntime(cfs_rq, avg, load) - v)
+            eligible = avg >= (v - cfs_rq.min_vruntime) * load
         else:
             lag, eligible = se.vlag, se.vlag >= 0
         deadline = se.deadline + se.vruntime if se.rel_deadline else se.deadline

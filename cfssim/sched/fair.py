@@ -294,7 +294,8 @@ class FairClass:
         through a busier level may go elsewhere), so candidates are held back and put back
         after all, in the same order, when a level above them does not qualify."""
         policy = self.policy
-        kept: list[SchedEntity] = []  # candidates, bottom-up, contiguous up to the current level
+        # candidates: the levels from `kept` (bottom-up) up to the current one, contiguous
+        kept: SchedEntity | None = None
         se: SchedEntity | None = prev.se
         while se is not None:
             cfs_rq = se.rq_of
@@ -307,16 +308,20 @@ class FairClass:
                 and not se.sched_delayed
                 and not cfs_rq.runtime_enabled
             ):
-                kept.append(se)
+                if kept is None:
+                    kept = se
                 se = se.parent
                 continue
-            if kept:  # not all the way to the root: put back as usual
-                for lone in kept:
+            if kept is not None:  # not all the way to the root: put back as usual
+                lone: SchedEntity | None = kept
+                while lone is not se:
+                    assert lone is not None
                     lone_rq = lone.rq_of
                     assert lone_rq is not None
                     lone_rq.insert(lone, policy.key(lone))
                     lone_rq.curr = None
-                kept.clear()
+                    lone = lone.parent
+                kept = None
             if cfs_rq.runtime_enabled:
                 self.check_cfs_rq_runtime(cfs_rq)
             if se.on_rq and se.node is None:

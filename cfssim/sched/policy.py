@@ -269,6 +269,9 @@ def set_buddy(se: SchedEntity, which: str) -> None:
 
 def clear_buddies(cfs_rq: CfsRunQueue, se: SchedEntity) -> None:
     """``clear_buddies``: forget `se` as a buddy here and, while it is the buddy, above."""
+    rq = se.rq_of
+    if rq is None or (rq.next is not se and rq.last is not se):  # the common case: no buddy
+        return
     for which in ("next", "last"):
         level: SchedEntity | None = se
         while (
