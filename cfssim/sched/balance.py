@@ -145,8 +145,15 @@ class LoadBalancing:
             if other is not rq and other.cfs.h_nr_running >= 2
         ]
         if movable_only and keyed:
-            for level in sorted({k for k, _ in keyed}, reverse=True):
-                tied = [other for k, other in keyed if k == level and self._any_movable(other, rq)]
+            by_key: dict[tuple[int, int], list[Rq]] = {}  # key → CPUs, in CPU order
+            for k, other in keyed:
+                group = by_key.get(k)
+                if group is None:
+                    by_key[k] = [other]
+                else:
+                    group.append(other)
+            for level in sorted(by_key, reverse=True):
+                tied = [other for other in by_key[level] if self._any_movable(other, rq)]
                 if tied:
                     break
         elif keyed:

@@ -358,7 +358,7 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
         """Delay (ns from now) to `cpu`'s first tick strictly after now + max(delay, 0): a
         condition due now was seen by this instant's tick, or will be by the next."""
         now = self.now
-        return self.tick_at_or_after(cpu, now + max(delay, 1)) - now
+        return self.tick_at_or_after(cpu, now + (delay if delay > 1 else 1)) - now
 
     def hrtimer_delay(self, task: Task, ns: int) -> int:
         """When a sleep of `ns` started now by `task` ends (ns from now): its hrtimer may fire
@@ -549,7 +549,11 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
         demand_due = NEVER if task.remaining is None else task.remaining
         if rq.server.boosting and rq.rt.nr_running:  # RT takes over when the server is spent
             exact_due = min(exact_due, rq.server.runtime)
-        due = min(exact_due, tick_due, bandwidth_due, demand_due)
+        due = exact_due if exact_due < tick_due else tick_due
+        if bandwidth_due < due:
+            due = bandwidth_due
+        if demand_due < due:
+            due = demand_due
         level = tick_level if due == tick_due else None
         self.set_timer(rq, due, due in (exact_due, tick_due), level)
 
@@ -598,8 +602,94 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
             self.entity_tick_groups(task)
         if task.remaining is not None and task.remaining <= 0:
             self.complete_run(rq, task)
+        elif (
+            rq.need_resched
+            and self.fast_forward
+            and not self.dirty
+            and rq.settling is None
+            and not rq.curr_rt
+            and not rq.rt.nr_running
+            and self.switch_round_robin(rq, task)
+        ):
+            return
         self.touch(rq)
         self.flush()
+
+    def switch_round_robin(self, rq: Rq, prev: Task) -> bool:
+        """The fast path of a tick that ends `prev`'s slice, when `prev` shares its own queue
+        with others and every level above is a lone entity kept running (the chain
+        `put_prev_task_fair` keeps, no bandwidth anywhere on it): what `flush` → `schedule` →
+        `put_prev_task_fair` → `pick_next_task_fair` → `arm` would do, without their generic
+        walks. Both policies pick a lone queue's curr again, at most clearing its buddies
+        (CFS's pick, EEVDF's ``set_next_entity``), which the same policy calls do here. False,
+        with nothing changed, when the state does not qualify; a pick that meets a
+        ``sched_delayed`` entity hands over to the generic pick."""
+        tse = prev.se
+        cfs_rq = tse.rq_of
+        assert cfs_rq is not None
+        if cfs_rq.nr_running < 2 or cfs_rq.runtime_enabled or cfs_rq.curr is not tse:
+            return False
+        se = tse.parent
+        while se is not None:
+            level = se.rq_of
+            assert level is not None
+            if (
+                level.nr_running != 1
+                or level.curr is not se
+                or not se.on_rq
+                or se.sched_delayed
+                or level.runtime_enabled
+            ):
+                return False
+            se = se.parent
+        now: int = self.env._now  # type: ignore[assignment]
+        policy = self.policy
+        # put_prev_task_fair: the task back into its tree; the lone levels stay curr
+        cfs_rq.insert(tse, policy.key(tse))
+        cfs_rq.curr = None
+        prev.wait_start = now
+        # pick_next_task_fair: the lone levels from the root down, then the task's queue
+        mark = policy.uses_prev_curr
+        if mark:
+            self._mark_prev_curr(tse, mark=True)
+        upper = tse.parent
+        if upper is not None:
+            self._pick_lone(upper)
+        nxt = policy.pick_next_entity(cfs_rq)
+        assert nxt is not None
+        if nxt.sched_delayed:  # the generic pick dequeues it and starts over
+            if mark:
+                self._mark_prev_curr(tse, mark=False)
+            picked = self.pick_next_task_fair(rq)
+        else:
+            if nxt.node is not None:
+                cfs_rq.remove(nxt)
+            cfs_rq.curr = nxt
+            nxt.prev_sum_exec = nxt.sum_exec
+            policy.set_next_entity(cfs_rq, nxt)
+            if mark:
+                self._mark_prev_curr(tse, mark=False)
+            picked = nxt.task
+        rq.need_resched = False
+        if picked is not rq.curr:
+            self.context_switch(rq, rq.curr, picked)
+        self.arm(rq)
+        if self.idle_rqs and rq.cfs.h_nr_running >= 2 and not self.nohz_timer.active:
+            self.nohz_balancer_kick(rq)
+        return True
+
+    def _pick_lone(self, se: SchedEntity) -> None:
+        """`pick_next_task_fair` on the chain of lone levels from the root down to `se`:
+        each re-picks its curr (``set_next_entity``)."""
+        parent = se.parent
+        if parent is not None:
+            self._pick_lone(parent)
+        level = se.rq_of
+        assert level is not None
+        picked = self.policy.pick_next_entity(level)
+        assert picked is se
+        se.prev_sum_exec = se.sum_exec
+        self.policy.set_next_entity(level, se)
 
     def complete_run(self, rq: Rq, task: Task) -> None:
         """The running task received its demand: resume its behaviour before deciding more.

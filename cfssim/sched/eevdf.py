@@ -133,10 +133,11 @@ class Eevdf(FairPolicy):
         if self.run_to_parity:
             least = cfs_rq.min_slice()
             q = se.slice if least is None else least
-        q = min(q, se.slice)
         vprot = se.deadline
-        if q != se.slice:
-            vprot = min(vprot, se.vruntime + calc_delta_fair(q, se.weight, se.inv_weight))
+        if q < se.slice:  # q = min(q, slice) differs from the slice
+            protect = se.vruntime + calc_delta_fair(q, se.weight, se.inv_weight)
+            if protect < vprot:
+                vprot = protect
         se.vprot = vprot
 
     def update_protect_slice(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> None:
@@ -181,9 +182,10 @@ class Eevdf(FairPolicy):
     def clamped_lag(self, cfs_rq: CfsRunQueue, se: SchedEntity, vlag: int) -> int:
         """`vlag` (V − v, virtual ns) clamped as `entity_lag` clamps it."""
         longest = cfs_rq.max_slice()
-        longest = max(se.slice, longest) if longest is not None else se.slice
+        if longest is None or longest < se.slice:
+            longest = se.slice
         limit = calc_delta_fair(longest + self.tick_ns, se.weight, se.inv_weight)
-        return max(-limit, min(limit, vlag))
+        return limit if vlag > limit else -limit if vlag < -limit else vlag
 
     def update_entity_lag(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> None:
         """``update_entity_lag``: se->vlag = `entity_lag`."""
