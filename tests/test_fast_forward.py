@@ -187,3 +187,79 @@ def test_noisy_host_sync_steps_and_yield_same_on_both_paths(
     for run in (noisy, synchronised):
         fast, plain = both_paths(monkeypatch, run)
         assert_identical(fast, plain)
+
+
+def counting_round_robin(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the ticks `Machine.switch_round_robin` handled (the list's one element)."""
+    from cfssim.sched.core import Machine
+
+    original = Machine.switch_round_robin
+    handled = [0]
+
+    def counted(self: Machine, rq: Any, prev: Any) -> bool:
+        done = original(self, rq, prev)
+        handled[0] += done
+        return done
+
+    monkeypatch.setattr(Machine, "switch_round_robin", counted)
+    return handled
+
+
+@pytest.mark.parametrize("slice_ends", ["tick", "precise"])
+@pytest.mark.parametrize("autogroup", [True, False])
+@pytest.mark.parametrize("policy", sorted(FAIR_POLICIES))
+def test_round_robin_fast_path_same_on_both_paths(
+    policy: str, autogroup: bool, slice_ends: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tick's round-robin switch (`Machine.switch_round_robin`) on what it is for and on
+    what it must hand back: hog-only CPUs with a mix of nice levels, cgroups weighted by
+    ``cpu.shares``, a ``cpu.max`` group whose queues throttle, hogs pinned to one CPU, balance
+    ticks moving hogs, a waker joining a round robin of pinned hogs mid-cycle, a renice — the
+    same trace and results as the plain path, and the fast path did handle ticks."""
+    handled = counting_round_robin(monkeypatch)
+
+    def run() -> Result:
+        sim = cfssim.Simulation(
+            cpus=3, policy=policy, seed=7, autogroup=autogroup, slice_ends=slice_ends
+        )
+        hog = cfssim.program(run="forever")
+        both = [0, 1]
+        sim.add_cgroup("/heavy", {"cpu.shares": 3072})
+        sim.add_cgroup("/light", {"cpu.shares": 256})
+        sim.add_cgroup("/capped", {"cpu.max": "10000 100000"})
+        sim.add_process("plain", hog, threads=4, cpus=both)
+        sim.add_process("niced", hog, threads=3, nice=5, cpus=both)
+        sim.add_process("eager", hog, threads=2, nice=-3, cpus=both)
+        sim.add_process("heavy", hog, threads=2, cgroup="/heavy", cpus=both)
+        sim.add_process("light", hog, threads=2, cgroup="/light", nice=2, cpus=both)
+        sim.add_process("capped", hog, threads=2, cgroup="/capped", cpus=both)
+        sim.add_process("pinned", hog, threads=3, cpus=[2])  # CPU 2: one process's hogs
+        sim.add_process("waker", cfssim.program(run="1300us", sleep="7ms"), start="45ms")
+        sim.at("210ms", lambda: sim.set_nice("niced", -2))
+        return sim.run("500ms")
+
+    fast, plain = both_paths(monkeypatch, run)
+    assert_identical(fast, plain)
+    assert handled[0] > 0  # taken on the fast path only: the plain one never calls it
+    assert fast.trace is not None and len(fast.trace["migrations"]["time"]) > 0
+    assert len(fast.trace["throttles"]["start"]) > 0
+
+
+@pytest.mark.parametrize("policy", sorted(FAIR_POLICIES))
+def test_round_robin_of_hogs_alone_on_a_cpu(policy: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One CPU, five hogs of four nice levels in one cgroup (two levels, the upper one lone):
+    after the first switches every tick's reschedule takes the fast path, and the trace is
+    the plain path's."""
+    handled = counting_round_robin(monkeypatch)
+
+    def run() -> Result:
+        sim = cfssim.Simulation(cpus=1, policy=policy, seed=2, autogroup=False)
+        sim.add_cgroup("/box", {"cpu.shares": 512})
+        for index, nice in enumerate((0, 0, 3, -4, 7)):
+            sim.add_process(f"hog{index}", cfssim.program(run="forever"), nice=nice, cgroup="/box")
+        return sim.run("300ms")
+
+    fast, plain = both_paths(monkeypatch, run)
+    assert_identical(fast, plain)
+    switches = len(fast.trace["segments"]["start"]) if fast.trace is not None else 0
+    assert handled[0] >= switches - 10  # all but the start-up switches

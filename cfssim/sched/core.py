@@ -618,12 +618,12 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
     def switch_round_robin(self, rq: Rq, prev: Task) -> bool:
         """The fast path of a tick that ends `prev`'s slice, when `prev` shares its own queue
         with others and every level above is a lone entity kept running (the chain
-        `put_prev_task_fair` keeps, no bandwidth anywhere on it): what `flush` → `schedule` →
-        `put_prev_task_fair` → `pick_next_task_fair` → `arm` would do, without their generic
-        walks. Both policies pick a lone queue's curr again, at most clearing its buddies
-        (CFS's pick, EEVDF's ``set_next_entity``), which the same policy calls do here. False,
-        with nothing changed, when the state does not qualify; a pick that meets a
-        ``sched_delayed`` entity hands over to the generic pick."""
+        `put_prev_task_fair` keeps; no bandwidth on the way): what `flush` → `schedule` →
+        `put_prev_task_fair` → `pick_next_task_fair` → `arm` do, without their generic walks
+        and checks. The lone levels are re-picked by the same policy calls (both policies pick
+        a lone queue's curr, CFS clearing its buddies), the pick goes on generically from the
+        task's queue (`pick_down`: a group picked there, a ``sched_delayed`` entity). False,
+        with nothing changed, when the state does not qualify."""
         tse = prev.se
         cfs_rq = tse.rq_of
         assert cfs_rq is not None
@@ -648,28 +648,14 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
         cfs_rq.insert(tse, policy.key(tse))
         cfs_rq.curr = None
         prev.wait_start = now
-        # pick_next_task_fair: the lone levels from the root down, then the task's queue
-        mark = policy.uses_prev_curr
-        if mark:
-            self._mark_prev_curr(tse, mark=True)
+        # pick_next_task_fair: the lone levels from the root down, then on from the task's queue
+        ran = tse if policy.uses_prev_curr else None
+        self._mark_prev_curr(ran, mark=True)
+        path: list[SchedEntity] = []
         upper = tse.parent
         if upper is not None:
-            self._pick_lone(upper)
-        nxt = policy.pick_next_entity(cfs_rq)
-        assert nxt is not None
-        if nxt.sched_delayed:  # the generic pick dequeues it and starts over
-            if mark:
-                self._mark_prev_curr(tse, mark=False)
-            picked = self.pick_next_task_fair(rq)
-        else:
-            if nxt.node is not None:
-                cfs_rq.remove(nxt)
-            cfs_rq.curr = nxt
-            nxt.prev_sum_exec = nxt.sum_exec
-            policy.set_next_entity(cfs_rq, nxt)
-            if mark:
-                self._mark_prev_curr(tse, mark=False)
-            picked = nxt.task
+            self._pick_lone(upper, path)
+        picked = self.pick_down(rq, path, ran)
         rq.need_resched = False
         if picked is not rq.curr:
             self.context_switch(rq, rq.curr, picked)
@@ -678,18 +664,17 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
             self.nohz_balancer_kick(rq)
         return True
 
-    def _pick_lone(self, se: SchedEntity) -> None:
-        """`pick_next_task_fair` on the chain of lone levels from the root down to `se`:
-        each re-picks its curr (``set_next_entity``)."""
+    def _pick_lone(self, se: SchedEntity, path: list[SchedEntity]) -> None:
+        """`pick_next_task_fair` on the chain of lone levels from the root down to `se`: each
+        re-picks its curr, appended to `path` (root first)."""
         parent = se.parent
         if parent is not None:
-            self._pick_lone(parent)
+            self._pick_lone(parent, path)
         level = se.rq_of
         assert level is not None
         picked = self.policy.pick_next_entity(level)
         assert picked is se
-        se.prev_sum_exec = se.sum_exec
-        self.policy.set_next_entity(level, se)
+        path.append(se)
 
     def complete_run(self, rq: Rq, task: Task) -> None:
         """The running task received its demand: resume its behaviour before deciding more.

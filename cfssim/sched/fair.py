@@ -344,13 +344,19 @@ class FairClass:
         (``check_cfs_rq_runtime``, which may throttle); a task picked through a throttled level
         is switched in, returns to user mode at once and leaves for limbo
         (`throttle_picked_task`), and the pick starts over."""
-        policy = self.policy
-        task_throttle = self.task_throttle
         ran: SchedEntity | None = None  # rq.curr's entity, whose levels get prev_curr
-        if rq.curr is not None and not rq.curr_rt and policy.uses_prev_curr:
+        if rq.curr is not None and not rq.curr_rt and self.policy.uses_prev_curr:
             ran = rq.curr.se
         self._mark_prev_curr(ran, mark=True)
-        path: list[SchedEntity] = []
+        return self.pick_down(rq, [], ran)
+
+    def pick_down(
+        self: Machine, rq: Rq, path: list[SchedEntity], ran: SchedEntity | None
+    ) -> Task | None:
+        """`pick_next_task_fair` from the levels already picked (`path`, root first, none
+        throttled; their ``prev_curr`` marked from `ran`) down to a task."""
+        policy = self.policy
+        task_throttle = self.task_throttle
         throttled = False
         while not path or path[-1].my_q is not None:
             cfs_rq = path[-1].my_q if path else rq.cfs
