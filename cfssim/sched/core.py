@@ -627,7 +627,13 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
         tse = prev.se
         cfs_rq = tse.rq_of
         assert cfs_rq is not None
-        if cfs_rq.nr_running < 2 or cfs_rq.runtime_enabled or cfs_rq.curr is not tse:
+        if (
+            cfs_rq.nr_running < 2
+            or cfs_rq.runtime_enabled
+            or cfs_rq.curr is not tse
+            or not tse.on_rq
+            or tse.sched_delayed
+        ):
             return False
         se = tse.parent
         while se is not None:
