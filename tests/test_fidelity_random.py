@@ -1,6 +1,7 @@
 """benchmarks/fidelity_random.py without a kernel: its random scenarios validate and simulate, the
 set is a pure function of the seed, it has the shapes it promises, and a figure is judged within
-max(the rule, the two kernel runs' spread)."""
+the rule of a kernel run or where another kernel run could be (two runs: their spread; three or
+more: their 95% prediction interval)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
 
 from cfssim.host import is_noise_process
@@ -110,3 +112,38 @@ def test_a_figure_passes_within_the_kernel_runs_spread_not_beyond() -> None:
     assert 0.05 * capacity == 30 * MS
     kernel[0].tasks[name]["cpu_time_ns"] -= 11 * MS  # 29 ms from the sim: within the rule
     assert verdict(sim)
+
+
+def test_three_runs_judge_by_their_prediction_interval() -> None:
+    refs = (100 * MS, 110 * MS, 120 * MS)  # mean 110 ms, s = 10 ms
+    half = 4.303 * 10 * MS * (4 / 3) ** 0.5  # t(0.975, 2) · s · √(1 + 1/3) = 49.7 ms
+    assert fr.within_kernel_spread(int(110 * MS + half) - 1, refs)
+    assert fr.within_kernel_spread(int(110 * MS - half) + 1, refs)
+    assert not fr.within_kernel_spread(int(110 * MS + half) + 1, refs)
+    assert not fr.within_kernel_spread(110 * MS + 1, (110 * MS,) * 3)  # no spread: the rule alone
+    assert not fr.within_kernel_spread(None, refs)
+
+
+def test_a_replica_of_the_kernel_passes_95_percent_of_the_time() -> None:
+    """The interval is a 95% prediction interval: a further draw from the distribution the
+    reference runs came from falls inside it 95% of the time, whatever its spread."""
+    rng = np.random.default_rng(7)
+    draws = rng.normal(200 * MS, 40 * MS, size=(20_000, 4)).astype(np.int64)
+    inside = [fr.within_kernel_spread(int(d[3]), tuple(int(x) for x in d[:3])) for d in draws]
+    assert 0.94 < np.mean(inside) < 0.96
+    # the two-run rule lets a replica through only when the runs are not the closest pair
+    two = [fr.within_kernel_spread(int(d[2]), (int(d[0]), int(d[1]))) for d in draws]
+    assert 0.64 < np.mean(two) < 0.69
+
+
+def test_the_last_of_three_or_more_runs_is_judged_as_a_replica() -> None:
+    scenario = fr.scenario_set(1, 1, 300 * MS)[0]
+    sim = run_scenario(scenario)
+    kernel = [copy.deepcopy(sim) for _ in range(4)]
+    outcome = fr.judge_runs(scenario.name, kernel, {"profile": sim})
+    assert set(outcome.verdicts) == {"profile", fr.REPLICA}
+    assert all(len(v.kernel) == 3 for v in outcome.verdicts["profile"])
+    assert all(v.passed for vs in outcome.verdicts.values() for v in vs)
+    assert len(outcome.background) == 4
+    two = fr.judge_runs(scenario.name, kernel[:2], {"profile": sim})
+    assert set(two.verdicts) == {"profile"}  # two runs: both are the reference
