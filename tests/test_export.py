@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -160,6 +161,56 @@ def test_perfetto_protobuf_parses_back(result: cfssim.Result) -> None:
     assert names[1] == "web/0" and len(names) == len(result.trace.tasks)
     assert sorted(counters_seen.values()) == sorted(c.name for c in counters(result))
     assert values == sum(len(c.times) for c in counters(result))
+
+
+def trace_processor_shell() -> str | None:
+    """A trace_processor_shell already on this machine: $PERFETTO_TRACE_PROCESSOR_SHELL, or the
+    one the perfetto package caches after its first download; None — never downloads one."""
+    named = os.environ.get("PERFETTO_TRACE_PROCESSOR_SHELL")
+    if named:
+        return named
+    cached = sorted(Path.home().glob(".local/share/perfetto/prebuilts/trace_processor_shell-*"))
+    return str(cached[-1]) if cached and not cached[-1].name.endswith(".tmp") else None
+
+
+def test_perfetto_trace_processor_reads_back_the_slices_and_names(
+    result: cfssim.Result, tmp_path: Path
+) -> None:
+    """Perfetto's own TraceProcessor loads the export: one ``sched`` slice per stretch of
+    running (merged segments) of each thread, and every thread's name."""
+    pytest.importorskip("perfetto", reason="the perfetto extra is not installed")
+    shell = trace_processor_shell()
+    if shell is None:
+        pytest.skip(
+            "TraceProcessor runs a trace_processor_shell binary that perfetto downloads from "
+            "commondatastorage.googleapis.com on first use: none is cached here, and the tests "
+            "download nothing (set PERFETTO_TRACE_PROCESSOR_SHELL to one)"
+        )
+    from perfetto.trace_processor import TraceProcessor, TraceProcessorConfig
+
+    from cfssim.export import perfetto_trace
+
+    path = tmp_path / "run.perfetto-trace"
+    path.write_bytes(perfetto_trace(result))
+    processor = TraceProcessor(trace=str(path), config=TraceProcessorConfig(bin_path=shell))
+    try:
+        slices = processor.query(
+            "SELECT thread.tid AS tid, COUNT(*) AS n FROM sched JOIN thread USING (utid) "
+            "WHERE thread.tid != 0 GROUP BY thread.tid"
+        ).as_pandas_dataframe()
+        threads = processor.query(
+            "SELECT tid, name FROM thread WHERE tid != 0"
+        ).as_pandas_dataframe()
+    finally:
+        processor.close()
+    segments = merged_segments(result.trace)
+    tasks, counts = np.unique(segments[:, 1], return_counts=True)
+    assert dict(zip(slices["tid"], slices["n"], strict=True)) == {
+        int(task) + 1: int(n) for task, n in zip(tasks, counts, strict=True)
+    }
+    assert dict(zip(threads["tid"], threads["name"], strict=True)) == {
+        i + 1: name for i, name in enumerate(result.trace.tasks)
+    }
 
 
 @pytest.mark.parametrize("fmt", ["chrome", "ftrace", "perfetto"])
