@@ -404,6 +404,11 @@ def test_errors_name_file_line_field_expected_and_found(tmp_path: Path) -> None:
             "tasks.t.taskgroup.cpu.max: expected",
         ),
         ('{"tasks": {"t": {"run": 1,}', "document: expected valid rt-app JSON"),
+        (  # rt-app's own words for a phase without events, at the phase
+            '{"tasks": {"t": {"phases": {"p1": {"loop": 2}}}}, ' + GLOBAL + "}",
+            ':1:29: tasks.t.phases.p1: expected at least one event (rt-app: "No events found. '
+            "Task must have events or it's useless\"), found none",
+        ),
         (
             '{"tasks": {"t": {"loop": -1, "lock": "m"}}, ' + GLOBAL + "}",
             "tasks.t: expected a run, sleep or timer that takes time",

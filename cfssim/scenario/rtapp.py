@@ -602,11 +602,12 @@ class _Reader:
             elif key not in _SETTINGS and not (key in _TASK_ONLY and (inline or key == "loop")):
                 self.unmodelled((*where, key), "unknown key (ignored)")
         if not events and not any(_event_kind(key) for key, _ in pairs):
-            self.error(
-                where,
-                'at least one event (rt-app: "No events found. Task must have '
-                "events or it's useless\")",
-                "none",
+            self.errors.append(
+                self.message(
+                    where,
+                    'expected at least one event (rt-app: "No events found. Task must have '
+                    "events or it's useless\"), found none",
+                )
             )
             return None
         settings = Settings() if inline else self.settings(where, pairs)
