@@ -171,8 +171,8 @@ def _limits(params: dict[str, Any]) -> Limits:
 @click.option(
     "--strict",
     is_flag=True,
-    help="Refuse what cfssim does not model (rt-app events such as iorun, "
-    "SCHED_DEADLINE, uclamp…) instead of warning and dropping it.",
+    help="Refuse what cfssim does not model (rt-app's SCHED_DEADLINE, uclamp, an "
+    "io_device other than /dev/null…) instead of warning and dropping it.",
 )
 @_limit_options
 def validate(files: tuple[str, ...], strict: bool, **limit_params: Any) -> None:
@@ -255,8 +255,8 @@ def scenarios() -> None:
 @click.option(
     "--strict",
     is_flag=True,
-    help="Refuse what cfssim does not model (rt-app events such as iorun, "
-    "SCHED_DEADLINE, uclamp…) instead of warning and dropping it.",
+    help="Refuse what cfssim does not model (rt-app's SCHED_DEADLINE, uclamp, an "
+    "io_device other than /dev/null…) instead of warning and dropping it.",
 )
 @plotly_option
 @_limit_options

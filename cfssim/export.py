@@ -10,8 +10,10 @@ quota left at the start and end of each bandwidth period, and memory usage. Task
 ``pid = trace index + 1`` (pid 0 is the idle task, ``swapper/<cpu>``).
 
 ``prev_state`` of a switch: ``R+`` when the task runs again with no wakeup in between
-(preempted or throttled), ``X`` when it exited then, ``D`` when it never runs again before an OOM
-kill ends it (it waits in the memcg OOM path, TASK_KILLABLE), else ``S`` (it slept).
+(preempted or throttled), ``X`` when it exited then, ``D`` when it blocks in the memcg OOM path
+(``mem_cgroup_oom_synchronize`` sleeps TASK_KILLABLE): inside one of the trace's ``oom_waits``,
+or, for traces without them (measured ones), when it never runs again before an OOM kill ends
+it; else ``S`` (it slept).
 
 The ftrace text also has, in each tracepoint's own format (``print fmt`` of
 ``events/*/*/format`` on 6.18): ``sched_wakeup`` in the context of the task that ran on the
@@ -19,8 +21,9 @@ CPU when the wakeup happened (the trace's ``wakeups.waker``; ``<idle>-0`` when i
 ``sched_wakeup_new`` at a task's first run (the trace does not record its creation);
 ``sched_migrate_task`` from the ``migrations`` table, in the context of the source CPU;
 ``sched_process_exit`` as a task ends (``group_dead`` for its process's last thread); and
-``oom:mark_victim`` at each OOM kill, its rss the victim cgroup's memory usage then (anonymous
-memory: the model has no file or shmem pages; uid 0, the twin runs as root).
+``oom:mark_victim`` at each OOM kill, its rss the victim cgroup's memory usage as the kill
+begins (before the victim's memory is uncharged; anonymous memory: the model has no file or shmem
+pages; uid 0, the twin runs as root).
 """
 
 from __future__ import annotations
@@ -112,10 +115,13 @@ def sched_events(result: Result) -> tuple[list[Switch], list[Wakeup]]:
     starts_by_task = {
         task: np.sort(segments[segments[:, 1] == task, 2]) for task in range(len(trace.tasks))
     }
+    oom_waits = _oom_wait_intervals(trace)
 
     def state(task: int, left: int) -> str:
         if exits[task] == left:
             return "X"
+        if any(begin <= left < end for begin, end in oom_waits.get(task, ())):
+            return "D"
         later = starts_by_task[task][starts_by_task[task] >= left]
         if not len(later):
             return "D" if task in oom_killed else "S"
@@ -153,6 +159,36 @@ def sched_events(result: Result) -> tuple[list[Switch], list[Wakeup]]:
         sorted(switches, key=lambda s: (s.time, s.cpu)),
         sorted(wakeups, key=lambda w: (w.time, w.cpu)),
     )
+
+
+def _oom_wait_intervals(trace: Trace) -> dict[int, list[tuple[int, int]]]:
+    """Per task, its memcg OOM waits as [begin, end) ns (an unended wait lasts past the end)."""
+    waits = trace["oom_waits"]
+    out: dict[int, list[tuple[int, int]]] = {}
+    open_since: dict[int, int] = {}
+    for task, time, begin in zip(
+        waits["task"].tolist(), waits["time"].tolist(), waits["begin"].tolist(), strict=True
+    ):
+        if begin:
+            open_since[task] = time
+        elif task in open_since:
+            out.setdefault(task, []).append((open_since.pop(task), time))
+    for task, since in open_since.items():
+        out.setdefault(task, []).append((since, np.iinfo(np.int64).max))
+    return out
+
+
+def _usage_at_kill(memory: dict[str, np.ndarray], cgroup: int, time: int) -> int:
+    """`cgroup`'s memory usage (bytes) as an OOM kill at `time` begins: its rows up to `time`, in
+    recording order, before the first drop at `time` (the victim's exit uncharging)."""
+    rows = np.flatnonzero((memory["cgroup"] == cgroup) & (memory["time"] <= time))
+    usage = 0
+    for row in rows.tolist():
+        value = int(memory["usage"][row])
+        if int(memory["time"][row]) == time and value < usage:
+            break
+        usage = value
+    return usage
 
 
 def _running(segments: np.ndarray, cpu: int, time: int) -> int:
@@ -233,8 +269,7 @@ def other_events(result: Result) -> list[Other]:
     ):
         if reason > 1 or not 0 <= task < len(trace.tasks):
             continue  # killed by an event, not the OOM killer
-        rows = np.flatnonzero((memory["cgroup"] == cgroup) & (memory["time"] <= time))
-        rss_kb = int(memory["usage"][rows[-1]]) // 1024 if len(rows) else 0
+        rss_kb = _usage_at_kill(memory, cgroup, time) // 1024
         cpu = last_cpu.get(task, 0)
         pid = task + 1
         out.append(
@@ -247,7 +282,8 @@ def other_events(result: Result) -> list[Other]:
                 f"file-rss:0kB shmem-rss:0kB uid=0 pgtables=0kB oom_score_adj=0",
             )
         )
-    return sorted(out, key=lambda o: (o.time, o.cpu))
+    # a task's exit is the last line of its instant (after the mark_victim that killed it)
+    return sorted(out, key=lambda o: (o.time, o.cpu, o.event == "sched_process_exit"))
 
 
 def counters(result: Result) -> list[Counter]:

@@ -12,6 +12,10 @@
   thread: `HostModel.page_fault_ns` per 4 KiB page, charged as the allocation proceeds one memcg
   charge batch (``MEMCG_CHARGE_BATCH``, 64 pages) at a time, so the thread can be preempted and
   throttled mid-allocation.
+- **The cost of writing to /dev/null.** rt-app's ``iorun`` is a loop of ``write(2)`` calls to
+  /dev/null, whose ``write_null`` returns the count without touching the bytes: each call costs
+  `HostModel.null_write_ns` of the writing thread's CPU time, whatever its size
+  (docs/kernel-facts.md#devnull-write).
 
 All figures are int ns; distributions are inverse CDFs (u in [0, 1] → ns). The default `HostModel`
 is the idealised machine (no skew, no noise, free faults); a machine profile
@@ -92,22 +96,25 @@ class HostModel:
     Per CPU (lists shorter than the machine are reused cyclically, empty ones mean none):
     `tick_offset_ns`, the CPU's mean tick offset from the grid; `tick_jitter`, each tick's
     further offset; `noise`, its background activity. `page_fault_ns` is the CPU cost of
-    faulting in one 4 KiB page. `source` names where the figures come from (a profile)."""
+    faulting in one 4 KiB page; `null_write_ns`, of one ``write(2)`` to /dev/null. `source`
+    names where the figures come from (a profile)."""
 
     tick_offset_ns: Sequence[int] = ()
     tick_jitter: Sequence[InverseCdf | None] = ()
     noise: Sequence[HostNoise | None] = ()
     page_fault_ns: int = 0
+    null_write_ns: int = 0
     source: str = "ideal"
 
     @property
     def ideal(self) -> bool:
-        """No skew, no jitter, no noise, free faults."""
+        """No skew, no jitter, no noise, free faults and writes."""
         return not (
             any(self.tick_offset_ns)
             or any(self.tick_jitter)
             or any(self.noise)
             or self.page_fault_ns
+            or self.null_write_ns
         )
 
     def describe(self, ncpus: int) -> dict[str, Any]:
@@ -127,7 +134,12 @@ class HostModel:
                     "noise_run_p50_ns": None if noise is None else noise.run_ns(0.5),
                 }
             )
-        return {"source": self.source, "page_fault_ns": self.page_fault_ns, "cpus": cpus}
+        return {
+            "source": self.source,
+            "page_fault_ns": self.page_fault_ns,
+            "null_write_ns": self.null_write_ns,
+            "cpus": cpus,
+        }
 
     @staticmethod
     def of_cpu(values: Sequence[_T], cpu: int, default: _T) -> _T:

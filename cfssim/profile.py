@@ -4,8 +4,9 @@ A profile is a YAML file (`load_profile`, `dump_profile`) validated into a froze
 `MachineProfile`: the host's HZ and tick grid phase, each CPU's tick skew against CPU 0 (mean
 ``offset`` and zero-centred ``jitter``), whether a used-up slice ends at the next tick or
 precisely, the base slice, timer slack, the CPU cost of a first-touch page fault (fault + zeroing,
-per 4 KiB page), background noise per CPU (arrival rate and run-length distribution), the CFS
-bandwidth slice, RT throttling, and where and when it was measured. All times are int ns inside;
+per 4 KiB page) and of one ``write(2)`` to /dev/null (rt-app's ``iorun``), background noise per
+CPU (arrival rate and run-length distribution), the CFS bandwidth slice, RT throttling, and where
+and when it was measured. All times are int ns inside;
 the YAML takes durations (``49us``) or ints of the unit a key's name says (``base_slice_ns``).
 
 Distributions (`Distribution`) are either empirical quantiles, ``{quantiles: {p5: -49us, p50:
@@ -233,6 +234,7 @@ class MachineProfile(_Model):
     base_slice_ns: PhaseNs
     timer_slack_ns: PhaseNs = 50_000
     page_fault_ns_per_page: PhaseNs = 0
+    null_write_ns_per_call: PhaseNs = 0
     sched_cfs_bandwidth_slice_us: UsTunable = None
     sched_rt_runtime_us: RtRuntimeTunable = None
     sched_rt_period_us: UsTunable = None
@@ -318,6 +320,7 @@ class MachineProfile(_Model):
                 for n in noise
             ),
             page_fault_ns=self.page_fault_ns_per_page or 0,
+            null_write_ns=self.null_write_ns_per_call or 0,
             source=source,
         )
 

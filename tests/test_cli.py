@@ -184,6 +184,21 @@ def test_validate_takes_an_rtapp_workload(tmp_path: Path) -> None:
     assert f"warning: {path}:1:" in err and "tasks.t.timer: timer written as a sleep" in err
 
 
+def test_run_duration_applies_to_an_rtapp_workload(tmp_path: Path) -> None:
+    """``run --duration`` replaces the workload's ``global.duration`` (1 s) as it does a
+    scenario's. The two threads share timer "tick": each use advances it one 10 ms period, so
+    both run 1 ms at 0 and then one of them at each of 10, 20, … 290 ms: 31 ms of CPU."""
+    path = tmp_path / "w.json"
+    path.write_text(RTAPP)
+    out = tmp_path / "out"
+    code, _, err = invoke("run", str(path), "--duration", "300ms", "-o", str(out), "--no-report")
+    assert code == 0, err
+    result = Result.load(out)
+    assert result.duration_ns == 300_000_000
+    cpu = result.tasks["t/0"]["cpu_time_ns"] + result.tasks["t/1"]["cpu_time_ns"]
+    assert cpu == (2 + 29) * 1_000_000
+
+
 def test_yaml_run_does_not_touch_the_rtapp_reader(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -162,6 +163,56 @@ def test_perfetto_protobuf_parses_back(result: cfssim.Result) -> None:
     assert values == sum(len(c.times) for c in counters(result))
 
 
+def trace_processor_shell() -> str | None:
+    """A trace_processor_shell already on this machine: $PERFETTO_TRACE_PROCESSOR_SHELL, or the
+    one the perfetto package caches after its first download; None — never downloads one."""
+    named = os.environ.get("PERFETTO_TRACE_PROCESSOR_SHELL")
+    if named:
+        return named
+    cached = sorted(Path.home().glob(".local/share/perfetto/prebuilts/trace_processor_shell-*"))
+    return str(cached[-1]) if cached and not cached[-1].name.endswith(".tmp") else None
+
+
+def test_perfetto_trace_processor_reads_back_the_slices_and_names(
+    result: cfssim.Result, tmp_path: Path
+) -> None:
+    """Perfetto's own TraceProcessor loads the export: one ``sched`` slice per stretch of
+    running (merged segments) of each thread, and every thread's name."""
+    pytest.importorskip("perfetto", reason="the perfetto extra is not installed")
+    shell = trace_processor_shell()
+    if shell is None:
+        pytest.skip(
+            "TraceProcessor runs a trace_processor_shell binary that perfetto downloads from "
+            "commondatastorage.googleapis.com on first use: none is cached here, and the tests "
+            "download nothing (set PERFETTO_TRACE_PROCESSOR_SHELL to one)"
+        )
+    from perfetto.trace_processor import TraceProcessor, TraceProcessorConfig
+
+    from cfssim.export import perfetto_trace
+
+    path = tmp_path / "run.perfetto-trace"
+    path.write_bytes(perfetto_trace(result))
+    processor = TraceProcessor(trace=str(path), config=TraceProcessorConfig(bin_path=shell))
+    try:
+        slices = processor.query(
+            "SELECT thread.tid AS tid, COUNT(*) AS n FROM sched JOIN thread USING (utid) "
+            "WHERE thread.tid != 0 GROUP BY thread.tid"
+        ).as_pandas_dataframe()
+        threads = processor.query(
+            "SELECT tid, name FROM thread WHERE tid != 0"
+        ).as_pandas_dataframe()
+    finally:
+        processor.close()
+    segments = merged_segments(result.trace)
+    tasks, counts = np.unique(segments[:, 1], return_counts=True)
+    assert dict(zip(slices["tid"], slices["n"], strict=True)) == {
+        int(task) + 1: int(n) for task, n in zip(tasks, counts, strict=True)
+    }
+    assert dict(zip(threads["tid"], threads["name"], strict=True)) == {
+        i + 1: name for i, name in enumerate(result.trace.tasks)
+    }
+
+
 @pytest.mark.parametrize("fmt", ["chrome", "ftrace", "perfetto"])
 def test_export_command(result: cfssim.Result, tmp_path: Path, fmt: str) -> None:
     if fmt == "perfetto":
@@ -236,3 +287,71 @@ def test_every_line_type_in_the_kernels_format_with_the_wakers_context() -> None
     back = read_ftrace(text, end_ns=oom.duration_ns)
     original = oom.trace["wakeups"]
     assert sorted(back["wakeups"]["waker"].tolist()) == sorted(original["waker"].tolist())
+
+
+OOM_WAIT = """
+name: oom-wait
+duration: 200ms
+machine: {cpus: 2}
+cgroups:
+  /box: {memory.limit_in_bytes: 8MiB, memory.oom_control: 1}
+processes:
+  - {name: hog, repeat: forever, program: [{run: forever}]}
+  - {name: eater, cgroup: /box, program: [{run: 2ms}, {alloc: 16MiB}, {run: 1ms}, {sleep: 50ms}]}
+events:
+  - at: 100ms
+    write: {/box: {%s}}
+"""
+
+
+def eater_lines(write: str) -> list[tuple[int, str, str]]:
+    """(µs, event, body) of the ftrace lines about the eater, or in its context."""
+    from cfssim.ftrace import parse_trace
+
+    result = cfssim.run_scenario(cfssim.load_scenario(OOM_WAIT % write))
+    return [
+        (e.time_ns // 1000, e.name, e.body)
+        for e in parse_trace(ftrace_text(result))
+        if "eater/0" in e.body
+    ]
+
+
+def test_an_oom_waiter_is_switched_out_in_d_and_its_kill_is_marked() -> None:
+    """The eater faults 16 MiB into an 8 MiB group with oom_kill_disable: at 8 MiB (2 ms, no
+    fault cost) it sleeps in ``mem_cgroup_oom_synchronize``, TASK_KILLABLE — ``D``. Clearing
+    oom_kill_disable at 100 ms wakes it to retry, and the OOM killer kills it, the group's only
+    task: ``mark_victim`` with the 8 MiB it holds (8192 kB), then its exit."""
+    lines = eater_lines("memory.oom_control: 0")
+    out = [
+        (t, body.split("prev_state=")[1][0]) for t, name, body in lines if "prev_comm=eat" in body
+    ]
+    assert out == [(2_000, "D")]
+    assert [(t, name) for t, name, _ in lines if name != "sched_switch"][-2:] == [
+        (100_000, "mark_victim"),
+        (100_000, "sched_process_exit"),
+    ]
+    victim = next(body for _, name, body in lines if name == "mark_victim")
+    assert "total-vm=8192kB anon-rss=8192kB" in victim
+
+
+def test_an_oom_waiter_woken_by_a_higher_limit_was_in_d_and_is_not_killed() -> None:
+    """The same wait ended by raising the limit to 32 MiB: the switch-out at 2 ms is still ``D``
+    (the wait, not a sleep step), a ``sched_wakeup`` at 100 ms, 1 ms of run, then the 50 ms
+    sleep (``S``); no OOM kill."""
+    lines = eater_lines("memory.limit_in_bytes: 32MiB")
+    out = [
+        (t, body.split("prev_state=")[1][0]) for t, name, body in lines if "prev_comm=eat" in body
+    ]
+    assert out == [(2_000, "D"), (101_000, "S")]
+    assert (100_000, "sched_wakeup") in [(t, name) for t, name, _ in lines]
+    assert not [name for _, name, _ in lines if name == "mark_victim"]
+
+
+def test_a_waiter_never_woken_stays_in_d() -> None:
+    """Nothing ends the wait (a write that changes nothing): the one switch-out is ``D``."""
+    lines = eater_lines("memory.oom_control: 1")
+    out = [
+        (t, body.split("prev_state=")[1][0]) for t, name, body in lines if "prev_comm=eat" in body
+    ]
+    assert out == [(2_000, "D")]
+    assert not [name for _, name, _ in lines if name in ("mark_victim", "sched_process_exit")]

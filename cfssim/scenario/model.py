@@ -431,6 +431,7 @@ class MachineSpec(FrozenModel):
     #: YAML file, relative to the scenario's; the scenario's own keys take precedence
     profile: str | None = Field(default=None, min_length=1)
     page_fault_cost: Duration | None = None  # CPU time of faulting in one 4 KiB page
+    null_write_cost: Duration | None = None  # CPU time of one write(2) to /dev/null (iorun)
     tick_skew: tuple[SignedDuration, ...] | None = None  # each CPU's mean tick offset
     tick_jitter: Duration | None = None  # each tick's further offset, uniform within ±this
     noise: NoiseSpec | None = None  # background activity on every CPU
@@ -482,6 +483,8 @@ class MachineSpec(FrozenModel):
         changes: dict[str, Any] = {}
         if self.page_fault_cost is not None:
             changes["page_fault_ns"] = self.page_fault_cost
+        if self.null_write_cost is not None:
+            changes["null_write_ns"] = self.null_write_cost
         if self.tick_skew is not None:
             changes["tick_offset_ns"] = self.tick_skew
         if self.tick_jitter is not None:

@@ -4,7 +4,8 @@
 scheduler-tools/rt-app): ``global`` (``duration`` s, ``default_policy``, ``mem_buffer_size``),
 ``tasks`` with ``instance``, ``delay`` (µs), ``loop`` (−1 = forever), ``phases`` (an object of
 ordered phases, or the events inline), events ``run``/``runtime``/``sleep`` (µs), ``timer`` ``{ref,
-period, mode}``, ``mem``/``memrun`` (bytes written to the thread's buffer), properties ``policy``,
+period, mode}``, ``mem``/``memrun`` (bytes written to the thread's buffer), ``iorun`` (bytes
+written to ``io_device``), properties ``policy``,
 ``priority`` (the nice value for SCHED_OTHER/BATCH, the RT priority for FIFO/RR), ``dl-runtime``
 (µs; on SCHED_OTHER the EEVDF custom slice), ``cpus`` and ``taskgroup`` (a path, or ``{"path",
 "cpu.max", "cpu.weight", …}``). Keys are matched by prefix as rt-app does, so workgen's
@@ -27,14 +28,19 @@ the constructs the YAML has no step for, exact Python behaviours used by `Worklo
 - a phase that changes ``priority`` (nice) or ``taskgroup`` applies it when the phase starts.
 - ``mem`` grows the thread's resident memory up to ``mem_buffer_size`` (the YAML view allocates
   that growth when the thread starts).
+- ``iorun`` is rt-app's ``ioload``: ``write(2)`` calls of at most ``mem_buffer_size`` bytes to
+  ``io_device`` (/dev/null), each costing the host's `HostModel.null_write_ns` of the thread's CPU
+  time whatever its size (docs/kernel-facts.md#devnull-write; free on the ideal machine). The
+  YAML view leaves that CPU time out, with a warning.
 
 - ``lock``/``unlock``, ``wait``/``signal``/``broad``/``sync``, ``barrier``, ``suspend``/``resume``,
   ``fork`` (instance-0 tasks are fork templates), ``yield``, ``runtime`` (wall time) and
   per-phase ``cpus`` become the scenario's synchronisation and thread steps (`cfssim.sync`).
 
-Everything cfssim does not model (``iorun``, SCHED_DEADLINE, uclamp, NUMA binding, phase-level
-policy/slice changes, unknown keys) is reported in `Workload.warnings`, one line per key,
-``file:line:col: path: …`` — never silently dropped — and refused with ``strict``.
+Everything cfssim does not model (an ``io_device`` other than /dev/null, SCHED_DEADLINE, uclamp,
+NUMA binding, phase-level policy/slice changes, unknown keys) is reported in `Workload.warnings`,
+one line per key, ``file:line:col: path: …`` — never silently dropped — and refused with
+``strict``.
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ from .._errors import describe, name_list
 from ..behaviour import Behaviour, TimerClock, execute, repetitions
 from ..cgroup import files as cgfiles
 from ..cgroup.files import CgroupConfig, CgroupFileError
+from ..host import HostModel
 from ..task import RT_POLICIES, SCHED_NAMES
 from ..units import NSEC_PER_SEC, NSEC_PER_USEC
 from .checks import Limits
@@ -88,9 +95,8 @@ DEFAULT_RT_PRIORITY = 10  # rt-app's default priority for SCHED_FIFO / SCHED_RR
 #: does) → cfssim's; deadline is not modelled and runs as normal
 _POLICIES = {"SCHED_OTHER": "normal", **SCHED_NAMES, "SCHED_DEADLINE": "deadline"}
 _FAIR = ("normal", "batch")
-#: rt-app events cfssim does not model (prefix → what it does in rt-app): ``iorun`` writes
-#: bytes to ``io_device`` (/dev/null by default) — a byte count, with no duration to model
-_UNMODELLED_EVENTS = {"iorun": "I/O write"}
+#: rt-app's ``io_device`` default: the one device whose writes are modelled (`IoWrite`)
+DEV_NULL = "/dev/null"
 #: rt-app's synchronisation and thread events (prefix → the step they become, `_sync_event`)
 _SYNC_EVENTS = (
     "lock",
@@ -106,7 +112,7 @@ _SYNC_EVENTS = (
     "fork",
 )
 #: event prefixes, longest first where one is a prefix of another (rt-app matches prefixes)
-_EVENTS = ("runtime", "run", "sleep", "timer", "memrun", "mem", *_SYNC_EVENTS, *_UNMODELLED_EVENTS)
+_EVENTS = ("runtime", "run", "sleep", "timer", "memrun", "mem", "iorun", *_SYNC_EVENTS)
 _UNMODELLED_PROPERTIES = {
     "dl-period": "SCHED_DEADLINE period",
     "dl-deadline": "SCHED_DEADLINE deadline",
@@ -125,7 +131,6 @@ _GLOBAL_IGNORED = (
     "log_size",
     "ftrace",
     "gnuplot",
-    "io_device",
     "cumulative_slack",
 )
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_.:+-]")
@@ -157,6 +162,22 @@ class MemWrite:
     nbytes: int
 
 
+@dataclass(frozen=True)
+class IoWrite:
+    """An ``iorun`` event: write `nbytes` from the thread's buffer to ``io_device`` (/dev/null)."""
+
+    nbytes: int
+
+    def calls(self, buffer_bytes: int) -> int:
+        """rt-app's ``ioload``: one ``write(2)`` per `buffer_bytes` (the last one shorter);
+        /dev/null takes every write whole."""
+        return -(-self.nbytes // buffer_bytes)
+
+    def cpu_ns(self, buffer_bytes: int, host: HostModel) -> int:
+        """The writing thread's CPU time (ns): its calls at `host`'s cost of one."""
+        return self.calls(buffer_bytes) * host.null_write_ns
+
+
 SyncEvent = (
     Lock
     | Unlock
@@ -170,7 +191,7 @@ SyncEvent = (
     | Yield
     | Runtime
 )
-Event = Run | Sleep | RtTimer | MemWrite | SyncEvent
+Event = Run | Sleep | RtTimer | MemWrite | IoWrite | SyncEvent
 
 
 @dataclass(frozen=True)
@@ -244,7 +265,9 @@ class _TimerState:
 def _needs_behaviour(task: RtTask) -> bool:
     changes = any(_phase_changes(task, phase) for phase in task.phases)
     special = any(
-        isinstance(event, (RtTimer, MemWrite)) for phase in task.phases for event in phase.events
+        isinstance(event, (RtTimer, MemWrite, IoWrite))
+        for phase in task.phases
+        for event in phase.events
     )
     return changes or special
 
@@ -299,6 +322,10 @@ def _task_behaviour(task: RtTask, shared: dict[str, _TimerState], buffer_bytes: 
                             if pages > resident:
                                 yield thread.alloc(pages - resident)
                                 resident = pages
+                        elif isinstance(event, IoWrite):  # write_null: CPU time per call
+                            cpu_ns = event.cpu_ns(buffer_bytes, sim.host)
+                            if cpu_ns:
+                                yield thread.run(cpu_ns)
                         else:
                             yield from execute(thread, (event,), clock)
 
@@ -353,6 +380,7 @@ class _Reader:
         self.fork_targets: set[str] = set()  # task names fork events start
         self.cgroups: dict[str, dict[str, Any]] = {}
         self.cgroup_where: dict[str, JsonPath] = {}
+        self.io_device: tuple[JsonPath, str] | None = None  # a global io_device not /dev/null
 
     # -- messages
     def position(self, where: JsonPath) -> tuple[int, int]:
@@ -450,6 +478,14 @@ class _Reader:
                 )
             else:
                 tasks.append(task)
+        writes = any(isinstance(e, IoWrite) for t in tasks for p in t.phases for e in p.events)
+        if self.io_device is not None and writes:
+            where, device = self.io_device
+            self.unmodelled(
+                where,
+                f"iorun writes to {describe(device)}: only {DEV_NULL} is modelled (a file or "
+                "device's page cache and I/O are not); they cost what writes to /dev/null do",
+            )
         if tasks_pairs is not None and not tasks and not self.errors:
             self.error(("tasks",), "at least one task that creates a thread", _plain(tasks_pairs))
         return duration, default, buffer, tasks
@@ -469,6 +505,11 @@ class _Reader:
                 policy = self.policy(where, value) or policy
             elif key == "mem_buffer_size":
                 buffer = self.integer(where, value, "a positive number of bytes", low=1) or buffer
+            elif key == "io_device":
+                if not isinstance(value, str) or not value:
+                    self.error(where, 'a file path, such as "/dev/null"', _plain(value))
+                elif value != DEV_NULL:
+                    self.io_device = (where, value)
             elif key not in _GLOBAL_IGNORED:
                 self.unmodelled(where, "unknown global option (ignored)")
         return duration, Settings(policy=policy), buffer
@@ -561,11 +602,12 @@ class _Reader:
             elif key not in _SETTINGS and not (key in _TASK_ONLY and (inline or key == "loop")):
                 self.unmodelled((*where, key), "unknown key (ignored)")
         if not events and not any(_event_kind(key) for key, _ in pairs):
-            self.error(
-                where,
-                'at least one event (rt-app: "No events found. Task must have '
-                "events or it's useless\")",
-                "none",
+            self.errors.append(
+                self.message(
+                    where,
+                    'expected at least one event (rt-app: "No events found. Task must have '
+                    "events or it's useless\"), found none",
+                )
             )
             return None
         settings = Settings() if inline else self.settings(where, pairs)
@@ -574,11 +616,6 @@ class _Reader:
     def event(self, where: JsonPath, kind: str, value: Any, task: str) -> list[Event]:
         """The steps of one event (``sync`` is two); `task` names the thread (for ``suspend``
         without a name, which workgen fills with the thread's own)."""
-        if kind in _UNMODELLED_EVENTS:
-            self.unmodelled(
-                where, f"event '{kind}' ({_UNMODELLED_EVENTS[kind]}) is not modelled (ignored)"
-            )
-            return []
         if kind in _SYNC_EVENTS:
             return self.sync_event(where, kind, value, task)
         one = self.time_event(where, kind, value)
@@ -642,9 +679,11 @@ class _Reader:
         if kind == "sleep":
             ns = self.usec(where, value)
             return None if ns is None else Sleep.model_validate({"sleep": ns})
-        if kind in ("mem", "memrun"):
+        if kind in ("mem", "memrun", "iorun"):
             nbytes = self.integer(where, value, "a non-negative number of bytes", low=0)
-            return None if nbytes is None else MemWrite(nbytes)
+            if nbytes is None:
+                return None
+            return IoWrite(nbytes) if kind == "iorun" else MemWrite(nbytes)
         return self.timer(where, value)
 
     def timer(self, where: JsonPath, value: Any) -> RtTimer | None:
@@ -851,6 +890,13 @@ def _yaml_steps(
         elif isinstance(event, (Run, Sleep, *_SYNC_STEP_TYPES)):
             steps.append(step_data(event))
             elapsed += _wall(event)
+        elif isinstance(event, IoWrite):
+            reader.view(
+                where,
+                "iorun left out of the YAML view: its CPU time (one write(2) to /dev/null per "
+                "mem_buffer_size bytes, at the host profile's null_write_ns_per_call) depends "
+                "on the machine (`cfssim run` on the JSON runs it)",
+            )
     return steps
 
 
