@@ -8,6 +8,13 @@
 - **Host noise.** kworkers, ksoftirqd, rcu and daemons preempt the workload: per CPU, short runs
   arriving as a Poisson process with lengths from a measured distribution (`HostNoise`),
   simulated as pinned nice-0 kernel-thread-like tasks outside the workload's cgroups.
+- **Timer interrupts are late.** An hrtimer's handler runs after its expiry by the interrupt
+  latency (``hrtimer_expire_entry``'s now − expiry: ~10 µs on the reference VM), and what a tick
+  asks for — a context switch — happens later still, at the interrupt's exit (`tick_switch_ns`:
+  a tick's switches land ~20 µs after the grid there). A sleep's timer fires inside a tick's
+  interrupt when its slack range holds the tick's handler, else alone at its hard expiry plus
+  the latency (`TimerModel`). Which one decides whether a run/sleep task joins a tick's pick or
+  arrives tens of µs after it.
 - **The cost of page faults.** First-touch faults (fault + zeroing) cost CPU time of the faulting
   thread: `HostModel.page_fault_ns` per 4 KiB page, charged as the allocation proceeds one memcg
   charge batch (``MEMCG_CHARGE_BATCH``, 64 pages) at a time, so the thread can be preempted and
@@ -35,6 +42,7 @@ from typing import Any, TypeVar
 InverseCdf = Callable[[float], int]
 
 _MASK64 = (1 << 64) - 1
+_LATENCY_SALT = 0x7A3E_11C5_0000_0000  # tick latency draws: their own stream of the seed's hash
 _T = TypeVar("_T")
 
 
@@ -104,14 +112,22 @@ class HostModel:
     noise: Sequence[HostNoise | None] = ()
     page_fault_ns: int = 0
     null_write_ns: int = 0
+    #: hrtimer expiry → its handler (the timer interrupt's latency): each tick's (one draw per
+    #: tick, which every CPU's tick k shares; their skew and jitter come on top) and each
+    #: sleep timer's that fires alone
+    timer_latency: InverseCdf | None = None
+    #: a tick's handler → the context switch it asks for (at the interrupt's exit), ns
+    tick_switch_ns: int = 0
     source: str = "ideal"
 
     @property
     def ideal(self) -> bool:
-        """No skew, no jitter, no noise, free faults and writes."""
+        """No skew, no jitter, no late timers, no noise, free faults and writes."""
         return not (
             any(self.tick_offset_ns)
             or any(self.tick_jitter)
+            or self.timer_latency is not None
+            or self.tick_switch_ns
             or any(self.noise)
             or self.page_fault_ns
             or self.null_write_ns
@@ -134,8 +150,11 @@ class HostModel:
                     "noise_run_p50_ns": None if noise is None else noise.run_ns(0.5),
                 }
             )
+        latency = self.timer_latency
         return {
             "source": self.source,
+            "timer_latency_p50_ns": None if latency is None else latency(0.5),
+            "tick_switch_ns": self.tick_switch_ns,
             "page_fault_ns": self.page_fault_ns,
             "null_write_ns": self.null_write_ns,
             "cpus": cpus,
@@ -147,39 +166,74 @@ class HostModel:
         return values[cpu % len(values)] if values else default
 
 
+class Draws:
+    """Deterministic draws from one distribution: the n-th at a hash of (seed, `stream`, n),
+    so a run is a function of its seed whatever else draws."""
+
+    __slots__ = ("count", "dist", "key")
+
+    def __init__(self, dist: InverseCdf, seed: int, stream: int) -> None:
+        self.dist = dist
+        self.key = splitmix64(splitmix64(seed & _MASK64) ^ stream)
+        self.count = 0
+
+    def next(self) -> int:
+        self.count += 1
+        return self.dist(splitmix64(self.key ^ self.count) / 2**64)
+
+
 class TickGrid:
-    """When each CPU's scheduler tick fires (int ns): ``phase + k·tick + offset[cpu] + jitter``,
-    the jitter drawn from the CPU's distribution at a hash of (seed, cpu, k).
+    """When each CPU's scheduler tick takes effect (int ns): ``phase + k·tick + offset[cpu] +
+    jitter + latency + switch``, the jitter drawn from the CPU's distribution at a hash of
+    (seed, cpu, k), the interrupt latency at a hash of (seed, k) (`HostModel.timer_latency`),
+    the switch the handler's time (`HostModel.tick_switch_ns`).
 
     With neither offsets nor jitter every CPU ticks at once on the grid (the ideal machine)."""
 
-    __slots__ = ("jitter", "key", "offset", "skew", "tick", "uniform")
+    __slots__ = ("jitter", "key", "latency", "offset", "skew", "switch", "tick", "uniform")
 
     def __init__(self, tick_ns: int, offset_ns: int, ncpus: int, host: HostModel, seed: int):
         self.tick = tick_ns
         self.offset = offset_ns
         self.skew = [host.of_cpu(host.tick_offset_ns, cpu, 0) for cpu in range(ncpus)]
         self.jitter = [host.of_cpu(host.tick_jitter, cpu, None) for cpu in range(ncpus)]
-        self.uniform = not any(self.skew) and not any(self.jitter)
+        self.latency = host.timer_latency
+        self.switch = host.tick_switch_ns  # handler → switch: tick times are the switches'
+        self.uniform = (
+            not any(self.skew) and not any(self.jitter) and self.latency is None and not self.switch
+        )
         self.key = splitmix64(seed & _MASK64)
+        late = (self.latency(1.0) if self.latency is not None else 0) + self.switch
         for cpu in range(ncpus):
             jitter = self.jitter[cpu]
             extremes = (jitter(0.0), jitter(1.0)) if jitter is not None else (0, 0)
-            if max(abs(self.skew[cpu] + e) for e in extremes) >= tick_ns // 2:
+            if max(abs(self.skew[cpu] + e) for e in extremes) + late >= tick_ns // 2:
                 raise ValueError(
-                    f"tick skew of CPU {cpu}: expected offset + jitter within half a tick "
-                    f"({tick_ns // 2} ns), found {self.skew[cpu]} ns + "
-                    f"{extremes[0]}…{extremes[1]} ns"
+                    f"tick skew of CPU {cpu}: expected offset + jitter + timer latency + "
+                    f"tick switch within half a tick ({tick_ns // 2} ns), found "
+                    f"{self.skew[cpu]} ns + {extremes[0]}…{extremes[1]} ns + {late} ns"
                 )
 
     def tick_time(self, cpu: int, k: int) -> int:
-        """When tick number `k` of `cpu` fires."""
-        when = self.offset + k * self.tick + self.skew[cpu]
+        """When the switches tick number `k` of `cpu` asks for happen: its grid instant, the
+        CPU's skew and jitter, the tick interrupt's latency (one draw per k, shared by the
+        CPUs) and the handler's own time."""
+        when = self.offset + k * self.tick + self.skew[cpu] + self.switch
+        latency = self.latency
+        if latency is not None:
+            when += latency(splitmix64(self.key ^ _LATENCY_SALT ^ (k & 0xFFFF_FFFF_FFFF)) / 2**64)
         jitter = self.jitter[cpu]
         if jitter is None:
             return when
         h = splitmix64(self.key ^ ((cpu & 0xFFFF) << 48) ^ (k & 0xFFFF_FFFF_FFFF))
         return when + jitter(h / 2**64)
+
+    def first_handler_in(self, cpu: int, low: int, high: int) -> int | None:
+        """The tick of `cpu` whose interrupt handler runs within [`low`, `high`] (the slack
+        range of a sleep's timer, which then expires in that interrupt), as the instant of
+        its switches; None if none does."""
+        when = self.at_or_after(cpu, low + self.switch)
+        return when if when - self.switch <= high else None
 
     def at_or_after(self, cpu: int, t: int) -> int:
         """The first tick of `cpu` at or after `t`."""

@@ -235,6 +235,7 @@ class MachineProfile(_Model):
     timer_slack_ns: PhaseNs = 50_000
     page_fault_ns_per_page: PhaseNs = 0
     null_write_ns_per_call: PhaseNs = 0
+    tick_switch_ns: PhaseNs = 0  # a tick's handler → the context switch it asks for
     sched_cfs_bandwidth_slice_us: UsTunable = None
     sched_rt_runtime_us: RtRuntimeTunable = None
     sched_rt_period_us: UsTunable = None
@@ -312,6 +313,9 @@ class MachineProfile(_Model):
         CPU, the page-fault cost."""
         ticks = self.tick.cpus if self.tick is not None else ()
         noise = self.noise.cpus if self.noise is not None else ()
+        # CPU 0's tick delay is the timer interrupt's latency; the other CPUs' offsets and
+        # jitter were measured against CPU 0's ticks, so they come on top of it
+        delay = ticks[0].delay if ticks else None
         return HostModel(
             tick_offset_ns=tuple(t.offset_ns for t in ticks),
             tick_jitter=tuple(t.jitter.quantile for t in ticks),
@@ -321,6 +325,8 @@ class MachineProfile(_Model):
             ),
             page_fault_ns=self.page_fault_ns_per_page or 0,
             null_write_ns=self.null_write_ns_per_call or 0,
+            timer_latency=delay.quantile if delay is not None else None,
+            tick_switch_ns=self.tick_switch_ns,
             source=source,
         )
 

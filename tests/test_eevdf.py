@@ -332,9 +332,12 @@ def background_load(seconds: float = 0.5) -> float:
 
 @pytest.mark.kernel
 def test_a_periodic_task_among_hogs_matches_the_kernel() -> None:
-    """A run 2ms / sleep 18ms ticker among four hogs (docs/kernel-facts.md#ticker-among-hogs).
-    Quiet runs (2026-11-27, sampler at 1 s): kernel ticker 132–137 timeslices, 3.25–3.89 ms
-    wait each, hogs 307–370 timeslices; simulation 126–127, 3.68–3.87 ms, 314–364."""
+    """A run 2ms / sleep 18ms ticker among four hogs (docs/kernel-facts.md#ticker-among-hogs),
+    on the reference host's profile. Whether the ticker waits for the next tick or preempts
+    at once hinges, wakeup by wakeup, on a few µs of the running hog's eligibility, so the
+    kernel's wait per timeslice spreads 2.92–3.89 ms over 19 quiet runs: the simulation is
+    compared with the mean of two runs. 2026-12-03: kernel 2.95–3.69 ms (6 runs), simulation
+    3.80 ms (3.95 ms on the ideal machine, whose ticks swallow the ticker's timer)."""
     from cfssim.real import measure
     from cfssim.real.errors import RealRunError
     from cfssim.real.measure import as_measured
@@ -350,17 +353,27 @@ def test_a_periodic_task_among_hogs_matches_the_kernel() -> None:
         # splits its run (update_curr at the wakeup reschedules): each sample adds a hog
         # timeslice the simulation cannot see — at 10 ms, +130 each for the two hogs sharing
         # the sampler's CPU. One sample per second leaves the workload to itself.
-        real = measure(scenario, sample_interval_ns=1_000_000_000)
+        runs = [measure(scenario, sample_interval_ns=1_000_000_000) for _ in range(2)]
     except RealRunError as exc:
         pytest.skip(f"cannot measure here: {exc}")
-    sim = cfssim.run_scenario(as_measured(real, scenario))
-    k, s = real.tasks["ticker/0"], sim.tasks["ticker/0"]
-    assert s["cpu_time_ns"] == pytest.approx(k["cpu_time_ns"], rel=0.05)
-    wait_k = k["wait_time_ns"] / max(1, k["timeslices"])
-    wait_s = s["wait_time_ns"] / max(1, s["timeslices"])
-    assert wait_s == pytest.approx(wait_k, rel=0.30)
+    # the reference host: its timer interrupts are late and a tick's switch comes ~20 µs after
+    # the grid, so the ticker's timer fires alone 70–100 µs after a tick instead of inside it
+    sim = cfssim.run_scenario(as_measured(runs[0], scenario, profile="default"))
+
+    def kernel(task: str, figure: str) -> float:
+        return sum(run.tasks[task][figure] for run in runs) / len(runs)
+
+    def wait_per_timeslice(figures: dict[str, int]) -> float:
+        return figures["wait_time_ns"] / max(1, figures["timeslices"])
+
+    s = sim.tasks["ticker/0"]
+    assert s["cpu_time_ns"] == pytest.approx(kernel("ticker/0", "cpu_time_ns"), rel=0.05)
+    wait_k = sum(wait_per_timeslice(run.tasks["ticker/0"]) for run in runs) / len(runs)
+    assert wait_per_timeslice(s) == pytest.approx(wait_k, rel=0.30), [
+        wait_per_timeslice(run.tasks["ticker/0"]) for run in runs
+    ]
     for i in range(4):
         name = f"hog/{i}"
         assert sim.tasks[name]["timeslices"] == pytest.approx(
-            real.tasks[name]["timeslices"], rel=0.20
+            kernel(name, "timeslices"), rel=0.20
         )

@@ -434,6 +434,8 @@ class MachineSpec(FrozenModel):
     null_write_cost: Duration | None = None  # CPU time of one write(2) to /dev/null (iorun)
     tick_skew: tuple[SignedDuration, ...] | None = None  # each CPU's mean tick offset
     tick_jitter: Duration | None = None  # each tick's further offset, uniform within ±this
+    timer_latency: Duration | None = None  # hrtimer expiry → handler (ticks, lone sleeps); 0: none
+    tick_switch: Duration | None = None  # a tick's handler → the switch it asks for
     noise: NoiseSpec | None = None  # background activity on every CPU
 
     @model_validator(mode="after")
@@ -490,6 +492,11 @@ class MachineSpec(FrozenModel):
         if self.tick_jitter is not None:
             jitter = self.tick_jitter
             changes["tick_jitter"] = (uniform(-jitter, jitter),) if jitter else ()
+        if self.timer_latency is not None:
+            latency = self.timer_latency
+            changes["timer_latency"] = uniform(latency, latency) if latency else None
+        if self.tick_switch is not None:
+            changes["tick_switch_ns"] = self.tick_switch
         if self.noise is not None:
             changes["noise"] = (self.noise.host_noise(),)
         if changes:

@@ -30,7 +30,7 @@ import numpy as np
 import simpy
 from mypy_extensions import mypyc_attr
 
-from ..host import HostModel, TickGrid
+from ..host import Draws, HostModel, TickGrid
 from ..hrtimer import Calendar, HrTimer
 from ..task import Task, TaskState
 from ..trace import Recorder
@@ -56,6 +56,8 @@ if TYPE_CHECKING:
     from ..cgroup.tree import TaskGroup
 
 LIVELOCK_FIRES = 10_000
+#: the `Draws` stream of sleep timers' latencies
+SLEEP_TIMERS = 0x51EE
 MAX_SETTLE_ROUNDS = 64  # same-instant steps a settle waits for (programs must let time pass)
 HRTICK_MIN_NS = 10_000
 
@@ -176,6 +178,9 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
         self.precise = tunables.precise  # slice ends timed exactly (read at every `arm`)
         self.host = host or HostModel()
         self.ticks = TickGrid(self.tick_ns, self.tick_offset, self.ncpus, self.host, seed)
+        latency = self.host.timer_latency
+        #: how late a sleep's timer that fires alone wakes its task (the interrupt's latency)
+        self.timer_latency = None if latency is None else Draws(latency, seed, SLEEP_TIMERS)
         self.dirty: list[Rq] = []
         self.idle_rqs: set[int] = set(range(self.ncpus))
         self.nohz_timer = HrTimer(self.calendar, self.nohz_idle_balance)  # a busy CPU's kick
@@ -363,18 +368,18 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
     def hrtimer_delay(self, task: Task, ns: int) -> int:
         """When a sleep of `ns` started now by `task` ends (ns from now): its hrtimer may fire
         anywhere in [soft, soft + slack] (``hrtimer_set_expires_range_ns`` with the task's
-        ``timer_slack_ns``, 0 for RT tasks) — at the first tick of its CPU inside that range
-        if the CPU is busy (``hrtimer_interrupt`` runs every timer whose soft expiry passed),
-        else at the hard expiry."""
+        ``timer_slack_ns``, 0 for RT tasks). If the CPU is busy and one of its ticks' interrupt
+        handlers runs in that range, the timer expires there (``__hrtimer_run_queues`` runs
+        every timer whose soft expiry passed) and the task joins that tick's decisions; else
+        it fires alone at the hard expiry, its handler late by the host's timer latency."""
         slack = 0 if task.policy in RT_POLICIES else self.tun.timer_slack_ns
-        if slack <= 0:
-            return ns
-        if task.cpu >= 0 and not self.rqs[task.cpu].idle:
+        if slack > 0 and task.cpu >= 0 and not self.rqs[task.cpu].idle:
             soft = self.now + ns
-            first_tick = self.tick_at_or_after(task.cpu, soft + 1)
-            if first_tick <= soft + slack:
-                return first_tick - self.now
-        return ns + slack
+            tick = self.ticks.first_handler_in(task.cpu, soft + 1, soft + slack)
+            if tick is not None:
+                return tick - self.now
+        late = self.timer_latency.next() if self.timer_latency is not None else 0
+        return ns + slack + late
 
     def block(self, task: Task, state: TaskState = TaskState.SLEEPING) -> None:
         """`task` stops being runnable (sleep, wait, exit, kill) and the machine reacts."""
