@@ -215,6 +215,7 @@ def test_host_keys_without_a_profile() -> None:
         ("  tick_skew: [0us, 1900us]\n  tick_jitter: 200us", "5:20: machine.tick_skew[1]"),
         ("  noise: {rate: 0, run: 10us}", "machine.noise.rate: "),
         ("  page_fault_cost: -1us", "machine.page_fault_cost: expected a non-negative"),
+        ("  tick_switch: 2500us", "5:16: machine.tick_switch: a tick skew for CPU 0: expected"),
         # the profile's own jitter (−5.4…+2.3 µs on CPU 1) on top of the scenario's skew
         ("  hz: 1000\n  tick_skew: [0us, 499us]\n  profile: default", "6:14: machine.tick_skew:"),
     ],
@@ -242,3 +243,58 @@ def test_the_host_noise_process_names_are_reserved() -> None:
     text = SCENARIO.format(machine="  hz: 250").replace("name: grow", "name: host-noise-cpu0")
     with pytest.raises(cfssim.ScenarioError, match="other than host-noise-cpu<N>"):
         cfssim.load_scenario(text)
+
+
+LATE = HostModel(timer_latency=uniform(10_000, 10_000), tick_switch_ns=10_000)
+
+
+def test_a_ticks_switches_come_after_its_late_handler() -> None:
+    # the tick's hrtimer fires 10 µs late and its switches follow 10 µs later, at irq exit
+    grid = TickGrid(TICK, 0, 2, LATE, 1)
+    assert [grid.tick_time(cpu, 5) for cpu in (0, 1)] == [5 * TICK + 20_000] * 2
+    assert grid.is_tick(1, 5 * TICK + 20_000) and not grid.is_tick(1, 5 * TICK)
+    # a sleep timer expires in the tick's interrupt when its slack range holds the handler
+    assert grid.first_handler_in(0, 5 * TICK, 5 * TICK + 50_000) == 5 * TICK + 20_000
+    assert grid.first_handler_in(0, 5 * TICK + 10_000, 5 * TICK + 60_000) == 5 * TICK + 20_000
+    # …not when it opens after the handler, though before the switch
+    assert grid.first_handler_in(0, 5 * TICK + 15_000, 5 * TICK + 65_000) is None
+
+
+def test_the_tick_latency_is_shared_by_the_cpus_and_drawn_per_tick() -> None:
+    host = HostModel(timer_latency=uniform(5_000, 20_000), tick_offset_ns=(0, -3_000))
+    grid = TickGrid(TICK, 0, 2, host, 7)
+    late = [grid.tick_time(0, k) - k * TICK for k in range(1, 200)]
+    assert all(5_000 <= d <= 20_000 for d in late) and len(set(late)) > 100
+    assert all(grid.tick_time(1, k) == grid.tick_time(0, k) - 3_000 for k in range(1, 200))
+    assert late == [TickGrid(TICK, 0, 2, host, 7).tick_time(0, k) - k * TICK for k in range(1, 200)]
+
+
+def ticker_among_hogs(machine: str) -> cfssim.Result:
+    text = f"""
+name: ticker
+duration: 2s
+machine: {{cpus: 2, timer_slack_ns: 50000{machine}}}
+processes:
+  - {{name: hog, threads: 4, repeat: forever, program: [{{run: forever}}]}}
+  - {{name: ticker, repeat: forever, program: [{{run: 2ms}}, {{sleep: 18ms}}]}}
+"""
+    return cfssim.run_scenario(cfssim.load_scenario(text))
+
+
+def ticker_phases(result: cfssim.Result) -> list[int]:
+    assert result.trace is not None
+    wakeups = result.trace["wakeups"]
+    ticker = list(result.trace.tasks).index("ticker/0")
+    return [int(t) % TICK for t in wakeups["time"][wakeups["task"] == ticker]]
+
+
+def test_a_tickers_timer_fires_alone_after_the_tick_on_a_late_host() -> None:
+    # kernel 6.18 on the reference VM: the ticker's wakeups land 70–100 µs after a tick. Its
+    # run starts at a tick's switch (+20 µs) and takes 2 ms, its sleep 18 ms + 50 µs slack:
+    # the next handlers (+10 µs) miss that range, so the timer fires alone, 10 µs late: +80 µs.
+    # One that preempted at once ran from its wakeup (+80 µs) instead: +140 µs.
+    phases = ticker_phases(ticker_among_hogs(", timer_latency: 10us, tick_switch: 10us"))
+    assert set(phases[2:]) <= {80_000, 140_000}
+    assert phases.count(80_000) > 4 * phases.count(140_000)
+    # the ideal machine: runs start on the grid, and the timer fires at +50 µs, its hard expiry
+    assert set(ticker_phases(ticker_among_hogs(""))[2:]) <= {50_000, 100_000, 150_000}

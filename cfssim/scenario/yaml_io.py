@@ -154,7 +154,13 @@ def load_scenario(source: str | Path, *, limits: Limits | None = None) -> Scenar
         ) from None
     problem = scenario.machine.host_problem(profile)  # the profile and the keys together
     if problem is not None:
-        key = "tick_skew" if scenario.machine.tick_skew is not None else "profile"
+        machine = scenario.machine
+        given = [
+            k
+            for k in ("tick_skew", "tick_jitter", "timer_latency", "tick_switch")
+            if getattr(machine, k) is not None
+        ]  # the first host key given, else the profile
+        key = given[0] if given else "profile"
         line, col = position(located, ("machine", key), False)
         raise ScenarioError([f"{origin}:{line}:{col}: machine.{key}: {problem}"])
     return scenario
