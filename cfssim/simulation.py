@@ -416,6 +416,13 @@ class Simulation:
             self.rec.add("oom_waits", task.tid, int(self.env.now), 0)
             if task.state is TaskState.DEAD:
                 return
+            # woken, it retries the fault in its own context (``mem_cgroup_oom_synchronize``
+            # returns, the fault repeats): with faults that cost CPU time it must get a CPU
+            # first, and a kill it then decides comes at that moment, not at the wakeup (on
+            # the ideal machine faults are free and take no turn on a CPU)
+            yield self.request_run(task, fault_ns)
+            if task.state is TaskState.DEAD:
+                return
         done.succeed()
 
     def _block_until(self, task: Task, wake: simpy.Event) -> simpy.Event:

@@ -4,6 +4,7 @@ killer's victims and times, oom_kill_disable sleeps, v1/v2 limit writes, memory.
 from __future__ import annotations
 
 import cfssim
+from cfssim.host import HostModel
 from cfssim.units import ms
 
 MiB = 1 << 20
@@ -147,3 +148,32 @@ def test_a_task_killed_mid_allocation_charges_nothing_more() -> None:
     result = sim.run("3s")
     assert result.tasks["a/0"]["exit"] == {"time_ns": 30_000_000, "reason": "killed", "code": None}
     assert result.cgroups["/h"]["memory.current"] == 0
+
+
+def test_a_woken_oom_waiter_is_killed_when_it_runs_again_not_at_its_wakeup() -> None:
+    # mem_cgroup_oom_synchronize only puts the task to sleep; woken (oom_control cleared), it
+    # returns from the fault and faults again in its own context, where the OOM killer runs.
+    # With faults that cost CPU time (1 µs a page here), the retry needs the CPU: on a CPU an
+    # RT hog holds, the woken fair task runs only when the fair server (dl_server, 50 ms of
+    # every 1 s) gives it the CPU, and the kill follows that, not the write.
+    sim = cfssim.Simulation(cpus=1, policy="eevdf", seed=1, host=HostModel(page_fault_ns=1000))
+    sim.add_cgroup("/box", {"memory.limit_in_bytes": "8MiB", "memory.oom_control": 1})
+    sim.add_process("grow", cgroup="/box", behaviour=cfssim.program({"alloc": "16MiB"}))
+    sim.add_process(
+        "rt",
+        behaviour=cfssim.program({"sleep": "100ms"}, {"run": "forever"}),
+        policy="fifo",
+        rt_priority=50,
+    )
+    sim.at("500ms", lambda: sim.write("/box", {"memory.oom_control": 0}))
+    result = sim.run("2s")
+    [kill] = result.kills
+    assert kill["process"] == "grow" and kill["reason"] == "oom_kill"
+    # the server, started at the wakeup, defers to its period's last 50 ms (0.5 + 0.95 s);
+    # the retried fault then takes 1 µs, and the kill is decided at its end
+    assert kill["time_ns"] == ms(1450) + 1000
+    assert result.trace is not None
+    segments = result.trace["segments"]
+    grow = list(result.trace.tasks).index("grow/0")
+    after = (segments["task"] == grow) & (segments["start"] >= ms(500))
+    assert list(segments["start"][after]) == [ms(1450)]
