@@ -474,6 +474,14 @@ def console_errors(events: list[dict[str, Any]]) -> list[str]:
     return errors
 
 
+#: the page's width against the viewport's, and where each table's box ends (px)
+TABLE_WIDTHS = """JSON.stringify({
+  page: document.documentElement.scrollWidth,
+  viewport: window.innerWidth,
+  tables: [...document.querySelectorAll('div.scroll')].map(d => d.getBoundingClientRect().right),
+})"""
+
+
 @pytest.mark.browser
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs headless Chromium at /usr/bin/chromium")
 def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
@@ -524,6 +532,9 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
         linked = browser.call(
             "Runtime.evaluate", expression=LINKED_ZOOM, awaitPromise=True, timeout=60
         )["result"]["value"]
+        widths = json.loads(
+            browser.call("Runtime.evaluate", expression=TABLE_WIDTHS)["result"]["value"]
+        )
         events = browser.events
     finally:
         browser.close()
@@ -534,6 +545,9 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     # the WebGL timeline and vruntime plots actually drew pixels
     assert plots["figure-timeline"]["drawn"] > 10_000
     assert plots["figure-vruntime"]["drawn"] > 1_000
+    # tables fit: the page never scrolls sideways; a wide table scrolls inside its own box
+    assert widths["page"] <= widths["viewport"], widths
+    assert widths["tables"] and all(right <= widths["viewport"] for right in widths["tables"])
     # zooming the per-task timeline to 100..200 ms zoomed every other figure alike
     assert json.loads(linked) == {key: [100, 200] for key in FIGURE_KEYS if key != "tasks"}
 
