@@ -13,7 +13,7 @@
   asks for — a context switch — happens later still, at the interrupt's exit (`tick_switch_ns`:
   a tick's switches land ~20 µs after the grid there). A sleep's timer fires inside a tick's
   interrupt when its slack range holds the tick's handler, else alone at its hard expiry plus
-  the latency (`TimerModel`). Which one decides whether a run/sleep task joins a tick's pick or
+  the latency (`TickGrid.first_handler_in`, `cfssim.sched.core.Machine.hrtimer_delay`). Which decides whether a run/sleep task joins a tick's pick or
   arrives tens of µs after it.
 - **The cost of page faults.** First-touch faults (fault + zeroing) cost CPU time of the faulting
   thread: `HostModel.page_fault_ns` per 4 KiB page, charged as the allocation proceeds one memcg
@@ -188,7 +188,8 @@ class TickGrid:
     (seed, cpu, k), the interrupt latency at a hash of (seed, k) (`HostModel.timer_latency`),
     the switch the handler's time (`HostModel.tick_switch_ns`).
 
-    With neither offsets nor jitter every CPU ticks at once on the grid (the ideal machine)."""
+    With neither offsets, jitter, latency nor switch time every CPU ticks at once on the grid
+    (the ideal machine)."""
 
     __slots__ = ("jitter", "key", "latency", "offset", "skew", "switch", "tick", "uniform")
 

@@ -798,6 +798,8 @@ def test_the_report_shows_the_simulated_host(tmp_path: Path) -> None:
     page = write_report(run_scenario(hosted), tmp_path / "report.html").read_text()
     assert "<h2>Simulated host</h2>" in page
     assert "default" in page and "/ 4 KiB" in page
+    assert "<th>timer latency p50</th>" in page and "<td>9.902us</td>" in page  # the profile's
+    assert "<th>tick switch</th>" in page and "<td>10us</td>" in page
     ideal = load_scenario(
         "name: ideal\nduration: 200ms\nmachine: {cpus: 2}\n"
         "processes: [{name: hog, program: [{run: forever}]}]\n"

@@ -191,8 +191,9 @@ def header_table(runs: Sequence[Run]) -> str:
 
 def host_table(runs: Sequence[Run]) -> str | None:
     """The simulated host of each run that had one (``meta.host``: a machine profile or the
-    scenario's host keys): per CPU its tick offset and jitter, its background noise; the
-    page-fault cost. None when every run is on the ideal machine."""
+    scenario's host keys): per CPU its tick offset and jitter, its background noise; the timer
+    latency (p50), a tick's switch after its handler, the page-fault cost. None when every run
+    is on the ideal machine."""
     head: list[list[Cell]] = [
         [
             "run",
@@ -202,6 +203,8 @@ def host_table(runs: Sequence[Run]) -> str | None:
             "tick jitter p5…p95",
             "noise arrivals/s",
             "noise run p50",
+            "timer latency p50",
+            "tick switch",
             "page fault",
         ]
     ]
@@ -222,6 +225,8 @@ def host_table(runs: Sequence[Run]) -> str | None:
                     MISSING if not jitter else f"{_duration(jitter[0])} … {_duration(jitter[1])}",
                     MISSING if rate is None else f"{rate:g}",
                     _duration(cpu.get("noise_run_p50_ns")),
+                    _duration(host.get("timer_latency_p50_ns")),
+                    _duration(host.get("tick_switch_ns")),
                     _duration(host.get("page_fault_ns")) + " / 4 KiB",
                 ]
             )
