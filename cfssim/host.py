@@ -13,8 +13,8 @@
   asks for — a context switch — happens later still, at the interrupt's exit (`tick_switch_ns`:
   a tick's switches land ~20 µs after the grid there). A sleep's timer fires inside a tick's
   interrupt when its slack range holds the tick's handler, else alone at its hard expiry plus
-  the latency (`TickGrid.first_handler_in`, `cfssim.sched.core.Machine.hrtimer_delay`). Which decides whether a run/sleep task joins a tick's pick or
-  arrives tens of µs after it.
+  the latency (`TickGrid.first_handler_in`, ``Machine.hrtimer_delay``): which of the two decides
+  whether a run/sleep task joins a tick's pick or arrives tens of µs after it.
 - **The cost of page faults.** First-touch faults (fault + zeroing) cost CPU time of the faulting
   thread: `HostModel.page_fault_ns` per 4 KiB page, charged as the allocation proceeds one memcg
   charge batch (``MEMCG_CHARGE_BATCH``, 64 pages) at a time, so the thread can be preempted and
