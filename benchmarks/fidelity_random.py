@@ -4,7 +4,7 @@ per figure class — and the pass rate the same judging gives one more run of th
 
     python benchmarks/fidelity_random.py [--count 100] [--seed 1] [--duration 2.5s] [--quick]
                                          [--runs 4] [--out DIR] [--profile default|FILE]
-    python benchmarks/fidelity_random.py --from DIR [--simulate]
+    python benchmarks/fidelity_random.py --from DIR [--complete] [--simulate]
 
 The scenarios have the shapes users write: 1–8 processes (1–3 threads, at most 8 threads in
 all) of hogs, run/sleep loops, periodic timers and allocators; nice −10…19; affinity to one CPU;
@@ -25,7 +25,9 @@ the kernel fails against itself. With ``--runs N`` (default 4) the first N − 1
 reference and the last is judged like a simulation: its column ("kernel replica") is what the
 judging gives a perfect simulator, the ceiling against which the simulation's rate reads. A
 scenario whose kernel runs saw more than 10% background load (CPU time outside the scenario ÷
-capacity, ``meta.background_cpu_fraction``) is measured but not judged, and the output says so.
+capacity, ``meta.background_cpu_fraction``) is measured but not judged, and the output says so;
+a run so loaded is measured again up to ``--retries`` times first, and ``--from DIR --complete``
+brings a saved set to ``--runs`` quiet runs per scenario before judging it.
 
 **Target: ≥ 95% of judged figures within tolerance over ≥ 100 random scenarios on a quiet
 machine** (per class and overall; the last run is in docs/kernel-facts.md#random-fidelity).
@@ -38,6 +40,7 @@ import argparse
 import json
 import math
 import random
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -349,6 +352,8 @@ def within_kernel_spread(sim: Any, refs: Sequence[Any]) -> bool:
 #: the label of the last kernel run, judged against the others like a simulation
 REPLICA = "kernel replica"
 RUNS = 4  # kernel runs per scenario: the last is the replica when there are three or more
+RETRIES = 3  # re-measurements of a run the host's background load spoiled
+RETRY_PAUSE_S = 2.0  # between them: others' work on a shared machine comes and goes
 
 
 @dataclass
@@ -397,6 +402,25 @@ def judge_runs(
     return outcome
 
 
+def measure_quiet(scenario: Scenario, max_background: float, retries: int) -> Result:
+    """One traced kernel run of `scenario`, measured again up to `retries` times while the
+    host's background load exceeds `max_background` (others' work on a shared machine comes
+    and goes); the least loaded run is kept."""
+    best: Result | None = None
+    for attempt in range(retries + 1):
+        if attempt:
+            time.sleep(RETRY_PAUSE_S)
+        run = with_trace_latencies(
+            measure(scenario, trace=True, sample_interval_ns=SAMPLE_INTERVAL_NS)
+        )
+        if best is None or background_of(run) < background_of(best):
+            best = run
+        if background_of(best) <= max_background:
+            break
+    assert best is not None
+    return best
+
+
 def run_one(
     scenario: Scenario,
     text: str,
@@ -404,12 +428,11 @@ def run_one(
     out: Path | None,
     max_background: float = MAX_BACKGROUND,
     runs: int = RUNS,
+    retries: int = RETRIES,
 ) -> Outcome:
-    """Measure `scenario` `runs` times, simulate it once per profile, judge (`judge_runs`)."""
-    kernel = [
-        with_trace_latencies(measure(scenario, trace=True, sample_interval_ns=SAMPLE_INTERVAL_NS))
-        for _ in range(runs)
-    ]
+    """Measure `scenario` `runs` times (`measure_quiet`), simulate it once per profile, judge
+    (`judge_runs`)."""
+    kernel = [measure_quiet(scenario, max_background, retries) for _ in range(runs)]
     sims = {label: simulate(scenario, kernel[0], profile) for label, profile in profiles.items()}
     outcome = judge_runs(scenario.name, kernel, sims, max_background)
     if out is not None:
@@ -432,6 +455,31 @@ def run_one(
             + "\n"
         )
     return outcome
+
+
+def complete(
+    directory: Path,
+    runs: int,
+    max_background: float = MAX_BACKGROUND,
+    retries: int = RETRIES,
+    echo: Callable[[str], None] = print,
+) -> None:
+    """Bring every scenario an earlier ``--out`` saved in `directory` to `runs` kernel runs
+    at most `max_background` each: measure the missing ones and again those measured above
+    it (`measure_quiet`; a run is replaced only by a quieter one)."""
+    for where in sorted(p for p in directory.iterdir() if (p / "scenario.yaml").is_file()):
+        scenario = load_scenario((where / "scenario.yaml").read_text())
+        for number in range(1, runs + 1):
+            path = where / f"kernel-{number}"
+            saved = Result.load(path) if path.is_dir() else None
+            if saved is not None and background_of(saved) <= max_background:
+                continue
+            run = measure_quiet(scenario, max_background, retries)
+            if saved is None or background_of(run) < background_of(saved):
+                shutil.rmtree(path, ignore_errors=True)
+                run.save(path)
+                saved = run
+            echo(f"{where.name}: kernel-{number} background {background_of(saved):.0%}")
 
 
 def pass_rates(
@@ -575,6 +623,19 @@ def main(argv: list[str] | None = None, echo: Callable[[str], None] = print) -> 
         help="judge again the runs an earlier --out saved in DIR (no runs)",
     )
     parser.add_argument(
+        "--retries",
+        type=int,
+        default=RETRIES,
+        help=f"measure a run again up to this many times while the background load is above "
+        f"--max-background (default {RETRIES}; the least loaded run is kept)",
+    )
+    parser.add_argument(
+        "--complete",
+        action="store_true",
+        help="with --from: first bring every saved scenario to --runs kernel runs under the "
+        "background cap (measure what is missing or loaded), then judge",
+    )
+    parser.add_argument(
         "--simulate",
         action="store_true",
         help="with --from: simulate the saved scenarios again with this "
@@ -587,6 +648,8 @@ def main(argv: list[str] | None = None, echo: Callable[[str], None] = print) -> 
     )
     args = parser.parse_args(argv)
     count = args.count if args.count is not None else 5 if args.quick else 100
+    if args.retries < 0:
+        parser.error(f"--retries: expected 0 or more, found {args.retries}")
     if args.runs < 2:
         parser.error(f"--runs: expected 2 or more kernel runs, found {args.runs}")
     duration = args.duration or ("1s" if args.quick else None)
@@ -595,6 +658,8 @@ def main(argv: list[str] | None = None, echo: Callable[[str], None] = print) -> 
     profiles: dict[str, str | None] = {"profile": profile, "ideal": None}
     console = Console(width=160)
     if args.saved is not None:
+        if args.complete:
+            complete(args.saved, args.runs, args.max_background, args.retries, echo)
         outcomes = rejudge(args.saved, args.max_background, profiles if args.simulate else None)
         labels = list(dict.fromkeys(label for o in outcomes for label in o.verdicts))
         report(console, outcomes, labels, args.max_background, echo)

@@ -147,3 +147,33 @@ def test_the_last_of_three_or_more_runs_is_judged_as_a_replica() -> None:
     assert len(outcome.background) == 4
     two = fr.judge_runs(scenario.name, kernel[:2], {"profile": sim})
     assert set(two.verdicts) == {"profile"}  # two runs: both are the reference
+
+
+def test_complete_measures_the_missing_and_the_loaded_runs_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scenario = fr.scenario_set(1, 1, 300 * MS)[0]
+    sim = run_scenario(scenario)
+    where = tmp_path / scenario.name
+    where.mkdir()
+    (where / "scenario.yaml").write_text(fr.scenario_text(1, 0, 300 * MS))
+
+    def run_at(background: float) -> object:
+        run = copy.deepcopy(sim)
+        run.meta["background_cpu_fraction"] = background
+        return run
+
+    run_at(0.02).save(where / "kernel-1")  # quiet: kept
+    run_at(0.40).save(where / "kernel-2")  # loaded: measured again
+    backgrounds = iter([0.30, 0.05, 0.20, 0.60, 0.50, 0.45, 0.70])
+    monkeypatch.setattr(fr, "measure", lambda *a, **k: run_at(next(backgrounds)))
+    monkeypatch.setattr(fr, "RETRY_PAUSE_S", 0.0)
+    lines: list[str] = []
+    fr.complete(tmp_path, runs=3, retries=3, echo=lines.append)
+    kept = [fr.background_of(fr.Result.load(where / f"kernel-{n}")) for n in (1, 2, 3)]
+    # run 2: 0.30, then 0.05 (quiet: stop); run 3: 0.20, 0.60, 0.50, 0.45 — the least loaded
+    assert kept == [0.02, 0.05, 0.20]
+    assert lines == [
+        f"{scenario.name}: kernel-2 background 5%",
+        f"{scenario.name}: kernel-3 background 20%",
+    ]
