@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from click.testing import CliRunner
 from cfssim.cli import main
 from cfssim.profile import load_profile
 from cfssim.real import calibrate as cal
+from cfssim.real import procfs
 from cfssim.real.cgroupfs import PREFIX, detect
 from cfssim.real.errors import NoCgroupFs, NoCompiler, NotRoot, RealRunError
 from cfssim.real.tracefs import Event, find_tracefs, parse_trace
@@ -202,6 +204,15 @@ def test_page_fault_cost_per_page() -> None:
     assert cal.page_fault_cost([(100, 200, 10)]) == 0  # never negative
     with pytest.raises(ValueError):
         cal.page_fault_cost([])
+
+
+def test_calibrate_and_what_started_it_are_ours() -> None:
+    # a comm may hold spaces and parentheses: the fields after the last ')' are the kernel's
+    stat = "4242 (tmux: a (b) c) S 4100 4242 4100 0 -1 4194560 1234 0 0 0 5 3 0 0 20 0 1 0"
+    assert procfs.parent_pid(stat) == 4100
+    ours = cal.own_tasks(os.getpid())
+    assert {os.getpid(), threading.get_native_id(), os.getppid()} <= ours
+    assert 1 not in ours and procfs.ancestors(os.getpid())[0] == os.getppid()
 
 
 def test_null_write_cost_per_call() -> None:

@@ -69,6 +69,7 @@ from ..profile import (
 from ..units import NSEC_PER_SEC, format_duration, parse_duration
 from .cgroupfs import Driver, detect, make_driver
 from .errors import RealRunError
+from .procfs import ancestors, thread_ids
 from .tracefs import Event, TraceSession, mount_tracefs, parse_trace
 from .worker import compiled
 
@@ -382,6 +383,13 @@ class Costs:
     null_writes: list[tuple[int, int]]
 
 
+def own_tasks(pid: int) -> set[int]:
+    """The threads of calibrate (process `pid`) and of its ancestors below init: the shell,
+    terminal or harness that started it and watches it (one polling it every 50 ms was seen on
+    the development VM) run because calibrate runs, not as the host's noise."""
+    return {tid for process in (pid, *ancestors(pid)) for tid in thread_ids(process)}
+
+
 def hog_cpus(allowed: Iterable[int]) -> list[int]:
     """Where the hogs go: one on each CPU this process may run on (its affinity, not every
     CPU: pinning outside a restricted cpuset fails), and a second one on the last of them."""
@@ -433,6 +441,7 @@ class Calibration:
         time.sleep(self.window_ns / NSEC_PER_SEC)
         window.end_ns = time.monotonic_ns()
         text, lost = self.instance.stop()
+        ours = own_tasks(os.getpid())
         if lost:
             self.notes.append(f"{lost} traced events were lost to ring-buffer overruns")
         events = list(parse_trace(text))
@@ -452,7 +461,9 @@ class Calibration:
                 for a, b in self._probe(probe, "nullwrite", NULL_WRITE_CALLS, NULL_WRITE_TRIALS)
             ],
         )
-        return self._profile(events, window, hogs, placement[-1], sched, armed, costs, loadavg)
+        return self._profile(
+            events, window, hogs, ours, placement[-1], sched, armed, costs, loadavg
+        )
 
     def _spawn(
         self, argv: list[str], cpu: int | None, path: str = "/", **kwargs: object
@@ -493,6 +504,7 @@ class Calibration:
         events: list[Event],
         window: Window,
         hogs: Sequence[subprocess.Popen[str]],
+        ours: set[int],
         shared_cpu: int,
         sched: str,
         armed: dict[int, int],
@@ -549,9 +561,7 @@ class Calibration:
                 f"{format_duration(tick_ns // TICK_SWITCH_SHARE)} of a tick: tick_switch_ns 0"
             )
         pinned = {hog.pid for hog in hogs}
-        runs = noise_preemptions(
-            events, pinned, {os.getpid(), *pinned}, window.start_ns, window.end_ns
-        )
+        runs = noise_preemptions(events, pinned, ours | pinned, window.start_ns, window.end_ns)
         return MachineProfile(
             host=socket.gethostname(),
             kernel=platform.release(),
