@@ -23,9 +23,10 @@ Then the C probe (``probe.c``, compiled on first use like the twin's worker) mea
 workload thread pays, on its own CPU clock: in a memory cgroup of the run with a limit (as the
 twin's allocators run), it first-touches N MiB of anonymous memory page by page as the worker's
 ``alloc`` does (mmap + one write per 4 KiB page) and touches it again — the difference is the fault
-+ zeroing + memcg charge (`page_fault_cost`); and it times ``write(2)``s to /dev/null, rt-app's
-``iorun`` (`null_write_cost`). Timer slack, the bandwidth slice and RT throttling are read from
-/proc.
++ zeroing + memcg charge (`page_fault_cost`); each trial maps new memory, none reuses the pages of
+the one before (those cost ~20% less to fault again here). It also times ``write(2)``s to
+/dev/null, rt-app's ``iorun`` (`null_write_cost`). Timer slack, the bandwidth slice and RT
+throttling are read from /proc.
 
 Refused (a `RealRunError`, its own exit status) where it cannot measure: not Linux or not root, no
 usable cgroup hierarchy, no tracefs or its events, no C compiler. Everything made — hogs, the
@@ -82,9 +83,10 @@ HZ_CHOICES: tuple[Hz, ...] = (100, 250, 300, 1000)
 #: quantiles written for distributions
 QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0)
 SKEW_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
-FAULT_MIB = 64
+FAULT_MIB = 32
 FAULT_TRIALS = 6
-#: the probe's memory cgroup: a limit above what it touches, so no trial reclaims or OOMs
+#: the probe's memory cgroup: a limit above all it touches (every trial's memory stays
+#: mapped), so no trial reclaims or OOMs
 FAULT_GROUP = "/fault"
 FAULT_HEADROOM_MIB = 32
 NULL_WRITE_CALLS = 200_000
@@ -419,7 +421,9 @@ class Calibration:
         probe = compiled(PROBE_SOURCE)
         groups: dict[str, Any] = {
             "/": CgroupConfig(),  # the run's own cgroup, nothing limited: the hogs
-            FAULT_GROUP: CgroupConfig(memory_limit=(self.fault_mib + FAULT_HEADROOM_MIB) << 20),
+            FAULT_GROUP: CgroupConfig(
+                memory_limit=(self.fault_mib * self.fault_trials + FAULT_HEADROOM_MIB) << 20
+            ),
         }
         self.driver.create(groups)
         timer_list = _read("/proc/timer_list")
