@@ -21,6 +21,7 @@ from cfssim.real import procfs
 from cfssim.real.cgroupfs import PREFIX, detect
 from cfssim.real.errors import NoCgroupFs, NoCompiler, NotRoot, RealRunError
 from cfssim.real.tracefs import Event, find_tracefs, parse_trace
+from cfssim.real.worker import compiled
 
 US, MS = 1_000, 1_000_000
 TICK = 4 * MS
@@ -213,6 +214,37 @@ def test_calibrate_and_what_started_it_are_ours() -> None:
     ours = cal.own_tasks(os.getpid())
     assert {os.getpid(), threading.get_native_id(), os.getppid()} <= ours
     assert 1 not in ours and procfs.ancestors(os.getpid())[0] == os.getppid()
+
+
+def _probe() -> Path:
+    try:
+        return compiled(cal.PROBE_SOURCE)
+    except NoCompiler as exc:
+        pytest.skip(exc.message)
+
+
+def test_the_probe_reports_what_the_estimators_read() -> None:
+    """The C probe's lines: per fault trial first/second pass ns and the pages of 1 MiB, per
+    write trial CPU ns and the calls; it waits for a line on stdin first; bad usage is refused."""
+    probe = str(_probe())
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([probe, *args], input="go\n", capture_output=True, text=True)
+
+    done = run("fault", "1", "2")
+    assert done.returncode == 0, done.stderr
+    faults = [(int(a), int(b), int(c)) for a, b, c in map(str.split, done.stdout.splitlines())]
+    assert [pages for _, _, pages in faults] == [256, 256]
+    assert all(first > 0 and second > 0 for first, second, _ in faults)
+    assert cal.page_fault_cost(faults) >= 0
+    done = run("nullwrite", "1000", "3")
+    assert done.returncode == 0, done.stderr
+    writes = [(int(a), int(b)) for a, b in map(str.split, done.stdout.splitlines())]
+    assert [calls for _, calls in writes] == [1000] * 3 and all(ns > 0 for ns, _ in writes)
+    bad = run("fault", "0", "1")
+    assert bad.returncode == 2 and "usage: probe" in bad.stderr
+    unknown = run("sleep", "1", "1")
+    assert unknown.returncode == 2 and "unknown probe sleep" in unknown.stderr
 
 
 def test_null_write_cost_per_call() -> None:
