@@ -440,12 +440,13 @@ class Calibration:
                 "sched/sched_switch": "",
             },
         )
+        ours = own_tasks(os.getpid())
         self.instance.start()
         window = Window(time.monotonic_ns(), 0)  # the trace clock is CLOCK_MONOTONIC too
         time.sleep(self.window_ns / NSEC_PER_SEC)
         window.end_ns = time.monotonic_ns()
         text, lost = self.instance.stop()
-        ours = own_tasks(os.getpid())
+        ours |= own_tasks(os.getpid())  # threads its ancestors started meanwhile too
         if lost:
             self.notes.append(f"{lost} traced events were lost to ring-buffer overruns")
         events = list(parse_trace(text))
