@@ -15,7 +15,8 @@ afterwards) with two events:
   and the interrupt's exit, where ``schedule`` runs). The host's noise is what preempts the hogs
   (`noise_preemptions`): each time a hog is switched out for tasks that are not ours, until a
   hog gets the CPU back — arrivals per second and lengths, counted only while calibrate itself
-  sleeps (its own wakeups at the window's edges, and its pids, are not noise). The base slice is
+  sleeps (its set-up and read-out at the window's edges are not noise, nor are its threads and
+  its ancestors', the shell or harness that started it: `own_tasks`). The base slice is
   ``se.slice`` of a nice-0 hog's /proc/<pid>/sched (the kernel's ``sysctl_sched_base_slice``;
   debugfs is locked down), else the measured median slice.
 
