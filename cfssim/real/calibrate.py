@@ -101,6 +101,7 @@ TICK_QUANTUM_TOLERANCE = 0.1
 HOG = "while True: pass"
 TRACE_RESOLUTION_NS = 1_000  # of the trace text's timestamps (``now`` fields are exact)
 
+
 # ---- pure analysis --------------------------------------------------------------------------
 def tick_times(events: Iterable[Event]) -> dict[int, list[int]]:
     """Each CPU's tick instants (the tick hrtimer's ``now``, ns), sorted, from
