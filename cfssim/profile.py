@@ -425,7 +425,7 @@ def resolve_profile(name: str | Path, relative_to: str | Path | None = None) -> 
 
 def _durations(node: Any, key: str = "") -> Any:
     """Plain profile data with ns values written as exact durations (``-49us``) except under
-    keys that name their unit (``…_ns``, ``…_us``, ``…_per_page``)."""
+    keys that name their unit (``…_ns``, ``…_us``, ``…_per_page``, ``…_per_call``)."""
     if isinstance(node, dict):
         return {k: _durations(v, k) for k, v in node.items()}
     if isinstance(node, (list, tuple)):
@@ -435,7 +435,7 @@ def _durations(node: Any, key: str = "") -> Any:
     return node
 
 
-_UNIT_SUFFIXES = ("_ns", "_us", "_per_page")
+_UNIT_SUFFIXES = ("_ns", "_us", "_per_page", "_per_call")
 _UNIT_FREE = {"cpu", "cpus", "hz"}
 
 

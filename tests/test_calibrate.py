@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -16,9 +17,11 @@ from click.testing import CliRunner
 from cfssim.cli import main
 from cfssim.profile import load_profile
 from cfssim.real import calibrate as cal
+from cfssim.real import procfs
 from cfssim.real.cgroupfs import PREFIX, detect
-from cfssim.real.errors import NotRoot, RealRunError
+from cfssim.real.errors import NoCgroupFs, NoCompiler, NotRoot, RealRunError
 from cfssim.real.tracefs import Event, find_tracefs, parse_trace
+from cfssim.real.worker import compiled
 
 US, MS = 1_000, 1_000_000
 TICK = 4 * MS
@@ -152,6 +155,32 @@ def test_slice_ends_at_the_tick_or_precisely() -> None:
         cal.slice_ends_from([], TICK)
 
 
+C = 103  # the second hog on the shared CPU
+
+
+def test_a_ticks_switch_is_timed_from_its_handler() -> None:
+    """Hog-to-hog switches on the shared CPU, each from the last tick handler's ``now`` there;
+    switches through another task, far from any tick, or before the first tick do not count."""
+    events = [
+        switch(1 * MS, 1, B, C),  # before any tick of CPU 1
+        tick_event(1, 4 * MS + 9_300),
+        switch(4 * MS + 20 * US, 1, B, C),  # 10.7 us after the handler
+        tick_event(1, 8 * MS + 10_000),
+        switch(8 * MS + 21 * US, 1, C, X),  # the tick let a foreign task in: not hog to hog
+        switch(8 * MS + 30 * US, 1, X, B),
+        tick_event(1, 12 * MS + 11_000),
+        switch(12 * MS + 23 * US, 1, B, C),  # 12 us
+        tick_event(1, 16 * MS + 9_000),
+        switch(17_500 * US, 1, C, B),  # 1.491 ms after the tick: not the tick's switch
+        tick_event(0, 20 * MS + 500),  # CPU 0's tick does not time CPU 1's switches
+        switch(20 * MS + 20 * US, 1, B, C),
+        switch(20 * MS + 15 * US, 0, A, X),
+    ]
+    assert cal.tick_switches(events, B, C, 1, TICK // cal.TICK_SWITCH_SHARE) == [10_700, 12_000]
+    assert cal.tick_switches(events, B, C, 1, 11 * US) == [10_700]
+    assert cal.tick_switches(events, B, C, 0, TICK) == []  # no hog-to-hog switch on CPU 0
+
+
 def test_base_slice_from_proc_sched() -> None:
     text = (
         "hog (123, #threads: 1)\n-------\nse.exec_start   :   706695.390420\n"
@@ -178,33 +207,99 @@ def test_page_fault_cost_per_page() -> None:
         cal.page_fault_cost([])
 
 
+def test_calibrate_and_what_started_it_are_ours() -> None:
+    # a comm may hold spaces and parentheses: the fields after the last ')' are the kernel's
+    stat = "4242 (tmux: a (b) c) S 4100 4242 4100 0 -1 4194560 1234 0 0 0 5 3 0 0 20 0 1 0"
+    assert procfs.parent_pid(stat) == 4100
+    ours = cal.own_tasks(os.getpid())
+    assert {os.getpid(), threading.get_native_id(), os.getppid()} <= ours
+    assert 1 not in ours and procfs.ancestors(os.getpid())[0] == os.getppid()
+
+
+def _probe() -> Path:
+    try:
+        return compiled(cal.PROBE_SOURCE)
+    except NoCompiler as exc:
+        pytest.skip(exc.message)
+
+
+def test_the_probe_reports_what_the_estimators_read() -> None:
+    """The C probe's lines: per fault trial first/second pass ns and the pages of 1 MiB, per
+    write trial CPU ns and the calls; it waits for a line on stdin first; bad usage is refused."""
+    probe = str(_probe())
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([probe, *args], input="go\n", capture_output=True, text=True)
+
+    done = run("fault", "1", "2")
+    assert done.returncode == 0, done.stderr
+    faults = [(int(a), int(b), int(c)) for a, b, c in map(str.split, done.stdout.splitlines())]
+    assert [pages for _, _, pages in faults] == [256, 256]
+    assert all(first > 0 and second > 0 for first, second, _ in faults)
+    assert cal.page_fault_cost(faults) >= 0
+    done = run("nullwrite", "1000", "3")
+    assert done.returncode == 0, done.stderr
+    writes = [(int(a), int(b)) for a, b in map(str.split, done.stdout.splitlines())]
+    assert [calls for _, calls in writes] == [1000] * 3 and all(ns > 0 for ns, _ in writes)
+    bad = run("fault", "0", "1")
+    assert bad.returncode == 2 and "usage: probe" in bad.stderr
+    unknown = run("sleep", "1", "1")
+    assert unknown.returncode == 2 and "unknown probe sleep" in unknown.stderr
+
+
+def test_null_write_cost_per_call() -> None:
+    calls = 200_000
+    trials = [(16_134_983, calls), (16_198_609, calls), (16_168_023, calls), (30_000_000, calls)]
+    # 80.67, 80.99, 80.84 and a preempted-looking 150 ns per call: the median of the four
+    assert cal.null_write_cost(trials) == round((80.84 + 80.99) / 2) == 81
+    assert cal.null_write_cost([(7_800, 100), (1, 0)]) == 78  # a trial of no call is skipped
+    with pytest.raises(ValueError, match="write trials"):
+        cal.null_write_cost([])
+
+
 # ---- noise ------------------------------------------------------------------------------------
-def test_noise_runs_and_rate() -> None:
-    hogs = {A, B}
+ME = 100  # calibrate itself
+
+
+def test_noise_is_the_preemptions_of_the_hogs_by_tasks_not_ours() -> None:
+    hogs, ours = {A, B, C}, {A, B, C, ME}
+    start, end = 1 * MS, 501 * MS
     events = [
-        switch(0, 0, 0, A),
-        switch(1 * MS, 0, A, X),  # X runs 30 us on CPU 0
-        switch(1 * MS + 30 * US, 0, X, 8),  # then 8 runs 5 us
-        switch(1 * MS + 35 * US, 0, 8, A),
-        switch(2 * MS, 1, B, 9),  # 9 runs 2 ms on CPU 1
-        switch(4 * MS, 1, 9, B),
-        switch(5 * MS, 1, B, 0),  # idle: not noise
-        switch(6 * MS, 1, 0, B),
+        switch(500 * US, 0, A, X),  # before the window (calibrate was setting it up)
+        switch(600 * US, 0, X, A),
+        switch(2 * MS, 0, A, X),  # X runs 30 us on CPU 0
+        switch(2 * MS + 30 * US, 0, X, 8),  # then 8 runs 5 us: one preemption of 35 us
+        switch(2 * MS + 35 * US, 0, 8, A),
+        switch(3 * MS, 0, A, ME),  # calibrate itself: not noise
+        switch(3 * MS + 20 * US, 0, ME, X),  # after our own task: ours to answer for
+        switch(3 * MS + 50 * US, 0, X, A),
+        switch(4 * MS, 0, A, 9),  # 9 runs 5 us
+        switch(4 * MS + 5 * US, 0, 9, A),
+        switch(10 * MS, 1, B, 9),  # 9 runs 2 ms on CPU 1, then the other hog has its turn
+        switch(12 * MS, 1, 9, C),
+        switch(16 * MS, 1, C, B),  # hog to hog: not noise
+        switch(20 * MS, 1, B, X),  # X runs 1 ms, then the CPU idles: a preemption of 1 ms
+        switch(21 * MS, 1, X, 0),
+        switch(22 * MS, 1, 0, B),
+        switch(500 * MS, 0, A, X),  # ends after the window: its length is not known
+        switch(502 * MS, 0, X, A),
     ]
-    runs = cal.noise_runs(events, hogs)
-    assert runs == {0: [30 * US, 5 * US], 1: [2 * MS]}
-    noise = cal.noise_cpu(0, runs[0], 500 * MS)
-    assert noise.rate_per_s == 4.0 and noise.share == 0.0001  # 35 us of 500 ms
+    runs = cal.noise_preemptions(events, hogs, ours, start, end)
+    assert runs == {0: [35 * US, 5 * US], 1: [2 * MS, 1 * MS]}
+    noise = cal.noise_cpu(0, runs[0], end - start)
+    assert noise.rate_per_s == 4.0 and noise.share == 0.0001  # 40 us of 500 ms
+    # quantiles linear between 5 and 35 us, rounded to the trace's 1 us
     assert noise.run_length.quantiles == {
         "p0": 5 * US,
         "p5": 6 * US,
-        "p25": 11 * US,
-        "p50": 18 * US,
-        "p75": 24 * US,
-        "p95": 29 * US,
-        "p99": 30 * US,
-        "p100": 30 * US,
+        "p25": 12 * US,
+        "p50": 20 * US,
+        "p75": 28 * US,
+        "p95": 34 * US,
+        "p99": 35 * US,
+        "p100": 35 * US,
     }
+    assert cal.noise_cpu(1, runs[1], end - start).share == 0.006  # 3 ms of 500 ms
     quiet = cal.noise_cpu(1, [], 500 * MS)
     assert quiet.rate_per_s == 0 and quiet.share == 0 and quiet.run_length.quantile(0.5) == 0
 
@@ -219,6 +314,48 @@ def test_refused_where_it_cannot_measure(monkeypatch: pytest.MonkeyPatch) -> Non
     assert result.exit_code == NotRoot.exit_status == 22
     assert "cfssim calibrate: cfssim measure needs root" in result.output
     assert "Traceback" not in result.output
+
+
+def test_refused_without_cgroups(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_cgroups() -> None:
+        raise NoCgroupFs("no cgroup filesystem is mounted (neither cgroup v1 nor cgroup2)")
+
+    monkeypatch.setattr(cal, "detect", no_cgroups)
+    result = CliRunner().invoke(main, ["calibrate"])
+    assert result.exit_code == NoCgroupFs.exit_status == 23
+    assert "cfssim calibrate: no cgroup filesystem is mounted" in result.output
+    assert "Traceback" not in result.output
+
+
+class _Driver:
+    """A cgroup driver that records what calibrate asks of it."""
+
+    run_name = "cfssim-test"
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def create(self, configs: object) -> None:
+        self.calls.append("create")
+
+    def remove(self) -> None:
+        self.calls.append("remove")
+
+
+def test_refused_without_a_compiler_before_anything_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    driver = _Driver()
+    monkeypatch.setattr(cal, "detect", lambda: None)
+    monkeypatch.setattr(cal, "make_driver", lambda layout: driver)
+    monkeypatch.setattr(cal, "mount_tracefs", lambda: Path("/sys/kernel/tracing"))
+
+    def no_compiler(source: Path) -> Path:
+        raise NoCompiler(f"cfssim compiles a small C program ({source.name}) on first use, but no")
+
+    monkeypatch.setattr(cal, "compiled", no_compiler)
+    result = CliRunner().invoke(main, ["calibrate"])
+    assert result.exit_code == NoCompiler.exit_status == 27
+    assert "cfssim calibrate: cfssim compiles a small C program (probe.c)" in result.output
+    assert driver.calls == ["remove"]  # nothing was made, and the cleanup still ran
 
 
 def test_a_bad_duration_is_bad_input() -> None:
@@ -259,6 +396,8 @@ def test_calibrate_this_host(tmp_path: Path) -> None:
     assert 700 * US <= profile.base_slice_ns <= 4 * MS
     assert profile.timer_slack_ns == 50_000
     assert 300 <= profile.page_fault_ns_per_page <= 20_000
+    assert 20 <= profile.null_write_ns_per_call <= 2_000
+    assert 1 * US <= profile.tick_switch_ns <= 1 * MS  # within the first quarter tick
     assert profile.sched_cfs_bandwidth_slice_us == 5_000
     assert (profile.sched_rt_runtime_us, profile.sched_rt_period_us) == (950_000, 1_000_000)
     assert profile.tick is not None and profile.tick.phase_ns < 4 * MS

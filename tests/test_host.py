@@ -162,7 +162,7 @@ def test_the_calibrated_profile_becomes_the_simulated_host() -> None:
     sim.add_process("hog", cfssim.program(run="forever"), threads=2)
     result = sim.run("1s")
     noise = [result.tasks[f"host-noise-cpu{cpu}/0"] for cpu in (0, 1)]
-    # Poisson arrivals at the profile's rate (5/s per CPU: 10 expected in 1 s, ±4σ ≈ ±13)
+    # Poisson arrivals at the profile's rates (4.5/s and 5.7/s: 10.2 expected in 1 s, ±4σ ≈ ±13)
     runs = sum(t["timeslices"] for t in noise)
     assert 0 < runs <= 10 + 13
     longest = max(cpu.run_length.quantile(1.0) for cpu in profile.noise.cpus)

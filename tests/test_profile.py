@@ -79,10 +79,14 @@ def test_a_good_profile_loads_in_ns(tmp_path: Path) -> None:
 
 
 def test_dump_reads_back_equal(tmp_path: Path) -> None:
-    profile = load_profile(write(tmp_path, GOOD))
+    profile = load_profile(
+        write(tmp_path, GOOD + "null_write_ns_per_call: 78\ntick_switch_ns: 10000\n")
+    )
     text = dump_profile(profile, ("a header",))
     assert text.startswith("# a header\n")
     assert "offset: -12us" in text and "base_slice_ns: 1400000" in text
+    # keys naming their unit are written as plain ints of it
+    assert "null_write_ns_per_call: 78\n" in text and "tick_switch_ns: 10000\n" in text
     assert parse_profile(text) == profile
 
 

@@ -10,19 +10,28 @@ afterwards) with two events:
   earliest residue the grid phase (`tick_phase`; /proc/timer_list's armed expiry when readable),
   and the same tick on two CPUs their skew (`tick_skew`): CPU c's ``now`` minus CPU 0's.
 - ``sched:sched_switch`` of every task: the two hogs sharing the last CPU hand over at the end of
-  each slice (`timeslices`, `slice_ends_from`: tick-quantised or precise), and whatever else runs
-  on each CPU among the hogs is the host's noise (`noise_runs`: arrivals per second and run
-  lengths). The base slice is ``se.slice`` of a nice-0 hog's /proc/<pid>/sched (the kernel's
-  ``sysctl_sched_base_slice``; debugfs is locked down), else the measured median slice.
+  each slice (`timeslices`, `slice_ends_from`: tick-quantised or precise), and the switch a tick
+  causes comes `tick_switches` after that tick's handler (``tick_switch_ns``: the handler's work
+  and the interrupt's exit, where ``schedule`` runs). The host's noise is what preempts the hogs
+  (`noise_preemptions`): each time a hog is switched out for tasks that are not ours, until a
+  hog gets the CPU back — arrivals per second and lengths, counted only while calibrate itself
+  sleeps (its set-up and read-out at the window's edges are not noise, nor are its threads and
+  its ancestors', the shell or harness that started it: `own_tasks`). The base slice is
+  ``se.slice`` of a nice-0 hog's /proc/<pid>/sched (the kernel's ``sysctl_sched_base_slice``;
+  debugfs is locked down), else the measured median slice.
 
-Then a child process in the run's cgroup first-touches N MiB of anonymous memory page by page, as
-the twin's worker allocates (mmap + one write per 4 KiB page), and touches it again: the
-difference of its CPU times is the fault + zeroing + memcg charge (`page_fault_cost`). Timer slack,
-the bandwidth slice and RT throttling are read from /proc.
+Then the C probe (``probe.c``, compiled on first use like the twin's worker) measures what a
+workload thread pays, on its own CPU clock: in a memory cgroup of the run with a limit (as the
+twin's allocators run), it first-touches N MiB of anonymous memory page by page as the worker's
+``alloc`` does (mmap + one write per 4 KiB page) and touches it again — the difference is the fault
++ zeroing + memcg charge (`page_fault_cost`); each trial maps new memory, none reuses the pages of
+the one before (those cost ~20% less to fault again here). It also times ``write(2)``s to
+/dev/null, rt-app's ``iorun`` (`null_write_cost`). Timer slack, the bandwidth slice and RT
+throttling are read from /proc.
 
 Refused (a `RealRunError`, its own exit status) where it cannot measure: not Linux or not root, no
-usable cgroup hierarchy, no tracefs or its events. Everything made — hogs, the child, the cgroups,
-the tracefs instance — is removed, on Ctrl-C and SIGTERM too.
+usable cgroup hierarchy, no tracefs or its events, no C compiler. Everything made — hogs, the
+probe, the cgroups, the tracefs instance — is removed, on Ctrl-C and SIGTERM too.
 """
 
 from __future__ import annotations
@@ -62,7 +71,9 @@ from ..profile import (
 from ..units import NSEC_PER_SEC, format_duration, parse_duration
 from .cgroupfs import Driver, detect, make_driver
 from .errors import RealRunError
+from .procfs import ancestors, thread_ids
 from .tracefs import Event, TraceSession, mount_tracefs, parse_trace
+from .worker import compiled
 
 DEFAULT_WINDOW_NS = 5 * NSEC_PER_SEC
 MIN_WINDOW_NS = NSEC_PER_SEC // 2
@@ -75,31 +86,20 @@ QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0)
 SKEW_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 FAULT_MIB = 32
 FAULT_TRIALS = 6
+#: the probe's memory cgroup: a limit above all it touches (every trial's memory stays
+#: mapped), so no trial reclaims or OOMs
+FAULT_GROUP = "/fault"
+FAULT_HEADROOM_MIB = 32
+NULL_WRITE_CALLS = 200_000
+NULL_WRITE_TRIALS = 5
+PROBE_SOURCE = Path(__file__).with_name("probe.c")
+#: a hog-to-hog switch at most this share of a tick after a tick's handler is that tick's
+TICK_SWITCH_SHARE = 4
 HOG_START_S = 0.3  # for the hogs' interpreters to reach their loop before the window opens
 #: a slice whose median length is within this share of a whole number of ticks ends at ticks
 TICK_QUANTUM_TOLERANCE = 0.1
 HOG = "while True: pass"
 TRACE_RESOLUTION_NS = 1_000  # of the trace text's timestamps (``now`` fields are exact)
-#: The page-fault child: waits for a line on stdin (it is put in the run's cgroup meanwhile),
-#: then per trial maps MiB of anonymous memory, writes one byte per page twice, and prints
-#: ``first_ns second_ns pages`` (its own CPU time, CLOCK_THREAD_CPUTIME_ID, per pass).
-FAULT_CHILD = """
-import mmap, sys, time
-mib, trials = int(sys.argv[1]), int(sys.argv[2])
-size, page = mib << 20, 4096
-flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_NORESERVE", 0)
-sys.stdin.readline()
-for _ in range(trials):
-    m = mmap.mmap(-1, size, flags=flags)
-    times = []
-    for _pass in range(2):
-        start = time.thread_time_ns()
-        for off in range(0, size, page):
-            m[off] = 1
-        times.append(time.thread_time_ns() - start)
-    m.close()
-    print(times[0], times[1], size // page, flush=True)
-"""
 
 
 # ---- pure analysis --------------------------------------------------------------------------
@@ -211,6 +211,29 @@ def timeslices(events: Iterable[Event], first: int, second: int) -> list[int]:
     return turns
 
 
+def tick_switches(
+    events: Iterable[Event], first: int, second: int, cpu: int, max_gap_ns: int
+) -> list[int]:
+    """How long after its tick's handler each tick-driven switch between two hogs sharing `cpu`
+    came (ns): for every ``sched_switch`` from one hog to the other there, the time since the
+    last tick handler's ``now`` on that CPU (``hrtimer_expire_entry``), when at most
+    `max_gap_ns` (a switch further from any tick was not the tick's). The tick handler's
+    ``sched_tick`` finds the slice used up and sets need_resched; ``schedule`` runs at the
+    interrupt's exit."""
+    pair = {first: second, second: first}
+    gaps: list[int] = []
+    handler: int | None = None  # the `now` of the last tick handler on `cpu`
+    for event in sorted((e for e in events if e.cpu == cpu), key=lambda e: e.time_ns):
+        if event.name == "hrtimer_expire_entry" and "now" in event.fields:
+            handler = event.fields["now"]
+        elif event.name == "sched_switch" and handler is not None:
+            prev, nxt = event.fields.get("prev_pid"), event.fields.get("next_pid")
+            gap = event.time_ns - handler
+            if prev in pair and nxt == pair[prev] and 0 <= gap <= max_gap_ns:
+                gaps.append(gap)
+    return gaps
+
+
 def slice_ends_from(turns: Sequence[int], tick_ns: int) -> SliceEnds:
     """``"tick"`` when the median turn is a whole number (≥ 1) of ticks, within
     `TICK_QUANTUM_TOLERANCE` (a used-up slice noticed at the next tick), else ``"precise"``."""
@@ -244,19 +267,36 @@ def page_fault_cost(samples: Iterable[tuple[int, int, int]]) -> int:
     return max(0, round(median(costs)))
 
 
-def noise_runs(events: Iterable[Event], workload: set[int]) -> dict[int, list[int]]:
-    """Per CPU, the lengths (ns) of the runs of tasks other than the idle task and the
-    `workload` pids: from a ``sched_switch`` to such a task to the next switch on that CPU."""
-    runs: dict[int, list[int]] = {}
-    running: dict[int, tuple[int, int]] = {}  # cpu → (pid, start)
+def null_write_cost(samples: Iterable[tuple[int, int]]) -> int:
+    """CPU ns per ``write(2)`` to /dev/null: the median over trials of cpu_ns ÷ calls, each
+    trial a (cpu_ns, calls) pair (``write_null`` touches no byte: one cost per call)."""
+    costs = [cpu_ns / calls for cpu_ns, calls in samples if calls > 0]
+    if not costs:
+        raise ValueError("expected /dev/null write trials, found none")
+    return round(median(costs))
+
+
+def noise_preemptions(
+    events: Iterable[Event], hogs: set[int], ours: set[int], start_ns: int, end_ns: int
+) -> dict[int, list[int]]:
+    """Per CPU, how long (ns) each preemption of a hog by the host lasted: from a
+    ``sched_switch`` taking a `hogs` pid off the CPU for a task that is neither ours (`ours`,
+    the hogs included) nor idle, through any further such tasks, to the next switch to one of
+    ours or to idle. Only preemptions that begin and end within [`start_ns`, `end_ns`] count:
+    outside it calibrate itself runs (tracefs set-up and read-out)."""
+    lengths: dict[int, list[int]] = {}
+    began: dict[int, int] = {}  # cpu → start of the preemption under way
     for event in sorted((e for e in events if e.name == "sched_switch"), key=lambda e: e.time_ns):
-        begun = running.pop(event.cpu, None)
-        if begun is not None and event.fields.get("prev_pid") == begun[0]:
-            runs.setdefault(event.cpu, []).append(event.time_ns - begun[1])
-        nxt = event.fields.get("next_pid", 0)
-        if nxt != 0 and nxt not in workload:
-            running[event.cpu] = (nxt, event.time_ns)
-    return runs
+        prev, nxt = event.fields.get("prev_pid", 0), event.fields.get("next_pid", 0)
+        foreign = nxt != 0 and nxt not in ours
+        if event.cpu in began:
+            if not foreign:
+                start = began.pop(event.cpu)
+                if event.time_ns <= end_ns:
+                    lengths.setdefault(event.cpu, []).append(event.time_ns - start)
+        elif foreign and prev in hogs and start_ns <= event.time_ns:
+            began[event.cpu] = event.time_ns
+    return lengths
 
 
 def noise_cpu(cpu: int, runs: Sequence[int], window_ns: int) -> NoiseCpu:
@@ -326,6 +366,34 @@ def tick_handler(timer_list: str | None) -> str:
 
 
 # ---- the measurement ------------------------------------------------------------------------
+@dataclass
+class Window:
+    """The traced window on CLOCK_MONOTONIC (the trace clock), ns: while calibrate sleeps."""
+
+    start_ns: int
+    end_ns: int
+
+    @property
+    def length_ns(self) -> int:
+        return self.end_ns - self.start_ns
+
+
+@dataclass(frozen=True)
+class Costs:
+    """The probe's trials: page faults (first_ns, second_ns, pages) and /dev/null writes
+    (cpu_ns, calls)."""
+
+    faults: list[tuple[int, int, int]]
+    null_writes: list[tuple[int, int]]
+
+
+def own_tasks(pid: int) -> set[int]:
+    """The threads of calibrate (process `pid`) and of its ancestors below init: the shell,
+    terminal or harness that started it and watches it (one polling it every 50 ms was seen on
+    the development VM) run because calibrate runs, not as the host's noise."""
+    return {tid for process in (pid, *ancestors(pid)) for tid in thread_ids(process)}
+
+
 def hog_cpus(allowed: Iterable[int]) -> list[int]:
     """Where the hogs go: one on each CPU this process may run on (its affinity, not every
     CPU: pinning outside a restricted cpuset fails), and a second one on the last of them."""
@@ -352,9 +420,14 @@ class Calibration:
     def run(self) -> MachineProfile:
         loadavg = float((_read("/proc/loadavg") or "0").split()[0])
         mount_tracefs()  # refuse before anything runs
-        root: dict[str, Any] = {"/": CgroupConfig()}  # the run's own cgroup, nothing limited
-        self.driver.create(root)
-        cpus = os.cpu_count() or 1
+        probe = compiled(PROBE_SOURCE)
+        groups: dict[str, Any] = {
+            "/": CgroupConfig(),  # the run's own cgroup, nothing limited: the hogs
+            FAULT_GROUP: CgroupConfig(
+                memory_limit=(self.fault_mib * self.fault_trials + FAULT_HEADROOM_MIB) << 20
+            ),
+        }
+        self.driver.create(groups)
         timer_list = _read("/proc/timer_list")
         handler = tick_handler(timer_list)
         placement = hog_cpus(os.sched_getaffinity(0))
@@ -369,9 +442,13 @@ class Calibration:
                 "sched/sched_switch": "",
             },
         )
+        ours = own_tasks(os.getpid())
         self.instance.start()
+        window = Window(time.monotonic_ns(), 0)  # the trace clock is CLOCK_MONOTONIC too
         time.sleep(self.window_ns / NSEC_PER_SEC)
+        window.end_ns = time.monotonic_ns()
         text, lost = self.instance.stop()
+        ours |= own_tasks(os.getpid())  # threads its ancestors started meanwhile too
         if lost:
             self.notes.append(f"{lost} traced events were lost to ring-buffer overruns")
         events = list(parse_trace(text))
@@ -381,11 +458,24 @@ class Calibration:
         for hog in hogs:
             hog.kill()
             hog.wait()
-        faults = self._page_faults()
-        return self._profile(events, hogs, placement[-1], sched, armed, faults, loadavg, cpus)
+        costs = Costs(
+            faults=[
+                (int(a), int(b), int(c))
+                for a, b, c in self._probe(probe, "fault", self.fault_mib, self.fault_trials)
+            ],
+            null_writes=[
+                (int(a), int(b))
+                for a, b in self._probe(probe, "nullwrite", NULL_WRITE_CALLS, NULL_WRITE_TRIALS)
+            ],
+        )
+        return self._profile(
+            events, window, hogs, ours, placement[-1], sched, armed, costs, loadavg
+        )
 
-    def _spawn(self, argv: list[str], cpu: int | None, **kwargs: object) -> subprocess.Popen[str]:
-        """A child at nice 0, SCHED_OTHER, in the run's cgroup (pinned to `cpu`)."""
+    def _spawn(
+        self, argv: list[str], cpu: int | None, path: str = "/", **kwargs: object
+    ) -> subprocess.Popen[str]:
+        """A child at nice 0, SCHED_OTHER, in the run's cgroup `path` (pinned to `cpu`)."""
 
         def child_setup() -> None:
             os.setpriority(os.PRIO_PROCESS, 0, 0)
@@ -395,35 +485,40 @@ class Calibration:
 
         child = subprocess.Popen(argv, preexec_fn=child_setup, text=True, **kwargs)  # type: ignore[call-overload]
         self.children.append(child)
-        self.driver.attach("/", child.pid, child.pid)
+        self.driver.attach(path, child.pid, child.pid)
         return child
 
-    def _page_faults(self) -> list[tuple[int, int, int]]:
+    def _probe(self, binary: Path, probe: str, size: int, trials: int) -> list[list[str]]:
+        """Run ``probe <probe> <size> <trials>`` in the fault cgroup (released once it is
+        there); its output lines, split."""
         child = self._spawn(
-            [sys.executable, "-S", "-c", FAULT_CHILD, str(self.fault_mib), str(self.fault_trials)],
+            [str(binary), probe, str(size), str(trials)],
             None,
+            FAULT_GROUP,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
-        out, _ = child.communicate("go\n", timeout=60)
+        out, err = child.communicate("go\n", timeout=60)
         if child.returncode != 0:
-            raise RealRunError(f"the page-fault child failed (exit status {child.returncode})")
-        return [
-            (int(a), int(b), int(c))
-            for a, b, c in (line.split() for line in out.splitlines() if line.strip())
-        ]
+            raise RealRunError(
+                f"the {probe} probe failed (exit status {child.returncode}): {err.strip()}"
+            )
+        return [line.split() for line in out.splitlines() if line.strip()]
 
     def _profile(
         self,
         events: list[Event],
+        window: Window,
         hogs: Sequence[subprocess.Popen[str]],
+        ours: set[int],
         shared_cpu: int,
         sched: str,
         armed: dict[int, int],
-        faults: list[tuple[int, int, int]],
+        costs: Costs,
         loadavg: float,
-        cpus: int,
     ) -> MachineProfile:
+        cpus = os.cpu_count() or 1
         ticks = tick_times(events)
         if 0 not in ticks:
             raise RealRunError("no tick of CPU 0 was traced (hrtimer_expire_entry)")
@@ -464,8 +559,16 @@ class Calibration:
             self.notes.append(
                 "/proc/<pid>/sched shows no se.slice: the base slice is the hogs' median timeslice"
             )
-        workload = {os.getpid(), *(hog.pid for hog in hogs)}
-        runs = noise_runs(events, workload)
+        switches = tick_switches(
+            events, hogs[-2].pid, hogs[-1].pid, shared_cpu, tick_ns // TICK_SWITCH_SHARE
+        )
+        if not switches:
+            self.notes.append(
+                f"no switch between the hogs on CPU {shared_cpu} came within "
+                f"{format_duration(tick_ns // TICK_SWITCH_SHARE)} of a tick: tick_switch_ns 0"
+            )
+        pinned = {hog.pid for hog in hogs}
+        runs = noise_preemptions(events, pinned, ours | pinned, window.start_ns, window.end_ns)
         return MachineProfile(
             host=socket.gethostname(),
             kernel=platform.release(),
@@ -476,7 +579,9 @@ class Calibration:
             slice_ends=slice_ends_from(turns, tick_ns),
             base_slice_ns=base_slice,
             timer_slack_ns=_read_int("/proc/self/timerslack_ns") or 0,
-            page_fault_ns_per_page=page_fault_cost(faults),
+            page_fault_ns_per_page=page_fault_cost(costs.faults),
+            null_write_ns_per_call=null_write_cost(costs.null_writes),
+            tick_switch_ns=round(median(switches)) if switches else 0,
             sched_cfs_bandwidth_slice_us=_read_int("/proc/sys/kernel/sched_cfs_bandwidth_slice_us"),
             sched_rt_runtime_us=_read_int("/proc/sys/kernel/sched_rt_runtime_us"),
             sched_rt_period_us=_read_int("/proc/sys/kernel/sched_rt_period_us"),
@@ -484,7 +589,7 @@ class Calibration:
             noise=NoiseSpec(
                 window=self.window_ns,
                 cpus=tuple(
-                    noise_cpu(cpu, runs.get(cpu, []), self.window_ns) for cpu in range(cpus)
+                    noise_cpu(cpu, runs.get(cpu, []), window.length_ns) for cpu in range(cpus)
                 ),
             ),
         )
@@ -535,7 +640,9 @@ def summary_lines(profile: MachineProfile) -> Iterator[str]:
         f"slices end at the {profile.slice_ends}; base slice "
         f"{format_duration(profile.base_slice_ns)}; timer slack "
         f"{format_duration(profile.timer_slack_ns)}; page fault "
-        f"{format_duration(profile.page_fault_ns_per_page)}/page"
+        f"{format_duration(profile.page_fault_ns_per_page)}/page; /dev/null write "
+        f"{format_duration(profile.null_write_ns_per_call)}/call; a tick's switch "
+        f"{format_duration(profile.tick_switch_ns)} after its handler"
     )
     if profile.tick is not None:
         for entry in profile.tick.cpus[1:]:
@@ -586,9 +693,10 @@ def _window(ctx: click.Context, param: click.Parameter, value: str) -> int:
     help="How long the hogs run while ticks, slices and noise are traced.",
 )
 def calibrate_command(output: Path | None, window_ns: int) -> None:
-    """Measure this host (root, cgroups, tracefs) and write its machine profile: HZ and tick
-    phase, per-CPU tick skew, slice ends and base slice, timer slack, page-fault cost,
-    background noise, bandwidth slice and RT throttling."""
+    """Measure this host (root, cgroups, tracefs, a C compiler) and write its machine profile:
+    HZ and tick phase, per-CPU tick skew and delay, slice ends and base slice, the switch after
+    a tick, timer slack, page-fault and /dev/null write costs, background noise, bandwidth
+    slice and RT throttling."""
     from .commands import _exits
 
     notes: list[str] = []

@@ -158,6 +158,33 @@ def start_time(pid: int) -> int | None:
         return None
 
 
+def parent_pid(stat_text: str) -> int:
+    """The parent's pid (``ppid``, field 4) in a /proc/<pid>/stat text."""
+    return int(stat_text.rsplit(")", 1)[1].split()[1])
+
+
+def ancestors(pid: int) -> list[int]:
+    """The pids of `pid`'s parent, its parent's parent, … below init (pid 1), nearest first;
+    a process that is gone ends the chain."""
+    chain: list[int] = []
+    while True:
+        try:
+            pid = parent_pid(Path(f"/proc/{pid}/stat").read_text())
+        except (OSError, IndexError, ValueError):
+            return chain
+        if pid <= 1 or pid in chain:
+            return chain
+        chain.append(pid)
+
+
+def thread_ids(pid: int) -> list[int]:
+    """The tids of process `pid` (``/proc/<pid>/task``; its pid alone when unreadable)."""
+    try:
+        return sorted(int(tid.name) for tid in Path(f"/proc/{pid}/task").iterdir())
+    except (OSError, ValueError):
+        return [pid]
+
+
 def comm(pid: int) -> str | None:
     """The command name of process `pid` (``/proc/<pid>/comm``), None when there is none."""
     try:

@@ -36,23 +36,31 @@ def cache_dir() -> Path:
 
 def worker_binary(compiler: str | None = None) -> Path:
     """The compiled worker for the current source, building it if needed."""
-    source = SOURCE.read_bytes()
-    target = cache_dir() / f"worker-{hashlib.sha256(source).hexdigest()[:16]}"
+    return compiled(SOURCE, compiler)
+
+
+def compiled(source_file: Path, compiler: str | None = None) -> Path:
+    """The binary of C program `source_file` (``cc -O2 -pthread``), cached in `cache_dir` under
+    its stem and the hash of its source, building it if needed; `NoCompiler` when it cannot."""
+    source = source_file.read_bytes()
+    target = cache_dir() / f"{source_file.stem}-{hashlib.sha256(source).hexdigest()[:16]}"
     if target.exists():
         return target
     cc = compiler or next((c for c in ("cc", "gcc", "clang") if shutil.which(c)), None)
     if cc is None or shutil.which(cc) is None:
         raise NoCompiler(
-            "cfssim measure compiles a small C worker on first use, but no C compiler "
-            "(cc, gcc or clang) was found; install one (e.g. apt-get install gcc)"
+            f"cfssim compiles a small C program ({source_file.name}) on first use, but no C "
+            "compiler (cc, gcc or clang) was found; install one (e.g. apt-get install gcc)"
         )
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(f".{os.getpid()}.tmp")
     done = subprocess.run(
-        [cc, "-O2", "-pthread", "-o", str(partial), str(SOURCE)], capture_output=True, text=True
+        [cc, "-O2", "-pthread", "-o", str(partial), str(source_file)],
+        capture_output=True,
+        text=True,
     )
     if done.returncode != 0:
-        raise NoCompiler(f"compiling {SOURCE} with {cc} failed:\n{done.stderr.strip()}")
+        raise NoCompiler(f"compiling {source_file} with {cc} failed:\n{done.stderr.strip()}")
     partial.replace(target)
     return target
 
