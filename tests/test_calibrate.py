@@ -305,25 +305,31 @@ def test_noise_is_the_preemptions_of_the_hogs_by_tasks_not_ours() -> None:
 
 
 # ---- the command ------------------------------------------------------------------------------
-def test_refused_where_it_cannot_measure(monkeypatch: pytest.MonkeyPatch) -> None:
-    def not_root() -> None:
-        raise NotRoot("cfssim measure needs root to create cgroups and move tasks (run as root)")
+@pytest.mark.parametrize(
+    ("error", "status", "words"),
+    [
+        (
+            NotRoot("cfssim measure needs root to create cgroups and move tasks (run as root)"),
+            22,
+            "cfssim measure needs root",
+        ),
+        (
+            NoCgroupFs("no cgroup filesystem is mounted (neither cgroup v1 nor cgroup2)"),
+            23,
+            "no cgroup filesystem is mounted",
+        ),
+    ],
+)
+def test_refused_where_it_cannot_measure(
+    monkeypatch: pytest.MonkeyPatch, error: Exception, status: int, words: str
+) -> None:
+    def cannot() -> None:
+        raise error
 
-    monkeypatch.setattr(cal, "detect", not_root)
+    monkeypatch.setattr(cal, "detect", cannot)
     result = CliRunner().invoke(main, ["calibrate"])
-    assert result.exit_code == NotRoot.exit_status == 22
-    assert "cfssim calibrate: cfssim measure needs root" in result.output
-    assert "Traceback" not in result.output
-
-
-def test_refused_without_cgroups(monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_cgroups() -> None:
-        raise NoCgroupFs("no cgroup filesystem is mounted (neither cgroup v1 nor cgroup2)")
-
-    monkeypatch.setattr(cal, "detect", no_cgroups)
-    result = CliRunner().invoke(main, ["calibrate"])
-    assert result.exit_code == NoCgroupFs.exit_status == 23
-    assert "cfssim calibrate: no cgroup filesystem is mounted" in result.output
+    assert result.exit_code == type(error).exit_status == status  # type: ignore[attr-defined]
+    assert f"cfssim calibrate: {words}" in result.output
     assert "Traceback" not in result.output
 
 
