@@ -181,10 +181,17 @@ def median_of(runs: Callable[[], Measurement], repeat: int) -> tuple[Measurement
     return done[len(done) // 2], max(m.switches_per_s for m in done)
 
 
-def run_cases(quick: bool, repeat: int = 3) -> list[tuple[Measurement, float]]:
+CASES = ("hogs", "mixed", "quota", "scaling")
+
+
+def run_cases(
+    quick: bool, repeat: int = 3, cases: tuple[str, ...] = CASES, policies: tuple[str, ...] = ()
+) -> list[tuple[Measurement, float]]:
+    """The `cases` (names from CASES) for `policies` (default: every fair policy), in order."""
     scale = 10 if quick else 1
+    chosen = sorted(policies or FAIR_POLICIES)
     out = []
-    for policy in sorted(FAIR_POLICIES):
+    for policy in chosen if "hogs" in cases else ():
         out.append(
             median_of(
                 lambda p=policy: measure(  # type: ignore[misc]
@@ -193,7 +200,7 @@ def run_cases(quick: bool, repeat: int = 3) -> list[tuple[Measurement, float]]:
                 repeat,
             )
         )
-    for policy in sorted(FAIR_POLICIES):
+    for policy in chosen if "mixed" in cases else ():
         out.append(
             median_of(
                 lambda p=policy: measure(  # type: ignore[misc]
@@ -202,19 +209,20 @@ def run_cases(quick: bool, repeat: int = 3) -> list[tuple[Measurement, float]]:
                 repeat,
             )
         )
-    out.append(
-        median_of(
-            lambda: measure(
-                "64 CPUs x 1000 in 10 q",
-                "eevdf",
-                lambda: quota_groups("eevdf"),
-                cfssim.ms(100),
-                cfssim.s(10) // scale,
-            ),
-            repeat,
+    if "quota" in cases:
+        out.append(
+            median_of(
+                lambda: measure(
+                    "64 CPUs x 1000 in 10 q",
+                    "eevdf",
+                    lambda: quota_groups("eevdf"),
+                    cfssim.ms(100),
+                    cfssim.s(10) // scale,
+                ),
+                repeat,
+            )
         )
-    )
-    for n in (10, 100, 1000, 10_000):
+    for n in (10, 100, 1000, 10_000) if "scaling" in cases else ():
         # each hog runs ≥ min_granularity per turn: ~1300 switches per simulated second on 1
         # CPU whatever n; run long enough to give every task several turns
         span = max(cfssim.s(5), n * cfssim.ms(3)) // scale
@@ -394,11 +402,31 @@ def main() -> None:
         help="a site directory holding a compiled build (default: found on the path)",
     )
     parser.add_argument("--no-compiled", action="store_true", help="skip the compiled core's table")
+    parser.add_argument(
+        "--case",
+        action="append",
+        choices=CASES,
+        help="run only this case (repeatable; default: all): hogs (1), mixed (2), quota (3), "
+        "scaling (4)",
+    )
+    parser.add_argument(
+        "--policy",
+        action="append",
+        choices=sorted(FAIR_POLICIES),
+        help="only this policy for cases 1 and 2 (repeatable; default: all)",
+    )
     args = parser.parse_args()
-    print_table(run_cases(args.quick, args.repeat))
+    cases = tuple(args.case or CASES)
+    policies = tuple(args.policy or ())
+    print_table(run_cases(args.quick, args.repeat, cases, policies))
     site_dir = None if args.no_compiled else (args.compiled_site or compiled_site())
     if site_dir is not None:
-        run_compiled(site_dir, [*(["--quick"] if args.quick else []), "--repeat", str(args.repeat)])
+        selection = [f"--case={c}" for c in args.case or ()]
+        selection += [f"--policy={p}" for p in policies]
+        run_compiled(
+            site_dir,
+            [*(["--quick"] if args.quick else []), "--repeat", str(args.repeat), *selection],
+        )
     if args.floor:
         print_floor()
     if args.profile:

@@ -155,20 +155,25 @@ class Eevdf(FairPolicy):
     def place_entity(self, cfs_rq: CfsRunQueue, se: SchedEntity, flags: int) -> None:
         """``place_entity``: v = V − lag·(W + w)/W (PLACE_LAG), then a fresh request — half a
         slice for new tasks (PLACE_DEADLINE_INITIAL) — or the kept relative deadline."""
+        avg, load = queue_sums(cfs_rq, se, with_se=False)
+        self._place(cfs_rq, se, flags, avg, load)
+
+    def _place(self, cfs_rq: CfsRunQueue, se: SchedEntity, flags: int, avg: int, load: int) -> None:
+        """`place_entity` given the queue's `queue_sums` without `se` (`avg`, `load`)."""
         if se.my_q is not None:
             self.update_group_slice(se)
         elif not se.custom_slice:
             se.slice = self.base_slice
-        vslice = self.vslice(se)
-        avg, load = queue_sums(cfs_rq, se, with_se=False)
         lag = 0
-        if self.place_lag and load and se.vlag:
-            lag = div_s64(se.vlag * (load + se.weight), load)
+        vlag = se.vlag
+        if self.place_lag and load and vlag:
+            lag = div_s64(vlag * (load + se.weight), load)
         se.vruntime = avg_vruntime(cfs_rq, avg, load) - lag
         if se.rel_deadline:
             se.rel_deadline = False
             se.deadline += se.vruntime
             return
+        vslice = self.vslice(se)
         if self.deadline_initial and flags & ENQUEUE_INITIAL:
             vslice //= 2
         se.deadline = se.vruntime + vslice
@@ -259,20 +264,26 @@ class Eevdf(FairPolicy):
         """``reweight_entity``: scale vlag and a relative deadline by w_old/w_new; a queued
         entity is re-placed so its lag survives (the machine took it out of the tree). An
         entity off every queue (`cfs_rq` None: a task never woken) only scales its vlag."""
-        queued = se.on_rq
-        if queued:
-            assert cfs_rq is not None
-            self.update_entity_lag(cfs_rq, se)
-            se.deadline -= se.vruntime
-            se.rel_deadline = True
+        if not se.on_rq:
+            old = se.weight
+            se.vlag = div_s64(se.vlag * old, weight)
+            if se.rel_deadline:
+                se.deadline = div_s64(se.deadline * old, weight)
+            se.set_weight(weight)
+            return
+        assert cfs_rq is not None
+        # one queue sum serves update_entity_lag (`se` counted at its old weight) and
+        # place_entity (`se` left out); nothing between them moves the other entities
+        avg, load = queue_sums(cfs_rq, se, with_se=False)
         old = se.weight
+        v = se.vruntime
+        counted = avg + old * (v - cfs_rq.min_vruntime)
+        se.vlag = self.clamped_lag(cfs_rq, se, avg_vruntime(cfs_rq, counted, load + old) - v)
         se.vlag = div_s64(se.vlag * old, weight)
-        if se.rel_deadline:
-            se.deadline = div_s64(se.deadline * old, weight)
+        se.deadline = div_s64((se.deadline - v) * old, weight)
+        se.rel_deadline = True
         se.set_weight(weight)
-        if queued:
-            assert cfs_rq is not None
-            self.place_entity(cfs_rq, se, 0)
+        self._place(cfs_rq, se, 0, avg, load)
 
     # ---- pick -----------------------------------------------------------------------------
     def pick_next_entity(self, cfs_rq: CfsRunQueue) -> SchedEntity | None:
