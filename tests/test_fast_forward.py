@@ -151,6 +151,47 @@ def test_many_cpus_quota_groups_same_on_both_paths(
 
 
 @pytest.mark.parametrize("policy", sorted(FAIR_POLICIES))
+def test_newidle_source_search_matches_the_generic_one(
+    policy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`newidle_src_rq` (newidle's own search) answers as ``sched_balance_find_src_rq`` with
+    newidle's key and ``movable_only`` would, drawing the same tie-breaks from the machine's
+    generator: compared at every newidle balance of a throttling 24-CPU run."""
+    from cfssim.sched import balance
+    from cfssim.sched.newidle import newidle_src_rq
+
+    compared = {"calls": 0, "found": 0}
+
+    def both(machine: Any, rq: Any) -> Any:
+        state = machine.rng.bit_generator.state
+        generic = machine.sched_balance_find_src_rq(
+            rq, lambda other: (other.cfs.h_nr_running, other.cfs.load), movable_only=True
+        )
+        after = machine.rng.bit_generator.state
+        machine.rng.bit_generator.state = state
+        own = newidle_src_rq(machine, rq)
+        assert own is generic
+        assert machine.rng.bit_generator.state == after
+        compared["calls"] += 1
+        compared["found"] += own is not None
+        return own
+
+    monkeypatch.setattr(balance, "newidle_src_rq", both)
+    sim = cfssim.Simulation(cpus=24, policy=policy, seed=3)
+    for group in range(3):
+        path = f"/g{group}"
+        sim.add_cgroup(path, {"cpu.max": "700000 100000"})
+        sim.add_process(
+            f"hog{group}", threads=6, cgroup=path, behaviour=cfssim.program(run="forever")
+        )
+        sim.add_process(
+            f"io{group}", threads=8, cgroup=path, behaviour=cfssim.program(run="2ms", sleep="8ms")
+        )
+    sim.run("300ms")
+    assert compared["calls"] > 100 and 0 < compared["found"] < compared["calls"]
+
+
+@pytest.mark.parametrize("policy", sorted(FAIR_POLICIES))
 def test_noisy_host_sync_steps_and_yield_same_on_both_paths(
     policy: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
