@@ -167,7 +167,8 @@ class Eevdf(FairPolicy):
         lag = 0
         vlag = se.vlag
         if self.place_lag and load and vlag:
-            lag = div_s64(vlag * (load + se.weight), load)
+            lag = vlag * (load + se.weight)  # div_s64, inlined: truncate toward zero
+            lag = lag // load if lag >= 0 else -(-lag // load)
         se.vruntime = avg_vruntime(cfs_rq, avg, load) - lag
         if se.rel_deadline:
             se.rel_deadline = False
@@ -278,9 +279,11 @@ class Eevdf(FairPolicy):
         old = se.weight
         v = se.vruntime
         counted = avg + old * (v - cfs_rq.min_vruntime)
-        se.vlag = self.clamped_lag(cfs_rq, se, avg_vruntime(cfs_rq, counted, load + old) - v)
-        se.vlag = div_s64(se.vlag * old, weight)
-        se.deadline = div_s64((se.deadline - v) * old, weight)
+        vlag = self.clamped_lag(cfs_rq, se, avg_vruntime(cfs_rq, counted, load + old) - v) * old
+        deadline = (se.deadline - v) * old
+        # div_s64 twice, inlined: truncate toward zero
+        se.vlag = vlag // weight if vlag >= 0 else -(-vlag // weight)
+        se.deadline = deadline // weight if deadline >= 0 else -(-deadline // weight)
         se.rel_deadline = True
         se.set_weight(weight)
         self._place(cfs_rq, se, 0, avg, load)
