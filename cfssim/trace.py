@@ -89,6 +89,8 @@ class Recorder:
         self._seg = tuple(col.append for col in seg)
         self._vrt = tuple(col.append for col in self.columns["vruntime"])
         self._lag = tuple(col.append for col in self.columns["eevdf"])
+        self._wake = tuple(col.append for col in self.columns["wakeups"])
+        self._block = tuple(col.append for col in self.columns["blocks"])
 
     def segment(self, cpu: int, task: int, start: int, end: int) -> None:
         if end > start:
@@ -111,6 +113,21 @@ class Recorder:
         c(lag)
         d(deadline)
         e(eligible)
+
+    def wakeup(self, task: int, cpu: int, time: int, latency: int, waker: int) -> None:
+        """A ``wakeups`` row (a woken task's first switch-in), as `add` would append it."""
+        a, b, c, d, e = self._wake
+        a(task)
+        b(cpu)
+        c(time)
+        d(latency)
+        e(waker)
+
+    def block(self, task: int, time: int) -> None:
+        """A ``blocks`` row, as `add` would append it."""
+        a, b = self._block
+        a(task)
+        b(time)
 
     def add(self, table: str, *values: int) -> None:
         """Append one row to `table` (columns in `TABLES` order)."""

@@ -344,7 +344,7 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
 
     def _woken(self, task: Task, new: bool) -> None:
         """The task becomes runnable: its state and wakeup statistics."""
-        now = self.now
+        now: int = self.env._now  # type: ignore[assignment]
         task.state = TaskState.RUNNABLE
         task.wait_start = now
         if not new:
@@ -406,8 +406,9 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
                 rq.settling = None
             if rq.curr is task:
                 rq.need_resched = True
-            self.rec.add("blocks", task.tid, self.now)
-            self.sample_entity(task, self.now)
+            now: int = self.env._now  # type: ignore[assignment]
+            self.rec.block(task.tid, now)
+            self.sample_entity(task, now)
             self.touch(rq)
         task.state = state
         task.remaining = None
@@ -467,7 +468,7 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
             if nxt.wake_time >= 0:
                 latency = now - nxt.wake_time
                 nxt.latencies.append(latency)
-                self.rec.add("wakeups", nxt.tid, rq.cpu, nxt.wake_time, latency, nxt.waker)
+                self.rec.wakeup(nxt.tid, rq.cpu, nxt.wake_time, latency, nxt.waker)
                 nxt.wake_time = -1
         else:
             self.idle_rqs.add(rq.cpu)

@@ -57,11 +57,6 @@ class FairClass:
     """The fair class's hierarchy of run queues and their bandwidth (a `Machine` mixin)."""
 
     # ==== group weights ====================================================================
-    def add_load(self: Machine, cfs_rq: CfsRunQueue, delta: int) -> None:
-        cfs_rq.load += delta
-        if cfs_rq.se is not None:
-            cfs_rq.tg.load_sum += delta
-
     def update_cfs_group(self: Machine, se: SchedEntity) -> None:
         """``update_cfs_group``: re-derive a group entity's weight (`calc_group_shares`)."""
         my_q = se.my_q
@@ -92,7 +87,10 @@ class FairClass:
         in_tree = se.node is not None
         if in_tree:
             cfs_rq.remove(se)
-        self.add_load(cfs_rq, weight - se.weight)
+        delta = weight - se.weight  # add_load, inlined: hot
+        cfs_rq.load += delta
+        if cfs_rq.se is not None:
+            cfs_rq.tg.load_sum += delta
         self.policy.reweight_entity(cfs_rq, se, weight)
         if in_tree:
             cfs_rq.insert(se, self.policy.key(se))
@@ -103,7 +101,9 @@ class FairClass:
         if se.my_q is not None:
             self.update_cfs_group(se)
         self.policy.place_entity(cfs_rq, se, flags)
-        self.add_load(cfs_rq, se.weight)
+        cfs_rq.load += se.weight  # add_load, inlined: hot
+        if cfs_rq.se is not None:
+            cfs_rq.tg.load_sum += se.weight
         cfs_rq.nr_running += 1
         if se is not cfs_rq.curr:
             cfs_rq.insert(se, self.policy.key(se))
@@ -128,7 +128,9 @@ class FairClass:
         if se.node is not None:
             cfs_rq.remove(se)
         se.on_rq = False
-        self.add_load(cfs_rq, -se.weight)
+        cfs_rq.load -= se.weight  # add_load, inlined: hot
+        if cfs_rq.se is not None:
+            cfs_rq.tg.load_sum -= se.weight
         cfs_rq.nr_running -= 1
         if cfs_rq.runtime_enabled and cfs_rq.nr_running == 0:
             self.return_cfs_rq_runtime(cfs_rq)
@@ -330,7 +332,7 @@ class FairClass:
                 cfs_rq.curr = None
             se = se.parent
         if prev.se.on_rq:
-            prev.wait_start = self.now
+            prev.wait_start = self.env._now  # type: ignore[assignment]  # int: `now`, inlined
 
     def pick_next_task_fair(self: Machine, rq: Rq) -> Task | None:
         """``pick_next_task_fair``: pick at each level down to a task (``set_next_entity``).
@@ -405,7 +407,7 @@ class FairClass:
         task.throttled = True
         if rq.curr is not task:
             self.context_switch(rq, rq.curr, task)
-        task.wait_start = self.now
+        task.wait_start = self.env._now  # type: ignore[assignment]  # int: `now`, inlined
 
     @staticmethod
     def _mark_prev_curr(se: SchedEntity | None, mark: bool) -> None:
