@@ -23,7 +23,7 @@ from mypy_extensions import mypyc_attr
 from .entity import SchedEntity
 from .policy import ENQUEUE_INITIAL, NORMALIZED, FairPolicy, SchedTunables, clear_buddies, set_buddy
 from .runqueue import CfsRunQueue
-from .weights import calc_delta_fair, inverse_calc_delta_fair
+from .weights import NICE_0_LOAD, WMULT_SHIFT, calc_delta_fair, inverse_calc_delta_fair
 
 #: ``normalized_sysctl_sched_base_slice``: protection without RUN_TO_PARITY (ns)
 NORMALIZED_BASE_SLICE = NORMALIZED["sched_base_slice_ns"]
@@ -169,12 +169,13 @@ class Eevdf(FairPolicy):
         if self.place_lag and load and vlag:
             lag = vlag * (load + se.weight)  # div_s64, inlined: truncate toward zero
             lag = lag // load if lag >= 0 else -(-lag // load)
-        se.vruntime = avg_vruntime(cfs_rq, avg, load) - lag
+        base = cfs_rq.min_vruntime  # avg_vruntime, inlined
+        se.vruntime = (base + avg // load if load else base) - lag
         if se.rel_deadline:
             se.rel_deadline = False
             se.deadline += se.vruntime
             return
-        vslice = self.vslice(se)
+        vslice = calc_delta_fair(se.slice, se.weight, se.inv_weight)  # vslice
         if self.deadline_initial and flags & ENQUEUE_INITIAL:
             vslice //= 2
         se.deadline = se.vruntime + vslice
@@ -190,7 +191,10 @@ class Eevdf(FairPolicy):
         longest = cfs_rq.max_slice()
         if longest is None or longest < se.slice:
             longest = se.slice
-        limit = calc_delta_fair(longest + self.tick_ns, se.weight, se.inv_weight)
+        limit = longest + self.tick_ns
+        weight = se.weight
+        if weight != NICE_0_LOAD:  # calc_delta_fair, inlined
+            limit = (limit * NICE_0_LOAD * se.inv_weight) >> WMULT_SHIFT
         return limit if vlag > limit else -limit if vlag < -limit else vlag
 
     def update_entity_lag(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> None:
@@ -206,8 +210,9 @@ class Eevdf(FairPolicy):
             # so one sum serves entity_lag and entity_eligible
             avg, load = queue_sums(cfs_rq)
             v = se.vruntime
-            lag = self.clamped_lag(cfs_rq, se, avg_vruntime(cfs_rq, avg, load) - v)
-            eligible = avg >= (v - cfs_rq.min_vruntime) * load
+            base = cfs_rq.min_vruntime  # avg_vruntime, inlined
+            lag = self.clamped_lag(cfs_rq, se, (base + avg // load if load else base) - v)
+            eligible = avg >= (v - base) * load
         else:
             lag, eligible = se.vlag, se.vlag >= 0
         deadline = se.deadline + se.vruntime if se.rel_deadline else se.deadline
@@ -278,8 +283,11 @@ class Eevdf(FairPolicy):
         avg, load = queue_sums(cfs_rq, se, with_se=False)
         old = se.weight
         v = se.vruntime
-        counted = avg + old * (v - cfs_rq.min_vruntime)
-        vlag = self.clamped_lag(cfs_rq, se, avg_vruntime(cfs_rq, counted, load + old) - v) * old
+        base = cfs_rq.min_vruntime
+        counted = avg + old * (v - base)
+        everyone = load + old  # avg_vruntime with `se` counted, inlined
+        vruntime = base + counted // everyone if everyone else base
+        vlag = self.clamped_lag(cfs_rq, se, vruntime - v) * old
         deadline = (se.deadline - v) * old
         # div_s64 twice, inlined: truncate toward zero
         se.vlag = vlag // weight if vlag >= 0 else -(-vlag // weight)
@@ -334,7 +342,8 @@ class Eevdf(FairPolicy):
     def set_next_entity(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> None:
         """``set_next_entity``: forget `se` as a buddy; a newly picked entity gets its slice
         protection (a re-picked one keeps what is left of it)."""
-        clear_buddies(cfs_rq, se)
+        if cfs_rq.next is se or cfs_rq.last is se:  # clear_buddies' common case inlined
+            clear_buddies(cfs_rq, se)
         if cfs_rq.prev_curr is not se:
             self.set_protect_slice(cfs_rq, se)
 

@@ -366,7 +366,12 @@ class FairClass:
             if not path and not cfs_rq.nr_running:
                 self._mark_prev_curr(ran, mark=False)
                 return None
-            if task_throttle and cfs_rq.runtime_enabled and self.check_cfs_rq_runtime(cfs_rq):
+            if (
+                task_throttle
+                and cfs_rq.runtime_enabled
+                and cfs_rq.runtime_remaining <= 0  # check_cfs_rq_runtime's own first test
+                and self.check_cfs_rq_runtime(cfs_rq)
+            ):
                 throttled = True
             se = policy.pick_next_entity(cfs_rq)
             assert se is not None, f"empty pick on {cfs_rq}"
