@@ -101,7 +101,7 @@ class Eevdf(FairPolicy):
         """``update_deadline``: a new request (base slice unless custom) once v ≥ vd."""
         if se.my_q is None and not se.custom_slice:
             se.slice = self.base_slice
-        se.deadline = se.vruntime + self.vslice(se)
+        se.deadline = se.vruntime + calc_delta_fair(se.slice, se.weight, se.inv_weight)
 
     def update_curr(self, cfs_rq: CfsRunQueue, curr: SchedEntity) -> bool:
         """The tail of ``update_curr``: renew the request when used up; reschedule then, or
@@ -298,7 +298,10 @@ class Eevdf(FairPolicy):
 
     # ---- pick -----------------------------------------------------------------------------
     def pick_next_entity(self, cfs_rq: CfsRunQueue) -> SchedEntity | None:
-        return self.pick_eevdf(cfs_rq, cfs_rq.prev_curr, protect=True)
+        curr = cfs_rq.prev_curr
+        if cfs_rq.nr_running == 1:  # pick_eevdf's lone-entity answer, without the call
+            return curr if curr is not None and curr.on_rq else cfs_rq.leftmost
+        return self.pick_eevdf(cfs_rq, curr, protect=True)
 
     def pick_eevdf(
         self, cfs_rq: CfsRunQueue, curr: SchedEntity | None, protect: bool
