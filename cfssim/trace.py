@@ -63,10 +63,12 @@ DIGEST_TABLES = (
 
 KILL_REASONS = ("oom_kill", "oom_group_kill", "killed")
 
-#: columns holding indices or flags (CPU, task, cgroup, 0/1, reason), recorded as 32-bit
-#: integers during a run — a segment costs 24 bytes instead of 32; `Recorder.freeze` widens
-#: every column to int64
-NARROW_COLUMNS = frozenset({"cpu", "task", "src", "dst", "cgroup", "throttled", "reason"})
+#: columns holding indices or flags (CPU, task, waking task or -1, cgroup, 0/1, reason),
+#: recorded as 32-bit integers during a run — a segment costs 24 bytes instead of 32, an
+#: ``eevdf`` sample 32 instead of 40; `Recorder.freeze` widens every column to int64
+NARROW_COLUMNS = frozenset(
+    {"cpu", "task", "waker", "src", "dst", "cgroup", "throttled", "eligible", "reason"}
+)
 
 
 def typecode(column: str) -> str:
