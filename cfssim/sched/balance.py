@@ -96,8 +96,10 @@ class LoadBalancing:
 
     def _any_movable(self: Machine, src: Rq, dst: Rq) -> bool:
         """Whether `_can_migrate` holds for some task of `src` (inlined: hot at many CPUs)."""
-        cpu = dst.cpu
         curr = src.curr
+        if not self.may_pull_from(src, dst):
+            return False
+        cpu = dst.cpu
         for t in src.tasks.values():
             se = t.se
             if (

@@ -89,6 +89,7 @@ class Rq:
         "exec_start",
         "fires_now",
         "last_fire",
+        "listed_unthrottled",
         "need_resched",
         "nr_balance_failed",
         "rt",
@@ -99,6 +100,7 @@ class Rq:
         "settle_timer",
         "settling",
         "tasks",
+        "throttled_groups",
         "timer",
         "timer_level",
         "timer_resched",
@@ -112,6 +114,11 @@ class Rq:
         self.curr: Task | None = None
         self.curr_rt = False  # curr is a real-time task
         self.tasks: dict[int, Task] = {}  # fair tasks enqueued here (curr included), by tid
+        #: task group → how many of `tasks` sit on its queue here while no level above it is
+        #: throttled (``throttle_count`` 0); groups with none are left out (`list_task`)
+        self.listed_unthrottled: dict[TaskGroup, int] = {}
+        #: the task groups whose queue here is throttled (``throttle_count`` > 0)
+        self.throttled_groups: set[TaskGroup] = set()
         self.exec_start = 0
         self.seg_start = 0
         self.busy = 0  # ns spent running tasks
@@ -320,7 +327,7 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
             rq = self.rqs[task.cpu]
             self.update_curr(rq)
             self.policy.requeue_delayed_entity(task.se.rq_of, task.se)  # type: ignore[arg-type]
-            rq.tasks[task.tid] = task
+            self.list_task(rq, task)
             self._woken(task, new)
             self.wakeup_preempt(rq, task)
             self.touch(rq)
@@ -400,8 +407,8 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
             elif task.throttled:  # leaves its limbo list (the kernel would wait for unthrottle)
                 self.dequeue_throttled_task(task)
                 task.throttled = False
-            else:
-                rq.tasks.pop(task.tid, None)
+            elif task.tid in rq.tasks:
+                self.unlist_task(rq, task)
             if rq.settling is task:
                 rq.settling = None
             if rq.curr is task:

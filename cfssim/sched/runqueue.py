@@ -41,6 +41,7 @@ class CfsRunQueue:
         "min_vruntime",
         "name",
         "next",
+        "nr_listed",
         "nr_running",
         "prev_curr",
         "runtime_enabled",
@@ -66,6 +67,7 @@ class CfsRunQueue:
         self.load = 0  # Σ weight of queued entities, curr included (cfs_rq->load.weight)
         self.nr_running = 0  # entities queued here, curr included
         self.h_nr_running = 0  # tasks queued in this hierarchy
+        self.nr_listed = 0  # tasks of this queue in its CPU's movable set (``Rq.tasks``)
         self.min_vruntime = 0
         self.next: SchedEntity | None = None  # next buddy
         self.last: SchedEntity | None = None  # last buddy
