@@ -21,12 +21,13 @@ def newidle_src_rq(machine: Machine, rq: Rq) -> Rq | None:
     CPU order — are broken by a draw of the machine's generator, None when no CPU qualifies.
     CPUs are tried from the greatest key down, and only until one has a movable task."""
     rqs = machine.rqs
+    may_pull_from = machine.may_pull_from  # necessary for `_any_movable`: rules most CPUs out
     # descending key, ascending CPU within a key: the order the generic search tries them in
     order = sorted(
         [
             (-other.cfs.h_nr_running, -other.cfs.load, other.cpu)
             for other in rqs
-            if other.cfs.h_nr_running >= 2 and other is not rq
+            if other.cfs.h_nr_running >= 2 and other is not rq and may_pull_from(other, rq)
         ]
     )
     tied: list[Rq] = []
