@@ -95,7 +95,9 @@ class LoadBalancing:
         return movable
 
     def _any_movable(self: Machine, src: Rq, dst: Rq) -> bool:
-        """Whether `_can_migrate` holds for some task of `src` (inlined: hot at many CPUs)."""
+        """Whether `_can_migrate` holds for some task of `src` (inlined: hot at many CPUs);
+        CPUs whose tasks all sit in groups throttled on either end are ruled out first, from
+        the movable-set counters (`FairClass.may_pull_from`)."""
         curr = src.curr
         if not self.may_pull_from(src, dst):
             return False
