@@ -8,7 +8,9 @@ their targets (interpreted core, quiet 2-core machine, median of 3):
    target: ≥ 50k switches per wall-second);
 3. 64 CPUs × 1000 tasks in 10 ``cpu.max`` groups (half hogs, half 2 ms run / 8 ms sleep),
    10 s (eevdf; target: ≤ 5 s wall, memory growth ≤ 2 MB per simulated second — the resident
-   set's growth over the timed span, mostly trace columns);
+   set's growth over the timed span, the largest of the runs' (later runs reuse the heap the
+   earlier ones freed); "trace MB" is how much of it the recorded columns are, per simulated
+   second);
 4. 1 CPU with 10, 100, 1k, 10k runnable hogs: the cost per context switch, which must grow
    roughly like log n (a sorted run queue; target: ≤ ×1.5 from 10 to 10k); printed next to
    log2 n.
@@ -67,10 +69,15 @@ class Measurement:
     context_switches: int
     events: int
     rss_growth: int = 0  # bytes the resident set grew by over the timed span
+    trace_growth: int = 0  # bytes the recorder's columns grew by over the timed span
 
     @property
     def mb_per_sim_s(self) -> float:
         return self.rss_growth / 1e6 / (self.simulated_ns / 1e9)
+
+    @property
+    def trace_mb_per_sim_s(self) -> float:
+        return self.trace_growth / 1e6 / (self.simulated_ns / 1e9)
 
     @property
     def switches_per_s(self) -> float:
@@ -102,6 +109,7 @@ def measure(
     sim = build()
     sim.run(warmup) if warmup else sim._start()
     switches, events = sim.machine.context_switches, scheduled_events(sim.env)
+    recorded = trace_bytes(sim)
     gc.collect()
     rss = resident_bytes()
     started = time.perf_counter()
@@ -115,7 +123,14 @@ def measure(
         sim.machine.context_switches - switches,
         scheduled_events(sim.env) - events,
         max(0, resident_bytes() - rss),
+        trace_bytes(sim) - recorded,
     )
+
+
+def trace_bytes(sim: cfssim.Simulation) -> int:
+    """Bytes held by the simulation's recorded columns (`cfssim.trace.Recorder`)."""
+    columns = sim.machine.rec.columns.values()
+    return sum(len(column) * column.itemsize for table in columns for column in table)
 
 
 def resident_bytes() -> int:
@@ -176,15 +191,26 @@ def quota_groups(policy: str) -> cfssim.Simulation:
 
 
 def median_of(runs: Callable[[], Measurement], repeat: int) -> tuple[Measurement, float]:
-    """The median of `repeat` measurements (by wall time) and the best switch rate among them."""
+    """The median of `repeat` measurements (by wall time) and the best switch rate among them.
+    Its memory growth is the largest of the runs': a run after the first reuses the heap the
+    earlier ones freed, and its resident set may grow by a third of a fresh run's."""
     done = sorted((runs() for _ in range(repeat)), key=lambda m: m.wall_s)
-    return done[len(done) // 2], max(m.switches_per_s for m in done)
+    median = done[len(done) // 2]
+    median.rss_growth = max(m.rss_growth for m in done)
+    return median, max(m.switches_per_s for m in done)
 
 
-def run_cases(quick: bool, repeat: int = 3) -> list[tuple[Measurement, float]]:
+CASES = ("hogs", "mixed", "quota", "scaling")
+
+
+def run_cases(
+    quick: bool, repeat: int = 3, cases: tuple[str, ...] = CASES, policies: tuple[str, ...] = ()
+) -> list[tuple[Measurement, float]]:
+    """The `cases` (names from CASES) for `policies` (default: every fair policy), in order."""
     scale = 10 if quick else 1
+    chosen = sorted(policies or FAIR_POLICIES)
     out = []
-    for policy in sorted(FAIR_POLICIES):
+    for policy in chosen if "hogs" in cases else ():
         out.append(
             median_of(
                 lambda p=policy: measure(  # type: ignore[misc]
@@ -193,7 +219,7 @@ def run_cases(quick: bool, repeat: int = 3) -> list[tuple[Measurement, float]]:
                 repeat,
             )
         )
-    for policy in sorted(FAIR_POLICIES):
+    for policy in chosen if "mixed" in cases else ():
         out.append(
             median_of(
                 lambda p=policy: measure(  # type: ignore[misc]
@@ -202,19 +228,20 @@ def run_cases(quick: bool, repeat: int = 3) -> list[tuple[Measurement, float]]:
                 repeat,
             )
         )
-    out.append(
-        median_of(
-            lambda: measure(
-                "64 CPUs x 1000 in 10 q",
-                "eevdf",
-                lambda: quota_groups("eevdf"),
-                cfssim.ms(100),
-                cfssim.s(10) // scale,
-            ),
-            repeat,
+    if "quota" in cases:
+        out.append(
+            median_of(
+                lambda: measure(
+                    "64 CPUs x 1000 in 10 q",
+                    "eevdf",
+                    lambda: quota_groups("eevdf"),
+                    cfssim.ms(100),
+                    cfssim.s(10) // scale,
+                ),
+                repeat,
+            )
         )
-    )
-    for n in (10, 100, 1000, 10_000):
+    for n in (10, 100, 1000, 10_000) if "scaling" in cases else ():
         # each hog runs ≥ min_granularity per turn: ~1300 switches per simulated second on 1
         # CPU whatever n; run long enough to give every task several turns
         span = max(cfssim.s(5), n * cfssim.ms(3)) // scale
@@ -241,6 +268,7 @@ COLUMNS = (
     ("us/switch", ">9"),
     ("best sw/s", ">9"),
     ("MB/sim s", ">8"),
+    ("trace MB", ">8"),
 )
 
 
@@ -269,6 +297,7 @@ def print_table(results: list[tuple[Measurement, float]]) -> None:
             f"{m.us_per_switch:.2f}",
             f"{best:.0f}",
             f"{m.mb_per_sim_s:.2f}",
+            f"{m.trace_mb_per_sim_s:.2f}",
         )
         print(" ".join(f"{cell:{align}}" for cell, (_, align) in zip(cells, COLUMNS, strict=True)))
     one_cpu = [m for m in rows if m.name.startswith("1 CPU")]
@@ -394,11 +423,31 @@ def main() -> None:
         help="a site directory holding a compiled build (default: found on the path)",
     )
     parser.add_argument("--no-compiled", action="store_true", help="skip the compiled core's table")
+    parser.add_argument(
+        "--case",
+        action="append",
+        choices=CASES,
+        help="run only this case (repeatable; default: all): hogs (1), mixed (2), quota (3), "
+        "scaling (4)",
+    )
+    parser.add_argument(
+        "--policy",
+        action="append",
+        choices=sorted(FAIR_POLICIES),
+        help="only this policy for cases 1 and 2 (repeatable; default: all)",
+    )
     args = parser.parse_args()
-    print_table(run_cases(args.quick, args.repeat))
+    cases = tuple(args.case or CASES)
+    policies = tuple(args.policy or ())
+    print_table(run_cases(args.quick, args.repeat, cases, policies))
     site_dir = None if args.no_compiled else (args.compiled_site or compiled_site())
     if site_dir is not None:
-        run_compiled(site_dir, [*(["--quick"] if args.quick else []), "--repeat", str(args.repeat)])
+        selection = [f"--case={c}" for c in args.case or ()]
+        selection += [f"--policy={p}" for p in policies]
+        run_compiled(
+            site_dir,
+            [*(["--quick"] if args.quick else []), "--repeat", str(args.repeat), *selection],
+        )
     if args.floor:
         print_floor()
     if args.profile:

@@ -63,10 +63,12 @@ DIGEST_TABLES = (
 
 KILL_REASONS = ("oom_kill", "oom_group_kill", "killed")
 
-#: columns holding indices or flags (CPU, task, cgroup, 0/1, reason), recorded as 32-bit
-#: integers during a run — a segment costs 24 bytes instead of 32; `Recorder.freeze` widens
-#: every column to int64
-NARROW_COLUMNS = frozenset({"cpu", "task", "src", "dst", "cgroup", "throttled", "reason"})
+#: columns holding indices or flags (CPU, task, waking task or -1, cgroup, 0/1, reason),
+#: recorded as 32-bit integers during a run — a segment costs 24 bytes instead of 32, an
+#: ``eevdf`` sample 32 instead of 40; `Recorder.freeze` widens every column to int64
+NARROW_COLUMNS = frozenset(
+    {"cpu", "task", "waker", "src", "dst", "cgroup", "throttled", "eligible", "reason"}
+)
 
 
 def typecode(column: str) -> str:
@@ -89,6 +91,8 @@ class Recorder:
         self._seg = tuple(col.append for col in seg)
         self._vrt = tuple(col.append for col in self.columns["vruntime"])
         self._lag = tuple(col.append for col in self.columns["eevdf"])
+        self._wake = tuple(col.append for col in self.columns["wakeups"])
+        self._block = tuple(col.append for col in self.columns["blocks"])
 
     def segment(self, cpu: int, task: int, start: int, end: int) -> None:
         if end > start:
@@ -111,6 +115,21 @@ class Recorder:
         c(lag)
         d(deadline)
         e(eligible)
+
+    def wakeup(self, task: int, cpu: int, time: int, latency: int, waker: int) -> None:
+        """A ``wakeups`` row (a woken task's first switch-in), as `add` would append it."""
+        a, b, c, d, e = self._wake
+        a(task)
+        b(cpu)
+        c(time)
+        d(latency)
+        e(waker)
+
+    def block(self, task: int, time: int) -> None:
+        """A ``blocks`` row, as `add` would append it."""
+        a, b = self._block
+        a(task)
+        b(time)
 
     def add(self, table: str, *values: int) -> None:
         """Append one row to `table` (columns in `TABLES` order)."""

@@ -151,6 +151,123 @@ def test_many_cpus_quota_groups_same_on_both_paths(
 
 
 @pytest.mark.parametrize("policy", sorted(FAIR_POLICIES))
+def test_newidle_source_search_matches_the_generic_one(
+    policy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`newidle_src_rq` (newidle's own search) answers as ``sched_balance_find_src_rq`` with
+    newidle's key and ``movable_only`` would, drawing the same tie-breaks from the machine's
+    generator: compared at every newidle balance of a throttling 24-CPU run."""
+    from cfssim.sched import balance
+    from cfssim.sched.newidle import newidle_src_rq
+
+    compared = {"calls": 0, "found": 0}
+
+    def both(machine: Any, rq: Any) -> Any:
+        state = machine.rng.bit_generator.state
+        generic = machine.sched_balance_find_src_rq(
+            rq, lambda other: (other.cfs.h_nr_running, other.cfs.load), movable_only=True
+        )
+        after = machine.rng.bit_generator.state
+        machine.rng.bit_generator.state = state
+        own = newidle_src_rq(machine, rq)
+        assert own is generic
+        assert machine.rng.bit_generator.state == after
+        compared["calls"] += 1
+        compared["found"] += own is not None
+        return own
+
+    monkeypatch.setattr(balance, "newidle_src_rq", both)
+    sim = cfssim.Simulation(cpus=24, policy=policy, seed=3)
+    for group in range(3):
+        path = f"/g{group}"
+        sim.add_cgroup(path, {"cpu.max": "700000 100000"})
+        sim.add_process(
+            f"hog{group}", threads=6, cgroup=path, behaviour=cfssim.program(run="forever")
+        )
+        sim.add_process(
+            f"io{group}", threads=8, cgroup=path, behaviour=cfssim.program(run="2ms", sleep="8ms")
+        )
+    sim.run("300ms")
+    assert compared["calls"] > 100 and 0 < compared["found"] < compared["calls"]
+
+
+def check_listing(machine: Any) -> int:
+    """Assert that the movable-set counters (`FairClass.list_task`) equal a recount from
+    ``rq.tasks`` and the queues' ``throttle_count``; returns how many tasks were listed."""
+    groups = machine.root.subtree()
+    total = 0
+    for rq in machine.rqs:
+        on_queue: dict[int, int] = {}
+        listed: dict[Any, int] = {}
+        for task in rq.tasks.values():
+            cfs_rq = task.se.rq_of
+            on_queue[id(cfs_rq)] = on_queue.get(id(cfs_rq), 0) + 1
+            if not cfs_rq.throttle_count:
+                listed[cfs_rq.tg] = listed.get(cfs_rq.tg, 0) + 1
+        assert rq.listed_unthrottled == listed
+        assert rq.throttled_groups == {g for g in groups if g.cfs_rq[rq.cpu].throttle_count}
+        assert [g.cfs_rq[rq.cpu].nr_listed for g in groups] == [
+            on_queue.get(id(g.cfs_rq[rq.cpu]), 0) for g in groups
+        ]
+        total += len(rq.tasks)
+    return total
+
+
+def checking_listing(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Check the movable-set counters after every `Machine.flush`; the list counts the checks
+    and the tasks seen listed."""
+    from cfssim.sched.core import Machine
+
+    original = Machine.flush
+    seen = [0, 0]
+
+    def flush(self: Machine) -> None:
+        original(self)
+        seen[0] += 1
+        seen[1] += check_listing(self)
+
+    monkeypatch.setattr(Machine, "flush", flush)
+    return seen
+
+
+@pytest.mark.parametrize("policy", sorted(FAIR_POLICIES))
+def test_movable_set_counters_follow_queues_and_throttling(
+    policy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``Rq.listed_unthrottled``, ``Rq.throttled_groups`` and ``CfsRunQueue.nr_listed`` — which
+    let `LoadBalancing._any_movable` rule a CPU out without scanning its tasks — match a
+    recount after every flush of a run that throttles, unthrottles and migrates."""
+    seen = checking_listing(monkeypatch)
+    sim = cfssim.Simulation(cpus=8, policy=policy, seed=3)
+    for group in range(3):
+        path = f"/g{group}"
+        sim.add_cgroup(path, {"cpu.max": "250000 100000"})
+        sim.add_process(
+            f"hog{group}", threads=3, cgroup=path, behaviour=cfssim.program(run="forever")
+        )
+        sim.add_process(
+            f"io{group}", threads=4, cgroup=path, behaviour=cfssim.program(run="2ms", sleep="8ms")
+        )
+    result = sim.run("300ms")
+    assert seen[0] > 1000 and seen[1] > 0
+    assert result.trace is not None and len(result.trace["throttles"]["start"]) > 0
+    assert len(result.trace["migrations"]["time"]) > 0
+
+
+@pytest.mark.parametrize("policy", sorted(FAIR_POLICIES))
+@FUZZ
+@given(data=st.data())
+def test_movable_set_counters_on_random_workloads(policy: str, data: st.DataObject) -> None:
+    """The same counters on random workloads (test_invariants' generator: cgroups with
+    shares and quotas, affinity, nice levels)."""
+    workload: Workload = data.draw(workloads(policy))
+    with pytest.MonkeyPatch.context() as patch:
+        seen = checking_listing(patch)
+        workload.build().run(workload.duration_ns)
+    assert seen[0] > 0
+
+
+@pytest.mark.parametrize("policy", sorted(FAIR_POLICIES))
 def test_noisy_host_sync_steps_and_yield_same_on_both_paths(
     policy: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from mypy_extensions import trait
 
+from .newidle import newidle_src_rq
 from .policy import ENQUEUE_MIGRATED
 from .rt import RT_POLICIES
 
@@ -94,16 +95,20 @@ class LoadBalancing:
         return movable
 
     def _any_movable(self: Machine, src: Rq, dst: Rq) -> bool:
-        """Whether `_can_migrate` holds for some task of `src` (inlined: hot at many CPUs)."""
-        cpu = dst.cpu
+        """Whether `_can_migrate` holds for some task of `src` (inlined: hot at many CPUs);
+        CPUs whose tasks all sit in groups throttled on either end are ruled out first, from
+        the movable-set counters (`FairClass.may_pull_from`)."""
         curr = src.curr
+        if not self.may_pull_from(src, dst):
+            return False
+        cpu = dst.cpu
         for t in src.tasks.values():
             se = t.se
             if (
-                t is not curr
+                not se.rq_of.throttle_count  # type: ignore[union-attr]  # fails most: first
+                and t is not curr
                 and cpu in t.allowed
                 and se.on_rq
-                and not se.rq_of.throttle_count  # type: ignore[union-attr]
                 and not t.group.cfs_rq[cpu].throttle_count  # type: ignore[union-attr]
             ):
                 return True
@@ -167,9 +172,7 @@ class LoadBalancing:
 
     def sched_balance_newidle(self: Machine, rq: Rq) -> bool:
         """``sched_balance_newidle``: a CPU about to idle pulls one task from the busiest CPU."""
-        busiest = self.sched_balance_find_src_rq(
-            rq, lambda other: (other.cfs.h_nr_running, other.cfs.load), movable_only=True
-        )
+        busiest = newidle_src_rq(self, rq)  # sched_balance_find_src_rq, newidle's key
         if busiest is None:
             return False
         self.move_queued_task(self._movable(busiest, rq)[0], busiest, rq, preempt=False)

@@ -89,6 +89,7 @@ class Rq:
         "exec_start",
         "fires_now",
         "last_fire",
+        "listed_unthrottled",
         "need_resched",
         "nr_balance_failed",
         "rt",
@@ -99,6 +100,7 @@ class Rq:
         "settle_timer",
         "settling",
         "tasks",
+        "throttled_groups",
         "timer",
         "timer_level",
         "timer_resched",
@@ -112,6 +114,11 @@ class Rq:
         self.curr: Task | None = None
         self.curr_rt = False  # curr is a real-time task
         self.tasks: dict[int, Task] = {}  # fair tasks enqueued here (curr included), by tid
+        #: task group → how many of `tasks` sit on its queue here while no level above it is
+        #: throttled (``throttle_count`` 0); groups with none are left out (`list_task`)
+        self.listed_unthrottled: dict[TaskGroup, int] = {}
+        #: the task groups whose queue here is throttled (``throttle_count`` > 0)
+        self.throttled_groups: set[TaskGroup] = set()
         self.exec_start = 0
         self.seg_start = 0
         self.busy = 0  # ns spent running tasks
@@ -320,7 +327,7 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
             rq = self.rqs[task.cpu]
             self.update_curr(rq)
             self.policy.requeue_delayed_entity(task.se.rq_of, task.se)  # type: ignore[arg-type]
-            rq.tasks[task.tid] = task
+            self.list_task(rq, task)
             self._woken(task, new)
             self.wakeup_preempt(rq, task)
             self.touch(rq)
@@ -344,7 +351,7 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
 
     def _woken(self, task: Task, new: bool) -> None:
         """The task becomes runnable: its state and wakeup statistics."""
-        now = self.now
+        now: int = self.env._now  # type: ignore[assignment]
         task.state = TaskState.RUNNABLE
         task.wait_start = now
         if not new:
@@ -362,8 +369,8 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
     def tick_after(self, cpu: int, delay: int) -> int:
         """Delay (ns from now) to `cpu`'s first tick strictly after now + max(delay, 0): a
         condition due now was seen by this instant's tick, or will be by the next."""
-        now = self.now
-        return self.tick_at_or_after(cpu, now + (delay if delay > 1 else 1)) - now
+        now: int = self.env._now  # type: ignore[assignment]  # `now`, inlined: hot
+        return self.ticks.at_or_after(cpu, now + (delay if delay > 1 else 1)) - now
 
     def hrtimer_delay(self, task: Task, ns: int) -> int:
         """When a sleep of `ns` started now by `task` ends (ns from now): its hrtimer may fire
@@ -400,14 +407,15 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
             elif task.throttled:  # leaves its limbo list (the kernel would wait for unthrottle)
                 self.dequeue_throttled_task(task)
                 task.throttled = False
-            else:
-                rq.tasks.pop(task.tid, None)
+            elif task.tid in rq.tasks:
+                self.unlist_task(rq, task)
             if rq.settling is task:
                 rq.settling = None
             if rq.curr is task:
                 rq.need_resched = True
-            self.rec.add("blocks", task.tid, self.now)
-            self.sample_entity(task, self.now)
+            now: int = self.env._now  # type: ignore[assignment]
+            self.rec.block(task.tid, now)
+            self.sample_entity(task, now)
             self.touch(rq)
         task.state = state
         task.remaining = None
@@ -467,7 +475,7 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
             if nxt.wake_time >= 0:
                 latency = now - nxt.wake_time
                 nxt.latencies.append(latency)
-                self.rec.add("wakeups", nxt.tid, rq.cpu, nxt.wake_time, latency, nxt.waker)
+                self.rec.wakeup(nxt.tid, rq.cpu, nxt.wake_time, latency, nxt.waker)
                 nxt.wake_time = -1
         else:
             self.idle_rqs.add(rq.cpu)

@@ -23,7 +23,7 @@ from mypy_extensions import mypyc_attr
 from .entity import SchedEntity
 from .policy import ENQUEUE_INITIAL, NORMALIZED, FairPolicy, SchedTunables, clear_buddies, set_buddy
 from .runqueue import CfsRunQueue
-from .weights import calc_delta_fair, inverse_calc_delta_fair
+from .weights import NICE_0_LOAD, WMULT_SHIFT, calc_delta_fair, inverse_calc_delta_fair
 
 #: ``normalized_sysctl_sched_base_slice``: protection without RUN_TO_PARITY (ns)
 NORMALIZED_BASE_SLICE = NORMALIZED["sched_base_slice_ns"]
@@ -101,7 +101,7 @@ class Eevdf(FairPolicy):
         """``update_deadline``: a new request (base slice unless custom) once v ≥ vd."""
         if se.my_q is None and not se.custom_slice:
             se.slice = self.base_slice
-        se.deadline = se.vruntime + self.vslice(se)
+        se.deadline = se.vruntime + calc_delta_fair(se.slice, se.weight, se.inv_weight)
 
     def update_curr(self, cfs_rq: CfsRunQueue, curr: SchedEntity) -> bool:
         """The tail of ``update_curr``: renew the request when used up; reschedule then, or
@@ -155,20 +155,27 @@ class Eevdf(FairPolicy):
     def place_entity(self, cfs_rq: CfsRunQueue, se: SchedEntity, flags: int) -> None:
         """``place_entity``: v = V − lag·(W + w)/W (PLACE_LAG), then a fresh request — half a
         slice for new tasks (PLACE_DEADLINE_INITIAL) — or the kept relative deadline."""
+        avg, load = queue_sums(cfs_rq, se, with_se=False)
+        self._place(cfs_rq, se, flags, avg, load)
+
+    def _place(self, cfs_rq: CfsRunQueue, se: SchedEntity, flags: int, avg: int, load: int) -> None:
+        """`place_entity` given the queue's `queue_sums` without `se` (`avg`, `load`)."""
         if se.my_q is not None:
             self.update_group_slice(se)
         elif not se.custom_slice:
             se.slice = self.base_slice
-        vslice = self.vslice(se)
-        avg, load = queue_sums(cfs_rq, se, with_se=False)
         lag = 0
-        if self.place_lag and load and se.vlag:
-            lag = div_s64(se.vlag * (load + se.weight), load)
-        se.vruntime = avg_vruntime(cfs_rq, avg, load) - lag
+        vlag = se.vlag
+        if self.place_lag and load and vlag:
+            lag = vlag * (load + se.weight)  # div_s64, inlined: truncate toward zero
+            lag = lag // load if lag >= 0 else -(-lag // load)
+        base = cfs_rq.min_vruntime  # avg_vruntime, inlined
+        se.vruntime = (base + avg // load if load else base) - lag
         if se.rel_deadline:
             se.rel_deadline = False
             se.deadline += se.vruntime
             return
+        vslice = calc_delta_fair(se.slice, se.weight, se.inv_weight)  # vslice
         if self.deadline_initial and flags & ENQUEUE_INITIAL:
             vslice //= 2
         se.deadline = se.vruntime + vslice
@@ -184,7 +191,10 @@ class Eevdf(FairPolicy):
         longest = cfs_rq.max_slice()
         if longest is None or longest < se.slice:
             longest = se.slice
-        limit = calc_delta_fair(longest + self.tick_ns, se.weight, se.inv_weight)
+        limit = longest + self.tick_ns
+        weight = se.weight
+        if weight != NICE_0_LOAD:  # calc_delta_fair, inlined
+            limit = (limit * NICE_0_LOAD * se.inv_weight) >> WMULT_SHIFT
         return limit if vlag > limit else -limit if vlag < -limit else vlag
 
     def update_entity_lag(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> None:
@@ -200,8 +210,9 @@ class Eevdf(FairPolicy):
             # so one sum serves entity_lag and entity_eligible
             avg, load = queue_sums(cfs_rq)
             v = se.vruntime
-            lag = self.clamped_lag(cfs_rq, se, avg_vruntime(cfs_rq, avg, load) - v)
-            eligible = avg >= (v - cfs_rq.min_vruntime) * load
+            base = cfs_rq.min_vruntime  # avg_vruntime, inlined
+            lag = self.clamped_lag(cfs_rq, se, (base + avg // load if load else base) - v)
+            eligible = avg >= (v - base) * load
         else:
             lag, eligible = se.vlag, se.vlag >= 0
         deadline = se.deadline + se.vruntime if se.rel_deadline else se.deadline
@@ -259,24 +270,38 @@ class Eevdf(FairPolicy):
         """``reweight_entity``: scale vlag and a relative deadline by w_old/w_new; a queued
         entity is re-placed so its lag survives (the machine took it out of the tree). An
         entity off every queue (`cfs_rq` None: a task never woken) only scales its vlag."""
-        queued = se.on_rq
-        if queued:
-            assert cfs_rq is not None
-            self.update_entity_lag(cfs_rq, se)
-            se.deadline -= se.vruntime
-            se.rel_deadline = True
+        if not se.on_rq:
+            old = se.weight
+            se.vlag = div_s64(se.vlag * old, weight)
+            if se.rel_deadline:
+                se.deadline = div_s64(se.deadline * old, weight)
+            se.set_weight(weight)
+            return
+        assert cfs_rq is not None
+        # one queue sum serves update_entity_lag (`se` counted at its old weight) and
+        # place_entity (`se` left out); nothing between them moves the other entities
+        avg, load = queue_sums(cfs_rq, se, with_se=False)
         old = se.weight
-        se.vlag = div_s64(se.vlag * old, weight)
-        if se.rel_deadline:
-            se.deadline = div_s64(se.deadline * old, weight)
+        v = se.vruntime
+        base = cfs_rq.min_vruntime
+        counted = avg + old * (v - base)
+        everyone = load + old  # avg_vruntime with `se` counted, inlined
+        vruntime = base + counted // everyone if everyone else base
+        vlag = self.clamped_lag(cfs_rq, se, vruntime - v) * old
+        deadline = (se.deadline - v) * old
+        # div_s64 twice, inlined: truncate toward zero
+        se.vlag = vlag // weight if vlag >= 0 else -(-vlag // weight)
+        se.deadline = deadline // weight if deadline >= 0 else -(-deadline // weight)
+        se.rel_deadline = True
         se.set_weight(weight)
-        if queued:
-            assert cfs_rq is not None
-            self.place_entity(cfs_rq, se, 0)
+        self._place(cfs_rq, se, 0, avg, load)
 
     # ---- pick -----------------------------------------------------------------------------
     def pick_next_entity(self, cfs_rq: CfsRunQueue) -> SchedEntity | None:
-        return self.pick_eevdf(cfs_rq, cfs_rq.prev_curr, protect=True)
+        curr = cfs_rq.prev_curr
+        if cfs_rq.nr_running == 1:  # pick_eevdf's lone-entity answer, without the call
+            return curr if curr is not None and curr.on_rq else cfs_rq.leftmost
+        return self.pick_eevdf(cfs_rq, curr, protect=True)
 
     def pick_eevdf(
         self, cfs_rq: CfsRunQueue, curr: SchedEntity | None, protect: bool
@@ -320,7 +345,8 @@ class Eevdf(FairPolicy):
     def set_next_entity(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> None:
         """``set_next_entity``: forget `se` as a buddy; a newly picked entity gets its slice
         protection (a re-picked one keeps what is left of it)."""
-        clear_buddies(cfs_rq, se)
+        if cfs_rq.next is se or cfs_rq.last is se:  # clear_buddies' common case inlined
+            clear_buddies(cfs_rq, se)
         if cfs_rq.prev_curr is not se:
             self.set_protect_slice(cfs_rq, se)
 

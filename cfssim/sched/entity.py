@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .weights import NICE_0_LOAD, inverse_weight
+from .weights import NICE_0_LOAD, WMULT_CONST, inverse_weight
 
 if TYPE_CHECKING:
     from .runqueue import CfsRunQueue
@@ -71,7 +71,8 @@ class SchedEntity:
     def set_weight(self, weight: int) -> None:
         """``update_load_set``: new load weight and its inverse."""
         self.weight = weight
-        self.inv_weight = inverse_weight(weight)
+        # inverse_weight, inlined: every reweight
+        self.inv_weight = WMULT_CONST // weight if weight > 1 else WMULT_CONST
 
     @property
     def is_task(self) -> bool:

@@ -57,11 +57,6 @@ class FairClass:
     """The fair class's hierarchy of run queues and their bandwidth (a `Machine` mixin)."""
 
     # ==== group weights ====================================================================
-    def add_load(self: Machine, cfs_rq: CfsRunQueue, delta: int) -> None:
-        cfs_rq.load += delta
-        if cfs_rq.se is not None:
-            cfs_rq.tg.load_sum += delta
-
     def update_cfs_group(self: Machine, se: SchedEntity) -> None:
         """``update_cfs_group``: re-derive a group entity's weight (`calc_group_shares`)."""
         my_q = se.my_q
@@ -92,7 +87,10 @@ class FairClass:
         in_tree = se.node is not None
         if in_tree:
             cfs_rq.remove(se)
-        self.add_load(cfs_rq, weight - se.weight)
+        delta = weight - se.weight  # add_load, inlined: hot
+        cfs_rq.load += delta
+        if cfs_rq.se is not None:
+            cfs_rq.tg.load_sum += delta
         self.policy.reweight_entity(cfs_rq, se, weight)
         if in_tree:
             cfs_rq.insert(se, self.policy.key(se))
@@ -103,7 +101,9 @@ class FairClass:
         if se.my_q is not None:
             self.update_cfs_group(se)
         self.policy.place_entity(cfs_rq, se, flags)
-        self.add_load(cfs_rq, se.weight)
+        cfs_rq.load += se.weight  # add_load, inlined: hot
+        if cfs_rq.se is not None:
+            cfs_rq.tg.load_sum += se.weight
         cfs_rq.nr_running += 1
         if se is not cfs_rq.curr:
             cfs_rq.insert(se, self.policy.key(se))
@@ -128,7 +128,9 @@ class FairClass:
         if se.node is not None:
             cfs_rq.remove(se)
         se.on_rq = False
-        self.add_load(cfs_rq, -se.weight)
+        cfs_rq.load -= se.weight  # add_load, inlined: hot
+        if cfs_rq.se is not None:
+            cfs_rq.tg.load_sum -= se.weight
         cfs_rq.nr_running -= 1
         if cfs_rq.runtime_enabled and cfs_rq.nr_running == 0:
             self.return_cfs_rq_runtime(cfs_rq)
@@ -148,7 +150,7 @@ class FairClass:
                 return
             task.throttled = False
         stop = not self.task_throttle
-        rq.tasks[task.tid] = task
+        self.list_task(rq, task)
         se: SchedEntity | None = task.se
         while se is not None:
             if se.on_rq:
@@ -179,8 +181,63 @@ class FairClass:
         if task.throttled:
             self.dequeue_throttled_task(task)
             return
-        del rq.tasks[task.tid]
+        self.unlist_task(rq, task)
         self.dequeue_entities(task.se, sleep)
+
+    def list_task(self: Machine, rq: Rq, task: Task) -> None:
+        """Add `task` to `rq`'s movable set (``rq.tasks``), counting it on its queue and, when
+        no level above it is throttled, in ``rq.listed_unthrottled``."""
+        rq.tasks[task.tid] = task
+        cfs_rq = task.se.rq_of
+        assert cfs_rq is not None
+        cfs_rq.nr_listed += 1
+        if not cfs_rq.throttle_count:
+            listed = rq.listed_unthrottled
+            listed[cfs_rq.tg] = listed.get(cfs_rq.tg, 0) + 1
+
+    def unlist_task(self: Machine, rq: Rq, task: Task) -> None:
+        """Take `task` out of `rq`'s movable set (`list_task` undone)."""
+        del rq.tasks[task.tid]
+        cfs_rq = task.se.rq_of
+        assert cfs_rq is not None
+        cfs_rq.nr_listed -= 1
+        if not cfs_rq.throttle_count:
+            count_listed(rq.listed_unthrottled, cfs_rq.tg, -1)
+
+    def change_throttle_count(self: Machine, cfs_rq: CfsRunQueue, change: int) -> None:
+        """``throttle_count`` += `change` (±1), keeping its CPU's ``throttled_groups`` and
+        ``listed_unthrottled`` as the count leaves or reaches 0."""
+        before = cfs_rq.throttle_count
+        cfs_rq.throttle_count = before + change
+        if (before == 0) == (cfs_rq.throttle_count == 0):
+            return
+        rq = self.rqs[cfs_rq.cpu]
+        tg = cfs_rq.tg
+        if before:
+            rq.throttled_groups.discard(tg)
+        else:
+            rq.throttled_groups.add(tg)
+        listed = cfs_rq.nr_listed
+        if listed:
+            count_listed(rq.listed_unthrottled, tg, listed if before else -listed)
+
+    def may_pull_from(self: Machine, src: Rq, dst: Rq) -> bool:
+        """Whether some task of `src`'s movable set other than its curr sits on a queue
+        throttled neither on `src` nor, for its group, on `dst` — what `_can_migrate` needs
+        besides affinity, read from the counters (`list_task`) in O(groups) set operations.
+        False means no task of `src` may move to `dst`."""
+        listed = src.listed_unthrottled
+        blocked = dst.throttled_groups
+        if listed.keys() <= blocked:
+            return False
+        curr = src.curr
+        if curr is None or src.curr_rt:
+            return True
+        cfs_rq = curr.se.rq_of
+        assert cfs_rq is not None
+        if listed.get(cfs_rq.tg) != 1 or curr.tid not in src.tasks or cfs_rq.throttle_count:
+            return True
+        return not listed.keys() - {cfs_rq.tg} <= blocked  # curr is its group's one candidate
 
     def dequeue_throttled_task(self: Machine, task: Task) -> None:
         """``dequeue_throttled_task``: take `task` off its queue's limbo list."""
@@ -330,7 +387,7 @@ class FairClass:
                 cfs_rq.curr = None
             se = se.parent
         if prev.se.on_rq:
-            prev.wait_start = self.now
+            prev.wait_start = self.env._now  # type: ignore[assignment]  # int: `now`, inlined
 
     def pick_next_task_fair(self: Machine, rq: Rq) -> Task | None:
         """``pick_next_task_fair``: pick at each level down to a task (``set_next_entity``).
@@ -364,7 +421,12 @@ class FairClass:
             if not path and not cfs_rq.nr_running:
                 self._mark_prev_curr(ran, mark=False)
                 return None
-            if task_throttle and cfs_rq.runtime_enabled and self.check_cfs_rq_runtime(cfs_rq):
+            if (
+                task_throttle
+                and cfs_rq.runtime_enabled
+                and cfs_rq.runtime_remaining <= 0  # check_cfs_rq_runtime's own first test
+                and self.check_cfs_rq_runtime(cfs_rq)
+            ):
                 throttled = True
             se = policy.pick_next_entity(cfs_rq)
             assert se is not None, f"empty pick on {cfs_rq}"
@@ -398,14 +460,14 @@ class FairClass:
         on from now (schedstat ``run_delay``)."""
         self.dequeue_entities(task.se, sleep=True, throttle=True)
         self._forget_dequeued_curr(rq)
-        del rq.tasks[task.tid]
+        self.unlist_task(rq, task)
         cfs_rq = task.se.rq_of
         assert cfs_rq is not None
         cfs_rq.limbo.append(task)
         task.throttled = True
         if rq.curr is not task:
             self.context_switch(rq, rq.curr, task)
-        task.wait_start = self.now
+        task.wait_start = self.env._now  # type: ignore[assignment]  # int: `now`, inlined
 
     @staticmethod
     def _mark_prev_curr(se: SchedEntity | None, mark: bool) -> None:
@@ -472,7 +534,7 @@ class FairClass:
         tg.bandwidth.throttled.append(cfs_rq)
         if self.task_throttle:
             for group in tg.subtree():
-                group.cfs_rq[cfs_rq.cpu].throttle_count += 1
+                self.change_throttle_count(group.cfs_rq[cfs_rq.cpu], 1)
             cfs_rq.throttled = True
             return True
         rq = self.rqs[cfs_rq.cpu]
@@ -495,7 +557,7 @@ class FairClass:
                 break
             se = se.parent
         for group in tg.subtree():
-            group.cfs_rq[cfs_rq.cpu].throttle_count += 1
+            self.change_throttle_count(group.cfs_rq[cfs_rq.cpu], 1)
         cfs_rq.throttled = True
         if cfs_rq.nr_running:
             cfs_rq.throttled_clock = self.now
@@ -521,7 +583,7 @@ class FairClass:
             self.tg_unthrottle_up(rq, tg)
             return
         for group in tg.subtree():
-            group.cfs_rq[cfs_rq.cpu].throttle_count -= 1
+            self.change_throttle_count(group.cfs_rq[cfs_rq.cpu], -1)
         if not cfs_rq.load:
             return
         task_delta = cfs_rq.h_nr_running
@@ -555,7 +617,7 @@ class FairClass:
         cpu = rq.cpu
         for group in reversed(tg.subtree()):
             level = group.cfs_rq[cpu]
-            level.throttle_count -= 1
+            self.change_throttle_count(level, -1)
             if level.throttle_count or not level.limbo:
                 continue
             limbo = level.limbo
@@ -651,6 +713,15 @@ class FairClass:
                 self.unthrottle_cfs_rq(cfs_rq)
             self.touch(self.rqs[cfs_rq.cpu])
         self.flush()
+
+
+def count_listed(listed: dict[TaskGroup, int], tg: TaskGroup, change: int) -> None:
+    """`listed`[`tg`] += `change`, the key dropped at 0 (``Rq.listed_unthrottled``)."""
+    count = listed[tg] + change if change < 0 else listed.get(tg, 0) + change
+    if count:
+        listed[tg] = count
+    else:
+        del listed[tg]
 
 
 def find_matching_se(se: SchedEntity, pse: SchedEntity) -> tuple[SchedEntity, SchedEntity]:

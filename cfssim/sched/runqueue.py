@@ -41,6 +41,7 @@ class CfsRunQueue:
         "min_vruntime",
         "name",
         "next",
+        "nr_listed",
         "nr_running",
         "prev_curr",
         "runtime_enabled",
@@ -66,6 +67,7 @@ class CfsRunQueue:
         self.load = 0  # Σ weight of queued entities, curr included (cfs_rq->load.weight)
         self.nr_running = 0  # entities queued here, curr included
         self.h_nr_running = 0  # tasks queued in this hierarchy
+        self.nr_listed = 0  # tasks of this queue in its CPU's movable set (``Rq.tasks``)
         self.min_vruntime = 0
         self.next: SchedEntity | None = None  # next buddy
         self.last: SchedEntity | None = None  # last buddy
@@ -94,9 +96,12 @@ class CfsRunQueue:
         leftmost = self.leftmost
         if leftmost is None or key < leftmost.node[0]:  # type: ignore[index]
             self.leftmost = se  # an equal key goes to the right of the leftmost
-        self.avg_vruntime += se.weight * (se.vruntime - self.min_vruntime)
-        self.avg_load += se.weight
-        self._count_slice(se.slice, 1)
+        weight = se.weight
+        self.avg_vruntime += weight * (se.vruntime - self.min_vruntime)
+        self.avg_load += weight
+        slices = self.slices  # _count_slice(se.slice, 1), inlined: every insert
+        slice_ns = se.slice
+        slices[slice_ns] = slices.get(slice_ns, 0) + 1
 
     def remove(self, se: SchedEntity) -> None:
         """``__dequeue_entity``: take `se` out of the tree."""
@@ -105,9 +110,16 @@ class CfsRunQueue:
         se.node = None
         if se is self.leftmost:
             self.leftmost = tree[0][2] if tree else None
-        self.avg_vruntime -= se.weight * (se.vruntime - self.min_vruntime)
-        self.avg_load -= se.weight
-        self._count_slice(se.slice, -1)
+        weight = se.weight
+        self.avg_vruntime -= weight * (se.vruntime - self.min_vruntime)
+        self.avg_load -= weight
+        slices = self.slices  # _count_slice(se.slice, -1), inlined: every remove
+        slice_ns = se.slice
+        count = slices[slice_ns] - 1
+        if count:
+            slices[slice_ns] = count
+        else:
+            del slices[slice_ns]
 
     def set_slice(self, se: SchedEntity, slice_ns: int) -> None:
         """Change `se`'s slice (ns), keeping ``slices`` right when `se` is in the tree."""

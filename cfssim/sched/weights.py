@@ -65,6 +65,9 @@ def inverse_calc_delta_fair(vdelta: int, weight: int, inv_weight: int) -> int:
     if weight == NICE_0_LOAD:
         return vdelta
     wall = max(1, (vdelta * weight) // NICE_0_LOAD)
-    while calc_delta_fair(wall, weight, inv_weight) < vdelta:
-        wall += max(1, (vdelta - calc_delta_fair(wall, weight, inv_weight)) * weight // NICE_0_LOAD)
+    scale = NICE_0_LOAD * inv_weight  # calc_delta_fair(wall) = (wall * scale) >> WMULT_SHIFT
+    short = vdelta - ((wall * scale) >> WMULT_SHIFT)
+    while short > 0:
+        wall += max(1, short * weight // NICE_0_LOAD)
+        short = vdelta - ((wall * scale) >> WMULT_SHIFT)
     return wall

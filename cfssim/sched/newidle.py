@@ -1,0 +1,44 @@
+"""The busiest CPU a newly idle CPU pulls from (``sched_balance_newidle``'s source search).
+
+`newidle_src_rq` is ``LoadBalancing.sched_balance_find_src_rq(rq, key, movable_only=True)``
+with newidle's key, (``h_nr_running``, load), computed without a key function or grouping
+dictionary: at 64 CPUs a newidle balance runs thousands of times per simulated second, and
+most of its cost was that generic search. Same answer, same seeded tie-break draw
+(tests/test_fast_forward.py compares the two at every newidle balance of a run).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .core import Machine, Rq
+
+
+def newidle_src_rq(machine: Machine, rq: Rq) -> Rq | None:
+    """The other CPU with ≥ 2 tasks and the greatest (``h_nr_running``, load) among those
+    holding a task `rq` may take (`LoadBalancing._any_movable`); ties — CPUs of that key, in
+    CPU order — are broken by a draw of the machine's generator, None when no CPU qualifies.
+    CPUs are tried from the greatest key down, and only until one has a movable task."""
+    rqs = machine.rqs
+    may_pull_from = machine.may_pull_from  # necessary for `_any_movable`: rules most CPUs out
+    # descending key, ascending CPU within a key: the order the generic search tries them in
+    order = sorted(
+        [
+            (-other.cfs.h_nr_running, -other.cfs.load, other.cpu)
+            for other in rqs
+            if other.cfs.h_nr_running >= 2 and other is not rq and may_pull_from(other, rq)
+        ]
+    )
+    tied: list[Rq] = []
+    level = (0, 0)
+    for nr_running, load, cpu in order:
+        if tied and (nr_running, load) != level:
+            break
+        other = rqs[cpu]
+        if machine._any_movable(other, rq):
+            tied.append(other)
+            level = (nr_running, load)
+    if len(tied) <= 1:
+        return tied[0] if tied else None
+    return tied[int(machine.rng.integers(len(tied)))]
