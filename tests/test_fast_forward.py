@@ -154,19 +154,30 @@ def test_many_cpus_quota_groups_same_on_both_paths(
 def test_newidle_source_search_matches_the_generic_one(
     policy: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`newidle_src_rq` (newidle's own search) answers as ``sched_balance_find_src_rq`` with
-    newidle's key and ``movable_only`` would, drawing the same tie-breaks from the machine's
-    generator: compared at every newidle balance of a throttling 24-CPU run."""
+    """`newidle_src_rq` (newidle's own search) answers as the plain search it stands for
+    would — keys (``h_nr_running``, load) from the greatest down, the first level with CPUs
+    holding a task the idle CPU may take, a seeded draw among them — drawing the same
+    tie-breaks from the machine's generator: compared at every newidle balance of a throttling
+    24-CPU run."""
     from cfssim.sched import balance
     from cfssim.sched.newidle import newidle_src_rq
 
     compared = {"calls": 0, "found": 0}
 
+    def plain(machine: Any, rq: Any) -> Any:
+        by_key: dict[tuple[int, int], list[Any]] = {}
+        for other in machine.rqs:
+            if other is not rq and other.cfs.h_nr_running >= 2:
+                by_key.setdefault((other.cfs.h_nr_running, other.cfs.load), []).append(other)
+        for level in sorted(by_key, reverse=True):
+            tied = [other for other in by_key[level] if machine._any_movable(other, rq)]
+            if tied:
+                return tied[0] if len(tied) == 1 else tied[int(machine.rng.integers(len(tied)))]
+        return None
+
     def both(machine: Any, rq: Any) -> Any:
         state = machine.rng.bit_generator.state
-        generic = machine.sched_balance_find_src_rq(
-            rq, lambda other: (other.cfs.h_nr_running, other.cfs.load), movable_only=True
-        )
+        generic = plain(machine, rq)
         after = machine.rng.bit_generator.state
         machine.rng.bit_generator.state = state
         own = newidle_src_rq(machine, rq)

@@ -137,37 +137,24 @@ class LoadBalancing:
         self.touch(dst)
 
     def sched_balance_find_src_rq(
-        self: Machine, rq: Rq, key: Callable[[Rq], tuple[int, int]], movable_only: bool = False
+        self: Machine, rq: Rq, key: Callable[[Rq], tuple[int, int]]
     ) -> Rq | None:
         """``sched_balance_find_src_rq``: the other CPU with waiting tasks and the greatest `key`.
         Exact ties happen here only because we have no PELT noise; in the kernel they are
         broken by that noise, here by a seeded draw (never by CPU number, which would pin the
-        same pairs of tasks together forever). With `movable_only`, CPUs are tried from the
-        greatest key down and only until one has a task `rq` may take."""
+        same pairs of tasks together forever). Newidle balancing has its own search, which
+        also skips CPUs with nothing it may take (`cfssim.sched.newidle.newidle_src_rq`)."""
         keyed = [
             (key(other), other)
             for other in self.rqs
             if other is not rq and other.cfs.h_nr_running >= 2
         ]
-        if movable_only and keyed:
-            by_key: dict[tuple[int, int], list[Rq]] = {}  # key → CPUs, in CPU order
-            for k, other in keyed:
-                group = by_key.get(k)
-                if group is None:
-                    by_key[k] = [other]
-                else:
-                    group.append(other)
-            for level in sorted(by_key, reverse=True):
-                tied = [other for other in by_key[level] if self._any_movable(other, rq)]
-                if tied:
-                    break
-        elif keyed:
-            best = max(k for k, _ in keyed)
-            tied = [other for k, other in keyed if k == best]
-        else:
-            tied = []
-        if len(tied) <= 1:
-            return tied[0] if tied else None
+        if not keyed:
+            return None
+        best = max(k for k, _ in keyed)
+        tied = [other for k, other in keyed if k == best]
+        if len(tied) == 1:
+            return tied[0]
         return tied[int(self.rng.integers(len(tied)))]
 
     def sched_balance_newidle(self: Machine, rq: Rq) -> bool:

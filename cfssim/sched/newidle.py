@@ -1,10 +1,10 @@
 """The busiest CPU a newly idle CPU pulls from (``sched_balance_newidle``'s source search).
 
-`newidle_src_rq` is ``LoadBalancing.sched_balance_find_src_rq(rq, key, movable_only=True)``
-with newidle's key, (``h_nr_running``, load), computed without a key function or grouping
-dictionary: at 64 CPUs a newidle balance runs thousands of times per simulated second, and
-most of its cost was that generic search. Same answer, same seeded tie-break draw
-(tests/test_fast_forward.py compares the two at every newidle balance of a run).
+`newidle_src_rq` is ``sched_balance_find_src_rq`` with newidle's key, (``h_nr_running``, load),
+that tries CPUs from the greatest key down and only until one holds a task the idle CPU may
+take, without a key function or grouping dictionary: at 64 CPUs a newidle balance runs
+thousands of times per simulated second. tests/test_fast_forward.py compares it, answer and
+seeded tie-break draw, with a plain statement of that search at every newidle balance of a run.
 """
 
 from __future__ import annotations
