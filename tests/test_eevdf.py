@@ -341,7 +341,8 @@ class TickerWakeups:
     hogs: np.ndarray
 
     @classmethod
-    def of(cls, result: cfssim.Result, tick_ns: int = 4_000_000) -> TickerWakeups:
+    def of(cls, result: cfssim.Result, offset: int, tick_ns: int = 4_000_000) -> TickerWakeups:
+        """`result`'s ticker wakeups; `offset` is where its ticks fall (ns mod `tick_ns`)."""
         assert result.trace is not None
         segments, wakeups = result.trace["segments"], result.trace["wakeups"]
         names = list(result.trace.tasks)
@@ -362,7 +363,6 @@ class TickerWakeups:
             )
             for t, cpu in zip(times, cpus, strict=True)
         ]
-        offset = int(result.meta.get("tick_offset_ns") or 0)
         return cls((times - offset) % tick_ns, wakeups["latency"][mine], np.array(hogs))
 
     def waits_a_tick(self, hogs: int) -> float:
@@ -398,8 +398,9 @@ def test_a_periodic_task_among_hogs_matches_the_kernel() -> None:
     switch comes ~20 µs after the grid, so the ticker's sleep timer never fires inside a tick
     but alone, 70–100 µs after one (2 ms from its switch at +20 µs, 18 ms, 50 µs slack, ~10 µs
     latency); with two hogs on its CPU it then mostly waits for the next tick, the hog picked
-    at the tick being protected (RUN_TO_PARITY). 2026-12-03, 6 traced runs: 84–90% of wakeups
-    at 70–100 µs, 8% of the two-hog wakeups preempt at once; simulation 85–90%, 4%."""
+    at the tick being protected (RUN_TO_PARITY). 2026-12-03, 6 traced runs: 83–94% of wakeups
+    60–150 µs after the grid, 79–99% of the two-hog ones wait a tick; simulation 94–99%,
+    96–100%."""
     from cfssim.real.measure import as_measured
 
     runs = measure_ticker_twice()
@@ -413,11 +414,14 @@ def test_a_periodic_task_among_hogs_matches_the_kernel() -> None:
     for i in range(4):
         name = f"hog/{i}"
         assert sim.tasks[name]["timeslices"] == pytest.approx(kernel(name, "timeslices"), rel=0.20)
-    for result in (*runs, sim):
-        wakeups = TickerWakeups.of(result)
+    offsets = [int(run.meta["tick_offset_ns"]) for run in runs]
+    # the simulation has the first run's tick phase (as_measured)
+    for result, offset in zip((*runs, sim), (*offsets, offsets[0]), strict=True):
+        wakeups = TickerWakeups.of(result, offset)
         alone = (wakeups.phase >= 60_000) & (wakeups.phase < 150_000)
+        # 6 traced kernel runs: 83–94% of the wakeups alone, 79–99% of the two-hog ones wait
         assert np.mean(alone) >= 0.75, np.percentile(wakeups.phase, [10, 50, 90])
-        assert wakeups.waits_a_tick(2) >= 0.80
+        assert wakeups.waits_a_tick(2) >= 0.70
 
 
 @pytest.mark.kernel

@@ -34,6 +34,7 @@ from plotly.offline import get_plotlyjs
 
 from cfssim.behaviour import program
 from cfssim.cli import main
+from cfssim.profile import default_profile
 from cfssim.report import (
     MAX_VRUNTIME_TRACES,
     PLOTLY_FILE,
@@ -53,6 +54,7 @@ from cfssim.scenario import bundled_scenarios, load_scenario
 from cfssim.simulation import Simulation, run_scenario
 from cfssim.trace import Recorder, Trace, covered_ns
 from cfssim.units import NSEC_PER_MSEC as MS
+from cfssim.units import format_duration
 
 MIB = 1 << 20
 PERIOD = 100 * MS
@@ -798,8 +800,11 @@ def test_the_report_shows_the_simulated_host(tmp_path: Path) -> None:
     page = write_report(run_scenario(hosted), tmp_path / "report.html").read_text()
     assert "<h2>Simulated host</h2>" in page
     assert "default" in page and "/ 4 KiB" in page
-    assert "<th>timer latency p50</th>" in page and "<td>9.902us</td>" in page  # the profile's
-    assert "<th>tick switch</th>" in page and "<td>10us</td>" in page
+    profile = default_profile()
+    assert profile.tick is not None and profile.tick.cpus[0].delay is not None
+    latency = format_duration(profile.tick.cpus[0].delay.quantile(0.5))
+    assert "<th>timer latency p50</th>" in page and f"<td>{latency}</td>" in page
+    assert f"<td>{format_duration(profile.tick_switch_ns)}</td>" in page
     ideal = load_scenario(
         "name: ideal\nduration: 200ms\nmachine: {cpus: 2}\n"
         "processes: [{name: hog, program: [{run: forever}]}]\n"
