@@ -324,7 +324,12 @@ def judge_scenario(sim: Result, kernel: Sequence[Result]) -> list[Verdict]:
 
 
 #: two-sided 95% quantiles of Student's t by degrees of freedom (k reference runs: k − 1)
-T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306}
+T_975 = {
+    1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
+    10: 2.228, 11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110,
+    18: 2.101, 19: 2.093, 20: 2.086,
+}  # fmt: skip
+MAX_RUNS = max(T_975) + 2  # reference runs + the replica
 
 
 def within_kernel_spread(sim: Any, refs: Sequence[Any]) -> bool:
@@ -345,7 +350,8 @@ def within_kernel_spread(sim: Any, refs: Sequence[Any]) -> bool:
         return False
     mean = sum(refs) / k
     sd = math.sqrt(sum((r - mean) ** 2 for r in refs) / (k - 1))
-    return abs(sim - mean) <= T_975.get(k - 1, 1.96) * sd * math.sqrt(1 + 1 / k)
+    t = T_975.get(k - 1, T_975[max(T_975)])  # beyond the table: its last, a little wide
+    return abs(sim - mean) <= t * sd * math.sqrt(1 + 1 / k)
 
 
 # ---- running -----------------------------------------------------------------------------------
@@ -375,6 +381,13 @@ class Outcome:
 
 def background_of(result: Result) -> float:
     return float(result.meta.get("background_cpu_fraction", 0.0))
+
+
+def phase_run(kernel: Sequence[Result]) -> Result:
+    """The kernel run whose tick and period phases a simulation takes (`as_measured`): the
+    replica's when there is one, so that the simulation, like the replica, is judged against
+    reference runs it did not start from; else the first."""
+    return kernel[-1] if len(kernel) >= 3 else kernel[0]
 
 
 def simulate(scenario: Scenario, kernel: Result, profile: str | None) -> Result:
@@ -433,7 +446,9 @@ def run_one(
     """Measure `scenario` `runs` times (`measure_quiet`), simulate it once per profile, judge
     (`judge_runs`)."""
     kernel = [measure_quiet(scenario, max_background, retries) for _ in range(runs)]
-    sims = {label: simulate(scenario, kernel[0], profile) for label, profile in profiles.items()}
+    sims = {
+        label: simulate(scenario, phase_run(kernel), profile) for label, profile in profiles.items()
+    }
     outcome = judge_runs(scenario.name, kernel, sims, max_background)
     if out is not None:
         where = out / scenario.name
@@ -575,7 +590,8 @@ def rejudge(
         else:
             scenario = load_scenario((where / "scenario.yaml").read_text())
             sims = {
-                label: simulate(scenario, kernel[0], profile) for label, profile in profiles.items()
+                label: simulate(scenario, phase_run(kernel), profile)
+                for label, profile in profiles.items()
             }
         outcomes.append(judge_runs(where.name, kernel, sims, max_background))
     return outcomes
@@ -633,7 +649,7 @@ def main(argv: list[str] | None = None, echo: Callable[[str], None] = print) -> 
         "--complete",
         action="store_true",
         help="with --from: first bring every saved scenario to --runs kernel runs under the "
-        "background cap (measure what is missing or loaded), then judge",
+        "background cap (measure what is missing or loaded), then simulate and judge",
     )
     parser.add_argument(
         "--simulate",
@@ -650,17 +666,24 @@ def main(argv: list[str] | None = None, echo: Callable[[str], None] = print) -> 
     count = args.count if args.count is not None else 5 if args.quick else 100
     if args.retries < 0:
         parser.error(f"--retries: expected 0 or more, found {args.retries}")
-    if args.runs < 2:
-        parser.error(f"--runs: expected 2 or more kernel runs, found {args.runs}")
+    if not 2 <= args.runs <= MAX_RUNS:
+        parser.error(f"--runs: expected 2 to {MAX_RUNS} kernel runs, found {args.runs}")
     duration = args.duration or ("1s" if args.quick else None)
     duration_ns = parse_duration(duration) if duration else None
     profile = args.profile if args.profile == "default" else str(Path(args.profile).resolve())
     profiles: dict[str, str | None] = {"profile": profile, "ideal": None}
     console = Console(width=160)
     if args.saved is not None:
-        if args.complete:
+        if args.complete:  # replaced runs move the phases: the saved simulations are stale
             complete(args.saved, args.runs, args.max_background, args.retries, echo)
-        outcomes = rejudge(args.saved, args.max_background, profiles if args.simulate else None)
+        simulate_now = args.simulate or args.complete
+        outcomes = rejudge(args.saved, args.max_background, profiles if simulate_now else None)
+        counts = sorted({len(o.background) for o in outcomes})
+        if len(counts) > 1:
+            echo(
+                f"note: the saved scenarios have {', '.join(map(str, counts))} kernel runs: "
+                "each is judged by its own count's rule (--complete evens them)"
+            )
         labels = list(dict.fromkeys(label for o in outcomes for label in o.verdicts))
         report(console, outcomes, labels, args.max_background, echo)
         return 0
@@ -671,7 +694,9 @@ def main(argv: list[str] | None = None, echo: Callable[[str], None] = print) -> 
         scenario = load_scenario(text)
         started = time.monotonic()
         try:
-            outcome = run_one(scenario, text, profiles, args.out, args.max_background, args.runs)
+            outcome = run_one(
+                scenario, text, profiles, args.out, args.max_background, args.runs, args.retries
+            )
         except Refused as exc:
             outcome = Outcome(scenario.name, (0.0,) * args.runs, skipped=exc.message)
         except RealRunError as exc:  # the set so far is still worth its table

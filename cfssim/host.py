@@ -42,7 +42,7 @@ from typing import Any, TypeVar
 InverseCdf = Callable[[float], int]
 
 _MASK64 = (1 << 64) - 1
-_LATENCY_SALT = 0x7A3E_11C5_0000_0000  # tick latency draws: their own stream of the seed's hash
+_TICK_LATENCY_STREAM = 0x7A3E  # the tick latency draws' own key: splitmix64(seed key ^ this)
 _T = TypeVar("_T")
 
 
@@ -191,7 +191,17 @@ class TickGrid:
     With neither offsets, jitter, latency nor switch time every CPU ticks at once on the grid
     (the ideal machine)."""
 
-    __slots__ = ("jitter", "key", "latency", "offset", "skew", "switch", "tick", "uniform")
+    __slots__ = (
+        "jitter",
+        "key",
+        "latency",
+        "latency_key",
+        "offset",
+        "skew",
+        "switch",
+        "tick",
+        "uniform",
+    )
 
     def __init__(self, tick_ns: int, offset_ns: int, ncpus: int, host: HostModel, seed: int):
         self.tick = tick_ns
@@ -204,6 +214,7 @@ class TickGrid:
             not any(self.skew) and not any(self.jitter) and self.latency is None and not self.switch
         )
         self.key = splitmix64(seed & _MASK64)
+        self.latency_key = splitmix64(self.key ^ _TICK_LATENCY_STREAM)
         late = (self.latency(1.0) if self.latency is not None else 0) + self.switch
         for cpu in range(ncpus):
             jitter = self.jitter[cpu]
@@ -222,7 +233,7 @@ class TickGrid:
         when = self.offset + k * self.tick + self.skew[cpu] + self.switch
         latency = self.latency
         if latency is not None:
-            when += latency(splitmix64(self.key ^ _LATENCY_SALT ^ (k & 0xFFFF_FFFF_FFFF)) / 2**64)
+            when += latency(splitmix64(self.latency_key ^ (k & _MASK64)) / 2**64)
         jitter = self.jitter[cpu]
         if jitter is None:
             return when

@@ -164,7 +164,7 @@ def test_a_ticks_switch_is_timed_from_its_handler() -> None:
     events = [
         switch(1 * MS, 1, B, C),  # before any tick of CPU 1
         tick_event(1, 4 * MS + 9_300),
-        switch(4 * MS + 20 * US, 1, B, C),  # 10.7 us after the handler
+        switch(4 * MS + 20 * US, 1, B, C),  # 10.7 us after the handler, + 0.5 us (trace text)
         tick_event(1, 8 * MS + 10_000),
         switch(8 * MS + 21 * US, 1, C, X),  # the tick let a foreign task in: not hog to hog
         switch(8 * MS + 30 * US, 1, X, B),
@@ -176,8 +176,9 @@ def test_a_ticks_switch_is_timed_from_its_handler() -> None:
         switch(20 * MS + 20 * US, 1, B, C),
         switch(20 * MS + 15 * US, 0, A, X),
     ]
-    assert cal.tick_switches(events, B, C, 1, TICK // cal.TICK_SWITCH_SHARE) == [10_700, 12_000]
-    assert cal.tick_switches(events, B, C, 1, 11 * US) == [10_700]
+    # the trace text's µs-truncated switch times get half a µs back
+    assert cal.tick_switches(events, B, C, 1, TICK // cal.TICK_SWITCH_SHARE) == [11_200, 12_500]
+    assert cal.tick_switches(events, B, C, 1, 12 * US) == [11_200]
     assert cal.tick_switches(events, B, C, 0, TICK) == []  # no hog-to-hog switch on CPU 0
 
 

@@ -204,7 +204,9 @@ def test_newidle_source_search_matches_the_generic_one(
 
 def check_listing(machine: Any) -> int:
     """Assert that the movable-set counters (`FairClass.list_task`) equal a recount from
-    ``rq.tasks`` and the queues' ``throttle_count``; returns how many tasks were listed."""
+    ``rq.tasks`` and the queues' ``throttle_count``, and that the prefilter they feed
+    (`FairClass.may_pull_from`) never rules out a pair some task may move between
+    (`_can_migrate`); returns how many tasks were listed."""
     groups = machine.root.subtree()
     total = 0
     for rq in machine.rqs:
@@ -221,6 +223,10 @@ def check_listing(machine: Any) -> int:
             on_queue.get(id(g.cfs_rq[rq.cpu]), 0) for g in groups
         ]
         total += len(rq.tasks)
+    for src in machine.rqs:
+        for dst in machine.rqs:
+            if src is not dst and not machine.may_pull_from(src, dst):
+                assert not any(machine._can_migrate(t, src, dst) for t in src.tasks.values())
     return total
 
 

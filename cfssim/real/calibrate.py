@@ -92,6 +92,7 @@ FAULT_GROUP = "/fault"
 FAULT_HEADROOM_MIB = 32
 NULL_WRITE_CALLS = 200_000
 NULL_WRITE_TRIALS = 5
+PROBE_TIMEOUT_S = 60  # a probe's whole run; its trials take ~1 s here
 PROBE_SOURCE = Path(__file__).with_name("probe.c")
 #: a hog-to-hog switch at most this share of a tick after a tick's handler is that tick's
 TICK_SWITCH_SHARE = 4
@@ -189,7 +190,7 @@ def tick_skew(ticks: Mapping[int, Sequence[int]], tick_ns: int, phase_ns: int) -
             len(common),
             mean,
             _quantiles([d - mean for d in deltas], SKEW_QUANTILES),
-            _quantiles(delays, SKEW_QUANTILES),
+            _quantiles(delays, QUANTILES),  # the timer latency's whole range (its tail too)
         )
     return skews
 
@@ -219,7 +220,8 @@ def tick_switches(
     last tick handler's ``now`` on that CPU (``hrtimer_expire_entry``), when at most
     `max_gap_ns` (a switch further from any tick was not the tick's). The tick handler's
     ``sched_tick`` finds the slice used up and sets need_resched; ``schedule`` runs at the
-    interrupt's exit."""
+    interrupt's exit. The switch's time is the trace text's, truncated to µs, against the
+    handler's exact ``now``: half a µs is added back (`TRACE_RESOLUTION_NS`)."""
     pair = {first: second, second: first}
     gaps: list[int] = []
     handler: int | None = None  # the `now` of the last tick handler on `cpu`
@@ -228,7 +230,7 @@ def tick_switches(
             handler = event.fields["now"]
         elif event.name == "sched_switch" and handler is not None:
             prev, nxt = event.fields.get("prev_pid"), event.fields.get("next_pid")
-            gap = event.time_ns - handler
+            gap = event.time_ns + TRACE_RESOLUTION_NS // 2 - handler
             if prev in pair and nxt == pair[prev] and 0 <= gap <= max_gap_ns:
                 gaps.append(gap)
     return gaps
@@ -460,12 +462,12 @@ class Calibration:
             hog.wait()
         costs = Costs(
             faults=[
-                (int(a), int(b), int(c))
-                for a, b, c in self._probe(probe, "fault", self.fault_mib, self.fault_trials)
+                (a, b, c)
+                for a, b, c in self._probe(probe, "fault", self.fault_mib, self.fault_trials, 3)
             ],
             null_writes=[
-                (int(a), int(b))
-                for a, b in self._probe(probe, "nullwrite", NULL_WRITE_CALLS, NULL_WRITE_TRIALS)
+                (a, b)
+                for a, b in self._probe(probe, "nullwrite", NULL_WRITE_CALLS, NULL_WRITE_TRIALS, 2)
             ],
         )
         return self._profile(
@@ -488,9 +490,12 @@ class Calibration:
         self.driver.attach(path, child.pid, child.pid)
         return child
 
-    def _probe(self, binary: Path, probe: str, size: int, trials: int) -> list[list[str]]:
+    def _probe(
+        self, binary: Path, probe: str, size: int, trials: int, fields: int
+    ) -> list[list[int]]:
         """Run ``probe <probe> <size> <trials>`` in the fault cgroup (released once it is
-        there); its output lines, split."""
+        there); its output lines, `fields` integers each. A probe that hangs, fails or prints
+        anything else is refused (`RealRunError`), never a traceback."""
         child = self._spawn(
             [str(binary), probe, str(size), str(trials)],
             None,
@@ -499,12 +504,28 @@ class Calibration:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-        out, err = child.communicate("go\n", timeout=60)
+        try:
+            out, err = child.communicate("go\n", timeout=PROBE_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.communicate()
+            raise RealRunError(
+                f"the {probe} probe did not finish in {PROBE_TIMEOUT_S} s (killed)"
+            ) from None
         if child.returncode != 0:
             raise RealRunError(
                 f"the {probe} probe failed (exit status {child.returncode}): {err.strip()}"
             )
-        return [line.split() for line in out.splitlines() if line.strip()]
+        try:
+            rows = [[int(field) for field in line.split()] for line in out.splitlines()]
+        except ValueError:
+            rows = []
+        if not rows or any(len(row) != fields for row in rows):
+            raise RealRunError(
+                f"the {probe} probe printed what calibrate cannot read (expected lines of "
+                f"{fields} integers): {out.strip()[:200]!r}"
+            )
+        return rows
 
     def _profile(
         self,

@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 
 LIVELOCK_FIRES = 10_000
 #: the `Draws` stream of sleep timers' latencies
-SLEEP_TIMERS = 0x51EE
+SLEEP_TIMER_STREAM = 0x51EE
 MAX_SETTLE_ROUNDS = 64  # same-instant steps a settle waits for (programs must let time pass)
 HRTICK_MIN_NS = 10_000
 
@@ -114,8 +114,9 @@ class Rq:
         self.curr: Task | None = None
         self.curr_rt = False  # curr is a real-time task
         self.tasks: dict[int, Task] = {}  # fair tasks enqueued here (curr included), by tid
-        #: task group → how many of `tasks` sit on its queue here while no level above it is
-        #: throttled (``throttle_count`` 0); groups with none are left out (`list_task`)
+        #: task group → how many of `tasks` sit on its queue here while neither it nor a level
+        #: above it is throttled (``throttle_count`` 0); groups with none are left out
+        #: (`list_task`)
         self.listed_unthrottled: dict[TaskGroup, int] = {}
         #: the task groups whose queue here is throttled (``throttle_count`` > 0)
         self.throttled_groups: set[TaskGroup] = set()
@@ -187,7 +188,9 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
         self.ticks = TickGrid(self.tick_ns, self.tick_offset, self.ncpus, self.host, seed)
         latency = self.host.timer_latency
         #: how late a sleep's timer that fires alone wakes its task (the interrupt's latency)
-        self.timer_latency = None if latency is None else Draws(latency, seed, SLEEP_TIMERS)
+        self.sleep_timer_latency = (
+            None if latency is None else Draws(latency, seed, SLEEP_TIMER_STREAM)
+        )
         self.dirty: list[Rq] = []
         self.idle_rqs: set[int] = set(range(self.ncpus))
         self.nohz_timer = HrTimer(self.calendar, self.nohz_idle_balance)  # a busy CPU's kick
@@ -360,15 +363,10 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
         else:
             self.rec.add("forks", task.tid, now)
 
-    def tick_at_or_after(self, cpu: int, t: int) -> int:
-        """The first scheduler tick of `cpu` at or after `t` (ns): ticks fall at
-        ``tick_offset_ns`` + k × ``tick_ns`` — on every CPU at once on the ideal machine, each
-        CPU skewed and jittered on a real host's (`cfssim.host.TickGrid`)."""
-        return self.ticks.at_or_after(cpu, t)
-
     def tick_after(self, cpu: int, delay: int) -> int:
-        """Delay (ns from now) to `cpu`'s first tick strictly after now + max(delay, 0): a
-        condition due now was seen by this instant's tick, or will be by the next."""
+        """Delay (ns from now) to `cpu`'s first tick at or after now + max(delay, 1) — strictly
+        after now: a condition due now was seen by this instant's tick, or will be by the next
+        (`cfssim.host.TickGrid`: skew, jitter, late handlers)."""
         now: int = self.env._now  # type: ignore[assignment]  # `now`, inlined: hot
         return self.ticks.at_or_after(cpu, now + (delay if delay > 1 else 1)) - now
 
@@ -377,15 +375,17 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
         anywhere in [soft, soft + slack] (``hrtimer_set_expires_range_ns`` with the task's
         ``timer_slack_ns``, 0 for RT tasks). If the CPU is busy and one of its ticks' interrupt
         handlers runs in that range, the timer expires there (``__hrtimer_run_queues`` runs
-        every timer whose soft expiry passed) and the task joins that tick's decisions; else
-        it fires alone at the hard expiry, its handler late by the host's timer latency."""
+        every timer whose soft expiry passed) and the task joins that tick's decisions — it is
+        woken at the tick's switch instant, a `tick_switch_ns` after the kernel's
+        ``sched_wakeup`` (the handler's), so that it takes part in that pick; else it fires
+        alone at the hard expiry, its handler late by the host's timer latency."""
         slack = 0 if task.policy in RT_POLICIES else self.tun.timer_slack_ns
         if slack > 0 and task.cpu >= 0 and not self.rqs[task.cpu].idle:
             soft = self.now + ns
             tick = self.ticks.first_handler_in(task.cpu, soft + 1, soft + slack)
             if tick is not None:
                 return tick - self.now
-        late = self.timer_latency.next() if self.timer_latency is not None else 0
+        late = self.sleep_timer_latency.next() if self.sleep_timer_latency is not None else 0
         return ns + slack + late
 
     def block(self, task: Task, state: TaskState = TaskState.SLEEPING) -> None:

@@ -222,10 +222,10 @@ class FairClass:
             count_listed(rq.listed_unthrottled, tg, listed if before else -listed)
 
     def may_pull_from(self: Machine, src: Rq, dst: Rq) -> bool:
-        """Whether some task of `src`'s movable set other than its curr sits on a queue
-        throttled neither on `src` nor, for its group, on `dst` — what `_can_migrate` needs
-        besides affinity, read from the counters (`list_task`) in O(groups) set operations.
-        False means no task of `src` may move to `dst`."""
+        """A necessary condition for `_can_migrate` from `src` to `dst`, read from the counters
+        (`list_task`) in O(groups) set operations: some task of `src` other than its curr sits
+        on a queue throttled neither on `src` nor, for its group, on `dst`. False only when no
+        task of `src` may move to `dst`; True may still find none (affinity, ``on_rq``)."""
         listed = src.listed_unthrottled
         blocked = dst.throttled_groups
         if listed.keys() <= blocked:
