@@ -150,6 +150,22 @@ def test_many_cpus_quota_groups_same_on_both_paths(
     assert len(fast.trace["throttles"]["start"]) > 0
 
 
+def throttling_groups(policy: str, cpus: int, quota_us: int, hogs: int, ios: int) -> Any:
+    """Three ``cpu.max`` groups (`quota_us` per 100 ms) on `cpus` CPUs, each with `hogs` hogs
+    and `ios` tasks running 2 ms then sleeping 8 ms: throttling, unthrottling, newidle pulls."""
+    sim = cfssim.Simulation(cpus=cpus, policy=policy, seed=3)
+    for group in range(3):
+        path = f"/g{group}"
+        sim.add_cgroup(path, {"cpu.max": f"{quota_us} 100000"})
+        sim.add_process(
+            f"hog{group}", threads=hogs, cgroup=path, behaviour=cfssim.program(run="forever")
+        )
+        sim.add_process(
+            f"io{group}", threads=ios, cgroup=path, behaviour=cfssim.program(run="2ms", sleep="8ms")
+        )
+    return sim
+
+
 @pytest.mark.parametrize("policy", sorted(FAIR_POLICIES))
 def test_newidle_source_search_matches_the_generic_one(
     policy: str, monkeypatch: pytest.MonkeyPatch
@@ -188,16 +204,7 @@ def test_newidle_source_search_matches_the_generic_one(
         return own
 
     monkeypatch.setattr(balance, "newidle_src_rq", both)
-    sim = cfssim.Simulation(cpus=24, policy=policy, seed=3)
-    for group in range(3):
-        path = f"/g{group}"
-        sim.add_cgroup(path, {"cpu.max": "700000 100000"})
-        sim.add_process(
-            f"hog{group}", threads=6, cgroup=path, behaviour=cfssim.program(run="forever")
-        )
-        sim.add_process(
-            f"io{group}", threads=8, cgroup=path, behaviour=cfssim.program(run="2ms", sleep="8ms")
-        )
+    sim = throttling_groups(policy, cpus=24, quota_us=700_000, hogs=6, ios=8)
     sim.run("300ms")
     assert compared["calls"] > 100 and 0 < compared["found"] < compared["calls"]
 
@@ -255,16 +262,7 @@ def test_movable_set_counters_follow_queues_and_throttling(
     let `LoadBalancing._any_movable` rule a CPU out without scanning its tasks — match a
     recount after every flush of a run that throttles, unthrottles and migrates."""
     seen = checking_listing(monkeypatch)
-    sim = cfssim.Simulation(cpus=8, policy=policy, seed=3)
-    for group in range(3):
-        path = f"/g{group}"
-        sim.add_cgroup(path, {"cpu.max": "250000 100000"})
-        sim.add_process(
-            f"hog{group}", threads=3, cgroup=path, behaviour=cfssim.program(run="forever")
-        )
-        sim.add_process(
-            f"io{group}", threads=4, cgroup=path, behaviour=cfssim.program(run="2ms", sleep="8ms")
-        )
+    sim = throttling_groups(policy, cpus=8, quota_us=250_000, hogs=3, ios=4)
     result = sim.run("300ms")
     assert seen[0] > 1000 and seen[1] > 0
     assert result.trace is not None and len(result.trace["throttles"]["start"]) > 0

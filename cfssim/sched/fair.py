@@ -43,6 +43,7 @@ from ..cgroup.bandwidth import (
 from ..hrtimer import HrTimer
 from ..task import TaskState
 from .policy import ENQUEUE_WAKEUP
+from .runqueue import count_in
 
 if TYPE_CHECKING:
     from ..cgroup.tree import TaskGroup
@@ -202,7 +203,7 @@ class FairClass:
         assert cfs_rq is not None
         cfs_rq.nr_listed -= 1
         if not cfs_rq.throttle_count:
-            count_listed(rq.listed_unthrottled, cfs_rq.tg, -1)
+            count_in(rq.listed_unthrottled, cfs_rq.tg, -1)
 
     def change_throttle_count(self: Machine, cfs_rq: CfsRunQueue, change: int) -> None:
         """``throttle_count`` += `change` (±1), keeping its CPU's ``throttled_groups`` and
@@ -219,7 +220,7 @@ class FairClass:
             rq.throttled_groups.add(tg)
         listed = cfs_rq.nr_listed
         if listed:
-            count_listed(rq.listed_unthrottled, tg, listed if before else -listed)
+            count_in(rq.listed_unthrottled, tg, listed if before else -listed)
 
     def may_pull_from(self: Machine, src: Rq, dst: Rq) -> bool:
         """A necessary condition for `_can_migrate` from `src` to `dst`, read from the counters
@@ -713,15 +714,6 @@ class FairClass:
                 self.unthrottle_cfs_rq(cfs_rq)
             self.touch(self.rqs[cfs_rq.cpu])
         self.flush()
-
-
-def count_listed(listed: dict[TaskGroup, int], tg: TaskGroup, change: int) -> None:
-    """`listed`[`tg`] += `change`, the key dropped at 0 (``Rq.listed_unthrottled``)."""
-    count = listed[tg] + change if change < 0 else listed.get(tg, 0) + change
-    if count:
-        listed[tg] = count
-    else:
-        del listed[tg]
 
 
 def find_matching_se(se: SchedEntity, pse: SchedEntity) -> tuple[SchedEntity, SchedEntity]:

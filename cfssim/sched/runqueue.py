@@ -15,7 +15,7 @@ slices are few (usually one), so ``min_slice``/``max_slice`` are O(distinct slic
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sortedcontainers import SortedList
 
@@ -130,12 +130,7 @@ class CfsRunQueue:
 
     def _count_slice(self, slice_ns: int, change: int) -> None:
         """Keep ``slices``, the multiset of the tree's slices, counting `change` more of one."""
-        slices = self.slices
-        count = slices.get(slice_ns, 0) + change
-        if count:
-            slices[slice_ns] = count
-        else:
-            del slices[slice_ns]
+        count_in(self.slices, slice_ns, change)
 
     def min_slice(self) -> int | None:
         """``cfs_rq_min_slice``: the shortest slice (ns) queued here, curr included."""
@@ -185,3 +180,16 @@ class CfsRunQueue:
 
     def __repr__(self) -> str:
         return f"<cfs_rq {self.name}@{self.cpu} n={self.nr_running} load={self.load}>"
+
+
+_K = TypeVar("_K")
+
+
+def count_in(counts: dict[_K, int], key: _K, change: int) -> None:
+    """A multiset kept as a dict of counts: `counts`[`key`] += `change`, the key dropped at 0
+    (the run queue's slices, a CPU's movable set by task group)."""
+    count = counts.get(key, 0) + change
+    if count:
+        counts[key] = count
+    else:
+        del counts[key]
