@@ -95,12 +95,14 @@ class LoadBalancing:
         return movable
 
     def _any_movable(self: Machine, src: Rq, dst: Rq) -> bool:
-        """Whether `_can_migrate` holds for some task of `src` (inlined: hot at many CPUs);
-        CPUs whose tasks all sit in groups throttled on either end are ruled out first, from
-        the movable-set counters (`FairClass.may_pull_from`)."""
+        """Whether `_can_migrate` holds for some task of `src`: CPUs whose tasks all sit in
+        groups throttled on either end are ruled out first, from the movable-set counters
+        (`FairClass.may_pull_from`), the others scanned (`_scan_movable`)."""
+        return self.may_pull_from(src, dst) and self._scan_movable(src, dst)
+
+    def _scan_movable(self: Machine, src: Rq, dst: Rq) -> bool:
+        """`_can_migrate` for each task of `src` until one holds (inlined: hot at many CPUs)."""
         curr = src.curr
-        if not self.may_pull_from(src, dst):
-            return False
         cpu = dst.cpu
         for t in src.tasks.values():
             se = t.se

@@ -17,11 +17,12 @@ if TYPE_CHECKING:
 
 def newidle_src_rq(machine: Machine, rq: Rq) -> Rq | None:
     """The other CPU with ≥ 2 tasks and the greatest (``h_nr_running``, load) among those
-    holding a task `rq` may take (`LoadBalancing._any_movable`); ties — CPUs of that key, in
+    holding a task `rq` may take (`LoadBalancing._any_movable`: the counters' prefilter once,
+    then the scan); ties — CPUs of that key, in
     CPU order — are broken by a draw of the machine's generator, None when no CPU qualifies.
     CPUs are tried from the greatest key down, and only until one has a movable task."""
     rqs = machine.rqs
-    may_pull_from = machine.may_pull_from  # necessary for `_any_movable`: rules most CPUs out
+    may_pull_from = machine.may_pull_from  # `_any_movable`'s prefilter: rules most CPUs out
     # descending key, ascending CPU within a key: the order the generic search tries them in
     order = sorted(
         [
@@ -36,7 +37,7 @@ def newidle_src_rq(machine: Machine, rq: Rq) -> Rq | None:
         if tied and (nr_running, load) != level:
             break
         other = rqs[cpu]
-        if machine._any_movable(other, rq):
+        if machine._scan_movable(other, rq):  # may_pull_from already held (above)
             tied.append(other)
             level = (nr_running, load)
     if len(tied) <= 1:
