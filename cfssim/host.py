@@ -166,6 +166,12 @@ class HostModel:
         return values[cpu % len(values)] if values else default
 
 
+def draw_at(dist: InverseCdf, key: int) -> int:
+    """A draw from `dist` at a hash of `key` (u = splitmix64(key) / 2⁶⁴): the same key, the
+    same draw, in whatever order a simulation asks."""
+    return dist(splitmix64(key) / 2**64)
+
+
 class Draws:
     """Deterministic draws from one distribution: the n-th at a hash of (seed, `stream`, n),
     so a run is a function of its seed whatever else draws."""
@@ -179,7 +185,7 @@ class Draws:
 
     def next(self) -> int:
         self.count += 1
-        return self.dist(splitmix64(self.key ^ self.count) / 2**64)
+        return draw_at(self.dist, self.key ^ self.count)
 
 
 class TickGrid:
@@ -233,12 +239,11 @@ class TickGrid:
         when = self.offset + k * self.tick + self.skew[cpu] + self.switch
         latency = self.latency
         if latency is not None:
-            when += latency(splitmix64(self.latency_key ^ (k & _MASK64)) / 2**64)
+            when += draw_at(latency, self.latency_key ^ (k & _MASK64))
         jitter = self.jitter[cpu]
         if jitter is None:
             return when
-        h = splitmix64(self.key ^ ((cpu & 0xFFFF) << 48) ^ (k & 0xFFFF_FFFF_FFFF))
-        return when + jitter(h / 2**64)
+        return when + draw_at(jitter, self.key ^ ((cpu & 0xFFFF) << 48) ^ (k & 0xFFFF_FFFF_FFFF))
 
     def first_handler_in(self, cpu: int, low: int, high: int) -> int | None:
         """The tick of `cpu` whose interrupt handler runs within [`low`, `high`] (the slack
