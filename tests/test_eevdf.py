@@ -418,9 +418,13 @@ def test_a_periodic_task_among_hogs_matches_the_kernel() -> None:
     # the simulation has the first run's tick phase (as_measured)
     for result, offset in zip((*runs, sim), (*offsets, offsets[0]), strict=True):
         wakeups = TickerWakeups.of(result, offset)
-        alone = (wakeups.phase >= 60_000) & (wakeups.phase < 150_000)
-        # 6 traced kernel runs: 83–94% of the wakeups alone, 79–99% of the two-hog ones wait
-        assert np.mean(alone) >= 0.75, np.percentile(wakeups.phase, [10, 50, 90])
+        near = wakeups.phase < 150_000  # the wakeups that came just after a tick…
+        alone = near & (wakeups.phase >= 60_000)  # …fired alone, after its handler and switch
+        # 7 traced kernel runs: 71–94% of all wakeups alone (the rest drift away from the tick
+        # after a preemption at once), and of those near a tick ≥ 97%; 79–99% of the two-hog
+        # wakeups wait for the next tick
+        assert np.mean(alone) >= 0.5, np.percentile(wakeups.phase, [10, 50, 90])
+        assert alone.sum() >= 0.9 * near.sum(), np.percentile(wakeups.phase[near], [5, 50, 95])
         assert wakeups.waits_a_tick(2) >= 0.70
 
 
