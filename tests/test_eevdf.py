@@ -399,7 +399,7 @@ def test_a_periodic_task_among_hogs_matches_the_kernel() -> None:
     but alone, 70–100 µs after one (2 ms from its switch at +20 µs, 18 ms, 50 µs slack, ~10 µs
     latency); with two hogs on its CPU it then mostly waits for the next tick, the hog picked
     at the tick being protected (RUN_TO_PARITY). 2026-12-03, 6 traced runs: 83–94% of wakeups
-    60–150 µs after the grid, 79–99% of the two-hog ones wait a tick; simulation 94–99%,
+    60–150 µs after the grid, 66–99% of the two-hog ones wait a tick (9 runs); simulation 94–99%,
     96–100%."""
     from cfssim.real.measure import as_measured
 
@@ -421,11 +421,11 @@ def test_a_periodic_task_among_hogs_matches_the_kernel() -> None:
         near = wakeups.phase < 150_000  # the wakeups that came just after a tick…
         alone = near & (wakeups.phase >= 60_000)  # …fired alone, after its handler and switch
         # 7 traced kernel runs: 71–94% of all wakeups alone (the rest drift away from the tick
-        # after a preemption at once), and of those near a tick ≥ 97%; 79–99% of the two-hog
-        # wakeups wait for the next tick
+        # after a preemption at once), and of those near a tick ≥ 97%; 66–99% of the two-hog
+        # wakeups wait for the next tick (9 runs: most of them, the kernel's own spread wide)
         assert np.mean(alone) >= 0.5, np.percentile(wakeups.phase, [10, 50, 90])
         assert alone.sum() >= 0.9 * near.sum(), np.percentile(wakeups.phase[near], [5, 50, 95])
-        assert wakeups.waits_a_tick(2) >= 0.70
+        assert wakeups.waits_a_tick(2) >= 0.5
 
 
 @pytest.mark.kernel
