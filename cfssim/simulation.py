@@ -707,6 +707,7 @@ class Simulation:
             for mark in range(step, end + step, step):
                 self.env.run(until=min(mark, end))
                 progress(int(self.env.now), end)
+        self.machine.leave_replays()  # (each replay ended before the run's end already)
         return build_result(self, end)
 
     def _start(self) -> None:

@@ -179,6 +179,7 @@ class LoadBalancing:
         if busiest is None or busiest.cfs.load <= this_load:
             rq.nr_balance_failed = 0
             return
+        self.leave_replays()  # about to read the tasks' last runs, and maybe move some
         imbalance = (busiest.cfs.load - this_load) // 2
         moved = 0
         now = self.now
@@ -200,12 +201,16 @@ class LoadBalancing:
 
     def refresh_group_weights(self: Machine) -> None:
         """What each CPU's tick does for its running hierarchy (``entity_tick`` →
-        ``update_cfs_group``): bring group-entity weights up to date before comparing loads.
-        Between events a CPU's weights may lag other CPUs' changes, as between ticks."""
+        ``update_curr``, ``update_cfs_group``): bring group-entity weights up to date before
+        comparing loads. Between events a CPU's weights may lag other CPUs' changes, as between
+        ticks. A CPU with nothing to refresh (`group_levels_stale`: weights and slices current,
+        no quota to charge) is left alone: the balancer reads loads, never a remote CPU's
+        running time (``update_sd_lb_stats``)."""
         for rq in self.rqs:
-            if rq.curr is not None:
+            task = rq.curr
+            if task is not None and self.group_levels_stale(task):
                 self.update_curr(rq)
-                self.entity_tick_groups(rq.curr)
+                self.entity_tick_groups(task)
 
     def _balance_interval(self: Machine) -> int:
         low, high = self.balance_range

@@ -22,6 +22,7 @@ a compound change made of several runs inside `batch`, which flushes once at its
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING
@@ -48,6 +49,7 @@ from .policy import (
     SchedTunables,
     clear_buddies,
 )
+from .replay import FIRST_BACKOFF, Cycle, Replaying
 from .rt import RT_POLICIES, FairServer, RealTimeClass, RtRunQueue
 from .runqueue import CfsRunQueue
 from .weights import NICE_0_LOAD, WMULT_SHIFT
@@ -56,6 +58,8 @@ if TYPE_CHECKING:
     from ..cgroup.tree import TaskGroup
 
 LIVELOCK_FIRES = 10_000
+#: the environment variable that turns cycle replays off (``0``) for a comparison
+REPLAY_VARIABLE = "CFSSIM_REPLAY"
 #: the `Draws` stream of sleep timers' latencies
 SLEEP_TIMER_STREAM = 0x51EE
 MAX_SETTLE_ROUNDS = 64  # same-instant steps a settle waits for (programs must let time pass)
@@ -85,6 +89,9 @@ class Rq:
         "cpu",
         "curr",
         "curr_rt",
+        "cycle",
+        "cycle_backoff",
+        "cycle_wait",
         "dirty",
         "exec_start",
         "fires_now",
@@ -136,13 +143,16 @@ class Rq:
         self.last_fire = -1  # livelock guard: timer firings at one instant
         self.fires_now = 0
         self.nr_balance_failed = 0
+        self.cycle: Cycle | None = None  # the search for, or replay of, a round robin's cycle
+        self.cycle_wait = 0  # switches before a new search (`Replaying.observe_cycle`)
+        self.cycle_backoff = FIRST_BACKOFF
 
     @property
     def idle(self) -> bool:
         return self.curr is None and self.cfs.h_nr_running == 0 and not self.rt.nr_running
 
 
-class Machine(FairClass, RealTimeClass, LoadBalancing):
+class Machine(FairClass, RealTimeClass, LoadBalancing, Replaying):
     """`ncpus` CPUs sharing one fair policy, one root task group and one recorder."""
 
     def __init__(
@@ -196,6 +206,13 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
         self.nohz_timer = HrTimer(self.calendar, self.nohz_idle_balance)  # a busy CPU's kick
         self._batch = Batch(self)
         self.context_switches = 0
+        #: round-robin cycles replayed (`cfssim.sched.replay`): a fast path, off with the others
+        #: or alone (``CFSSIM_REPLAY=0``)
+        self.replay_enabled = fast_forward and os.environ.get(REPLAY_VARIABLE, "1") != "0"
+        self.replay_bound = 0  # replays end before this time (ns): `Replaying.foreign_bound`
+        #: every trace column, and their appends (a replay reads and writes rows by index)
+        self.rec_columns = [col for table in recorder.columns.values() for col in table]
+        self.rec_appends = [col.append for col in self.rec_columns]
         for rq in self.rqs:
             rq.timer.function = partial(self.sched_tick, rq)
             rq.settle_timer.function = partial(self.settle, rq)
@@ -589,7 +606,14 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
         """The CPU's timer — the tick (``sched_tick``) or an HRTICK expiry, whichever `arm` found
         due first: account (``update_curr`` — which also charges bandwidth runtime and runs
         ``update_deadline``), then act on what was due: a reschedule (the slice used up, or a
-        tick-checked ``check_preempt_tick``), the end of a run request."""
+        tick-checked ``check_preempt_tick``), the end of a run request. A CPU replaying a
+        round-robin cycle only plays the switch back (`cfssim.sched.replay`)."""
+        cycle = rq.cycle
+        if cycle is not None:
+            if cycle.replaying:
+                cycle.step()
+                return
+            cycle.mark()
         now: int = self.env._now  # type: ignore[assignment]
         if now == rq.last_fire:
             rq.fires_now += 1
@@ -624,7 +648,11 @@ class Machine(FairClass, RealTimeClass, LoadBalancing):
             and not rq.rt.nr_running
             and self.switch_round_robin(rq, task)
         ):
+            if self.replay_enabled:
+                self.observe_cycle(rq)
             return
+        if rq.cycle is not None:
+            self.drop_cycle(rq)
         self.touch(rq)
         self.flush()
 

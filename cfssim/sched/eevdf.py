@@ -73,6 +73,7 @@ class Eevdf(FairPolicy):
     name = "eevdf"
     uses_prev_curr = True
     samples_lag = True
+    virtual_fields = frozenset({"vruntime", "min_vruntime", "deadline", "vprot"})
 
     def __init__(self, tunables: SchedTunables, roots: list[CfsRunQueue]) -> None:
         super().__init__(tunables, roots)
@@ -124,6 +125,11 @@ class Eevdf(FairPolicy):
             rq = se.rq_of
             assert rq is not None
             rq.set_slice(se, slice_ns)
+
+    def group_slice_stale(self, se: SchedEntity) -> bool:
+        my_q = se.my_q
+        slice_ns = None if my_q is None else my_q.min_slice()
+        return slice_ns is not None and slice_ns != se.slice
 
     # ---- protection (RUN_TO_PARITY, 6.17+) ------------------------------------------------
     def set_protect_slice(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> None:

@@ -76,6 +76,26 @@ class FairClass:
             self.update_cfs_group(se)
             se = se.parent
 
+    def group_levels_stale(self: Machine, task: Task) -> bool:
+        """Would ``entity_tick`` change something of the running `task`'s hierarchy beyond its
+        running time: a group level's weight (`calc_group_shares`) or slice, or bandwidth
+        runtime to charge (a level with a quota)?"""
+        policy = self.policy
+        if task.se.rq_of.runtime_enabled:  # type: ignore[union-attr]
+            return True
+        se = task.se.parent
+        while se is not None:
+            my_q = se.my_q
+            assert my_q is not None and se.rq_of is not None
+            if (
+                se.rq_of.runtime_enabled
+                or my_q.tg.calc_group_shares(my_q.cpu) != se.weight
+                or policy.group_slice_stale(se)
+            ):
+                return True
+            se = se.parent
+        return False
+
     def reweight_entity(self: Machine, se: SchedEntity, weight: int) -> None:
         """``reweight_entity``: a new weight for a queued or sleeping entity. One that is not
         queued (sleeping, waiting for memory, or a task never woken, which has no queue yet)

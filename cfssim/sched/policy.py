@@ -167,6 +167,9 @@ class FairPolicy:
     uses_prev_curr: ClassVar[bool] = False
     #: the policy has lag, a virtual deadline and eligibility to sample with vruntime
     samples_lag: ClassVar[bool] = False
+    #: the entity and queue fields the policy keeps in virtual time (virtual ns): a cycle
+    #: replay moves them together (`cfssim.sched.replay`)
+    virtual_fields: ClassVar[frozenset[str]] = frozenset({"vruntime", "min_vruntime"})
 
     def __init__(self, tunables: SchedTunables, roots: list[CfsRunQueue]) -> None:
         self.tun = tunables
@@ -213,6 +216,10 @@ class FairPolicy:
 
     def update_group_slice(self, se: SchedEntity) -> None:
         """A group entity's queue changed: refresh what the group entity derives from it."""
+
+    def group_slice_stale(self, se: SchedEntity) -> bool:
+        """Would `update_group_slice` change the group entity `se`?"""
+        return False
 
     def preempt_after(
         self, cfs_rq: CfsRunQueue, curr: SchedEntity

@@ -1,0 +1,593 @@
+# mypy: disable-error-code="misc"
+# (a Machine mixin: its methods annotate `self: Machine`, which mypy flags as [misc])
+"""`Cycle`: a CPU that round-robins the same CPU hogs again and again, replayed instead of
+re-derived — the fast-forward of issue 13.
+
+A CPU whose queued tasks all run forever (``run: forever``), with no RT task, no bandwidth limit
+and a host whose ticks carry no per-tick jitter or latency, ends up scheduling one sequence of
+context switches over and over: N hogs at equal weight take turns, each period of the cycle
+moving every clock, vruntime and counter on by the same amount. At each of its round-robin
+switches (`Machine.switch_round_robin`) such a CPU is snapshotted (`Cycle.observe`): every field
+of its `Rq`, of the `CfsRunQueue` levels its tasks sit on (their trees too), of its tasks and of
+their entities, and the trace rows and timer expiry the switch produced. When the last two
+periods of ``p`` switches show the same structure (who runs, tree order, buddies, containers)
+with every number moved by one fixed increment per period — clocks (ns) by the period's length,
+a whole number of ticks; the vruntimes, deadlines and keys of one queue by one amount; counters
+by any amount; everything else not at all — the CPU *replays*: each expiry of its timer appends
+the rows the cycle predicts (the reference period's, moved ``k`` periods on) and re-arms the
+timer where the cycle says, touching no scheduling state.
+
+Why this is exact: the scheduler decides from differences — of times, of the vruntimes within
+one queue, of ``sum_exec`` and the counters' own values never — and from the tick grid, which a
+whole number of ticks leaves unchanged. So a state moved by the period's increments evolves into
+the next period moved by them too (the decisions are translation-equivariant), and two periods
+that agree prove every later one. The replay re-arms the timer exactly as the switch would
+(one ``hrtimer_start``, one event id), so the calendar's order among all events — and with it
+the trace's row order — is the plain path's.
+
+Nothing else may look at a replaying CPU: its fields hold the state of the period it started
+from. A replay therefore runs only up to the *bound* (`foreign_bound`): the first pending event
+that is neither a round-robin switch of a hog CPU nor a periodic balance (which reads loads
+only, constant here: `LoadBalancing.refresh_group_weights` leaves CPUs with current group
+weights alone, and `sched_balance_rq` calls `Machine.leave_replays` before it moves anything).
+Before its first expiry at or past the bound the CPU writes the predicted state back
+(`Cycle.leave`) and switches for real again; the next real switch that lands where the cycle
+predicted resumes the replay at once.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from mypy_extensions import trait
+from sortedcontainers import SortedList
+
+from .policy import NEVER
+
+if TYPE_CHECKING:
+    from .core import Machine, Rq
+    from .entity import SchedEntity
+    from .runqueue import CfsRunQueue
+
+#: the longest period (switches) looked for
+MAX_PERIOD = 64
+#: the most tasks a CPU may hold for its switches to be snapshotted
+MAX_TASKS = 64
+#: switches a CPU waits before looking for a cycle again after a failed search (doubling, capped)
+FIRST_BACKOFF = 16
+MAX_BACKOFF = 4096
+
+#: fields that are clocks (ns): a period moves them by its length
+TIME_FIELDS = frozenset({"exec_start", "seg_start", "last_fire", "wait_start", "last_ran"})
+#: counters no decision reads as such (only their differences): any increment
+COUNTER_FIELDS = frozenset(
+    {"sum_exec", "prev_sum_exec", "run_delay", "pcount", "nvcsw", "nivcsw", "busy", "inserted"}
+)
+#: fields the snapshot leaves out: the tree and each entity's node in it (snapshotted as the
+#: tree), the CPU's timers (re-armed by the replay itself), and back references
+SKIPPED_FIELDS = frozenset(
+    {
+        "tree",
+        "node",
+        "timer",
+        "settle_timer",
+        "balance_timer",
+        "server_timer",
+        "sim",
+        "acct",
+        "cycle",
+    }
+)
+
+# kinds of a numeric field
+_TIME, _VIRTUAL, _COUNTER, _FIXED = range(4)
+
+
+class Snapshot:
+    """One CPU's state right after a switch: numbers (``nums``), the rest (``refs``), the
+    trace rows the switch appended (column index, value) and the timer's expiry (ns)."""
+
+    __slots__ = ("expiry", "nums", "refs", "rows", "sig", "time")
+
+    def __init__(
+        self, nums: list[int], refs: list[Any], rows: list[tuple[int, int]], expiry: int, time: int
+    ) -> None:
+        self.nums = nums
+        self.refs = refs
+        self.rows = rows
+        self.expiry = expiry
+        self.time = time
+        self.sig = hash(tuple(_signature(ref) for ref in refs))
+
+
+class Layout:
+    """Where a CPU's state lives: the (object, attribute) slots holding numbers and those
+    holding anything else, the per-CPU cpuacct cells, and the queues whose trees count.
+    A snapshot's numbers are the slots', then the cells', then each tree's length, then each
+    tree's nodes as (key, insertion) pairs; its other values are the slots', then each tree's
+    entities."""
+
+    __slots__ = (
+        "cells", "entities", "key", "kinds", "num_slots", "queues", "ref_slots", "virtual_of",
+    )  # fmt: skip
+
+    def __init__(self, rq: Rq, virtual: frozenset[str]) -> None:
+        queues: list[CfsRunQueue] = [rq.cfs]
+        entities: dict[int, SchedEntity] = {}
+        cells: dict[int, list[int]] = {}
+        for task in rq.tasks.values():
+            se: SchedEntity | None = task.se
+            while se is not None:
+                entities[id(se)] = se
+                if se.rq_of is not None and se.rq_of not in queues:
+                    queues.append(se.rq_of)
+                se = se.parent
+            for usage in task.acct:
+                cells[id(usage)] = usage
+        self.key = layout_key(rq)
+        self.queues = queues
+        self.entities = list(entities.values())
+        self.cells = list(cells.values())
+        self.num_slots: list[tuple[Any, str]] = []
+        self.ref_slots: list[tuple[Any, str]] = []
+        self.kinds: list[int] = []
+        self.virtual_of: list[int] = []  # per number: the index of its queue (virtual), or -1
+        for obj in (rq, *queues, *self.entities, *rq.tasks.values()):
+            names = getattr(obj, "__slots__", None) or list(vars(obj))
+            for name in names:
+                if name in SKIPPED_FIELDS:
+                    continue
+                if type(getattr(obj, name)) is int:
+                    self.num_slots.append((obj, name))
+                    self.kinds.append(_kind(name, virtual))
+                    self.virtual_of.append(_queue_of(obj, name, queues, virtual))
+                else:
+                    self.ref_slots.append((obj, name))
+        for _ in self.cells:
+            self.kinds.append(_COUNTER)
+            self.virtual_of.append(-1)
+        for _ in queues:  # the trees' lengths
+            self.kinds.append(_FIXED)
+            self.virtual_of.append(-1)
+
+    def take(self, machine: Machine, rq: Rq, rows: list[tuple[int, int]]) -> Snapshot | None:
+        """The CPU's state now, or None when its layout no longer fits (another set of
+        tasks, queues or entities, or a number became something else)."""
+        if layout_key(rq) != self.key:
+            return None
+        nums = [getattr(obj, name) for obj, name in self.num_slots]
+        for value in nums:
+            if type(value) is not int:
+                return None
+        cpu = rq.cpu
+        nums.extend([cell[cpu] for cell in self.cells])
+        nums.extend([len(queue.tree) for queue in self.queues])
+        refs: list[Any] = [getattr(obj, name) for obj, name in self.ref_slots]
+        for queue in self.queues:
+            for key, inserted, se in queue.tree:
+                nums.append(key)
+                nums.append(inserted)
+                refs.append(se)
+        timer = rq.timer
+        expiry = timer.expires if timer.active else -1
+        return Snapshot(nums, refs, rows, expiry, machine.now)
+
+
+def layout_key(rq: Rq) -> tuple[int, ...]:
+    """What a `Layout` is built from: `rq`'s tasks, each one's entities and their queues up
+    the hierarchy, and its cpuacct lists (by identity)."""
+    key: list[int] = []
+    for task in rq.tasks.values():
+        key.append(id(task))
+        se: SchedEntity | None = task.se
+        while se is not None:
+            key.append(id(se))
+            key.append(id(se.rq_of))
+            se = se.parent
+        key.extend(id(usage) for usage in task.acct)
+        key.append(-1)
+    return tuple(key)
+
+
+def _signature(value: Any) -> Any:
+    """A hashable stand-in of a snapshot value for a quick structural comparison."""
+    if value is None or type(value) in (bool, str, int):
+        return value
+    if isinstance(value, (dict, list, set, array)):
+        return (type(value).__name__, len(value))
+    return id(value)
+
+
+def _kind(name: str, virtual: frozenset[str]) -> int:
+    if name in TIME_FIELDS:
+        return _TIME
+    if name in virtual:
+        return _VIRTUAL
+    if name in COUNTER_FIELDS:
+        return _COUNTER
+    return _FIXED
+
+
+def _queue_of(obj: Any, name: str, queues: list[CfsRunQueue], virtual: frozenset[str]) -> int:
+    """The index in `queues` of the queue whose virtual time field `name` of `obj` is in."""
+    if name not in virtual:
+        return -1
+    queue = obj if name == "min_vruntime" else obj.rq_of
+    return queues.index(queue) if queue in queues else -1
+
+
+def _same_refs(a: list[Any], b: list[Any]) -> bool:
+    """Equal structure: the same objects (by identity), equal containers and values."""
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b, strict=True):
+        if x is y:
+            continue
+        if type(x) is not type(y):
+            return False
+        if isinstance(x, array):
+            if len(x) != len(y):
+                return False
+        elif x != y:
+            return False
+    return True
+
+
+class Cycle:
+    """One CPU's search for a cycle of round-robin switches, then its replay (module docstring).
+
+    States: *learning* (snapshots accumulate), *replaying*, *left* (the state written back, the
+    cycle kept: the next real switch that lands where it predicts resumes the replay)."""
+
+    __slots__ = (
+        "deltas",
+        "history",
+        "k",
+        "layout",
+        "limit",
+        "machine",
+        "marks",
+        "period",
+        "phase",
+        "reference",
+        "replaying",
+        "rq",
+        "span",
+        "steps",
+    )
+
+    def __init__(self, machine: Machine, rq: Rq) -> None:
+        self.machine = machine
+        self.rq = rq
+        self.layout = Layout(rq, machine.policy.virtual_fields)
+        #: the longest period looked for: a round robin of n tasks repeats after a few turns
+        self.limit = min(MAX_PERIOD, 4 * len(rq.tasks))
+        self.history: list[Snapshot] = []
+        self.marks: list[int] = []
+        self.period = 0  # switches per period, once found
+        self.span = 0  # ns per period
+        self.reference: list[Snapshot] = []  # the last verified period, switch by switch
+        self.deltas: list[int] = []  # per number of a snapshot: its increment per period
+        #: per switch of the period: (column append, value in the reference, increment)
+        self.steps: list[list[tuple[Callable[[int], None], int, int]]] = []
+        self.k = 0  # periods past the reference
+        self.phase = 0  # the switch of the period that came last
+        self.replaying = False
+
+    # ---- learning -------------------------------------------------------------------------
+    def mark(self) -> None:
+        """Before a switch: note the trace columns' lengths (to read the switch's rows)."""
+        self.marks = [len(col) for col in self.machine.rec_columns]
+
+    def observe(self) -> bool:
+        """After a real round-robin switch: snapshot, then check the kept cycle or look for
+        one. False when the search should stop (the CPU changed, or no cycle was found)."""
+        marks = self.marks
+        if not marks:  # the first switch seen: no rows to read yet
+            return True
+        rows = [
+            (index, value)
+            for index, col in enumerate(self.machine.rec_columns)
+            for value in col[marks[index] :]
+        ]
+        snap = self.layout.take(self.machine, self.rq, rows)
+        if snap is None:  # the CPU's tasks or hierarchy changed: learn it anew
+            if not self.machine.may_learn(self.rq):
+                return False
+            self.layout = Layout(self.rq, self.machine.policy.virtual_fields)
+            self.limit = min(MAX_PERIOD, 4 * len(self.rq.tasks))
+            self.history = []
+            self.period = 0
+            return True
+        if self.period:  # left: resume where the switch landed as the cycle said
+            self.advance()
+            if self.matches(snap):
+                return self.resume()
+            self.period = 0
+        history = self.history
+        history.append(snap)
+        if self.find_period():
+            return True
+        return len(history) < 2 * self.limit + 1
+
+    def find_period(self) -> bool:
+        """The shortest period p whose last two repetitions agree starts the replay."""
+        history = self.history
+        last = history[-1]
+        for p in range(1, min(self.limit, (len(history) - 1) // 2) + 1):
+            if history[-1 - p].sig == last.sig and self.verify(p):
+                self.start(p)
+                return True
+        return False
+
+    def verify(self, p: int) -> bool:
+        """Do the last 2p + 1 snapshots repeat with period p: the same structure and rows'
+        columns, every number moved by one increment per period, of the kind its field
+        allows (`increments_allowed`), and the period a whole number of ticks?"""
+        history = self.history[-2 * p - 1 :]
+        size = len(history[0].nums)
+        if any(len(snap.nums) != size for snap in history):
+            return False
+        span = history[p].time - history[0].time
+        if span <= 0 or span % self.machine.tick_ns:
+            return False
+        deltas = [b - a for a, b in zip(history[0].nums, history[p].nums, strict=True)]
+        if not self.increments_allowed(deltas, span):
+            return False
+        for m in range(p, 2 * p + 1):
+            old, new = history[m - p], history[m]
+            if (
+                new.time - old.time != span
+                or new.expiry - old.expiry != span
+                or len(old.rows) != len(new.rows)
+                or any(a[0] != b[0] for a, b in zip(old.rows, new.rows, strict=True))
+                or not _same_refs(old.refs, new.refs)
+                or any(b - a != d for a, b, d in zip(old.nums, new.nums, deltas, strict=True))
+            ):
+                return False
+        self.deltas = deltas
+        self.span = span
+        return True
+
+    def increments_allowed(self, deltas: list[int], span: int) -> bool:
+        """Clocks move by the period's length, each queue's virtual times (tree keys
+        included) by one amount, counters (tree insertions included) forward, every other
+        number not at all."""
+        layout = self.layout
+        virtual: dict[int, int] = {}
+        kinds = layout.kinds
+        for index, kind in enumerate(kinds):
+            delta = deltas[index]
+            if kind == _TIME:
+                if delta != span:
+                    return False
+            elif kind == _VIRTUAL:
+                if not delta and self.protection_expired(index):
+                    continue
+                queue = layout.virtual_of[index]
+                if queue < 0 or virtual.setdefault(queue, delta) != delta:
+                    return False
+            elif kind == _COUNTER:
+                if delta < 0:
+                    return False
+            elif delta:
+                return False
+        lengths = self.history[-1].nums[len(kinds) - len(layout.queues) : len(kinds)]
+        position = len(kinds)
+        for queue, length in enumerate(lengths):
+            for _ in range(length):
+                key, inserted = deltas[position], deltas[position + 1]
+                if virtual.setdefault(queue, key) != key or inserted < 0:
+                    return False
+                position += 2
+        return position == len(deltas)
+
+    def protection_expired(self, index: int) -> bool:
+        """Is number `index` an entity's ``vprot`` already at or below its vruntime? A lone
+        group entity kept running is never picked again, so its protection
+        (``protect_slice``: vprot beyond vruntime) ended for good and its vprot stays put."""
+        obj, name = self.layout.num_slots[index]
+        if name != "vprot":
+            return False
+        nums = self.history[-1].nums
+        vruntime = self.layout.num_slots.index((obj, "vruntime"))
+        return nums[index] <= nums[vruntime]
+
+    # ---- replaying ------------------------------------------------------------------------
+    def start(self, p: int) -> None:
+        """Period `p` verified on the last two periods: the last one becomes the reference."""
+        history = self.history
+        self.period = p
+        self.reference = history[-p:]
+        appends = self.machine.rec_appends
+        self.steps = [
+            [
+                (appends[index], value, value - before)
+                for (index, value), (_, before) in zip(
+                    ref.rows, history[-2 * p + j].rows, strict=True
+                )
+            ]
+            for j, ref in enumerate(self.reference)
+        ]
+        self.k = 0
+        self.phase = p - 1
+        self.resume()
+
+    def resume(self) -> bool:
+        """Replay from the CPU's next expiry if the bound lets it through (else the cycle is
+        kept, and a later switch may resume it)."""
+        self.history = []
+        if self.machine.may_replay(self.rq):
+            self.replaying = True
+        return True
+
+    def advance(self) -> None:
+        """The position moves on by one switch."""
+        self.phase += 1
+        if self.phase == self.period:
+            self.phase = 0
+            self.k += 1
+
+    def predicted(self) -> tuple[list[int], Snapshot]:
+        """The numbers the cycle predicts for its position, and the reference snapshot."""
+        ref = self.reference[self.phase]
+        k = self.k
+        return [value + k * delta for value, delta in zip(ref.nums, self.deltas, strict=True)], ref
+
+    def matches(self, snap: Snapshot) -> bool:
+        nums, ref = self.predicted()
+        return (
+            snap.expiry == ref.expiry + self.k * self.span
+            and nums == snap.nums
+            and _same_refs(ref.refs, snap.refs)
+        )
+
+    def step(self) -> None:
+        """The CPU's timer fired at a switch the cycle predicts: append the switch's rows and
+        re-arm the timer (leaving first if the next expiry reaches the bound)."""
+        self.advance()
+        k = self.k
+        for append, value, delta in self.steps[self.phase]:
+            append(value + k * delta)
+        machine = self.machine
+        machine.context_switches += 1
+        expiry = self.reference[self.phase].expiry + k * self.span
+        if expiry >= machine.replay_bound:
+            self.leave()
+        self.rq.timer.start(expiry)
+
+    def leave(self) -> None:
+        """Write the state the cycle predicts for now into the CPU's objects; stop replaying
+        (the cycle is kept for a resume)."""
+        if not self.replaying:
+            return
+        self.replaying = False
+        nums, ref = self.predicted()
+        layout = self.layout
+        for (obj, name), value in zip(layout.num_slots, nums, strict=False):
+            setattr(obj, name, value)
+        for (obj, name), value in zip(layout.ref_slots, ref.refs, strict=False):
+            setattr(obj, name, value)
+        cpu = self.rq.cpu
+        position = len(layout.num_slots)
+        for cell in layout.cells:
+            cell[cpu] = nums[position]
+            position += 1
+        lengths = nums[position : position + len(layout.queues)]
+        position += len(layout.queues)
+        for se in layout.entities:
+            se.node = None
+        members = iter(ref.refs[len(layout.ref_slots) :])
+        for queue, length in zip(layout.queues, lengths, strict=True):
+            nodes = []
+            for _ in range(length):
+                se = next(members)
+                node = (nums[position], nums[position + 1], se)
+                se.node = node
+                nodes.append(node)
+                position += 2
+            tree: SortedList = queue.tree
+            tree.clear()
+            tree.update(nodes)
+
+
+@trait  # mypyc: Machine's mixins must be traits (no multiple inheritance of native classes)
+class Replaying:
+    """Finding, running and bounding the CPUs' cycle replays (a `Machine` mixin)."""
+
+    def observe_cycle(self: Machine, rq: Rq) -> None:
+        """After a real round-robin switch on `rq`: feed its `Cycle`, or start one when the
+        CPU qualifies and its back-off since the last failed search is over."""
+        cycle = rq.cycle
+        if cycle is None:
+            rq.cycle_wait -= 1
+            if rq.cycle_wait <= 0 and self.may_learn(rq):
+                rq.cycle = Cycle(self, rq)
+            return
+        if not cycle.observe():
+            rq.cycle = None
+            rq.cycle_backoff = min(MAX_BACKOFF, 2 * rq.cycle_backoff)
+            rq.cycle_wait = rq.cycle_backoff
+        elif cycle.replaying:
+            rq.cycle_backoff = FIRST_BACKOFF
+
+    def drop_cycle(self: Machine, rq: Rq) -> None:
+        """`rq` decided something other than a round-robin switch: its search starts over."""
+        cycle = rq.cycle
+        if cycle is not None:
+            cycle.leave()
+            rq.cycle = None
+            rq.cycle_wait = 0
+
+    def may_learn(self: Machine, rq: Rq) -> bool:
+        """May `rq`'s switches be searched for a cycle: replay on, ticks without per-tick
+        noise, few enough tasks to snapshot, and the CPU quiet (`quiet_cpu`)?"""
+        ticks = self.ticks
+        return (
+            self.replay_enabled
+            and ticks.latency is None
+            and not any(ticks.jitter)
+            and len(rq.tasks) <= MAX_TASKS
+            and self.quiet_cpu(rq)
+        )
+
+    def quiet_cpu(self: Machine, rq: Rq) -> bool:
+        """Does every expiry of `rq`'s timer end in a switch among its own tasks, touching
+        nothing of another CPU? Its tasks all run forever, no RT task or fair server, no
+        bandwidth limit on any level, no group weight or slice about to change, and no idle
+        CPU that a busy one would kick (``nohz_balancer_kick``)."""
+        if self.idle_rqs or rq.curr_rt or rq.rt.nr_running or rq.server.armed:
+            return False
+        if rq.settling is not None or rq.throttled_groups or rq.curr is None:
+            return False
+        for task in rq.tasks.values():
+            if not task.forever or task.remaining is not None or task.throttled:
+                return False
+            if self.group_levels_stale(task):  # a quota on a level counts as stale
+                return False
+        return True
+
+    def may_replay(self: Machine, rq: Rq) -> bool:
+        """May `rq` replay from its next expiry? It must be quiet and that expiry must come
+        before the bound (`foreign_bound`), which becomes the machine's replay bound."""
+        timer = rq.timer
+        if not timer.active or not self.quiet_cpu(rq):
+            return False
+        bound = self.foreign_bound()
+        if timer.expires >= bound:
+            return False
+        self.replay_bound = bound
+        return True
+
+    def foreign_bound(self: Machine) -> int:
+        """The time of the first pending event that could read or change a replaying CPU:
+        any SimPy event (the calendar's own wake-ups aside) and any machine timer other than
+        a quiet CPU's scheduling timer or a periodic balance (which leaves the replays first
+        if it is to move anything: `sched_balance_rq`)."""
+        bound = NEVER
+        calendar = self.calendar
+        local = {id(rq.balance_timer) for rq in self.rqs}
+        local.update(
+            id(rq.timer)
+            for rq in self.rqs
+            if (rq.cycle is not None and rq.cycle.replaying) or self.quiet_cpu(rq)
+        )
+        for expires, _, seq, timer in calendar.heap:
+            if expires < bound and timer._seq == seq and id(timer) not in local:
+                bound = expires
+        drain = calendar.drain
+        for when, _, _, event in self.env._queue:
+            if when < bound:
+                callbacks = event.callbacks
+                if not (callbacks and len(callbacks) == 1 and callbacks[0] == drain):
+                    bound = int(when)
+        return bound
+
+    def leave_replays(self: Machine) -> None:
+        """Write every replaying CPU's state back: something is about to read or change it."""
+        for rq in self.rqs:
+            cycle = rq.cycle
+            if cycle is not None and cycle.replaying:
+                cycle.leave()
