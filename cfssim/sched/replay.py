@@ -58,6 +58,9 @@ MAX_TASKS = 64
 #: switches a CPU waits before looking for a cycle again after a failed search (doubling, capped)
 FIRST_BACKOFF = 16
 MAX_BACKOFF = 4096
+#: replayed switches that repay a search (its snapshots cost a few switches each): a replay
+#: cut shorter makes the CPU wait out its back-off before watching again
+PAYOFF = 64
 
 #: fields that are clocks (ns): a period moves them by its length
 TIME_FIELDS = frozenset({"exec_start", "seg_start", "last_fire", "wait_start", "last_ran"})
@@ -89,7 +92,7 @@ class Snapshot:
     """One CPU's state right after a switch: numbers (``nums``), the rest (``refs``), the
     trace rows the switch appended (column index, value) and the timer's expiry (ns)."""
 
-    __slots__ = ("expiry", "nums", "refs", "rows", "sig", "time")
+    __slots__ = ("expiry", "nums", "refs", "rows", "time")
 
     def __init__(
         self, nums: list[int], refs: list[Any], rows: list[tuple[int, int]], expiry: int, time: int
@@ -99,7 +102,6 @@ class Snapshot:
         self.rows = rows
         self.expiry = expiry
         self.time = time
-        self.sig = hash(tuple(_signature(ref) for ref in refs))
 
 
 class Layout:
@@ -191,15 +193,6 @@ def layout_key(rq: Rq) -> tuple[int, ...]:
     return tuple(key)
 
 
-def _signature(value: Any) -> Any:
-    """A hashable stand-in of a snapshot value for a quick structural comparison."""
-    if value is None or type(value) in (bool, str, int):
-        return value
-    if isinstance(value, (dict, list, set, array)):
-        return (type(value).__name__, len(value))
-    return id(value)
-
-
 def _kind(name: str, virtual: frozenset[str]) -> int:
     if name in TIME_FIELDS:
         return _TIME
@@ -251,11 +244,14 @@ class Cycle:
         "marks",
         "period",
         "phase",
+        "probing",
         "reference",
+        "replayed",
         "replaying",
         "rq",
         "span",
         "steps",
+        "tokens",
     )
 
     def __init__(self, machine: Machine, rq: Rq) -> None:
@@ -265,6 +261,9 @@ class Cycle:
         #: the longest period looked for: a round robin of n tasks repeats after a few turns
         self.limit = min(MAX_PERIOD, 4 * len(rq.tasks))
         self.history: list[Snapshot] = []
+        #: per switch while watching: (who runs, when the timer fires next, ns from now)
+        self.tokens: list[tuple[int, int]] = []
+        self.probing = 0  # the period the tokens suggest, while its snapshots are taken
         self.marks: list[int] = []
         self.period = 0  # switches per period, once found
         self.span = 0  # ns per period
@@ -275,17 +274,25 @@ class Cycle:
         self.k = 0  # periods past the reference
         self.phase = 0  # the switch of the period that came last
         self.replaying = False
+        self.replayed = 0  # switches replayed since the last resume
 
     # ---- learning -------------------------------------------------------------------------
     def mark(self) -> None:
-        """Before a switch: note the trace columns' lengths (to read the switch's rows)."""
-        self.marks = [len(col) for col in self.machine.rec_columns]
+        """Before a switch that will be snapshotted: note the trace columns' lengths (to read
+        the switch's rows)."""
+        if self.probing or self.period:
+            self.marks = [len(col) for col in self.machine.rec_columns]
+        else:
+            self.marks = []
 
     def observe(self) -> bool:
-        """After a real round-robin switch: snapshot, then check the kept cycle or look for
-        one. False when the search should stop (the CPU changed, or no cycle was found)."""
+        """After a real round-robin switch: watch its token, or snapshot it and check the kept
+        cycle or the period the tokens suggest. False when the search should stop (no cycle
+        found, or the CPU no longer qualifies)."""
+        if not self.probing and not self.period:
+            return self.watch()
         marks = self.marks
-        if not marks:  # the first switch seen: no rows to read yet
+        if not marks:  # probing begins: rows are read from the next switch on
             return True
         rows = [
             (index, value)
@@ -293,34 +300,58 @@ class Cycle:
             for value in col[marks[index] :]
         ]
         snap = self.layout.take(self.machine, self.rq, rows)
-        if snap is None:  # the CPU's tasks or hierarchy changed: learn it anew
-            if not self.machine.may_learn(self.rq):
-                return False
-            self.layout = Layout(self.rq, self.machine.policy.virtual_fields)
-            self.limit = min(MAX_PERIOD, 4 * len(self.rq.tasks))
-            self.history = []
-            self.period = 0
-            return True
-        if self.period:  # left: resume where the switch landed as the cycle said
+        if snap is None:  # the CPU's tasks or hierarchy changed: watch it anew
+            self.forget()
+            return self.machine.may_learn(self.rq)
+        if self.period:  # left: resume if the switch landed where the cycle said
             self.advance()
             if self.matches(snap):
                 return self.resume()
-            self.period = 0
+            self.forget()
+            return True
         history = self.history
         history.append(snap)
         if self.find_period():
             return True
-        return len(history) < 2 * self.limit + 1
+        if len(history) < 2 * self.probing + 1:
+            return True
+        self.forget()  # the tokens repeated, the state did not
+        return False
+
+    def watch(self) -> bool:
+        """Note the switch's token (cheap); when the last two periods of some length p show the
+        same tokens, snapshot the next 2p + 1 switches (`probing`)."""
+        rq = self.rq
+        now = self.machine.now
+        tokens = self.tokens
+        last = (id(rq.curr), rq.timer.expires - now if rq.timer.active else -1)
+        tokens.append(last)
+        n = len(tokens)
+        for p in range(1, min(self.limit, n // 2) + 1):
+            if tokens[-1 - p] == last and tokens[-p:] == tokens[-2 * p : -p]:
+                self.probing = p
+                self.tokens = []
+                if layout_key(rq) != self.layout.key:
+                    self.layout = Layout(rq, self.machine.policy.virtual_fields)
+                    self.limit = min(MAX_PERIOD, 4 * len(rq.tasks))
+                return True
+        return n < 4 * self.limit
+
+    def forget(self) -> None:
+        """Back to watching tokens: the snapshots and any kept cycle are dropped."""
+        self.history = []
+        self.tokens = []
+        self.probing = 0
+        self.period = 0
 
     def find_period(self) -> bool:
-        """The shortest period p whose last two repetitions agree starts the replay."""
-        history = self.history
-        last = history[-1]
-        for p in range(1, min(self.limit, (len(history) - 1) // 2) + 1):
-            if history[-1 - p].sig == last.sig and self.verify(p):
-                self.start(p)
-                return True
-        return False
+        """Once 2p + 1 switches of the period p the tokens suggest are snapshotted, verify it;
+        if it holds, replay."""
+        p = self.probing
+        if len(self.history) < 2 * p + 1 or not self.verify(p):
+            return False
+        self.start(p)
+        return True
 
     def verify(self, p: int) -> bool:
         """Do the last 2p + 1 snapshots repeat with period p: the same structure and rows'
@@ -400,6 +431,7 @@ class Cycle:
         """Period `p` verified on the last two periods: the last one becomes the reference."""
         history = self.history
         self.period = p
+        self.probing = 0
         self.reference = history[-p:]
         appends = self.machine.rec_appends
         self.steps = [
@@ -421,6 +453,7 @@ class Cycle:
         self.history = []
         if self.machine.may_replay(self.rq):
             self.replaying = True
+            self.replayed = 0
         return True
 
     def advance(self) -> None:
@@ -448,6 +481,7 @@ class Cycle:
         """The CPU's timer fired at a switch the cycle predicts: append the switch's rows and
         re-arm the timer (leaving first if the next expiry reaches the bound)."""
         self.advance()
+        self.replayed += 1
         k = self.k
         for append, value, delta in self.steps[self.phase]:
             append(value + k * delta)
@@ -464,6 +498,12 @@ class Cycle:
         if not self.replaying:
             return
         self.replaying = False
+        rq = self.rq
+        if self.replayed < PAYOFF:  # cut short: the search cost more than it saved
+            rq.cycle_wait = rq.cycle_backoff
+            rq.cycle_backoff = min(MAX_BACKOFF, 2 * rq.cycle_backoff)
+        else:
+            rq.cycle_backoff = FIRST_BACKOFF
         nums, ref = self.predicted()
         layout = self.layout
         for (obj, name), value in zip(layout.num_slots, nums, strict=False):
@@ -501,17 +541,19 @@ class Replaying:
         """After a real round-robin switch on `rq`: feed its `Cycle`, or start one when the
         CPU qualifies and its back-off since the last failed search is over."""
         cycle = rq.cycle
-        if cycle is None:
+        if rq.cycle_wait > 0:  # backing off: no watching, no cycle kept
             rq.cycle_wait -= 1
-            if rq.cycle_wait <= 0 and self.may_learn(rq):
+            if cycle is not None:
+                cycle.forget()
+            return
+        if cycle is None:
+            if self.may_learn(rq):
                 rq.cycle = Cycle(self, rq)
             return
         if not cycle.observe():
             rq.cycle = None
-            rq.cycle_backoff = min(MAX_BACKOFF, 2 * rq.cycle_backoff)
             rq.cycle_wait = rq.cycle_backoff
-        elif cycle.replaying:
-            rq.cycle_backoff = FIRST_BACKOFF
+            rq.cycle_backoff = min(MAX_BACKOFF, 2 * rq.cycle_backoff)
 
     def drop_cycle(self: Machine, rq: Rq) -> None:
         """`rq` decided something other than a round-robin switch: its search starts over."""
