@@ -144,21 +144,24 @@ class Recorder:
     def _append_widened(self, table: str, values: tuple[int, ...]) -> None:
         """Append a row to the first ``len(values)`` columns of recorded `table` after an
         ``OverflowError``: drop the part of the row the hot path appended, widen every column
-        that cannot hold its value (`WIDER`, up to int64), append the row."""
+        that cannot hold its value (`WIDER`), append the row; a value beyond int64 raises
+        ``OverflowError`` naming the column, the row left out."""
         columns = list(self.columns[table])
         rows = min(len(col) for col in columns[: len(values)])
+        codes = []
         for index, value in enumerate(values):
-            col = columns[index]
-            del col[rows:]
-            code = col.typecode
+            del columns[index][rows:]
+            code: str = columns[index].typecode
             while not _holds(code, value):
                 if code not in WIDER:
                     name = RECORDED[table][index]
                     raise OverflowError(f"{table}.{name}: {value} does not fit in int64")
                 code = WIDER[code]
-            if code != col.typecode:
-                columns[index] = col = array(code, col)
-            col.append(value)
+            codes.append(code)
+        for index, (value, code) in enumerate(zip(values, codes, strict=True)):
+            if code != columns[index].typecode:
+                columns[index] = array(code, columns[index])
+            columns[index].append(value)
         self.columns[table] = tuple(columns)
         self._bind()
 
