@@ -58,6 +58,7 @@ from sortedcontainers import SortedList
 
 import cfssim
 from cfssim.sched.core import FAIR_POLICIES
+from cfssim.trace import RECORDED, typecode
 
 
 @dataclass
@@ -335,7 +336,7 @@ def library_floor(rounds: int = 200_000) -> dict[str, float]:
         tree.remove(node)
 
     tree_us = timeit.timeit(requeue, number=rounds) / rounds * 1e6
-    columns = [array("q").append for _ in range(4)]
+    columns = [array(typecode(col)).append for col in RECORDED["segments"]]
 
     def record() -> None:
         for append in columns:

@@ -1,9 +1,13 @@
 """Recording: growable typed columns during a run, numpy arrays after it.
 
 A `Recorder` appends to `array.array` buffers (typed, contiguous, amortised O(1) growth — the
-"growable numpy column": `numpy.frombuffer` views them without a copy); index columns are
-32-bit while recording (`NARROW_COLUMNS`). `Recorder.freeze()` gives a
-`Trace`: named numpy tables saved as one compact ``trace.npz`` beside ``result.json``.
+"growable numpy column": `numpy.frombuffer` views them without a copy). While recording, index
+and flag columns are narrow (`NARROW_COLUMNS`: CPUs, tasks and cgroups int16, flags int8, EEVDF's
+lag and deadline int32) and a column widens (`WIDER`) the first time a value does not fit, so
+nothing is lost; one ``samples`` table records the ``vruntime`` and ``eevdf`` rows, which share
+their task and time (`RECORDED`). A CFS preemption costs 20 + 18 bytes (segment, vruntime
+sample), an EEVDF one 20 + 27. `Recorder.freeze()` gives a `Trace`: named int64 numpy tables
+(`TABLES`) saved as one compact ``trace.npz`` beside ``result.json``.
 
 Tables (all times int ns, task/cgroup/cpu are indices into `Trace.tasks` / `Trace.cgroups`):
 
@@ -63,91 +67,213 @@ DIGEST_TABLES = (
 
 KILL_REASONS = ("oom_kill", "oom_group_kill", "killed")
 
-#: columns holding indices or flags (CPU, task, waking task or -1, cgroup, 0/1, reason),
-#: recorded as 32-bit integers during a run — a segment costs 24 bytes instead of 32, an
-#: ``eevdf`` sample 32 instead of 40; `Recorder.freeze` widens every column to int64
-NARROW_COLUMNS = frozenset(
-    {"cpu", "task", "waker", "src", "dst", "cgroup", "throttled", "eligible", "reason"}
-)
+#: columns recorded narrower than int64 during a run, by `array` typecode: indices of CPUs,
+#: tasks (the waker too) and cgroups int16 ('h'), flags and codes int8 ('b'), and the ``samples``
+#: table's EEVDF lag and deadline offset int32 ('i', virtual ns: a few slices). Times, sizes and
+#: vruntimes stay int64 ('q'). A value a column cannot hold widens it (`WIDER`).
+NARROW_COLUMNS: dict[str, str] = {
+    "cpu": "h",
+    "src": "h",
+    "dst": "h",
+    "task": "h",
+    "waker": "h",
+    "cgroup": "h",
+    "throttled": "b",
+    "eligible": "b",
+    "reason": "b",
+    "begin": "b",
+    "lag": "i",
+    "deadline_offset": "i",
+}
+#: the next wider typecode of a recorded column whose value did not fit
+WIDER = {"b": "h", "h": "i", "i": "q"}
+
+#: The recording's tables (`Recorder.columns`): `TABLES`, except that one ``samples`` table holds
+#: the ``vruntime`` rows and, under EEVDF, the ``eevdf`` columns of the same rows (one task and
+#: time for both): lag, the virtual deadline as an offset from the vruntime, eligible. A CFS run
+#: fills its first three columns only. `Recorder.freeze` splits it back into the two tables.
+RECORDED: dict[str, tuple[str, ...]] = {
+    **{name: cols for name, cols in TABLES.items() if name not in ("vruntime", "eevdf")},
+    "samples": ("task", "time", "vruntime", "lag", "deadline_offset", "eligible"),
+}
 
 
 def typecode(column: str) -> str:
-    """The `array` typecode a column is recorded in ('i': int32, 'q': int64)."""
-    return "i" if column in NARROW_COLUMNS else "q"
+    """The `array` typecode a column starts recording in ('b', 'h', 'i' or 'q': int8–int64)."""
+    return NARROW_COLUMNS.get(column, "q")
+
+
+def _holds(code: str, value: int) -> bool:
+    try:
+        array(code, (value,))
+    except OverflowError:
+        return False
+    return True
+
+
+def _int64(buf: array) -> np.ndarray:
+    return np.frombuffer(buf, dtype=buf.typecode).astype(np.int64) if buf else np.zeros(0, np.int64)
 
 
 class Recorder:
-    """Append-only recording of a run, one `array` per column (int64, or int32 for indices).
+    """Append-only recording of a run, one `array` per column of `RECORDED` (int64, or narrower
+    while the values fit: `NARROW_COLUMNS`).
 
-    Hot paths call the bound ``append`` methods directly, e.g.
-    ``rec.segment(cpu, task, start, end)``.
+    Hot paths call the row methods, e.g. ``rec.segment(cpu, task, start, end)``; each appends
+    through bound ``append`` methods and takes the slow path (`_append_widened`) only on the
+    ``OverflowError`` of a value too wide for its column.
     """
 
     def __init__(self) -> None:
         self.columns: dict[str, tuple[array, ...]] = {
-            name: tuple(array(typecode(col)) for col in cols) for name, cols in TABLES.items()
+            name: tuple(array(typecode(col)) for col in cols) for name, cols in RECORDED.items()
         }
-        seg = self.columns["segments"]
-        self._seg = tuple(col.append for col in seg)
-        self._vrt = tuple(col.append for col in self.columns["vruntime"])
-        self._lag = tuple(col.append for col in self.columns["eevdf"])
-        self._wake = tuple(col.append for col in self.columns["wakeups"])
-        self._block = tuple(col.append for col in self.columns["blocks"])
+        self._bind()
+
+    def _bind(self) -> None:
+        """Cache the bound ``append`` methods of the current column arrays."""
+        appends = {name: tuple(col.append for col in cols) for name, cols in self.columns.items()}
+        self._seg = appends["segments"]
+        self._smp = appends["samples"]
+        self._vrt = appends["samples"][:3]
+        self._wake = appends["wakeups"]
+        self._block = appends["blocks"]
+        self._add = {name: appends[name] for name in RECORDED if name != "samples"}
+        self._add["vruntime"] = self._vrt
+
+    def _append_widened(self, table: str, values: tuple[int, ...]) -> None:
+        """Append a row to the first ``len(values)`` columns of recorded `table` after an
+        ``OverflowError``: drop the part of the row the hot path appended, widen every column
+        that cannot hold its value (`WIDER`), append the row; a value beyond int64 raises
+        ``OverflowError`` naming the column, the row left out."""
+        columns = list(self.columns[table])
+        rows = min(len(col) for col in columns[: len(values)])
+        codes = []
+        for index, value in enumerate(values):
+            del columns[index][rows:]
+            code: str = columns[index].typecode
+            while not _holds(code, value):
+                if code not in WIDER:
+                    name = RECORDED[table][index]
+                    raise OverflowError(f"{table}.{name}: {value} does not fit in int64")
+                code = WIDER[code]
+            codes.append(code)
+        for index, (value, code) in enumerate(zip(values, codes, strict=True)):
+            if code != columns[index].typecode:
+                columns[index] = array(code, columns[index])
+            columns[index].append(value)
+        self.columns[table] = tuple(columns)
+        self._bind()
 
     def segment(self, cpu: int, task: int, start: int, end: int) -> None:
+        """A ``segments`` row, unless it is empty (``end ≤ start``)."""
         if end > start:
             a, b, c, d = self._seg
-            a(cpu)
-            b(task)
-            c(start)
-            d(end)
+            try:
+                a(cpu)
+                b(task)
+                c(start)
+                d(end)
+            except OverflowError:
+                self._append_widened("segments", (cpu, task, start, end))
 
     def vruntime(self, task: int, time: int, vruntime: int) -> None:
+        """A ``vruntime`` row (CFS: no ``eevdf`` row beside it)."""
         a, b, c = self._vrt
-        a(task)
-        b(time)
-        c(vruntime)
+        try:
+            a(task)
+            b(time)
+            c(vruntime)
+        except OverflowError:
+            self._append_widened("samples", (task, time, vruntime))
 
-    def lag(self, task: int, time: int, lag: int, deadline: int, eligible: int) -> None:
-        a, b, c, d, e = self._lag
-        a(task)
-        b(time)
-        c(lag)
-        d(deadline)
-        e(eligible)
+    def eevdf(
+        self, task: int, time: int, vruntime: int, lag: int, deadline: int, eligible: int
+    ) -> None:
+        """One ``vruntime`` row and the ``eevdf`` row of the same sample (`deadline` absolute,
+        virtual ns; recorded as its offset from `vruntime`)."""
+        a, b, c, d, e, f = self._smp
+        try:
+            a(task)
+            b(time)
+            c(vruntime)
+            d(lag)
+            e(deadline - vruntime)
+            f(eligible)
+        except OverflowError:
+            self._append_widened(
+                "samples", (task, time, vruntime, lag, deadline - vruntime, eligible)
+            )
 
     def wakeup(self, task: int, cpu: int, time: int, latency: int, waker: int) -> None:
         """A ``wakeups`` row (a woken task's first switch-in), as `add` would append it."""
         a, b, c, d, e = self._wake
-        a(task)
-        b(cpu)
-        c(time)
-        d(latency)
-        e(waker)
+        try:
+            a(task)
+            b(cpu)
+            c(time)
+            d(latency)
+            e(waker)
+        except OverflowError:
+            self._append_widened("wakeups", (task, cpu, time, latency, waker))
 
     def block(self, task: int, time: int) -> None:
         """A ``blocks`` row, as `add` would append it."""
         a, b = self._block
-        a(task)
-        b(time)
+        try:
+            a(task)
+            b(time)
+        except OverflowError:
+            self._append_widened("blocks", (task, time))
 
     def add(self, table: str, *values: int) -> None:
-        """Append one row to `table` (columns in `TABLES` order)."""
-        for col, value in zip(self.columns[table], values, strict=True):
-            col.append(value)
+        """Append one row to `table` (columns in `TABLES` order). ``eevdf`` rows are recorded
+        with their vruntime sample only (`eevdf`)."""
+        appends = self._add.get(table)
+        if appends is None:
+            raise ValueError(
+                f"table: expected one of {', '.join(self._add)}"
+                + (" (an eevdf row is recorded with its vruntime by Recorder.eevdf)")
+                * (table == "eevdf")
+                + f", found {table!r}"
+            )
+        if len(values) != len(appends):
+            raise ValueError(f"{table}: expected {len(appends)} values, found {len(values)}")
+        try:
+            for append, value in zip(appends, values, strict=True):
+                append(value)
+        except OverflowError:
+            self._append_widened("samples" if table == "vruntime" else table, values)
 
     def freeze(self, tasks: Iterable[str], cgroups: Iterable[str], cpus: int) -> Trace:
-        tables = {
-            name: {
-                col: (
-                    np.frombuffer(buf, dtype=buf.typecode).astype(np.int64)
-                    if buf
-                    else np.zeros(0, np.int64)
-                )
-                for col, buf in zip(TABLES[name], bufs, strict=True)
-            }
-            for name, bufs in self.columns.items()
+        """The `Trace` of the recording: every `TABLES` table, columns widened to int64; the
+        ``samples`` table split into ``vruntime`` and ``eevdf`` (empty unless recorded by
+        `eevdf`, whose deadline offsets become absolute deadlines again)."""
+        recorded = {
+            name: dict(zip(cols, map(_int64, self.columns[name]), strict=True))
+            for name, cols in RECORDED.items()
         }
+        samples = recorded.pop("samples")
+        rows, eevdf_rows = len(samples["task"]), len(samples["lag"])
+        if eevdf_rows not in (0, rows):
+            raise ValueError(
+                f"samples: expected every vruntime sample with its eevdf columns or none, "
+                f"found {eevdf_rows} of {rows}"
+            )
+        tables: dict[str, dict[str, np.ndarray]] = {}
+        for name, cols in TABLES.items():
+            if name == "vruntime":
+                tables[name] = {col: samples[col] for col in cols}
+            elif name == "eevdf":
+                tables[name] = {
+                    "task": samples["task"][:eevdf_rows].copy(),
+                    "time": samples["time"][:eevdf_rows].copy(),
+                    "lag": samples["lag"],
+                    "deadline": samples["deadline_offset"] + samples["vruntime"][:eevdf_rows],
+                    "eligible": samples["eligible"],
+                }
+            else:
+                tables[name] = recorded[name]
         return Trace(tasks=list(tasks), cgroups=list(cgroups), cpus=cpus, tables=tables)
 
 

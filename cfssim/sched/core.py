@@ -505,9 +505,10 @@ class Machine(FairClass, RealTimeClass, LoadBalancing, Replaying):
     def sample_entity(self, task: Task, now: int) -> None:
         """Record `task`'s vruntime (and, under EEVDF, its lag, deadline and eligibility) as
         it leaves the CPU or its queue."""
-        self.rec.vruntime(task.tid, now, task.se.vruntime)
         if self.policy.samples_lag:
-            self.rec.lag(task.tid, now, *self.policy.lag_sample(task.se))
+            self.rec.eevdf(task.tid, now, task.se.vruntime, *self.policy.lag_sample(task.se))
+        else:
+            self.rec.vruntime(task.tid, now, task.se.vruntime)
 
     # ==== timers ===========================================================================
     def touch(self, rq: Rq) -> None:
