@@ -128,7 +128,12 @@ class Recorder:
         self.columns: dict[str, tuple[array, ...]] = {
             name: tuple(array(typecode(col)) for col in cols) for name, cols in RECORDED.items()
         }
+        self.generation = 0  # bumped whenever a column is widened (a new array replaces it)
         self._bind()
+
+    def column_list(self) -> list[array]:
+        """Every recorded column, table by table in `RECORDED` order (the current arrays)."""
+        return [col for cols in self.columns.values() for col in cols]
 
     def _bind(self) -> None:
         """Cache the bound ``append`` methods of the current column arrays."""
@@ -163,6 +168,7 @@ class Recorder:
                 columns[index] = array(code, columns[index])
             columns[index].append(value)
         self.columns[table] = tuple(columns)
+        self.generation += 1
         self._bind()
 
     def segment(self, cpu: int, task: int, start: int, end: int) -> None:

@@ -210,9 +210,6 @@ class Machine(FairClass, RealTimeClass, LoadBalancing, Replaying):
         #: or alone (``CFSSIM_REPLAY=0``)
         self.replay_enabled = fast_forward and os.environ.get(REPLAY_VARIABLE, "1") != "0"
         self.replay_bound = 0  # replays end before this time (ns): `Replaying.foreign_bound`
-        #: every trace column, and their appends (a replay reads and writes rows by index)
-        self.rec_columns = [col for table in recorder.columns.values() for col in table]
-        self.rec_appends = [col.append for col in self.rec_columns]
         for rq in self.rqs:
             rq.timer.function = partial(self.sched_tick, rq)
             rq.settle_timer.function = partial(self.settle, rq)

@@ -236,6 +236,7 @@ class Cycle:
 
     __slots__ = (
         "deltas",
+        "generation",
         "history",
         "k",
         "layout",
@@ -248,6 +249,7 @@ class Cycle:
         "reference",
         "replayed",
         "replaying",
+        "rows",
         "rq",
         "span",
         "steps",
@@ -269,8 +271,11 @@ class Cycle:
         self.span = 0  # ns per period
         self.reference: list[Snapshot] = []  # the last verified period, switch by switch
         self.deltas: list[int] = []  # per number of a snapshot: its increment per period
-        #: per switch of the period: (column append, value in the reference, increment)
+        #: per switch of the period: its rows as (column, value in the reference, increment)
+        self.rows: list[list[tuple[int, int, int]]] = []
+        #: the same with each column's append, for the recorder's `generation` of arrays
         self.steps: list[list[tuple[Callable[[int], None], int, int]]] = []
+        self.generation = -1
         self.k = 0  # periods past the reference
         self.phase = 0  # the switch of the period that came last
         self.replaying = False
@@ -281,7 +286,7 @@ class Cycle:
         """Before a switch that will be snapshotted: note the trace columns' lengths (to read
         the switch's rows)."""
         if self.probing or self.period:
-            self.marks = [len(col) for col in self.machine.rec_columns]
+            self.marks = [len(col) for col in self.machine.rec.column_list()]
         else:
             self.marks = []
 
@@ -296,7 +301,7 @@ class Cycle:
             return True
         rows = [
             (index, value)
-            for index, col in enumerate(self.machine.rec_columns)
+            for index, col in enumerate(self.machine.rec.column_list())
             for value in col[marks[index] :]
         ]
         snap = self.layout.take(self.machine, self.rq, rows)
@@ -428,24 +433,45 @@ class Cycle:
 
     # ---- replaying ------------------------------------------------------------------------
     def start(self, p: int) -> None:
-        """Period `p` verified on the last two periods: the last one becomes the reference."""
+        """Period `p` verified on the last two periods: the last one becomes the reference,
+        each of its rows kept with its increment per period (from the period before)."""
         history = self.history
         self.period = p
         self.probing = 0
         self.reference = history[-p:]
-        appends = self.machine.rec_appends
-        self.steps = [
+        self.rows = [
             [
-                (appends[index], value, value - before)
+                (index, value, value - before)
                 for (index, value), (_, before) in zip(
                     ref.rows, history[-2 * p + j].rows, strict=True
                 )
             ]
             for j, ref in enumerate(self.reference)
         ]
+        self.bind()
         self.k = 0
         self.phase = p - 1
-        self.resume()
+        if all(self.steps):
+            self.resume()
+        else:
+            self.forget()
+
+    def bind(self) -> None:
+        """The replay's rows as (column append, value, increment) for the recorder's current
+        arrays; a row whose value moves must go to an int64 column (it never overflows)."""
+        rec = self.machine.rec
+        columns = rec.column_list()
+        self.generation = rec.generation
+        self.steps = [
+            [(columns[index].append, value, delta) for index, value, delta in rows]
+            for rows in self.rows
+        ]
+        if any(
+            delta and columns[index].typecode != "q"
+            for rows in self.rows
+            for index, _, delta in rows
+        ):
+            self.steps = [[] for _ in self.rows]
 
     def resume(self) -> bool:
         """Replay from the CPU's next expiry if the bound lets it through (else the cycle is
@@ -482,10 +508,12 @@ class Cycle:
         re-arm the timer (leaving first if the next expiry reaches the bound)."""
         self.advance()
         self.replayed += 1
+        machine = self.machine
+        if machine.rec.generation != self.generation:  # a column was widened meanwhile
+            self.bind()
         k = self.k
         for append, value, delta in self.steps[self.phase]:
             append(value + k * delta)
-        machine = self.machine
         machine.context_switches += 1
         expiry = self.reference[self.phase].expiry + k * self.span
         if expiry >= machine.replay_bound:
