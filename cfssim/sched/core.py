@@ -210,6 +210,7 @@ class Machine(FairClass, RealTimeClass, LoadBalancing, Replaying):
         #: or alone (``CFSSIM_REPLAY=0``)
         self.replay_enabled = fast_forward and os.environ.get(REPLAY_VARIABLE, "1") != "0"
         self.replay_bound = 0  # replays end before this time (ns): `Replaying.foreign_bound`
+        self.replayed_switches = 0  # context switches played back by a `Cycle`
         for rq in self.rqs:
             rq.timer.function = partial(self.sched_tick, rq)
             rq.settle_timer.function = partial(self.settle, rq)

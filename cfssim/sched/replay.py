@@ -515,6 +515,7 @@ class Cycle:
         for append, value, delta in self.steps[self.phase]:
             append(value + k * delta)
         machine.context_switches += 1
+        machine.replayed_switches += 1
         expiry = self.reference[self.phase].expiry + k * self.span
         if expiry >= machine.replay_bound:
             self.leave()
