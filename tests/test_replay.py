@@ -10,8 +10,8 @@ differ.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
