@@ -13,7 +13,10 @@ their targets (interpreted core, quiet 2-core machine, median of 3):
    second);
 4. 1 CPU with 10, 100, 1k, 10k runnable hogs: the cost per context switch, which must grow
    roughly like log n (a sorted run queue; target: ≤ ×1.5 from 10 to 10k); printed next to
-   log2 n.
+   log2 n. Cycle replays are off here: this case prices the run queue, which a replay skips.
+
+"replayed" is the share of the context switches a CPU played back from a verified round-robin
+cycle (`cfssim.sched.replay`) instead of deriving them.
 
 When a compiled (mypyc) build of the core is present beside the interpreted one imported here
 (found on the path, or named by ``--compiled-site DIR``), the cases run a second time on it, in
@@ -69,6 +72,7 @@ class Measurement:
     wall_s: float
     context_switches: int
     events: int
+    replayed: int = 0  # context switches played back from a cycle (`cfssim.sched.replay`)
     rss_growth: int = 0  # bytes the resident set grew by over the timed span
     trace_growth: int = 0  # bytes the recorder's columns grew by over the timed span
 
@@ -110,6 +114,7 @@ def measure(
     sim = build()
     sim.run(warmup) if warmup else sim._start()
     switches, events = sim.machine.context_switches, scheduled_events(sim.env)
+    replayed = sim.machine.replayed_switches
     recorded = trace_bytes(sim)
     gc.collect()
     rss = resident_bytes()
@@ -123,6 +128,7 @@ def measure(
         wall,
         sim.machine.context_switches - switches,
         scheduled_events(sim.env) - events,
+        sim.machine.replayed_switches - replayed,
         max(0, resident_bytes() - rss),
         trace_bytes(sim) - recorded,
     )
@@ -144,10 +150,11 @@ def resident_bytes() -> int:
 
 
 # ==== the cases =================================================================================
-def hogs(cpus: int, n: int, policy: str) -> Callable[[], cfssim.Simulation]:
+def hogs(cpus: int, n: int, policy: str, replay: bool = True) -> Callable[[], cfssim.Simulation]:
     def build() -> cfssim.Simulation:
         sim = cfssim.Simulation(cpus=cpus, policy=policy, seed=1)
         sim.add_process("hog", threads=n, behaviour=cfssim.program(run="forever"))
+        sim.machine.replay_enabled = replay
         return sim
 
     return build
@@ -249,7 +256,11 @@ def run_cases(
         out.append(
             median_of(
                 lambda n=n, span=span: measure(  # type: ignore[misc]
-                    f"1 CPU x {n} runnable", "cfs", hogs(1, n, "cfs"), cfssim.ms(50), span
+                    f"1 CPU x {n} runnable",
+                    "cfs",
+                    hogs(1, n, "cfs", replay=False),
+                    cfssim.ms(50),
+                    span,
                 ),
                 repeat,
             )
@@ -268,6 +279,7 @@ COLUMNS = (
     ("sim s/s", ">8"),
     ("us/switch", ">9"),
     ("best sw/s", ">9"),
+    ("replayed", ">8"),
     ("MB/sim s", ">8"),
     ("trace MB", ">8"),
 )
@@ -297,6 +309,7 @@ def print_table(results: list[tuple[Measurement, float]]) -> None:
             f"{m.sim_s_per_s:.2f}",
             f"{m.us_per_switch:.2f}",
             f"{best:.0f}",
+            f"{m.replayed / max(1, m.context_switches):.0%}",
             f"{m.mb_per_sim_s:.2f}",
             f"{m.trace_mb_per_sim_s:.2f}",
         )
