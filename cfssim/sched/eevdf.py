@@ -320,8 +320,12 @@ class Eevdf(FairPolicy):
             if curr is not None and curr.on_rq:
                 return curr
             return cfs_rq.leftmost
-        avg, load = queue_sums(cfs_rq)
+        avg, load = cfs_rq.avg_vruntime, cfs_rq.avg_load  # queue_sums(cfs_rq), inlined: hot
         base = cfs_rq.min_vruntime
+        queued = cfs_rq.curr
+        if queued is not None and queued.on_rq:
+            avg += queued.weight * (queued.vruntime - base)
+            load += queued.weight
         nxt = cfs_rq.next
         if (
             self.pick_buddy
@@ -369,9 +373,11 @@ class Eevdf(FairPolicy):
             return None, None
         v = curr.vruntime
         protected = curr.vprot > v
-        target = curr.vprot if protected else curr.deadline
-        exact = max(1, inverse_calc_delta_fair(target - v, curr.weight, curr.inv_weight))
-        return exact, (None if protected else 1)
+        vdelta = (curr.vprot if protected else curr.deadline) - v
+        if curr.weight != NICE_0_LOAD:
+            vdelta = inverse_calc_delta_fair(vdelta, curr.weight, curr.inv_weight)
+        # max(1, inverse_calc_delta_fair(...)), inlined: nice-0 entities are their own inverse
+        return (vdelta if vdelta > 1 else 1), (None if protected else 1)
 
     def wakeup_preempts(
         self,

@@ -104,12 +104,15 @@ class CfsRunQueue:
         slices[slice_ns] = slices.get(slice_ns, 0) + 1
 
     def remove(self, se: SchedEntity) -> None:
-        """``__dequeue_entity``: take `se` out of the tree."""
+        """``__dequeue_entity``: take `se` out of the tree. The leftmost (a pick's usual
+        choice) is the tree's first node: popped without a search."""
         tree = self.tree
-        tree.remove(se.node)
-        se.node = None
         if se is self.leftmost:
+            tree.pop(0)
             self.leftmost = tree[0][2] if tree else None
+        else:
+            tree.remove(se.node)
+        se.node = None
         weight = se.weight
         self.avg_vruntime -= weight * (se.vruntime - self.min_vruntime)
         self.avg_load -= weight
