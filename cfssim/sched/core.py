@@ -571,20 +571,26 @@ class Machine(FairClass, RealTimeClass, LoadBalancing, Replaying):
             ):
                 bandwidth_due = cfs_rq.runtime_remaining
             se = se.parent
-        if tick_due < NEVER:
-            tick_due = self.tick_after(rq.cpu, tick_due)
-        if bandwidth_due < NEVER:
-            bandwidth_due = self.tick_after(rq.cpu, bandwidth_due)
-        demand_due = NEVER if task.remaining is None else task.remaining
+        now: int = self.env._now  # type: ignore[assignment]  # `now`, inlined: hot
+        cpu = rq.cpu
+        at_or_after = self.ticks.at_or_after
+        if tick_due < NEVER:  # tick_after, inlined (twice): hot
+            tick_due = at_or_after(cpu, now + (tick_due if tick_due > 1 else 1)) - now
         if rq.server.boosting and rq.rt.nr_running:  # RT takes over when the server is spent
             exact_due = min(exact_due, rq.server.runtime)
         due = exact_due if exact_due < tick_due else tick_due
+        remaining = task.remaining
+        if remaining is not None and remaining < due:  # the run request's demand is done
+            due = remaining
+        # the next tick at or after the local runtime's end, which is never sooner than that
+        # end itself: rounded only when it may come first
         if bandwidth_due < due:
-            due = bandwidth_due
-        if demand_due < due:
-            due = demand_due
+            bandwidth_due = at_or_after(cpu, now + (bandwidth_due if bandwidth_due > 1 else 1))
+            if bandwidth_due - now < due:
+                due = bandwidth_due - now
+        resched = due == exact_due or due == tick_due
         level = tick_level if due == tick_due else None
-        self.set_timer(rq, due, due in (exact_due, tick_due), level)
+        self.set_timer(rq, due, resched, level)
 
     def set_timer(self, rq: Rq, due: int, resched: bool, level: SchedEntity | None) -> None:
         """Arm the CPU's timer `due` ns from now (NEVER: none); `resched` when it ends a slice."""
