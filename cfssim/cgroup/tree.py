@@ -76,7 +76,10 @@ class TaskGroup:
         load = self.cfs_rq[cpu].load
         if self.load_sum <= 0 or load <= 0:
             return shares
-        return max(MIN_SHARES, min(shares, shares * load // self.load_sum))
+        weight = shares * load // self.load_sum
+        if weight > shares:  # max(MIN_SHARES, min(shares, weight)) as conditionals: hot
+            weight = shares
+        return weight if weight > MIN_SHARES else MIN_SHARES
 
     # ---- hierarchy --------------------------------------------------------------------
     def ancestors(self) -> list[TaskGroup]:

@@ -576,7 +576,7 @@ class Machine(FairClass, RealTimeClass, LoadBalancing, Replaying):
         at_or_after = self.ticks.at_or_after
         if tick_due < NEVER:  # tick_after, inlined (twice): hot
             tick_due = at_or_after(cpu, now + (tick_due if tick_due > 1 else 1)) - now
-        if rq.server.boosting and rq.rt.nr_running:  # RT takes over when the server is spent
+        if rq.rt.nr_running and rq.server.boosting:  # RT takes over when the server is spent
             exact_due = min(exact_due, rq.server.runtime)
         due = exact_due if exact_due < tick_due else tick_due
         remaining = task.remaining

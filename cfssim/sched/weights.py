@@ -64,10 +64,14 @@ def inverse_calc_delta_fair(vdelta: int, weight: int, inv_weight: int) -> int:
         return 0
     if weight == NICE_0_LOAD:
         return vdelta
-    wall = max(1, (vdelta * weight) // NICE_0_LOAD)
+    # max(1, …) as conditionals: hot (every arm of a task or group entity not at nice 0)
+    wall = (vdelta * weight) // NICE_0_LOAD
+    if wall < 1:
+        wall = 1
     scale = NICE_0_LOAD * inv_weight  # calc_delta_fair(wall) = (wall * scale) >> WMULT_SHIFT
     short = vdelta - ((wall * scale) >> WMULT_SHIFT)
     while short > 0:
-        wall += max(1, short * weight // NICE_0_LOAD)
+        step = short * weight // NICE_0_LOAD
+        wall += step if step > 1 else 1
         short = vdelta - ((wall * scale) >> WMULT_SHIFT)
     return wall
