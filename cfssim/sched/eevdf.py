@@ -98,18 +98,19 @@ class Eevdf(FairPolicy):
     def vslice(self, se: SchedEntity) -> int:
         return calc_delta_fair(se.slice, se.weight, se.inv_weight)
 
-    def update_deadline(self, se: SchedEntity) -> None:
-        """``update_deadline``: a new request (base slice unless custom) once v ≥ vd."""
-        if se.my_q is None and not se.custom_slice:
-            se.slice = self.base_slice
-        se.deadline = se.vruntime + calc_delta_fair(se.slice, se.weight, se.inv_weight)
-
     def update_curr(self, cfs_rq: CfsRunQueue, curr: SchedEntity) -> bool:
-        """The tail of ``update_curr``: renew the request when used up; reschedule then, or
-        whenever curr is unprotected with others queued."""
+        """The tail of ``update_curr``: renew the request once v ≥ vd (``update_deadline``: the
+        base slice unless custom, a deadline one vslice on); reschedule then, or whenever curr
+        is unprotected with others queued."""
         resched = False
-        if curr.vruntime - curr.deadline >= 0:
-            self.update_deadline(curr)
+        if curr.vruntime - curr.deadline >= 0:  # update_deadline
+            if curr.my_q is None and not curr.custom_slice:
+                curr.slice = self.base_slice
+            weight = curr.weight
+            vslice = curr.slice  # calc_delta_fair, inlined
+            if weight != NICE_0_LOAD:
+                vslice = (vslice * NICE_0_LOAD * curr.inv_weight) >> WMULT_SHIFT
+            curr.deadline = curr.vruntime + vslice
             resched = True
         if cfs_rq.nr_running == 1:
             return False
@@ -214,9 +215,14 @@ class Eevdf(FairPolicy):
         if se.on_rq and cfs_rq is not None:
             # a queued entity is curr or in the tree: counted once by queue_sums either way,
             # so one sum serves entity_lag and entity_eligible
-            avg, load = queue_sums(cfs_rq)
+            avg, load = cfs_rq.avg_vruntime, cfs_rq.avg_load  # queue_sums(cfs_rq), inlined
+            base = cfs_rq.min_vruntime
+            curr = cfs_rq.curr
+            if curr is not None and curr.on_rq:
+                avg += curr.weight * (curr.vruntime - base)
+                load += curr.weight
             v = se.vruntime
-            base = cfs_rq.min_vruntime  # avg_vruntime, inlined
+            # avg_vruntime, inlined
             lag = self.clamped_lag(cfs_rq, se, (base + avg // load if load else base) - v)
             eligible = avg >= (v - base) * load
         else:
