@@ -137,8 +137,7 @@ class Layout:
         self.kinds: list[int] = []
         self.virtual_of: list[int] = []  # per number: the index of its queue (virtual), or -1
         for obj in (rq, *queues, *self.entities, *rq.tasks.values()):
-            names = getattr(obj, "__slots__", None) or list(vars(obj))
-            for name in names:
+            for name in field_names(obj):
                 if name in SKIPPED_FIELDS:
                     continue
                 if type(getattr(obj, name)) is int:
@@ -175,6 +174,13 @@ class Layout:
         timer = rq.timer
         expiry = timer.expires if timer.active else -1
         return Snapshot(nums, refs, rows, expiry, machine.now)
+
+
+def field_names(obj: Any) -> tuple[str, ...]:
+    """The attributes of `obj`: a native class's (mypyc, ``__mypyc_attrs__``), its
+    ``__slots__``, or its ``__dict__``'s."""
+    names = getattr(type(obj), "__mypyc_attrs__", None) or getattr(obj, "__slots__", None)
+    return tuple(names) if names else tuple(vars(obj))
 
 
 def layout_key(rq: Rq) -> tuple[int, ...]:
