@@ -3,10 +3,11 @@
 A `Recorder` appends to `array.array` buffers (typed, contiguous, amortised O(1) growth — the
 "growable numpy column": `numpy.frombuffer` views them without a copy). While recording, index
 and flag columns are narrow (`NARROW_COLUMNS`: CPUs, tasks and cgroups int16, flags int8, EEVDF's
-lag and deadline int32) and a column widens (`WIDER`) the first time a value does not fit, so
-nothing is lost; one ``samples`` table records the ``vruntime`` and ``eevdf`` rows, which share
-their task and time (`RECORDED`). A CFS preemption costs 20 + 18 bytes (segment, vruntime
-sample), an EEVDF one 20 + 27. `Recorder.freeze()` gives a `Trace`: named int64 numpy tables
+lag and deadline, a segment's length and a wakeup's latency int32) and a column widens (`WIDER`)
+the first time a value does not fit, so nothing is lost; a segment is recorded as its length and
+end, and one ``samples`` table records the ``vruntime`` and ``eevdf`` rows, which share their task
+and time (`RECORDED`). A CFS preemption costs 16 + 18 bytes (segment, vruntime sample), an EEVDF
+one 16 + 27. `Recorder.freeze()` gives a `Trace`: named int64 numpy tables
 (`TABLES`) saved as one compact ``trace.npz`` beside ``result.json``.
 
 Tables (all times int ns, task/cgroup/cpu are indices into `Trace.tasks` / `Trace.cgroups`):
@@ -84,6 +85,8 @@ NARROW_COLUMNS: dict[str, str] = {
     "begin": "b",
     "lag": "i",
     "deadline_offset": "i",
+    "length": "i",
+    "latency": "i",
 }
 #: the next wider typecode of a recorded column whose value did not fit
 WIDER = {"b": "h", "h": "i", "i": "q"}
@@ -94,6 +97,7 @@ WIDER = {"b": "h", "h": "i", "i": "q"}
 #: fills its first three columns only. `Recorder.freeze` splits it back into the two tables.
 RECORDED: dict[str, tuple[str, ...]] = {
     **{name: cols for name, cols in TABLES.items() if name not in ("vruntime", "eevdf")},
+    "segments": ("cpu", "task", "length", "end"),
     "samples": ("task", "time", "vruntime", "lag", "deadline_offset", "eligible"),
 }
 
@@ -178,10 +182,10 @@ class Recorder:
             try:
                 a(cpu)
                 b(task)
-                c(start)
+                c(end - start)
                 d(end)
             except OverflowError:
-                self._append_widened("segments", (cpu, task, start, end))
+                self._append_widened("segments", (cpu, task, end - start, end))
 
     def vruntime(self, task: int, time: int, vruntime: int) -> None:
         """A ``vruntime`` row (CFS: no ``eevdf`` row beside it)."""
@@ -245,6 +249,9 @@ class Recorder:
             )
         if len(values) != len(appends):
             raise ValueError(f"{table}: expected {len(appends)} values, found {len(values)}")
+        if table == "segments":  # recorded as (cpu, task, length, end)
+            cpu, task, start, end = values
+            values = (cpu, task, end - start, end)
         try:
             for append, value in zip(appends, values, strict=True):
                 append(value)
@@ -277,6 +284,14 @@ class Recorder:
                     "lag": samples["lag"],
                     "deadline": samples["deadline_offset"] + samples["vruntime"][:eevdf_rows],
                     "eligible": samples["eligible"],
+                }
+            elif name == "segments":
+                seg = recorded[name]
+                tables[name] = {
+                    "cpu": seg["cpu"],
+                    "task": seg["task"],
+                    "start": seg["end"] - seg["length"],
+                    "end": seg["end"],
                 }
             else:
                 tables[name] = recorded[name]

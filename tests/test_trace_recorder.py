@@ -26,7 +26,7 @@ def recorded_bytes(rec: Recorder) -> int:
 
 
 def test_a_preemption_costs_the_narrow_rows_bytes() -> None:
-    # A preemption under EEVDF records a segment (cpu, task int16; start, end int64) and one
+    # A preemption under EEVDF records a segment (cpu, task int16; length int32, end int64) and one
     # sample serving vruntime and eevdf (task int16; time, vruntime int64; lag, deadline offset
     # int32; eligible int8); under CFS the sample's first three columns.
     h, i, q, b = (array(code).itemsize for code in "hiqb")
@@ -34,13 +34,13 @@ def test_a_preemption_costs_the_narrow_rows_bytes() -> None:
     rec.segment(3, 7, 1_000, 5_000)
     rec.eevdf(7, 5_000, 123_456_789, -2_000_000, 125_000_000, 0)
     assert recorded_bytes(rec) == row_bytes("segments") + row_bytes("samples")
-    assert recorded_bytes(rec) == (2 * h + 2 * q) + (h + 2 * q + 2 * i + b) == 47
+    assert recorded_bytes(rec) == (2 * h + i + q) + (h + 2 * q + 2 * i + b) == 43
     # the int32-index layout it replaces: segment 24, vruntime row 20, eevdf row 32
-    assert recorded_bytes(rec) == (2 * i + 2 * q) + (i + 2 * q) + (2 * i + 3 * q) - 29
+    assert recorded_bytes(rec) == (2 * i + 2 * q) + (i + 2 * q) + (2 * i + 3 * q) - 33
     cfs = Recorder()
     cfs.segment(3, 7, 1_000, 5_000)
     cfs.vruntime(7, 5_000, 123_456_789)
-    assert recorded_bytes(cfs) == row_bytes("segments") + row_bytes("samples", 3) == 38
+    assert recorded_bytes(cfs) == row_bytes("segments") + row_bytes("samples", 3) == 34
 
 
 def test_freeze_splits_eevdf_samples_into_the_two_tables() -> None:
@@ -84,16 +84,19 @@ def test_a_value_too_wide_for_its_column_widens_it() -> None:
     rec = Recorder()
     rec.segment(0, 1, 0, 10)
     rec.segment(1, 40_000, 10, 20)  # task 40 000 > int16: the cpu was appended, then task failed
+    rec.segment(1, 2, 20, 20 + 2**32)  # a length beyond int32
     rec.add("kills", 2, 70_000, 30, 2)
     rec.eevdf(40_000, 20, 0, 2**40, 2**33, 1)
     segments = rec.columns["segments"]
     assert [col.typecode for col in segments] == ["h", "i", "q", "q"]
-    assert [len(col) for col in segments] == [2, 2, 2, 2]
+    assert [len(col) for col in segments] == [3, 3, 3, 3]
     assert [col.typecode for col in rec.columns["samples"]] == ["i", "q", "q", "q", "q", "b"]
     rec.segment(2, 3, 20, 30)  # the hot path appends to the widened columns
     trace = rec.freeze([f"t{k}" for k in range(40_001)], [f"/g{k}" for k in range(70_001)], 3)
-    assert trace["segments"]["task"].tolist() == [1, 40_000, 3]
-    assert trace["segments"]["cpu"].tolist() == [0, 1, 2]
+    assert trace["segments"]["task"].tolist() == [1, 40_000, 2, 3]
+    assert trace["segments"]["cpu"].tolist() == [0, 1, 1, 2]
+    assert trace["segments"]["start"].tolist() == [0, 10, 20, 20]
+    assert trace["segments"]["end"].tolist() == [10, 20, 20 + 2**32, 30]
     assert trace["kills"]["cgroup"].tolist() == [70_000]
     assert trace["eevdf"]["lag"].tolist() == [2**40]
     assert trace["eevdf"]["deadline"].tolist() == [2**33]
@@ -102,7 +105,7 @@ def test_a_value_too_wide_for_its_column_widens_it() -> None:
 def test_a_value_beyond_int64_is_refused_by_name() -> None:
     rec = Recorder()
     rec.segment(0, 1, 0, 10)
-    with pytest.raises(OverflowError, match=r"segments\.end: 9223372036854775808 does not fit"):
+    with pytest.raises(OverflowError, match=r"segments\.length: 9223372036854775808 does not"):
         rec.segment(0, 1, 0, 2**63)
     assert [len(col) for col in rec.columns["segments"]] == [1, 1, 1, 1]
 
