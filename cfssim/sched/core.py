@@ -588,7 +588,7 @@ class Machine(FairClass, RealTimeClass, LoadBalancing, Replaying):
             bandwidth_due = at_or_after(cpu, now + (bandwidth_due if bandwidth_due > 1 else 1))
             if bandwidth_due - now < due:
                 due = bandwidth_due - now
-        resched = due == exact_due or due == tick_due
+        resched = due in (exact_due, tick_due)
         level = tick_level if due == tick_due else None
         self.set_timer(rq, due, resched, level)
 
