@@ -69,7 +69,10 @@ COUNTER_FIELDS = frozenset(
     {"sum_exec", "prev_sum_exec", "run_delay", "pcount", "nvcsw", "nivcsw", "busy", "inserted"}
 )
 #: fields the snapshot leaves out: the tree and each entity's node in it (snapshotted as the
-#: tree), the CPU's timers (re-armed by the replay itself), and back references
+#: tree), the CPU's timers (re-armed by the replay itself), back references, the search's own
+#: counters, and what the
+#: periodic balancer keeps on the CPU (``nr_balance_failed``: written by a balance that moves
+#: nothing while the CPU replays, never by a switch)
 SKIPPED_FIELDS = frozenset(
     {
         "tree",
@@ -81,6 +84,9 @@ SKIPPED_FIELDS = frozenset(
         "sim",
         "acct",
         "cycle",
+        "cycle_wait",
+        "cycle_backoff",
+        "nr_balance_failed",
     }
 )
 
