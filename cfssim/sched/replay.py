@@ -70,9 +70,8 @@ COUNTER_FIELDS = frozenset(
 )
 #: fields the snapshot leaves out: the tree and each entity's node in it (snapshotted as the
 #: tree), the CPU's timers (re-armed by the replay itself), back references, the search's own
-#: counters, and what the
-#: periodic balancer keeps on the CPU (``nr_balance_failed``: written by a balance that moves
-#: nothing while the CPU replays, never by a switch)
+#: counters, and what the periodic balancer keeps on the CPU (``nr_balance_failed``: written by
+#: a balance that moves nothing while the CPU replays, never by a switch)
 SKIPPED_FIELDS = frozenset(
     {
         "tree",
@@ -189,6 +188,12 @@ def field_names(obj: Any) -> tuple[str, ...]:
     return tuple(names) if names else tuple(vars(obj))
 
 
+def scheduled_events(machine: Machine) -> int:
+    """SimPy's running event id (events and timer starts so far): a switch the replay stands
+    for schedules exactly one, its timer's re-arm (`HrTimer.start`)."""
+    return int(repr(machine.env._eid)[6:-1])  # itertools.count(N)
+
+
 def layout_key(rq: Rq) -> tuple[int, ...]:
     """What a `Layout` is built from: `rq`'s tasks, each one's entities and their queues up
     the hierarchy, and its cpuacct lists (by identity)."""
@@ -248,6 +253,7 @@ class Cycle:
 
     __slots__ = (
         "deltas",
+        "events",
         "generation",
         "history",
         "k",
@@ -279,6 +285,7 @@ class Cycle:
         self.tokens: list[tuple[int, int]] = []
         self.probing = 0  # the period the tokens suggest, while its snapshots are taken
         self.marks: list[int] = []
+        self.events = 0  # SimPy's event count before the switch (`scheduled_events`)
         self.period = 0  # switches per period, once found
         self.span = 0  # ns per period
         self.reference: list[Snapshot] = []  # the last verified period, switch by switch
@@ -299,6 +306,7 @@ class Cycle:
         the switch's rows)."""
         if self.probing or self.period:
             self.marks = [len(col) for col in self.machine.rec.column_list()]
+            self.events = scheduled_events(self.machine)
         else:
             self.marks = []
 
@@ -311,6 +319,10 @@ class Cycle:
         marks = self.marks
         if not marks:  # probing begins: rows are read from the next switch on
             return True
+        if scheduled_events(self.machine) != self.events + 1:
+            # the switch scheduled something besides its timer: a replay would not
+            self.forget()
+            return False
         rows = [
             (index, value)
             for index, col in enumerate(self.machine.rec.column_list())
