@@ -1,5 +1,6 @@
 """The opt-in compiled build (``HATCH_BUILD_HOOK_ENABLE_MYPYC=true pip install .``): the core built
-with mypyc runs every bundled scenario, under both policies, to byte-identical traces.
+with mypyc runs every bundled scenario, under both policies, to byte-identical traces — and hog
+machines whose CPUs replay their round robins to the same traces and replayed switches.
 
 Building takes 1–2 minutes and needs a C compiler and the build dependencies (hatch-mypyc,
 setuptools, mypy) from the package index; without them the test skips and says which is missing.
@@ -13,6 +14,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,7 +33,22 @@ UNREACHABLE_INDEX = (
     "ProxyError",
 )
 
-DIGESTS = """
+#: hog machines whose CPUs replay their round robins (`cfssim.sched.replay`), the second cut
+#: by the balancer's moves: their digests and replayed switches, compiled and interpreted
+HOG_RUNS = """
+import cfssim
+
+def hog_lines(ns):
+    for cpus, hogs in ((2, 10), (2, 5)):
+        for policy in ("cfs", "eevdf"):
+            sim = cfssim.Simulation(cpus=cpus, policy=policy, seed=1)
+            sim.add_process("hog", threads=hogs, behaviour=cfssim.program(run="forever"))
+            digest = sim.run(4 * ns).trace.digest(every=True)
+            yield f"hogs-{cpus}x{hogs} {policy} {digest} {sim.machine.replayed_switches}"
+"""
+
+DIGESTS = (
+    """
 import sys, cfssim, cfssim.sched.core
 from cfssim.scenario import bundled_scenarios
 print("compiled" if not cfssim.sched.core.__file__.endswith(".py") else "interpreted")
@@ -41,6 +58,12 @@ for name, path in sorted(bundled_scenarios().items()):
             cfssim.load_scenario(path), policy=policy, duration_ns=int(sys.argv[1]))
         print(name, policy, result.trace.digest(every=True))
 """
+    + HOG_RUNS
+    + """
+for line in hog_lines(int(sys.argv[1])):
+    print(line)
+"""
+)
 
 
 def digests_here() -> list[str]:
@@ -55,7 +78,11 @@ def digests_here() -> list[str]:
             result = cfssim.run_scenario(scenario, policy=policy, duration_ns=DURATION_NS)
             assert result.trace is not None
             lines.append(f"{name} {policy} {result.trace.digest(every=True)}")
-    return lines
+    namespace: dict[str, Any] = {}
+    exec(HOG_RUNS, namespace)
+    hog_lines = list(namespace["hog_lines"](DURATION_NS))
+    assert all(int(line.split()[-1]) > 0 for line in hog_lines)  # the runs replay
+    return lines + hog_lines
 
 
 pytestmark = pytest.mark.build

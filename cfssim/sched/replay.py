@@ -561,8 +561,8 @@ class Cycle:
         layout = self.layout
         for (obj, name), value in zip(layout.num_slots, nums, strict=False):
             setattr(obj, name, value)
-        for (obj, name), value in zip(layout.ref_slots, ref.refs, strict=False):
-            setattr(obj, name, value)
+        for (obj, name), ref_value in zip(layout.ref_slots, ref.refs, strict=False):
+            setattr(obj, name, ref_value)
         cpu = self.rq.cpu
         position = len(layout.num_slots)
         for cell in layout.cells:
