@@ -602,6 +602,8 @@ class Replaying:
         if cycle is None:
             if self.may_learn(rq):
                 rq.cycle = Cycle(self, rq)
+            else:  # look again in a while, not at every switch
+                rq.cycle_wait = FIRST_BACKOFF
             return
         if not cycle.observe():
             rq.cycle = None
