@@ -69,9 +69,11 @@ COUNTER_FIELDS = frozenset(
     {"sum_exec", "prev_sum_exec", "run_delay", "pcount", "nvcsw", "nivcsw", "busy", "inserted"}
 )
 #: fields the snapshot leaves out: the tree and each entity's node in it (snapshotted as the
-#: tree), the CPU's timers (re-armed by the replay itself), and back references
+#: tree), the CPU's timers (re-armed by the replay itself), back references, and the
+#: balancer's own count (a periodic balance during a replay may reset it: `sched_balance_rq`)
 SKIPPED_FIELDS = frozenset(
     {
+        "nr_balance_failed",
         "tree",
         "node",
         "timer",
@@ -197,6 +199,23 @@ def layout_key(rq: Rq) -> tuple[int, ...]:
         key.extend(id(usage) for usage in task.acct)
         key.append(-1)
     return tuple(key)
+
+
+def holds_delayed(rq: Rq) -> bool:
+    """Do `rq`'s queues hold an entity beyond its listed tasks' hierarchies — a sleeper (or
+    a group emptied by one) kept queued by DELAY_DEQUEUE? Its dequeue at a later pick changes
+    a group's load, and so other CPUs' group weights (`calc_group_shares`)."""
+    entities: set[int] = set()
+    queues: dict[int, CfsRunQueue] = {}
+    for task in rq.tasks.values():
+        se: SchedEntity | None = task.se
+        while se is not None and id(se) not in entities:
+            entities.add(id(se))
+            queue = se.rq_of
+            assert queue is not None
+            queues[id(queue)] = queue
+            se = se.parent
+    return sum(queue.nr_running for queue in queues.values()) != len(entities)
 
 
 def _kind(name: str, virtual: frozenset[str]) -> int:
@@ -624,7 +643,7 @@ class Replaying:
                 return False
             if self.group_levels_stale(task):  # a quota on a level counts as stale
                 return False
-        return True
+        return not holds_delayed(rq)
 
     def may_replay(self: Machine, rq: Rq) -> bool:
         """May `rq` replay from its next expiry? It must be quiet and that expiry must come

@@ -1,0 +1,68 @@
+"""Review of cycle replays (`cfssim.sched.replay`): scenarios where a replaying CPU's stale
+state was read or changed before the replay left. Each compares replays on and off
+(``CFSSIM_REPLAY``): the same trace, results and final scheduling state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from test_replay import assert_identical, both, machine_state
+
+import cfssim
+from cfssim.sched.core import REPLAY_VARIABLE
+
+
+def final_state(build: Any, until: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`machine_state` after `build().run(until)` with replays and without."""
+    states = []
+    for value in ("1", "0"):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv(REPLAY_VARIABLE, value)
+            sim = build()
+            sim.run(until)
+            states.append(machine_state(sim.machine))
+    return states[0], states[1]
+
+
+def delayed_sleeper() -> cfssim.Simulation:
+    # One autogroup: CPU 0's two hogs share its weight with CPU 1's two hogs and sleeper.
+    # The sleeper's DELAY_DEQUEUE completes at a later pick on CPU 1 (a tick of a CPU whose
+    # listed tasks are all hogs), which changes the group's load: CPU 0's group entity must
+    # be reweighted at its next tick, replaying or not.
+    sim = cfssim.Simulation(cpus=2, policy="eevdf", seed=1)
+    hog = cfssim.program(run="forever")
+    sim.add_process("a", threads=2, cpus=[0], behaviour=hog)
+    sim.add_process("b", threads=2, cpus=[1], behaviour=hog)
+    sim.add_process("m", behaviour=hog)
+    sim.add_process(
+        "sl", cpus=[1], behaviour=cfssim.program(run="300ms", sleep="300ms"), start="3ms"
+    )
+    return sim
+
+
+def test_a_delayed_dequeue_on_another_cpu_reweights_a_replaying_group() -> None:
+    replayed, derived = final_state(delayed_sleeper, "920001us")
+    assert replayed == derived
+    assert derived["a/0.se0"]["weight"] == 614  # 1024 × 3072 / 5120, after the dequeue
+
+
+def nice_hogs() -> cfssim.Simulation:
+    # hypothesis (CFSSIM_FUZZ_EXAMPLES=300, test_replay's random machines) found this one
+    sim = cfssim.Simulation(cpus=4, policy="eevdf", seed=17)
+    hog = cfssim.program(run="forever")
+    sim.add_process("p0", threads=5, nice=-3, behaviour=hog)
+    sim.add_process("p1", threads=2, cpus=[2], behaviour=hog)
+    return sim
+
+
+def test_a_balance_that_finds_no_busier_cpu_resets_a_replaying_cpus_failures() -> None:
+    # CPU 3 failed a balance, then replays; its next balance finds nothing busier and resets
+    # nr_balance_failed, which the replay's write-back must not undo (else a later balance
+    # relaxes its threshold and migrates a hog the derived run keeps: a different trace).
+    replayed, derived = final_state(nice_hogs, "188001us")
+    assert replayed["rq3"]["nr_balance_failed"] == derived["rq3"]["nr_balance_failed"] == 0
+    assert replayed == derived
+    replayed_run, derived_run, count = both(nice_hogs, "253ms")
+    assert_identical(replayed_run, derived_run)
+    assert count > 0
