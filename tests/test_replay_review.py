@@ -66,3 +66,32 @@ def test_a_balance_that_finds_no_busier_cpu_resets_a_replaying_cpus_failures() -
     replayed_run, derived_run, count = both(nice_hogs, "253ms")
     assert_identical(replayed_run, derived_run)
     assert count > 0
+
+
+def nested_groups() -> cfssim.Simulation:
+    # /a/b spans CPUs 0 (two hogs), 1 (a lone hog: no timer armed) and 2 (a sleeper beside a
+    # hog of another session). The sleeper's dequeue changes /a/b's load: CPU 1's weight of
+    # /a/b goes stale until a periodic balance refreshes it (`refresh_group_weights`), which
+    # changes /a's load and so CPU 0's weight of /a — to be re-derived at CPU 0's next tick.
+    sim = cfssim.Simulation(cpus=3, policy="eevdf", seed=2)
+    sim.add_cgroup("/a/b")
+    hog = cfssim.program(run="forever")
+    sim.add_process("h", threads=2, cgroup="/a/b", cpus=[0], behaviour=hog)
+    sim.add_process("solo", cgroup="/a/b", cpus=[1], behaviour=hog)
+    sim.add_process("root", cpus=[2], behaviour=hog, session="s2")
+    sim.add_process(
+        "sl",
+        cgroup="/a/b",
+        cpus=[2],
+        behaviour=cfssim.program(run="150ms", sleep="400ms"),
+        start="10ms",
+    )
+    return sim
+
+
+def test_a_balance_refreshing_a_stale_cpu_reweights_a_replaying_group() -> None:
+    replayed, derived = final_state(nested_groups, "2s")
+    assert replayed == derived
+    replayed_run, derived_run, count = both(nested_groups, "2s")
+    assert_identical(replayed_run, derived_run)
+    assert count > 0
