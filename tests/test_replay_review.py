@@ -95,3 +95,26 @@ def test_a_balance_refreshing_a_stale_cpu_reweights_a_replaying_group() -> None:
     replayed_run, derived_run, count = both(nested_groups, "2s")
     assert_identical(replayed_run, derived_run)
     assert count > 0
+
+
+@pytest.mark.parametrize("policy", ["eevdf", "cfs"])
+def test_a_custom_slice_among_hogs_leaves_the_slice_counts_of_the_tree(policy: str) -> None:
+    # The queue counts its tree's slices (`CfsRunQueue.slices`, for min/max_slice): which
+    # slices are in the tree depends on who runs, so the counts a replay leaves must be those
+    # of the tree it writes back (else a later remove of the custom slice finds no count).
+    def build() -> cfssim.Simulation:
+        sim = cfssim.Simulation(cpus=1, policy=policy, seed=1)
+        hog = cfssim.program(run="forever")
+        sim.add_process("h", threads=3, behaviour=hog)
+        sim.add_process("short", slice="1ms", behaviour=hog)
+        sim.add_process("tick", behaviour=cfssim.program(run="1ms", sleep="300ms"), start="5ms")
+        return sim
+
+    replayed, derived = final_state(build, "1303ms")
+    assert replayed == derived
+    queue = derived["/autogroup-cfssim@0"]  # the hogs' (autogroup) queue: 3 of 4 in its tree
+    assert sum(count for _, count in queue["slices"]) == len(queue["tree"]) == 3
+    assert (1_000_000, 1) in queue["slices"]  # "short" waits (a hog runs at 1303 ms)
+    replayed_run, derived_run, count = both(build, "2s")
+    assert_identical(replayed_run, derived_run)
+    assert count > 0

@@ -585,6 +585,12 @@ class Cycle:
             tree: SortedList = queue.tree
             tree.clear()
             tree.update(nodes)
+            # the tree's slice counts (`CfsRunQueue.insert`): which slices wait depends on
+            # who runs, and the dict (a reference) kept those of the replay's start
+            slices = queue.slices
+            slices.clear()
+            for _, _, se in nodes:
+                slices[se.slice] = slices.get(se.slice, 0) + 1
 
 
 @trait  # mypyc: Machine's mixins must be traits (no multiple inheritance of native classes)
