@@ -7,6 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from test_invariants import FUZZ
 from test_replay import assert_identical, both, machine_state
 
 import cfssim
@@ -118,3 +121,60 @@ def test_a_custom_slice_among_hogs_leaves_the_slice_counts_of_the_tree(policy: s
     replayed_run, derived_run, count = both(build, "2s")
     assert_identical(replayed_run, derived_run)
     assert count > 0
+
+
+@st.composite
+def mixed_machines(draw: st.DrawFn) -> Any:
+    """A builder of a machine mixing pinned hogs (nice levels, custom slices) in nested
+    groups with pinned sleepers; the run's length."""
+    policy = draw(st.sampled_from(["eevdf", "cfs"]))
+    cpus = draw(st.integers(1, 3))
+    seed = draw(st.integers(1, 50))
+    hogs = [
+        (
+            draw(st.integers(1, 4)),
+            draw(st.sampled_from([0, 0, 3, -2])),
+            draw(st.sampled_from(["/", "/a", "/a/b", "/c"])),
+            draw(st.integers(0, cpus - 1)),
+            draw(st.sampled_from([None, None, "1ms", "5ms"])),
+        )
+        for _ in range(draw(st.integers(1, 4)))
+    ]
+    sleepers = [
+        (
+            draw(st.integers(1, 200)),
+            draw(st.integers(1, 400)),
+            draw(st.sampled_from(["/", "/a/b", "/c"])),
+            draw(st.integers(0, cpus - 1)),
+        )
+        for _ in range(draw(st.integers(0, 2)))
+    ]
+
+    def build() -> cfssim.Simulation:
+        sim = cfssim.Simulation(cpus=cpus, policy=policy, seed=seed)
+        sim.add_cgroup("/a/b", {"cpu.shares": 512})
+        sim.add_cgroup("/c", {"cpu.shares": 2048})
+        hog = cfssim.program(run="forever")
+        for index, (threads, nice, cgroup, cpu, slice_) in enumerate(hogs):
+            sim.add_process(
+                f"h{index}", hog, threads=threads, nice=nice, cgroup=cgroup, cpus=[cpu],
+                slice=slice_,
+            )  # fmt: skip
+        for index, (run_ms, sleep_ms, cgroup, cpu) in enumerate(sleepers):
+            sim.add_process(
+                f"s{index}",
+                cfssim.program(run=f"{run_ms}ms", sleep=f"{sleep_ms}ms"),
+                cgroup=cgroup,
+                cpus=[cpu],
+            )
+        return sim
+
+    return build, f"{draw(st.integers(100, 2000))}ms"
+
+
+@FUZZ
+@given(machine=mixed_machines())
+def test_random_mixed_machines_same_state_with_and_without_replays(machine: Any) -> None:
+    build, until = machine
+    replayed, derived = final_state(build, until)
+    assert replayed == derived
