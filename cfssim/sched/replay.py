@@ -638,8 +638,9 @@ class Replaying:
     def quiet_cpu(self: Machine, rq: Rq) -> bool:
         """Does every expiry of `rq`'s timer end in a switch among its own tasks, touching
         nothing of another CPU? Its tasks all run forever, no RT task or fair server, no
-        bandwidth limit on any level, no group weight or slice about to change, and no idle
-        CPU that a busy one would kick (``nohz_balancer_kick``)."""
+        bandwidth limit on any level, no group weight or slice about to change, no entity kept
+        queued by DELAY_DEQUEUE (`holds_delayed`), and no idle CPU that a busy one would kick
+        (``nohz_balancer_kick``)."""
         if self.idle_rqs or rq.curr_rt or rq.rt.nr_running or rq.server.armed:
             return False
         if rq.settling is not None or rq.throttled_groups or rq.curr is None:
