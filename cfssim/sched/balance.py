@@ -205,10 +205,13 @@ class LoadBalancing:
         comparing loads. Between events a CPU's weights may lag other CPUs' changes, as between
         ticks. A CPU with nothing to refresh (`group_levels_stale`: weights and slices current,
         no quota to charge) is left alone: the balancer reads loads, never a remote CPU's
-        running time (``update_sd_lb_stats``)."""
+        running time (``update_sd_lb_stats``). A refresh changes group loads, and with them
+        other CPUs' group weights, which a replaying CPU would not re-derive at its ticks: the
+        replays end first."""
         for rq in self.rqs:
             task = rq.curr
             if task is not None and self.group_levels_stale(task):
+                self.leave_replays()
                 self.update_curr(rq)
                 self.entity_tick_groups(task)
 

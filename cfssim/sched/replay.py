@@ -210,6 +210,23 @@ def layout_key(rq: Rq) -> tuple[int, ...]:
     return tuple(key)
 
 
+def holds_delayed(rq: Rq) -> bool:
+    """Do `rq`'s queues hold an entity beyond its listed tasks' hierarchies — a sleeper (or
+    a group emptied by one) kept queued by DELAY_DEQUEUE? Its dequeue at a later pick changes
+    a group's load, and so other CPUs' group weights (`calc_group_shares`)."""
+    entities: set[int] = set()
+    queues: dict[int, CfsRunQueue] = {}
+    for task in rq.tasks.values():
+        se: SchedEntity | None = task.se
+        while se is not None and id(se) not in entities:
+            entities.add(id(se))
+            queue = se.rq_of
+            assert queue is not None
+            queues[id(queue)] = queue
+            se = se.parent
+    return sum(queue.nr_running for queue in queues.values()) != len(entities)
+
+
 def _kind(name: str, virtual: frozenset[str]) -> int:
     if name in TIME_FIELDS:
         return _TIME
@@ -584,6 +601,12 @@ class Cycle:
             tree: SortedList = queue.tree
             tree.clear()
             tree.update(nodes)
+            # the tree's slice counts (`CfsRunQueue.insert`): which slices wait depends on
+            # who runs, and the dict (a reference) kept those of the replay's start
+            slices = queue.slices
+            slices.clear()
+            for _, _, se in nodes:
+                slices[se.slice] = slices.get(se.slice, 0) + 1
 
 
 @trait  # mypyc: Machine's mixins must be traits (no multiple inheritance of native classes)
@@ -633,8 +656,9 @@ class Replaying:
     def quiet_cpu(self: Machine, rq: Rq) -> bool:
         """Does every expiry of `rq`'s timer end in a switch among its own tasks, touching
         nothing of another CPU? Its tasks all run forever, no RT task or fair server, no
-        bandwidth limit on any level, no group weight or slice about to change, and no idle
-        CPU that a busy one would kick (``nohz_balancer_kick``)."""
+        bandwidth limit on any level, no group weight or slice about to change, no entity kept
+        queued by DELAY_DEQUEUE (`holds_delayed`), and no idle CPU that a busy one would kick
+        (``nohz_balancer_kick``)."""
         if self.idle_rqs or rq.curr_rt or rq.rt.nr_running or rq.server.armed:
             return False
         if rq.settling is not None or rq.throttled_groups or rq.curr is None:
@@ -644,7 +668,7 @@ class Replaying:
                 return False
             if self.group_levels_stale(task):  # a quota on a level counts as stale
                 return False
-        return True
+        return not holds_delayed(rq)
 
     def may_replay(self: Machine, rq: Rq) -> bool:
         """May `rq` replay from its next expiry? It must be quiet and that expiry must come
