@@ -17,9 +17,9 @@ from enum import Enum
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_invariants import FUZZ
+from test_invariants import EXAMPLES, FUZZ
 
 import cfssim
 from cfssim import Result
@@ -30,6 +30,9 @@ from cfssim.sched.runqueue import CfsRunQueue
 from cfssim.task import Task
 
 POLICIES = sorted(FAIR_POLICIES)
+#: random machines are cheap here (a few CPUs, a second or so): many more than elsewhere, as a
+#: replay's holes hide in rare coincidences (a reviewer's hypothesis run found three at 150)
+REPLAY_FUZZ = settings(FUZZ, max_examples=max(200, EXAMPLES))
 
 
 def both(build: Callable[[], cfssim.Simulation], until: str) -> tuple[Result, Result, int]:
@@ -247,7 +250,7 @@ def hog_machines(draw: st.DrawFn, policy: str) -> HogMachine:
 
 
 @pytest.mark.parametrize("policy", POLICIES)
-@FUZZ
+@REPLAY_FUZZ
 @given(data=st.data())
 def test_random_hog_machines_same_with_and_without_replays(
     policy: str, data: st.DataObject
@@ -414,7 +417,7 @@ def mixed_machines(draw: st.DrawFn) -> Any:
     return build, f"{draw(st.integers(100, 2000))}ms"
 
 
-@FUZZ
+@REPLAY_FUZZ
 @given(machine=mixed_machines())
 def test_random_mixed_machines_same_state_with_and_without_replays(machine: Any) -> None:
     build, until = machine
