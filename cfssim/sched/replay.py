@@ -1,13 +1,14 @@
 # mypy: disable-error-code="misc"
 # (a Machine mixin: its methods annotate `self: Machine`, which mypy flags as [misc])
 """`Cycle`: a CPU that round-robins the same CPU hogs again and again, replayed instead of
-re-derived — the fast-forward of issue 13.
+re-derived — the scheduler's fast-forward.
 
 A CPU whose queued tasks all run forever (``run: forever``), with no RT task, no bandwidth limit
 and a host whose ticks carry no per-tick jitter or latency, ends up scheduling one sequence of
 context switches over and over: N hogs at equal weight take turns, each period of the cycle
 moving every clock, vruntime and counter on by the same amount. At each of its round-robin
-switches (`Machine.switch_round_robin`) such a CPU is snapshotted (`Cycle.observe`): every field
+switches (`Machine.switch_round_robin`) such a CPU is watched (`Cycle.watch`: who runs, when its
+timer fires next); once those tokens repeat it is snapshotted (`Cycle.observe`): every field
 of its `Rq`, of the `CfsRunQueue` levels its tasks sit on (their trees too), of its tasks and of
 their entities, and the trace rows and timer expiry the switch produced. When the last two
 periods of ``p`` switches show the same structure (who runs, tree order, buddies, containers)
@@ -22,14 +23,16 @@ one queue, of ``sum_exec`` and the counters' own values never — and from the t
 whole number of ticks leaves unchanged. So a state moved by the period's increments evolves into
 the next period moved by them too (the decisions are translation-equivariant), and two periods
 that agree prove every later one. The replay re-arms the timer exactly as the switch would
-(one ``hrtimer_start``, one event id), so the calendar's order among all events — and with it
-the trace's row order — is the plain path's.
+(one ``hrtimer_start``, one event id — a switch that scheduled anything else is not replayed),
+so the calendar's order among all events — and with it the trace's row order — is the plain
+path's.
 
 Nothing else may look at a replaying CPU: its fields hold the state of the period it started
 from. A replay therefore runs only up to the *bound* (`foreign_bound`): the first pending event
-that is neither a round-robin switch of a hog CPU nor a periodic balance (which reads loads
-only, constant here: `LoadBalancing.refresh_group_weights` leaves CPUs with current group
-weights alone, and `sched_balance_rq` calls `Machine.leave_replays` before it moves anything).
+that is neither a switch of a quiet CPU (`Replaying.quiet_cpu`: hogs only, nothing that could
+reach another CPU, such as a DELAY_DEQUEUE entity's dequeue) nor a periodic balance (which
+reads loads only, constant here; `LoadBalancing.refresh_group_weights` and `sched_balance_rq`
+call `Machine.leave_replays` before they change anything).
 Before its first expiry at or past the bound the CPU writes the predicted state back
 (`Cycle.leave`) and switches for real again; the next real switch that lands where the cycle
 predicted resumes the replay at once.
@@ -38,13 +41,14 @@ predicted resumes the replay at once.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from mypy_extensions import trait
 from sortedcontainers import SortedList
 
 from .policy import NEVER
+from .runqueue import count_in
 
 if TYPE_CHECKING:
     from .core import Machine, Rq
@@ -121,18 +125,12 @@ class Layout:
     )  # fmt: skip
 
     def __init__(self, rq: Rq, virtual: frozenset[str]) -> None:
+        entities = {id(se): se for se in walk(rq)}
         queues: list[CfsRunQueue] = [rq.cfs]
-        entities: dict[int, SchedEntity] = {}
-        cells: dict[int, list[int]] = {}
-        for task in rq.tasks.values():
-            se: SchedEntity | None = task.se
-            while se is not None:
-                entities[id(se)] = se
-                if se.rq_of is not None and se.rq_of not in queues:
-                    queues.append(se.rq_of)
-                se = se.parent
-            for usage in task.acct:
-                cells[id(usage)] = usage
+        for se in entities.values():
+            if se.rq_of is not None and se.rq_of not in queues:
+                queues.append(se.rq_of)
+        cells = {id(usage): usage for task in rq.tasks.values() for usage in task.acct}
         self.key = layout_key(rq)
         self.queues = queues
         self.entities = list(entities.values())
@@ -194,19 +192,20 @@ def scheduled_events(machine: Machine) -> int:
     return int(repr(machine.env._eid)[6:-1])  # itertools.count(N)
 
 
-def layout_key(rq: Rq) -> tuple[int, ...]:
-    """What a `Layout` is built from: `rq`'s tasks, each one's entities and their queues up
-    the hierarchy, and its cpuacct lists (by identity)."""
-    key: list[int] = []
+def walk(rq: Rq) -> Iterator[SchedEntity]:
+    """Each task's entity on `rq` and every group entity above it (shared ones again)."""
     for task in rq.tasks.values():
-        key.append(id(task))
         se: SchedEntity | None = task.se
         while se is not None:
-            key.append(id(se))
-            key.append(id(se.rq_of))
+            yield se
             se = se.parent
-        key.extend(id(usage) for usage in task.acct)
-        key.append(-1)
+
+
+def layout_key(rq: Rq) -> tuple[int, ...]:
+    """What a `Layout` is built from: `rq`'s tasks' entities and their queues up the
+    hierarchy, and the tasks' cpuacct lists (by identity)."""
+    key = [ident for se in walk(rq) for ident in (id(se), id(se.rq_of))]
+    key.extend(id(usage) for task in rq.tasks.values() for usage in task.acct)
     return tuple(key)
 
 
@@ -214,17 +213,9 @@ def holds_delayed(rq: Rq) -> bool:
     """Do `rq`'s queues hold an entity beyond its listed tasks' hierarchies — a sleeper (or
     a group emptied by one) kept queued by DELAY_DEQUEUE? Its dequeue at a later pick changes
     a group's load, and so other CPUs' group weights (`calc_group_shares`)."""
-    entities: set[int] = set()
-    queues: dict[int, CfsRunQueue] = {}
-    for task in rq.tasks.values():
-        se: SchedEntity | None = task.se
-        while se is not None and id(se) not in entities:
-            entities.add(id(se))
-            queue = se.rq_of
-            assert queue is not None
-            queues[id(queue)] = queue
-            se = se.parent
-    return sum(queue.nr_running for queue in queues.values()) != len(entities)
+    entities = {id(se): se.rq_of for se in walk(rq)}
+    queues = {id(queue): queue for queue in entities.values()}
+    return sum(queue.nr_running for queue in queues.values()) != len(entities)  # type: ignore[union-attr]
 
 
 def _kind(name: str, virtual: frozenset[str]) -> int:
@@ -580,7 +571,7 @@ class Cycle:
             setattr(obj, name, value)
         for (obj, name), ref_value in zip(layout.ref_slots, ref.refs, strict=False):
             setattr(obj, name, ref_value)
-        cpu = self.rq.cpu
+        cpu = rq.cpu
         position = len(layout.num_slots)
         for cell in layout.cells:
             cell[cpu] = nums[position]
@@ -603,10 +594,9 @@ class Cycle:
             tree.update(nodes)
             # the tree's slice counts (`CfsRunQueue.insert`): which slices wait depends on
             # who runs, and the dict (a reference) kept those of the replay's start
-            slices = queue.slices
-            slices.clear()
+            queue.slices.clear()
             for _, _, se in nodes:
-                slices[se.slice] = slices.get(se.slice, 0) + 1
+                count_in(queue.slices, se.slice, 1)
 
 
 @trait  # mypyc: Machine's mixins must be traits (no multiple inheritance of native classes)
