@@ -17,13 +17,14 @@ from enum import Enum
 from typing import Any
 
 import pytest
+import simpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_invariants import EXAMPLES, FUZZ
 
 import cfssim
 from cfssim import Result
-from cfssim.host import HostModel, uniform
+from cfssim.host import HostModel, HostNoise, uniform
 from cfssim.sched.core import FAIR_POLICIES, REPLAY_VARIABLE
 from cfssim.sched.entity import SchedEntity
 from cfssim.sched.runqueue import CfsRunQueue
@@ -423,3 +424,139 @@ def test_random_mixed_machines_same_state_with_and_without_replays(machine: Any)
     build, until = machine
     replayed, derived = final_state(build, until)
     assert replayed == derived
+
+
+# ==== a second review: every kind of foreign event bounds the replays ==========================
+def _hogs_beside(extra: Callable[[cfssim.Simulation], None], **machine: Any) -> Any:
+    """A builder: 3 hogs pinned to each of 2 CPUs (replaying between foreign events), plus
+    `extra`'s processes, timers or actions."""
+
+    def build() -> cfssim.Simulation:
+        sim = cfssim.Simulation(cpus=2, policy="eevdf", seed=5, **machine)
+        hog = cfssim.program(run="forever")
+        sim.add_process("h0", hog, threads=3, cpus=[0])
+        sim.add_process("h1", hog, threads=3, cpus=[1])
+        extra(sim)
+        return sim
+
+    return build
+
+
+def _interrupted_hog(sim: cfssim.Simulation) -> None:
+    # research code: a hog's generator interrupted by a plain SimPy process, then a sleeper-hog
+    procs: list[Any] = []
+
+    def hog(task: Task) -> Any:
+        procs.append(task.proc)
+        try:
+            yield task.run(None)
+        except simpy.Interrupt:
+            yield task.sleep(5_000_000)
+            yield task.run(None)
+
+    def interrupter() -> Any:
+        yield sim.env.timeout(777_000_000)
+        procs[0].interrupt("stop")
+
+    sim.add_process("ih", hog, cpus=[1])
+    sim.env.process(interrupter())
+
+
+def _timeouts_while_running(sim: cfssim.Simulation) -> None:
+    # research code: a forever run request, then plain timeouts while the task stays runnable
+    def hog(task: Task) -> Any:
+        task.run(None)
+        while True:
+            yield sim.env.timeout(123_456_789)
+
+    sim.add_process("th", hog, cpus=[0])
+
+
+def _runtime_step(sim: cfssim.Simulation) -> None:
+    # rt-app's runtime: a forever run request that a SimPy timeout ends
+    sim.add_process("rt", cfssim.program({"runtime": "700ms"}, {"sleep": "5ms"}), cpus=[0])
+
+
+def _condvar(sim: cfssim.Simulation) -> None:
+    wait = cfssim.program(
+        {"lock": "m"}, {"wait": {"cond": "c", "mutex": "m"}}, {"unlock": "m"}, {"run": "1ms"}
+    )
+    sim.add_process("w", wait, cpus=[1])
+    signal = cfssim.program({"sleep": "137ms"}, {"lock": "m"}, {"signal": "c"}, {"unlock": "m"})
+    sim.add_process("s", signal, cpus=[0])
+
+
+def _memory(sim: cfssim.Simulation) -> None:
+    sim.add_cgroup("/m", {"memory.limit_in_bytes": 64 << 20})
+    steps = ({"alloc": "40MiB"}, {"sleep": "100ms"}, {"free": "all"}, {"sleep": "50ms"})
+    sim.add_process("a", cfssim.program(*steps), cgroup="/m", threads=2)
+
+
+def _late_fifo(sim: cfssim.Simulation) -> None:
+    fifo = cfssim.program(run="5ms", sleep="95ms")
+    sim.add_process("rt", fifo, policy="fifo", rt_priority=10, cpus=[0], start="200ms")
+
+
+def _actions() -> cfssim.Simulation:
+    # one CPU (no balancing to cut the replays): cgroup writes, renice and kill at times
+    sim = cfssim.Simulation(cpus=1, policy="eevdf", seed=5)
+    sim.add_cgroup("/i")
+    sim.add_process("h", cfssim.program(run="forever"), threads=3, cgroup="/i")
+    sim.at("401ms", lambda: sim.set_nice("h", 3, thread=1))
+    sim.at("903ms", lambda: sim.write("/i", {"cpu.idle": 1}))
+    sim.at("1301ms", lambda: sim.set_nice("h", 0, thread=1))
+    sim.at("1707ms", lambda: sim.kill("h", thread=2))
+    return sim
+
+
+FOREIGN = {
+    "host noise": _hogs_beside(
+        lambda sim: None, host=HostModel(noise=(HostNoise(20.0, uniform(50_000, 300_000)),))
+    ),
+    "tick skew and switch": _hogs_beside(
+        lambda sim: None, host=HostModel(tick_offset_ns=(0, 1_000_000), tick_switch_ns=8628)
+    ),
+    "interrupted generator": _hogs_beside(_interrupted_hog),
+    "timeouts while running": _hogs_beside(_timeouts_while_running),
+    "rt-app runtime": _hogs_beside(_runtime_step),
+    "condvar": _hogs_beside(_condvar),
+    "memory": _hogs_beside(_memory),
+    "late fifo task": _hogs_beside(_late_fifo),
+    "scenario actions": _actions,
+}
+
+
+@pytest.mark.parametrize("name", sorted(FOREIGN))
+def test_every_kind_of_foreign_event_bounds_the_replays(name: str) -> None:
+    # Host noise, research generators (interrupted, or yielding timeouts while running), rt-app
+    # runtime, sync and memory waits, a late RT task, cgroup writes, renice and kill: each is a
+    # SimPy event or a machine timer that the replays end before — the same trace, results and
+    # state as without replays, and some switches replayed in between.
+    build = FOREIGN[name]
+    replayed, derived, count = both(build, "2s")
+    assert_identical(replayed, derived)
+    assert count > 0
+    replayed_state, derived_state = final_state(build, "1999ms")
+    assert replayed_state == derived_state
+
+
+def test_a_run_in_progress_chunks_replays_as_a_run_in_one_go() -> None:
+    # `Simulation.run(progress=...)` (the CLI's bar) runs SimPy to each 1% mark: every chunk's
+    # end is a foreign event, so each replay ends before it and resumes after.
+    def build() -> cfssim.Simulation:
+        sim = hogs(2, 6, "eevdf")()
+        sim.add_process("sl", cfssim.program(run="1ms", sleep="70ms"), cpus=[1])
+        return sim
+
+    marks: list[int] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(REPLAY_VARIABLE, "1")
+        sim = build()
+        chunked = sim.run("1503ms", progress=lambda now, end: marks.append(now))
+        count = sim.machine.replayed_switches
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(REPLAY_VARIABLE, "0")
+        whole = build().run("1503ms")
+    assert len(marks) == 100 and marks[-1] == 1_503_000_000
+    assert_identical(chunked, whole)
+    assert count > 0
