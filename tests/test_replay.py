@@ -560,3 +560,22 @@ def test_a_run_in_progress_chunks_replays_as_a_run_in_one_go() -> None:
     assert len(marks) == 100 and marks[-1] == 1_503_000_000
     assert_identical(chunked, whole)
     assert count > 0
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_pinned_unequal_hogs_replay_through_balances_that_cannot_move_them(policy: str) -> None:
+    # 3 hogs pinned to CPU 0, 2 to CPU 1: CPU 1's balancer finds CPU 0 busier at every
+    # interval, but none of its tasks may run on CPU 1 — the attempt fails without reading
+    # the replaying CPU's running state, and the replays go on through it.
+    def build() -> cfssim.Simulation:
+        sim = cfssim.Simulation(cpus=2, policy=policy, seed=1)
+        sim.add_process("a", threads=3, cpus=[0], behaviour=cfssim.program(run="forever"))
+        sim.add_process("b", threads=2, cpus=[1], behaviour=cfssim.program(run="forever"))
+        return sim
+
+    replayed, derived, count = both(build, "3s")
+    assert_identical(replayed, derived)
+    switches = sum(t["nr_switches"] for t in derived.tasks.values())
+    assert count >= 0.9 * switches
+    with_replays, without = final_state(build, "2999ms")
+    assert with_replays == without

@@ -79,9 +79,13 @@ class LoadBalancing:
     def _can_migrate(self: Machine, task: Task, src: Rq, dst: Rq) -> bool:
         """``can_migrate_task`` minus cache hotness: queued, not running, allowed on `dst`, and
         neither end of the move throttled (``throttled_lb_pair``)."""
+        return task is not src.curr and self._may_queue_on(task, dst)
+
+    def _may_queue_on(self: Machine, task: Task, dst: Rq) -> bool:
+        """`_can_migrate` but for whether `task` runs: queued, allowed on `dst`, neither end
+        throttled."""
         return (
-            task is not src.curr
-            and dst.cpu in task.allowed
+            dst.cpu in task.allowed
             and task.se.on_rq
             and not task.se.rq_of.throttle_count  # type: ignore[union-attr]
             and not task.group.cfs_rq[dst.cpu].throttle_count  # type: ignore[union-attr]
@@ -178,6 +182,11 @@ class LoadBalancing:
         )
         if busiest is None or busiest.cfs.load <= this_load:
             rq.nr_balance_failed = 0
+            return
+        if not any(self._may_queue_on(task, rq) for task in busiest.tasks.values()):
+            # nothing there may come here, whichever task runs (all pinned away, say): the
+            # same failed attempt as below, without reading a replaying CPU's running state
+            rq.nr_balance_failed += 1
             return
         self.leave_replays()  # about to read the tasks' last runs, and maybe move some
         imbalance = (busiest.cfs.load - this_load) // 2
