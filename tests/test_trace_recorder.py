@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import cfssim
 from cfssim.trace import RECORDED, TABLES, Recorder, typecode
 
-INT64 = st.integers(-(2**62), 2**62)  # vruntimes and deadlines: their offset fits in int64
+INT64 = st.integers(1 - 2**62, 2**62 - 1)  # vruntimes and deadlines: their offset fits in int64
 
 
 def row_bytes(table: str, columns: int | None = None) -> int:
