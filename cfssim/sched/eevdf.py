@@ -215,12 +215,8 @@ class Eevdf(FairPolicy):
         if se.on_rq and cfs_rq is not None:
             # a queued entity is curr or in the tree: counted once by queue_sums either way,
             # so one sum serves entity_lag and entity_eligible
-            avg, load = cfs_rq.avg_vruntime, cfs_rq.avg_load  # queue_sums(cfs_rq), inlined
+            avg, load = queue_sums(cfs_rq)
             base = cfs_rq.min_vruntime
-            curr = cfs_rq.curr
-            if curr is not None and curr.on_rq:
-                avg += curr.weight * (curr.vruntime - base)
-                load += curr.weight
             v = se.vruntime
             # avg_vruntime, inlined
             lag = self.clamped_lag(cfs_rq, se, (base + avg // load if load else base) - v)
