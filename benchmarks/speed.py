@@ -60,6 +60,7 @@ import simpy
 from sortedcontainers import SortedList
 
 import cfssim
+from cfssim.hrtimer import scheduled_events
 from cfssim.sched.core import FAIR_POLICIES
 from cfssim.trace import RECORDED, typecode
 
@@ -99,11 +100,6 @@ class Measurement:
     @property
     def us_per_switch(self) -> float:
         return self.wall_s / max(1, self.context_switches) * 1e6
-
-
-def scheduled_events(env: simpy.Environment) -> int:
-    """SimPy's running event id: how many events were scheduled so far."""
-    return int(repr(env._eid)[6:-1])  # itertools.count(N)
 
 
 def measure(

@@ -28,6 +28,12 @@ import simpy
 NORMAL = 1  # SimPy's priority of timeouts and succeeded events (simpy.events.NORMAL)
 
 
+def scheduled_events(env: simpy.Environment) -> int:
+    """SimPy's running event id: how many events (and calendar timer starts, which draw from
+    the same counter) were scheduled so far."""
+    return int(repr(env._eid)[6:-1])  # itertools.count(N)
+
+
 class Calendar:
     """The machine's timer heap, drained inside SimPy (`fast`), or plain SimPy timeouts."""
 

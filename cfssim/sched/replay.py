@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 from mypy_extensions import trait
 from sortedcontainers import SortedList
 
+from ..hrtimer import scheduled_events
 from .policy import NEVER
 from .runqueue import count_in
 
@@ -121,7 +122,8 @@ class Layout:
     entities."""
 
     __slots__ = (
-        "cells", "entities", "key", "kinds", "num_slots", "queues", "ref_slots", "virtual_of",
+        "cells", "entities", "key", "kinds", "limit", "num_slots", "queues", "ref_slots",
+        "virtual_of",
     )  # fmt: skip
 
     def __init__(self, rq: Rq, virtual: frozenset[str]) -> None:
@@ -132,6 +134,8 @@ class Layout:
                 queues.append(se.rq_of)
         cells = {id(usage): usage for task in rq.tasks.values() for usage in task.acct}
         self.key = layout_key(rq)
+        #: the longest period looked for: a round robin of n tasks repeats after a few turns
+        self.limit = min(MAX_PERIOD, 4 * len(rq.tasks))
         self.queues = queues
         self.entities = list(entities.values())
         self.cells = list(cells.values())
@@ -184,12 +188,6 @@ def field_names(obj: Any) -> tuple[str, ...]:
     ``__slots__``, or its ``__dict__``'s."""
     names = getattr(type(obj), "__mypyc_attrs__", None) or getattr(obj, "__slots__", None)
     return tuple(names) if names else tuple(vars(obj))
-
-
-def scheduled_events(machine: Machine) -> int:
-    """SimPy's running event id (events and timer starts so far): a switch the replay stands
-    for schedules exactly one, its timer's re-arm (`HrTimer.start`)."""
-    return int(repr(machine.env._eid)[6:-1])  # itertools.count(N)
 
 
 def walk(rq: Rq) -> Iterator[SchedEntity]:
@@ -266,7 +264,6 @@ class Cycle:
         "history",
         "k",
         "layout",
-        "limit",
         "machine",
         "marks",
         "period",
@@ -286,8 +283,6 @@ class Cycle:
         self.machine = machine
         self.rq = rq
         self.layout = Layout(rq, machine.policy.virtual_fields)
-        #: the longest period looked for: a round robin of n tasks repeats after a few turns
-        self.limit = min(MAX_PERIOD, 4 * len(rq.tasks))
         self.history: list[Snapshot] = []
         #: per switch while watching: (who runs, when the timer fires next, ns from now)
         self.tokens: list[tuple[int, int]] = []
@@ -314,7 +309,7 @@ class Cycle:
         the switch's rows)."""
         if self.probing or self.period:
             self.marks = [len(col) for col in self.machine.rec.column_list()]
-            self.events = scheduled_events(self.machine)
+            self.events = scheduled_events(self.machine.env)
         else:
             self.marks = []
 
@@ -327,8 +322,9 @@ class Cycle:
         marks = self.marks
         if not marks:  # probing begins: rows are read from the next switch on
             return True
-        if scheduled_events(self.machine) != self.events + 1:
-            # the switch scheduled something besides its timer: a replay would not
+        if scheduled_events(self.machine.env) != self.events + 1:
+            # the switch scheduled something besides its timer's re-arm (`HrTimer.start`): a
+            # replay would not
             self.forget()
             return False
         rows = [
@@ -364,15 +360,14 @@ class Cycle:
         last = (id(rq.curr), rq.timer.expires - now if rq.timer.active else -1)
         tokens.append(last)
         n = len(tokens)
-        for p in range(1, min(self.limit, n // 2) + 1):
+        for p in range(1, min(self.layout.limit, n // 2) + 1):
             if tokens[-1 - p] == last and tokens[-p:] == tokens[-2 * p : -p]:
                 self.probing = p
                 self.tokens = []
                 if layout_key(rq) != self.layout.key:
                     self.layout = Layout(rq, self.machine.policy.virtual_fields)
-                    self.limit = min(MAX_PERIOD, 4 * len(rq.tasks))
                 return True
-        return n < 4 * self.limit
+        return n < 4 * self.layout.limit
 
     def forget(self) -> None:
         """Back to watching tokens: the snapshots and any kept cycle are dropped."""
@@ -624,12 +619,10 @@ class Replaying:
             rq.cycle_backoff = min(MAX_BACKOFF, 2 * rq.cycle_backoff)
 
     def drop_cycle(self: Machine, rq: Rq) -> None:
-        """`rq` decided something other than a round-robin switch: its search starts over."""
-        cycle = rq.cycle
-        if cycle is not None:
-            cycle.leave()
-            rq.cycle = None
-            rq.cycle_wait = 0
+        """`rq` decided something other than a round-robin switch (never while replaying: its
+        timer only plays back): its search starts over."""
+        rq.cycle = None
+        rq.cycle_wait = 0
 
     def may_learn(self: Machine, rq: Rq) -> bool:
         """May `rq`'s switches be searched for a cycle: replay on, ticks without per-tick
