@@ -391,6 +391,11 @@ def measure_ticker_twice() -> list[cfssim.Result]:
         pytest.skip(f"cannot measure here: {exc}")
 
 
+def hog_timeslices(result: cfssim.Result) -> list[int]:
+    """The twin's four hogs' timeslices, fewest first."""
+    return sorted(result.tasks[f"hog/{i}"]["timeslices"] for i in range(4))
+
+
 @pytest.mark.kernel
 def test_a_periodic_task_among_hogs_matches_the_kernel() -> None:
     """A run 2ms / sleep 18ms ticker among four hogs (docs/kernel-facts.md#ticker-among-hogs),
@@ -411,9 +416,10 @@ def test_a_periodic_task_among_hogs_matches_the_kernel() -> None:
 
     s = sim.tasks["ticker/0"]
     assert s["cpu_time_ns"] == pytest.approx(kernel("ticker/0", "cpu_time_ns"), rel=0.05)
-    for i in range(4):
-        name = f"hog/{i}"
-        assert sim.tasks[name]["timeslices"] == pytest.approx(kernel(name, "timeslices"), rel=0.20)
+    # the hogs are interchangeable: which two share the ticker's CPU (and have their runs split
+    # by its wakeups) is the balancer's choice, another in each run — compared by rank
+    ranked = np.mean([hog_timeslices(run) for run in runs], axis=0)
+    assert hog_timeslices(sim) == pytest.approx(list(ranked), rel=0.20), ranked
     offsets = [int(run.meta["tick_offset_ns"]) for run in runs]
     # the simulation has the first run's tick phase (as_measured)
     for result, offset in zip((*runs, sim), (*offsets, offsets[0]), strict=True):
