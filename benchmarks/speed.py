@@ -1,7 +1,7 @@
 """Simulator speed: scheduling events and simulated seconds per wall-clock second.
 
-Run: ``python benchmarks/speed.py [--quick] [--repeat N] [--profile] [--floor]``. Cases and
-their targets (interpreted core, quiet 2-core machine, median of 3):
+Run: ``python benchmarks/speed.py [--quick] [--repeat N] [--profile] [--floor] [--calls]``.
+Cases and their targets (interpreted core, quiet 2-core machine, median of 3):
 
 1. 2 CPUs × 10 hogs × 60 s, for every policy (target: ≥ 300k context switches per wall-second);
 2. 8 CPUs × 200 mixed tasks × 10 s (hogs, run/sleep tasks, niced batch, quota'd cgroups;
@@ -31,6 +31,11 @@ invisible to cProfile; use ``perf`` there). Times are wall-clock; the simulation
 deterministic. The header says whether the core is the mypyc-compiled build
 (``HATCH_BUILD_HOOK_ENABLE_MYPYC=true pip install .``) or interpreted.
 
+``--calls`` counts what a context switch of cases 2 and 3 executes — bytecodes and Python
+calls, by layer (the scheduler model, the rest of cfssim, sortedcontainers, SimPy) — and, with
+the timed µs per switch, the mean cost of a bytecode and how many bytecodes per switch the
+target allows at that cost. The counts are deterministic: they price the model's shape.
+
 ``--floor`` prices what every context switch costs in the libraries the design fixes, before any
 scheduling logic: one SimPy timer event (create, schedule, step, callback), one SortedList insert
 and one remove (the previous task back into the tree, the next one out of it, a 5-entity queue),
@@ -52,9 +57,12 @@ import subprocess
 import sys
 import time
 import timeit
+import types
 from array import array
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import simpy
 from sortedcontainers import SortedList
@@ -371,6 +379,92 @@ def print_floor() -> None:
     )
 
 
+#: where a Python function lives, by the first path fragment that matches its file
+LAYERS = (
+    ("cfssim scheduler (sched/)", f"cfssim{os.sep}sched{os.sep}"),
+    ("SimPy", f"simpy{os.sep}"),
+    ("sortedcontainers", f"sortedcontainers{os.sep}"),
+    ("cfssim rest (behaviours, timers, trace)", f"cfssim{os.sep}"),
+)
+
+
+@dataclass
+class Shape:
+    """What a context switch executes, averaged over a span, by `LAYERS`: Python calls and
+    bytecodes (C functions are not counted)."""
+
+    calls: dict[str, float]
+    bytecodes: dict[str, float]
+
+
+def layer_of(code: types.CodeType) -> str:
+    return next((name for name, part in LAYERS if part in code.co_filename), "other")
+
+
+def shape_per_switch(build: Callable[[], cfssim.Simulation], warmup: int, span: int) -> Shape:
+    """`Shape` of `build()`'s context switches over `span` ns after `warmup` (``sys.settrace``
+    with opcode events: slow, and deterministic — a figure of the model, not of the machine)."""
+    sim = build()
+    sim.run(warmup) if warmup else sim._start()
+    switches = sim.machine.context_switches
+    calls: Counter[types.CodeType] = Counter()
+    bytecodes: Counter[types.CodeType] = Counter()
+
+    def local(frame: types.FrameType, event: str, _arg: object) -> Any:
+        if event == "opcode":
+            bytecodes[frame.f_code] += 1
+        return local
+
+    def call(frame: types.FrameType, event: str, _arg: object) -> Any:
+        calls[frame.f_code] += 1
+        frame.f_trace_opcodes = True
+        return local
+
+    sys.settrace(call)
+    try:
+        sim.env.run(until=warmup + span)
+    finally:
+        sys.settrace(None)
+    switched = max(1, sim.machine.context_switches - switches)
+
+    def by_layer(counts: Counter[types.CodeType]) -> dict[str, float]:
+        layers: Counter[str] = Counter()
+        for code, n in counts.items():
+            layers[layer_of(code)] += n
+        return {layer: n / switched for layer, n in layers.most_common()}
+
+    return Shape(by_layer(calls), by_layer(bytecodes))
+
+
+def print_calls(measured: list[tuple[Measurement, float]]) -> None:
+    """`Shape` of cases 2 and 3 beside their timed µs per switch (when measured): the mean
+    cost of a bytecode, and how many bytecodes per switch their targets allow at that cost."""
+    timed = {m.name: m for m, _ in measured}
+    cases = [
+        ("8 CPUs x 200 mixed", lambda: mixed("eevdf"), cfssim.ms(500), 1e6 / 50e3),
+        ("64 CPUs x 1000 in 10 q", lambda: quota_groups("eevdf"), cfssim.ms(100), None),
+    ]
+    print("\nper context switch (eevdf; sys.settrace):")
+    for name, build, span, target_us in cases:
+        shape = shape_per_switch(build, cfssim.ms(100), span)
+        bytecodes = sum(shape.bytecodes.values())
+        print(
+            f"  {name}: {bytecodes:.0f} bytecodes in {sum(shape.calls.values()):.0f} Python calls"
+        )
+        for layer, n in shape.bytecodes.items():
+            print(f"    {layer:<40} {n:6.0f} bytecodes {shape.calls[layer]:5.0f} calls")
+        m = timed.get(name)
+        if m is None or m.policy != "eevdf":
+            continue
+        if target_us is None:  # case 3's target is a wall time: 5 s for its timed switches
+            target_us = 5e6 / max(1, m.context_switches) * (m.simulated_ns / cfssim.s(10))
+        per_bytecode = m.us_per_switch / bytecodes
+        print(
+            f"    timed {m.us_per_switch:.1f} us per switch = {per_bytecode * 1e3:.1f} ns per "
+            f"bytecode; the target's {target_us:.1f} us allows {target_us / per_bytecode:.0f}"
+        )
+
+
 def profile_first_case(quick: bool) -> None:
     span = cfssim.s(60) // (10 if quick else 1)
     profiler = cProfile.Profile()
@@ -429,6 +523,11 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile case 1 (CFS)")
     parser.add_argument("--floor", action="store_true", help="the libraries' cost per switch")
     parser.add_argument(
+        "--calls",
+        action="store_true",
+        help="bytecodes, lines and Python calls per switch of cases 2 and 3 (eevdf)",
+    )
+    parser.add_argument(
         "--compiled-site",
         help="a site directory holding a compiled build (default: found on the path)",
     )
@@ -449,7 +548,8 @@ def main() -> None:
     args = parser.parse_args()
     cases = tuple(args.case or CASES)
     policies = tuple(args.policy or ())
-    print_table(run_cases(args.quick, args.repeat, cases, policies))
+    measured = run_cases(args.quick, args.repeat, cases, policies)
+    print_table(measured)
     site_dir = None if args.no_compiled else (args.compiled_site or compiled_site())
     if site_dir is not None:
         selection = [f"--case={c}" for c in args.case or ()]
@@ -460,6 +560,8 @@ def main() -> None:
         )
     if args.floor:
         print_floor()
+    if args.calls:
+        print_calls(measured)
     if args.profile:
         profile_first_case(args.quick)
 
