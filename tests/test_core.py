@@ -16,10 +16,18 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import cfssim
 from cfssim import Result, ms, s
 from cfssim.sched.core import FAIR_POLICIES
+from cfssim.sched.weights import (
+    PRIO_TO_WEIGHT,
+    calc_delta_fair,
+    inverse_calc_delta_fair,
+    inverse_weight,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 FOREVER = cfssim.program(run="forever")
@@ -66,6 +74,21 @@ def test_equal_keys_are_picked_in_insertion_order_like_the_rbtree() -> None:
 
 
 # ==== weights ===================================================================================
+@given(
+    vdelta=st.integers(1, 2**40),
+    weight=st.one_of(st.sampled_from(PRIO_TO_WEIGHT), st.integers(2, 2**20)),
+)
+def test_a_decision_is_timed_by_the_least_wall_delta_reaching_its_virtual_one(
+    vdelta: int, weight: int
+) -> None:
+    """`inverse_calc_delta_fair`: the first wall ns at which `calc_delta_fair` — the vruntime an
+    entity of `weight` gains — reaches `vdelta`, for nice weights and group weights alike."""
+    inv = inverse_weight(weight)
+    wall = inverse_calc_delta_fair(vdelta, weight, inv)
+    assert calc_delta_fair(wall, weight, inv) >= vdelta
+    assert wall == 1 or calc_delta_fair(wall - 1, weight, inv) < vdelta
+
+
 @pytest.mark.parametrize("policy", ALL_POLICIES)
 def test_nice_0_vs_nice_5_share_one_cpu_1024_to_335(policy: str) -> None:
     # sched_prio_to_weight: nice 0 → 1024, nice 5 → 335. Two hogs on one CPU receive CPU in

@@ -59,19 +59,12 @@ def calc_delta_fair(delta: int, weight: int, inv_weight: int) -> int:
 
 
 def inverse_calc_delta_fair(vdelta: int, weight: int, inv_weight: int) -> int:
-    """The least wall delta whose `calc_delta_fair` reaches `vdelta` (used to time decisions)."""
+    """The least wall delta (ns, ≥ 1) whose `calc_delta_fair` reaches `vdelta` > 0 (0 for
+    none): ⌊wall·1024·inv_weight / 2**32⌋ ≥ vdelta ⇔ wall ≥ ⌈vdelta·2**32 / (1024·inv_weight)⌉.
+    Times decisions: when a running entity's vruntime reaches a deadline or protection."""
     if vdelta <= 0:
         return 0
     if weight == NICE_0_LOAD:
         return vdelta
-    # max(1, …) as conditionals: hot (every arm of a task or group entity not at nice 0)
-    wall = (vdelta * weight) // NICE_0_LOAD
-    if wall < 1:
-        wall = 1
-    scale = NICE_0_LOAD * inv_weight  # calc_delta_fair(wall) = (wall * scale) >> WMULT_SHIFT
-    short = vdelta - ((wall * scale) >> WMULT_SHIFT)
-    while short > 0:
-        step = short * weight // NICE_0_LOAD
-        wall += step if step > 1 else 1
-        short = vdelta - ((wall * scale) >> WMULT_SHIFT)
-    return wall
+    wall = -(-(vdelta << WMULT_SHIFT) // (NICE_0_LOAD * inv_weight))
+    return wall if wall > 1 else 1  # max(1, …) as a conditional: hot (every arm)
