@@ -603,7 +603,7 @@ class Machine(FairClass, RealTimeClass, LoadBalancing, Replaying):
         when: int = self.env._now  # type: ignore[assignment]
         if due > 0:
             when += due
-        if timer.active and timer.expires == when:
+        if timer.expires == when and timer.active:  # pending at that time already
             return
         timer.start(when)
 
