@@ -336,10 +336,11 @@ class Eevdf(FairPolicy):
             and avg >= (nxt.vruntime - base) * load
         ):
             return nxt
-        if curr is not None and (not curr.on_rq or avg < (curr.vruntime - base) * load):
-            curr = None
-        if curr is not None and protect and curr.vprot - curr.vruntime > 0:
-            return curr
+        if curr is not None:
+            if not curr.on_rq or avg < (curr.vruntime - base) * load:
+                curr = None  # not eligible
+            elif protect and curr.vprot > curr.vruntime:
+                return curr
         best = cfs_rq.leftmost  # the leftmost entity if eligible, else the first eligible one
         if best is not None and avg < (best.vruntime - base) * load:
             best = None
@@ -348,10 +349,10 @@ class Eevdf(FairPolicy):
                 if avg >= (se.vruntime - base) * load:
                     best = se
                     break
-        if best is None or (curr is not None and curr.deadline < best.deadline):
-            best = curr
+        if curr is not None and (best is None or curr.deadline < best.deadline):
+            return curr
         if best is None and cfs_rq.tree:  # only rounding can leave nothing eligible
-            best = cfs_rq.leftmost
+            return cfs_rq.leftmost
         return best
 
     def set_next_entity(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> None:
