@@ -42,6 +42,11 @@ class Cfs(FairPolicy):
         self.next_buddy = self.feat["NEXT_BUDDY"]
         self.last_buddy = self.feat["LAST_BUDDY"]
         self.wakeup_preemption = self.feat["WAKEUP_PREEMPTION"]
+        self.start_debit = self.feat["START_DEBIT"]
+        # place_entity's sleeper credit: the latency, halved with GENTLE_FAIR_SLEEPERS (ns)
+        self.sleeper_thresh = (
+            self.latency >> 1 if self.feat["GENTLE_FAIR_SLEEPERS"] else self.latency
+        )
 
     def key(self, se: SchedEntity) -> int:
         return se.vruntime
@@ -83,14 +88,11 @@ class Cfs(FairPolicy):
             se.vruntime += cfs_rq.min_vruntime
         if flags & ENQUEUE_INITIAL:
             vruntime = cfs_rq.min_vruntime
-            if self.feat["START_DEBIT"]:
+            if self.start_debit:
                 vruntime += self.sched_vslice(cfs_rq, se)
             se.vruntime = max(se.vruntime, vruntime)
         elif flags & ENQUEUE_WAKEUP:
-            thresh = self.tun.sched_latency_ns
-            if self.feat["GENTLE_FAIR_SLEEPERS"]:
-                thresh >>= 1
-            se.vruntime = max(se.vruntime, cfs_rq.min_vruntime - thresh)
+            se.vruntime = max(se.vruntime, cfs_rq.min_vruntime - self.sleeper_thresh)
 
     def migrate_out(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> None:
         """``migrate_task_rq_fair``: carry vruntime relative to the old queue's min_vruntime."""

@@ -133,12 +133,9 @@ class Eevdf(FairPolicy):
     def set_protect_slice(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> None:
         """``set_protect_slice``: vprot = min(vd, v + calc_delta_fair(q)), q = min(own slice,
         shortest queued slice) with RUN_TO_PARITY, else min(own slice, 0.7 ms)."""
-        q = NORMALIZED_BASE_SLICE
-        if self.run_to_parity:
-            least = cfs_rq.min_slice()
-            q = se.slice if least is None else least
+        q = cfs_rq.min_slice() if self.run_to_parity else NORMALIZED_BASE_SLICE
         vprot = se.deadline
-        if q < se.slice:  # q = min(q, slice) differs from the slice
+        if q is not None and q < se.slice:  # q = min(q, slice) differs from the slice
             protect = se.vruntime + calc_delta_fair(q, se.weight, se.inv_weight)
             if protect < vprot:
                 vprot = protect
