@@ -377,8 +377,9 @@ class Eevdf(FairPolicy):
             vdelta, ticked = vprot - v, None
         else:
             vdelta, ticked = curr.deadline - v, 1
-        if vdelta > 0 and curr.weight != NICE_0_LOAD:
-            # inverse_calc_delta_fair, inlined: hot (every arm); nice-0 is its own inverse
+        if curr.weight != NICE_0_LOAD:
+            # inverse_calc_delta_fair, inlined: hot (every arm); nice-0 is its own inverse, and
+            # an end already passed (vdelta ≤ 0) stays ≤ 0, which the max below makes 1
             vdelta = -(-(vdelta << WMULT_SHIFT) // (NICE_0_LOAD * curr.inv_weight))
         return (vdelta if vdelta > 1 else 1), ticked
 
