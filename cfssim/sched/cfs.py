@@ -21,7 +21,7 @@ from .policy import (
     set_buddy,
 )
 from .runqueue import CfsRunQueue
-from .weights import calc_delta, calc_delta_fair, inverse_calc_delta_fair, inverse_weight
+from .weights import WMULT_CONST, WMULT_SHIFT, calc_delta_fair, inverse_calc_delta_fair
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # tests subclass the policies
@@ -36,26 +36,33 @@ class Cfs(FairPolicy):
         self.latency = tunables.sched_latency_ns
         self.min_granularity = tunables.sched_min_granularity_ns
         self.nr_latency = tunables.nr_latency
+        self.wakeup_gran_ns = tunables.sched_wakeup_granularity_ns
         self.alt_period = self.feat["ALT_PERIOD"]
         self.slice_floor = self.feat["BASE_SLICE"]  # BASE_SLICE: never below min_granularity
+        self.next_buddy = self.feat["NEXT_BUDDY"]
+        self.last_buddy = self.feat["LAST_BUDDY"]
+        self.wakeup_preemption = self.feat["WAKEUP_PREEMPTION"]
+        self.start_debit = self.feat["START_DEBIT"]
+        # place_entity's sleeper credit: the latency, halved with GENTLE_FAIR_SLEEPERS (ns)
+        self.sleeper_thresh = (
+            self.latency >> 1 if self.feat["GENTLE_FAIR_SLEEPERS"] else self.latency
+        )
 
     def key(self, se: SchedEntity) -> int:
         return se.vruntime
 
     # ---- slices -------------------------------------------------------------------------
-    def sched_period(self, nr_running: int) -> int:
-        """``__sched_period``: latency, stretched to nr × min_granularity past nr_latency."""
-        if nr_running > self.nr_latency:
-            return nr_running * self.min_granularity
-        return self.latency
-
     def sched_slice(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> int:
-        """``sched_slice``: the period shared by weight at every level up to the root (ns)."""
-        queued = se.on_rq
+        """``sched_slice``: the period (``__sched_period``: latency, stretched to
+        nr × min_granularity past nr_latency) shared by weight at every level up to the root
+        (ns)."""
         nr_running = cfs_rq.nr_running
         if self.alt_period:
             nr_running = self.roots[cfs_rq.cpu].h_nr_running
-        slice_ns = self.sched_period(nr_running if queued else nr_running + 1)
+        if not se.on_rq:
+            nr_running += 1
+        min_granularity = self.min_granularity
+        slice_ns = nr_running * min_granularity if nr_running > self.nr_latency else self.latency
         level: SchedEntity | None = se
         while level is not None:
             rq = level.rq_of
@@ -63,10 +70,12 @@ class Cfs(FairPolicy):
             weight = level.weight
             load = rq.load if level.on_rq else rq.load + weight
             if load != weight:
-                slice_ns = calc_delta(slice_ns, weight, inverse_weight(load))
+                # calc_delta(slice_ns, weight, inverse_weight(load)), inlined: hot (every arm);
+                # load ≥ weight > 0, so the inverse needs no saturation
+                slice_ns = (slice_ns * weight * (WMULT_CONST // load)) >> WMULT_SHIFT
             level = level.parent
-        if self.slice_floor and slice_ns < self.min_granularity:
-            slice_ns = self.min_granularity
+        if self.slice_floor and slice_ns < min_granularity:
+            slice_ns = min_granularity
         return slice_ns
 
     def sched_vslice(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> int:
@@ -79,14 +88,11 @@ class Cfs(FairPolicy):
             se.vruntime += cfs_rq.min_vruntime
         if flags & ENQUEUE_INITIAL:
             vruntime = cfs_rq.min_vruntime
-            if self.feat["START_DEBIT"]:
+            if self.start_debit:
                 vruntime += self.sched_vslice(cfs_rq, se)
             se.vruntime = max(se.vruntime, vruntime)
         elif flags & ENQUEUE_WAKEUP:
-            thresh = self.tun.sched_latency_ns
-            if self.feat["GENTLE_FAIR_SLEEPERS"]:
-                thresh >>= 1
-            se.vruntime = max(se.vruntime, cfs_rq.min_vruntime - thresh)
+            se.vruntime = max(se.vruntime, cfs_rq.min_vruntime - self.sleeper_thresh)
 
     def migrate_out(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> None:
         """``migrate_task_rq_fair``: carry vruntime relative to the old queue's min_vruntime."""
@@ -98,7 +104,7 @@ class Cfs(FairPolicy):
 
     # ---- pick ---------------------------------------------------------------------------
     def wakeup_gran(self, se: SchedEntity) -> int:
-        return calc_delta_fair(self.tun.sched_wakeup_granularity_ns, se.weight, se.inv_weight)
+        return calc_delta_fair(self.wakeup_gran_ns, se.weight, se.inv_weight)
 
     def wakeup_preempt_entity(self, curr: SchedEntity, se: SchedEntity) -> int:
         """``wakeup_preempt_entity``: −1 if `se` is not left of `curr`, 1 if by more than the
@@ -111,7 +117,7 @@ class Cfs(FairPolicy):
     def pick_next_entity(self, cfs_rq: CfsRunQueue) -> SchedEntity | None:
         """``pick_next_entity``: the leftmost, unless a last/next buddy is close enough to it.
         An empty tree leaves curr, when the machine kept it running alone on this queue."""
-        left = cfs_rq.first()
+        left = cfs_rq.leftmost  # __pick_first_entity
         if left is None:
             curr = cfs_rq.curr
             if curr is None or not curr.on_rq:
@@ -123,7 +129,8 @@ class Cfs(FairPolicy):
             se = last
         if nxt is not None and nxt.on_rq and self.wakeup_preempt_entity(nxt, left) < 1:
             se = nxt
-        clear_buddies(cfs_rq, se)
+        if se is last or se is nxt:  # clear_buddies' common case (no buddy) without the call
+            clear_buddies(cfs_rq, se)
         return se
 
     # ---- preemption ---------------------------------------------------------------------
@@ -143,7 +150,7 @@ class Cfs(FairPolicy):
         if not ticked:
             return precise, None
         after = ideal - ran + 1
-        left = cfs_rq.first()
+        left = cfs_rq.leftmost  # __pick_first_entity
         if left is not None:
             need = ideal + left.vruntime - curr.vruntime + 1
             by_vruntime = inverse_calc_delta_fair(need, curr.weight, curr.inv_weight)
@@ -170,17 +177,17 @@ class Cfs(FairPolicy):
         one wakeup granularity left of curr; the wakee becomes the next buddy. The buddy rules
         scale with ``task_cfs_rq(curr)->nr_running`` (the running task's own queue)."""
         assert running.rq_of is not None
-        scale = running.rq_of.nr_running >= self.tun.nr_latency
+        scale = running.rq_of.nr_running >= self.nr_latency
         next_buddy_marked = False
-        if self.feat["NEXT_BUDDY"] and scale and not fork:
+        if self.next_buddy and scale and not fork:
             set_buddy(wakee, "next")
             next_buddy_marked = True
-        if resched_pending or not self.feat["WAKEUP_PREEMPTION"]:
+        if resched_pending or not self.wakeup_preemption:
             return False
         if self.wakeup_preempt_entity(curr, se) == 1:
             if not next_buddy_marked:
                 set_buddy(wakee, "next")
-            if self.feat["LAST_BUDDY"] and scale and curr.is_task:
+            if self.last_buddy and scale and curr.is_task:
                 set_buddy(curr, "last")
             return True
         return False

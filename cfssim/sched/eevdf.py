@@ -23,7 +23,7 @@ from mypy_extensions import mypyc_attr
 from .entity import SchedEntity
 from .policy import ENQUEUE_INITIAL, NORMALIZED, FairPolicy, SchedTunables, clear_buddies, set_buddy
 from .runqueue import CfsRunQueue
-from .weights import NICE_0_LOAD, WMULT_SHIFT, calc_delta_fair, inverse_calc_delta_fair
+from .weights import NICE_0_LOAD, WMULT_SHIFT, calc_delta_fair
 
 #: ``normalized_sysctl_sched_base_slice``: protection without RUN_TO_PARITY (ns)
 NORMALIZED_BASE_SLICE = NORMALIZED["sched_base_slice_ns"]
@@ -102,19 +102,16 @@ class Eevdf(FairPolicy):
         """The tail of ``update_curr``: renew the request once v ≥ vd (``update_deadline``: the
         base slice unless custom, a deadline one vslice on); reschedule then, or whenever curr
         is unprotected with others queued."""
-        resched = False
-        if curr.vruntime - curr.deadline >= 0:  # update_deadline
+        v = curr.vruntime
+        if v >= curr.deadline:  # update_deadline
             if curr.my_q is None and not curr.custom_slice:
                 curr.slice = self.base_slice
-            weight = curr.weight
             vslice = curr.slice  # calc_delta_fair, inlined
-            if weight != NICE_0_LOAD:
+            if curr.weight != NICE_0_LOAD:
                 vslice = (vslice * NICE_0_LOAD * curr.inv_weight) >> WMULT_SHIFT
-            curr.deadline = curr.vruntime + vslice
-            resched = True
-        if cfs_rq.nr_running == 1:
-            return False
-        return resched or curr.vprot - curr.vruntime <= 0
+            curr.deadline = v + vslice
+            return cfs_rq.nr_running != 1
+        return cfs_rq.nr_running != 1 and curr.vprot <= v
 
     def update_group_slice(self, se: SchedEntity) -> None:
         """A group entity's slice is the shortest slice queued inside it."""
@@ -136,12 +133,9 @@ class Eevdf(FairPolicy):
     def set_protect_slice(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> None:
         """``set_protect_slice``: vprot = min(vd, v + calc_delta_fair(q)), q = min(own slice,
         shortest queued slice) with RUN_TO_PARITY, else min(own slice, 0.7 ms)."""
-        q = NORMALIZED_BASE_SLICE
-        if self.run_to_parity:
-            least = cfs_rq.min_slice()
-            q = se.slice if least is None else least
+        q = cfs_rq.min_slice() if self.run_to_parity else NORMALIZED_BASE_SLICE
         vprot = se.deadline
-        if q < se.slice:  # q = min(q, slice) differs from the slice
+        if q is not None and q < se.slice:  # q = min(q, slice) differs from the slice
             protect = se.vruntime + calc_delta_fair(q, se.weight, se.inv_weight)
             if protect < vprot:
                 vprot = protect
@@ -162,30 +156,31 @@ class Eevdf(FairPolicy):
     def place_entity(self, cfs_rq: CfsRunQueue, se: SchedEntity, flags: int) -> None:
         """``place_entity``: v = V − lag·(W + w)/W (PLACE_LAG), then a fresh request — half a
         slice for new tasks (PLACE_DEADLINE_INITIAL) — or the kept relative deadline."""
-        avg, load = queue_sums(cfs_rq, se, with_se=False)
-        self._place(cfs_rq, se, flags, avg, load)
-
-    def _place(self, cfs_rq: CfsRunQueue, se: SchedEntity, flags: int, avg: int, load: int) -> None:
-        """`place_entity` given the queue's `queue_sums` without `se` (`avg`, `load`)."""
         if se.my_q is not None:
             self.update_group_slice(se)
         elif not se.custom_slice:
             se.slice = self.base_slice
+        avg, load = queue_sums(cfs_rq, se, False)
+        se.vruntime = vruntime = self.placed_vruntime(cfs_rq, se, avg, load)
+        if se.rel_deadline:
+            se.rel_deadline = False
+            se.deadline += vruntime
+            return
+        vslice = calc_delta_fair(se.slice, se.weight, se.inv_weight)  # vslice
+        if self.deadline_initial and flags & ENQUEUE_INITIAL:
+            vslice //= 2
+        se.deadline = vruntime + vslice
+
+    def placed_vruntime(self, cfs_rq: CfsRunQueue, se: SchedEntity, avg: int, load: int) -> int:
+        """The vruntime `place_entity` gives `se`: V − lag·(W + w)/W (PLACE_LAG), from the
+        queue's `queue_sums` without `se` (`avg`, `load`); virtual ns."""
         lag = 0
         vlag = se.vlag
         if self.place_lag and load and vlag:
             lag = vlag * (load + se.weight)  # div_s64, inlined: truncate toward zero
             lag = lag // load if lag >= 0 else -(-lag // load)
         base = cfs_rq.min_vruntime  # avg_vruntime, inlined
-        se.vruntime = (base + avg // load if load else base) - lag
-        if se.rel_deadline:
-            se.rel_deadline = False
-            se.deadline += se.vruntime
-            return
-        vslice = calc_delta_fair(se.slice, se.weight, se.inv_weight)  # vslice
-        if self.deadline_initial and flags & ENQUEUE_INITIAL:
-            vslice //= 2
-        se.deadline = se.vruntime + vslice
+        return (base + avg // load if load else base) - lag
 
     def entity_lag(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> int:
         """``entity_lag`` (6.18): V − v (with `se` counted), clamped to
@@ -288,7 +283,7 @@ class Eevdf(FairPolicy):
         assert cfs_rq is not None
         # one queue sum serves update_entity_lag (`se` counted at its old weight) and
         # place_entity (`se` left out); nothing between them moves the other entities
-        avg, load = queue_sums(cfs_rq, se, with_se=False)
+        avg, load = queue_sums(cfs_rq, se, False)
         old = se.weight
         v = se.vruntime
         base = cfs_rq.min_vruntime
@@ -299,10 +294,13 @@ class Eevdf(FairPolicy):
         deadline = (se.deadline - v) * old
         # div_s64 twice, inlined: truncate toward zero
         se.vlag = vlag // weight if vlag >= 0 else -(-vlag // weight)
-        se.deadline = deadline // weight if deadline >= 0 else -(-deadline // weight)
-        se.rel_deadline = True
+        deadline = deadline // weight if deadline >= 0 else -(-deadline // weight)
         se.set_weight(weight)
-        self._place(cfs_rq, se, 0, avg, load)
+        # place_entity with the relative deadline (rel_deadline set and cleared at once); the
+        # slice it would refresh is current: a task's was set when it was placed, a group's by
+        # update_cfs_group just before it reweights
+        se.vruntime = vruntime = self.placed_vruntime(cfs_rq, se, avg, load)
+        se.deadline = deadline + vruntime
 
     # ---- pick -----------------------------------------------------------------------------
     def pick_next_entity(self, cfs_rq: CfsRunQueue) -> SchedEntity | None:
@@ -317,7 +315,6 @@ class Eevdf(FairPolicy):
         """``__pick_eevdf``: an eligible next buddy (PICK_BUDDY); else curr while protected;
         else the eligible entity with the earliest deadline — curr only if strictly earlier.
         `curr` is the entity running at this level (in the tree while a pick runs)."""
-        tree = cfs_rq.tree
         if cfs_rq.nr_running == 1:
             if curr is not None and curr.on_rq:
                 return curr
@@ -336,22 +333,23 @@ class Eevdf(FairPolicy):
             and avg >= (nxt.vruntime - base) * load
         ):
             return nxt
-        if curr is not None and (not curr.on_rq or avg < (curr.vruntime - base) * load):
-            curr = None
-        if curr is not None and protect and curr.vprot - curr.vruntime > 0:
-            return curr
+        if curr is not None:
+            if not curr.on_rq or avg < (curr.vruntime - base) * load:
+                curr = None  # not eligible
+            elif protect and curr.vprot > curr.vruntime:
+                return curr
         best = cfs_rq.leftmost  # the leftmost entity if eligible, else the first eligible one
         if best is not None and avg < (best.vruntime - base) * load:
             best = None
-            for node in tree.islice(1):
+            for node in cfs_rq.tree.islice(1):
                 se = node[2]
                 if avg >= (se.vruntime - base) * load:
                     best = se
                     break
-        if best is None or (curr is not None and curr.deadline < best.deadline):
-            best = curr
-        if best is None and tree:  # only rounding can leave nothing eligible
-            best = cfs_rq.leftmost
+        if curr is not None and (best is None or curr.deadline < best.deadline):
+            return curr
+        if best is None and cfs_rq.tree:  # only rounding can leave nothing eligible
+            return cfs_rq.leftmost
         return best
 
     def set_next_entity(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> None:
@@ -374,12 +372,16 @@ class Eevdf(FairPolicy):
         if cfs_rq.nr_running <= 1:
             return None, None
         v = curr.vruntime
-        protected = curr.vprot > v
-        vdelta = (curr.vprot if protected else curr.deadline) - v
+        vprot = curr.vprot
+        if vprot > v:
+            vdelta, ticked = vprot - v, None
+        else:
+            vdelta, ticked = curr.deadline - v, 1
         if curr.weight != NICE_0_LOAD:
-            vdelta = inverse_calc_delta_fair(vdelta, curr.weight, curr.inv_weight)
-        # max(1, inverse_calc_delta_fair(...)), inlined: nice-0 entities are their own inverse
-        return (vdelta if vdelta > 1 else 1), (None if protected else 1)
+            # inverse_calc_delta_fair, inlined: hot (every arm); nice-0 is its own inverse, and
+            # an end already passed (vdelta ≤ 0) stays ≤ 0, which the max below makes 1
+            vdelta = -(-(vdelta << WMULT_SHIFT) // (NICE_0_LOAD * curr.inv_weight))
+        return (vdelta if vdelta > 1 else 1), ticked
 
     def wakeup_preempts(
         self,
