@@ -423,22 +423,24 @@ class FairClass:
         is switched in, returns to user mode at once and leaves for limbo
         (`throttle_picked_task`), and the pick starts over."""
         ran: SchedEntity | None = None  # rq.curr's entity, whose levels get prev_curr
-        if rq.curr is not None and not rq.curr_rt and self.policy.uses_prev_curr:
-            ran = rq.curr.se
-        self._mark_prev_curr(ran, mark=True)
+        curr = rq.curr
+        if curr is not None and not rq.curr_rt and self.policy.uses_prev_curr:
+            ran = curr.se
+            self._mark_prev_curr(ran, mark=True)
         return self.pick_down(rq, [], ran)
 
     def pick_down(
         self: Machine, rq: Rq, path: list[SchedEntity], ran: SchedEntity | None
     ) -> Task | None:
         """`pick_next_task_fair` from the levels already picked (`path`, root first, none
-        throttled; their ``prev_curr`` marked from `ran`) down to a task."""
+        throttled; their ``prev_curr`` marked from `ran`) down to a task. Each level's
+        ``prev_curr`` is cleared once it is set (``set_next_entity``), `ran`'s levels off the
+        path after."""
         policy = self.policy
         task_throttle = self.task_throttle
         throttled = False
-        while not path or path[-1].my_q is not None:
-            cfs_rq = path[-1].my_q if path else rq.cfs
-            assert cfs_rq is not None
+        cfs_rq = path[-1].my_q if path else rq.cfs
+        while cfs_rq is not None:
             if not path and not cfs_rq.nr_running:
                 self._mark_prev_curr(ran, mark=False)
                 return None
@@ -456,12 +458,15 @@ class FairClass:
                 self._forget_dequeued_curr(rq)
                 path.clear()
                 throttled = False
+                cfs_rq = rq.cfs
                 continue
             path.append(se)
-            if throttled and se.my_q is None:
+            cfs_rq = se.my_q
+            if throttled and cfs_rq is None:
                 self.throttle_picked_task(rq, se.task)
                 path.clear()
                 throttled = False
+                cfs_rq = rq.cfs
         for se in path:
             cfs_rq = se.rq_of
             assert cfs_rq is not None
@@ -470,7 +475,15 @@ class FairClass:
             cfs_rq.curr = se
             se.prev_sum_exec = se.sum_exec
             policy.set_next_entity(cfs_rq, se)
-        self._mark_prev_curr(ran, mark=False)
+            cfs_rq.prev_curr = None
+        # ran's levels below the path's (the path's levels are cleared: the rest are not None)
+        while ran is not None:
+            cfs_rq = ran.rq_of
+            assert cfs_rq is not None
+            if cfs_rq.prev_curr is None:
+                break
+            cfs_rq.prev_curr = None
+            ran = ran.parent
         return path[-1].task
 
     def throttle_picked_task(self: Machine, rq: Rq, task: Task) -> None:
@@ -493,9 +506,14 @@ class FairClass:
     @staticmethod
     def _mark_prev_curr(se: SchedEntity | None, mark: bool) -> None:
         """Set (or clear) ``prev_curr`` on every level `se` and its ancestors are queued on."""
-        while se is not None:
-            se.rq_of.prev_curr = se if mark else None  # type: ignore[union-attr]
-            se = se.parent
+        if mark:
+            while se is not None:
+                se.rq_of.prev_curr = se  # type: ignore[union-attr]
+                se = se.parent
+        else:
+            while se is not None:
+                se.rq_of.prev_curr = None  # type: ignore[union-attr]
+                se = se.parent
 
     def _forget_dequeued_curr(self: Machine, rq: Rq) -> None:
         """A delayed dequeue inside a pick may dequeue levels that `put_prev_task` kept as
