@@ -374,7 +374,8 @@ class FairClass:
         policy = self.policy
         # candidates: the levels from `kept` (bottom-up) up to the current one, contiguous
         kept: SchedEntity | None = None
-        se: SchedEntity | None = prev.se
+        tse = prev.se
+        se: SchedEntity | None = tse
         while se is not None:
             cfs_rq = se.rq_of
             assert cfs_rq is not None
@@ -400,14 +401,14 @@ class FairClass:
                     lone_rq.curr = None
                     lone = lone.parent
                 kept = None
-            if cfs_rq.runtime_enabled:
+            if cfs_rq.runtime_enabled and cfs_rq.runtime_remaining <= 0:  # its first test
                 self.check_cfs_rq_runtime(cfs_rq)
             if se.on_rq and se.node is None:
                 cfs_rq.insert(se, policy.key(se))
             if cfs_rq.curr is se:
                 cfs_rq.curr = None
             se = se.parent
-        if prev.se.on_rq:
+        if tse.on_rq:
             prev.wait_start = self.env._now  # type: ignore[assignment]  # int: `now`, inlined
 
     def pick_next_task_fair(self: Machine, rq: Rq) -> Task | None:
