@@ -42,11 +42,11 @@ class LoadBalancing:
         allowed = task.allowed
         prev = task.cpu
         rqs = self.rqs
-        if prev in allowed and rqs[prev].idle and not new:
+        candidates = self.idle_rqs
+        if not new and prev in candidates and prev in allowed and rqs[prev].idle:
             return prev
         start = prev + 1 if prev >= 0 else 0
         n = self.ncpus
-        candidates = self.idle_rqs
         if self.fast_forward and len(candidates) * 8 < n:
             best = -1
             best_distance = n
