@@ -38,29 +38,31 @@ class LoadBalancing:
         the previous CPU, and for a fork the least loaded (``find_idlest_cpu``).
 
         Fast path: only CPUs running nothing (``idle_rqs``, a superset of the idle ones) can be
-        idle, so when they are few the scan visits them alone, in the scan's order."""
+        idle, so with none there is no scan, and when they are few the scan visits them alone,
+        in the scan's order."""
         allowed = task.allowed
         prev = task.cpu
         rqs = self.rqs
         candidates = self.idle_rqs
         if not new and prev in candidates and prev in allowed and rqs[prev].idle:
             return prev
-        start = prev + 1 if prev >= 0 else 0
-        n = self.ncpus
-        if self.fast_forward and len(candidates) * 8 < n:
-            best = -1
-            best_distance = n
-            for cpu in candidates:
-                distance = (cpu - start) % n
-                if distance < best_distance and cpu in allowed and rqs[cpu].idle:
-                    best, best_distance = cpu, distance
-            if best >= 0:
-                return best
-        else:
-            for i in range(n):
-                cpu = (start + i) % n
-                if cpu in allowed and rqs[cpu].idle:
-                    return cpu
+        if candidates:
+            start = prev + 1 if prev >= 0 else 0
+            n = self.ncpus
+            if self.fast_forward and len(candidates) * 8 < n:
+                best = -1
+                best_distance = n
+                for cpu in candidates:
+                    distance = (cpu - start) % n
+                    if distance < best_distance and cpu in allowed and rqs[cpu].idle:
+                        best, best_distance = cpu, distance
+                if best >= 0:
+                    return best
+            else:
+                for i in range(n):
+                    cpu = (start + i) % n
+                    if cpu in allowed and rqs[cpu].idle:
+                        return cpu
         if not new and prev in allowed:
             return prev
         return min(task.allowed_order, key=lambda c: (rqs[c].cfs.h_nr_running, rqs[c].cfs.load, c))
