@@ -30,9 +30,9 @@ def newidle_src_rq(machine: Machine, rq: Rq) -> Rq | None:
             (-other.cfs.h_nr_running, -other.cfs.load, other.cpu)
             for other in rqs
             if other.cfs.h_nr_running >= 2
-            and other is not rq
             # may_pull_from's first test, inlined: hot (it rules out most CPUs)
             and not other.listed_unthrottled.keys() <= blocked
+            and other is not rq
             and may_pull_from(other, rq)
         ]
     )
