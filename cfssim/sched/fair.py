@@ -434,9 +434,7 @@ class FairClass:
         self: Machine, rq: Rq, path: list[SchedEntity], ran: SchedEntity | None
     ) -> Task | None:
         """`pick_next_task_fair` from the levels already picked (`path`, root first, none
-        throttled; their ``prev_curr`` marked from `ran`) down to a task. Each level's
-        ``prev_curr`` is cleared once it is set (``set_next_entity``), `ran`'s levels off the
-        path after."""
+        throttled; their ``prev_curr`` marked from `ran`) down to a task."""
         policy = self.policy
         task_throttle = self.task_throttle
         throttled = False
@@ -476,15 +474,8 @@ class FairClass:
             cfs_rq.curr = se
             se.prev_sum_exec = se.sum_exec
             policy.set_next_entity(cfs_rq, se)
-            cfs_rq.prev_curr = None
-        # ran's levels below the path's (the path's levels are cleared: the rest are not None)
-        while ran is not None:
-            cfs_rq = ran.rq_of
-            assert cfs_rq is not None
-            if cfs_rq.prev_curr is None:
-                break
-            cfs_rq.prev_curr = None
-            ran = ran.parent
+        if ran is not None:
+            self._mark_prev_curr(ran, mark=False)
         return path[-1].task
 
     def throttle_picked_task(self: Machine, rq: Rq, task: Task) -> None:
