@@ -277,13 +277,12 @@ class FairClass:
         clock of each throttled level it passes (``record_throttle_clock``)."""
         stop = not self.task_throttle
         nr_tasks = 1 if se.my_q is None else 0
-        first = se
         level: SchedEntity | None = se
         while level is not None:
             cfs_rq = level.rq_of
             assert cfs_rq is not None
             if not self.dequeue_entity(cfs_rq, level, sleep, special=throttle):
-                if level is first:
+                if level is se:
                     return False
                 break
             cfs_rq.h_nr_running -= nr_tasks
