@@ -248,8 +248,15 @@ class LoadBalancing:
 
     def _any_movable_to_idle(self: Machine, busy: Rq) -> bool:
         """Whether some task of `busy` may move to some CPU that runs nothing (`_can_migrate`
-        for each pair, with the task's own conditions tested once)."""
+        for each pair, with the task's own conditions tested once), once the counters
+        (`may_pull_from`) leave some idle CPU a candidate."""
         idle = self.idle_rqs
+        rqs = self.rqs
+        for cpu in idle:
+            if self.may_pull_from(busy, rqs[cpu]):
+                break
+        else:
+            return False
         for task in busy.tasks.values():
             if task is busy.curr or not task.se.on_rq or task.se.rq_of.throttle_count:  # type: ignore[union-attr]
                 continue
