@@ -29,9 +29,9 @@ def newidle_src_rq(machine: Machine, rq: Rq) -> Rq | None:
         [
             (-other.cfs.h_nr_running, -other.cfs.load, other.cpu)
             for other in rqs
-            if other.cfs.h_nr_running >= 2
             # may_pull_from's first test, inlined: hot (it rules out most CPUs)
-            and not other.listed_unthrottled.keys() <= blocked
+            if not other.listed_unthrottled.keys() <= blocked
+            and other.cfs.h_nr_running >= 2
             and other is not rq
             and may_pull_from(other, rq)
         ]
