@@ -38,29 +38,31 @@ class LoadBalancing:
         the previous CPU, and for a fork the least loaded (``find_idlest_cpu``).
 
         Fast path: only CPUs running nothing (``idle_rqs``, a superset of the idle ones) can be
-        idle, so when they are few the scan visits them alone, in the scan's order."""
+        idle, so with none there is no scan, and when they are few the scan visits them alone,
+        in the scan's order."""
         allowed = task.allowed
         prev = task.cpu
         rqs = self.rqs
-        if prev in allowed and rqs[prev].idle and not new:
-            return prev
-        start = prev + 1 if prev >= 0 else 0
-        n = self.ncpus
         candidates = self.idle_rqs
-        if self.fast_forward and len(candidates) * 8 < n:
-            best = -1
-            best_distance = n
-            for cpu in candidates:
-                distance = (cpu - start) % n
-                if distance < best_distance and cpu in allowed and rqs[cpu].idle:
-                    best, best_distance = cpu, distance
-            if best >= 0:
-                return best
-        else:
-            for i in range(n):
-                cpu = (start + i) % n
-                if cpu in allowed and rqs[cpu].idle:
-                    return cpu
+        if not new and prev in candidates and prev in allowed and rqs[prev].idle:
+            return prev
+        if candidates:
+            start = prev + 1 if prev >= 0 else 0
+            n = self.ncpus
+            if self.fast_forward and len(candidates) * 8 < n:
+                best = -1
+                best_distance = n
+                for cpu in candidates:
+                    distance = (cpu - start) % n
+                    if distance < best_distance and cpu in allowed and rqs[cpu].idle:
+                        best, best_distance = cpu, distance
+                if best >= 0:
+                    return best
+            else:
+                for i in range(n):
+                    cpu = (start + i) % n
+                    if cpu in allowed and rqs[cpu].idle:
+                        return cpu
         if not new and prev in allowed:
             return prev
         return min(task.allowed_order, key=lambda c: (rqs[c].cfs.h_nr_running, rqs[c].cfs.load, c))
@@ -246,8 +248,15 @@ class LoadBalancing:
 
     def _any_movable_to_idle(self: Machine, busy: Rq) -> bool:
         """Whether some task of `busy` may move to some CPU that runs nothing (`_can_migrate`
-        for each pair, with the task's own conditions tested once)."""
+        for each pair, with the task's own conditions tested once), once the counters
+        (`may_pull_from`) leave some idle CPU a candidate."""
         idle = self.idle_rqs
+        rqs = self.rqs
+        for cpu in idle:
+            if self.may_pull_from(busy, rqs[cpu]):
+                break
+        else:
+            return False
         for task in busy.tasks.values():
             if task is busy.curr or not task.se.on_rq or task.se.rq_of.throttle_count:  # type: ignore[union-attr]
                 continue

@@ -277,13 +277,12 @@ class FairClass:
         clock of each throttled level it passes (``record_throttle_clock``)."""
         stop = not self.task_throttle
         nr_tasks = 1 if se.my_q is None else 0
-        first = se
         level: SchedEntity | None = se
         while level is not None:
             cfs_rq = level.rq_of
             assert cfs_rq is not None
             if not self.dequeue_entity(cfs_rq, level, sleep, special=throttle):
-                if level is first:
+                if level is se:
                     return False
                 break
             cfs_rq.h_nr_running -= nr_tasks
@@ -374,7 +373,8 @@ class FairClass:
         policy = self.policy
         # candidates: the levels from `kept` (bottom-up) up to the current one, contiguous
         kept: SchedEntity | None = None
-        se: SchedEntity | None = prev.se
+        tse = prev.se
+        se: SchedEntity | None = tse
         while se is not None:
             cfs_rq = se.rq_of
             assert cfs_rq is not None
@@ -400,14 +400,14 @@ class FairClass:
                     lone_rq.curr = None
                     lone = lone.parent
                 kept = None
-            if cfs_rq.runtime_enabled:
+            if cfs_rq.runtime_enabled and cfs_rq.runtime_remaining <= 0:  # its first test
                 self.check_cfs_rq_runtime(cfs_rq)
             if se.on_rq and se.node is None:
                 cfs_rq.insert(se, policy.key(se))
             if cfs_rq.curr is se:
                 cfs_rq.curr = None
             se = se.parent
-        if prev.se.on_rq:
+        if tse.on_rq:
             prev.wait_start = self.env._now  # type: ignore[assignment]  # int: `now`, inlined
 
     def pick_next_task_fair(self: Machine, rq: Rq) -> Task | None:
@@ -423,9 +423,10 @@ class FairClass:
         is switched in, returns to user mode at once and leaves for limbo
         (`throttle_picked_task`), and the pick starts over."""
         ran: SchedEntity | None = None  # rq.curr's entity, whose levels get prev_curr
-        if rq.curr is not None and not rq.curr_rt and self.policy.uses_prev_curr:
-            ran = rq.curr.se
-        self._mark_prev_curr(ran, mark=True)
+        curr = rq.curr
+        if curr is not None and not rq.curr_rt and self.policy.uses_prev_curr:
+            ran = curr.se
+            self._mark_prev_curr(ran, mark=True)
         return self.pick_down(rq, [], ran)
 
     def pick_down(
@@ -436,9 +437,8 @@ class FairClass:
         policy = self.policy
         task_throttle = self.task_throttle
         throttled = False
-        while not path or path[-1].my_q is not None:
-            cfs_rq = path[-1].my_q if path else rq.cfs
-            assert cfs_rq is not None
+        cfs_rq = path[-1].my_q if path else rq.cfs
+        while cfs_rq is not None:
             if not path and not cfs_rq.nr_running:
                 self._mark_prev_curr(ran, mark=False)
                 return None
@@ -456,12 +456,15 @@ class FairClass:
                 self._forget_dequeued_curr(rq)
                 path.clear()
                 throttled = False
+                cfs_rq = rq.cfs
                 continue
             path.append(se)
-            if throttled and se.my_q is None:
+            cfs_rq = se.my_q
+            if throttled and cfs_rq is None:
                 self.throttle_picked_task(rq, se.task)
                 path.clear()
                 throttled = False
+                cfs_rq = rq.cfs
         for se in path:
             cfs_rq = se.rq_of
             assert cfs_rq is not None
@@ -470,7 +473,8 @@ class FairClass:
             cfs_rq.curr = se
             se.prev_sum_exec = se.sum_exec
             policy.set_next_entity(cfs_rq, se)
-        self._mark_prev_curr(ran, mark=False)
+        if ran is not None:
+            self._mark_prev_curr(ran, mark=False)
         return path[-1].task
 
     def throttle_picked_task(self: Machine, rq: Rq, task: Task) -> None:
@@ -493,9 +497,14 @@ class FairClass:
     @staticmethod
     def _mark_prev_curr(se: SchedEntity | None, mark: bool) -> None:
         """Set (or clear) ``prev_curr`` on every level `se` and its ancestors are queued on."""
-        while se is not None:
-            se.rq_of.prev_curr = se if mark else None  # type: ignore[union-attr]
-            se = se.parent
+        if mark:
+            while se is not None:
+                se.rq_of.prev_curr = se  # type: ignore[union-attr]
+                se = se.parent
+        else:
+            while se is not None:
+                se.rq_of.prev_curr = None  # type: ignore[union-attr]
+                se = se.parent
 
     def _forget_dequeued_curr(self: Machine, rq: Rq) -> None:
         """A delayed dequeue inside a pick may dequeue levels that `put_prev_task` kept as

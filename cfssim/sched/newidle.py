@@ -23,12 +23,17 @@ def newidle_src_rq(machine: Machine, rq: Rq) -> Rq | None:
     CPUs are tried from the greatest key down, and only until one has a movable task."""
     rqs = machine.rqs
     may_pull_from = machine.may_pull_from  # `_any_movable`'s prefilter: rules most CPUs out
+    blocked = rq.throttled_groups
     # descending key, ascending CPU within a key: the order the generic search tries them in
     order = sorted(
         [
             (-other.cfs.h_nr_running, -other.cfs.load, other.cpu)
             for other in rqs
-            if other.cfs.h_nr_running >= 2 and other is not rq and may_pull_from(other, rq)
+            # may_pull_from's first test, inlined: hot (it rules out most CPUs)
+            if not other.listed_unthrottled.keys() <= blocked
+            and other.cfs.h_nr_running >= 2
+            and other is not rq
+            and may_pull_from(other, rq)
         ]
     )
     tied: list[Rq] = []
