@@ -99,14 +99,14 @@ class CfsRunQueue:
         weight = se.weight
         self.avg_vruntime += weight * (se.vruntime - self.min_vruntime)
         self.avg_load += weight
-        slices = self.slices  # _count_slice(se.slice, 1), inlined: every insert
+        slices = self.slices  # count_in(slices, se.slice, 1), inlined: every insert
         slice_ns = se.slice
         slices[slice_ns] = slices.get(slice_ns, 0) + 1
 
     def remove(self, se: SchedEntity) -> None:
         """``__dequeue_entity``: take `se` out of the tree. The leftmost (a pick's usual
         choice) is the tree's first node: popped without a search."""
-        slices = self.slices  # _count_slice(se.slice, -1), inlined: every remove
+        slices = self.slices  # count_in(slices, se.slice, -1), inlined: every remove
         slice_ns = se.slice
         count = slices[slice_ns] - 1
         if count:
@@ -129,13 +129,9 @@ class CfsRunQueue:
     def set_slice(self, se: SchedEntity, slice_ns: int) -> None:
         """Change `se`'s slice (ns), keeping ``slices`` right when `se` is in the tree."""
         if se.node is not None and slice_ns != se.slice:
-            self._count_slice(se.slice, -1)
-            self._count_slice(slice_ns, 1)
+            count_in(self.slices, se.slice, -1)
+            count_in(self.slices, slice_ns, 1)
         se.slice = slice_ns
-
-    def _count_slice(self, slice_ns: int, change: int) -> None:
-        """Keep ``slices``, the multiset of the tree's slices, counting `change` more of one."""
-        count_in(self.slices, slice_ns, change)
 
     def min_slice(self) -> int | None:
         """``cfs_rq_min_slice``: the shortest slice (ns) queued here, curr included."""
