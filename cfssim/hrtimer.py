@@ -64,16 +64,6 @@ class Calendar:
         self._proxy._value = None
         self._callbacks = self._proxy.callbacks = [self.drain]
 
-    def add(self, timer: HrTimer, expires: int) -> int:
-        """Queue `timer` at `expires` ns; returns its sequence number."""
-        seq: int = next(self._eid)
-        heap = self.heap
-        entry = (expires, NORMAL, seq, timer)
-        heappush(heap, entry)
-        if not self.draining and heap[0][2] == seq:  # (not `is`: mypyc boxes tuples anew)
-            self._wake(expires, seq)
-        return seq
-
     def _wake(self, expires: int, seq: int) -> None:
         """Make sure SimPy wakes the calendar no later than key (`expires`, `seq`)."""
         proxies = self.proxies
@@ -141,8 +131,13 @@ class HrTimer:
             expires = now
         self.expires = expires
         calendar = self._calendar
-        if calendar.fast:
-            self._seq = calendar.add(self, expires)
+        if calendar.fast:  # enqueue_hrtimer: into the calendar, keyed as SimPy would key it
+            seq: int = next(calendar._eid)
+            self._seq = seq
+            heap = calendar.heap
+            heappush(heap, (expires, NORMAL, seq, self))
+            if not calendar.draining and heap[0][2] == seq:  # the earliest: SimPy must wake for it
+                calendar._wake(expires, seq)
             return
         event = env.timeout(expires - now)
         event.callbacks.append(self._expire)
