@@ -115,10 +115,14 @@ class CfsRunQueue:
             del slices[slice_ns]
         tree = self.tree
         if se is self.leftmost:
-            tree.pop(0)
-            # the next node, if any (``slices`` counts the tree's nodes): iterating reads it
-            # with one call into SortedList, indexing with two (``tree[0]`` after ``if tree``)
-            self.leftmost = next(iter(tree))[2] if slices else None
+            if slices:  # ``slices`` counts the tree's nodes: others are left
+                tree.pop(0)
+                # the next node: iterating reads it with one call into SortedList, indexing
+                # with two (``tree[0]`` after ``if tree``)
+                self.leftmost = next(iter(tree))[2]
+            else:  # the only node: clearing costs a third of popping
+                tree.clear()
+                self.leftmost = None
         else:
             tree.remove(se.node)
         se.node = None
