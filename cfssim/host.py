@@ -254,9 +254,9 @@ class TickGrid:
 
     def at_or_after(self, cpu: int, t: int) -> int:
         """The first tick of `cpu` at or after `t`."""
+        if self.uniform:  # ⌈(t − offset) / tick⌉·tick + offset
+            return t + (self.offset - t) % self.tick
         tick, offset = self.tick, self.offset
-        if self.uniform:
-            return -(-(t - offset) // tick) * tick + offset
         # tick k lies within half a tick of the grid point k: k − 1 … k + 1 cover t
         k = -(-(t - offset) // tick)
         for candidate in (k - 1, k, k + 1):

@@ -37,7 +37,17 @@ def scheduled_events(env: simpy.Environment) -> int:
 class Calendar:
     """The machine's timer heap, drained inside SimPy (`fast`), or plain SimPy timeouts."""
 
-    __slots__ = ("_eid", "_queue", "draining", "env", "fast", "heap", "proxies")
+    __slots__ = (
+        "_callbacks",
+        "_eid",
+        "_proxy",
+        "_queue",
+        "draining",
+        "env",
+        "fast",
+        "heap",
+        "proxies",
+    )
 
     def __init__(self, env: simpy.Environment, fast: bool = True) -> None:
         self.env = env
@@ -47,31 +57,24 @@ class Calendar:
         self.draining = False
         self._queue: list[tuple[int, int, int, simpy.Event]] = env._queue  # type: ignore[assignment]
         self._eid = env._eid
-
-    def add(self, timer: HrTimer, expires: int) -> int:
-        """Queue `timer` at `expires` ns; returns its sequence number."""
-        seq: int = next(self._eid)
-        heap = self.heap
-        entry = (expires, NORMAL, seq, timer)
-        heappush(heap, entry)
-        if not self.draining and heap[0][2] == seq:  # (not `is`: mypyc boxes tuples anew)
-            self._wake(expires, seq)
-        return seq
+        # the proxy: one triggered event, queued once per wake-up key; SimPy clears its
+        # callbacks as it fires it, `drain` puts them back
+        self._proxy = simpy.Event(env)
+        self._proxy._ok = True
+        self._proxy._value = None
+        self._callbacks = self._proxy.callbacks = [self.drain]
 
     def _wake(self, expires: int, seq: int) -> None:
         """Make sure SimPy wakes the calendar no later than key (`expires`, `seq`)."""
         proxies = self.proxies
         if proxies and proxies[0] <= (expires, seq):
             return
-        proxy = simpy.Event(self.env)
-        proxy.callbacks = [self.drain]
-        proxy._ok = True
-        proxy._value = None
-        heappush(self._queue, (expires, NORMAL, seq, proxy))
+        heappush(self._queue, (expires, NORMAL, seq, self._proxy))
         heappush(proxies, (expires, seq))
 
-    def drain(self, _proxy: simpy.Event) -> None:
+    def drain(self, proxy: simpy.Event) -> None:
         """A proxy fired: run every timer whose key precedes SimPy's next event."""
+        proxy.callbacks = self._callbacks  # SimPy cleared them; more of its keys may be queued
         heappop(self.proxies)  # SimPy pops in key order: the fired proxy is the earliest
         heap = self.heap
         queue = self._queue
@@ -80,17 +83,12 @@ class Calendar:
         try:
             while heap:
                 entry = heap[0]
-                expires = entry[0]
-                seq = entry[2]
-                if queue:  # SimPy's next event first if its (time, priority, seq) is smaller
-                    head = queue[0]
-                    if head[0] < expires or (
-                        head[0] == expires
-                        and (head[1] < NORMAL or (head[1] == NORMAL and head[2] < seq))
-                    ):
-                        break
+                # SimPy's next event first if its (time, priority, seq) is smaller; a proxy
+                # waking this entry has its key and, the longer tuple, compares greater
+                if queue and queue[0] < entry[:3]:
+                    break
                 heappop(heap)
-                timer = entry[3]
+                expires, _, seq, timer = entry
                 if timer._seq != seq:  # superseded or cancelled
                     continue
                 timer._seq = -1
@@ -98,10 +96,12 @@ class Calendar:
                 timer.function()
         finally:
             self.draining = False
-        while heap and heap[0][3]._seq != heap[0][2]:
+        while heap:  # superseded entries go; the earliest live one gets a wake-up
+            entry = heap[0]
+            if entry[3]._seq == entry[2]:
+                self._wake(entry[0], entry[2])
+                break
             heappop(heap)
-        if heap:
-            self._wake(heap[0][0], heap[0][2])
 
 
 class HrTimer:
@@ -131,8 +131,13 @@ class HrTimer:
             expires = now
         self.expires = expires
         calendar = self._calendar
-        if calendar.fast:
-            self._seq = calendar.add(self, expires)
+        if calendar.fast:  # enqueue_hrtimer: into the calendar, keyed as SimPy would key it
+            seq: int = next(calendar._eid)
+            self._seq = seq
+            heap = calendar.heap
+            heappush(heap, (expires, NORMAL, seq, self))
+            if not calendar.draining and heap[0][2] == seq:  # the earliest: SimPy must wake for it
+                calendar._wake(expires, seq)
             return
         event = env.timeout(expires - now)
         event.callbacks.append(self._expire)

@@ -62,6 +62,30 @@ def test_the_first_tick_at_or_after_t_is_the_first(
     assert abs(first - k * TICK - grid.skew[cpu]) <= (jitter if cpu else 0)  # its jitter only
 
 
+@settings(max_examples=300, deadline=None)
+@given(offset=st.integers(-TICK, 3 * TICK), t=st.integers(-(10**9), 10**12))
+def test_the_ideal_grid_s_first_tick_at_or_after_t(offset: int, t: int) -> None:
+    """The uniform grid (no skew, jitter, latency or switch time): offset + k·tick, the least
+    such instant ≥ t — t itself when a tick fires at t."""
+    grid = TickGrid(TICK, offset, 2, HostModel(), 1)
+    assert grid.uniform
+    first = grid.at_or_after(1, t)
+    assert (first - offset) % TICK == 0 and grid.is_tick(1, first)
+    assert t <= first < t + TICK
+    assert grid.at_or_after(0, first) == first
+
+
+def test_the_ideal_grid_with_an_offset() -> None:
+    grid = TickGrid(TICK, 1_000_000, 2, HostModel(), 1)
+    assert [grid.at_or_after(0, t) for t in (0, 1_000_000, 1_000_001, 5_000_000, -3_000_001)] == [
+        1_000_000,
+        1_000_000,
+        5_000_000,
+        5_000_000,
+        -3_000_000,
+    ]
+
+
 def test_tick_jitter_is_a_pure_function_of_seed_cpu_and_tick() -> None:
     host = HostModel(tick_jitter=(uniform(-30_000, 30_000),))
     one, same, other = (TickGrid(TICK, 0, 2, host, seed) for seed in (7, 7, 8))

@@ -99,59 +99,69 @@ class CfsRunQueue:
         weight = se.weight
         self.avg_vruntime += weight * (se.vruntime - self.min_vruntime)
         self.avg_load += weight
-        slices = self.slices  # _count_slice(se.slice, 1), inlined: every insert
+        slices = self.slices  # count_in(slices, se.slice, 1), inlined: every insert
         slice_ns = se.slice
         slices[slice_ns] = slices.get(slice_ns, 0) + 1
 
     def remove(self, se: SchedEntity) -> None:
         """``__dequeue_entity``: take `se` out of the tree. The leftmost (a pick's usual
         choice) is the tree's first node: popped without a search."""
-        tree = self.tree
-        if se is self.leftmost:
-            tree.pop(0)
-            self.leftmost = tree[0][2] if tree else None
-        else:
-            tree.remove(se.node)
-        se.node = None
-        weight = se.weight
-        self.avg_vruntime -= weight * (se.vruntime - self.min_vruntime)
-        self.avg_load -= weight
-        slices = self.slices  # _count_slice(se.slice, -1), inlined: every remove
+        slices = self.slices  # count_in(slices, se.slice, -1), inlined: every remove
         slice_ns = se.slice
         count = slices[slice_ns] - 1
         if count:
             slices[slice_ns] = count
         else:
             del slices[slice_ns]
+        tree = self.tree
+        if se is self.leftmost:
+            if slices:  # ``slices`` counts the tree's nodes: others are left
+                tree.pop(0)
+                # the next node: iterating reads it with one call into SortedList, indexing
+                # with two (``tree[0]`` after ``if tree``)
+                self.leftmost = next(iter(tree))[2]
+            else:  # the only node: clearing costs a third of popping
+                tree.clear()
+                self.leftmost = None
+        else:
+            tree.remove(se.node)
+        se.node = None
+        weight = se.weight
+        self.avg_vruntime -= weight * (se.vruntime - self.min_vruntime)
+        self.avg_load -= weight
 
     def set_slice(self, se: SchedEntity, slice_ns: int) -> None:
         """Change `se`'s slice (ns), keeping ``slices`` right when `se` is in the tree."""
         if se.node is not None and slice_ns != se.slice:
-            self._count_slice(se.slice, -1)
-            self._count_slice(slice_ns, 1)
+            count_in(self.slices, se.slice, -1)
+            count_in(self.slices, slice_ns, 1)
         se.slice = slice_ns
-
-    def _count_slice(self, slice_ns: int, change: int) -> None:
-        """Keep ``slices``, the multiset of the tree's slices, counting `change` more of one."""
-        count_in(self.slices, slice_ns, change)
 
     def min_slice(self) -> int | None:
         """``cfs_rq_min_slice``: the shortest slice (ns) queued here, curr included."""
+        slices = self.slices
         curr = self.curr
-        own = curr.slice if curr is not None and curr.on_rq else None
-        if not self.slices:
-            return own
-        queued = min(self.slices)
-        return queued if own is None or queued <= own else own
+        if curr is None or not curr.on_rq:
+            return min(slices) if slices else None
+        own: int = curr.slice
+        if slices:
+            queued = min(slices)
+            if queued < own:
+                return queued
+        return own
 
     def max_slice(self) -> int | None:
         """``cfs_rq_max_slice``: the longest slice (ns) queued here, curr included."""
+        slices = self.slices
         curr = self.curr
-        own = curr.slice if curr is not None and curr.on_rq else None
-        if not self.slices:
-            return own
-        queued = max(self.slices)
-        return queued if own is None or queued >= own else own
+        if curr is None or not curr.on_rq:
+            return max(slices) if slices else None
+        own: int = curr.slice
+        if slices:
+            queued = max(slices)
+            if queued > own:
+                return queued
+        return own
 
     def first(self) -> SchedEntity | None:
         """``__pick_first_entity``: the leftmost queued entity."""
@@ -165,20 +175,19 @@ class CfsRunQueue:
     def update_min_vruntime(self) -> None:
         """``update_min_vruntime``: max(old, min(curr.v if queued, leftmost.v)); never decreases."""
         curr = self.curr
-        vruntime = self.min_vruntime
-        if curr is not None:
-            if curr.on_rq:
-                vruntime = curr.vruntime
-            else:
-                curr = None
         leftmost = self.leftmost
-        if leftmost is not None:
-            left = leftmost.vruntime
-            if curr is None or left < vruntime:
-                vruntime = left
-        if vruntime > self.min_vruntime:
+        if curr is not None and curr.on_rq:
+            vruntime = curr.vruntime
+            if leftmost is not None and leftmost.vruntime < vruntime:
+                vruntime = leftmost.vruntime
+        elif leftmost is not None:
+            vruntime = leftmost.vruntime
+        else:
+            return
+        old = self.min_vruntime
+        if vruntime > old:
             # keep Σ w·(v − min_vruntime) relative to the new reference point
-            self.avg_vruntime -= self.avg_load * (vruntime - self.min_vruntime)
+            self.avg_vruntime -= self.avg_load * (vruntime - old)
             self.min_vruntime = vruntime
 
     def __repr__(self) -> str:
