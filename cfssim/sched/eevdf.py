@@ -18,6 +18,8 @@ cannot prune subtrees, and the case is rare enough not to warrant a second index
 
 from __future__ import annotations
 
+from itertools import islice
+
 from mypy_extensions import mypyc_attr
 
 from .entity import SchedEntity
@@ -341,7 +343,7 @@ class Eevdf(FairPolicy):
         best = cfs_rq.leftmost  # the leftmost entity if eligible, else the first eligible one
         if best is not None and avg < (best.vruntime - base) * load:
             best = None
-            for node in cfs_rq.tree.islice(1):
+            for node in islice(cfs_rq.tree, 1, None):  # the tree's iterator: cheap to start
                 se = node[2]
                 if avg >= (se.vruntime - base) * load:
                     best = se
