@@ -329,8 +329,14 @@ class Machine(FairClass, RealTimeClass, LoadBalancing, Replaying):
 
     def wake_up(self, task: Task, new: bool = False) -> None:
         """Wake (or, with `new`, start) `task` and let the machine react (`try_to_wake_up`)."""
-        with self.batch():
+        batch = self._batch  # `with self.batch()`, unrolled: every wakeup
+        batch.depth += 1
+        try:
             self.try_to_wake_up(task, new)
+        finally:
+            batch.depth -= 1
+        if not batch.depth:
+            self.flush()
 
     def try_to_wake_up(self, task: Task, new: bool = False) -> None:
         """``try_to_wake_up`` / ``wake_up_new_task``: choose a CPU, enqueue, maybe preempt.
@@ -405,8 +411,14 @@ class Machine(FairClass, RealTimeClass, LoadBalancing, Replaying):
 
     def block(self, task: Task, state: TaskState = TaskState.SLEEPING) -> None:
         """`task` stops being runnable (sleep, wait, exit, kill) and the machine reacts."""
-        with self.batch():
+        batch = self._batch  # `with self.batch()`, unrolled: every sleep
+        batch.depth += 1
+        try:
             self.block_task(task, state)
+        finally:
+            batch.depth -= 1
+        if not batch.depth:
+            self.flush()
 
     def block_task(self, task: Task, state: TaskState = TaskState.SLEEPING) -> None:
         """``block_task``: the task stops being runnable — ``dequeue_task(DEQUEUE_SLEEP)``."""
