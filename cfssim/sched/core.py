@@ -584,10 +584,8 @@ class Machine(FairClass, RealTimeClass, LoadBalancing, Replaying):
                 bandwidth_due = cfs_rq.runtime_remaining
             se = se.parent
         now: int = self.env._now  # type: ignore[assignment]  # `now`, inlined: hot
-        cpu = rq.cpu
-        at_or_after = self.ticks.at_or_after
         if tick_due < NEVER:  # tick_after, inlined (twice): hot
-            tick_due = at_or_after(cpu, now + (tick_due if tick_due > 1 else 1)) - now
+            tick_due = self.ticks.at_or_after(rq.cpu, now + (tick_due if tick_due > 1 else 1)) - now
         if rq.rt.nr_running and rq.server.boosting:  # RT takes over when the server is spent
             exact_due = min(exact_due, rq.server.runtime)
         due = exact_due if exact_due < tick_due else tick_due
@@ -597,12 +595,25 @@ class Machine(FairClass, RealTimeClass, LoadBalancing, Replaying):
         # the next tick at or after the local runtime's end, which is never sooner than that
         # end itself: rounded only when it may come first
         if bandwidth_due < due:
-            bandwidth_due = at_or_after(cpu, now + (bandwidth_due if bandwidth_due > 1 else 1))
+            bandwidth_due = self.ticks.at_or_after(
+                rq.cpu, now + (bandwidth_due if bandwidth_due > 1 else 1)
+            )
             if bandwidth_due - now < due:
                 due = bandwidth_due - now
-        resched = due in (exact_due, tick_due)
-        level = tick_level if due == tick_due else None
-        self.set_timer(rq, due, resched, level)
+        # set_timer, inlined: hot (every arm)
+        timer = rq.timer
+        if due >= NEVER:
+            timer.cancel()
+            return
+        if due == tick_due:
+            rq.timer_resched = True
+            rq.timer_level = tick_level
+        else:
+            rq.timer_resched = due == exact_due
+            rq.timer_level = None
+        when = now + due if due > 0 else now
+        if timer.expires != when or not timer.active:  # else pending at that time already
+            timer.start(when)
 
     def set_timer(self, rq: Rq, due: int, resched: bool, level: SchedEntity | None) -> None:
         """Arm the CPU's timer `due` ns from now (NEVER: none); `resched` when it ends a slice."""
