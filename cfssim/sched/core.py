@@ -260,8 +260,7 @@ class Machine(FairClass, RealTimeClass, LoadBalancing, Replaying):
             cfs_rq = se.rq_of
             assert cfs_rq is not None
             se.sum_exec += delta
-            weight = se.weight
-            if weight == NICE_0_LOAD:  # calc_delta_fair, inlined: the hottest call
+            if se.weight == NICE_0_LOAD:  # calc_delta_fair, inlined: the hottest call
                 se.vruntime += delta
             else:
                 se.vruntime += (delta * NICE_0_LOAD * se.inv_weight) >> WMULT_SHIFT
@@ -504,12 +503,13 @@ class Machine(FairClass, RealTimeClass, LoadBalancing, Replaying):
                 nxt.latencies.append(latency)
                 self.rec.wakeup(nxt.tid, rq.cpu, nxt.wake_time, latency, nxt.waker)
                 nxt.wake_time = -1
+            rq.curr_rt = nxt.policy in RT_POLICIES
         else:
             self.idle_rqs.add(rq.cpu)
+            rq.curr_rt = False
         rq.seg_start = now
         rq.exec_start = now
         rq.curr = nxt
-        rq.curr_rt = nxt is not None and nxt.policy in RT_POLICIES
         self.context_switches += 1
 
     def sample_entity(self, task: Task, now: int) -> None:
