@@ -584,16 +584,19 @@ class Machine(FairClass, RealTimeClass, LoadBalancing, Replaying):
                 bandwidth_due = cfs_rq.runtime_remaining
             se = se.parent
         now: int = self.env._now  # type: ignore[assignment]  # `now`, inlined: hot
-        if tick_due < NEVER:  # tick_after, inlined (twice): hot
-            tick_due = self.ticks.at_or_after(rq.cpu, now + (tick_due if tick_due > 1 else 1)) - now
         if rq.rt.nr_running and rq.server.boosting:  # RT takes over when the server is spent
             exact_due = min(exact_due, rq.server.runtime)
-        due = exact_due if exact_due < tick_due else tick_due
+        due = exact_due
         remaining = task.remaining
         if remaining is not None and remaining < due:  # the run request's demand is done
             due = remaining
-        # the next tick at or after the local runtime's end, which is never sooner than that
-        # end itself: rounded only when it may come first
+        # a tick-checked condition is seen at the first tick at or after it, the local runtime's
+        # end at the first tick at or after that end: neither is sooner than its unrounded
+        # delay, so each is rounded only when it may come first (a tie: the tick-checked one)
+        if tick_due <= due and tick_due < NEVER:  # tick_after, inlined (twice): hot
+            tick_due = self.ticks.at_or_after(rq.cpu, now + (tick_due if tick_due > 1 else 1)) - now
+            if tick_due <= due:
+                due = tick_due
         if bandwidth_due < due:
             bandwidth_due = self.ticks.at_or_after(
                 rq.cpu, now + (bandwidth_due if bandwidth_due > 1 else 1)
