@@ -327,15 +327,11 @@ class Machine(FairClass, RealTimeClass, LoadBalancing, Replaying):
     # ==== wakeups and blocking =============================================================
 
     def wake_up(self, task: Task, new: bool = False) -> None:
-        """Wake (or, with `new`, start) `task` and let the machine react (`try_to_wake_up`)."""
-        batch = self._batch  # `with self.batch()`, unrolled: every wakeup
-        batch.depth += 1
-        try:
-            self.try_to_wake_up(task, new)
-        finally:
-            batch.depth -= 1
-        if not batch.depth:
-            self.flush()
+        """Wake (or, with `new`, start) `task` and let the machine react (`try_to_wake_up`,
+        then a flush unless batched: nothing under it batches or flushes, so it needs no
+        `batch` of its own)."""
+        self.try_to_wake_up(task, new)
+        self.flush_unless_batched()
 
     def try_to_wake_up(self, task: Task, new: bool = False) -> None:
         """``try_to_wake_up`` / ``wake_up_new_task``: choose a CPU, enqueue, maybe preempt.
@@ -409,15 +405,10 @@ class Machine(FairClass, RealTimeClass, LoadBalancing, Replaying):
         return ns + slack + late
 
     def block(self, task: Task, state: TaskState = TaskState.SLEEPING) -> None:
-        """`task` stops being runnable (sleep, wait, exit, kill) and the machine reacts."""
-        batch = self._batch  # `with self.batch()`, unrolled: every sleep
-        batch.depth += 1
-        try:
-            self.block_task(task, state)
-        finally:
-            batch.depth -= 1
-        if not batch.depth:
-            self.flush()
+        """`task` stops being runnable (sleep, wait, exit, kill) and the machine reacts
+        (`block_task`, then a flush unless batched, as `wake_up`)."""
+        self.block_task(task, state)
+        self.flush_unless_batched()
 
     def block_task(self, task: Task, state: TaskState = TaskState.SLEEPING) -> None:
         """``block_task``: the task stops being runnable — ``dequeue_task(DEQUEUE_SLEEP)``."""
@@ -820,7 +811,7 @@ class Machine(FairClass, RealTimeClass, LoadBalancing, Replaying):
     # ==== batching ============================================================================
     def batch(self) -> Batch:
         """A compound change: ``with machine.batch(): ...`` flushes once, when the outermost
-        batch ends (each public mutation is a batch of its own)."""
+        batch ends (each public mutation flushes by itself when not in a batch)."""
         return self._batch
 
     def flush_unless_batched(self) -> None:
