@@ -414,7 +414,9 @@ class Machine(FairClass, RealTimeClass, LoadBalancing, Replaying):
         """``block_task``: the task stops being runnable — ``dequeue_task(DEQUEUE_SLEEP)``."""
         if task.state is TaskState.RUNNABLE and task.cpu >= 0:
             rq = self.rqs[task.cpu]
-            self.update_curr(rq)
+            now: int = self.env._now  # type: ignore[assignment]
+            if rq.exec_start != now:  # nothing to account when the timer just did (a run ended)
+                self.update_curr(rq)
             if task.policy in RT_POLICIES:
                 rq.rt.dequeue(task)
                 if not rq.rt.nr_running:
@@ -430,7 +432,6 @@ class Machine(FairClass, RealTimeClass, LoadBalancing, Replaying):
                 rq.settling = None
             if rq.curr is task:
                 rq.need_resched = True
-            now: int = self.env._now  # type: ignore[assignment]
             self.rec.block(task.tid, now)
             self.sample_entity(task, now)
             self.touch(rq)
@@ -758,7 +759,7 @@ class Machine(FairClass, RealTimeClass, LoadBalancing, Replaying):
         rq.settle_rounds = 0
         if event is not None:
             event.succeed()
-        rq.settle_timer.start(self.now)
+        rq.settle_timer.start(self.env._now)  # type: ignore[arg-type]  # `now`, inlined
 
     def settle(self, rq: Rq) -> None:
         """After a completed run request, at the same instant: a task that asked for nothing
