@@ -16,9 +16,9 @@ gives each thread a `TimerClock` when it starts, for its ``timer`` steps.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import count
+from itertools import count, cycle
 from typing import Any
 
 from mypy_extensions import mypyc_attr
@@ -89,8 +89,9 @@ def repetitions(repeat: int | None) -> Iterator[int]:
     return count() if repeat is None else iter(range(repeat))
 
 
-def execute(task: Any, steps: Sequence[Step], clock: TimerClock) -> Generator[Any, Any, None]:
-    """Run `steps` once for `task`, whose timer is `clock` (a generator to ``yield from``)."""
+def execute(task: Any, steps: Iterable[Step], clock: TimerClock) -> Generator[Any, Any, None]:
+    """Run `steps` in order for `task`, whose timer is `clock` (a generator to ``yield from``;
+    `steps` may be endless: `repeat_steps` runs a forever loop through `itertools.cycle`)."""
     sim = task.sim  # its requests, made directly: `Task.run` and `Task.sleep` forward to them
     for step in steps:
         if isinstance(step, Run):
@@ -191,9 +192,12 @@ def repeat_steps(
     task: Any, steps: Sequence[Step], repeat: int | None, clock: TimerClock
 ) -> Generator[Any, Any, None]:
     """Run `steps` `repeat` times (None: forever); a forever loop must let time pass."""
-    if repeat is not None or always_takes_time(steps):  # no pass needs watching
-        for _ in repetitions(repeat):
+    if repeat is not None:
+        for _ in range(repeat):
             yield from execute(task, steps, clock)
+        return
+    if always_takes_time(steps):  # no pass needs watching: one endless run through them
+        yield from execute(task, cycle(steps), clock)
         return
     while True:
         before = (task.now, task.sum_exec)
