@@ -146,7 +146,7 @@ class FairClass:
         if asked and policy.delay_dequeue(cfs_rq, se):
             se.sched_delayed = True
             return False
-        policy.dequeue_entity(cfs_rq, se, sleep, asked)  # asked: declined
+        policy.dequeue_entity(cfs_rq, se, sleep, asked)  # asked, not delayed: declined
         if se.node is not None:
             cfs_rq.remove(se)
         se.on_rq = False
