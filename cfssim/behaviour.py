@@ -16,8 +16,9 @@ gives each thread a `TimerClock` when it starts, for its ``timer`` steps.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import count, cycle
 from typing import Any
 
 from mypy_extensions import mypyc_attr
@@ -85,23 +86,22 @@ class TimerClock:
 
 def repetitions(repeat: int | None) -> Iterator[int]:
     """0, 1, … `repeat` − 1 (None: without end)."""
-    count = 0
-    while repeat is None or count < repeat:
-        yield count
-        count += 1
+    return count() if repeat is None else iter(range(repeat))
 
 
-def execute(task: Any, steps: Sequence[Step], clock: TimerClock) -> Generator[Any, Any, None]:
-    """Run `steps` once for `task`, whose timer is `clock` (a generator to ``yield from``)."""
+def execute(task: Any, steps: Iterable[Step], clock: TimerClock) -> Generator[Any, Any, None]:
+    """Run `steps` in order for `task`, whose timer is `clock` (a generator to ``yield from``;
+    `steps` may be endless: `repeat_steps` runs a forever loop through `itertools.cycle`)."""
+    sim = task.sim  # its requests, made directly: `Task.run` and `Task.sleep` forward to them
     for step in steps:
         if isinstance(step, Run):
-            yield task.run(step.ns)
+            yield sim.request_run(task, step.ns)
         elif isinstance(step, Sleep):
-            yield task.sleep(step.ns)
+            yield sim.request_sleep(task, step.ns)
         elif isinstance(step, Timer):
             expiry = clock.next_expiry(step, task.now)
             if expiry > task.now:  # an expiry already reached does not block
-                yield task.sleep(expiry - task.now)
+                yield sim.request_sleep(task, expiry - task.now)
         elif isinstance(step, Alloc):
             yield task.alloc(step.bytes)
         elif isinstance(step, Free):
@@ -112,11 +112,14 @@ def execute(task: Any, steps: Sequence[Step], clock: TimerClock) -> Generator[An
             yield from repeat_steps(task, step.program, step.repeat, clock)
         elif isinstance(step, Draw):
             length = draw_ns(step.values_ns, float(task.random.random()))
-            yield task.run(length) if step.kind == "run" else task.sleep(length)
+            if step.kind == "run":
+                yield sim.request_run(task, length)
+            else:
+                yield sim.request_sleep(task, length)
         elif isinstance(step, Until):
             wake = clock.start_ns + step.ns
             if wake > task.now:  # a time already reached does not block
-                yield task.sleep(wake - task.now)
+                yield sim.request_sleep(task, wake - task.now)
         elif isinstance(step, PerThread):
             index = task.process.threads.index(task)
             if index < len(step.threads):
@@ -174,14 +177,32 @@ def draw_ns(values_ns: Sequence[int], u: float) -> int:
     return quantile_at([(i / last if last else 0.0, v) for i, v in enumerate(values_ns)], u)
 
 
+def always_takes_time(steps: Sequence[Step]) -> bool:
+    """Whether every complete pass of `steps` lets time pass: one of them runs (CPU time: the
+    task's sum_exec grows) or sleeps (the clock advances) for a positive length, or runs
+    forever (the pass never completes)."""
+    return any(
+        (isinstance(step, Run) and (step.ns is None or step.ns > 0))
+        or (isinstance(step, Sleep) and step.ns > 0)
+        for step in steps
+    )
+
+
 def repeat_steps(
     task: Any, steps: Sequence[Step], repeat: int | None, clock: TimerClock
 ) -> Generator[Any, Any, None]:
     """Run `steps` `repeat` times (None: forever); a forever loop must let time pass."""
-    for _ in repetitions(repeat):
+    if repeat is not None:
+        for _ in range(repeat):
+            yield from execute(task, steps, clock)
+        return
+    if always_takes_time(steps):  # no pass needs watching: one endless run through them
+        yield from execute(task, cycle(steps), clock)
+        return
+    while True:
         before = (task.now, task.sum_exec)
         yield from execute(task, steps, clock)
-        if repeat is None and (task.now, task.sum_exec) == before:
+        if (task.now, task.sum_exec) == before:
             raise BehaviourError(
                 f"{task.name}: a 'forever' loop whose iteration takes no time would never end "
                 "(add a run, sleep or timer step)"
@@ -193,7 +214,7 @@ def compile_program(steps: Sequence[Step], repeat: int | None = 1) -> Behaviour:
     frozen = tuple(steps)
 
     def behaviour(task: Any) -> Generator[Any, Any, None]:
-        yield from repeat_steps(task, frozen, repeat, TimerClock.starting(task.now))
+        return repeat_steps(task, frozen, repeat, TimerClock.starting(task.now))
 
     behaviour.steps = frozen  # type: ignore[attr-defined]
     behaviour.repeat = repeat  # type: ignore[attr-defined]

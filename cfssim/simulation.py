@@ -351,10 +351,10 @@ class Simulation:
         task.remaining = ns
         task.forever = ns is None
         machine = self.machine
-        if task.state is TaskState.NEW:
-            machine.wake_up(task, new=True)
-        elif task.state is TaskState.SLEEPING:
+        if task.state is TaskState.SLEEPING:
             machine.wake_up(task)
+        elif task.state is TaskState.NEW:
+            machine.wake_up(task, new=True)
         else:
             machine.resume_running(task)
         return event

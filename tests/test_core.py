@@ -16,11 +16,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import cfssim
 from cfssim import Result, ms, s
+from cfssim.behaviour import always_takes_time
 from cfssim.sched.core import FAIR_POLICIES
 from cfssim.sched.weights import (
     PRIO_TO_WEIGHT,
@@ -307,6 +308,55 @@ def test_loop_and_repeat_run_the_program_the_given_number_of_times() -> None:
     fig = result.tasks["looper/0"]
     assert fig["cpu_time_ns"] == ms(16)
     assert fig["exit"] == {"time_ns": ms(22), "reason": "exited", "code": 0}
+
+
+_LOOP_STEP = st.one_of(
+    st.builds(lambda ns: {"run": ns}, st.sampled_from([0, 250_000])),
+    st.builds(lambda ns: {"sleep": ns}, st.sampled_from([0, 250_000])),
+    st.just({"free": "all"}),
+    st.just({"timer": {"period": "1ms"}}),
+)
+
+
+@settings(deadline=None, max_examples=40)
+@given(st.lists(_LOOP_STEP, min_size=1, max_size=4))
+def test_a_forever_loop_ends_with_a_warning_exactly_when_a_pass_takes_no_time(
+    steps: list[dict[str, Any]],
+) -> None:
+    # Alone on its CPU, a pass takes time iff it runs or sleeps a positive length (a run moves
+    # sum_exec, a sleep the clock) or has a timer step (its first expiry is one period after
+    # the start, each next one a period on); otherwise the first pass already ends the
+    # thread at 0 with the documented warning and exit code None.
+    sim = cfssim.Simulation(cpus=1, policy="eevdf", seed=1)
+    sim.add_process("looper", behaviour=cfssim.program(*steps))
+    result = sim.run("2ms")
+    passes_take_time = any(
+        (("run" in step or "sleep" in step) and next(iter(step.values())) > 0) or "timer" in step
+        for step in steps
+    )
+    fig = result.tasks["looper/0"]
+    if passes_take_time:
+        assert fig["exit"] is None and result.meta["warnings"] == []
+    else:
+        assert fig["exit"] == {"time_ns": 0, "reason": "exited", "code": None}
+        assert result.meta["warnings"] == [
+            "looper/0: a 'forever' loop whose iteration takes no time would never end "
+            "(add a run, sleep or timer step)"
+        ]
+
+
+def test_always_takes_time_needs_a_positive_run_or_sleep_at_the_top_level() -> None:
+    # the check of each pass may be skipped only when every pass surely lets time pass: a
+    # timer (whose expiry may already be reached) or a loop inside do not count
+    def steps(*raw: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(cfssim.program(*raw).steps)  # type: ignore[attr-defined]
+
+    assert always_takes_time(steps({"run": "forever"}))
+    assert always_takes_time(steps({"free": "all"}, {"sleep": 1}))
+    assert always_takes_time(steps({"run": 0}, {"run": 1}))
+    assert not always_takes_time(steps({"run": 0}, {"sleep": 0}))
+    assert not always_takes_time(steps({"timer": {"period": "1ms"}}))
+    assert not always_takes_time(steps({"loop": {"repeat": 2, "program": [{"run": "1ms"}]}}))
 
 
 def test_python_generator_behaviours() -> None:

@@ -98,7 +98,9 @@ class Cfs(FairPolicy):
         """``migrate_task_rq_fair``: carry vruntime relative to the old queue's min_vruntime."""
         se.vruntime -= cfs_rq.min_vruntime
 
-    def dequeue_entity(self, cfs_rq: CfsRunQueue, se: SchedEntity, sleep: bool) -> bool:
+    def dequeue_entity(
+        self, cfs_rq: CfsRunQueue, se: SchedEntity, sleep: bool, declined: bool = False
+    ) -> bool:
         clear_buddies(cfs_rq, se)
         return True
 

@@ -89,7 +89,7 @@ class Eevdf(FairPolicy):
         self.preempt_short = feat["PREEMPT_SHORT"]
         self.pick_buddy = feat["PICK_BUDDY"]
         self.next_buddy = feat["NEXT_BUDDY"]
-        self.delay = feat["DELAY_DEQUEUE"]
+        self.delays_dequeue = feat["DELAY_DEQUEUE"]
         self.delay_zero = feat["DELAY_ZERO"]
         self.wakeup_preemption = feat["WAKEUP_PREEMPTION"]
 
@@ -224,19 +224,31 @@ class Eevdf(FairPolicy):
         return lag, deadline, int(eligible)
 
     def delay_dequeue(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> bool:
-        """DELAY_DEQUEUE: an ineligible sleeper stays queued (``set_delayed``)."""
-        if not self.delay or entity_eligible(cfs_rq, se):
+        """DELAY_DEQUEUE: an ineligible sleeper stays queued (``set_delayed``). An eligible one
+        is dequeued next, with the lag this test computes (``update_entity_lag``, done here
+        from the same queue sum: `dequeue_entity` is told so)."""
+        if not self.delays_dequeue:
+            return False
+        # queued, `se` is counted once by this sum, which serves entity_eligible and entity_lag
+        avg, load = queue_sums(cfs_rq)
+        v = se.vruntime
+        if avg >= (v - cfs_rq.min_vruntime) * load:  # entity_eligible on that sum
+            se.vlag = self.clamped_lag(cfs_rq, se, avg_vruntime(cfs_rq, avg, load) - v)
             return False
         clear_buddies(cfs_rq, se)
         return True
 
-    def dequeue_entity(self, cfs_rq: CfsRunQueue, se: SchedEntity, sleep: bool) -> bool:
-        """``dequeue_entity``: keep the lag; a non-sleep dequeue (migration, group move) keeps
-        the relative deadline (PLACE_REL_DEADLINE); a delayed entity's positive lag is
-        dropped (DELAY_ZERO). A task sleeping inside a group that stays busy makes the group
-        the next buddy (``dequeue_entities``)."""
+    def dequeue_entity(
+        self, cfs_rq: CfsRunQueue, se: SchedEntity, sleep: bool, declined: bool = False
+    ) -> bool:
+        """``dequeue_entity``: keep the lag (already taken when `delay_dequeue` `declined`); a
+        non-sleep dequeue (migration, group move) keeps the relative deadline
+        (PLACE_REL_DEADLINE); a delayed entity's positive lag is dropped (DELAY_ZERO). A task
+        sleeping inside a group that stays busy makes the group the next buddy
+        (``dequeue_entities``)."""
         clear_buddies(cfs_rq, se)
-        self.update_entity_lag(cfs_rq, se)
+        if not declined:
+            self.update_entity_lag(cfs_rq, se)
         if self.rel_deadline_feat and not sleep:
             se.deadline -= se.vruntime
             se.rel_deadline = True

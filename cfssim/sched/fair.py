@@ -142,10 +142,11 @@ class FairClass:
         is returned; `special` (``DEQUEUE_SPECIAL``, throttling) never delays. Dequeuing an
         entity that is delayed already completes its delayed dequeue."""
         policy = self.policy
-        if sleep and not special and not se.sched_delayed and policy.delay_dequeue(cfs_rq, se):
+        asked = sleep and not special and not se.sched_delayed and policy.delays_dequeue
+        if asked and policy.delay_dequeue(cfs_rq, se):
             se.sched_delayed = True
             return False
-        policy.dequeue_entity(cfs_rq, se, sleep)
+        policy.dequeue_entity(cfs_rq, se, sleep, asked)  # asked, not delayed: declined
         if se.node is not None:
             cfs_rq.remove(se)
         se.on_rq = False

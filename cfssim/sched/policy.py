@@ -170,6 +170,9 @@ class FairPolicy:
     #: the entity and queue fields the policy keeps in virtual time (virtual ns): a cycle
     #: replay moves them together (`cfssim.sched.replay`)
     virtual_fields: ClassVar[frozenset[str]] = frozenset({"vruntime", "min_vruntime"})
+    #: `delay_dequeue` may keep a sleeper queued (EEVDF with DELAY_DEQUEUE): the machine asks
+    #: it only then
+    delays_dequeue: bool = False
 
     def __init__(self, tunables: SchedTunables, roots: list[CfsRunQueue]) -> None:
         self.tun = tunables
@@ -202,12 +205,17 @@ class FairPolicy:
         """After curr's vruntime advanced: True asks for a reschedule (``update_deadline``)."""
         return False
 
-    def dequeue_entity(self, cfs_rq: CfsRunQueue, se: SchedEntity, sleep: bool) -> bool:
-        """Before `se` leaves `cfs_rq` (still counted there); returning False keeps it queued."""
+    def dequeue_entity(
+        self, cfs_rq: CfsRunQueue, se: SchedEntity, sleep: bool, declined: bool = False
+    ) -> bool:
+        """Before `se` leaves `cfs_rq` (still counted there); returning False keeps it queued.
+        `declined`: `delay_dequeue` was just asked and declined to delay `se` — the work it
+        did on the way (EEVDF: the lag) is done."""
         return True
 
     def delay_dequeue(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> bool:
-        """`se` goes to sleep: keep it queued as ``sched_delayed`` instead (DELAY_DEQUEUE)?"""
+        """`se` goes to sleep: keep it queued as ``sched_delayed`` instead (DELAY_DEQUEUE)?
+        Asked only when `delays_dequeue`."""
         return False
 
     def requeue_delayed_entity(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> None:
