@@ -501,3 +501,51 @@ def test_same_seed_same_trace_across_processes() -> None:
     assert here.trace is not None
     assert len(here.trace["segments"]["start"]) > 300  # a busy trace, not a trivial one
     assert digests[0] == digests[1] == here.trace.digest()
+
+
+@pytest.mark.parametrize("policy", ALL_POLICIES)
+def test_nothing_under_a_wakeup_or_a_block_batches_or_flushes(
+    policy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`Machine.wake_up` and `Machine.block` flush once, after `try_to_wake_up` /
+    `block_task`, without a batch of their own: that holds only while nothing under those two
+    opens a batch or flushes (a flush there would reschedule a CPU half-way through a change).
+    Checked on every bundled scenario."""
+    from cfssim.scenario import bundled_scenarios
+    from cfssim.sched.core import Machine
+
+    inside = [0]  # try_to_wake_up / block_task frames open
+    entered = {"try_to_wake_up": 0, "block_task": 0}
+    violations: list[str] = []
+
+    def watched(name: str) -> None:
+        original = getattr(Machine, name)
+
+        def wrapper(self: Machine, *args: Any, **kwargs: Any) -> Any:
+            entered[name] += 1
+            inside[0] += 1
+            try:
+                return original(self, *args, **kwargs)
+            finally:
+                inside[0] -= 1
+
+        monkeypatch.setattr(Machine, name, wrapper)
+
+    def forbidden(name: str) -> None:
+        original = getattr(Machine, name)
+
+        def wrapper(self: Machine, *args: Any, **kwargs: Any) -> Any:
+            if inside[0]:
+                violations.append(name)
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(Machine, name, wrapper)
+
+    for name in ("try_to_wake_up", "block_task"):
+        watched(name)
+    for name in ("flush", "batch", "flush_unless_batched"):
+        forbidden(name)
+    for path in bundled_scenarios().values():
+        cfssim.run_scenario(cfssim.load_scenario(path), policy=policy)
+    assert violations == []
+    assert entered["try_to_wake_up"] > 100 and entered["block_task"] > 100
