@@ -64,6 +64,16 @@ class Calendar:
         self._proxy._value = None
         self._callbacks = self._proxy.callbacks = [self.drain]
 
+    def add(self, timer: HrTimer, expires: int) -> int:
+        """``enqueue_hrtimer``: queue `timer` at `expires` ns, keyed as SimPy would key it;
+        returns its sequence number."""
+        seq: int = next(self._eid)
+        heap = self.heap
+        heappush(heap, (expires, NORMAL, seq, timer))
+        if not self.draining and heap[0][2] == seq:  # the earliest: SimPy must wake for it
+            self._wake(expires, seq)
+        return seq
+
     def _wake(self, expires: int, seq: int) -> None:
         """Make sure SimPy wakes the calendar no later than key (`expires`, `seq`)."""
         proxies = self.proxies
@@ -131,13 +141,8 @@ class HrTimer:
             expires = now
         self.expires = expires
         calendar = self._calendar
-        if calendar.fast:  # enqueue_hrtimer: into the calendar, keyed as SimPy would key it
-            seq: int = next(calendar._eid)
-            self._seq = seq
-            heap = calendar.heap
-            heappush(heap, (expires, NORMAL, seq, self))
-            if not calendar.draining and heap[0][2] == seq:  # the earliest: SimPy must wake for it
-                calendar._wake(expires, seq)
+        if calendar.fast:
+            self._seq = calendar.add(self, expires)
             return
         event = env.timeout(expires - now)
         event.callbacks.append(self._expire)

@@ -595,20 +595,10 @@ class Machine(FairClass, RealTimeClass, LoadBalancing, Replaying):
             )
             if bandwidth_due - now < due:
                 due = bandwidth_due - now
-        # set_timer, inlined: hot (every arm)
-        timer = rq.timer
-        if due >= NEVER:
-            timer.cancel()
-            return
         if due == tick_due:
-            rq.timer_resched = True
-            rq.timer_level = tick_level
+            self.set_timer(rq, due, True, tick_level)
         else:
-            rq.timer_resched = due == exact_due
-            rq.timer_level = None
-        when = now + due if due > 0 else now
-        if timer.expires != when or not timer.active:  # else pending at that time already
-            timer.start(when)
+            self.set_timer(rq, due, due == exact_due, None)
 
     def set_timer(self, rq: Rq, due: int, resched: bool, level: SchedEntity | None) -> None:
         """Arm the CPU's timer `due` ns from now (NEVER: none); `resched` when it ends a slice."""

@@ -188,6 +188,10 @@ class Eevdf(FairPolicy):
         """``entity_lag`` (6.18): V − v (with `se` counted), clamped to
         ±calc_delta_fair(max queued slice + TICK); virtual ns."""
         avg, load = queue_sums(cfs_rq, se, with_se=True)
+        return self.lag_on(cfs_rq, se, avg, load)
+
+    def lag_on(self, cfs_rq: CfsRunQueue, se: SchedEntity, avg: int, load: int) -> int:
+        """`entity_lag` from the queue's `queue_sums` with `se` counted (`avg`, `load`)."""
         return self.clamped_lag(cfs_rq, se, avg_vruntime(cfs_rq, avg, load) - se.vruntime)
 
     def clamped_lag(self, cfs_rq: CfsRunQueue, se: SchedEntity, vlag: int) -> int:
@@ -213,11 +217,8 @@ class Eevdf(FairPolicy):
             # a queued entity is curr or in the tree: counted once by queue_sums either way,
             # so one sum serves entity_lag and entity_eligible
             avg, load = queue_sums(cfs_rq)
-            base = cfs_rq.min_vruntime
-            v = se.vruntime
-            # avg_vruntime, inlined
-            lag = self.clamped_lag(cfs_rq, se, (base + avg // load if load else base) - v)
-            eligible = avg >= (v - base) * load
+            lag = self.lag_on(cfs_rq, se, avg, load)
+            eligible = avg >= (se.vruntime - cfs_rq.min_vruntime) * load
         else:
             lag, eligible = se.vlag, se.vlag >= 0
         deadline = se.deadline + se.vruntime if se.rel_deadline else se.deadline
@@ -231,9 +232,8 @@ class Eevdf(FairPolicy):
             return False
         # queued, `se` is counted once by this sum, which serves entity_eligible and entity_lag
         avg, load = queue_sums(cfs_rq)
-        v = se.vruntime
-        if avg >= (v - cfs_rq.min_vruntime) * load:  # entity_eligible on that sum
-            se.vlag = self.clamped_lag(cfs_rq, se, avg_vruntime(cfs_rq, avg, load) - v)
+        if avg >= (se.vruntime - cfs_rq.min_vruntime) * load:  # entity_eligible on that sum
+            se.vlag = self.lag_on(cfs_rq, se, avg, load)
             return False
         clear_buddies(cfs_rq, se)
         return True
@@ -301,10 +301,8 @@ class Eevdf(FairPolicy):
         old = se.weight
         v = se.vruntime
         base = cfs_rq.min_vruntime
-        counted = avg + old * (v - base)
-        everyone = load + old  # avg_vruntime with `se` counted, inlined
-        vruntime = base + counted // everyone if everyone else base
-        vlag = self.clamped_lag(cfs_rq, se, vruntime - v) * old
+        # update_entity_lag with `se` counted at its old weight
+        vlag = self.lag_on(cfs_rq, se, avg + old * (v - base), load + old) * old
         deadline = (se.deadline - v) * old
         # div_s64 twice, inlined: truncate toward zero
         se.vlag = vlag // weight if vlag >= 0 else -(-vlag // weight)
