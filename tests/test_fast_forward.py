@@ -180,13 +180,17 @@ def test_newidle_source_search_matches_the_generic_one(
 
     compared = {"calls": 0, "found": 0}
 
+    def movable(machine: Any, src: Any, dst: Any) -> bool:
+        """Some task of `src` may move to `dst` (`_can_migrate`, task by task)."""
+        return any(machine._can_migrate(t, src, dst) for t in src.tasks.values())
+
     def plain(machine: Any, rq: Any) -> Any:
         by_key: dict[tuple[int, int], list[Any]] = {}
         for other in machine.rqs:
             if other is not rq and other.cfs.h_nr_running >= 2:
                 by_key.setdefault((other.cfs.h_nr_running, other.cfs.load), []).append(other)
         for level in sorted(by_key, reverse=True):
-            tied = [other for other in by_key[level] if machine._any_movable(other, rq)]
+            tied = [other for other in by_key[level] if movable(machine, other, rq)]
             if tied:
                 return tied[0] if len(tied) == 1 else tied[int(machine.rng.integers(len(tied)))]
         return None
@@ -259,7 +263,7 @@ def test_movable_set_counters_follow_queues_and_throttling(
     policy: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``Rq.listed_unthrottled``, ``Rq.throttled_groups`` and ``CfsRunQueue.nr_listed`` — which
-    let `LoadBalancing._any_movable` rule a CPU out without scanning its tasks — match a
+    let `FairClass.may_pull_from` rule a CPU out without scanning its tasks — match a
     recount after every flush of a run that throttles, unthrottles and migrates."""
     seen = checking_listing(monkeypatch)
     sim = throttling_groups(policy, cpus=8, quota_us=250_000, hogs=3, ios=4)

@@ -100,12 +100,6 @@ class LoadBalancing:
         movable.sort(key=lambda t: (t.last_ran, t.tid))
         return movable
 
-    def _any_movable(self: Machine, src: Rq, dst: Rq) -> bool:
-        """Whether `_can_migrate` holds for some task of `src`: CPUs whose tasks all sit in
-        groups throttled on either end are ruled out first, from the movable-set counters
-        (`FairClass.may_pull_from`), the others scanned (`_scan_movable`)."""
-        return self.may_pull_from(src, dst) and self._scan_movable(src, dst)
-
     def _scan_movable(self: Machine, src: Rq, dst: Rq) -> bool:
         """`_can_migrate` for each task of `src` until one holds (inlined: hot at many CPUs)."""
         curr = src.curr

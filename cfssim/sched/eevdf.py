@@ -97,9 +97,6 @@ class Eevdf(FairPolicy):
         return se.deadline
 
     # ---- requests -----------------------------------------------------------------------
-    def vslice(self, se: SchedEntity) -> int:
-        return calc_delta_fair(se.slice, se.weight, se.inv_weight)
-
     def update_curr(self, cfs_rq: CfsRunQueue, curr: SchedEntity) -> bool:
         """The tail of ``update_curr``: renew the request once v ≥ vd (``update_deadline``: the
         base slice unless custom, a deadline one vslice on); reschedule then, or whenever curr
@@ -157,10 +154,10 @@ class Eevdf(FairPolicy):
     # ---- enqueue / dequeue ----------------------------------------------------------------
     def place_entity(self, cfs_rq: CfsRunQueue, se: SchedEntity, flags: int) -> None:
         """``place_entity``: v = V − lag·(W + w)/W (PLACE_LAG), then a fresh request — half a
-        slice for new tasks (PLACE_DEADLINE_INITIAL) — or the kept relative deadline."""
-        if se.my_q is not None:
-            self.update_group_slice(se)
-        elif not se.custom_slice:
+        slice for new tasks (PLACE_DEADLINE_INITIAL) — or the kept relative deadline. A task
+        takes the base slice unless custom; a group entity's slice is its caller's to refresh
+        (`update_cfs_group` on enqueue, `requeue_delayed_entity`)."""
+        if se.my_q is None and not se.custom_slice:
             se.slice = self.base_slice
         avg, load = queue_sums(cfs_rq, se, False)
         se.vruntime = vruntime = self.placed_vruntime(cfs_rq, se, avg, load)
@@ -271,6 +268,7 @@ class Eevdf(FairPolicy):
                 if in_tree:
                     cfs_rq.remove(se)
                 se.vlag = 0
+                self.update_group_slice(se)
                 self.place_entity(cfs_rq, se, 0)
                 if in_tree:
                     cfs_rq.insert(se, se.deadline)

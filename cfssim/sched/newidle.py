@@ -17,12 +17,12 @@ if TYPE_CHECKING:
 
 def newidle_src_rq(machine: Machine, rq: Rq) -> Rq | None:
     """The other CPU with ≥ 2 tasks and the greatest (``h_nr_running``, load) among those
-    holding a task `rq` may take (`LoadBalancing._any_movable`: the counters' prefilter once,
-    then the scan); ties — CPUs of that key, in
+    holding a task `rq` may take (`FairClass.may_pull_from`: the counters' prefilter once,
+    then `LoadBalancing._scan_movable`); ties — CPUs of that key, in
     CPU order — are broken by a draw of the machine's generator, None when no CPU qualifies.
     CPUs are tried from the greatest key down, and only until one has a movable task."""
     rqs = machine.rqs
-    may_pull_from = machine.may_pull_from  # `_any_movable`'s prefilter: rules most CPUs out
+    may_pull_from = machine.may_pull_from  # the prefilter: rules most CPUs out
     blocked = rq.throttled_groups
     # descending key, ascending CPU within a key: the order the generic search tries them in
     order = sorted(

@@ -163,10 +163,6 @@ class CfsRunQueue:
                 return queued
         return own
 
-    def first(self) -> SchedEntity | None:
-        """``__pick_first_entity``: the leftmost queued entity."""
-        return self.leftmost
-
     def entities(self) -> list[SchedEntity]:
         """Queued entities in key order (curr excluded)."""
         return [node[2] for node in self.tree]

@@ -67,4 +67,4 @@ def inverse_calc_delta_fair(vdelta: int, weight: int, inv_weight: int) -> int:
     if weight == NICE_0_LOAD:
         return vdelta
     wall = -(-(vdelta << WMULT_SHIFT) // (NICE_0_LOAD * inv_weight))
-    return wall if wall > 1 else 1  # max(1, …) as a conditional: hot (every arm)
+    return wall  # ≥ 1: vdelta ≥ 1
