@@ -204,6 +204,45 @@ def test_a_pending_reschedule_skips_the_wakeup_check() -> None:
     assert wakeup_beside_protected_curr(MS // 10, 0, resched_pending=True) == (False, 3 * MS)
 
 
+def reweighted_curr(weight: int, vprot: int) -> SchedEntity:
+    """A nice-0 curr (vruntime 1 ms, 3 ms request) with protection up to `vprot`, beside a
+    queued nice-0 entity at the same vruntime, given `weight` (the machine's part of
+    ``reweight_entity`` — the queue's load — done by hand)."""
+    from cfssim.sched.policy import SchedTunables
+    from cfssim.sched.runqueue import CfsRunQueue
+
+    cfs_rq = CfsRunQueue(None, 0, "rq")
+    policy = Eevdf(SchedTunables.for_machine(2), [cfs_rq])
+    curr, queued = SchedEntity(), SchedEntity()
+    for se in (curr, queued):
+        se.rq_of, se.on_rq, se.slice, se.vruntime = cfs_rq, True, 3 * MS, MS
+        se.deadline = 4 * MS
+        cfs_rq.nr_running += 1
+        cfs_rq.load += se.weight
+    cfs_rq.curr = curr
+    curr.vprot = vprot
+    cfs_rq.insert(queued, queued.deadline)
+    cfs_rq.load += weight - curr.weight
+    policy.reweight_entity(cfs_rq, curr, weight)
+    return curr
+
+
+@pytest.mark.parametrize("weight", [335, 3121, 88761])
+def test_a_reweight_scales_the_protection_left_like_the_request(weight: int) -> None:
+    """``reweight_entity`` (6.18.y with ff38424030f9): the running entity's live protection is
+    carried relative to its vruntime and scaled by w_old/w_new like its relative deadline, so
+    w·(vprot − v) — the wall time of protection left — survives a renice or a group's new
+    shares (up to one ns of truncation)."""
+    curr = reweighted_curr(weight, vprot=3 * MS)  # 2 ms of protection left at nice 0
+    assert curr.vprot - curr.vruntime == 2 * MS * 1024 // weight
+    assert curr.deadline - curr.vruntime == 3 * MS * 1024 // weight
+
+
+def test_a_reweight_leaves_an_ended_protection_where_it_was() -> None:
+    """``protect_slice(se)`` is false once vprot ≤ v: the kernel leaves that vprot as it is."""
+    assert reweighted_curr(3121, vprot=MS // 2).vprot == MS // 2
+
+
 def first_run_of_a_newcomer(start: str) -> int:
     """Where a task started at `start` beside a lone hog on CPU 0 first runs (ns)."""
     sim = cfssim.Simulation(cpus=2, policy="eevdf")

@@ -282,9 +282,10 @@ class Eevdf(FairPolicy):
             se.deadline += calc_delta_fair(se.slice, se.weight, se.inv_weight)
 
     def reweight_entity(self, cfs_rq: CfsRunQueue | None, se: SchedEntity, weight: int) -> None:
-        """``reweight_entity``: scale vlag and a relative deadline by w_old/w_new; a queued
-        entity is re-placed so its lag survives (the machine took it out of the tree). An
-        entity off every queue (`cfs_rq` None: a task never woken) only scales its vlag."""
+        """``reweight_entity``: scale vlag, a relative deadline and a running entity's live
+        protection (vprot − v) by w_old/w_new; a queued entity is re-placed so its lag survives
+        (the machine took it out of the tree). An entity off every queue (`cfs_rq` None: a task
+        never woken) only scales its vlag."""
         if not se.on_rq:
             old = se.weight
             se.vlag = div_s64(se.vlag * old, weight)
@@ -305,12 +306,19 @@ class Eevdf(FairPolicy):
         # div_s64 twice, inlined: truncate toward zero
         se.vlag = vlag // weight if vlag >= 0 else -(-vlag // weight)
         deadline = deadline // weight if deadline >= 0 else -(-deadline // weight)
+        # a running entity's live protection goes relative too, scaled alike (6.18.y since
+        # ff38424030f9, "sched/eevdf: Update se->vprot in reweight_entity()"); vprot − v > 0
+        rel_vprot = cfs_rq.curr is se and se.vprot > v
+        if rel_vprot:
+            vprot = (se.vprot - v) * old // weight
         se.set_weight(weight)
         # place_entity with the relative deadline (rel_deadline set and cleared at once); the
         # slice it would refresh is current: a task's was set when it was placed, a group's by
         # update_cfs_group just before it reweights
         se.vruntime = vruntime = self.placed_vruntime(cfs_rq, se, avg, load)
         se.deadline = deadline + vruntime
+        if rel_vprot:
+            se.vprot = vruntime + vprot
 
     # ---- pick -----------------------------------------------------------------------------
     def pick_next_entity(self, cfs_rq: CfsRunQueue) -> SchedEntity | None:
