@@ -206,11 +206,14 @@ def two_hogs_on_cpu0(slice_ends: str) -> Result:
 
 def test_cfs_two_hogs_switch_every_6ms_with_precise_slice_ends() -> None:
     # 2 CPUs → factor 1 + ilog2(2) = 2: sched_latency 12 ms. Two runnable (ALT_PERIOD counts
-    # rq->cfs.h_nr_running = 2 ≤ nr_latency 8) → period 12 ms; sched_slice = period × 1024 /
-    # 2048 computed as __calc_delta: 12e6 × 1024 × (2**32−1)//2048 >> 32 = 5_999_997 ns (the
-    # kernel's inverse-weight truncation). HRTICK ends each slice exactly there.
+    # rq->cfs.h_nr_running = 2 ≤ nr_latency 8) → period 12 ms; sched_slice takes __calc_delta
+    # at each level with the kernel's inverse-weight truncation: period × 1024 / 2048 in the
+    # process's autogroup → 5_999_997 ns, then × 1024 / 1024 for the autogroup's entity, alone
+    # at the root → 5_999_995 ns. HRTICK ends each slice exactly there.
     slice_ns = (12_000_000 * 1024 * ((2**32 - 1) // 2048)) >> 32
     assert slice_ns == 5_999_997
+    slice_ns = (slice_ns * 1024 * ((2**32 - 1) // 1024)) >> 32
+    assert slice_ns == 5_999_995
     rows = segments(two_hogs_on_cpu0("precise"), cpu=0)
     steady = rows[rows[:, 2] >= ms(100)]
     assert len(steady) > 100

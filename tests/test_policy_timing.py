@@ -105,8 +105,8 @@ def test_cfs_sched_slice_is_calc_delta_at_every_level(
     task_weight: int, group_weight: int, beside_task: int, beside_group: int, nr: int
 ) -> None:
     """``sched_slice``: ``__sched_period`` then, from the task up, ``__calc_delta`` by each
-    level's weight over its queue's load (skipped when the entity is the whole load), never
-    below min_granularity (BASE_SLICE)."""
+    level's weight over its queue's load (also where the entity is the whole load: the
+    inverse's truncation trims a few ns), never below min_granularity (BASE_SLICE)."""
     policy, group_rq, task = hierarchy(task_weight, group_weight, beside_task, beside_group, nr)
     tun = policy.tun
     slice_ns = nr * tun.sched_min_granularity_ns if nr > tun.nr_latency else tun.sched_latency_ns
@@ -114,6 +114,5 @@ def test_cfs_sched_slice_is_calc_delta_at_every_level(
         (task_weight, task_weight + beside_task),
         (group_weight, group_weight + beside_group),
     ):
-        if load != weight:
-            slice_ns = calc_delta(slice_ns, weight, inverse_weight(load))
+        slice_ns = calc_delta(slice_ns, weight, inverse_weight(load))
     assert policy.sched_slice(group_rq, task) == max(slice_ns, tun.sched_min_granularity_ns)
