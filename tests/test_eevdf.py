@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import cfssim
+from cfssim.sched.core import FAIR_POLICIES
 from cfssim.sched.eevdf import Eevdf, queue_sums
 from cfssim.sched.entity import SchedEntity
 
@@ -84,7 +85,7 @@ def test_lag_sums_to_zero_and_only_eligible_entities_are_picked(
     parity: bool,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setitem(cfssim.sched.core.FAIR_POLICIES, "eevdf", Checked)
+    monkeypatch.setitem(FAIR_POLICIES, "eevdf", Checked)
     sim = cfssim.Simulation(cpus=cpus, features={"DELAY_DEQUEUE": delay, "RUN_TO_PARITY": parity})
     for i, (nice, run, sleep, slice_) in enumerate(tasks):
         steps = {"run": f"{run}ms", "sleep": f"{sleep}ms"} if sleep else {"run": "forever"}
@@ -271,11 +272,11 @@ def test_an_ineligible_sleeper_stays_queued_until_picked(monkeypatch: pytest.Mon
     napper: list[SchedEntity] = []
 
     class Watched(Eevdf):
-        def delay_dequeue(self, cfs_rq, se):  # type: ignore[no-untyped-def]
-            delayed = super().delay_dequeue(cfs_rq, se)
-            if delayed and se.task.name == "napper/0":
+        def dequeue_entity(self, cfs_rq, se, sleep, may_delay=False):  # type: ignore[no-untyped-def]
+            dequeued = super().dequeue_entity(cfs_rq, se, sleep, may_delay)
+            if not dequeued and se.task is not None and se.task.name == "napper/0":
                 events.append("delayed")
-            return delayed
+            return dequeued
 
         def pick_next_entity(self, cfs_rq):  # type: ignore[no-untyped-def]
             for se in napper:  # delayed, it must still be queued: in the tree or running
@@ -290,7 +291,7 @@ def test_an_ineligible_sleeper_stays_queued_until_picked(monkeypatch: pytest.Mon
             events.append("woken")
             super().requeue_delayed_entity(cfs_rq, se)
 
-    monkeypatch.setitem(cfssim.sched.core.FAIR_POLICIES, "eevdf", Watched)
+    monkeypatch.setitem(FAIR_POLICIES, "eevdf", Watched)
     sim = cfssim.Simulation(cpus=1, policy="eevdf")
     sim.add_process("hog", behaviour=cfssim.program(run="forever"))
     sim.add_process("napper", behaviour=cfssim.program(run="5ms", sleep="50ms"))
@@ -302,12 +303,22 @@ def test_an_ineligible_sleeper_stays_queued_until_picked(monkeypatch: pytest.Mon
     assert "dd" not in pairs and "ee" not in pairs and pairs.startswith("d"), events
 
 
-def test_without_delay_dequeue_no_entity_is_ever_delayed() -> None:
+def test_without_delay_dequeue_no_entity_is_ever_delayed(monkeypatch: pytest.MonkeyPatch) -> None:
+    sleeps: list[bool] = []  # per dequeue that could be delayed: dequeued at once?
+
+    class Watched(Eevdf):
+        def dequeue_entity(self, cfs_rq, se, sleep, may_delay=False):  # type: ignore[no-untyped-def]
+            dequeued = super().dequeue_entity(cfs_rq, se, sleep, may_delay)
+            if may_delay:
+                sleeps.append(dequeued)
+            return dequeued
+
+    monkeypatch.setitem(FAIR_POLICIES, "eevdf", Watched)
     sim = cfssim.Simulation(cpus=1, policy="eevdf", features={"DELAY_DEQUEUE": False})
     sim.add_process("hog", behaviour=cfssim.program(run="forever"))
     sim.add_process("napper", behaviour=cfssim.program(run="5ms", sleep="50ms"))
-    assert not sim.machine.policy.delay_dequeue(sim.root.cfs_rq[0], sim.tasks[1].se)
     result = sim.run("1s")
+    assert len(sleeps) >= 15 and all(sleeps)  # each of the napper's ≈ 17 sleeps (55–60 ms cycles)
     # each cycle: 50 ms asleep, then 5 ms of CPU shared with the hog (≈ 5–10 ms of wall time)
     assert 5 * MS * 1000 // 60 <= result.tasks["napper/0"]["cpu_time_ns"] <= 5 * MS * 1000 // 55
 

@@ -99,7 +99,7 @@ class Cfs(FairPolicy):
         se.vruntime -= cfs_rq.min_vruntime
 
     def dequeue_entity(
-        self, cfs_rq: CfsRunQueue, se: SchedEntity, sleep: bool, declined: bool = False
+        self, cfs_rq: CfsRunQueue, se: SchedEntity, sleep: bool, may_delay: bool = False
     ) -> bool:
         clear_buddies(cfs_rq, se)
         return True

@@ -221,31 +221,24 @@ class Eevdf(FairPolicy):
         deadline = se.deadline + se.vruntime if se.rel_deadline else se.deadline
         return lag, deadline, int(eligible)
 
-    def delay_dequeue(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> bool:
-        """DELAY_DEQUEUE: an ineligible sleeper stays queued (``set_delayed``). An eligible one
-        is dequeued next, with the lag this test computes (``update_entity_lag``, done here
-        from the same queue sum: `dequeue_entity` is told so)."""
-        if not self.delays_dequeue:
-            return False
-        # queued, `se` is counted once by this sum, which serves entity_eligible and entity_lag
-        avg, load = queue_sums(cfs_rq)
-        if avg >= (se.vruntime - cfs_rq.min_vruntime) * load:  # entity_eligible on that sum
-            se.vlag = self.lag_on(cfs_rq, se, avg, load)
-            return False
-        clear_buddies(cfs_rq, se)
-        return True
-
     def dequeue_entity(
-        self, cfs_rq: CfsRunQueue, se: SchedEntity, sleep: bool, declined: bool = False
+        self, cfs_rq: CfsRunQueue, se: SchedEntity, sleep: bool, may_delay: bool = False
     ) -> bool:
-        """``dequeue_entity``: keep the lag (already taken when `delay_dequeue` `declined`); a
-        non-sleep dequeue (migration, group move) keeps the relative deadline
-        (PLACE_REL_DEADLINE); a delayed entity's positive lag is dropped (DELAY_ZERO). A task
-        sleeping inside a group that stays busy makes the group the next buddy
-        (``dequeue_entities``)."""
-        clear_buddies(cfs_rq, se)
-        if not declined:
+        """``dequeue_entity``: with DELAY_DEQUEUE an ineligible sleeper (`may_delay`) stays
+        queued (``set_delayed``: False). Otherwise keep the lag; a non-sleep dequeue
+        (migration, group move) keeps the relative deadline (PLACE_REL_DEADLINE); a delayed
+        entity's positive lag is dropped (DELAY_ZERO). A task sleeping inside a group that
+        stays busy makes the group the next buddy (``dequeue_entities``)."""
+        if may_delay and self.delays_dequeue:
+            # queued, `se` is counted once by this sum: it serves entity_eligible and the lag
+            avg, load = queue_sums(cfs_rq)
+            if avg < (se.vruntime - cfs_rq.min_vruntime) * load:  # not entity_eligible
+                clear_buddies(cfs_rq, se)
+                return False
+            se.vlag = self.lag_on(cfs_rq, se, avg, load)  # update_entity_lag on that sum
+        else:
             self.update_entity_lag(cfs_rq, se)
+        clear_buddies(cfs_rq, se)
         if self.rel_deadline_feat and not sleep:
             se.deadline -= se.vruntime
             se.rel_deadline = True

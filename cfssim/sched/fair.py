@@ -141,12 +141,11 @@ class FairClass:
         A sleeper the policy delays (DELAY_DEQUEUE) stays queued as ``sched_delayed`` and False
         is returned; `special` (``DEQUEUE_SPECIAL``, throttling) never delays. Dequeuing an
         entity that is delayed already completes its delayed dequeue."""
-        policy = self.policy
-        asked = sleep and not special and not se.sched_delayed and policy.delays_dequeue
-        if asked and policy.delay_dequeue(cfs_rq, se):
+        if not self.policy.dequeue_entity(
+            cfs_rq, se, sleep, sleep and not special and not se.sched_delayed
+        ):
             se.sched_delayed = True
             return False
-        policy.dequeue_entity(cfs_rq, se, sleep, asked)  # asked, not delayed: declined
         if se.node is not None:
             cfs_rq.remove(se)
         se.on_rq = False

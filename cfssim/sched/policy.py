@@ -170,9 +170,6 @@ class FairPolicy:
     #: the entity and queue fields the policy keeps in virtual time (virtual ns): a cycle
     #: replay moves them together (`cfssim.sched.replay`)
     virtual_fields: ClassVar[frozenset[str]] = frozenset({"vruntime", "min_vruntime"})
-    #: `delay_dequeue` may keep a sleeper queued (EEVDF with DELAY_DEQUEUE): the machine asks
-    #: it only then
-    delays_dequeue: bool = False
 
     def __init__(self, tunables: SchedTunables, roots: list[CfsRunQueue]) -> None:
         self.tun = tunables
@@ -206,17 +203,12 @@ class FairPolicy:
         return False
 
     def dequeue_entity(
-        self, cfs_rq: CfsRunQueue, se: SchedEntity, sleep: bool, declined: bool = False
+        self, cfs_rq: CfsRunQueue, se: SchedEntity, sleep: bool, may_delay: bool = False
     ) -> bool:
-        """Before `se` leaves `cfs_rq` (still counted there); returning False keeps it queued.
-        `declined`: `delay_dequeue` was just asked and declined to delay `se` — the work it
-        did on the way (EEVDF: the lag) is done."""
+        """The policy's part of ``dequeue_entity``, before `se` leaves `cfs_rq` (still counted
+        there). False keeps it queued as ``sched_delayed`` instead (DELAY_DEQUEUE), which only
+        `may_delay` allows: a sleep, not ``DEQUEUE_SPECIAL``, not delayed already."""
         return True
-
-    def delay_dequeue(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> bool:
-        """`se` goes to sleep: keep it queued as ``sched_delayed`` instead (DELAY_DEQUEUE)?
-        Asked only when `delays_dequeue`."""
-        return False
 
     def requeue_delayed_entity(self, cfs_rq: CfsRunQueue, se: SchedEntity) -> None:
         """A ``sched_delayed`` entity becomes runnable again where it is queued."""
