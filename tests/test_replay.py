@@ -27,6 +27,7 @@ from cfssim import Result
 from cfssim.host import HostModel, HostNoise, uniform
 from cfssim.sched.core import FAIR_POLICIES, REPLAY_VARIABLE
 from cfssim.sched.entity import SchedEntity
+from cfssim.sched.replay import field_names
 from cfssim.sched.runqueue import CfsRunQueue
 from cfssim.task import Task
 
@@ -144,9 +145,8 @@ def machine_state(machine: Any) -> dict[str, Any]:
 
 
 def fields(obj: Any, skip: set[str]) -> dict[str, Any]:
-    names = getattr(obj, "__slots__", None) or list(vars(obj))
     out = {}
-    for name in names:
+    for name in field_names(obj):
         if name in skip:
             continue
         out[name] = describe(getattr(obj, name))
