@@ -334,8 +334,7 @@ class Cycle:
             self.advance()
             timer = rq.timer
             if (timer.expires if timer.active else -1) != self.expiry():
-                self.forget()  # (the cheap half of `matches`, before a snapshot)
-                return True
+                return self.lost()  # (the cheap half of `matches`, before a snapshot)
         marks = self.marks
         rows = [
             (index, value)
@@ -349,10 +348,9 @@ class Cycle:
             self.forget()
             return self.machine.may_learn(rq)
         if self.period:
-            if self.matches(snap):
-                self.resume()
-            else:
-                self.forget()
+            if not self.matches(snap):
+                return self.lost()
+            self.resume()
             return True
         history = self.history
         history.append(snap)
@@ -382,6 +380,14 @@ class Cycle:
                     self.limit = period_limit(rq)
                 return True
         return n < 4 * self.limit
+
+    def lost(self) -> bool:
+        """The kept cycle no longer predicts the CPU: back to watching tokens — or, when a
+        resume was refused since it last replayed, to the CPU's back-off (False: the search
+        did not pay)."""
+        refused = self.next_pause > 0
+        self.forget()
+        return not refused
 
     def forget(self) -> None:
         """Back to watching tokens: the snapshots and any kept cycle are dropped."""
