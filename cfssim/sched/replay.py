@@ -35,7 +35,11 @@ reads loads only, constant here; `LoadBalancing.refresh_group_weights` and `sche
 call `Machine.leave_replays` before they change anything).
 Before its first expiry at or past the bound the CPU writes the predicted state back
 (`Cycle.leave`) and switches for real again; the next real switch that lands where the cycle
-predicted resumes the replay at once.
+predicted resumes the replay at once. A resume the bound refuses (another CPU's event comes
+before this one's next expiry) keeps the cycle, but each check costs a snapshot and a scan of
+every pending event: refusals in a row leave a doubling number of switches unchecked
+(`Cycle.refuse`), and a cycle lost after refusals in a row backs the CPU off like a failed
+search (`Cycle.lost`).
 """
 
 from __future__ import annotations
@@ -68,6 +72,8 @@ PAYOFF = 64
 #: the most switches a kept cycle lets pass unchecked after refused resumes in a row (the
 #: pause doubling from 1 after the second: `Cycle.refuse`)
 MAX_REFUSED_PAUSE = 64
+#: refused resumes in a row after which losing the kept cycle backs the CPU off (`Cycle.lost`)
+REFUSALS_UNPAID = 2
 
 #: fields that are clocks (ns): a period moves them by its length
 TIME_FIELDS = frozenset({"exec_start", "seg_start", "last_fire", "wait_start", "last_ran"})
@@ -262,12 +268,12 @@ class Cycle:
         "limit",
         "machine",
         "marks",
-        "next_pause",
         "pause",
         "period",
         "phase",
         "probing",
         "reference",
+        "refusals",
         "replayed",
         "replaying",
         "rows",
@@ -304,7 +310,7 @@ class Cycle:
         self.replaying = False
         self.replayed = 0  # switches replayed since the last resume
         self.pause = 0  # switches left to pass unchecked while left (`refuse`)
-        self.next_pause = 0  # the pause after the next refused resume
+        self.refusals = 0  # resumes refused in a row
 
     # ---- learning -------------------------------------------------------------------------
     def mark(self) -> None:
@@ -382,12 +388,12 @@ class Cycle:
         return n < 4 * self.limit
 
     def lost(self) -> bool:
-        """The kept cycle no longer predicts the CPU: back to watching tokens — or, when a
-        resume was refused since it last replayed, to the CPU's back-off (False: the search
-        did not pay)."""
-        refused = self.next_pause > 0
+        """The kept cycle no longer predicts the CPU: back to watching tokens — or, when its
+        last `REFUSALS_UNPAID` or more resumes were refused, to the CPU's back-off (False: the
+        search did not pay)."""
+        unpaid = self.refusals >= REFUSALS_UNPAID
         self.forget()
-        return not refused
+        return not unpaid
 
     def forget(self) -> None:
         """Back to watching tokens: the snapshots and any kept cycle are dropped."""
@@ -396,7 +402,7 @@ class Cycle:
         self.probing = 0
         self.period = 0
         self.pause = 0
-        self.next_pause = 0
+        self.refusals = 0
 
     def find_period(self) -> bool:
         """Once 2p + 1 switches of the period p the tokens suggest are snapshotted, verify it;
@@ -533,7 +539,7 @@ class Cycle:
         if self.machine.may_replay(self.rq):
             self.replaying = True
             self.replayed = 0
-            self.next_pause = 0
+            self.refusals = 0
         else:
             self.refuse()
 
@@ -541,8 +547,8 @@ class Cycle:
         """A resume was refused (the bound comes before the CPU's next expiry): the next
         switches, 0, 1, 3, 7, … (capped) of them as refusals repeat, pass unchecked — each
         check costs a snapshot and the bound's scan of every pending event."""
-        self.pause = self.next_pause
-        self.next_pause = min(MAX_REFUSED_PAUSE, 2 * self.next_pause + 1)
+        self.refusals += 1
+        self.pause = min(MAX_REFUSED_PAUSE, (1 << min(self.refusals - 1, 16)) - 1)
 
     def advance(self) -> None:
         """The position moves on by one switch."""
