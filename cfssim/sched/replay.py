@@ -585,7 +585,7 @@ class Cycle:
             append(value + k * delta)
         machine.context_switches += 1
         machine.replayed_switches += 1
-        expiry = self.expiry()
+        expiry = self.reference[self.phase].expiry + k * self.span  # (`expiry`, inlined)
         if expiry >= machine.replay_bound:
             self.leave()
         self.rq.timer.start(expiry)
