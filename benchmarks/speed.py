@@ -14,6 +14,12 @@ Cases and their targets (interpreted core, quiet 2-core machine, median of 3):
 4. 1 CPU with 10, 100, 1k, 10k runnable hogs: the cost per context switch, which must grow
    roughly like log n (a sorted run queue; target: ≤ ×1.5 from 10 to 10k); printed next to
    log2 n. Cycle replays are off here: this case prices the run queue, which a replay skips.
+5. 2 CPUs, 4 hogs pinned on CPU 0, and on CPU 1 hogs beside a pinned task running 50 µs per
+   sleep, 20 s, replays on and off (eevdf): what watching for cycles costs where none gets
+   replayed — 4 hogs beside a 7 ms sleeper (each wake-up cuts CPU 1's search short), 1 hog
+   beside a 3 ms sleeper (CPU 0 finds its cycle, but the sleeper's next wake-up always comes
+   before CPU 0's next switch: every resume is refused). The gap between on and off is what
+   the search costs there (target: replays on at most 15% slower than off).
 
 "replayed" is the share of the context switches a CPU played back from a verified round-robin
 cycle (`cfssim.sched.replay`) instead of deriving them.
@@ -164,6 +170,25 @@ def hogs(cpus: int, n: int, policy: str, replay: bool = True) -> Callable[[], cf
     return build
 
 
+def pinned_sleeper(
+    hogs_on_1: int, sleep: str, replay: bool, policy: str = "eevdf"
+) -> Callable[[], cfssim.Simulation]:
+    """Case 5: 4 hogs pinned on CPU 0; `hogs_on_1` hogs and a task running 50 µs per `sleep`
+    pinned on CPU 1."""
+
+    def build() -> cfssim.Simulation:
+        sim = cfssim.Simulation(cpus=2, policy=policy, seed=1)
+        sim.add_process("hog", threads=4, cpus=[0], behaviour=cfssim.program(run="forever"))
+        sim.add_process(
+            "hog1", threads=hogs_on_1, cpus=[1], behaviour=cfssim.program(run="forever")
+        )
+        sim.add_process("sleeper", cpus=[1], behaviour=cfssim.program(run="50us", sleep=sleep))
+        sim.machine.replay_enabled = replay
+        return sim
+
+    return build
+
+
 def mixed(policy: str) -> cfssim.Simulation:
     """200 tasks on 8 CPUs: 40 hogs (half in a quota'd cgroup), 40 niced batch hogs, 120
     run/sleep tasks of 0.2–8 ms bursts and 1–40 ms sleeps in weighted cgroups."""
@@ -212,7 +237,7 @@ def median_of(runs: Callable[[], Measurement], repeat: int) -> tuple[Measurement
     return median, max(m.switches_per_s for m in done)
 
 
-CASES = ("hogs", "mixed", "quota", "scaling")
+CASES = ("hogs", "mixed", "quota", "scaling", "sleeper")
 
 
 def run_cases(
@@ -269,6 +294,20 @@ def run_cases(
                 repeat,
             )
         )
+    for hogs_on_1, sleep in ((4, "7ms"), (1, "3ms")) if "sleeper" in cases else ():
+        for replay in (True, False):
+            out.append(
+                median_of(
+                    lambda h=hogs_on_1, s=sleep, r=replay: measure(  # type: ignore[misc]
+                        f"{h}+{s} sleeper, rp {'on' if r else 'off'}",
+                        "eevdf",
+                        pinned_sleeper(h, s, r),
+                        cfssim.ms(100),
+                        cfssim.s(20) // scale,
+                    ),
+                    repeat,
+                )
+            )
     return out
 
 
@@ -537,7 +576,7 @@ def main() -> None:
         action="append",
         choices=CASES,
         help="run only this case (repeatable; default: all): hogs (1), mixed (2), quota (3), "
-        "scaling (4)",
+        "scaling (4), sleeper (5)",
     )
     parser.add_argument(
         "--policy",

@@ -707,7 +707,9 @@ class Simulation:
             for mark in range(step, end + step, step):
                 self.env.run(until=min(mark, end))
                 progress(int(self.env.now), end)
-        self.machine.leave_replays()  # (each replay ended before the run's end already)
+        # each replay ended before the run's end: its bound (`Replaying.foreign_bound`) is at
+        # latest the run's own stop event
+        assert not any(rq.cycle is not None and rq.cycle.replaying for rq in self.machine.rqs)
         return build_result(self, end)
 
     def _start(self) -> None:

@@ -27,6 +27,7 @@ from cfssim import Result
 from cfssim.host import HostModel, HostNoise, uniform
 from cfssim.sched.core import FAIR_POLICIES, REPLAY_VARIABLE
 from cfssim.sched.entity import SchedEntity
+from cfssim.sched.replay import MAX_REFUSED_PAUSE, REFUSALS_UNPAID, Cycle, field_names
 from cfssim.sched.runqueue import CfsRunQueue
 from cfssim.task import Task
 
@@ -105,6 +106,52 @@ def test_a_sleeper_bounds_the_replays() -> None:
 
 
 @pytest.mark.parametrize("policy", POLICIES)
+def test_a_sleeper_nearer_than_every_switch_refuses_every_resume(
+    policy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # CPU 0's 4 hogs switch every ≥ 3 ms (their slice, on the 4 ms tick grid); the task on
+    # CPU 1 wakes every 3.05 ms (50 µs run, 3 ms sleep): every resume of CPU 0's cycle meets a
+    # nearer bound and is refused — its checks pause — and nothing is replayed.
+    refusals: list[int] = []
+    refuse = Cycle.refuse
+
+    def counted(cycle: Cycle) -> None:
+        refuse(cycle)
+        refusals.append(cycle.pause)
+
+    monkeypatch.setattr(Cycle, "refuse", counted)
+
+    def build() -> cfssim.Simulation:
+        sim = cfssim.Simulation(cpus=2, policy=policy, seed=1)
+        sim.add_process("hog", threads=4, cpus=[0], behaviour=cfssim.program(run="forever"))
+        sim.add_process("hog1", cpus=[1], behaviour=cfssim.program(run="forever"))
+        sim.add_process("sleeper", cpus=[1], behaviour=cfssim.program(run="50us", sleep="3ms"))
+        return sim
+
+    replayed, derived, count = both(build, "2s")
+    assert_identical(replayed, derived)
+    assert count == 0
+    assert refusals and max(refusals) > 0
+
+
+def test_refused_resumes_pause_a_doubling_number_of_checks() -> None:
+    # 0, 1, 3, 7, … switches unchecked after 1, 2, 3, 4, … refusals in a row, at most
+    # MAX_REFUSED_PAUSE; a cycle lost after REFUSALS_UNPAID refusals backs the CPU off.
+    sim = hogs(1, 3, "eevdf")()
+    sim.run("10ms")
+    cycle = Cycle(sim.machine, sim.machine.rqs[0])
+    pauses = []
+    for _ in range(9):
+        cycle.refuse()
+        pauses.append(cycle.pause)
+    assert pauses == [0, 1, 3, 7, 15, 31, 63, MAX_REFUSED_PAUSE, MAX_REFUSED_PAUSE]
+    assert cycle.lost() is False  # 9 ≥ REFUSALS_UNPAID refusals: the search did not pay
+    assert (cycle.refusals, cycle.pause, cycle.period) == (0, 0, 0)
+    cycle.refuse()
+    assert REFUSALS_UNPAID == 2 and cycle.lost() is True  # one refusal: watch anew
+
+
+@pytest.mark.parametrize("policy", POLICIES)
 @pytest.mark.parametrize("until_ms", [7, 101, 503, 1999])
 def test_every_field_is_written_back_where_a_run_stops(policy: str, until_ms: int) -> None:
     # Stopping anywhere — mid-period, right after a leave, after a move — leaves every
@@ -144,9 +191,8 @@ def machine_state(machine: Any) -> dict[str, Any]:
 
 
 def fields(obj: Any, skip: set[str]) -> dict[str, Any]:
-    names = getattr(obj, "__slots__", None) or list(vars(obj))
     out = {}
-    for name in names:
+    for name in field_names(obj):
         if name in skip:
             continue
         out[name] = describe(getattr(obj, name))

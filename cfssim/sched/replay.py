@@ -35,12 +35,15 @@ reads loads only, constant here; `LoadBalancing.refresh_group_weights` and `sche
 call `Machine.leave_replays` before they change anything).
 Before its first expiry at or past the bound the CPU writes the predicted state back
 (`Cycle.leave`) and switches for real again; the next real switch that lands where the cycle
-predicted resumes the replay at once.
+predicted resumes the replay at once. A resume the bound refuses (another CPU's event comes
+before this one's next expiry) keeps the cycle, but each check costs a snapshot and a scan of
+every pending event: refusals in a row leave a doubling number of switches unchecked
+(`Cycle.refuse`), and a cycle lost after refusals in a row backs the CPU off like a failed
+search (`Cycle.lost`).
 """
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +69,11 @@ MAX_BACKOFF = 4096
 #: replayed switches that repay a search (its snapshots cost a few switches each): a replay
 #: cut shorter makes the CPU wait out its back-off before watching again
 PAYOFF = 64
+#: the most switches a kept cycle lets pass unchecked after refused resumes in a row (the
+#: pause doubling from 1 after the second: `Cycle.refuse`)
+MAX_REFUSED_PAUSE = 64
+#: refused resumes in a row after which losing the kept cycle backs the CPU off (`Cycle.lost`)
+REFUSALS_UNPAID = 2
 
 #: fields that are clocks (ns): a period moves them by its length
 TIME_FIELDS = frozenset({"exec_start", "seg_start", "last_fire", "wait_start", "last_ran"})
@@ -122,8 +130,7 @@ class Layout:
     entities."""
 
     __slots__ = (
-        "cells", "entities", "key", "kinds", "limit", "num_slots", "queues", "ref_slots",
-        "virtual_of",
+        "cells", "entities", "key", "kinds", "num_slots", "queues", "ref_slots", "virtual_of",
     )  # fmt: skip
 
     def __init__(self, rq: Rq, virtual: frozenset[str]) -> None:
@@ -134,8 +141,6 @@ class Layout:
                 queues.append(se.rq_of)
         cells = {id(usage): usage for task in rq.tasks.values() for usage in task.acct}
         self.key = layout_key(rq)
-        #: the longest period looked for: a round robin of n tasks repeats after a few turns
-        self.limit = min(MAX_PERIOD, 4 * len(rq.tasks))
         self.queues = queues
         self.entities = list(entities.values())
         self.cells = list(cells.values())
@@ -199,6 +204,12 @@ def walk(rq: Rq) -> Iterator[SchedEntity]:
             se = se.parent
 
 
+def period_limit(rq: Rq) -> int:
+    """The longest period (switches) looked for on `rq`: a round robin of n tasks repeats
+    after a few turns."""
+    return min(MAX_PERIOD, 4 * len(rq.tasks))
+
+
 def layout_key(rq: Rq) -> tuple[int, ...]:
     """What a `Layout` is built from: `rq`'s tasks' entities and their queues up the
     hierarchy, and the tasks' cpuacct lists (by identity)."""
@@ -234,28 +245,18 @@ def _queue_of(obj: Any, name: str, queues: list[CfsRunQueue], virtual: frozenset
     return queues.index(queue) if queue in queues else -1
 
 
-def _same_refs(a: list[Any], b: list[Any]) -> bool:
-    """Equal structure: the same objects (by identity), equal containers and values."""
-    if len(a) != len(b):
-        return False
-    for x, y in zip(a, b, strict=True):
-        if x is y:
-            continue
-        if type(x) is not type(y):
-            return False
-        if isinstance(x, array):
-            if len(x) != len(y):
-                return False
-        elif x != y:
-            return False
-    return True
+def back_off(rq: Rq) -> None:
+    """`rq`'s search failed or did not pay: wait out its back-off, and double it (capped)."""
+    rq.cycle_wait = rq.cycle_backoff
+    rq.cycle_backoff = min(MAX_BACKOFF, 2 * rq.cycle_backoff)
 
 
 class Cycle:
     """One CPU's search for a cycle of round-robin switches, then its replay (module docstring).
 
     States: *learning* (snapshots accumulate), *replaying*, *left* (the state written back, the
-    cycle kept: the next real switch that lands where it predicts resumes the replay)."""
+    cycle kept: the next real switch that lands where it predicts resumes the replay; after
+    resumes refused in a row, only one switch in a doubling number of them is checked)."""
 
     __slots__ = (
         "deltas",
@@ -264,12 +265,15 @@ class Cycle:
         "history",
         "k",
         "layout",
+        "limit",
         "machine",
         "marks",
+        "pause",
         "period",
         "phase",
         "probing",
         "reference",
+        "refusals",
         "replayed",
         "replaying",
         "rows",
@@ -282,7 +286,10 @@ class Cycle:
     def __init__(self, machine: Machine, rq: Rq) -> None:
         self.machine = machine
         self.rq = rq
-        self.layout = Layout(rq, machine.policy.virtual_fields)
+        #: built when probing begins (`watch`): most searches end before, cut by a decision
+        #: that is not a round-robin switch (`Replaying.drop_cycle`)
+        self.layout: Layout | None = None
+        self.limit = period_limit(rq)
         self.history: list[Snapshot] = []
         #: per switch while watching: (who runs, when the timer fires next, ns from now)
         self.tokens: list[tuple[int, int]] = []
@@ -302,16 +309,16 @@ class Cycle:
         self.phase = 0  # the switch of the period that came last
         self.replaying = False
         self.replayed = 0  # switches replayed since the last resume
+        self.pause = 0  # switches left to pass unchecked while left (`refuse`)
+        self.refusals = 0  # resumes refused in a row
 
     # ---- learning -------------------------------------------------------------------------
     def mark(self) -> None:
-        """Before a switch that will be snapshotted: note the trace columns' lengths (to read
-        the switch's rows)."""
-        if self.probing or self.period:
+        """Before a switch that will be snapshotted (probing, or left and not pausing): note
+        the trace columns' lengths (to read the switch's rows) and SimPy's event count."""
+        if self.probing or (self.period and not self.pause):
             self.marks = [len(col) for col in self.machine.rec.column_list()]
             self.events = scheduled_events(self.machine.env)
-        else:
-            self.marks = []
 
     def observe(self) -> bool:
         """After a real round-robin switch: watch its token, or snapshot it and check the kept
@@ -319,28 +326,37 @@ class Cycle:
         found, or the CPU no longer qualifies)."""
         if not self.probing and not self.period:
             return self.watch()
-        marks = self.marks
-        if not marks:  # probing begins: rows are read from the next switch on
+        if self.pause:  # left, resumes refused lately: this switch passes unchecked
+            self.pause -= 1
+            self.advance()
             return True
         if scheduled_events(self.machine.env) != self.events + 1:
             # the switch scheduled something besides its timer's re-arm (`HrTimer.start`): a
             # replay would not
             self.forget()
             return False
+        rq = self.rq
+        if self.period:  # left: resume if the switch landed where the cycle said
+            self.advance()
+            timer = rq.timer
+            if (timer.expires if timer.active else -1) != self.expiry():
+                return self.lost()  # (the cheap half of `matches`, before a snapshot)
+        marks = self.marks
         rows = [
             (index, value)
             for index, col in enumerate(self.machine.rec.column_list())
             for value in col[marks[index] :]
         ]
-        snap = self.layout.take(self.machine, self.rq, rows)
+        layout = self.layout
+        assert layout is not None  # (built when probing began)
+        snap = layout.take(self.machine, rq, rows)
         if snap is None:  # the CPU's tasks or hierarchy changed: watch it anew
             self.forget()
-            return self.machine.may_learn(self.rq)
-        if self.period:  # left: resume if the switch landed where the cycle said
-            self.advance()
-            if self.matches(snap):
-                return self.resume()
-            self.forget()
+            return self.machine.may_learn(rq)
+        if self.period:
+            if not self.matches(snap):
+                return self.lost()
+            self.resume()
             return True
         history = self.history
         history.append(snap)
@@ -360,14 +376,24 @@ class Cycle:
         last = (id(rq.curr), rq.timer.expires - now if rq.timer.active else -1)
         tokens.append(last)
         n = len(tokens)
-        for p in range(1, min(self.layout.limit, n // 2) + 1):
+        for p in range(1, min(self.limit, n // 2) + 1):
             if tokens[-1 - p] == last and tokens[-p:] == tokens[-2 * p : -p]:
                 self.probing = p
                 self.tokens = []
-                if layout_key(rq) != self.layout.key:
+                layout = self.layout
+                if layout is None or layout_key(rq) != layout.key:
                     self.layout = Layout(rq, self.machine.policy.virtual_fields)
+                    self.limit = period_limit(rq)
                 return True
-        return n < 4 * self.layout.limit
+        return n < 4 * self.limit
+
+    def lost(self) -> bool:
+        """The kept cycle no longer predicts the CPU: back to watching tokens — or, when its
+        last `REFUSALS_UNPAID` or more resumes were refused, to the CPU's back-off (False: the
+        search did not pay)."""
+        unpaid = self.refusals >= REFUSALS_UNPAID
+        self.forget()
+        return not unpaid
 
     def forget(self) -> None:
         """Back to watching tokens: the snapshots and any kept cycle are dropped."""
@@ -375,6 +401,8 @@ class Cycle:
         self.tokens = []
         self.probing = 0
         self.period = 0
+        self.pause = 0
+        self.refusals = 0
 
     def find_period(self) -> bool:
         """Once 2p + 1 switches of the period p the tokens suggest are snapshotted, verify it;
@@ -406,7 +434,7 @@ class Cycle:
                 or new.expiry - old.expiry != span
                 or len(old.rows) != len(new.rows)
                 or any(a[0] != b[0] for a, b in zip(old.rows, new.rows, strict=True))
-                or not _same_refs(old.refs, new.refs)
+                or old.refs != new.refs
                 or any(b - a != d for a, b, d in zip(old.nums, new.nums, deltas, strict=True))
             ):
                 return False
@@ -419,6 +447,7 @@ class Cycle:
         included) by one amount, counters (tree insertions included) forward, every other
         number not at all."""
         layout = self.layout
+        assert layout is not None
         virtual: dict[int, int] = {}
         kinds = layout.kinds
         for index, kind in enumerate(kinds):
@@ -451,11 +480,13 @@ class Cycle:
         """Is number `index` an entity's ``vprot`` already at or below its vruntime? A lone
         group entity kept running is never picked again, so its protection
         (``protect_slice``: vprot beyond vruntime) ended for good and its vprot stays put."""
-        obj, name = self.layout.num_slots[index]
+        layout = self.layout
+        assert layout is not None
+        obj, name = layout.num_slots[index]
         if name != "vprot":
             return False
         nums = self.history[-1].nums
-        vruntime = self.layout.num_slots.index((obj, "vruntime"))
+        vruntime = layout.num_slots.index((obj, "vruntime"))
         return nums[index] <= nums[vruntime]
 
     # ---- replaying ------------------------------------------------------------------------
@@ -475,39 +506,49 @@ class Cycle:
             ]
             for j, ref in enumerate(self.reference)
         ]
-        self.bind()
         self.k = 0
         self.phase = p - 1
-        if all(self.steps):
+        if self.bind():
             self.resume()
         else:
             self.forget()
 
-    def bind(self) -> None:
+    def bind(self) -> bool:
         """The replay's rows as (column append, value, increment) for the recorder's current
-        arrays; a row whose value moves must go to an int64 column (it never overflows)."""
+        arrays. False, nothing bound, when a row whose value moves is not in an int64 column
+        (one that is never overflows; a widened column stays int64)."""
         rec = self.machine.rec
         columns = rec.column_list()
-        self.generation = rec.generation
-        self.steps = [
-            [(columns[index].append, value, delta) for index, value, delta in rows]
-            for rows in self.rows
-        ]
         if any(
             delta and columns[index].typecode != "q"
             for rows in self.rows
             for index, _, delta in rows
         ):
-            self.steps = [[] for _ in self.rows]
+            return False
+        self.generation = rec.generation
+        self.steps = [
+            [(columns[index].append, value, delta) for index, value, delta in rows]
+            for rows in self.rows
+        ]
+        return True
 
-    def resume(self) -> bool:
-        """Replay from the CPU's next expiry if the bound lets it through (else the cycle is
-        kept, and a later switch may resume it)."""
+    def resume(self) -> None:
+        """Replay from the CPU's next expiry if the bound lets it through; else the cycle is
+        kept for a later switch, which `refuse` may make wait."""
         self.history = []
         if self.machine.may_replay(self.rq):
             self.replaying = True
             self.replayed = 0
-        return True
+            self.refusals = 0
+        else:
+            self.refuse()
+
+    def refuse(self) -> None:
+        """A resume was refused (the bound comes before the CPU's next expiry): the next
+        switches, 0, 1, 3, 7, … (capped) of them as refusals repeat, pass unchecked — each
+        check costs a snapshot and the bound's scan of every pending event."""
+        self.refusals += 1
+        self.pause = min(MAX_REFUSED_PAUSE, (1 << min(self.refusals - 1, 16)) - 1)
 
     def advance(self) -> None:
         """The position moves on by one switch."""
@@ -515,6 +556,10 @@ class Cycle:
         if self.phase == self.period:
             self.phase = 0
             self.k += 1
+
+    def expiry(self) -> int:
+        """The timer's expiry (ns) the cycle predicts after its position's switch."""
+        return self.reference[self.phase].expiry + self.k * self.span
 
     def predicted(self) -> tuple[list[int], Snapshot]:
         """The numbers the cycle predicts for its position, and the reference snapshot."""
@@ -524,11 +569,7 @@ class Cycle:
 
     def matches(self, snap: Snapshot) -> bool:
         nums, ref = self.predicted()
-        return (
-            snap.expiry == ref.expiry + self.k * self.span
-            and nums == snap.nums
-            and _same_refs(ref.refs, snap.refs)
-        )
+        return snap.expiry == self.expiry() and nums == snap.nums and ref.refs == snap.refs
 
     def step(self) -> None:
         """The CPU's timer fired at a switch the cycle predicts: append the switch's rows and
@@ -537,13 +578,14 @@ class Cycle:
         self.replayed += 1
         machine = self.machine
         if machine.rec.generation != self.generation:  # a column was widened meanwhile
-            self.bind()
+            bound = self.bind()
+            assert bound, "a widened column is int64 for good"
         k = self.k
         for append, value, delta in self.steps[self.phase]:
             append(value + k * delta)
         machine.context_switches += 1
         machine.replayed_switches += 1
-        expiry = self.reference[self.phase].expiry + k * self.span
+        expiry = self.reference[self.phase].expiry + k * self.span  # (`expiry`, inlined)
         if expiry >= machine.replay_bound:
             self.leave()
         self.rq.timer.start(expiry)
@@ -556,12 +598,12 @@ class Cycle:
         self.replaying = False
         rq = self.rq
         if self.replayed < PAYOFF:  # cut short: the search cost more than it saved
-            rq.cycle_wait = rq.cycle_backoff
-            rq.cycle_backoff = min(MAX_BACKOFF, 2 * rq.cycle_backoff)
+            back_off(rq)
         else:
             rq.cycle_backoff = FIRST_BACKOFF
         nums, ref = self.predicted()
         layout = self.layout
+        assert layout is not None
         for (obj, name), value in zip(layout.num_slots, nums, strict=False):
             setattr(obj, name, value)
         for (obj, name), ref_value in zip(layout.ref_slots, ref.refs, strict=False):
@@ -615,8 +657,7 @@ class Replaying:
             return
         if not cycle.observe():
             rq.cycle = None
-            rq.cycle_wait = rq.cycle_backoff
-            rq.cycle_backoff = min(MAX_BACKOFF, 2 * rq.cycle_backoff)
+            back_off(rq)
 
     def drop_cycle(self: Machine, rq: Rq) -> None:
         """`rq` decided something other than a round-robin switch (never while replaying: its
@@ -659,24 +700,24 @@ class Replaying:
         timer = rq.timer
         if not timer.active or not self.quiet_cpu(rq):
             return False
-        bound = self.foreign_bound()
+        bound = self.foreign_bound(rq)
         if timer.expires >= bound:
             return False
         self.replay_bound = bound
         return True
 
-    def foreign_bound(self: Machine) -> int:
+    def foreign_bound(self: Machine, quiet: Rq) -> int:
         """The time of the first pending event that could read or change a replaying CPU:
         any SimPy event (the calendar's own wake-ups aside) and any machine timer other than
-        a quiet CPU's scheduling timer or a periodic balance (which leaves the replays first
-        if it is to move anything: `sched_balance_rq`)."""
+        a quiet CPU's scheduling timer (`quiet`'s: checked already) or a periodic balance
+        (which leaves the replays first if it is to move anything: `sched_balance_rq`)."""
         bound = NEVER
         calendar = self.calendar
         local = {id(rq.balance_timer) for rq in self.rqs}
         local.update(
             id(rq.timer)
             for rq in self.rqs
-            if (rq.cycle is not None and rq.cycle.replaying) or self.quiet_cpu(rq)
+            if rq is quiet or (rq.cycle is not None and rq.cycle.replaying) or self.quiet_cpu(rq)
         )
         for expires, _, seq, timer in calendar.heap:
             if expires < bound and timer._seq == seq and id(timer) not in local:
