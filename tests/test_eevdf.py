@@ -205,10 +205,12 @@ def test_a_pending_reschedule_skips_the_wakeup_check() -> None:
     assert wakeup_beside_protected_curr(MS // 10, 0, resched_pending=True) == (False, 3 * MS)
 
 
-def reweighted_curr(weight: int, vprot: int) -> SchedEntity:
+def reweighted_curr(weight: int, vprot: int, picking: bool = False) -> SchedEntity:
     """A nice-0 curr (vruntime 1 ms, 3 ms request) with protection up to `vprot`, beside a
     queued nice-0 entity at the same vruntime, given `weight` (the machine's part of
-    ``reweight_entity`` — the queue's load — done by hand)."""
+    ``reweight_entity`` — the queue's load — done by hand). `picking`: reweighted while a pick
+    runs, when the machine has put curr back (``prev_curr``) and the kernel's curr is still it
+    (a picked delayed entity's dequeue reweights the groups above it)."""
     from cfssim.sched.policy import SchedTunables
     from cfssim.sched.runqueue import CfsRunQueue
 
@@ -220,21 +222,28 @@ def reweighted_curr(weight: int, vprot: int) -> SchedEntity:
         se.deadline = 4 * MS
         cfs_rq.nr_running += 1
         cfs_rq.load += se.weight
-    cfs_rq.curr = curr
+    if picking:
+        cfs_rq.prev_curr = curr
+        cfs_rq.insert(curr, curr.deadline)
+    else:
+        cfs_rq.curr = curr
     curr.vprot = vprot
     cfs_rq.insert(queued, queued.deadline)
     cfs_rq.load += weight - curr.weight
+    if picking:
+        cfs_rq.remove(curr)  # as the machine's reweight_entity does
     policy.reweight_entity(cfs_rq, curr, weight)
     return curr
 
 
+@pytest.mark.parametrize("picking", [False, True])
 @pytest.mark.parametrize("weight", [335, 3121, 88761])
-def test_a_reweight_scales_the_protection_left_like_the_request(weight: int) -> None:
+def test_a_reweight_scales_the_protection_left_like_the_request(weight: int, picking: bool) -> None:
     """``reweight_entity`` (6.18.y with ff38424030f9): the running entity's live protection is
     carried relative to its vruntime and scaled by w_old/w_new like its relative deadline, so
     w·(vprot − v) — the wall time of protection left — survives a renice or a group's new
-    shares (up to one ns of truncation)."""
-    curr = reweighted_curr(weight, vprot=3 * MS)  # 2 ms of protection left at nice 0
+    shares (up to one ns of truncation), also while a pick runs."""
+    curr = reweighted_curr(weight, vprot=3 * MS, picking=picking)  # 2 ms left at nice 0
     assert curr.vprot - curr.vruntime == 2 * MS * 1024 // weight
     assert curr.deadline - curr.vruntime == 3 * MS * 1024 // weight
 

@@ -300,8 +300,9 @@ class Eevdf(FairPolicy):
         se.vlag = vlag // weight if vlag >= 0 else -(-vlag // weight)
         deadline = deadline // weight if deadline >= 0 else -(-deadline // weight)
         # a running entity's live protection goes relative too, scaled alike (6.18.y since
-        # ff38424030f9, "sched/eevdf: Update se->vprot in reweight_entity()"); vprot − v > 0
-        rel_vprot = cfs_rq.curr is se and se.vprot > v
+        # ff38424030f9, "sched/eevdf: Update se->vprot in reweight_entity()"); vprot − v > 0.
+        # While a pick runs, the kernel's curr is still the entity that ran (`prev_curr`)
+        rel_vprot = (cfs_rq.curr is se or cfs_rq.prev_curr is se) and se.vprot > v
         if rel_vprot:
             vprot = (se.vprot - v) * old // weight
         se.set_weight(weight)

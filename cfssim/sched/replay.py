@@ -508,7 +508,7 @@ class Cycle:
         ]
         self.k = 0
         self.phase = p - 1
-        if self.bind():
+        if self.bind() and all(self.steps):  # (a switch with no rows is not replayed)
             self.resume()
         else:
             self.forget()
