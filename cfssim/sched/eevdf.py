@@ -277,8 +277,9 @@ class Eevdf(FairPolicy):
     def reweight_entity(self, cfs_rq: CfsRunQueue | None, se: SchedEntity, weight: int) -> None:
         """``reweight_entity``: scale vlag, a relative deadline and a running entity's live
         protection (vprot − v) by w_old/w_new; a queued entity is re-placed so its lag survives
-        (the machine took it out of the tree). An entity off every queue (`cfs_rq` None: a task
-        never woken) only scales its vlag."""
+        with V unchanged — `place_entity` with it out of V and W (the machine took it out of
+        the tree), the kernel's kept V, curr included (docs/kernel-facts.md#reweight-protection).
+        An entity off every queue (`cfs_rq` None: a task never woken) only scales its vlag."""
         if not se.on_rq:
             old = se.weight
             se.vlag = div_s64(se.vlag * old, weight)
