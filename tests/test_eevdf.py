@@ -543,7 +543,8 @@ def test_the_tickers_wait_per_timeslice_matches_the_kernel() -> None:
 
 def kernel_reniced_share(nice: int, every_s: float, duration_s: float) -> float:
     """`reniced_share` on this kernel: two shell busy loops pinned to CPU 0 (one session: one
-    autogroup), reniced from this process, which keeps to CPU 1; CPU time from schedstat."""
+    autogroup), reniced from this process, which keeps to CPU 1; CPU time from schedstat. The
+    loops are killed whatever happens."""
     import subprocess
 
     if os.geteuid() != 0:
@@ -554,8 +555,12 @@ def kernel_reniced_share(nice: int, every_s: float, duration_s: float) -> float:
     if load > 0.05:
         pytest.skip(f"machine busy ({load:.0%} background load > 5%)")
     mine = os.sched_getaffinity(0)
-    hog = ["taskset", "-c", "0", "sh", "-c", "while :; do :; done"]
-    hogs = [subprocess.Popen(hog) for _ in range(2)]
+    hogs = [
+        subprocess.Popen(
+            ["sh", "-c", "while :; do :; done"], preexec_fn=lambda: os.sched_setaffinity(0, {0})
+        )
+        for _ in range(2)
+    ]
     try:
         os.sched_setaffinity(0, {1})
         time.sleep(0.3)
