@@ -20,6 +20,8 @@ import cfssim
 from cfssim.sched.core import FAIR_POLICIES
 from cfssim.sched.eevdf import Eevdf, queue_sums
 from cfssim.sched.entity import SchedEntity
+from cfssim.sched.policy import SchedTunables
+from cfssim.sched.runqueue import CfsRunQueue
 
 MS = 1_000_000
 
@@ -159,27 +161,31 @@ def test_a_short_custom_slice_lowers_wakeup_latency_and_preempt_short_is_why(
 
 
 # ---- delayed dequeue ------------------------------------------------------------------------
+def eevdf_queue(*entities: tuple[int, int]) -> tuple[Eevdf, CfsRunQueue, list[SchedEntity]]:
+    """An EEVDF policy and a queue holding nice-0 entities of (slice, vruntime) ns, each with a
+    request one slice on; none is curr nor in the tree yet."""
+    cfs_rq = CfsRunQueue(None, 0, "rq")
+    policy = Eevdf(SchedTunables.for_machine(2), [cfs_rq])
+    made = []
+    for slice_ns, vruntime in entities:
+        se = SchedEntity()
+        se.rq_of, se.on_rq, se.slice, se.vruntime = cfs_rq, True, slice_ns, vruntime
+        se.deadline = vruntime + slice_ns
+        cfs_rq.nr_running += 1
+        cfs_rq.load += se.weight
+        made.append(se)
+    return policy, cfs_rq, made
+
+
 def wakeup_beside_protected_curr(
     wakee_slice: int, wakee_vruntime: int, resched_pending: bool = False
 ) -> tuple[bool, int]:
     """Wake an entity (`wakee_slice` ns, at `wakee_vruntime`) on a queue whose curr has a 3 ms
     slice, protected for all of it, beside a queued 0.5 ms-slice entity (e.g. a group whose slice
     shrank since curr's pick): (preempt?, curr's vprot afterwards)."""
-    from cfssim.sched.policy import SchedTunables
-    from cfssim.sched.runqueue import CfsRunQueue
-
-    cfs_rq = CfsRunQueue(None, 0, "rq")
-    policy = Eevdf(SchedTunables.for_machine(2), [cfs_rq])
-    curr, queued, wakee = SchedEntity(), SchedEntity(), SchedEntity()
-    for se, slice_ns, vruntime in (
-        (curr, 3 * MS, 0),
-        (queued, MS // 2, 0),
-        (wakee, wakee_slice, wakee_vruntime),
-    ):
-        se.rq_of, se.on_rq, se.slice, se.vruntime = cfs_rq, True, slice_ns, vruntime
-        se.deadline = vruntime + slice_ns
-        cfs_rq.nr_running += 1
-        cfs_rq.load += se.weight
+    policy, cfs_rq, (curr, queued, wakee) = eevdf_queue(
+        (3 * MS, 0), (MS // 2, 0), (wakee_slice, wakee_vruntime)
+    )
     cfs_rq.curr = curr
     curr.vprot = curr.deadline
     cfs_rq.insert(queued, queued.deadline)
@@ -210,28 +216,16 @@ def reweighted_curr(weight: int, vprot: int, picking: bool = False) -> SchedEnti
     queued nice-0 entity at the same vruntime, given `weight` (the machine's part of
     ``reweight_entity`` — the queue's load — done by hand). `picking`: reweighted while a pick
     runs, when the machine has put curr back (``prev_curr``) and the kernel's curr is still it
-    (a picked delayed entity's dequeue reweights the groups above it)."""
-    from cfssim.sched.policy import SchedTunables
-    from cfssim.sched.runqueue import CfsRunQueue
-
-    cfs_rq = CfsRunQueue(None, 0, "rq")
-    policy = Eevdf(SchedTunables.for_machine(2), [cfs_rq])
-    curr, queued = SchedEntity(), SchedEntity()
-    for se in (curr, queued):
-        se.rq_of, se.on_rq, se.slice, se.vruntime = cfs_rq, True, 3 * MS, MS
-        se.deadline = 4 * MS
-        cfs_rq.nr_running += 1
-        cfs_rq.load += se.weight
+    (a picked delayed entity's dequeue reweights the groups above it; the machine takes it out
+    of the tree first, as it does any entity it reweights)."""
+    policy, cfs_rq, (curr, queued) = eevdf_queue((3 * MS, MS), (3 * MS, MS))
     if picking:
         cfs_rq.prev_curr = curr
-        cfs_rq.insert(curr, curr.deadline)
     else:
         cfs_rq.curr = curr
     curr.vprot = vprot
     cfs_rq.insert(queued, queued.deadline)
     cfs_rq.load += weight - curr.weight
-    if picking:
-        cfs_rq.remove(curr)  # as the machine's reweight_entity does
     policy.reweight_entity(cfs_rq, curr, weight)
     return curr
 
